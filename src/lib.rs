@@ -1,0 +1,2 @@
+//! natter: a secure peer-to-peer messenger for local networks.
+#![forbid(unsafe_code)]
