@@ -1,0 +1,114 @@
+//! Exact, canonical postcard decoding.
+//!
+//! Every decoder in natter goes through [`decode_exact`]: the input must be
+//! exactly one value, with no trailing bytes, in its one canonical encoding
+//! (postcard would otherwise accept over-long varints). Re-encoding is cheap
+//! next to the cryptography around it and makes "the bytes that were signed
+//! are the bytes that were meant" easy to reason about.
+
+use serde::{de::DeserializeOwned, Serialize};
+
+/// Why bytes could not be decoded or encoded.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum WireError {
+    #[error("malformed encoding: {0}")]
+    Malformed(String),
+    #[error("{0} trailing bytes after the value")]
+    TrailingBytes(usize),
+    #[error("non-canonical encoding")]
+    NonCanonical,
+    #[error("{what} is {len} bytes, limit {max}")]
+    TooLong {
+        what: &'static str,
+        len: usize,
+        max: usize,
+    },
+    #[error("{0} is empty")]
+    Empty(&'static str),
+    #[error("unsupported protocol version {0}")]
+    Version(u8),
+    #[error("bad signature")]
+    BadSignature,
+    #[error("invalid key: {0}")]
+    BadKey(&'static str),
+}
+
+/// Encode a value with postcard.
+pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    // postcard only fails to serialise for unsupported serde features (maps
+    // with unknown length and the like), which no natter type uses.
+    postcard::to_allocvec(value).unwrap_or_default()
+}
+
+/// Append the postcard encoding of `value` to `out`.
+pub fn encode_into<T: Serialize>(value: &T, out: &mut Vec<u8>) {
+    let start = out.len();
+    if postcard::to_extend(value, std::mem::take(out)).map(|v| *out = v).is_err() {
+        out.truncate(start);
+    }
+}
+
+/// Decode exactly one canonical value from `bytes`.
+pub fn decode_exact<T: DeserializeOwned + Serialize>(bytes: &[u8]) -> Result<T, WireError> {
+    let (value, rest) = decode_prefix::<T>(bytes)?;
+    if !rest.is_empty() {
+        return Err(WireError::TrailingBytes(rest.len()));
+    }
+    Ok(value)
+}
+
+/// Decode one canonical value from the front of `bytes`, returning the rest.
+pub fn decode_prefix<T: DeserializeOwned + Serialize>(bytes: &[u8]) -> Result<(T, &[u8]), WireError> {
+    let (value, rest) =
+        postcard::take_from_bytes::<T>(bytes).map_err(|e| WireError::Malformed(e.to_string()))?;
+    let used = &bytes[..bytes.len() - rest.len()];
+    if encode(&value) != used {
+        return Err(WireError::NonCanonical);
+    }
+    Ok((value, rest))
+}
+
+/// Check a UTF-8 field against its limit.
+pub fn check_len(what: &'static str, len: usize, max: usize) -> Result<(), WireError> {
+    if len > max {
+        return Err(WireError::TooLong { what, len, max });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trailing_bytes_are_an_error() {
+        let mut bytes = encode(&7u32);
+        bytes.push(0);
+        assert_eq!(decode_exact::<u32>(&bytes), Err(WireError::TrailingBytes(1)));
+    }
+
+    #[test]
+    fn overlong_varint_is_rejected() {
+        // 0 encoded in two bytes instead of one.
+        assert_eq!(decode_exact::<u32>(&[0x80, 0x00]), Err(WireError::NonCanonical));
+        assert_eq!(decode_exact::<u32>(&[0x00]), Ok(0));
+    }
+
+    #[test]
+    fn invalid_bool_is_rejected() {
+        assert!(matches!(decode_exact::<bool>(&[2]), Err(WireError::Malformed(_))));
+    }
+
+    #[test]
+    fn truncated_input_is_rejected() {
+        let bytes = encode(&String::from("hello"));
+        assert!(decode_exact::<String>(&bytes[..3]).is_err());
+    }
+
+    #[test]
+    fn encode_into_appends() {
+        let mut out = vec![9u8];
+        encode_into(&300u16, &mut out);
+        assert_eq!(out, vec![9, 0xac, 0x02]);
+    }
+}

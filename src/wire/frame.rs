@@ -1,0 +1,183 @@
+//! Frames: what travels inside the established, encrypted link.
+//!
+//! The plaintext of one Noise transport message is one or more frames, each
+//! the canonical postcard encoding of [`Frame`], back to back with nothing
+//! between them. Packing several small frames into one Noise message saves
+//! an AEAD setup and a syscall per frame. An empty plaintext, an unknown
+//! variant or a frame that breaks a limit is a protocol error that closes the
+//! link.
+
+use super::codec::{check_len, decode_prefix, encode_into, WireError};
+use super::limits::{MAX_ACK_IDS, MAX_CLOSE_DETAIL_LEN, MAX_NICK_LEN, MAX_TEXT_LEN};
+use crate::identity::{IdentityKey, SignatureBytes};
+use serde::{Deserialize, Serialize};
+
+/// A random 128-bit message id.
+pub type MessageId = [u8; 16];
+
+/// One frame. Variant indices are part of the protocol: append only.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Frame {
+    /// 0: liveness probe; the peer answers with `Pong` of the same value.
+    Ping(u64),
+    /// 1: answer to `Ping`.
+    Pong(u64),
+    /// 2: the sender is closing the link, and why.
+    Close(Close),
+    /// 3: opaque application bytes (used by benchmarks and extensions).
+    Data(#[serde(with = "serde_bytes")] Vec<u8>),
+    /// 4: a public-room message, signed by its author so any peer may relay it.
+    Public(PublicMessage),
+    /// 5: a private message; its author is the authenticated peer of the link.
+    Direct(DirectMessage),
+    /// 6: the listed messages are stored durably by the sender of the ack.
+    Ack(Vec<MessageId>),
+    /// 7: please send the public messages you have with a timestamp ≥ `since_ms`.
+    SyncRequest(SyncRequest),
+    /// 8: the sender's nickname changed.
+    Nick(String),
+}
+
+/// Why a link is being closed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CloseReason {
+    /// 0: the user or the process is shutting down.
+    Shutdown,
+    /// 1: another link to the same peer won the duplicate-link tie-break.
+    DuplicateLink,
+    /// 2: the peer broke the protocol (bad frame, limit exceeded, …).
+    ProtocolError,
+    /// 3: the peer did not read fast enough; its queue overflowed.
+    TooSlow,
+    /// 4: the peer stopped answering keepalives.
+    Timeout,
+    /// 5: the peer is not the identity that was dialled.
+    WrongIdentity,
+    /// 6: the local node has too many links.
+    Busy,
+}
+
+/// Payload of [`Frame::Close`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Close {
+    pub reason: CloseReason,
+    /// Free text for logs, at most [`MAX_CLOSE_DETAIL_LEN`] bytes. Untrusted.
+    pub detail: String,
+}
+
+/// A public message as its author signed it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublicMessage {
+    pub id: MessageId,
+    pub author: IdentityKey,
+    pub timestamp_ms: u64,
+    pub text: String,
+    /// Signature by `author` over `"natter/1 public-message" ||
+    /// postcard(SignedPublic { id, author, timestamp_ms, text })`.
+    pub signature: SignatureBytes,
+}
+
+/// The signed part of a public message.
+#[derive(Serialize)]
+pub struct SignedPublic<'a> {
+    pub id: &'a MessageId,
+    pub author: &'a IdentityKey,
+    pub timestamp_ms: u64,
+    pub text: &'a str,
+}
+
+/// A private message. No author field: the author is the link's peer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirectMessage {
+    pub id: MessageId,
+    pub timestamp_ms: u64,
+    pub text: String,
+}
+
+/// Payload of [`Frame::SyncRequest`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncRequest {
+    /// Oldest timestamp (sender's view of message timestamps) wanted.
+    pub since_ms: u64,
+}
+
+impl Frame {
+    /// Check the limits a decoded frame must respect.
+    pub fn validate(&self) -> Result<(), WireError> {
+        match self {
+            Frame::Close(c) => check_len("close detail", c.detail.len(), MAX_CLOSE_DETAIL_LEN),
+            Frame::Public(m) => check_len("text", m.text.len(), MAX_TEXT_LEN),
+            Frame::Direct(m) => check_len("text", m.text.len(), MAX_TEXT_LEN),
+            Frame::Ack(ids) => {
+                if ids.is_empty() {
+                    return Err(WireError::Empty("ack"));
+                }
+                check_len("ack", ids.len(), MAX_ACK_IDS)
+            }
+            Frame::Nick(n) => check_len("nickname", n.len(), MAX_NICK_LEN),
+            Frame::Ping(_) | Frame::Pong(_) | Frame::Data(_) | Frame::SyncRequest(_) => Ok(()),
+        }
+    }
+
+    /// Append this frame's encoding to `out`.
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        encode_into(self, out)
+    }
+}
+
+/// Decode a transport plaintext into its frames.
+pub fn decode_frames(mut plaintext: &[u8]) -> Result<Vec<Frame>, WireError> {
+    if plaintext.is_empty() {
+        return Err(WireError::Empty("plaintext"));
+    }
+    let mut frames = Vec::new();
+    while !plaintext.is_empty() {
+        let (frame, rest) = decode_prefix::<Frame>(plaintext)?;
+        frame.validate()?;
+        frames.push(frame);
+        plaintext = rest;
+    }
+    Ok(frames)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::codec::encode;
+
+    #[test]
+    fn several_frames_in_one_plaintext() {
+        let frames = vec![Frame::Ping(1), Frame::Data(vec![1, 2, 3]), Frame::Pong(u64::MAX)];
+        let mut buf = Vec::new();
+        for f in &frames {
+            f.encode_into(&mut buf);
+        }
+        assert_eq!(decode_frames(&buf).unwrap(), frames);
+    }
+
+    #[test]
+    fn unknown_variant_is_an_error() {
+        assert!(decode_frames(&[9]).is_err());
+        assert!(decode_frames(&[0x7f, 0]).is_err());
+    }
+
+    #[test]
+    fn empty_plaintext_and_partial_frame_are_errors() {
+        assert!(decode_frames(&[]).is_err());
+        let mut buf = encode(&Frame::Ping(300));
+        buf.pop();
+        assert!(decode_frames(&buf).is_err());
+    }
+
+    #[test]
+    fn limits_are_enforced() {
+        let big = Frame::Direct(DirectMessage {
+            id: [0; 16],
+            timestamp_ms: 0,
+            text: "x".repeat(MAX_TEXT_LEN + 1),
+        });
+        assert!(decode_frames(&encode(&big)).is_err());
+        assert!(decode_frames(&encode(&Frame::Ack(vec![]))).is_err());
+        assert!(decode_frames(&encode(&Frame::Nick("n".repeat(MAX_NICK_LEN + 1)))).is_err());
+    }
+}

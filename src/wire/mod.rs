@@ -1,0 +1,15 @@
+//! Every byte format of natter, with no IO. Decoders here are exact: one
+//! canonical encoding, no trailing bytes, limits from [`limits`].
+
+pub mod beacon;
+pub mod codec;
+pub mod frame;
+pub mod framing;
+pub mod hello;
+pub mod limits;
+
+pub use beacon::{decode_beacon, encode_beacon, BeaconBody};
+pub use codec::WireError;
+pub use frame::{decode_frames, Close, CloseReason, DirectMessage, Frame, MessageId, PublicMessage};
+pub use framing::{Deframer, FramingError};
+pub use hello::Hello;
