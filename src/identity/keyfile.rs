@@ -33,7 +33,9 @@ pub enum KeyFileError {
     Write { path: PathBuf, source: io::Error },
     #[error("identity file {path} is corrupt ({why}); it was left untouched. Restore it from a backup, or move it away to create a new identity (peers will see a different key)")]
     Corrupt { path: PathBuf, why: String },
-    #[error("identity file {path} is readable by other users (mode {mode:o}); run: chmod 600 {path}")]
+    #[error(
+        "identity file {path} is readable by other users (mode {mode:o}); run: chmod 600 {path}"
+    )]
     Permissions { path: PathBuf, mode: u32 },
     #[error(transparent)]
     Identity(#[from] IdentityError),
@@ -121,7 +123,10 @@ fn create(data_dir: &Path, id: &LocalIdentity) -> Result<(), KeyFileError> {
     super::random_bytes(&mut suffix)?;
     let tmp = data_dir.join(format!(
         ".{IDENTITY_FILE}.tmp-{}",
-        suffix.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        suffix
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
     ));
     let result = (|| -> io::Result<()> {
         let mut f = OpenOptions::new()
@@ -152,7 +157,10 @@ mod tests {
         assert!(!created);
         assert_eq!(a.identity_key(), b.identity_key());
         assert_eq!(a.bound_keys(), b.bound_keys());
-        let mode = fs::metadata(dir.path().join(IDENTITY_FILE)).unwrap().permissions().mode();
+        let mode = fs::metadata(dir.path().join(IDENTITY_FILE))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
         // No temporary file left behind.
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
@@ -164,17 +172,25 @@ mod tests {
         let (id, _) = load_or_create(dir.path()).unwrap();
         let path = dir.path().join(IDENTITY_FILE);
         let good = encode(&id);
-        for damaged in [good[..40].to_vec(), {
-            let mut d = good.to_vec();
-            d[20] ^= 0x01;
-            d
-        }, b"hello".to_vec(), Vec::new()]
-        {
+        for damaged in [
+            good[..40].to_vec(),
+            {
+                let mut d = good.to_vec();
+                d[20] ^= 0x01;
+                d
+            },
+            b"hello".to_vec(),
+            Vec::new(),
+        ] {
             fs::write(&path, &damaged).unwrap();
             let err = load_or_create(dir.path()).unwrap_err();
             assert!(matches!(err, KeyFileError::Corrupt { .. }), "{err}");
             assert!(err.to_string().contains(IDENTITY_FILE));
-            assert_eq!(fs::read(&path).unwrap(), damaged, "file must not be rewritten");
+            assert_eq!(
+                fs::read(&path).unwrap(),
+                damaged,
+                "file must not be rewritten"
+            );
         }
     }
 

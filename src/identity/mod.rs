@@ -90,7 +90,12 @@ impl std::fmt::Debug for SignatureBytes {
 impl IdentityKey {
     /// Verify `sig` over `domain || msg` with `verify_strict` (rejects
     /// non-canonical and small-order keys and signatures).
-    pub fn verify(&self, domain: &[u8], msg: &[u8], sig: &SignatureBytes) -> Result<(), IdentityError> {
+    pub fn verify(
+        &self,
+        domain: &[u8],
+        msg: &[u8],
+        sig: &SignatureBytes,
+    ) -> Result<(), IdentityError> {
         let key = VerifyingKey::from_bytes(&self.0).map_err(|_| IdentityError::BadIdentityKey)?;
         let sig = Signature::from_bytes(&sig.0);
         let mut data = Vec::with_capacity(domain.len() + msg.len());
@@ -120,7 +125,9 @@ impl NoiseKey {
 /// order to the identity, which x25519-dalek reports as non-contributory.
 pub fn is_low_order(public: &[u8; 32]) -> bool {
     let probe = StaticSecret::from([0x5a; 32]);
-    !probe.diffie_hellman(&PublicKey::from(*public)).was_contributory()
+    !probe
+        .diffie_hellman(&PublicKey::from(*public))
+        .was_contributory()
 }
 
 /// The message signed to bind a Noise static key to an identity.
@@ -144,7 +151,11 @@ impl BoundKeys {
             return Err(IdentityError::LowOrderNoiseKey);
         }
         self.identity
-            .verify(domain::NOISE_BINDING, &binding_message(&self.noise), &self.binding)
+            .verify(
+                domain::NOISE_BINDING,
+                &binding_message(&self.noise),
+                &self.binding,
+            )
             .map_err(|e| match e {
                 IdentityError::BadSignature => IdentityError::BadBinding,
                 other => other,
@@ -169,7 +180,10 @@ impl std::fmt::Debug for LocalIdentity {
 
 impl LocalIdentity {
     /// Build an identity from its two 32-byte secrets.
-    pub fn from_secrets(ed25519_seed: [u8; 32], x25519_secret: [u8; 32]) -> Result<Self, IdentityError> {
+    pub fn from_secrets(
+        ed25519_seed: [u8; 32],
+        x25519_secret: [u8; 32],
+    ) -> Result<Self, IdentityError> {
         let signing = SigningKey::from_bytes(&ed25519_seed);
         let noise_public = PublicKey::from(&StaticSecret::from(x25519_secret));
         let noise = NoiseKey(noise_public.to_bytes());
@@ -350,7 +364,10 @@ mod tests {
     fn signature_domains_do_not_cross() {
         let id = fixed(4);
         let sig = id.sign(domain::BEACON, b"payload");
-        assert!(id.identity_key().verify(domain::BEACON, b"payload", &sig).is_ok());
+        assert!(id
+            .identity_key()
+            .verify(domain::BEACON, b"payload", &sig)
+            .is_ok());
         assert!(id
             .identity_key()
             .verify(domain::PUBLIC_MESSAGE, b"payload", &sig)
@@ -385,7 +402,11 @@ mod tests {
 
     #[test]
     fn safety_number_is_symmetric_and_pair_specific() {
-        let (a, b, c) = (fixed(1).identity_key(), fixed(2).identity_key(), fixed(3).identity_key());
+        let (a, b, c) = (
+            fixed(1).identity_key(),
+            fixed(2).identity_key(),
+            fixed(3).identity_key(),
+        );
         let ab = safety_number(&a, &b);
         assert_eq!(ab, safety_number(&b, &a));
         assert_ne!(ab, safety_number(&a, &c));

@@ -47,7 +47,9 @@ pub fn encode_beacon(body: &BeaconBody, id: &LocalIdentity) -> Result<Vec<u8>, W
 pub fn parse_beacon(packet: &[u8]) -> Result<(BeaconBody, &[u8], SignatureBytes), WireError> {
     check_len("beacon", packet.len(), MAX_BEACON_LEN)?;
     if packet.len() <= SIGNATURE_LEN {
-        return Err(WireError::Malformed("beacon shorter than its signature".into()));
+        return Err(WireError::Malformed(
+            "beacon shorter than its signature".into(),
+        ));
     }
     let (body_bytes, sig) = packet.split_at(packet.len() - SIGNATURE_LEN);
     let body: BeaconBody = decode_exact(body_bytes)?;
@@ -68,7 +70,9 @@ pub fn decode_beacon(packet: &[u8]) -> Result<BeaconBody, WireError> {
         .identity
         .verify(domain::BEACON, body_bytes, &sig)
         .map_err(|_| WireError::BadSignature)?;
-    body.keys.verify().map_err(|_| WireError::BadKey("identity binding"))?;
+    body.keys
+        .verify()
+        .map_err(|_| WireError::BadKey("identity binding"))?;
     Ok(body)
 }
 

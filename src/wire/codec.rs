@@ -43,7 +43,10 @@ pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 /// Append the postcard encoding of `value` to `out`.
 pub fn encode_into<T: Serialize>(value: &T, out: &mut Vec<u8>) {
     let start = out.len();
-    if postcard::to_extend(value, std::mem::take(out)).map(|v| *out = v).is_err() {
+    if postcard::to_extend(value, std::mem::take(out))
+        .map(|v| *out = v)
+        .is_err()
+    {
         out.truncate(start);
     }
 }
@@ -58,7 +61,9 @@ pub fn decode_exact<T: DeserializeOwned + Serialize>(bytes: &[u8]) -> Result<T, 
 }
 
 /// Decode one canonical value from the front of `bytes`, returning the rest.
-pub fn decode_prefix<T: DeserializeOwned + Serialize>(bytes: &[u8]) -> Result<(T, &[u8]), WireError> {
+pub fn decode_prefix<T: DeserializeOwned + Serialize>(
+    bytes: &[u8],
+) -> Result<(T, &[u8]), WireError> {
     let (value, rest) =
         postcard::take_from_bytes::<T>(bytes).map_err(|e| WireError::Malformed(e.to_string()))?;
     let used = &bytes[..bytes.len() - rest.len()];
@@ -84,19 +89,28 @@ mod tests {
     fn trailing_bytes_are_an_error() {
         let mut bytes = encode(&7u32);
         bytes.push(0);
-        assert_eq!(decode_exact::<u32>(&bytes), Err(WireError::TrailingBytes(1)));
+        assert_eq!(
+            decode_exact::<u32>(&bytes),
+            Err(WireError::TrailingBytes(1))
+        );
     }
 
     #[test]
     fn overlong_varint_is_rejected() {
         // 0 encoded in two bytes instead of one.
-        assert_eq!(decode_exact::<u32>(&[0x80, 0x00]), Err(WireError::NonCanonical));
+        assert_eq!(
+            decode_exact::<u32>(&[0x80, 0x00]),
+            Err(WireError::NonCanonical)
+        );
         assert_eq!(decode_exact::<u32>(&[0x00]), Ok(0));
     }
 
     #[test]
     fn invalid_bool_is_rejected() {
-        assert!(matches!(decode_exact::<bool>(&[2]), Err(WireError::Malformed(_))));
+        assert!(matches!(
+            decode_exact::<bool>(&[2]),
+            Err(WireError::Malformed(_))
+        ));
     }
 
     #[test]

@@ -147,7 +147,11 @@ mod tests {
 
     #[test]
     fn several_frames_in_one_plaintext() {
-        let frames = vec![Frame::Ping(1), Frame::Data(vec![1, 2, 3]), Frame::Pong(u64::MAX)];
+        let frames = vec![
+            Frame::Ping(1),
+            Frame::Data(vec![1, 2, 3]),
+            Frame::Pong(u64::MAX),
+        ];
         let mut buf = Vec::new();
         for f in &frames {
             f.encode_into(&mut buf);

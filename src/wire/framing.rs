@@ -118,7 +118,11 @@ mod tests {
                     got.push(m.to_vec());
                 }
             }
-            assert_eq!(got, vec![b"hello".to_vec(), vec![7u8; 300]], "chunk {chunk}");
+            assert_eq!(
+                got,
+                vec![b"hello".to_vec(), vec![7u8; 300]],
+                "chunk {chunk}"
+            );
             assert_eq!(d.buffered(), 0);
         }
     }
@@ -129,7 +133,10 @@ mod tests {
         d.extend(&[0x04, 0x01]); // 1025, and no body at all
         assert_eq!(
             d.next_message(),
-            Err(FramingError::TooLong { len: 1025, max: 1024 })
+            Err(FramingError::TooLong {
+                len: 1025,
+                max: 1024
+            })
         );
     }
 

@@ -10,6 +10,8 @@ pub mod limits;
 
 pub use beacon::{decode_beacon, encode_beacon, BeaconBody};
 pub use codec::WireError;
-pub use frame::{decode_frames, Close, CloseReason, DirectMessage, Frame, MessageId, PublicMessage};
+pub use frame::{
+    decode_frames, Close, CloseReason, DirectMessage, Frame, MessageId, PublicMessage,
+};
 pub use framing::{Deframer, FramingError};
 pub use hello::Hello;
