@@ -6,6 +6,7 @@
 //! turning events into terminal lines ([`render`]) and tab completion
 //! ([`complete`]). The rustyline and line/JSON shells build on these.
 
+pub mod command;
 pub mod sanitize;
 
 #[cfg(test)]
