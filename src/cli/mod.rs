@@ -7,6 +7,7 @@
 //! ([`complete`]). The rustyline and line/JSON shells build on these.
 
 pub mod command;
+pub mod complete;
 pub mod render;
 pub mod sanitize;
 
