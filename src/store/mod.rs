@@ -508,3 +508,5 @@ fn to_array<const N: usize>(field: &'static str, bytes: Vec<u8>) -> Result<[u8; 
         .map_err(|_| StoreError::InvalidData(format!("{field} has {len} bytes, expected {N}")))
 }
 
+#[cfg(test)]
+mod tests;
