@@ -233,12 +233,17 @@ impl Store {
 
     /// Signed public messages with `timestamp_ms >= since_ms`, oldest first,
     /// at most `limit`: what a peer that was offline asks for to catch up.
-    /// Unsigned public rows cannot be relayed and are left out.
+    /// Unsigned public rows cannot be relayed and are left out. `since_ms`
+    /// may come from a peer: any value is accepted.
     pub fn public_since(
         &self,
         since_ms: u64,
         limit: usize,
     ) -> Result<Vec<StoredMessage>, StoreError> {
+        // No stored timestamp is beyond i64::MAX.
+        let Ok(since) = i64::try_from(since_ms) else {
+            return Ok(Vec::new());
+        };
         query_messages(
             &self.conn,
             &format!(
@@ -247,7 +252,7 @@ impl Store {
                    AND m.signature IS NOT NULL \
                  ORDER BY m.timestamp_ms, m.seq LIMIT ?2"
             ),
-            params![to_sql_u64("since_ms", since_ms)?, sql_limit(limit)],
+            params![since, sql_limit(limit)],
         )
     }
 }

@@ -29,10 +29,13 @@
 //!
 //! [`Store::open`] runs `PRAGMA quick_check` before it changes anything. A file
 //! that is not a database or is malformed yields [`StoreError::Corrupt`] and is
-//! left exactly as it was: never deleted, recreated, checkpointed or written
-//! to; the user decides what to do with their history. A database written by
-//! a newer natter (higher `user_version`) yields [`StoreError::TooNew`] before
-//! anything is written.
+//! left exactly as it was, and so is its WAL: never deleted, recreated,
+//! checkpointed or written to; the user decides what to do with their history.
+//! (Reading a WAL-mode file makes SQLite create an empty `-wal` and a `-shm`
+//! beside it if they are missing; they hold no data.) A database written by a
+//! newer natter (higher `user_version`) yields [`StoreError::TooNew`] before
+//! anything is written. `quick_check` reads the whole file: about 1.3 s for a
+//! million messages (260 MiB) on the reference VM, paid once at start.
 //!
 //! # Schema
 //!
@@ -59,8 +62,9 @@
 //!   (tokenizer `unicode61 remove_diacritics 2`), keyed by `seq` and kept in
 //!   sync by triggers, so the text is stored once. Search asks FTS5 for
 //!   `ORDER BY rowid DESC LIMIT n`, which it answers by walking the index
-//!   backwards and stopping after `n` hits: newest stored first, fast at
-//!   millions of rows.
+//!   backwards and stopping after `n` hits: fast at millions of rows. The
+//!   order is therefore *most recently stored* first, which is the author's
+//!   time order except for messages that arrived late (catch-up).
 //! - `outbox(peer, message_seq)` holds what a peer has not acked yet;
 //!   `deliveries` records who acked what and when.
 //! - `peers` is the trust store: identity key → Noise static key, nickname,

@@ -419,7 +419,7 @@ fn public_since_is_a_window_of_signed_public_messages() {
     assert_eq!(texts(&s.public_since(200, 2).unwrap()), ["t200", "t200b"]);
     assert_eq!(texts(&s.public_since(0, 1).unwrap()), ["t100"]);
     assert!(s.public_since(301, 10).unwrap().is_empty());
-    assert!(s.public_since(u64::MAX, 10).is_err());
+    assert!(s.public_since(u64::MAX, 10).unwrap().is_empty());
 }
 
 // ------------------------------------------------------------------ search
@@ -930,7 +930,7 @@ fn search_at_one_million_messages() {
         "w10",
         "w100",
         "w2000",
-        "w4999",
+        "w4990", // rare
         "w0 w1",
         "w1 w50",
         "w10 w3000",
