@@ -7,5 +7,6 @@
 pub mod cli;
 pub mod handshake;
 pub mod identity;
+pub mod store;
 pub mod transport;
 pub mod wire;

@@ -1,0 +1,258 @@
+//! Messages: insert with duplicate dropping, history, full-text search and
+//! public catch-up.
+
+use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
+
+use super::{
+    from_sql_i64, sql_limit, to_array, to_sql_u64, ConversationKey, MessageId, Store, StoreError,
+    StoredMessage,
+};
+
+/// The columns [`RawMessage::from_row`] reads, from a table aliased `m`.
+pub(super) const MESSAGE_COLUMNS: &str =
+    "m.id, m.conv_peer, m.author, m.timestamp_ms, m.text, m.signature, m.outgoing, m.received_ms";
+
+/// A message row as SQLite hands it over, before its invariants are checked.
+pub(super) struct RawMessage {
+    id: Vec<u8>,
+    conv_peer: Option<Vec<u8>>,
+    author: Vec<u8>,
+    timestamp_ms: i64,
+    text: String,
+    signature: Option<Vec<u8>>,
+    outgoing: i64,
+    received_ms: i64,
+}
+
+impl RawMessage {
+    pub(super) fn from_row(row: &Row<'_>) -> rusqlite::Result<RawMessage> {
+        Ok(RawMessage {
+            id: row.get(0)?,
+            conv_peer: row.get(1)?,
+            author: row.get(2)?,
+            timestamp_ms: row.get(3)?,
+            text: row.get(4)?,
+            signature: row.get(5)?,
+            outgoing: row.get(6)?,
+            received_ms: row.get(7)?,
+        })
+    }
+}
+
+impl TryFrom<RawMessage> for StoredMessage {
+    type Error = StoreError;
+
+    fn try_from(raw: RawMessage) -> Result<Self, StoreError> {
+        Ok(StoredMessage {
+            id: to_array("messages.id", raw.id)?,
+            conversation: match raw.conv_peer {
+                None => ConversationKey::Public,
+                Some(peer) => ConversationKey::Direct(to_array("messages.conv_peer", peer)?),
+            },
+            author: to_array("messages.author", raw.author)?,
+            timestamp_ms: from_sql_i64("messages.timestamp_ms", raw.timestamp_ms)?,
+            text: raw.text,
+            signature: raw
+                .signature
+                .map(|s| to_array("messages.signature", s))
+                .transpose()?,
+            outgoing: match raw.outgoing {
+                0 => false,
+                1 => true,
+                other => {
+                    return Err(StoreError::InvalidData(format!(
+                        "messages.outgoing is {other}"
+                    )))
+                }
+            },
+            received_ms: from_sql_i64("messages.received_ms", raw.received_ms)?,
+        })
+    }
+}
+
+/// The `conv_peer` column value of a conversation.
+pub(super) fn conv_peer(conv: &ConversationKey) -> Option<&[u8]> {
+    match conv {
+        ConversationKey::Public => None,
+        ConversationKey::Direct(peer) => Some(peer),
+    }
+}
+
+/// Runs a query whose rows are [`MESSAGE_COLUMNS`] and converts every row.
+pub(super) fn query_messages<P: rusqlite::Params>(
+    conn: &Connection,
+    sql: &str,
+    params: P,
+) -> Result<Vec<StoredMessage>, StoreError> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let rows = stmt.query_map(params, RawMessage::from_row)?;
+    rows.map(|raw| StoredMessage::try_from(raw?)).collect()
+}
+
+/// Inserts one message unless its id is already stored. Returns its `seq`
+/// when it was new.
+pub(super) fn insert_one(
+    conn: &Connection,
+    msg: &StoredMessage,
+) -> Result<Option<i64>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "INSERT INTO messages \
+         (id, conv_peer, author, timestamp_ms, text, signature, outgoing, received_ms) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
+         ON CONFLICT (id) DO NOTHING",
+    )?;
+    let inserted = stmt.execute(params![
+        &msg.id[..],
+        conv_peer(&msg.conversation),
+        &msg.author[..],
+        to_sql_u64("timestamp_ms", msg.timestamp_ms)?,
+        msg.text,
+        msg.signature.as_ref().map(|s| &s[..]),
+        msg.outgoing,
+        to_sql_u64("received_ms", msg.received_ms)?,
+    ])?;
+    Ok((inserted == 1).then(|| conn.last_insert_rowid()))
+}
+
+/// Turns arbitrary user input into an FTS5 query that matches rows holding
+/// every word.
+///
+/// The input is split on whitespace and control characters (FTS5 would read
+/// a NUL as the end of the query); each word becomes an FTS5 string (in
+/// double quotes, inner `"` doubled), so nothing the user types is FTS5
+/// syntax: `NEAR(`, `*`, `-`, `^`, `:`, `AND`/`OR`/`NOT` are all just text.
+/// Inside a string the tokenizer splits again on punctuation, so `foo-bar`
+/// looks for the phrase `foo bar`. Words without a letter or digit are
+/// dropped, and if nothing is left the query is [`StoreError::EmptyQuery`].
+pub(super) fn fts_query(input: &str) -> Result<String, StoreError> {
+    let mut query = String::new();
+    let separator = |c: char| c.is_whitespace() || c.is_control();
+    for word in input.split(separator) {
+        if !word.chars().any(char::is_alphanumeric) {
+            continue;
+        }
+        if !query.is_empty() {
+            query.push(' ');
+        }
+        query.push('"');
+        query.push_str(&word.replace('"', "\"\""));
+        query.push('"');
+    }
+    if query.is_empty() {
+        Err(StoreError::EmptyQuery)
+    } else {
+        Ok(query)
+    }
+}
+
+impl Store {
+    /// Stores received or sent messages in one transaction. Returns, for each
+    /// input, `true` if it was new and `false` if a message with that id was
+    /// already stored (then the stored one is kept unchanged). Duplicates
+    /// within `msgs` count as duplicates too.
+    pub fn insert_messages(&mut self, msgs: &[StoredMessage]) -> Result<Vec<bool>, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut new = Vec::with_capacity(msgs.len());
+        for msg in msgs {
+            new.push(insert_one(&tx, msg)?.is_some());
+        }
+        tx.commit()?;
+        Ok(new)
+    }
+
+    /// Whether a message with this id is stored.
+    pub fn has_message(&self, id: &MessageId) -> Result<bool, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT 1 FROM messages WHERE id = ?1")?;
+        Ok(stmt.exists([&id[..]])?)
+    }
+
+    /// The stored message with this id.
+    pub fn get_message(&self, id: &MessageId) -> Result<Option<StoredMessage>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages AS m WHERE m.id = ?1"
+        ))?;
+        let raw = stmt.query_row([&id[..]], RawMessage::from_row).optional()?;
+        raw.map(StoredMessage::try_from).transpose()
+    }
+
+    /// Number of stored messages.
+    pub fn message_count(&self) -> Result<u64, StoreError> {
+        let n: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM messages", [], |row| row.get(0))?;
+        from_sql_i64("count", n)
+    }
+
+    /// The last `limit` messages of a conversation, in chronological order:
+    /// by the author's timestamp, ties in the order they were stored.
+    pub fn history(
+        &self,
+        conv: &ConversationKey,
+        limit: usize,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        let mut msgs = query_messages(
+            &self.conn,
+            &format!(
+                "SELECT {MESSAGE_COLUMNS} FROM messages AS m \
+                 WHERE m.conv_peer IS ?1 \
+                 ORDER BY m.timestamp_ms DESC, m.seq DESC LIMIT ?2"
+            ),
+            params![conv_peer(conv), sql_limit(limit)],
+        )?;
+        msgs.reverse();
+        Ok(msgs)
+    }
+
+    /// Full-text search over all conversations: messages containing every
+    /// word of `words` (case and diacritics ignored), the most recently
+    /// stored first, at most `limit`. `words` is plain user text: each
+    /// whitespace-separated word is searched for literally (FTS5 operators
+    /// and punctuation have no effect), and input without any letter or digit
+    /// is [`StoreError::EmptyQuery`].
+    pub fn search(&self, words: &str, limit: usize) -> Result<Vec<StoredMessage>, StoreError> {
+        let query = fts_query(words)?;
+        // FTS5 is the outer loop and consumes `ORDER BY rowid DESC`: it walks
+        // its index backwards and stops after `limit` hits, with no sort over
+        // all matches (the test `hot_queries_do_not_sort_or_scan` checks the
+        // plan).
+        query_messages(
+            &self.conn,
+            &format!(
+                "SELECT {MESSAGE_COLUMNS} FROM messages_fts AS f \
+                 JOIN messages AS m ON m.seq = f.rowid \
+                 WHERE messages_fts MATCH ?1 \
+                 ORDER BY f.rowid DESC LIMIT ?2"
+            ),
+            params![query, sql_limit(limit)],
+        )
+    }
+
+    /// Signed public messages with `timestamp_ms >= since_ms`, oldest first,
+    /// at most `limit`: what a peer that was offline asks for to catch up.
+    /// Unsigned public rows cannot be relayed and are left out. `since_ms`
+    /// may come from a peer: any value is accepted.
+    pub fn public_since(
+        &self,
+        since_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        // No stored timestamp is beyond i64::MAX.
+        let Ok(since) = i64::try_from(since_ms) else {
+            return Ok(Vec::new());
+        };
+        query_messages(
+            &self.conn,
+            &format!(
+                "SELECT {MESSAGE_COLUMNS} FROM messages AS m \
+                 WHERE m.conv_peer IS NULL AND m.timestamp_ms >= ?1 \
+                   AND m.signature IS NOT NULL \
+                 ORDER BY m.timestamp_ms, m.seq LIMIT ?2"
+            ),
+            params![since, sql_limit(limit)],
+        )
+    }
+}

@@ -1,0 +1,180 @@
+//! The persistent outbox: which peer still has to ack which message, and the
+//! delivery receipts left behind when they do.
+
+use rusqlite::{params, Connection, TransactionBehavior};
+
+use super::messages::{insert_one, query_messages, MESSAGE_COLUMNS};
+use super::{
+    from_sql_i64, sql_limit, to_array, to_sql_u64, IdentityKey, MessageId, Store, StoreError,
+    StoredMessage,
+};
+
+/// Queues the message stored as `seq` for `peer`; returns whether the row is
+/// new.
+fn queue(conn: &Connection, seq: i64, peer: &IdentityKey) -> Result<bool, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "INSERT INTO outbox (peer, message_seq) VALUES (?1, ?2) \
+         ON CONFLICT (peer, message_seq) DO NOTHING",
+    )?;
+    Ok(stmt.execute(params![&peer[..], seq])? == 1)
+}
+
+/// Runs a query returning one identity key per row.
+fn query_keys<P: rusqlite::Params>(
+    conn: &Connection,
+    sql: &str,
+    params: P,
+) -> Result<Vec<IdentityKey>, StoreError> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let rows = stmt.query_map(params, |row| row.get::<_, Vec<u8>>(0))?;
+    rows.map(|key| to_array("peer", key?)).collect()
+}
+
+impl Store {
+    /// Stores a message and queues it for `recipients`, in one transaction, so
+    /// a crash leaves either both or neither. Returns `false`, and changes
+    /// nothing, if a message with that id is already stored. Also the way to
+    /// queue a received public message for relaying on first receipt.
+    pub fn insert_outgoing(
+        &mut self,
+        msg: &StoredMessage,
+        recipients: &[IdentityKey],
+    ) -> Result<bool, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let Some(seq) = insert_one(&tx, msg)? else {
+            return Ok(false);
+        };
+        for peer in recipients {
+            queue(&tx, seq, peer)?;
+        }
+        tx.commit()?;
+        Ok(true)
+    }
+
+    /// Queues stored messages for peers, in one transaction. Returns how many
+    /// `(message, peer)` rows were new. Fails with
+    /// [`StoreError::UnknownMessage`] (and queues nothing) if a message is not
+    /// stored.
+    pub fn outbox_add(
+        &mut self,
+        entries: &[(MessageId, IdentityKey)],
+    ) -> Result<usize, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut added = 0;
+        for (id, peer) in entries {
+            let seq = message_seq(&tx, id)?.ok_or(StoreError::UnknownMessage { id: *id })?;
+            if queue(&tx, seq, peer)? {
+                added += 1;
+            }
+        }
+        tx.commit()?;
+        Ok(added)
+    }
+
+    /// Messages `peer` has not acked yet, oldest first (author timestamp,
+    /// then storage order), at most `limit`.
+    pub fn outbox_for_peer(
+        &self,
+        peer: &IdentityKey,
+        limit: usize,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        query_messages(
+            &self.conn,
+            &format!(
+                "SELECT {MESSAGE_COLUMNS} FROM outbox AS o \
+                 JOIN messages AS m ON m.seq = o.message_seq \
+                 WHERE o.peer = ?1 \
+                 ORDER BY m.timestamp_ms, m.seq LIMIT ?2"
+            ),
+            params![&peer[..], sql_limit(limit)],
+        )
+    }
+
+    /// Records that `peer` acked `ids` at `now_ms`: removes their outbox rows
+    /// and writes delivery receipts, in one transaction. Returns the ids whose
+    /// outbox row was removed; acks for messages that were not waiting for
+    /// this peer (unknown, already acked, never queued) change nothing.
+    pub fn outbox_ack(
+        &mut self,
+        peer: &IdentityKey,
+        ids: &[MessageId],
+        now_ms: u64,
+    ) -> Result<Vec<MessageId>, StoreError> {
+        let now = to_sql_u64("now_ms", now_ms)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut removed = Vec::new();
+        {
+            let mut delete =
+                tx.prepare_cached("DELETE FROM outbox WHERE peer = ?1 AND message_seq = ?2")?;
+            let mut receipt = tx.prepare_cached(
+                "INSERT INTO deliveries (message_seq, peer, acked_ms) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (message_seq, peer) DO NOTHING",
+            )?;
+            for id in ids {
+                let Some(seq) = message_seq(&tx, id)? else {
+                    continue;
+                };
+                if delete.execute(params![&peer[..], seq])? == 1 {
+                    receipt.execute(params![seq, &peer[..], now])?;
+                    removed.push(*id);
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(removed)
+    }
+
+    /// How many peers have not acked this message yet.
+    pub fn pending_count(&self, id: &MessageId) -> Result<usize, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT count(*) FROM outbox AS o JOIN messages AS m ON m.seq = o.message_seq \
+             WHERE m.id = ?1",
+        )?;
+        let n: i64 = stmt.query_row([&id[..]], |row| row.get(0))?;
+        let n = from_sql_i64("count", n)?;
+        usize::try_from(n).map_err(|_| StoreError::InvalidData(format!("count {n}")))
+    }
+
+    /// The peers that have not acked this message yet, in key order.
+    pub fn pending_peers(&self, id: &MessageId) -> Result<Vec<IdentityKey>, StoreError> {
+        query_keys(
+            &self.conn,
+            "SELECT o.peer FROM outbox AS o JOIN messages AS m ON m.seq = o.message_seq \
+             WHERE m.id = ?1 ORDER BY o.peer",
+            [&id[..]],
+        )
+    }
+
+    /// Every peer with at least one unacked message, in key order.
+    pub fn outbox_peers(&self) -> Result<Vec<IdentityKey>, StoreError> {
+        query_keys(
+            &self.conn,
+            "SELECT DISTINCT peer FROM outbox ORDER BY peer",
+            [],
+        )
+    }
+
+    /// The peers that acked this message (after it was queued for them), in
+    /// the order their acks arrived. Empty if nobody has acked it yet.
+    pub fn delivered_to(&self, id: &MessageId) -> Result<Vec<IdentityKey>, StoreError> {
+        query_keys(
+            &self.conn,
+            "SELECT d.peer FROM deliveries AS d JOIN messages AS m ON m.seq = d.message_seq \
+             WHERE m.id = ?1 ORDER BY d.acked_ms, d.peer",
+            [&id[..]],
+        )
+    }
+}
+
+/// The `seq` of the message with this id, if stored.
+fn message_seq(conn: &Connection, id: &MessageId) -> Result<Option<i64>, StoreError> {
+    use rusqlite::OptionalExtension;
+    let mut stmt = conn.prepare_cached("SELECT seq FROM messages WHERE id = ?1")?;
+    Ok(stmt.query_row([&id[..]], |row| row.get(0)).optional()?)
+}

@@ -1,0 +1,199 @@
+//! The trust store: every identity key seen, its Noise static key, nickname,
+//! last address and trust level.
+
+use rusqlite::{params, Row, TransactionBehavior};
+
+use super::{
+    from_sql_i64, to_array, to_sql_u64, IdentityKey, NoiseStaticKey, PeerRecord, Store, StoreError,
+    TrustLevel,
+};
+
+const PEER_COLUMNS: &str = "identity, noise_static, nickname, first_seen_ms, last_seen_ms, \
+     last_addr, trust, verified_ms";
+
+/// A peer row as SQLite hands it over, before its invariants are checked.
+struct RawPeer {
+    identity: Vec<u8>,
+    noise_static: Vec<u8>,
+    nickname: String,
+    first_seen_ms: i64,
+    last_seen_ms: i64,
+    last_addr: Option<String>,
+    trust: String,
+    verified_ms: Option<i64>,
+}
+
+impl RawPeer {
+    fn from_row(row: &Row<'_>) -> rusqlite::Result<RawPeer> {
+        Ok(RawPeer {
+            identity: row.get(0)?,
+            noise_static: row.get(1)?,
+            nickname: row.get(2)?,
+            first_seen_ms: row.get(3)?,
+            last_seen_ms: row.get(4)?,
+            last_addr: row.get(5)?,
+            trust: row.get(6)?,
+            verified_ms: row.get(7)?,
+        })
+    }
+}
+
+impl TryFrom<RawPeer> for PeerRecord {
+    type Error = StoreError;
+
+    fn try_from(raw: RawPeer) -> Result<Self, StoreError> {
+        Ok(PeerRecord {
+            identity: to_array("peers.identity", raw.identity)?,
+            noise_static: to_array("peers.noise_static", raw.noise_static)?,
+            nickname: raw.nickname,
+            first_seen_ms: from_sql_i64("peers.first_seen_ms", raw.first_seen_ms)?,
+            last_seen_ms: from_sql_i64("peers.last_seen_ms", raw.last_seen_ms)?,
+            last_addr: raw.last_addr,
+            trust: TrustLevel::from_db(&raw.trust)?,
+            verified_ms: raw
+                .verified_ms
+                .map(|v| from_sql_i64("peers.verified_ms", v))
+                .transpose()?,
+        })
+    }
+}
+
+impl Store {
+    fn query_peers<P: rusqlite::Params>(
+        &self,
+        sql: &str,
+        params: P,
+    ) -> Result<Vec<PeerRecord>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(sql)?;
+        let rows = stmt.query_map(params, RawPeer::from_row)?;
+        rows.map(|raw| PeerRecord::try_from(raw?)).collect()
+    }
+
+    /// Records that a peer was seen (beacon or authenticated link) at
+    /// `now_ms`. A new identity is created `Unverified`; a known one gets the
+    /// given Noise static key, nickname and last-seen time, and `addr` if it
+    /// is `Some` (a `None` keeps the last known address). The trust level is
+    /// never changed here. Returns `true` if the identity was new.
+    ///
+    /// Callers pass only keys they have authenticated (binding signature
+    /// checked) and a nickname they have sanitised.
+    pub fn upsert_peer_seen(
+        &mut self,
+        identity: &IdentityKey,
+        noise_static: &NoiseStaticKey,
+        nickname: &str,
+        now_ms: u64,
+        addr: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let now = to_sql_u64("now_ms", now_ms)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let created =
+            tx.prepare_cached(
+                "INSERT INTO peers \
+                 (identity, noise_static, nickname, first_seen_ms, last_seen_ms, last_addr) \
+                 VALUES (?1, ?2, ?3, ?4, ?4, ?5) \
+                 ON CONFLICT (identity) DO NOTHING",
+            )?
+            .execute(params![
+                &identity[..],
+                &noise_static[..],
+                nickname,
+                now,
+                addr
+            ])? == 1;
+        if !created {
+            tx.prepare_cached(
+                "UPDATE peers SET noise_static = ?2, nickname = ?3, last_seen_ms = ?4, \
+                 last_addr = coalesce(?5, last_addr) \
+                 WHERE identity = ?1",
+            )?
+            .execute(params![
+                &identity[..],
+                &noise_static[..],
+                nickname,
+                now,
+                addr
+            ])?;
+        }
+        tx.commit()?;
+        Ok(created)
+    }
+
+    /// The trust-store entry of this identity.
+    pub fn get_peer(&self, identity: &IdentityKey) -> Result<Option<PeerRecord>, StoreError> {
+        let mut peers = self.query_peers(
+            &format!("SELECT {PEER_COLUMNS} FROM peers WHERE identity = ?1"),
+            [&identity[..]],
+        )?;
+        Ok(peers.pop())
+    }
+
+    /// Every known peer, by nickname (ASCII case folded), then identity key.
+    pub fn peers(&self) -> Result<Vec<PeerRecord>, StoreError> {
+        self.query_peers(
+            &format!(
+                "SELECT {PEER_COLUMNS} FROM peers \
+                 ORDER BY nickname COLLATE NOCASE, identity"
+            ),
+            [],
+        )
+    }
+
+    /// The peers using this nickname, compared with ASCII case folded (so
+    /// `Bob` and `bob` meet), most recently seen first. More than one result
+    /// means the nickname is ambiguous and must be shown with fingerprints.
+    pub fn peers_by_nickname(&self, nickname: &str) -> Result<Vec<PeerRecord>, StoreError> {
+        self.query_peers(
+            &format!(
+                "SELECT {PEER_COLUMNS} FROM peers \
+                 WHERE nickname = ?1 COLLATE NOCASE \
+                 ORDER BY last_seen_ms DESC, identity"
+            ),
+            [nickname],
+        )
+    }
+
+    /// Sets the trust level of a known peer. `Verified` records `now_ms` as
+    /// the verification time; `Unverified` clears it. Fails with
+    /// [`StoreError::UnknownPeer`] for an identity never seen.
+    pub fn set_trust(
+        &mut self,
+        identity: &IdentityKey,
+        trust: TrustLevel,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        let verified_ms = match trust {
+            TrustLevel::Verified => Some(to_sql_u64("now_ms", now_ms)?),
+            TrustLevel::Unverified => None,
+        };
+        let changed = self
+            .conn
+            .prepare_cached("UPDATE peers SET trust = ?2, verified_ms = ?3 WHERE identity = ?1")?
+            .execute(params![&identity[..], trust.as_str(), verified_ms])?;
+        if changed == 0 {
+            return Err(StoreError::UnknownPeer {
+                identity: *identity,
+            });
+        }
+        Ok(())
+    }
+
+    /// The last known address of every peer that has one, most recently seen
+    /// first: what to dial at start when no beacon arrives.
+    pub fn known_addrs(&self) -> Result<Vec<(IdentityKey, String)>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT identity, last_addr FROM peers WHERE last_addr IS NOT NULL \
+             ORDER BY last_seen_ms DESC, identity",
+        )?;
+        let rows = stmt.query_map([], |row| {
+            Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, String>(1)?))
+        })?;
+        rows.map(|row| {
+            let (identity, addr) = row?;
+            Ok((to_array("peers.identity", identity)?, addr))
+        })
+        .collect()
+    }
+}

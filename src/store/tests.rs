@@ -1,0 +1,962 @@
+//! Tests of the store through its public API, plus a few looks at the
+//! database underneath (pragmas, query plans, FTS consistency).
+
+use std::fs;
+use std::path::Path;
+
+use super::messages::fts_query;
+use super::*;
+
+const ALICE: IdentityKey = [0xa1; 32];
+const BOB: IdentityKey = [0xb0; 32];
+const CAROL: IdentityKey = [0xc4; 32];
+const ME: IdentityKey = [0x01; 32];
+
+fn id(n: u32) -> MessageId {
+    let mut id = [0u8; 16];
+    id[..4].copy_from_slice(&n.to_be_bytes());
+    id[15] = 0x5a;
+    id
+}
+
+fn public(n: u32, author: IdentityKey, ts: u64, text: &str) -> StoredMessage {
+    StoredMessage {
+        id: id(n),
+        conversation: ConversationKey::Public,
+        author,
+        timestamp_ms: ts,
+        text: text.to_string(),
+        signature: Some([n as u8; 64]),
+        outgoing: author == ME,
+        received_ms: ts + 5,
+    }
+}
+
+fn direct(n: u32, with: IdentityKey, author: IdentityKey, ts: u64, text: &str) -> StoredMessage {
+    StoredMessage {
+        id: id(n),
+        conversation: ConversationKey::Direct(with),
+        author,
+        timestamp_ms: ts,
+        text: text.to_string(),
+        signature: None,
+        outgoing: author == ME,
+        received_ms: ts + 7,
+    }
+}
+
+fn texts(msgs: &[StoredMessage]) -> Vec<&str> {
+    msgs.iter().map(|m| m.text.as_str()).collect()
+}
+
+fn ids(msgs: &[StoredMessage]) -> Vec<MessageId> {
+    msgs.iter().map(|m| m.id).collect()
+}
+
+fn mem() -> Store {
+    Store::open_in_memory().unwrap()
+}
+
+fn pragma_text(store: &Store, name: &str) -> String {
+    store
+        .conn
+        .pragma_query_value(None, name, |row| row.get::<_, rusqlite::types::Value>(0))
+        .map(|v| match v {
+            rusqlite::types::Value::Text(s) => s,
+            rusqlite::types::Value::Integer(i) => i.to_string(),
+            other => format!("{other:?}"),
+        })
+        .unwrap()
+}
+
+// ---------------------------------------------------------------- open, lock
+
+#[test]
+fn open_creates_dir_and_applies_all_migrations() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("a").join("b");
+    let store = Store::open(&dir).unwrap();
+    assert!(dir.join(DB_FILE).is_file());
+    assert!(dir.join(LOCK_FILE).is_file());
+    assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+    assert_eq!(pragma_text(&store, "journal_mode"), "wal");
+    assert_eq!(pragma_text(&store, "synchronous"), "2", "synchronous=FULL");
+    assert_eq!(pragma_text(&store, "foreign_keys"), "1");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&dir.join(DB_FILE)), 0o600);
+    }
+}
+
+#[test]
+fn in_memory_store_has_latest_schema() {
+    let store = mem();
+    assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+    assert_eq!(pragma_text(&store, "foreign_keys"), "1");
+}
+
+#[test]
+fn second_open_is_locked_until_first_is_dropped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let first = Store::open(tmp.path()).unwrap();
+    match Store::open(tmp.path()) {
+        Err(e @ StoreError::Locked { .. }) => {
+            let text = e.to_string();
+            assert!(text.contains("another natter process is using"), "{text}");
+            assert!(text.contains(&tmp.path().display().to_string()), "{text}");
+        }
+        other => panic!("expected Locked, got {other:?}"),
+    }
+    drop(first);
+    let again = Store::open(tmp.path()).unwrap();
+    assert_eq!(again.schema_version().unwrap(), SCHEMA_VERSION);
+}
+
+#[test]
+fn reopen_keeps_everything() {
+    let tmp = tempfile::tempdir().unwrap();
+    {
+        let mut s = Store::open(tmp.path()).unwrap();
+        s.insert_messages(&[public(1, ALICE, 100, "hello world")])
+            .unwrap();
+        s.insert_outgoing(&direct(2, BOB, ME, 200, "psst"), &[BOB])
+            .unwrap();
+        s.upsert_peer_seen(&BOB, &[9; 32], "bob", 50, Some("10.0.0.2:4000"))
+            .unwrap();
+        s.set_trust(&BOB, TrustLevel::Verified, 60).unwrap();
+        s.set_meta("nickname", "me").unwrap();
+    }
+    let s = Store::open(tmp.path()).unwrap();
+    assert_eq!(s.message_count().unwrap(), 2);
+    assert_eq!(
+        s.get_message(&id(1)).unwrap(),
+        Some(public(1, ALICE, 100, "hello world"))
+    );
+    assert_eq!(ids(&s.search("world", 10).unwrap()), vec![id(1)]);
+    assert_eq!(ids(&s.outbox_for_peer(&BOB, 10).unwrap()), vec![id(2)]);
+    let bob = s.get_peer(&BOB).unwrap().unwrap();
+    assert_eq!(bob.trust, TrustLevel::Verified);
+    assert_eq!(bob.last_addr.as_deref(), Some("10.0.0.2:4000"));
+    assert_eq!(s.get_meta("nickname").unwrap().as_deref(), Some("me"));
+}
+
+// ---------------------------------------------------------- damaged files
+
+/// Deterministic bytes that do not start with the SQLite magic.
+fn garbage(len: usize) -> Vec<u8> {
+    let mut x: u32 = 0x1234_5678;
+    (0..len)
+        .map(|_| {
+            x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// Opens `dir`, expects `Corrupt`, and checks that neither the database nor
+/// its WAL changed. (SQLite may leave an empty `-wal` and a `-shm` behind when
+/// it opens a WAL-mode file; they hold no data.)
+fn expect_corrupt(dir: &Path) -> String {
+    let db = dir.join(DB_FILE);
+    let wal = dir.join("history.sqlite3-wal");
+    let before = fs::read(&db).unwrap();
+    let wal_before = fs::read(&wal).ok();
+    let err = Store::open(dir).unwrap_err();
+    assert!(
+        before == fs::read(&db).unwrap(),
+        "the damaged file was modified"
+    );
+    match (wal_before, fs::read(&wal).ok()) {
+        (Some(b), Some(a)) => assert!(a == b, "the WAL was modified"),
+        (Some(_), None) => panic!("the WAL was removed"),
+        (None, Some(a)) => assert!(a.is_empty(), "a WAL with data appeared"),
+        (None, None) => {}
+    }
+    match err {
+        StoreError::Corrupt {
+            ref path,
+            ref detail,
+        } => {
+            assert_eq!(path, &db);
+            assert!(!detail.is_empty());
+            let text = err.to_string();
+            assert!(text.contains("damaged"), "{text}");
+            text
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+}
+
+#[test]
+fn garbage_file_is_corrupt_and_untouched() {
+    let tmp = tempfile::tempdir().unwrap();
+    fs::write(tmp.path().join(DB_FILE), garbage(4096)).unwrap();
+    expect_corrupt(tmp.path());
+    // Still refused, still unchanged, on a second try.
+    expect_corrupt(tmp.path());
+}
+
+#[test]
+fn garbage_after_a_valid_magic_is_corrupt_and_untouched() {
+    // Gets past the header check, so SQLite itself must notice.
+    let tmp = tempfile::tempdir().unwrap();
+    let mut bytes = garbage(4096);
+    bytes[..16].copy_from_slice(SQLITE_MAGIC);
+    fs::write(tmp.path().join(DB_FILE), bytes).unwrap();
+    expect_corrupt(tmp.path());
+}
+
+#[test]
+fn truncated_database_is_corrupt_and_untouched() {
+    let tmp = tempfile::tempdir().unwrap();
+    {
+        let mut s = Store::open(tmp.path()).unwrap();
+        let msgs: Vec<_> = (0..2000)
+            .map(|n| {
+                public(
+                    n,
+                    ALICE,
+                    u64::from(n),
+                    &format!("message number {n} {}", "x".repeat(n as usize % 300)),
+                )
+            })
+            .collect();
+        s.insert_messages(&msgs).unwrap();
+    }
+    // Closing the last connection checkpointed the WAL into the main file.
+    assert!(!tmp.path().join("history.sqlite3-wal").exists());
+    let db = tmp.path().join(DB_FILE);
+    let full = fs::read(&db).unwrap();
+    assert!(full.len() > 64 * 1024, "database too small: {}", full.len());
+    fs::write(&db, &full[..full.len() / 2]).unwrap();
+    expect_corrupt(tmp.path());
+}
+
+#[test]
+fn damaged_database_with_a_live_wal_is_not_checkpointed() {
+    // A crash leaves committed transactions in the WAL. If the main file is
+    // damaged too, opening must not fold the WAL into it on close.
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join(DB_FILE);
+    {
+        let mut s = Store::open(tmp.path()).unwrap();
+        let msgs: Vec<_> = (0..2000)
+            .map(|n| {
+                public(
+                    n,
+                    ALICE,
+                    u64::from(n),
+                    &format!("message {n} {}", "y".repeat(200)),
+                )
+            })
+            .collect();
+        s.insert_messages(&msgs).unwrap();
+    }
+    {
+        let conn = Connection::open(&db).unwrap();
+        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)
+            .unwrap();
+        conn.pragma_update(None, "wal_autocheckpoint", 0).unwrap();
+        conn.execute("DELETE FROM meta", []).unwrap();
+        conn.execute("INSERT INTO meta VALUES ('k', 'in the wal only')", [])
+            .unwrap();
+    }
+    let wal = fs::read(tmp.path().join("history.sqlite3-wal")).unwrap();
+    assert!(
+        !wal.is_empty(),
+        "setup: the WAL should hold the last commit"
+    );
+    // Damage pages in the middle of the main file.
+    let mut bytes = fs::read(&db).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid..mid + 16384].copy_from_slice(&garbage(16384));
+    fs::write(&db, &bytes).unwrap();
+    expect_corrupt(tmp.path());
+}
+
+#[test]
+fn newer_schema_on_disk_is_refused_and_left_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    drop(Store::open(tmp.path()).unwrap());
+    {
+        let conn = Connection::open(tmp.path().join(DB_FILE)).unwrap();
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION + 7)
+            .unwrap();
+    }
+    let before = fs::read(tmp.path().join(DB_FILE)).unwrap();
+    match Store::open(tmp.path()) {
+        Err(StoreError::TooNew { found, supported }) => {
+            assert_eq!(found, SCHEMA_VERSION + 7);
+            assert_eq!(supported, SCHEMA_VERSION);
+        }
+        other => panic!("expected TooNew, got {other:?}"),
+    }
+    assert!(before == fs::read(tmp.path().join(DB_FILE)).unwrap());
+}
+
+// ---------------------------------------------------------------- messages
+
+#[test]
+fn message_round_trips_every_field() {
+    let mut s = mem();
+    let mut m = direct(1, BOB, ME, u64::from(u32::MAX) * 1000, "héllo\n\u{1f980}");
+    m.signature = Some([0xee; 64]);
+    m.received_ms = i64::MAX as u64;
+    let p = public(2, CAROL, 0, "");
+    assert_eq!(
+        s.insert_messages(&[m.clone(), p.clone()]).unwrap(),
+        [true, true]
+    );
+    assert_eq!(s.get_message(&m.id).unwrap(), Some(m.clone()));
+    assert_eq!(s.get_message(&p.id).unwrap(), Some(p));
+    assert!(s.has_message(&m.id).unwrap());
+    assert!(!s.has_message(&id(3)).unwrap());
+    assert_eq!(s.get_message(&id(3)).unwrap(), None);
+}
+
+#[test]
+fn duplicate_ids_are_dropped_in_a_batch_and_later() {
+    let mut s = mem();
+    let a = public(1, ALICE, 10, "first");
+    let b = public(2, ALICE, 11, "second");
+    let mut a_again = a.clone();
+    a_again.text = "impostor".into();
+    assert_eq!(
+        s.insert_messages(&[a.clone(), b, a_again.clone()]).unwrap(),
+        [true, true, false]
+    );
+    assert_eq!(s.insert_messages(&[a_again]).unwrap(), [false]);
+    assert_eq!(s.get_message(&a.id).unwrap().unwrap().text, "first");
+    assert_eq!(s.message_count().unwrap(), 2);
+    assert!(s.search("impostor", 10).unwrap().is_empty());
+}
+
+#[test]
+fn duplicates_are_dropped_across_restarts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = public(1, ALICE, 10, "first");
+    {
+        let mut s = Store::open(tmp.path()).unwrap();
+        assert_eq!(s.insert_messages(std::slice::from_ref(&a)).unwrap(), [true]);
+    }
+    let mut s = Store::open(tmp.path()).unwrap();
+    assert_eq!(
+        s.insert_messages(&[a, public(2, BOB, 3, "x")]).unwrap(),
+        [false, true]
+    );
+    assert_eq!(s.message_count().unwrap(), 2);
+}
+
+#[test]
+fn a_failing_batch_stores_nothing() {
+    let mut s = mem();
+    let good = public(1, ALICE, 10, "good");
+    let mut bad = public(2, ALICE, 11, "bad");
+    bad.timestamp_ms = u64::MAX;
+    match s.insert_messages(&[good.clone(), bad]) {
+        Err(StoreError::OutOfRange { field, value }) => {
+            assert_eq!(field, "timestamp_ms");
+            assert_eq!(value, u64::MAX);
+        }
+        other => panic!("expected OutOfRange, got {other:?}"),
+    }
+    assert!(!s.has_message(&good.id).unwrap());
+    assert_eq!(s.insert_messages(&[good]).unwrap(), [true]);
+}
+
+#[test]
+fn history_is_chronological_per_conversation_with_limit() {
+    let mut s = mem();
+    s.insert_messages(&[
+        public(1, ALICE, 300, "p300"),
+        public(2, BOB, 100, "p100"),
+        direct(3, BOB, BOB, 150, "b150"),
+        public(4, ALICE, 200, "p200a"),
+        public(5, CAROL, 200, "p200b"), // same timestamp: storage order
+        direct(6, CAROL, ME, 120, "c120"),
+        direct(7, BOB, ME, 110, "b110"),
+        public(8, BOB, 50, "p50"), // arrives late, sorts early
+    ])
+    .unwrap();
+    let public_all = s.history(&ConversationKey::Public, 100).unwrap();
+    assert_eq!(
+        texts(&public_all),
+        ["p50", "p100", "p200a", "p200b", "p300"]
+    );
+    let last3 = s.history(&ConversationKey::Public, 3).unwrap();
+    assert_eq!(texts(&last3), ["p200a", "p200b", "p300"]);
+    assert!(s.history(&ConversationKey::Public, 0).unwrap().is_empty());
+    let bob = s.history(&ConversationKey::Direct(BOB), 10).unwrap();
+    assert_eq!(texts(&bob), ["b110", "b150"]);
+    let carol = s.history(&ConversationKey::Direct(CAROL), 10).unwrap();
+    assert_eq!(texts(&carol), ["c120"]);
+    assert!(s
+        .history(&ConversationKey::Direct(ALICE), 10)
+        .unwrap()
+        .is_empty());
+}
+
+#[test]
+fn public_since_is_a_window_of_signed_public_messages() {
+    let mut s = mem();
+    let mut unsigned = public(4, ALICE, 250, "unsigned");
+    unsigned.signature = None;
+    s.insert_messages(&[
+        public(1, ALICE, 100, "t100"),
+        public(2, BOB, 300, "t300"),
+        public(3, CAROL, 200, "t200"),
+        unsigned,
+        direct(5, BOB, BOB, 260, "direct"),
+        public(6, BOB, 200, "t200b"),
+        public(7, BOB, 199, "t199"),
+    ])
+    .unwrap();
+    let since = s.public_since(200, 100).unwrap();
+    assert_eq!(texts(&since), ["t200", "t200b", "t300"]);
+    assert_eq!(texts(&s.public_since(200, 2).unwrap()), ["t200", "t200b"]);
+    assert_eq!(texts(&s.public_since(0, 1).unwrap()), ["t100"]);
+    assert!(s.public_since(301, 10).unwrap().is_empty());
+    assert!(s.public_since(u64::MAX, 10).unwrap().is_empty());
+}
+
+// ------------------------------------------------------------------ search
+
+fn search_store() -> Store {
+    let mut s = mem();
+    s.insert_messages(&[
+        public(1, ALICE, 10, "the quick brown fox"),
+        public(2, BOB, 20, "a lazy dog sleeps"),
+        direct(3, BOB, ME, 30, "the quick dog jumps"),
+        public(4, CAROL, 5, "Café au lait, QUICK!"), // stored later, older timestamp
+        public(5, ALICE, 40, "use NEAR(a b) and \"quotes\" or foo* -bar"),
+        public(6, ALICE, 50, "foobar is one word"),
+    ])
+    .unwrap();
+    s
+}
+
+#[test]
+fn search_finds_words_newest_stored_first() {
+    let s = search_store();
+    assert_eq!(ids(&s.search("quick", 10).unwrap()), [id(4), id(3), id(1)]);
+    assert_eq!(ids(&s.search("quick", 2).unwrap()), [id(4), id(3)]);
+    assert_eq!(ids(&s.search("dog", 10).unwrap()), [id(3), id(2)]);
+    assert!(s.search("cat", 10).unwrap().is_empty());
+    assert!(s.search("quick", 0).unwrap().is_empty());
+    // The full row comes back, not just the text.
+    assert_eq!(
+        s.search("jumps", 1).unwrap(),
+        [direct(3, BOB, ME, 30, "the quick dog jumps")]
+    );
+}
+
+#[test]
+fn search_needs_all_words() {
+    let s = search_store();
+    assert_eq!(ids(&s.search("quick dog", 10).unwrap()), [id(3)]);
+    assert_eq!(ids(&s.search("  dog\tQUICK  ", 10).unwrap()), [id(3)]);
+    assert!(s.search("quick cat", 10).unwrap().is_empty());
+}
+
+#[test]
+fn search_ignores_case_and_diacritics() {
+    let s = search_store();
+    assert_eq!(ids(&s.search("cafe", 10).unwrap()), [id(4)]);
+    assert_eq!(ids(&s.search("CAFÉ", 10).unwrap()), [id(4)]);
+    assert_eq!(ids(&s.search("Fox", 10).unwrap()), [id(1)]);
+}
+
+#[test]
+fn search_treats_fts_syntax_as_plain_text() {
+    let s = search_store();
+    for input in [
+        "\"",
+        "\"\"",
+        "\"quick",
+        "quick\"",
+        "*",
+        "quick*",
+        "NEAR(",
+        "NEAR(quick dog)",
+        "NEAR(quick dog, 2)",
+        "-",
+        "-quick",
+        "quick -dog",
+        "AND",
+        "quick AND",
+        "OR dog",
+        "NOT",
+        "quick NOT dog",
+        "(",
+        ")",
+        "(quick",
+        "text:quick",
+        "{text}: quick",
+        "^quick",
+        "quick +",
+        "'",
+        "\\",
+        "\0",
+        "quick\0dog",
+        "\u{202e}quick",
+        "🦀",
+    ] {
+        match s.search(input, 10) {
+            Ok(_) | Err(StoreError::EmptyQuery) => {}
+            Err(e) => panic!("search({input:?}) failed: {e}"),
+        }
+    }
+    // A NUL separates words instead of ending the query.
+    assert_eq!(ids(&s.search("quick\0dog", 10).unwrap()), [id(3)]);
+    // Operators are words, not operators.
+    assert_eq!(ids(&s.search("NEAR(a b)", 10).unwrap()), [id(5)]);
+    assert_eq!(
+        ids(&s.search("quick NOT dog", 10).unwrap()),
+        Vec::<MessageId>::new()
+    );
+    assert_eq!(ids(&s.search("quotes\"", 10).unwrap()), [id(5)]);
+    assert_eq!(ids(&s.search("\"quotes\"", 10).unwrap()), [id(5)]);
+    // `-bar` is not "without bar": message 5 holds "bar".
+    assert_eq!(ids(&s.search("foo -bar", 10).unwrap()), [id(5)]);
+    // `foo*` is not a prefix query: "foobar" does not match.
+    assert_eq!(ids(&s.search("foo*", 10).unwrap()), [id(5)]);
+    // `OR` does not widen the search.
+    assert!(s.search("fox OR lazy", 10).unwrap().is_empty());
+}
+
+#[test]
+fn search_without_words_is_an_empty_query() {
+    let s = search_store();
+    for input in ["", "   ", "\t\n", "*", "\"\"", "- * ( ) ^ : , . !", "\"*\""] {
+        assert!(
+            matches!(s.search(input, 10), Err(StoreError::EmptyQuery)),
+            "{input:?}"
+        );
+    }
+}
+
+#[test]
+fn fts_query_quotes_every_word() {
+    assert_eq!(fts_query("hello").unwrap(), "\"hello\"");
+    assert_eq!(fts_query(" a  b ").unwrap(), "\"a\" \"b\"");
+    assert_eq!(fts_query("say \"hi\"").unwrap(), "\"say\" \"\"\"hi\"\"\"");
+    assert_eq!(fts_query("NEAR(x").unwrap(), "\"NEAR(x\"");
+    assert_eq!(fts_query("x - y").unwrap(), "\"x\" \"y\"");
+    assert_eq!(fts_query("x\0y\u{7}z").unwrap(), "\"x\" \"y\" \"z\"");
+    assert!(matches!(fts_query(" - \" "), Err(StoreError::EmptyQuery)));
+}
+
+#[test]
+fn fts_index_follows_deletes_and_updates() {
+    let mut s = search_store();
+    s.conn
+        .execute("DELETE FROM messages WHERE id = ?1", [&id(1)[..]])
+        .unwrap();
+    s.conn
+        .execute(
+            "UPDATE messages SET text = 'a quiet cat' WHERE id = ?1",
+            [&id(2)[..]],
+        )
+        .unwrap();
+    assert_eq!(ids(&s.search("quick", 10).unwrap()), [id(4), id(3)]);
+    assert!(s.search("lazy", 10).unwrap().is_empty());
+    assert_eq!(ids(&s.search("cat", 10).unwrap()), [id(2)]);
+    s.insert_messages(&[public(9, BOB, 1, "another quick one")])
+        .unwrap();
+    assert_eq!(ids(&s.search("quick", 1).unwrap()), [id(9)]);
+    // FTS5's own consistency check against the content table.
+    s.conn
+        .execute(
+            "INSERT INTO messages_fts (messages_fts, rank) VALUES ('integrity-check', 1)",
+            [],
+        )
+        .unwrap();
+}
+
+fn plan(store: &Store, sql: &str) -> String {
+    let mut stmt = store
+        .conn
+        .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+        .unwrap();
+    let rows = stmt
+        .query_map([], |row| row.get::<_, String>(3))
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    rows.join(" | ")
+}
+
+#[test]
+fn hot_queries_do_not_sort_or_scan() {
+    // The statements below are the ones in messages.rs with literals in place
+    // of parameters; a temp b-tree here would mean sorting every match.
+    let s = search_store();
+    let cols = messages::MESSAGE_COLUMNS;
+    let search = plan(
+        &s,
+        &format!(
+            "SELECT {cols} FROM messages_fts AS f JOIN messages AS m ON m.seq = f.rowid \
+             WHERE messages_fts MATCH 'x' ORDER BY f.rowid DESC LIMIT 10"
+        ),
+    );
+    assert!(!search.contains("TEMP B-TREE"), "{search}");
+    assert!(search.starts_with("SCAN f VIRTUAL TABLE"), "{search}");
+    for conv in ["NULL", "x'00'"] {
+        let history = plan(
+            &s,
+            &format!(
+                "SELECT {cols} FROM messages AS m WHERE m.conv_peer IS {conv} \
+                 ORDER BY m.timestamp_ms DESC, m.seq DESC LIMIT 10"
+            ),
+        );
+        assert!(!history.contains("TEMP B-TREE"), "{history}");
+        assert!(history.contains("messages_by_conversation"), "{history}");
+    }
+    let since = plan(
+        &s,
+        &format!(
+            "SELECT {cols} FROM messages AS m WHERE m.conv_peer IS NULL AND m.timestamp_ms >= 5 \
+             AND m.signature IS NOT NULL ORDER BY m.timestamp_ms, m.seq LIMIT 10"
+        ),
+    );
+    assert!(!since.contains("TEMP B-TREE"), "{since}");
+    assert!(since.contains("messages_by_conversation"), "{since}");
+}
+
+// ------------------------------------------------------------------ outbox
+
+#[test]
+fn outbox_add_list_ack() {
+    let mut s = mem();
+    s.insert_messages(&[
+        public(1, ME, 300, "one"),
+        public(2, ME, 100, "two"),
+        direct(3, BOB, ME, 200, "three"),
+    ])
+    .unwrap();
+    let added = s
+        .outbox_add(&[
+            (id(1), BOB),
+            (id(2), BOB),
+            (id(3), BOB),
+            (id(1), CAROL),
+            (id(1), BOB), // already queued
+        ])
+        .unwrap();
+    assert_eq!(added, 4);
+    assert_eq!(
+        ids(&s.outbox_for_peer(&BOB, 10).unwrap()),
+        [id(2), id(3), id(1)]
+    );
+    assert_eq!(ids(&s.outbox_for_peer(&BOB, 2).unwrap()), [id(2), id(3)]);
+    assert_eq!(ids(&s.outbox_for_peer(&CAROL, 10).unwrap()), [id(1)]);
+    assert!(s.outbox_for_peer(&ALICE, 10).unwrap().is_empty());
+    assert_eq!(s.pending_count(&id(1)).unwrap(), 2);
+    assert_eq!(s.pending_peers(&id(1)).unwrap(), [BOB, CAROL]);
+    assert_eq!(s.outbox_peers().unwrap(), [BOB, CAROL]);
+    assert!(s.delivered_to(&id(1)).unwrap().is_empty());
+
+    // Bob acks 1 and 3, plus junk: an unknown id, one never queued for him
+    // (queued for nobody), and 1 twice.
+    let removed = s
+        .outbox_ack(&BOB, &[id(1), id(99), id(3), id(1)], 1_000)
+        .unwrap();
+    assert_eq!(removed, [id(1), id(3)]);
+    assert_eq!(ids(&s.outbox_for_peer(&BOB, 10).unwrap()), [id(2)]);
+    assert_eq!(s.pending_count(&id(1)).unwrap(), 1);
+    assert_eq!(s.delivered_to(&id(1)).unwrap(), [BOB]);
+    assert_eq!(s.delivered_to(&id(3)).unwrap(), [BOB]);
+    assert!(s.delivered_to(&id(2)).unwrap().is_empty());
+
+    // An ack from a peer the message was not waiting for changes nothing.
+    assert!(s.outbox_ack(&ALICE, &[id(2)], 1_001).unwrap().is_empty());
+    assert!(s.delivered_to(&id(2)).unwrap().is_empty());
+
+    // Acking again is harmless.
+    assert!(s.outbox_ack(&BOB, &[id(1)], 1_002).unwrap().is_empty());
+
+    assert_eq!(s.outbox_ack(&CAROL, &[id(1)], 1_003).unwrap(), [id(1)]);
+    assert_eq!(s.pending_count(&id(1)).unwrap(), 0);
+    assert_eq!(s.delivered_to(&id(1)).unwrap(), [BOB, CAROL]);
+    assert_eq!(s.outbox_peers().unwrap(), [BOB]);
+    assert_eq!(s.pending_count(&id(99)).unwrap(), 0);
+}
+
+#[test]
+fn outbox_add_of_unknown_message_queues_nothing() {
+    let mut s = mem();
+    s.insert_messages(&[public(1, ME, 1, "one")]).unwrap();
+    match s.outbox_add(&[(id(1), BOB), (id(2), BOB)]) {
+        Err(StoreError::UnknownMessage { id: missing }) => assert_eq!(missing, id(2)),
+        other => panic!("expected UnknownMessage, got {other:?}"),
+    }
+    assert_eq!(s.pending_count(&id(1)).unwrap(), 0);
+}
+
+#[test]
+fn outbox_survives_reopen() {
+    let tmp = tempfile::tempdir().unwrap();
+    {
+        let mut s = Store::open(tmp.path()).unwrap();
+        s.insert_outgoing(&public(1, ME, 10, "one"), &[BOB, CAROL])
+            .unwrap();
+        s.insert_outgoing(&public(2, ME, 20, "two"), &[BOB, CAROL])
+            .unwrap();
+        assert_eq!(s.outbox_ack(&BOB, &[id(1)], 30).unwrap(), [id(1)]);
+    }
+    let mut s = Store::open(tmp.path()).unwrap();
+    assert_eq!(ids(&s.outbox_for_peer(&BOB, 10).unwrap()), [id(2)]);
+    assert_eq!(ids(&s.outbox_for_peer(&CAROL, 10).unwrap()), [id(1), id(2)]);
+    assert_eq!(s.delivered_to(&id(1)).unwrap(), [BOB]);
+    assert_eq!(
+        s.outbox_ack(&CAROL, &[id(1), id(2)], 40).unwrap(),
+        [id(1), id(2)]
+    );
+    assert!(s.outbox_for_peer(&CAROL, 10).unwrap().is_empty());
+}
+
+#[test]
+fn insert_outgoing_queues_for_every_recipient() {
+    let mut s = mem();
+    let m = public(1, ME, 10, "hi all");
+    assert!(s.insert_outgoing(&m, &[BOB, CAROL, BOB]).unwrap());
+    assert_eq!(s.get_message(&m.id).unwrap(), Some(m.clone()));
+    assert_eq!(s.pending_peers(&m.id).unwrap(), [BOB, CAROL]);
+    // A second insert of the same id changes nothing, not even the outbox.
+    assert!(!s.insert_outgoing(&m, &[ALICE]).unwrap());
+    assert_eq!(s.pending_peers(&m.id).unwrap(), [BOB, CAROL]);
+    // No recipients: just stored.
+    assert!(s.insert_outgoing(&public(2, ME, 11, "alone"), &[]).unwrap());
+    assert_eq!(s.pending_count(&id(2)).unwrap(), 0);
+}
+
+#[test]
+fn insert_outgoing_is_atomic() {
+    let mut s = mem();
+    // Make the second outbox row fail, as a crash or full disk would.
+    s.conn
+        .execute_batch(
+            "CREATE TEMP TRIGGER fail_second_outbox_row BEFORE INSERT ON outbox \
+             WHEN (SELECT count(*) FROM outbox) >= 1 \
+             BEGIN SELECT RAISE(ABORT, 'simulated failure'); END;",
+        )
+        .unwrap();
+    let m = public(1, ME, 10, "atomic");
+    assert!(s.insert_outgoing(&m, &[BOB, CAROL]).is_err());
+    assert!(!s.has_message(&m.id).unwrap());
+    assert_eq!(s.pending_count(&m.id).unwrap(), 0);
+    assert!(s.search("atomic", 10).unwrap().is_empty());
+    assert!(s.outbox_peers().unwrap().is_empty());
+
+    s.conn
+        .execute_batch("DROP TRIGGER fail_second_outbox_row;")
+        .unwrap();
+    assert!(s.insert_outgoing(&m, &[BOB, CAROL]).unwrap());
+    assert_eq!(s.pending_count(&m.id).unwrap(), 2);
+}
+
+// ------------------------------------------------------------------- peers
+
+#[test]
+fn peers_are_created_unverified_and_updated_when_seen() {
+    let mut s = mem();
+    assert!(s
+        .upsert_peer_seen(&BOB, &[1; 32], "bob", 100, Some("10.0.0.2:47000"))
+        .unwrap());
+    let bob = s.get_peer(&BOB).unwrap().unwrap();
+    assert_eq!(
+        bob,
+        PeerRecord {
+            identity: BOB,
+            noise_static: [1; 32],
+            nickname: "bob".into(),
+            first_seen_ms: 100,
+            last_seen_ms: 100,
+            last_addr: Some("10.0.0.2:47000".into()),
+            trust: TrustLevel::Unverified,
+            verified_ms: None,
+        }
+    );
+    assert!(!s
+        .upsert_peer_seen(&BOB, &[2; 32], "bobby", 200, None)
+        .unwrap());
+    let bob = s.get_peer(&BOB).unwrap().unwrap();
+    assert_eq!(bob.noise_static, [2; 32]);
+    assert_eq!(bob.nickname, "bobby");
+    assert_eq!((bob.first_seen_ms, bob.last_seen_ms), (100, 200));
+    assert_eq!(
+        bob.last_addr.as_deref(),
+        Some("10.0.0.2:47000"),
+        "None keeps"
+    );
+    s.upsert_peer_seen(&BOB, &[2; 32], "bobby", 300, Some("10.0.0.9:1"))
+        .unwrap();
+    assert_eq!(
+        s.get_peer(&BOB).unwrap().unwrap().last_addr.as_deref(),
+        Some("10.0.0.9:1")
+    );
+    assert_eq!(s.get_peer(&ALICE).unwrap(), None);
+}
+
+#[test]
+fn trust_is_set_explicitly_and_never_by_being_seen() {
+    let mut s = mem();
+    s.upsert_peer_seen(&BOB, &[1; 32], "bob", 100, None)
+        .unwrap();
+    s.set_trust(&BOB, TrustLevel::Verified, 150).unwrap();
+    let bob = s.get_peer(&BOB).unwrap().unwrap();
+    assert_eq!(
+        (bob.trust, bob.verified_ms),
+        (TrustLevel::Verified, Some(150))
+    );
+
+    s.upsert_peer_seen(&BOB, &[1; 32], "bob", 200, None)
+        .unwrap();
+    let bob = s.get_peer(&BOB).unwrap().unwrap();
+    assert_eq!(
+        (bob.trust, bob.verified_ms),
+        (TrustLevel::Verified, Some(150))
+    );
+
+    s.set_trust(&BOB, TrustLevel::Unverified, 250).unwrap();
+    let bob = s.get_peer(&BOB).unwrap().unwrap();
+    assert_eq!((bob.trust, bob.verified_ms), (TrustLevel::Unverified, None));
+
+    match s.set_trust(&ALICE, TrustLevel::Verified, 1) {
+        Err(StoreError::UnknownPeer { identity }) => assert_eq!(identity, ALICE),
+        other => panic!("expected UnknownPeer, got {other:?}"),
+    }
+    assert_eq!(s.get_peer(&ALICE).unwrap(), None);
+}
+
+#[test]
+fn peers_by_nickname_finds_every_holder() {
+    let mut s = mem();
+    s.upsert_peer_seen(&BOB, &[1; 32], "bob", 100, Some("10.0.0.2:1"))
+        .unwrap();
+    s.upsert_peer_seen(&ALICE, &[2; 32], "alice", 300, None)
+        .unwrap();
+    s.upsert_peer_seen(&CAROL, &[3; 32], "Bob", 200, Some("10.0.0.3:1"))
+        .unwrap();
+    let bobs = s.peers_by_nickname("bob").unwrap();
+    assert_eq!(
+        bobs.iter().map(|p| p.identity).collect::<Vec<_>>(),
+        [CAROL, BOB],
+        "both holders, most recently seen first"
+    );
+    assert_eq!(s.peers_by_nickname("BOB").unwrap().len(), 2);
+    assert_eq!(s.peers_by_nickname("alice").unwrap()[0].identity, ALICE);
+    assert!(s.peers_by_nickname("bo").unwrap().is_empty());
+    assert!(s.peers_by_nickname("%").unwrap().is_empty());
+    let all: Vec<_> = s.peers().unwrap().iter().map(|p| p.identity).collect();
+    assert_eq!(all, [ALICE, BOB, CAROL]);
+    assert_eq!(
+        s.known_addrs().unwrap(),
+        [
+            (CAROL, "10.0.0.3:1".to_string()),
+            (BOB, "10.0.0.2:1".to_string())
+        ]
+    );
+}
+
+// -------------------------------------------------------------------- meta
+
+#[test]
+fn meta_get_set_delete() {
+    let mut s = mem();
+    assert_eq!(s.get_meta("nickname").unwrap(), None);
+    s.set_meta("nickname", "me").unwrap();
+    s.set_meta("nickname", "still me").unwrap();
+    s.set_meta("other", "").unwrap();
+    assert_eq!(s.get_meta("nickname").unwrap().as_deref(), Some("still me"));
+    assert_eq!(s.get_meta("other").unwrap().as_deref(), Some(""));
+    assert!(s.delete_meta("nickname").unwrap());
+    assert!(!s.delete_meta("nickname").unwrap());
+    assert_eq!(s.get_meta("nickname").unwrap(), None);
+}
+
+// ------------------------------------------------------------- performance
+
+/// `cargo test --release -- --ignored --nocapture search_at_one_million`
+#[test]
+#[ignore = "slow: builds a one-million-message database"]
+fn search_at_one_million_messages() {
+    use std::time::Instant;
+
+    const N: u32 = 1_000_000;
+    const VOCAB: usize = 5_000;
+    let mut x: u64 = 42;
+    let mut next = move || {
+        x = x
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (x >> 33) as usize
+    };
+    let vocab: Vec<String> = (0..VOCAB).map(|i| format!("w{i}")).collect();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut s = Store::open(tmp.path()).unwrap();
+    let start = Instant::now();
+    let mut batch = Vec::with_capacity(10_000);
+    for n in 0..N {
+        // Zipf-ish: low word numbers are common, high ones rare.
+        let words: Vec<&str> = (0..8)
+            .map(|_| {
+                let r = next() % VOCAB;
+                vocab[(r * r) / VOCAB].as_str()
+            })
+            .collect();
+        batch.push(public(n, ALICE, u64::from(n), &words.join(" ")));
+        if batch.len() == batch.capacity() {
+            s.insert_messages(&batch).unwrap();
+            batch.clear();
+        }
+    }
+    s.insert_messages(&batch).unwrap();
+    eprintln!("insert {N}: {:?}", start.elapsed());
+    drop(s);
+    let size = fs::metadata(tmp.path().join(DB_FILE)).unwrap().len();
+    eprintln!("database size: {} MiB", size >> 20);
+
+    let start = Instant::now();
+    let s = Store::open(tmp.path()).unwrap();
+    eprintln!("reopen (quick_check): {:?}", start.elapsed());
+
+    let queries = [
+        "w0",
+        "w1",
+        "w10",
+        "w100",
+        "w2000",
+        "w4990", // rare
+        "w0 w1",
+        "w1 w50",
+        "w10 w3000",
+        "nothing",
+    ];
+    for q in queries {
+        let mut times = Vec::new();
+        let mut hits = 0;
+        for _ in 0..21 {
+            let t = Instant::now();
+            hits = s.search(q, 50).unwrap().len();
+            times.push(t.elapsed());
+        }
+        times.sort();
+        eprintln!(
+            "search {q:>10}: {hits:>2} hits, p50 {:?}, max {:?}",
+            times[10], times[20]
+        );
+        assert!(
+            times[10] <= std::time::Duration::from_millis(10),
+            "search {q:?} p50 {:?} is over the 10 ms target",
+            times[10]
+        );
+    }
+    let t = Instant::now();
+    let h = s.history(&ConversationKey::Public, 100).unwrap();
+    eprintln!("history 100: {:?}", t.elapsed());
+    assert_eq!(h.len(), 100);
+}
