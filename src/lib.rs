@@ -5,8 +5,16 @@
 #![forbid(unsafe_code)]
 
 pub mod cli;
+pub mod discovery;
+pub mod event;
 pub mod handshake;
 pub mod identity;
+pub mod link;
+pub mod net;
+pub mod node;
+pub mod peer;
+pub mod rng;
+pub mod sim;
 pub mod store;
 pub mod transport;
 pub mod wire;

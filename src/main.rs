@@ -1,1 +1,239 @@
-fn main() {}
+//! The `natter` binary: argument parsing and wiring. Errors stop here as
+//! anyhow reports; the library below uses typed errors.
+#![forbid(unsafe_code)]
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use natter::cli::{headless, sanitize::sanitize_nick};
+use natter::discovery::DiscoveryConfig;
+use natter::event::{hex_key, Event};
+use natter::identity::keyfile;
+use natter::net;
+use natter::node::{Command, Node, NodeConfig};
+use natter::rng::Rng;
+use std::io::IsTerminal;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::mpsc;
+
+/// Secure peer-to-peer messenger for local networks.
+///
+/// With no subcommand natter starts a node: it announces itself with signed
+/// UDP beacons, connects to every peer it finds over Noise-encrypted TCP
+/// links, and reads commands (type /help) from the terminal. When standard
+/// input is not a terminal it reads the same commands one per line and
+/// prints one line per event (one JSON object per line with --json).
+#[derive(Parser, Debug)]
+#[command(name = "natter", version, after_help = AFTER_HELP)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Sub>,
+
+    /// Directory holding the identity key, history and settings.
+    /// Default: the platform's data directory (e.g. ~/.local/share/natter).
+    #[arg(long, global = true, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+
+    /// Nickname shown to peers (at most 32 bytes).
+    #[arg(long, value_name = "NAME")]
+    nick: Option<String>,
+
+    /// TCP address to accept links on. If the default port is taken the
+    /// next free port is used (several natter processes on one host).
+    #[arg(long, value_name = "ADDR", default_value_t = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), net::DEFAULT_LISTEN_PORT))]
+    listen: SocketAddr,
+
+    /// Where to send discovery beacons (repeatable). Default: the broadcast
+    /// address of every up IPv4 interface. Use 127.255.255.255 to discover
+    /// only processes on this host.
+    #[arg(long = "beacon-addr", value_name = "IP")]
+    beacon_addr: Vec<IpAddr>,
+
+    /// UDP port of discovery beacons, for sending and receiving.
+    #[arg(long, value_name = "PORT", default_value_t = net::DEFAULT_BEACON_PORT)]
+    beacon_port: u16,
+
+    /// Do not send or listen for beacons; connect only with --connect or
+    /// /connect.
+    #[arg(long)]
+    no_discovery: bool,
+
+    /// Dial this peer at start and keep retrying until it answers
+    /// (repeatable).
+    #[arg(long = "connect", value_name = "HOST:PORT")]
+    connect: Vec<String>,
+
+    /// In line mode, print events as JSON objects, one per line.
+    #[arg(long)]
+    json: bool,
+
+    /// Milliseconds between discovery beacons.
+    #[arg(long, hide = true, default_value_t = 5_000)]
+    beacon_interval_ms: u64,
+
+    /// Milliseconds of silence before a keepalive ping.
+    #[arg(long, hide = true, default_value_t = 5_000)]
+    keepalive_ms: u64,
+
+    /// Milliseconds of silence after which a link is declared dead.
+    #[arg(long, hide = true, default_value_t = 15_000)]
+    dead_after_ms: u64,
+}
+
+#[derive(Subcommand, Debug)]
+enum Sub {
+    /// Print this node's fingerprint (creating the identity on first use).
+    Id,
+    /// Start the node (the default).
+    Run,
+}
+
+const AFTER_HELP: &str = "\
+Examples:
+  natter --nick alice                         start, discover peers on the LAN
+  natter --beacon-addr 127.255.255.255        discover only processes on this host
+  natter --no-discovery --connect 10.0.0.5:47475
+  natter id                                   show your fingerprint
+
+Inside natter, type /help for the commands.";
+
+fn data_dir(cli: &Cli) -> Result<PathBuf> {
+    if let Some(d) = &cli.data_dir {
+        return Ok(d.clone());
+    }
+    directories::ProjectDirs::from("", "", "natter")
+        .map(|p| p.data_dir().to_path_buf())
+        .context("cannot determine a data directory; pass --data-dir")
+}
+
+fn default_nick() -> String {
+    let user = std::env::var("USER").unwrap_or_default();
+    let nick = sanitize_nick(&user);
+    if nick.is_empty() {
+        "anonymous".into()
+    } else {
+        nick
+    }
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let dir = data_dir(&cli)?;
+    let (identity, created) = keyfile::load_or_create(&dir)?;
+    if created {
+        eprintln!("created a new identity in {}", dir.display());
+    }
+    if matches!(cli.command, Some(Sub::Id)) {
+        println!("{}", identity.fingerprint());
+        return Ok(());
+    }
+
+    let nick = match &cli.nick {
+        Some(n) => {
+            let clean = sanitize_nick(n);
+            if clean != *n {
+                bail!("--nick {n:?} is not a valid nickname (at most 32 bytes, no control characters)");
+            }
+            clean
+        }
+        None => default_nick(),
+    };
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let result = runtime.block_on(run(cli, identity, nick));
+    // The stdin reader sits in a blocking read that never returns on its
+    // own; do not wait for it.
+    runtime.shutdown_background();
+    result
+}
+
+async fn run(cli: Cli, identity: natter::identity::LocalIdentity, nick: String) -> Result<()> {
+    let listener = net::listen(cli.listen, cli.listen.port() == net::DEFAULT_LISTEN_PORT).await?;
+    let listen_addr = listener.local_addr().context("listener has no address")?;
+
+    let (beacons, targets) = if cli.no_discovery {
+        (None, Vec::new())
+    } else {
+        let bind = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), cli.beacon_port);
+        let sock = net::beacon_socket(bind)?;
+        let targets = if cli.beacon_addr.is_empty() {
+            net::default_beacon_targets(cli.beacon_port)
+        } else {
+            cli.beacon_addr
+                .iter()
+                .map(|ip| SocketAddr::new(*ip, cli.beacon_port))
+                .collect()
+        };
+        (Some(sock), targets)
+    };
+
+    let discovery = (!cli.no_discovery).then(|| {
+        let mut d = DiscoveryConfig::default();
+        d.interval_ms = cli.beacon_interval_ms.max(100);
+        d.expire_after_ms = 3 * d.interval_ms + 1_000;
+        d
+    });
+    let cfg = NodeConfig {
+        nickname: nick.clone(),
+        listen_port: listen_addr.port(),
+        discovery,
+        beacon_targets: targets.clone(),
+        keepalive_ms: cli.keepalive_ms,
+        dead_after_ms: cli.dead_after_ms,
+        ..NodeConfig::default()
+    };
+    let rng = Rng::from_os().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let clock = Instant::now();
+    let wall = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(0))
+        .unwrap_or(0);
+    let started = Event::Started {
+        identity: hex_key(&identity.identity_key()),
+        fingerprint: identity.fingerprint().grouped(),
+        nickname: nick,
+        listen: listen_addr.to_string(),
+        beacon_targets: targets.iter().map(ToString::to_string).collect(),
+    };
+    let node = Node::new(identity, cfg, rng, 0, wall);
+
+    let (cmd_tx, cmd_rx) = mpsc::channel::<Command>(64);
+    let (ev_tx, ev_rx) = mpsc::unbounded_channel::<Event>();
+    let _ = ev_tx.send(started);
+    let shell = tokio::spawn(net::run(node, listener, beacons, cmd_rx, ev_tx, clock));
+
+    for target in &cli.connect {
+        let addr = tokio::net::lookup_host(target.as_str())
+            .await
+            .with_context(|| format!("cannot resolve --connect {target}"))?
+            .next()
+            .with_context(|| format!("--connect {target} did not resolve"))?;
+        let _ = cmd_tx.send(Command::Connect(addr)).await;
+    }
+
+    // Ctrl-C and SIGTERM quit cleanly: peers are told, history is flushed.
+    let quit_tx = cmd_tx.clone();
+    tokio::spawn(async move {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return,
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        let _ = quit_tx.send(Command::Quit).await;
+    });
+
+    let interactive = std::io::stdin().is_terminal();
+    let _ = interactive; // the line editor front end arrives with the CLI work
+    headless::run(cmd_tx, ev_rx, cli.json).await;
+    let _ = shell.await;
+    Ok(())
+}

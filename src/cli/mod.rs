@@ -8,6 +8,8 @@
 
 pub mod command;
 pub mod complete;
+pub mod frontend;
+pub mod headless;
 pub mod render;
 pub mod sanitize;
 

@@ -1,0 +1,963 @@
+//! The sans-IO node: owns discovery, peers and links.
+//!
+//! The shell (`net`, or a simulation) feeds it [`Input`]s and the time, and
+//! drains [`Output`]s: datagrams to send, TCP dials, bytes to write, sockets
+//! to close and events for the user. The node never reads a clock or touches
+//! a socket, so every rule here can be tested deterministically.
+//!
+//! ```text
+//!   shell ──Input──▶ Node::handle(now, input)      shell ◀──Output── Node::poll_output()
+//!   shell ──now────▶ Node::handle_timeout(now)     shell ◀──deadline─ Node::poll_timeout()
+//! ```
+
+use crate::discovery::{Discovery, DiscoveryConfig};
+use crate::event::{hex_key, Event, PeerInfo};
+use crate::handshake::{HandshakeConfig, PeerHello};
+use crate::identity::{IdentityKey, LocalIdentity};
+use crate::link::{Direction, Link, LinkEvent};
+use crate::peer::{Backoff, LinkId, Peer, PeerState};
+use crate::rng::Rng;
+use crate::wire::limits::HANDSHAKE_DEADLINE_MS;
+use crate::wire::{Close, CloseReason, Frame};
+use std::collections::{BTreeMap, VecDeque};
+use std::net::SocketAddr;
+
+/// Tunables of the node. Defaults are the documented protocol values.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    pub nickname: String,
+    /// TCP port we accept links on, announced in beacons and hellos.
+    pub listen_port: u16,
+    /// Discovery settings; `None` disables beacons entirely.
+    pub discovery: Option<DiscoveryConfig>,
+    /// Where beacons are sent (broadcast addresses, or loopback for tests).
+    pub beacon_targets: Vec<SocketAddr>,
+    /// Send a ping after this long without receiving anything.
+    pub keepalive_ms: u64,
+    /// Declare a link dead after this long without receiving anything.
+    pub dead_after_ms: u64,
+    pub handshake_deadline_ms: u64,
+    /// The peer with the higher identity key waits this long before dialling
+    /// a newly discovered peer, so that usually only one side dials.
+    pub higher_dial_delay_ms: u64,
+    pub backoff_min_ms: u64,
+    pub backoff_max_ms: u64,
+    /// Most connections in any state.
+    pub max_links: usize,
+    /// Most connections still in the handshake.
+    pub max_handshakes: usize,
+    /// Bytes handed to the shell and not yet written before a peer counts as
+    /// not reading and is disconnected.
+    pub max_queued_bytes: usize,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig {
+            nickname: "anonymous".into(),
+            listen_port: 0,
+            discovery: Some(DiscoveryConfig::default()),
+            beacon_targets: Vec::new(),
+            keepalive_ms: 5_000,
+            dead_after_ms: 15_000,
+            handshake_deadline_ms: HANDSHAKE_DEADLINE_MS,
+            higher_dial_delay_ms: 1_500,
+            backoff_min_ms: 500,
+            backoff_max_ms: 30_000,
+            max_links: 512,
+            max_handshakes: 64,
+            max_queued_bytes: 4 << 20,
+        }
+    }
+}
+
+/// Something that happened outside the node.
+#[derive(Debug)]
+pub enum Input {
+    /// A UDP datagram arrived on the beacon socket.
+    Datagram { from: SocketAddr, data: Vec<u8> },
+    /// The TCP connect of `Output::Dial` succeeded.
+    Connected { link: LinkId },
+    /// The TCP connect of `Output::Dial` failed.
+    ConnectFailed { link: LinkId, error: String },
+    /// Bytes arrived on a link.
+    Received { link: LinkId, data: Vec<u8> },
+    /// The shell wrote `bytes` of this link's queued data to the socket.
+    Flushed { link: LinkId, bytes: usize },
+    /// The socket closed (EOF or error).
+    Closed { link: LinkId, error: Option<String> },
+    /// A user command.
+    Command(Command),
+}
+
+/// A request from the user interface.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// Dial an address; keep retrying until it answers.
+    Connect(SocketAddr),
+    /// List peers (answered with [`Event::Peers`]).
+    Peers,
+    /// Change our nickname and tell connected peers.
+    Nick(String),
+    /// Send opaque data to a peer (tests and benchmarks).
+    SendData { peer: IdentityKey, data: Vec<u8> },
+    /// Close every link and stop.
+    Quit,
+}
+
+/// Something the shell must do.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Output {
+    Datagram {
+        to: SocketAddr,
+        data: Vec<u8>,
+    },
+    /// Open a TCP connection; answer with `Connected` or `ConnectFailed`.
+    Dial {
+        link: LinkId,
+        addr: SocketAddr,
+    },
+    /// Write these bytes to the link, then report `Flushed`.
+    Send {
+        link: LinkId,
+        data: Vec<u8>,
+    },
+    /// Write what is queued, then close the socket. No `Closed` is needed.
+    Close {
+        link: LinkId,
+    },
+    Event(Event),
+}
+
+/// One connection in the node's table.
+struct Conn {
+    /// `None` until the outbound TCP connect succeeds.
+    link: Option<Link>,
+    direction: Direction,
+    remote: SocketAddr,
+    opened_ms: u64,
+    /// For dials: the identity we mean to reach, if known.
+    expected: Option<IdentityKey>,
+    /// Set once the handshake authenticated the peer.
+    peer: Option<IdentityKey>,
+    last_rx_ms: u64,
+    ping_outstanding: bool,
+    queued: usize,
+    /// Frames to seal together at the end of this step.
+    pending: Vec<Frame>,
+}
+
+impl Conn {
+    fn established(&self) -> bool {
+        self.peer.is_some()
+    }
+}
+
+/// A `--connect` / `/connect` target whose identity is not known yet.
+struct ManualTarget {
+    addr: SocketAddr,
+    link: Option<LinkId>,
+    next_dial_ms: Option<u64>,
+    backoff: Backoff,
+}
+
+/// The node. See the module documentation.
+pub struct Node {
+    local: LocalIdentity,
+    cfg: NodeConfig,
+    rng: Rng,
+    discovery: Option<Discovery>,
+    conns: BTreeMap<LinkId, Conn>,
+    peers: BTreeMap<IdentityKey, Peer>,
+    manual: Vec<ManualTarget>,
+    out: VecDeque<Output>,
+    next_link: LinkId,
+    now_ms: u64,
+    /// `wall clock ms − monotonic ms` at creation.
+    wall_offset_ms: i128,
+    shutting_down: bool,
+}
+
+impl Node {
+    /// A node. `now_ms` is the shell's monotonic clock, `wall_ms` the Unix
+    /// time in ms at the same instant, `instance` random per process start.
+    pub fn new(
+        local: LocalIdentity,
+        cfg: NodeConfig,
+        mut rng: Rng,
+        now_ms: u64,
+        wall_ms: u64,
+    ) -> Node {
+        let discovery = cfg.discovery.clone().map(|dc| {
+            let instance = rng.next_u64();
+            Discovery::new(
+                dc,
+                &local,
+                cfg.nickname.clone(),
+                cfg.listen_port,
+                instance,
+                Rng::new(rng.next_u64()),
+            )
+        });
+        Node {
+            local,
+            cfg,
+            rng,
+            discovery,
+            conns: BTreeMap::new(),
+            peers: BTreeMap::new(),
+            manual: Vec::new(),
+            out: VecDeque::new(),
+            next_link: 1,
+            now_ms,
+            wall_offset_ms: i128::from(wall_ms) - i128::from(now_ms),
+            shutting_down: false,
+        }
+    }
+
+    pub fn identity(&self) -> &LocalIdentity {
+        &self.local
+    }
+
+    pub fn nickname(&self) -> &str {
+        &self.cfg.nickname
+    }
+
+    /// Unix time in ms, derived from the monotonic clock.
+    pub fn wall_ms(&self, now_ms: u64) -> u64 {
+        u64::try_from(i128::from(now_ms) + self.wall_offset_ms).unwrap_or(0)
+    }
+
+    /// The peer table, for the UI and tests.
+    pub fn peers(&self) -> impl Iterator<Item = &Peer> {
+        self.peers.values()
+    }
+
+    pub fn peer(&self, id: &IdentityKey) -> Option<&Peer> {
+        self.peers.get(id)
+    }
+
+    /// Identities with an established link.
+    pub fn connected(&self) -> Vec<IdentityKey> {
+        self.peers
+            .values()
+            .filter(|p| p.state.established_link().is_some())
+            .map(|p| p.identity())
+            .collect()
+    }
+
+    /// Number of connections in the table, in any state.
+    pub fn link_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    pub fn is_shut_down(&self) -> bool {
+        self.shutting_down
+    }
+
+    /// Next action for the shell.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    /// A new inbound TCP connection. Returns its id, or `None` if the node is
+    /// at its connection limits (the shell then drops the socket).
+    pub fn accept(&mut self, now_ms: u64, remote: SocketAddr) -> Option<LinkId> {
+        self.now_ms = now_ms;
+        let handshaking = self.conns.values().filter(|c| !c.established()).count();
+        if self.shutting_down
+            || self.conns.len() >= self.cfg.max_links
+            || handshaking >= self.cfg.max_handshakes
+        {
+            return None;
+        }
+        let link = Link::inbound(&self.local, &self.handshake_config()).ok()?;
+        let id = self.alloc_link();
+        self.conns.insert(
+            id,
+            Conn::new(Some(link), Direction::Inbound, remote, now_ms, None),
+        );
+        Some(id)
+    }
+
+    /// Feed one input.
+    pub fn handle(&mut self, now_ms: u64, input: Input) {
+        self.now_ms = now_ms;
+        match input {
+            Input::Datagram { from, data } => self.on_datagram(from, &data),
+            Input::Connected { link } => self.on_connected(link),
+            Input::ConnectFailed { link, error } => {
+                self.on_gone(link, &format!("connect failed: {error}"))
+            }
+            Input::Received { link, data } => self.on_received(link, &data),
+            Input::Flushed { link, bytes } => {
+                if let Some(c) = self.conns.get_mut(&link) {
+                    c.queued = c.queued.saturating_sub(bytes);
+                }
+            }
+            Input::Closed { link, error } => {
+                let reason = error.unwrap_or_else(|| "connection closed by peer".into());
+                self.on_gone(link, &reason)
+            }
+            Input::Command(cmd) => self.on_command(cmd),
+        }
+        self.flush();
+    }
+
+    /// The earliest time at which [`Node::handle_timeout`] has work.
+    pub fn poll_timeout(&self) -> Option<u64> {
+        let mut t: Option<u64> = self.discovery.as_ref().and_then(|d| d.poll_timeout());
+        let mut at = |x: u64| t = Some(t.map_or(x, |y| y.min(x)));
+        for c in self.conns.values() {
+            if c.established() {
+                if c.ping_outstanding {
+                    at(c.last_rx_ms + self.cfg.dead_after_ms);
+                } else {
+                    at(c.last_rx_ms + self.cfg.keepalive_ms);
+                }
+            } else {
+                at(c.opened_ms + self.cfg.handshake_deadline_ms);
+            }
+        }
+        for p in self.peers.values() {
+            if let Some(d) = p.next_dial_ms {
+                at(d);
+            }
+        }
+        for m in &self.manual {
+            if let Some(d) = m.next_dial_ms {
+                at(d);
+            }
+        }
+        t
+    }
+
+    /// Run timers due at `now_ms`.
+    pub fn handle_timeout(&mut self, now_ms: u64) {
+        self.now_ms = now_ms;
+        if self.shutting_down {
+            return;
+        }
+        self.run_discovery();
+        self.check_links();
+        self.run_dials();
+        self.flush();
+    }
+
+    // ---- discovery ------------------------------------------------------
+
+    fn run_discovery(&mut self) {
+        let now = self.now_ms;
+        let wall = self.wall_ms(now);
+        let Some(d) = self.discovery.as_mut() else {
+            return;
+        };
+        if let Some(beacon) = d.poll_beacon(now, wall, &self.local) {
+            for to in &self.cfg.beacon_targets {
+                self.out.push_back(Output::Datagram {
+                    to: *to,
+                    data: beacon.clone(),
+                });
+            }
+        }
+        for id in d.expire(now) {
+            let forget = self.peers.get(&id).is_some_and(|p| {
+                !p.pinned && matches!(p.state, PeerState::Discovered | PeerState::Lost { .. })
+            });
+            if forget {
+                if let Some(p) = self.peers.remove(&id) {
+                    let info = self.info(&p);
+                    self.emit(Event::PeerExpired { peer: info });
+                }
+            }
+        }
+    }
+
+    fn on_datagram(&mut self, from: SocketAddr, data: &[u8]) {
+        let now = self.now_ms;
+        let Some(d) = self.discovery.as_mut() else {
+            return;
+        };
+        // Rejected beacons are counted by discovery and otherwise ignored:
+        // a beacon is only ever a hint.
+        let Ok(s) = d.handle_datagram(now, from, data) else {
+            return;
+        };
+        let id = s.keys.identity;
+        let lower = self.local.identity_key() < id;
+        let delay = if lower {
+            0
+        } else {
+            self.cfg.higher_dial_delay_ms
+        };
+        let backoff = self.new_backoff();
+        let is_new = !self.peers.contains_key(&id);
+        let peer = self
+            .peers
+            .entry(id)
+            .or_insert_with(|| Peer::new(s.keys, s.nickname.clone(), Some(s.addr), now, backoff));
+        peer.last_heard_ms = now;
+        peer.addr = Some(s.addr);
+        peer.nickname = s.nickname;
+        let idle = matches!(peer.state, PeerState::Discovered | PeerState::Lost { .. });
+        if idle && (is_new || s.restarted || peer.next_dial_ms.is_none()) {
+            if s.restarted {
+                peer.backoff.reset();
+            }
+            peer.next_dial_ms = Some(now + delay);
+        }
+        if is_new {
+            let info = self.info_of(&id);
+            self.emit(Event::PeerDiscovered { peer: info });
+        }
+    }
+
+    // ---- dialling -------------------------------------------------------
+
+    fn run_dials(&mut self) {
+        let now = self.now_ms;
+        let due: Vec<IdentityKey> = self
+            .peers
+            .values()
+            .filter(|p| p.next_dial_ms.is_some_and(|t| t <= now))
+            .map(|p| p.identity())
+            .collect();
+        for id in due {
+            self.dial_peer(id);
+        }
+        for i in 0..self.manual.len() {
+            if self.manual[i].next_dial_ms.is_some_and(|t| t <= now)
+                && self.manual[i].link.is_none()
+            {
+                let addr = self.manual[i].addr;
+                self.manual[i].next_dial_ms = None;
+                let link = self.dial(addr, None);
+                self.manual[i].link = Some(link);
+            }
+        }
+    }
+
+    fn dial_peer(&mut self, id: IdentityKey) {
+        let Some(p) = self.peers.get_mut(&id) else {
+            return;
+        };
+        p.next_dial_ms = None;
+        let Some(addr) = p.addr else { return };
+        if !matches!(p.state, PeerState::Discovered | PeerState::Lost { .. }) {
+            return;
+        }
+        let link = self.dial(addr, Some(id));
+        if let Some(p) = self.peers.get_mut(&id) {
+            p.state = PeerState::Dialling { link };
+        }
+    }
+
+    fn dial(&mut self, addr: SocketAddr, expected: Option<IdentityKey>) -> LinkId {
+        let id = self.alloc_link();
+        self.conns.insert(
+            id,
+            Conn::new(None, Direction::Outbound, addr, self.now_ms, expected),
+        );
+        self.out.push_back(Output::Dial { link: id, addr });
+        id
+    }
+
+    fn on_connected(&mut self, link_id: LinkId) {
+        let cfg = self.handshake_config();
+        let Some(c) = self.conns.get_mut(&link_id) else {
+            return;
+        };
+        if c.link.is_some() {
+            return;
+        }
+        match Link::outbound(&self.local, &cfg, c.expected) {
+            Ok((link, msg1)) => {
+                c.link = Some(link);
+                c.last_rx_ms = self.now_ms;
+                if let Some(p) = c.expected.and_then(|id| self.peers.get_mut(&id)) {
+                    if p.state == (PeerState::Dialling { link: link_id }) {
+                        p.state = PeerState::Handshaking { link: link_id };
+                    }
+                }
+                self.send_raw(link_id, msg1);
+            }
+            Err(e) => self.close(link_id, &format!("cannot start handshake: {e}"), None),
+        }
+    }
+
+    // ---- links ----------------------------------------------------------
+
+    fn on_received(&mut self, link_id: LinkId, data: &[u8]) {
+        let Some(c) = self.conns.get_mut(&link_id) else {
+            return;
+        };
+        let Some(link) = c.link.as_mut() else { return };
+        let mut reply = Vec::new();
+        let result = link.on_bytes(data, &mut reply);
+        c.last_rx_ms = self.now_ms;
+        c.ping_outstanding = false;
+        if !reply.is_empty() {
+            self.send_raw(link_id, reply);
+        }
+        match result {
+            Ok(events) => {
+                for ev in events {
+                    match ev {
+                        LinkEvent::Established(hello) => self.on_established(link_id, hello),
+                        LinkEvent::Frames(frames) => {
+                            for f in frames {
+                                if !self.conns.contains_key(&link_id) {
+                                    break;
+                                }
+                                self.on_frame(link_id, f);
+                            }
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                let established = self.conns.get(&link_id).is_some_and(Conn::established);
+                // A link whose transport failed cannot carry a Close frame.
+                let _ = established;
+                self.close(link_id, &e.to_string(), None);
+            }
+        }
+    }
+
+    fn on_established(&mut self, link_id: LinkId, hello: PeerHello) {
+        let now = self.now_ms;
+        let id = hello.identity();
+        let Some(c) = self.conns.get_mut(&link_id) else {
+            return;
+        };
+        c.peer = Some(id);
+        let dial_addr = match c.direction {
+            Direction::Outbound => Some(c.remote),
+            Direction::Inbound => {
+                (hello.listen_port != 0).then(|| SocketAddr::new(c.remote.ip(), hello.listen_port))
+            }
+        };
+        let direction = c.direction;
+        // A manual target that reached this identity becomes a pinned peer.
+        let mut pinned = false;
+        self.manual.retain(|m| {
+            let hit = m.link == Some(link_id);
+            pinned |= hit;
+            !hit
+        });
+        let backoff = self.new_backoff();
+        let is_new = !self.peers.contains_key(&id);
+        let peer = self.peers.entry(id).or_insert_with(|| {
+            Peer::new(hello.keys, hello.nickname.clone(), dial_addr, now, backoff)
+        });
+        peer.keys = hello.keys;
+        peer.nickname = hello.nickname.clone();
+        peer.last_heard_ms = now;
+        peer.pinned |= pinned;
+        if dial_addr.is_some() {
+            peer.addr = dial_addr;
+        }
+        if is_new {
+            let info = self.info_of(&id);
+            self.emit(Event::PeerDiscovered { peer: info });
+        }
+
+        // Duplicate links: keep the one dialled by the lower identity key;
+        // between two dialled by the same side, keep the newer.
+        let existing = self.peers.get(&id).and_then(|p| p.state.established_link());
+        if let Some(old) = existing.filter(|old| *old != link_id && self.conns.contains_key(old)) {
+            let keep = self.preferred(old, link_id, id);
+            let drop = if keep == old { link_id } else { old };
+            if let Some(p) = self.peers.get_mut(&id) {
+                p.state = PeerState::Established { link: keep };
+            }
+            self.close(drop, "duplicate link", Some(CloseReason::DuplicateLink));
+            return;
+        }
+
+        // A dial of ours still running would lose the tie-break if we are the
+        // higher key: cancel it. If we are the lower key it would win on both
+        // sides, so let it finish (the tie-break then closes this link).
+        let local_higher = self.local.identity_key() > id;
+        let pending: Vec<LinkId> = self
+            .conns
+            .iter()
+            .filter(|(l, c)| {
+                **l != link_id
+                    && !c.established()
+                    && c.direction == Direction::Outbound
+                    && c.expected == Some(id)
+            })
+            .map(|(l, _)| *l)
+            .collect();
+        if local_higher {
+            for l in pending {
+                self.conns.remove(&l);
+                self.out.push_back(Output::Close { link: l });
+            }
+        }
+        if let Some(p) = self.peers.get_mut(&id) {
+            p.state = PeerState::Established { link: link_id };
+            p.backoff.reset();
+            p.next_dial_ms = None;
+        }
+        let info = self.info_of(&id);
+        self.emit(Event::PeerConnected {
+            peer: info,
+            direction,
+        });
+    }
+
+    /// Which of two established links to the same peer survives.
+    fn preferred(&self, a: LinkId, b: LinkId, peer: IdentityKey) -> LinkId {
+        let me = self.local.identity_key();
+        let lower = me.min(peer);
+        let dialled_by_lower = |l: LinkId| {
+            self.conns.get(&l).is_some_and(|c| {
+                let initiator = if c.direction == Direction::Outbound {
+                    me
+                } else {
+                    peer
+                };
+                initiator == lower
+            })
+        };
+        match (dialled_by_lower(a), dialled_by_lower(b)) {
+            (true, false) => a,
+            (false, true) => b,
+            _ => a.max(b),
+        }
+    }
+
+    fn on_frame(&mut self, link_id: LinkId, frame: Frame) {
+        let Some(c) = self.conns.get_mut(&link_id) else {
+            return;
+        };
+        let Some(id) = c.peer else { return };
+        if let Some(p) = self.peers.get_mut(&id) {
+            p.last_heard_ms = self.now_ms;
+        }
+        match frame {
+            Frame::Ping(n) => c.pending.push(Frame::Pong(n)),
+            Frame::Pong(_) => {}
+            Frame::Close(close) => {
+                let reason = format!("peer closed the link: {:?} {}", close.reason, close.detail);
+                self.close(link_id, &reason, None);
+            }
+            Frame::Data(data) => self.emit(Event::Data {
+                from: hex_key(&id),
+                len: data.len(),
+            }),
+            Frame::Nick(nick) => {
+                if let Some(p) = self.peers.get_mut(&id) {
+                    let old = std::mem::replace(&mut p.nickname, nick);
+                    let info = self.info_of(&id);
+                    self.emit(Event::PeerRenamed { peer: info, old });
+                }
+            }
+            Frame::Public(_) | Frame::Direct(_) | Frame::Ack(_) | Frame::SyncRequest(_) => {}
+        }
+    }
+
+    fn check_links(&mut self) {
+        let now = self.now_ms;
+        let mut expired = Vec::new();
+        for (l, c) in self.conns.iter_mut() {
+            if !c.established() {
+                if now >= c.opened_ms + self.cfg.handshake_deadline_ms {
+                    expired.push((*l, "handshake deadline passed", None));
+                }
+            } else if now >= c.last_rx_ms + self.cfg.dead_after_ms {
+                expired.push((*l, "no answer to keepalive", Some(CloseReason::Timeout)));
+            } else if !c.ping_outstanding && now >= c.last_rx_ms + self.cfg.keepalive_ms {
+                c.ping_outstanding = true;
+                c.pending.push(Frame::Ping(now));
+            }
+        }
+        for (l, why, reason) in expired {
+            self.close(l, why, reason);
+        }
+    }
+
+    /// Close a link: optionally tell the peer why, then drop it.
+    fn close(&mut self, link_id: LinkId, why: &str, reason: Option<CloseReason>) {
+        if let Some(reason) = reason {
+            if let Some(c) = self.conns.get_mut(&link_id) {
+                if c.established() {
+                    c.pending.push(Frame::Close(Close {
+                        reason,
+                        detail: why.chars().take(100).collect(),
+                    }));
+                }
+            }
+            self.flush_link(link_id);
+        }
+        if self.conns.contains_key(&link_id) {
+            self.out.push_back(Output::Close { link: link_id });
+        }
+        self.on_gone(link_id, why);
+    }
+
+    /// A connection is gone: update the peer it belonged to.
+    fn on_gone(&mut self, link_id: LinkId, why: &str) {
+        let Some(c) = self.conns.remove(&link_id) else {
+            return;
+        };
+        let now = self.now_ms;
+        if let Some(i) = self.manual.iter().position(|m| m.link == Some(link_id)) {
+            let delay = self.manual[i].backoff.next_delay(&mut self.rng);
+            let m = &mut self.manual[i];
+            m.link = None;
+            m.next_dial_ms = Some(now + delay);
+            self.emit(Event::LinkFailed {
+                addr: c.remote.to_string(),
+                reason: why.into(),
+            });
+            return;
+        }
+        let id = c.peer.or(c.expected);
+        let Some(p) = id.and_then(|id| self.peers.get_mut(&id)) else {
+            if !c.established() {
+                self.emit(Event::LinkFailed {
+                    addr: c.remote.to_string(),
+                    reason: why.into(),
+                });
+            }
+            return;
+        };
+        let id = p.identity();
+        if p.state.established_link() == Some(link_id) {
+            // Promote another established link to this peer, if any.
+            let other = self
+                .conns
+                .iter()
+                .find(|(_, oc)| oc.peer == Some(id))
+                .map(|(l, _)| *l);
+            if let Some(other) = other {
+                p.state = PeerState::Established { link: other };
+                return;
+            }
+            p.state = PeerState::Lost { since_ms: now };
+            let lower = self.local.identity_key() < id;
+            let grace = if lower {
+                0
+            } else {
+                self.cfg.higher_dial_delay_ms
+            };
+            let delay = p.backoff.next_delay(&mut self.rng) + grace;
+            p.next_dial_ms = Some(now + delay);
+            if !self.shutting_down {
+                let info = self.info_of(&id);
+                self.emit(Event::PeerLost {
+                    peer: info,
+                    reason: why.into(),
+                });
+            }
+        } else if p.state.pending_dial() == Some(link_id) {
+            let delay = p.backoff.next_delay(&mut self.rng);
+            p.state = if p.backoff.attempts() > 1 {
+                PeerState::Lost { since_ms: now }
+            } else {
+                PeerState::Discovered
+            };
+            p.next_dial_ms = Some(now + delay);
+            self.emit(Event::LinkFailed {
+                addr: c.remote.to_string(),
+                reason: why.into(),
+            });
+        }
+    }
+
+    // ---- commands -------------------------------------------------------
+
+    fn on_command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Connect(addr) => {
+                let linked = self
+                    .peers
+                    .values()
+                    .any(|p| p.addr == Some(addr) && p.state.established_link().is_some());
+                if linked {
+                    self.emit(Event::Info {
+                        text: format!("already connected to {addr}"),
+                    });
+                    return;
+                }
+                if self.manual.iter().any(|m| m.addr == addr) {
+                    return;
+                }
+                let backoff = self.new_backoff();
+                let link = self.dial(addr, None);
+                self.manual.push(ManualTarget {
+                    addr,
+                    link: Some(link),
+                    next_dial_ms: None,
+                    backoff,
+                });
+            }
+            Command::Peers => {
+                let peers = self.peers.values().map(|p| self.info(p)).collect();
+                self.emit(Event::Peers { peers });
+            }
+            Command::Nick(nick) => {
+                self.cfg.nickname = nick.clone();
+                if let Some(d) = self.discovery.as_mut() {
+                    d.set_nickname(nick.clone());
+                }
+                for c in self.conns.values_mut().filter(|c| c.established()) {
+                    c.pending.push(Frame::Nick(nick.clone()));
+                }
+            }
+            Command::SendData { peer, data } => match self.link_of(&peer) {
+                Some(l) => {
+                    if let Some(c) = self.conns.get_mut(&l) {
+                        c.pending.push(Frame::Data(data));
+                    }
+                }
+                None => self.emit(Event::Error {
+                    text: "peer is not connected".into(),
+                }),
+            },
+            Command::Quit => {
+                self.shutting_down = true;
+                let links: Vec<LinkId> = self.conns.keys().copied().collect();
+                for l in links {
+                    self.close(l, "shutting down", Some(CloseReason::Shutdown));
+                }
+                self.emit(Event::Shutdown);
+            }
+        }
+    }
+
+    // ---- helpers --------------------------------------------------------
+
+    /// The established link of a peer.
+    pub fn link_of(&self, id: &IdentityKey) -> Option<LinkId> {
+        self.peers.get(id).and_then(|p| p.state.established_link())
+    }
+
+    /// Queue a frame for a peer's established link; false if not connected.
+    pub fn queue_frame(&mut self, id: &IdentityKey, frame: Frame) -> bool {
+        match self.link_of(id).and_then(|l| self.conns.get_mut(&l)) {
+            Some(c) => {
+                c.pending.push(frame);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn handshake_config(&self) -> HandshakeConfig {
+        HandshakeConfig::new(self.cfg.nickname.clone(), self.cfg.listen_port)
+    }
+
+    fn new_backoff(&self) -> Backoff {
+        Backoff::new(self.cfg.backoff_min_ms, self.cfg.backoff_max_ms)
+    }
+
+    fn alloc_link(&mut self) -> LinkId {
+        let id = self.next_link;
+        self.next_link += 1;
+        id
+    }
+
+    fn emit(&mut self, ev: Event) {
+        self.out.push_back(Output::Event(ev));
+    }
+
+    fn info_of(&self, id: &IdentityKey) -> PeerInfo {
+        match self.peers.get(id) {
+            Some(p) => self.info(p),
+            None => PeerInfo {
+                identity: hex_key(id),
+                fingerprint: id.fingerprint().grouped(),
+                nickname: String::new(),
+                state: "unknown",
+                addr: None,
+            },
+        }
+    }
+
+    fn info(&self, p: &Peer) -> PeerInfo {
+        PeerInfo {
+            identity: hex_key(&p.identity()),
+            fingerprint: p.identity().fingerprint().grouped(),
+            nickname: p.nickname.clone(),
+            state: p.state.name(),
+            addr: p.addr.map(|a| a.to_string()),
+        }
+    }
+
+    fn send_raw(&mut self, link_id: LinkId, data: Vec<u8>) {
+        if let Some(c) = self.conns.get_mut(&link_id) {
+            c.queued += data.len();
+            self.out.push_back(Output::Send {
+                link: link_id,
+                data,
+            });
+        }
+    }
+
+    /// Seal every link's pending frames, one batch per link, and disconnect
+    /// links whose unwritten data exceeds the bound (a peer that does not read).
+    fn flush(&mut self) {
+        let links: Vec<LinkId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| !c.pending.is_empty())
+            .map(|(l, _)| *l)
+            .collect();
+        for l in links {
+            self.flush_link(l);
+        }
+    }
+
+    fn flush_link(&mut self, link_id: LinkId) {
+        let Some(c) = self.conns.get_mut(&link_id) else {
+            return;
+        };
+        if c.pending.is_empty() {
+            return;
+        }
+        let frames = std::mem::take(&mut c.pending);
+        let Some(link) = c.link.as_mut() else { return };
+        let mut data = Vec::new();
+        if let Err(e) = link.send(&frames, &mut data) {
+            self.close(link_id, &format!("cannot send: {e}"), None);
+            return;
+        }
+        if c.queued + data.len() > self.cfg.max_queued_bytes {
+            // Not reading: drop the link. What it missed stays in the outbox.
+            self.out.push_back(Output::Close { link: link_id });
+            self.on_gone(link_id, "peer is not reading (send queue full)");
+            return;
+        }
+        self.send_raw(link_id, data);
+    }
+}
+
+impl Conn {
+    fn new(
+        link: Option<Link>,
+        direction: Direction,
+        remote: SocketAddr,
+        now: u64,
+        expected: Option<IdentityKey>,
+    ) -> Conn {
+        Conn {
+            link,
+            direction,
+            remote,
+            opened_ms: now,
+            expected,
+            peer: None,
+            last_rx_ms: now,
+            ping_outstanding: false,
+            queued: 0,
+            pending: Vec::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

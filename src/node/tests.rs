@@ -1,0 +1,257 @@
+//! Deterministic multi-node tests over the simulated network.
+
+use super::*;
+use crate::sim::{self, NetConfig, Sim};
+
+fn mesh_time(sim: &mut Sim, limit_ms: u64) -> Option<u64> {
+    let start = sim.now_ms;
+    while sim.now_ms < start + limit_ms {
+        sim.run_for(100);
+        if sim.full_mesh() {
+            return Some(sim.now_ms - start);
+        }
+    }
+    None
+}
+
+#[test]
+fn five_nodes_converge_to_a_full_mesh_despite_loss() {
+    for seed in 0..5 {
+        let mut s = Sim::new(
+            seed,
+            NetConfig {
+                delay_ms: (1, 20),
+                loss: 0.3,
+            },
+        );
+        s.add_nodes(5);
+        let t = mesh_time(&mut s, 60_000);
+        assert!(t.is_some(), "seed {seed}: no full mesh after 60 s");
+        // Stays a mesh: keepalives flow, nothing flaps.
+        s.run_for(60_000);
+        assert!(s.full_mesh(), "seed {seed}: mesh did not hold");
+        for n in &s.nodes {
+            assert!(
+                !n.events.iter().any(|e| matches!(e, Event::PeerLost { .. })),
+                "seed {seed}: a link was lost"
+            );
+        }
+    }
+}
+
+#[test]
+fn partition_is_detected_and_heals() {
+    let mut s = Sim::new(1, NetConfig::default());
+    s.add_nodes(4);
+    assert!(mesh_time(&mut s, 20_000).is_some());
+    s.partition(&[0, 1], &[2, 3]);
+    let cut_at = s.now_ms;
+    // Keepalive (5 s) + dead-after (15 s) bound the detection time.
+    s.run_for(16_000);
+    for i in 0..2 {
+        let c = s.nodes[i].node.connected();
+        assert!(
+            !c.contains(&s.identity_of(2)) && !c.contains(&s.identity_of(3)),
+            "node {i} still thinks it is linked"
+        );
+        assert!(
+            c.contains(&s.identity_of(1 - i)),
+            "same side of the partition stays linked"
+        );
+    }
+    assert!(s.now_ms - cut_at <= 16_000);
+    s.heal();
+    let healed = mesh_time(&mut s, 60_000);
+    assert!(
+        healed.is_some(),
+        "mesh did not come back after the partition healed"
+    );
+}
+
+#[test]
+fn simultaneous_dials_leave_exactly_one_link_on_both_sides() {
+    for seed in 0..20 {
+        let mut cfg0 = sim::node_config(0);
+        cfg0.discovery = None;
+        let mut cfg1 = sim::node_config(1);
+        cfg1.discovery = None;
+        let mut s = Sim::new(
+            seed,
+            NetConfig {
+                delay_ms: (1, 10),
+                loss: 0.0,
+            },
+        );
+        s.add_node_with(sim::identity(0), cfg0);
+        s.add_node_with(sim::identity(1), cfg1);
+        let (a0, a1) = (s.nodes[0].addr, s.nodes[1].addr);
+        // Both users type /connect at the same moment.
+        s.input(0, Input::Command(Command::Connect(a1)));
+        s.input(1, Input::Command(Command::Connect(a0)));
+        s.run_for(5_000);
+        assert!(s.full_mesh(), "seed {seed}: not exactly one link each");
+        let l0 = s.nodes[0].node.link_of(&s.identity_of(1));
+        let l1 = s.nodes[1].node.link_of(&s.identity_of(0));
+        assert!(l0.is_some() && l1.is_some());
+        // Data flows over the surviving link in both directions.
+        let id1 = s.identity_of(1);
+        s.input(
+            0,
+            Input::Command(Command::SendData {
+                peer: id1,
+                data: vec![1; 10],
+            }),
+        );
+        s.run_for(100);
+        assert!(
+            s.nodes[1]
+                .events
+                .iter()
+                .any(|e| matches!(e, Event::Data { len: 10, .. })),
+            "seed {seed}"
+        );
+        s.run_for(30_000);
+        assert!(s.full_mesh(), "seed {seed}: link flapped");
+    }
+}
+
+#[test]
+fn restarted_peer_comes_back() {
+    let mut s = Sim::new(3, NetConfig::default());
+    s.add_nodes(3);
+    assert!(mesh_time(&mut s, 20_000).is_some());
+    s.crash(2);
+    s.run_for(2_000);
+    assert!(!s.nodes[0].node.connected().contains(&s.identity_of(2)));
+    assert!(s.nodes[0]
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::PeerLost { .. })));
+    s.run_for(10_000);
+    s.restart(2, sim::identity(2), sim::node_config(2));
+    let back = mesh_time(&mut s, 30_000);
+    assert!(back.is_some(), "restarted node did not rejoin");
+}
+
+#[test]
+fn dead_peer_without_fin_is_detected_by_keepalive() {
+    let mut s = Sim::new(4, NetConfig::default());
+    s.add_nodes(2);
+    assert!(mesh_time(&mut s, 20_000).is_some());
+    // Cable pulled: nothing is delivered either way, no FIN.
+    s.partition(&[0], &[1]);
+    let t0 = s.now_ms;
+    let mut detected = None;
+    while s.now_ms < t0 + 30_000 {
+        s.run_for(250);
+        if s.nodes[0].node.connected().is_empty() {
+            detected = Some(s.now_ms - t0);
+            break;
+        }
+    }
+    let d = detected.expect("dead peer never detected");
+    assert!(d <= 15_250, "detected after {d} ms");
+    assert!(d >= 5_000, "detected suspiciously early: {d} ms");
+}
+
+#[test]
+fn manual_connect_retries_until_the_peer_appears() {
+    let mut cfg0 = sim::node_config(0);
+    cfg0.discovery = None;
+    let mut cfg1 = sim::node_config(1);
+    cfg1.discovery = None;
+    let mut s = Sim::new(5, NetConfig::default());
+    s.add_node_with(sim::identity(0), cfg0);
+    s.add_node_with(sim::identity(1), cfg1.clone());
+    s.crash(1);
+    let a1 = s.nodes[1].addr;
+    s.input(0, Input::Command(Command::Connect(a1)));
+    s.run_for(20_000);
+    assert!(s.nodes[0]
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::LinkFailed { .. })));
+    s.restart(1, sim::identity(1), cfg1);
+    s.run_for(40_000);
+    assert!(s.full_mesh(), "manual target was not retried");
+}
+
+#[test]
+fn quit_closes_links_and_the_peer_notices_at_once() {
+    let mut s = Sim::new(6, NetConfig::default());
+    s.add_nodes(2);
+    assert!(mesh_time(&mut s, 20_000).is_some());
+    s.input(0, Input::Command(Command::Quit));
+    assert!(s.nodes[0].events.contains(&Event::Shutdown));
+    s.run_for(100);
+    assert!(s.nodes[1].node.connected().is_empty());
+    let lost = s.nodes[1].events.iter().find_map(|e| match e {
+        Event::PeerLost { reason, .. } => Some(reason.clone()),
+        _ => None,
+    });
+    assert!(
+        lost.is_some_and(|r| r.contains("Shutdown")),
+        "peer was not told why"
+    );
+}
+
+#[test]
+fn a_peer_that_does_not_read_is_disconnected() {
+    let mut cfg0 = sim::node_config(0);
+    cfg0.max_queued_bytes = 100_000;
+    let mut s = Sim::new(7, NetConfig::default());
+    s.add_node_with(sim::identity(0), cfg0);
+    s.add_node_with(sim::identity(1), sim::node_config(1));
+    assert!(mesh_time(&mut s, 20_000).is_some());
+    let id1 = s.identity_of(1);
+    let link = s.nodes[0].node.link_of(&id1).unwrap();
+    // Drive node 0 directly without reporting flushes: the queue only grows.
+    let now = s.now_ms;
+    let mut closed = false;
+    for _ in 0..20 {
+        s.nodes[0].node.handle(
+            now,
+            Input::Command(Command::SendData {
+                peer: id1,
+                data: vec![0; 10_000],
+            }),
+        );
+        while let Some(o) = s.nodes[0].node.poll_output() {
+            if o == (Output::Close { link }) {
+                closed = true;
+            }
+        }
+    }
+    assert!(closed, "slow reader was never disconnected");
+}
+
+#[test]
+fn beacons_never_tear_down_or_redirect_a_live_link() {
+    let mut s = Sim::new(8, NetConfig::default());
+    s.add_nodes(2);
+    assert!(mesh_time(&mut s, 20_000).is_some());
+    let id1 = s.identity_of(1);
+    let link_before = s.nodes[0].node.link_of(&id1);
+    // A genuine beacon of node 1 replayed from another address, and garbage.
+    let me = s.nodes[1].node.identity();
+    let body = crate::wire::BeaconBody {
+        version: crate::wire::limits::PROTOCOL_VERSION,
+        keys: *me.bound_keys(),
+        tcp_port: 9,
+        nickname: "evil".into(),
+        instance: 1,
+        seq: 1,
+        timestamp_ms: 1,
+    };
+    let forged = crate::wire::encode_beacon(&body, &sim::identity(9)).unwrap();
+    let genuine_old = crate::wire::encode_beacon(&body, me).unwrap();
+    let from: SocketAddr = "127.9.9.9:47474".parse().unwrap();
+    for data in [forged, genuine_old, vec![0xff; 100], vec![]] {
+        s.input(0, Input::Datagram { from, data });
+    }
+    s.run_for(20_000);
+    assert_eq!(s.nodes[0].node.link_of(&id1), link_before);
+    let p = s.nodes[0].node.peer(&id1).unwrap();
+    assert_ne!(p.nickname, "evil");
+    assert_ne!(p.addr.map(|a| a.port()), Some(9));
+}

@@ -1,0 +1,517 @@
+//! A deterministic in-memory network for driving several [`Node`]s.
+//!
+//! Time is simulated; datagrams can be lost and delayed; TCP connections
+//! deliver bytes in order after a delay; partitions hold traffic between two
+//! groups (TCP bytes wait, datagrams are dropped) until they heal. Everything
+//! is seeded, so a failing run replays exactly. Used by the node tests, the
+//! chat tests and the node fuzz target; no socket is ever opened.
+
+use crate::event::Event;
+use crate::identity::{IdentityKey, LocalIdentity};
+use crate::node::{Input, Node, NodeConfig, Output};
+use crate::peer::LinkId;
+use crate::rng::Rng;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+/// The simulated broadcast address every node sends its beacons to.
+pub const BROADCAST: SocketAddr =
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 1, 255, 255)), 47474);
+
+/// Network behaviour.
+#[derive(Clone, Debug)]
+pub struct NetConfig {
+    /// One-way delay range for datagrams and TCP bytes, ms.
+    pub delay_ms: (u64, u64),
+    /// Probability that a datagram is lost.
+    pub loss: f64,
+}
+
+impl Default for NetConfig {
+    fn default() -> Self {
+        NetConfig {
+            delay_ms: (1, 5),
+            loss: 0.0,
+        }
+    }
+}
+
+/// One simulated host.
+pub struct SimNode {
+    pub node: Node,
+    pub addr: SocketAddr,
+    /// Every event the node emitted, in order.
+    pub events: Vec<Event>,
+    /// False while the host is "powered off".
+    pub up: bool,
+}
+
+#[derive(Debug)]
+enum Delivery {
+    Datagram {
+        to: usize,
+        from: SocketAddr,
+        data: Vec<u8>,
+    },
+    Connected {
+        node: usize,
+        link: LinkId,
+    },
+    ConnectFailed {
+        node: usize,
+        link: LinkId,
+    },
+    Bytes {
+        conn: u64,
+        to_dialer: bool,
+        data: Vec<u8>,
+    },
+    Closed {
+        conn: u64,
+        to_dialer: bool,
+    },
+}
+
+/// A simulated TCP connection between a dialer's and an acceptor's link.
+struct SimConn {
+    dialer: (usize, LinkId),
+    acceptor: Option<(usize, LinkId)>,
+    /// Bytes held by a partition, per direction (to_dialer, data).
+    held: Vec<(bool, Vec<u8>)>,
+    open: bool,
+    /// Earliest delivery time per direction (index: to_dialer), so that a
+    /// stream stays in order whatever the random delays.
+    busy_until: [u64; 2],
+}
+
+/// The simulated network and its hosts.
+pub struct Sim {
+    pub nodes: Vec<SimNode>,
+    pub now_ms: u64,
+    pub net: NetConfig,
+    rng: Rng,
+    queue: BinaryHeap<Reverse<(u64, u64)>>,
+    pending: BTreeMap<u64, Delivery>,
+    seq: u64,
+    conns: BTreeMap<u64, SimConn>,
+    next_conn: u64,
+    /// (node, link) → connection id.
+    link_conn: BTreeMap<(usize, LinkId), u64>,
+    /// Pairs of nodes that cannot reach each other.
+    cut: BTreeSet<(usize, usize)>,
+}
+
+/// A fixed identity for simulated node `i`.
+pub fn identity(i: usize) -> LocalIdentity {
+    let mut seed = [0u8; 32];
+    seed[..8].copy_from_slice(&(i as u64 + 1).to_le_bytes());
+    let mut dh = [0x42u8; 32];
+    dh[..8].copy_from_slice(&(i as u64 + 1).to_le_bytes());
+    // Valid secrets by construction: any 32 bytes are a valid seed and scalar.
+    match LocalIdentity::from_secrets(seed, dh) {
+        Ok(id) => id,
+        Err(_) => unreachable!("fixed simulation keys are valid"),
+    }
+}
+
+/// A node configuration suited to simulation: discovery aimed at [`BROADCAST`].
+pub fn node_config(i: usize) -> NodeConfig {
+    NodeConfig {
+        nickname: format!("node{i}"),
+        listen_port: 7000,
+        beacon_targets: vec![BROADCAST],
+        ..NodeConfig::default()
+    }
+}
+
+impl Sim {
+    pub fn new(seed: u64, net: NetConfig) -> Sim {
+        Sim {
+            nodes: Vec::new(),
+            now_ms: 0,
+            net,
+            rng: Rng::new(seed),
+            queue: BinaryHeap::new(),
+            pending: BTreeMap::new(),
+            seq: 0,
+            conns: BTreeMap::new(),
+            next_conn: 1,
+            link_conn: BTreeMap::new(),
+            cut: BTreeSet::new(),
+        }
+    }
+
+    /// Add a node with a custom configuration; returns its index.
+    pub fn add_node_with(&mut self, id: LocalIdentity, cfg: NodeConfig) -> usize {
+        let i = self.nodes.len();
+        let addr = SocketAddr::new(
+            IpAddr::V4(Ipv4Addr::new(127, 1, 0, i as u8 + 1)),
+            cfg.listen_port,
+        );
+        let seed = self.rng.next_u64();
+        let node = Node::new(
+            id,
+            cfg,
+            Rng::new(seed),
+            self.now_ms,
+            1_700_000_000_000 + self.now_ms,
+        );
+        self.nodes.push(SimNode {
+            node,
+            addr,
+            events: Vec::new(),
+            up: true,
+        });
+        self.pump(i);
+        i
+    }
+
+    /// Add `n` nodes with fixed identities and default simulation settings.
+    pub fn add_nodes(&mut self, n: usize) {
+        for _ in 0..n {
+            let i = self.nodes.len();
+            self.add_node_with(identity(i), node_config(i));
+        }
+    }
+
+    pub fn identity_of(&self, i: usize) -> IdentityKey {
+        self.nodes[i].node.identity().identity_key()
+    }
+
+    /// Feed an input to node `i` and process what it produces.
+    pub fn input(&mut self, i: usize, input: Input) {
+        if !self.nodes[i].up {
+            return;
+        }
+        let now = self.now_ms;
+        self.nodes[i].node.handle(now, input);
+        self.pump(i);
+    }
+
+    /// Cut or restore connectivity between two groups of nodes.
+    pub fn partition(&mut self, a: &[usize], b: &[usize]) {
+        for &x in a {
+            for &y in b {
+                self.cut.insert((x.min(y), x.max(y)));
+            }
+        }
+    }
+
+    /// Remove every partition; held TCP bytes flow again.
+    pub fn heal(&mut self) {
+        self.cut.clear();
+        let ids: Vec<u64> = self.conns.keys().copied().collect();
+        for id in ids {
+            let held = match self.conns.get_mut(&id) {
+                Some(c) => std::mem::take(&mut c.held),
+                None => continue,
+            };
+            for (to_dialer, data) in held {
+                self.schedule_stream(
+                    id,
+                    to_dialer,
+                    Delivery::Bytes {
+                        conn: id,
+                        to_dialer,
+                        data,
+                    },
+                );
+            }
+        }
+    }
+
+    fn reachable(&self, a: usize, b: usize) -> bool {
+        self.nodes[a].up && self.nodes[b].up && !self.cut.contains(&(a.min(b), a.max(b)))
+    }
+
+    /// Power a node off: its connections die as if the process was killed
+    /// (peers see the TCP connection close).
+    pub fn crash(&mut self, i: usize) {
+        self.nodes[i].up = false;
+        let ids: Vec<u64> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.dialer.0 == i || c.acceptor.is_some_and(|a| a.0 == i))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            if let Some(c) = self.conns.get(&id) {
+                let to_dialer = c.dialer.0 != i;
+                self.schedule_stream(
+                    id,
+                    to_dialer,
+                    Delivery::Closed {
+                        conn: id,
+                        to_dialer,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Start a crashed node again with the same identity (a new instance).
+    pub fn restart(&mut self, i: usize, id: LocalIdentity, cfg: NodeConfig) {
+        let seed = self.rng.next_u64();
+        let now = self.now_ms;
+        self.nodes[i].node = Node::new(id, cfg, Rng::new(seed), now, 1_700_000_000_000 + now);
+        self.nodes[i].up = true;
+        self.link_conn.retain(|(n, _), _| *n != i);
+        self.pump(i);
+    }
+
+    fn delay(&mut self) -> u64 {
+        let (lo, hi) = self.net.delay_ms;
+        self.rng.range_ms(lo, hi)
+    }
+
+    fn schedule(&mut self, after_ms: u64, d: Delivery) {
+        self.seq += 1;
+        self.pending.insert(self.seq, d);
+        self.queue.push(Reverse((self.now_ms + after_ms, self.seq)));
+    }
+
+    /// Schedule stream traffic (bytes or FIN) in order behind what the same
+    /// direction of the connection already carries.
+    fn schedule_stream(&mut self, conn: u64, to_dialer: bool, d: Delivery) {
+        let delay = self.delay();
+        let mut at = self.now_ms + delay;
+        if let Some(c) = self.conns.get_mut(&conn) {
+            let slot = &mut c.busy_until[usize::from(to_dialer)];
+            at = at.max(*slot);
+            *slot = at;
+        }
+        self.schedule(at - self.now_ms, d);
+    }
+
+    /// Carry out everything node `i` wants done.
+    fn pump(&mut self, i: usize) {
+        while let Some(out) = self.nodes[i].node.poll_output() {
+            match out {
+                Output::Event(e) => self.nodes[i].events.push(e),
+                Output::Datagram { to, data } => {
+                    let from = self.nodes[i].addr;
+                    let targets: Vec<usize> = (0..self.nodes.len())
+                        .filter(|&j| {
+                            (to == BROADCAST || to.ip() == self.nodes[j].addr.ip())
+                                && self.reachable(i, j)
+                        })
+                        .collect();
+                    for j in targets {
+                        if self.rng.below(1_000_000) < (self.net.loss * 1_000_000.0) as u64 {
+                            continue;
+                        }
+                        let d = self.delay();
+                        self.schedule(
+                            d,
+                            Delivery::Datagram {
+                                to: j,
+                                from,
+                                data: data.clone(),
+                            },
+                        );
+                    }
+                }
+                Output::Dial { link, addr } => {
+                    let target = (0..self.nodes.len()).find(|&j| self.nodes[j].addr == addr);
+                    let d = self.delay();
+                    match target.filter(|&j| self.reachable(i, j)) {
+                        Some(j) => {
+                            let conn = self.next_conn;
+                            self.next_conn += 1;
+                            let now = self.now_ms;
+                            let from = self.nodes[i].addr;
+                            let remote = SocketAddr::new(from.ip(), 40000 + (conn % 20000) as u16);
+                            match self.nodes[j].node.accept(now, remote) {
+                                Some(acc) => {
+                                    self.conns.insert(
+                                        conn,
+                                        SimConn {
+                                            dialer: (i, link),
+                                            acceptor: Some((j, acc)),
+                                            held: Vec::new(),
+                                            open: true,
+                                            busy_until: [0; 2],
+                                        },
+                                    );
+                                    self.link_conn.insert((i, link), conn);
+                                    self.link_conn.insert((j, acc), conn);
+                                    self.schedule(d, Delivery::Connected { node: i, link });
+                                }
+                                None => self.schedule(d, Delivery::ConnectFailed { node: i, link }),
+                            }
+                            self.pump(j);
+                        }
+                        // Unreachable hosts time out; refused ones fail fast.
+                        None => self.schedule(d + 3_000, Delivery::ConnectFailed { node: i, link }),
+                    }
+                }
+                Output::Send { link, data } => {
+                    let len = data.len();
+                    if let Some(&conn) = self.link_conn.get(&(i, link)) {
+                        let (to_dialer, other) = match self.conns.get(&conn) {
+                            Some(c) if c.dialer == (i, link) => (false, c.acceptor.map(|a| a.0)),
+                            Some(c) => (true, Some(c.dialer.0)),
+                            None => (false, None),
+                        };
+                        if let Some(other) = other {
+                            if self.reachable(i, other) {
+                                self.schedule_stream(
+                                    conn,
+                                    to_dialer,
+                                    Delivery::Bytes {
+                                        conn,
+                                        to_dialer,
+                                        data,
+                                    },
+                                );
+                            } else if let Some(c) = self.conns.get_mut(&conn) {
+                                c.held.push((to_dialer, data));
+                            }
+                        }
+                    }
+                    let now = self.now_ms;
+                    self.nodes[i]
+                        .node
+                        .handle(now, Input::Flushed { link, bytes: len });
+                }
+                Output::Close { link } => {
+                    if let Some(conn) = self.link_conn.remove(&(i, link)) {
+                        if let Some(c) = self.conns.get(&conn) {
+                            let to_dialer = c.dialer != (i, link);
+                            let other = if to_dialer {
+                                Some(c.dialer.0)
+                            } else {
+                                c.acceptor.map(|a| a.0)
+                            };
+                            // FIN after the data already sent; a partition holds it.
+                            if other.is_some_and(|o| self.reachable(i, o)) {
+                                self.schedule_stream(
+                                    conn,
+                                    to_dialer,
+                                    Delivery::Closed { conn, to_dialer },
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn deliver(&mut self, d: Delivery) {
+        match d {
+            Delivery::Datagram { to, from, data } => {
+                if self.nodes[to].up {
+                    self.input(to, Input::Datagram { from, data });
+                }
+            }
+            Delivery::Connected { node, link } => self.input(node, Input::Connected { link }),
+            Delivery::ConnectFailed { node, link } => self.input(
+                node,
+                Input::ConnectFailed {
+                    link,
+                    error: "unreachable".into(),
+                },
+            ),
+            Delivery::Bytes {
+                conn,
+                to_dialer,
+                data,
+            } => {
+                let Some(c) = self.conns.get(&conn) else {
+                    return;
+                };
+                if !c.open {
+                    return;
+                }
+                let target = if to_dialer {
+                    Some(c.dialer)
+                } else {
+                    c.acceptor
+                };
+                if let Some((n, l)) = target {
+                    if self.link_conn.get(&(n, l)) == Some(&conn) {
+                        self.input(n, Input::Received { link: l, data });
+                    }
+                }
+            }
+            Delivery::Closed { conn, to_dialer } => {
+                let Some(c) = self.conns.get_mut(&conn) else {
+                    return;
+                };
+                c.open = false;
+                let target = if to_dialer {
+                    Some(c.dialer)
+                } else {
+                    c.acceptor
+                };
+                if let Some((n, l)) = target {
+                    if self.link_conn.remove(&(n, l)).is_some() {
+                        self.input(
+                            n,
+                            Input::Closed {
+                                link: l,
+                                error: None,
+                            },
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// Advance simulated time to `until_ms`, delivering and firing timers.
+    pub fn run_until(&mut self, until_ms: u64) {
+        loop {
+            let next_delivery = self.queue.peek().map(|Reverse((t, _))| *t);
+            let next_timer = self
+                .nodes
+                .iter()
+                .enumerate()
+                .filter(|(_, n)| n.up)
+                .filter_map(|(i, n)| n.node.poll_timeout().map(|t| (t.max(self.now_ms), i)))
+                .min();
+            let next = match (next_delivery, next_timer) {
+                (Some(d), Some((t, _))) => d.min(t),
+                (Some(d), None) => d,
+                (None, Some((t, _))) => t,
+                (None, None) => break,
+            };
+            if next > until_ms {
+                break;
+            }
+            self.now_ms = next;
+            if next_delivery == Some(next) {
+                if let Some(Reverse((_, seq))) = self.queue.pop() {
+                    if let Some(d) = self.pending.remove(&seq) {
+                        self.deliver(d);
+                    }
+                }
+            } else if let Some((_, i)) = next_timer {
+                self.nodes[i].node.handle_timeout(next);
+                self.pump(i);
+            }
+        }
+        self.now_ms = until_ms;
+    }
+
+    /// Run for `ms` more milliseconds.
+    pub fn run_for(&mut self, ms: u64) {
+        self.run_until(self.now_ms + ms);
+    }
+
+    /// True if every pair of up nodes has exactly one established link.
+    pub fn full_mesh(&self) -> bool {
+        let up: Vec<usize> = (0..self.nodes.len())
+            .filter(|&i| self.nodes[i].up)
+            .collect();
+        up.iter().all(|&i| {
+            let connected = self.nodes[i].node.connected();
+            up.iter()
+                .filter(|&&j| j != i)
+                .all(|&j| connected.contains(&self.identity_of(j)))
+                && self.nodes[i].node.link_count() == up.len() - 1
+        })
+    }
+}
