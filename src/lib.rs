@@ -6,5 +6,6 @@
 
 pub mod handshake;
 pub mod identity;
+pub mod rng;
 pub mod transport;
 pub mod wire;
