@@ -1117,3 +1117,59 @@ fn peer_records_come_from_peer_seen() {
     assert_eq!(peers[0].identity, net.key(1).0);
     assert_eq!(peers[0].nickname, "node1");
 }
+
+/// Not a pass/fail test: how many received messages per second one chat
+/// core stores and acks, on a real database file. Run with
+/// `cargo test --release --lib chat::tests::throughput -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn throughput_of_received_batches() {
+    use std::time::Instant;
+    const BATCH: usize = 256;
+    const BATCHES: usize = 200;
+    let a = identity(1);
+    let tmp = tempfile::tempdir().unwrap();
+    let b = identity(2);
+    let mut chat = Chat::new(Store::open(tmp.path()).unwrap(), b.identity_key());
+    let text = "a chat line of a typical length, say sixty-four bytes or so....";
+    let mut n = 0u64;
+    let mut next_id = || {
+        n += 1;
+        let mut id = [0u8; 16];
+        id[..8].copy_from_slice(&n.to_be_bytes());
+        id
+    };
+    let direct: Vec<Vec<Frame>> = (0..BATCHES)
+        .map(|_| {
+            (0..BATCH)
+                .map(|_| {
+                    Frame::Direct(DirectMessage {
+                        id: next_id(),
+                        timestamp_ms: T0,
+                        text: text.into(),
+                    })
+                })
+                .collect()
+        })
+        .collect();
+    let public: Vec<Vec<Frame>> = (0..BATCHES / 4)
+        .map(|_| {
+            (0..BATCH)
+                .map(|_| Frame::Public(sign_public(&a, next_id(), T0, text.into())))
+                .collect()
+        })
+        .collect();
+    for (what, batches) in [("direct", direct), ("public", public)] {
+        let count = batches.len() * BATCH;
+        let start = Instant::now();
+        for frames in batches {
+            let actions = chat.on_frames(T0, a.identity_key(), frames, &[]).unwrap();
+            assert_eq!(actions.events.len(), BATCH);
+        }
+        let secs = start.elapsed().as_secs_f64();
+        println!(
+            "{what}: {count} messages in {secs:.3} s = {:.0} msgs/s (batches of {BATCH})",
+            count as f64 / secs
+        );
+    }
+}
