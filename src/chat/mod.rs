@@ -366,6 +366,34 @@ pub fn verify_public(m: &PublicMessage) -> Result<(), IdentityError> {
     )
 }
 
+/// A public message as stored: `outgoing` if `local` wrote it.
+fn stored_public(m: &PublicMessage, local: IdentityKey, received_ms: u64) -> StoredMessage {
+    StoredMessage {
+        id: m.id,
+        conversation: ConversationKey::Public,
+        author: m.author.0,
+        timestamp_ms: m.timestamp_ms,
+        text: m.text.clone(),
+        signature: Some(m.signature.0),
+        outgoing: m.author == local,
+        received_ms,
+    }
+}
+
+/// A stored public message as it travels, if it can be relayed (signed).
+fn public_from_stored(m: StoredMessage) -> Option<PublicMessage> {
+    match (m.conversation, m.signature) {
+        (ConversationKey::Public, Some(signature)) => Some(PublicMessage {
+            id: m.id,
+            author: IdentityKey(m.author),
+            timestamp_ms: m.timestamp_ms,
+            text: m.text,
+            signature: SignatureBytes(signature),
+        }),
+        _ => None,
+    }
+}
+
 /// Checks shared by received public and direct messages, after
 /// [`Frame::validate`].
 fn check_received(id: &MessageId, timestamp_ms: u64, text: &str) -> Result<(), Violation> {
@@ -509,27 +537,25 @@ impl Chat {
         let mut waiting = HashSet::with_capacity(queued.len());
         let mut frames = Vec::with_capacity(queued.len() + 1);
         for m in queued {
+            let id = m.id;
             // Rows this core did not write (a public message without a
             // signature, a direct message for someone else) cannot be sent;
             // they stay in the outbox.
-            let frame = match (m.conversation, m.signature) {
-                (ConversationKey::Public, Some(signature)) => Frame::Public(PublicMessage {
-                    id: m.id,
-                    author: IdentityKey(m.author),
-                    timestamp_ms: m.timestamp_ms,
-                    text: m.text,
-                    signature: SignatureBytes(signature),
-                }),
-                (ConversationKey::Direct(to), _) if to == peer.0 && m.author == self.local.0 => {
+            let frame = match m.conversation {
+                ConversationKey::Direct(to) if to == peer.0 && m.author == self.local.0 => {
                     Frame::Direct(DirectMessage {
-                        id: m.id,
+                        id,
                         timestamp_ms: m.timestamp_ms,
                         text: m.text,
                     })
                 }
-                _ => continue,
+                ConversationKey::Direct(_) => continue,
+                ConversationKey::Public => match public_from_stored(m) {
+                    Some(public) => Frame::Public(public),
+                    None => continue,
+                },
             };
-            waiting.insert(m.id);
+            waiting.insert(id);
             frames.push(frame);
         }
         self.resend.insert(peer, ResendPage { waiting, more });
@@ -599,17 +625,7 @@ impl Chat {
                         to_ack.push(m.id);
                     }
                     if is_new {
-                        let stored = StoredMessage {
-                            id: m.id,
-                            conversation: ConversationKey::Public,
-                            author: m.author.0,
-                            timestamp_ms: m.timestamp_ms,
-                            text: m.text.clone(),
-                            signature: Some(m.signature.0),
-                            outgoing: m.author == self.local,
-                            received_ms: now_ms,
-                        };
-                        incoming.push((stored, Some(m)));
+                        incoming.push((stored_public(&m, self.local, now_ms), Some(m)));
                     } else {
                         self.stats.duplicates += 1;
                     }
@@ -715,21 +731,20 @@ impl Chat {
                 .into_iter()
                 .map(|id| ChatEvent::Delivered { id, peer: from }),
         );
-        let next_page = match self.resend.get_mut(&from) {
-            Some(page) => {
-                for id in acked {
-                    page.waiting.remove(id);
-                }
-                page.waiting.is_empty() && page.more
-            }
-            None => false,
+        let Some(page) = self.resend.get_mut(&from) else {
+            return Ok(());
         };
-        if next_page {
-            for frame in self.resend_page(from)? {
-                actions.send.push((from, frame));
-            }
-        } else if self.resend.get(&from).is_some_and(|p| p.waiting.is_empty()) {
+        for id in acked {
+            page.waiting.remove(id);
+        }
+        if page.waiting.is_empty() {
+            let more = page.more;
             self.resend.remove(&from);
+            if more {
+                for frame in self.resend_page(from)? {
+                    actions.send.push((from, frame));
+                }
+            }
         }
         Ok(())
     }
@@ -759,21 +774,13 @@ impl Chat {
         let since_ms = since_ms.max(now_ms.saturating_sub(SYNC_WINDOW_MS));
         let mut bytes = 0usize;
         let mut out = Vec::new();
-        for m in self.store.public_since(since_ms, SYNC_MAX_MESSAGES)? {
-            let Some(signature) = m.signature else {
-                continue;
-            };
+        let signed = self.store.public_since(since_ms, SYNC_MAX_MESSAGES)?;
+        for m in signed.into_iter().filter_map(public_from_stored) {
             bytes += m.text.len();
             if bytes > SYNC_MAX_BYTES && !out.is_empty() {
                 break;
             }
-            out.push(PublicMessage {
-                id: m.id,
-                author: IdentityKey(m.author),
-                timestamp_ms: m.timestamp_ms,
-                text: m.text,
-                signature: SignatureBytes(signature),
-            });
+            out.push(m);
         }
         Ok(out)
     }
@@ -800,16 +807,7 @@ impl Chat {
             .map(|p| p.identity)
             .filter(|k| *k != self.local.0)
             .collect();
-        let stored = StoredMessage {
-            id: m.id,
-            conversation: ConversationKey::Public,
-            author: self.local.0,
-            timestamp_ms: now_ms,
-            text: m.text.clone(),
-            signature: Some(m.signature.0),
-            outgoing: true,
-            received_ms: now_ms,
-        };
+        let stored = stored_public(&m, self.local, now_ms);
         if !self.store.insert_outgoing(&stored, &recipients)? {
             return Err(ChatError::IdCollision);
         }

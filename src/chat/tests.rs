@@ -391,6 +391,36 @@ fn outbox_is_resent_in_pages() {
     );
 }
 
+#[test]
+fn outbox_rows_that_cannot_be_sent_stay_put() {
+    let (me, mut chat) = lone_chat(1);
+    let (x, y) = (identity(2).identity_key(), identity(3).identity_key());
+    let row = |n: u8, conversation, signature| StoredMessage {
+        id: [n; 16],
+        conversation,
+        author: me.identity_key().0,
+        timestamp_ms: T0,
+        text: "odd".into(),
+        signature,
+        outgoing: true,
+        received_ms: T0,
+    };
+    let store = chat.store_mut();
+    // A direct message to x queued for y, and an unsigned public message.
+    store
+        .insert_outgoing(&row(1, ConversationKey::Direct(x.0), None), &[y.0])
+        .unwrap();
+    store
+        .insert_outgoing(&row(2, ConversationKey::Public, None), &[y.0])
+        .unwrap();
+    let frames = chat.on_link_up(T0, y).unwrap();
+    assert!(
+        matches!(frames.as_slice(), [Frame::SyncRequest(_)]),
+        "{frames:?}"
+    );
+    assert_eq!(chat.store().outbox_for_peer(&y.0, 10).unwrap().len(), 2);
+}
+
 // ------------------------------------------------------------ duplicates
 
 #[test]
@@ -584,14 +614,7 @@ fn catch_up_through_a_third_peer_verifies_signatures() {
     // author's signature, which verifies.
     for s in &sent {
         let stored = net.chat(2).store().get_message(&s.id).unwrap().unwrap();
-        let m = PublicMessage {
-            id: stored.id,
-            author: IdentityKey(stored.author),
-            timestamp_ms: stored.timestamp_ms,
-            text: stored.text,
-            signature: SignatureBytes(stored.signature.unwrap()),
-        };
-        verify_public(&m).unwrap();
+        verify_public(&public_from_stored(stored).unwrap()).unwrap();
     }
     assert!(net.nodes[2].rejected.is_empty());
     // Node 0 never heard from 2: its outbox still waits for 2's own ack.
