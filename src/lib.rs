@@ -4,6 +4,7 @@
 //! commands go in, bytes, timers and events come out. See docs/ARCHITECTURE.md.
 #![forbid(unsafe_code)]
 
+pub mod chat;
 pub mod cli;
 pub mod discovery;
 pub mod event;

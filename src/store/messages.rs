@@ -255,4 +255,23 @@ impl Store {
             params![since, sql_limit(limit)],
         )
     }
+
+    /// The newest author timestamp among public messages that is at most
+    /// `at_most_ms`, if there is one: where a node that comes back asks its
+    /// peers to resume the public room. Timestamps beyond `at_most_ms` (an
+    /// author whose clock runs ahead) are passed over, so one such message
+    /// cannot make catch-up skip everything up to its date.
+    pub fn newest_public_timestamp(&self, at_most_ms: u64) -> Result<Option<u64>, StoreError> {
+        // No stored timestamp is beyond i64::MAX.
+        let at_most = i64::try_from(at_most_ms).unwrap_or(i64::MAX);
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT m.timestamp_ms FROM messages AS m \
+             WHERE m.conv_peer IS NULL AND m.timestamp_ms <= ?1 \
+             ORDER BY m.timestamp_ms DESC LIMIT 1",
+        )?;
+        let newest: Option<i64> = stmt.query_row([at_most], |row| row.get(0)).optional()?;
+        newest
+            .map(|ts| from_sql_i64("messages.timestamp_ms", ts))
+            .transpose()
+    }
 }

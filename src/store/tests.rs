@@ -422,6 +422,24 @@ fn public_since_is_a_window_of_signed_public_messages() {
     assert!(s.public_since(u64::MAX, 10).unwrap().is_empty());
 }
 
+#[test]
+fn newest_public_timestamp_passes_over_the_future() {
+    let mut s = mem();
+    assert_eq!(s.newest_public_timestamp(u64::MAX).unwrap(), None);
+    s.insert_messages(&[
+        public(1, ALICE, 100, "t100"),
+        public(2, BOB, 300, "t300"),
+        direct(3, BOB, BOB, 250, "direct"),
+        public(4, CAROL, 9_000, "from a fast clock"),
+    ])
+    .unwrap();
+    assert_eq!(s.newest_public_timestamp(u64::MAX).unwrap(), Some(9_000));
+    assert_eq!(s.newest_public_timestamp(1_000).unwrap(), Some(300));
+    assert_eq!(s.newest_public_timestamp(299).unwrap(), Some(100));
+    assert_eq!(s.newest_public_timestamp(100).unwrap(), Some(100));
+    assert_eq!(s.newest_public_timestamp(99).unwrap(), None);
+}
+
 // ------------------------------------------------------------------ search
 
 fn search_store() -> Store {
@@ -624,6 +642,14 @@ fn hot_queries_do_not_sort_or_scan() {
     );
     assert!(!since.contains("TEMP B-TREE"), "{since}");
     assert!(since.contains("messages_by_conversation"), "{since}");
+    let newest = plan(
+        &s,
+        "SELECT m.timestamp_ms FROM messages AS m \
+         WHERE m.conv_peer IS NULL AND m.timestamp_ms <= 5 \
+         ORDER BY m.timestamp_ms DESC LIMIT 1",
+    );
+    assert!(!newest.contains("TEMP B-TREE"), "{newest}");
+    assert!(newest.contains("messages_by_conversation"), "{newest}");
 }
 
 // ------------------------------------------------------------------ outbox

@@ -1,0 +1,887 @@
+//! The chat core: message ids, signing and checking public messages,
+//! delivery with acks and the persistent outbox, duplicate dropping, relaying
+//! and public catch-up.
+//!
+//! No sockets and no clock: the node calls [`Chat`] synchronously, passes the
+//! wall clock (`now_ms`, Unix milliseconds) and the set of peers it has an
+//! authenticated link with, and sends the frames it gets back. [`Chat`] owns
+//! the [`Store`]; every state that must survive a restart (messages, outbox,
+//! delivery receipts, peers) lives there, and the little kept in memory (see
+//! "Paging" below) is rebuilt by the next [`Chat::on_link_up`].
+//!
+//! # Rules
+//!
+//! 1. **Message.** A message has a random 128-bit id (from the operating
+//!    system's CSPRNG), an author (an identity key), the author's wall clock
+//!    `timestamp_ms`, a conversation (the public room, or the direct
+//!    conversation with one peer) and a text of 1 to [`MAX_TEXT_LEN`] bytes of
+//!    UTF-8 that is not only whitespace. Sending a longer or blank text is an
+//!    error and stores nothing; receiving one is a [`Violation`].
+//! 2. **Author.** The author of a `Direct` frame is the authenticated peer of
+//!    the link it came on; the frame has no author field. A `Public` frame
+//!    names its `author` and carries the author's ed25519 signature over
+//!    `"natter/1 public-message" || postcard(SignedPublic { id, author,
+//!    timestamp_ms, text })`; the receiver checks it (`verify_strict`) before
+//!    storing, whoever relayed the frame. A bad signature is a [`Violation`]:
+//!    the frame is not stored, not acked, not relayed, and counted in
+//!    [`ChatStats::rejected`]. This is what makes relaying safe. A valid
+//!    public message written by the local identity but missing from the store
+//!    (our own message coming back after the database was lost) is stored
+//!    like any other, as outgoing.
+//! 3. **Delivery.** The receiver stores every new `Public`/`Direct` message
+//!    (one SQLite transaction per batch of frames, `synchronous=FULL`, so it
+//!    is on disk when the call returns) and only then acks it: `Ack(ids)` back
+//!    on the same link, at most [`MAX_ACK_IDS`] ids per frame. Duplicates (an
+//!    id already stored, also from before a restart, or twice in one batch)
+//!    are dropped without a second [`ChatEvent::Received`] but are acked too,
+//!    so a sender whose ack was lost stops resending. An id is acked once per
+//!    batch. A duplicate's signature is not checked again: it is not stored,
+//!    and its ack only says "I have a message with this id".
+//! 4. **Sender and outbox.** [`Chat::post_public`] stores the signed message
+//!    and an outbox row for every known peer (every identity in the store's
+//!    peers table except the local one) in one transaction, and returns
+//!    frames for the peers connected now. [`Chat::send_direct`] does the same
+//!    with one recipient, connected or not. An outbox row is removed when
+//!    that peer acks the id (a delivery receipt is written in the same
+//!    transaction) and [`ChatEvent::Delivered`] is reported; acks for ids that
+//!    are not waiting for that peer change nothing. [`Chat::on_link_up`]
+//!    resends the peer's outbox, oldest first, [`RESEND_PAGE`] messages at a
+//!    time, followed by a `SyncRequest`.
+//! 5. **Relay.** A public message newly stored from peer X is forwarded,
+//!    unchanged (signature intact), to every other connected peer except X,
+//!    its author and ourselves. Relays are not queued in the outbox: a peer
+//!    offline now gets the message from its author's outbox or by catch-up.
+//!    Dropping duplicates by id ends every loop.
+//! 6. **Catch-up.** After a link comes up the node asks the peer for the
+//!    public messages it missed: `SyncRequest { since_ms }` with
+//!    `since_ms = max(newest − SYNC_SLACK_MS, now − SYNC_WINDOW_MS)`, where
+//!    `newest` is the newest public timestamp stored that is not in the
+//!    future (`≤ now`), or `now − SYNC_WINDOW_MS` when there is none. The
+//!    slack covers authors whose clocks run behind ours; skipping future
+//!    timestamps keeps one author with a fast clock from making everyone skip
+//!    the backlog. The answer is the signed public messages with
+//!    `timestamp_ms ≥ max(since_ms, now − SYNC_WINDOW_MS)` (the responder's
+//!    now), oldest first, at most [`SYNC_MAX_MESSAGES`] messages and at most
+//!    [`SYNC_MAX_BYTES`] bytes of text (always at least one message), as
+//!    ordinary `Public` frames that the requester checks, stores, acks and
+//!    relays like any other.
+//! 7. **Errors.** A frame that breaks a rule (limit exceeded, blank text,
+//!    timestamp beyond `i64::MAX`, bad signature) is reported as a typed
+//!    [`Violation`] in [`Actions::rejected`]; the other frames of the batch
+//!    are handled normally, and the node decides whether to close the link
+//!    (it should, with `CloseReason::ProtocolError`). Nothing here panics or
+//!    unwraps on input. [`ChatError`] is for local failures (the store, the
+//!    random number generator) and for refusing what the local user typed.
+//! 8. **Frames that are not chat.** `Ping`, `Pong`, `Close`, `Data` and `Nick`
+//!    belong to the node; [`Chat::on_frames`] ignores them
+//!    ([`is_chat_frame`] tells them apart).
+//!
+//! # Paging
+//!
+//! Two things are sent in pages so that one call never builds an unbounded
+//! answer, and are continued by the chat core itself:
+//!
+//! - **Outbox resend.** [`Chat::on_link_up`] sends at most [`RESEND_PAGE`]
+//!   messages and remembers their ids. When the peer has acked all of them
+//!   and the outbox had more, the next page goes out with the actions of the
+//!   call that handled the last ack. A message posted while a page is in
+//!   flight is sent live and may be sent again in the next page (acked twice,
+//!   harmless).
+//! - **Catch-up.** A sync answer is limited, so the requester counts the
+//!   public frames it receives from that peer with a timestamp in
+//!   `[since_ms, now at request]`. When the count reaches
+//!   [`SYNC_MAX_MESSAGES`], or their text comes within [`MAX_TEXT_LEN`] of
+//!   [`SYNC_MAX_BYTES`] (the responder may have stopped for either reason), it
+//!   asks again from the newest timestamp counted. The messages at that exact
+//!   timestamp come again as duplicates; if the newest timestamp did not
+//!   move (more than a page shares one millisecond) it stops. Late relays in
+//!   the window may trigger an early follow-up request, which only costs a
+//!   page of duplicates.
+//!
+//! Both are per link and forgotten by [`Chat::on_link_down`] and by the next
+//! [`Chat::on_link_up`] for the same peer.
+//!
+//! # Known limits
+//!
+//! - An authenticated peer that has seen a public message can, before it
+//!   reaches some other node, send that node a `Direct` frame with the same
+//!   id. The node then keeps the direct message (author: the squatter) and
+//!   drops the real one as a duplicate. Ids are unpredictable, so this needs
+//!   a peer that relays the message anyway and chooses not to; it is the same
+//!   power as a relay that drops messages, except that the author sees an
+//!   ack.
+//! - Relaying and catch-up forward new messages to every connected peer,
+//!   which mostly answer with duplicates' acks: O(peers) frames per message,
+//!   fine on a LAN.
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::{HashMap, HashSet};
+
+use serde::{Serialize, Serializer};
+
+use crate::identity::{
+    domain, random_bytes, BoundKeys, IdentityError, IdentityKey, LocalIdentity, SignatureBytes,
+};
+use crate::store::{ConversationKey, Store, StoreError, StoredMessage};
+use crate::wire::codec::encode;
+use crate::wire::frame::{SignedPublic, SyncRequest};
+use crate::wire::limits::{MAX_ACK_IDS, MAX_TEXT_LEN};
+use crate::wire::{DirectMessage, Frame, MessageId, PublicMessage, WireError};
+
+/// Most messages in one answer to a `SyncRequest`.
+pub const SYNC_MAX_MESSAGES: usize = 500;
+/// Most bytes of message text in one answer to a `SyncRequest` (1 MiB).
+pub const SYNC_MAX_BYTES: usize = 1024 * 1024;
+/// How far before the newest public message a returning node asks to
+/// resume, to cover authors whose clocks run behind (10 minutes).
+pub const SYNC_SLACK_MS: u64 = 10 * 60 * 1000;
+/// How far back catch-up reaches at most (7 days), for requester and
+/// responder alike.
+pub const SYNC_WINDOW_MS: u64 = 7 * 24 * 60 * 60 * 1000;
+/// Most outbox messages resent at once after a link comes up.
+pub const RESEND_PAGE: usize = 1000;
+
+/// The largest timestamp that can be stored (SQLite integers are signed).
+const MAX_TIMESTAMP_MS: u64 = i64::MAX as u64;
+
+/// A conversation, seen from the local user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Conversation {
+    /// The public room everyone on the network shares.
+    Public,
+    /// The direct conversation with this peer.
+    Direct(IdentityKey),
+}
+
+impl Conversation {
+    fn to_store(self) -> ConversationKey {
+        match self {
+            Conversation::Public => ConversationKey::Public,
+            Conversation::Direct(peer) => ConversationKey::Direct(peer.0),
+        }
+    }
+
+    fn from_store(key: ConversationKey) -> Self {
+        match key {
+            ConversationKey::Public => Conversation::Public,
+            ConversationKey::Direct(peer) => Conversation::Direct(IdentityKey(peer)),
+        }
+    }
+}
+
+/// JSON: `"public"`, or the peer's identity key in lowercase hex.
+impl Serialize for Conversation {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Conversation::Public => s.serialize_str("public"),
+            Conversation::Direct(peer) => s.serialize_str(&hex(&peer.0)),
+        }
+    }
+}
+
+/// A message as the UI shows it. In JSON, ids and keys are lowercase hex.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MessageView {
+    #[serde(serialize_with = "ser_hex")]
+    pub id: MessageId,
+    pub conversation: Conversation,
+    #[serde(serialize_with = "ser_key")]
+    pub author: IdentityKey,
+    /// The author's clock, Unix milliseconds.
+    pub timestamp_ms: u64,
+    /// Untrusted text: sanitise before display.
+    pub text: String,
+    /// Written by the local user.
+    pub outgoing: bool,
+    /// Outgoing only: acked by the recipient (direct) or by at least one
+    /// peer (public). Always `false` for incoming messages.
+    pub delivered: bool,
+}
+
+impl MessageView {
+    fn new(m: StoredMessage, delivered: bool) -> Self {
+        MessageView {
+            id: m.id,
+            conversation: Conversation::from_store(m.conversation),
+            author: IdentityKey(m.author),
+            timestamp_ms: m.timestamp_ms,
+            text: m.text,
+            outgoing: m.outgoing,
+            delivered,
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    data_encoding::HEXLOWER.encode(bytes)
+}
+
+fn ser_hex<S: Serializer>(bytes: &MessageId, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&hex(bytes))
+}
+
+fn ser_key<S: Serializer>(key: &IdentityKey, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&hex(&key.0))
+}
+
+/// Something the UI should hear about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChatEvent {
+    /// A message was stored for the first time.
+    Received(MessageView),
+    /// `peer` acked our message `id`; its outbox row is gone.
+    Delivered { id: MessageId, peer: IdentityKey },
+}
+
+/// What a call asks the node to do.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Actions {
+    /// Frames to send, each on the link to its peer, in order.
+    pub send: Vec<(IdentityKey, Frame)>,
+    /// For the UI.
+    pub events: Vec<ChatEvent>,
+    /// Frames of the peer that broke a rule, one entry each; they were
+    /// dropped. Non-empty means the node should close the link with
+    /// `CloseReason::ProtocolError`.
+    pub rejected: Vec<Violation>,
+}
+
+/// A rule broken by a peer's frame.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum Violation {
+    /// The frame breaks a wire limit (text too long, empty or oversized ack).
+    #[error("malformed frame: {0}")]
+    Malformed(#[from] WireError),
+    /// The message text is empty or only whitespace.
+    #[error("message {} has a blank text", hex(.id))]
+    BlankText { id: MessageId },
+    /// The timestamp cannot be stored.
+    #[error("message {} has timestamp {timestamp_ms}, beyond the largest storable", hex(.id))]
+    TimestampOutOfRange { id: MessageId, timestamp_ms: u64 },
+    /// A public message whose signature does not verify for its author.
+    #[error("public message {} does not carry a valid signature by {author:?}", hex(.id))]
+    BadSignature { id: MessageId, author: IdentityKey },
+}
+
+/// Why a local request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ChatError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the message is empty")]
+    EmptyText,
+    #[error("the message is {len} bytes, the limit is {max}")]
+    TextTooLong { len: usize, max: usize },
+    #[error("a direct message to yourself has nowhere to go")]
+    ToSelf,
+    #[error("the identity given to sign is not this chat's identity")]
+    WrongIdentity,
+    #[error("cannot make a message id: {0}")]
+    Random(#[from] IdentityError),
+    #[error("the new message id is already taken")]
+    IdCollision,
+}
+
+/// Counters since this [`Chat`] was made.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ChatStats {
+    /// Messages received and stored for the first time.
+    pub received: u64,
+    /// Messages received that were already stored.
+    pub duplicates: u64,
+    /// Frames dropped for breaking a rule.
+    pub rejected: u64,
+    /// Public message frames forwarded to other peers.
+    pub relayed: u64,
+    /// Acks that removed an outbox row.
+    pub delivered: u64,
+}
+
+/// Whether [`Chat::on_frames`] handles this kind of frame.
+pub fn is_chat_frame(frame: &Frame) -> bool {
+    matches!(
+        frame,
+        Frame::Public(_) | Frame::Direct(_) | Frame::Ack(_) | Frame::SyncRequest(_)
+    )
+}
+
+/// Why a text may not be sent (the receiving side maps these to violations).
+fn check_text(text: &str) -> Result<(), ChatError> {
+    if text.len() > MAX_TEXT_LEN {
+        return Err(ChatError::TextTooLong {
+            len: text.len(),
+            max: MAX_TEXT_LEN,
+        });
+    }
+    if text.trim().is_empty() {
+        return Err(ChatError::EmptyText);
+    }
+    Ok(())
+}
+
+/// The bytes an author signs for a public message (after the domain).
+fn signed_public_bytes(
+    id: &MessageId,
+    author: &IdentityKey,
+    timestamp_ms: u64,
+    text: &str,
+) -> Vec<u8> {
+    encode(&SignedPublic {
+        id,
+        author,
+        timestamp_ms,
+        text,
+    })
+}
+
+/// Sign a public message as `local`.
+pub fn sign_public(
+    local: &LocalIdentity,
+    id: MessageId,
+    timestamp_ms: u64,
+    text: String,
+) -> PublicMessage {
+    let author = local.identity_key();
+    let signature = local.sign(
+        domain::PUBLIC_MESSAGE,
+        &signed_public_bytes(&id, &author, timestamp_ms, &text),
+    );
+    PublicMessage {
+        id,
+        author,
+        timestamp_ms,
+        text,
+        signature,
+    }
+}
+
+/// Check a public message's signature by its author (strict).
+pub fn verify_public(m: &PublicMessage) -> Result<(), IdentityError> {
+    m.author.verify(
+        domain::PUBLIC_MESSAGE,
+        &signed_public_bytes(&m.id, &m.author, m.timestamp_ms, &m.text),
+        &m.signature,
+    )
+}
+
+/// A public message as stored: `outgoing` if `local` wrote it.
+fn stored_public(m: &PublicMessage, local: IdentityKey, received_ms: u64) -> StoredMessage {
+    StoredMessage {
+        id: m.id,
+        conversation: ConversationKey::Public,
+        author: m.author.0,
+        timestamp_ms: m.timestamp_ms,
+        text: m.text.clone(),
+        signature: Some(m.signature.0),
+        outgoing: m.author == local,
+        received_ms,
+    }
+}
+
+/// A stored public message as it travels, if it can be relayed (signed).
+fn public_from_stored(m: StoredMessage) -> Option<PublicMessage> {
+    match (m.conversation, m.signature) {
+        (ConversationKey::Public, Some(signature)) => Some(PublicMessage {
+            id: m.id,
+            author: IdentityKey(m.author),
+            timestamp_ms: m.timestamp_ms,
+            text: m.text,
+            signature: SignatureBytes(signature),
+        }),
+        _ => None,
+    }
+}
+
+/// Checks shared by received public and direct messages, after
+/// [`Frame::validate`].
+fn check_received(id: &MessageId, timestamp_ms: u64, text: &str) -> Result<(), Violation> {
+    if text.trim().is_empty() {
+        return Err(Violation::BlankText { id: *id });
+    }
+    if timestamp_ms > MAX_TIMESTAMP_MS {
+        return Err(Violation::TimestampOutOfRange {
+            id: *id,
+            timestamp_ms,
+        });
+    }
+    Ok(())
+}
+
+/// An outbox page sent to a peer and not fully acked yet.
+#[derive(Debug)]
+struct ResendPage {
+    waiting: HashSet<MessageId>,
+    more: bool,
+}
+
+/// A catch-up in progress with one peer (see "Paging").
+#[derive(Debug)]
+struct SyncProgress {
+    since_ms: u64,
+    /// The requester's clock when it first asked.
+    until_ms: u64,
+    count: usize,
+    bytes: usize,
+    newest_ms: u64,
+}
+
+impl SyncProgress {
+    fn new(since_ms: u64, until_ms: u64) -> Self {
+        SyncProgress {
+            since_ms,
+            until_ms,
+            count: 0,
+            bytes: 0,
+            newest_ms: since_ms,
+        }
+    }
+
+    fn count(&mut self, m: &PublicMessage) {
+        if (self.since_ms..=self.until_ms).contains(&m.timestamp_ms) {
+            self.count += 1;
+            self.bytes += m.text.len();
+            self.newest_ms = self.newest_ms.max(m.timestamp_ms);
+        }
+    }
+
+    fn page_may_be_full(&self) -> bool {
+        self.count >= SYNC_MAX_MESSAGES || self.bytes + MAX_TEXT_LEN > SYNC_MAX_BYTES
+    }
+}
+
+/// The chat core of one node. See the module documentation for the rules.
+#[derive(Debug)]
+pub struct Chat {
+    store: Store,
+    local: IdentityKey,
+    resend: HashMap<IdentityKey, ResendPage>,
+    sync: HashMap<IdentityKey, SyncProgress>,
+    stats: ChatStats,
+}
+
+impl Chat {
+    /// The chat core of the node whose identity is `local`, over `store`.
+    pub fn new(store: Store, local: IdentityKey) -> Self {
+        Chat {
+            store,
+            local,
+            resend: HashMap::new(),
+            sync: HashMap::new(),
+            stats: ChatStats::default(),
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn store_mut(&mut self) -> &mut Store {
+        &mut self.store
+    }
+
+    pub fn local(&self) -> IdentityKey {
+        self.local
+    }
+
+    pub fn stats(&self) -> ChatStats {
+        self.stats
+    }
+
+    /// Records a peer in the trust store (see [`Store::upsert_peer_seen`]);
+    /// known peers get an outbox row for every later public message. The
+    /// keys must be authenticated (binding checked) and the nickname
+    /// sanitised by the caller. The local identity is never recorded.
+    /// Returns whether the identity was new.
+    pub fn peer_seen(
+        &mut self,
+        now_ms: u64,
+        keys: &BoundKeys,
+        nickname: &str,
+        addr: Option<&str>,
+    ) -> Result<bool, ChatError> {
+        if keys.identity == self.local {
+            return Ok(false);
+        }
+        Ok(self
+            .store
+            .upsert_peer_seen(&keys.identity.0, &keys.noise.0, nickname, now_ms, addr)?)
+    }
+
+    /// An authenticated link to `peer` is up: the first page of its outbox
+    /// (oldest first) to resend, then a `SyncRequest` for the public room.
+    pub fn on_link_up(&mut self, now_ms: u64, peer: IdentityKey) -> Result<Vec<Frame>, ChatError> {
+        let mut frames = self.resend_page(peer)?;
+        let floor = now_ms.saturating_sub(SYNC_WINDOW_MS);
+        let since_ms = match self.store.newest_public_timestamp(now_ms)? {
+            Some(newest) => newest.saturating_sub(SYNC_SLACK_MS).max(floor),
+            None => floor,
+        };
+        self.sync.insert(peer, SyncProgress::new(since_ms, now_ms));
+        frames.push(Frame::SyncRequest(SyncRequest { since_ms }));
+        Ok(frames)
+    }
+
+    /// The link to `peer` is gone: forget the paging state kept for it.
+    pub fn on_link_down(&mut self, peer: IdentityKey) {
+        self.resend.remove(&peer);
+        self.sync.remove(&peer);
+    }
+
+    /// The next page of `peer`'s outbox as frames, remembering what awaits
+    /// an ack.
+    fn resend_page(&mut self, peer: IdentityKey) -> Result<Vec<Frame>, ChatError> {
+        let queued = self.store.outbox_for_peer(&peer.0, RESEND_PAGE)?;
+        let more = queued.len() == RESEND_PAGE;
+        let mut waiting = HashSet::with_capacity(queued.len());
+        let mut frames = Vec::with_capacity(queued.len() + 1);
+        for m in queued {
+            let id = m.id;
+            // Rows this core did not write (a public message without a
+            // signature, a direct message for someone else) cannot be sent;
+            // they stay in the outbox.
+            let frame = match m.conversation {
+                ConversationKey::Direct(to) if to == peer.0 && m.author == self.local.0 => {
+                    Frame::Direct(DirectMessage {
+                        id,
+                        timestamp_ms: m.timestamp_ms,
+                        text: m.text,
+                    })
+                }
+                ConversationKey::Direct(_) => continue,
+                ConversationKey::Public => match public_from_stored(m) {
+                    Some(public) => Frame::Public(public),
+                    None => continue,
+                },
+            };
+            waiting.insert(id);
+            frames.push(frame);
+        }
+        self.resend.insert(peer, ResendPage { waiting, more });
+        Ok(frames)
+    }
+
+    /// Handles one frame from `from`; see [`Chat::on_frames`].
+    pub fn on_frame(
+        &mut self,
+        now_ms: u64,
+        from: IdentityKey,
+        frame: Frame,
+        connected: &[IdentityKey],
+    ) -> Result<Actions, ChatError> {
+        self.on_frames(now_ms, from, vec![frame], connected)
+    }
+
+    /// Handles frames that arrived, in this order, on the authenticated link
+    /// to `from`, while the node has links to `connected` (which may or may
+    /// not include `from`). All new messages are stored in one transaction
+    /// and all acks applied in another, before anything is returned; the
+    /// returned acks may therefore be sent at once.
+    pub fn on_frames(
+        &mut self,
+        now_ms: u64,
+        from: IdentityKey,
+        frames: Vec<Frame>,
+        connected: &[IdentityKey],
+    ) -> Result<Actions, ChatError> {
+        let mut actions = Actions::default();
+        // Messages to store, with the public frame to relay if new.
+        let mut incoming: Vec<(StoredMessage, Option<PublicMessage>)> = Vec::new();
+        let mut batch_ids: HashSet<MessageId> = HashSet::new();
+        let mut to_ack: Vec<MessageId> = Vec::new();
+        let mut acked: Vec<MessageId> = Vec::new();
+        let mut sync_requests: Vec<u64> = Vec::new();
+
+        for frame in frames {
+            if !is_chat_frame(&frame) {
+                continue;
+            }
+            if let Err(e) = frame.validate() {
+                self.reject(&mut actions, e.into());
+                continue;
+            }
+            match frame {
+                Frame::Public(m) => {
+                    if let Err(v) = check_received(&m.id, m.timestamp_ms, &m.text) {
+                        self.reject(&mut actions, v);
+                        continue;
+                    }
+                    // Only a message that would be stored needs its
+                    // signature checked (rule 3).
+                    let is_new = !batch_ids.contains(&m.id) && !self.store.has_message(&m.id)?;
+                    if is_new && verify_public(&m).is_err() {
+                        let v = Violation::BadSignature {
+                            id: m.id,
+                            author: m.author,
+                        };
+                        self.reject(&mut actions, v);
+                        continue;
+                    }
+                    if let Some(progress) = self.sync.get_mut(&from) {
+                        progress.count(&m);
+                    }
+                    if batch_ids.insert(m.id) {
+                        to_ack.push(m.id);
+                    }
+                    if is_new {
+                        incoming.push((stored_public(&m, self.local, now_ms), Some(m)));
+                    } else {
+                        self.stats.duplicates += 1;
+                    }
+                }
+                Frame::Direct(m) => match check_received(&m.id, m.timestamp_ms, &m.text) {
+                    Err(v) => self.reject(&mut actions, v),
+                    Ok(()) => {
+                        if batch_ids.insert(m.id) {
+                            to_ack.push(m.id);
+                            let stored = StoredMessage {
+                                id: m.id,
+                                conversation: ConversationKey::Direct(from.0),
+                                author: from.0,
+                                timestamp_ms: m.timestamp_ms,
+                                text: m.text,
+                                signature: None,
+                                outgoing: false,
+                                received_ms: now_ms,
+                            };
+                            incoming.push((stored, None));
+                        } else {
+                            self.stats.duplicates += 1;
+                        }
+                    }
+                },
+                Frame::Ack(ids) => acked.extend(ids),
+                Frame::SyncRequest(r) => sync_requests.push(r.since_ms),
+                _ => {}
+            }
+        }
+
+        self.store_incoming(from, incoming, connected, &mut actions)?;
+        for ids in to_ack.chunks(MAX_ACK_IDS) {
+            actions.send.push((from, Frame::Ack(ids.to_vec())));
+        }
+        self.apply_acks(now_ms, from, &acked, &mut actions)?;
+        self.continue_sync(from, &mut actions);
+        for since_ms in sync_requests {
+            for m in self.sync_answer(now_ms, since_ms)? {
+                actions.send.push((from, Frame::Public(m)));
+            }
+        }
+        Ok(actions)
+    }
+
+    fn reject(&mut self, actions: &mut Actions, violation: Violation) {
+        self.stats.rejected += 1;
+        actions.rejected.push(violation);
+    }
+
+    /// Stores the new messages of a batch in one transaction, then reports
+    /// and relays the ones that were really new.
+    fn store_incoming(
+        &mut self,
+        from: IdentityKey,
+        incoming: Vec<(StoredMessage, Option<PublicMessage>)>,
+        connected: &[IdentityKey],
+        actions: &mut Actions,
+    ) -> Result<(), ChatError> {
+        if incoming.is_empty() {
+            return Ok(());
+        }
+        let (stored, relays): (Vec<StoredMessage>, Vec<Option<PublicMessage>>) =
+            incoming.into_iter().unzip();
+        let new = self.store.insert_messages(&stored)?;
+        for ((m, relay), is_new) in stored.into_iter().zip(relays).zip(new) {
+            if !is_new {
+                self.stats.duplicates += 1;
+                continue;
+            }
+            self.stats.received += 1;
+            if let Some(public) = relay {
+                for &peer in connected {
+                    if peer != from && peer != public.author && peer != self.local {
+                        self.stats.relayed += 1;
+                        actions.send.push((peer, Frame::Public(public.clone())));
+                    }
+                }
+            }
+            actions
+                .events
+                .push(ChatEvent::Received(MessageView::new(m, false)));
+        }
+        Ok(())
+    }
+
+    /// Applies the acks `from` sent, reports deliveries and sends the next
+    /// outbox page once the current one is fully acked.
+    fn apply_acks(
+        &mut self,
+        now_ms: u64,
+        from: IdentityKey,
+        acked: &[MessageId],
+        actions: &mut Actions,
+    ) -> Result<(), ChatError> {
+        if acked.is_empty() {
+            return Ok(());
+        }
+        let removed = self.store.outbox_ack(&from.0, acked, now_ms)?;
+        self.stats.delivered += removed.len() as u64;
+        actions.events.extend(
+            removed
+                .into_iter()
+                .map(|id| ChatEvent::Delivered { id, peer: from }),
+        );
+        let Some(page) = self.resend.get_mut(&from) else {
+            return Ok(());
+        };
+        for id in acked {
+            page.waiting.remove(id);
+        }
+        if page.waiting.is_empty() {
+            let more = page.more;
+            self.resend.remove(&from);
+            if more {
+                for frame in self.resend_page(from)? {
+                    actions.send.push((from, frame));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Asks `from` for the next catch-up page if the last one may have been
+    /// cut short by the limits.
+    fn continue_sync(&mut self, from: IdentityKey, actions: &mut Actions) {
+        let Some(progress) = self.sync.get_mut(&from) else {
+            return;
+        };
+        if !progress.page_may_be_full() {
+            return;
+        }
+        if progress.newest_ms > progress.since_ms {
+            let since_ms = progress.newest_ms;
+            *progress = SyncProgress::new(since_ms, progress.until_ms);
+            actions
+                .send
+                .push((from, Frame::SyncRequest(SyncRequest { since_ms })));
+        } else {
+            self.sync.remove(&from);
+        }
+    }
+
+    /// The answer to `SyncRequest { since_ms }` (rule 6).
+    fn sync_answer(&self, now_ms: u64, since_ms: u64) -> Result<Vec<PublicMessage>, ChatError> {
+        let since_ms = since_ms.max(now_ms.saturating_sub(SYNC_WINDOW_MS));
+        let mut bytes = 0usize;
+        let mut out = Vec::new();
+        let signed = self.store.public_since(since_ms, SYNC_MAX_MESSAGES)?;
+        for m in signed.into_iter().filter_map(public_from_stored) {
+            bytes += m.text.len();
+            if bytes > SYNC_MAX_BYTES && !out.is_empty() {
+                break;
+            }
+            out.push(m);
+        }
+        Ok(out)
+    }
+
+    /// Posts `text` to the public room as `local` (which must be this chat's
+    /// identity): stores it with an outbox row for every known peer, and
+    /// returns it with the frames for the `connected` peers.
+    pub fn post_public(
+        &mut self,
+        now_ms: u64,
+        local: &LocalIdentity,
+        text: &str,
+        connected: &[IdentityKey],
+    ) -> Result<(MessageView, Vec<(IdentityKey, Frame)>), ChatError> {
+        if local.identity_key() != self.local {
+            return Err(ChatError::WrongIdentity);
+        }
+        check_text(text)?;
+        let m = sign_public(local, new_message_id()?, now_ms, text.to_owned());
+        let recipients: Vec<[u8; 32]> = self
+            .store
+            .peers()?
+            .into_iter()
+            .map(|p| p.identity)
+            .filter(|k| *k != self.local.0)
+            .collect();
+        let stored = stored_public(&m, self.local, now_ms);
+        if !self.store.insert_outgoing(&stored, &recipients)? {
+            return Err(ChatError::IdCollision);
+        }
+        let mut seen = HashSet::new();
+        let frames = connected
+            .iter()
+            .filter(|&&peer| peer != self.local && seen.insert(peer))
+            .map(|&peer| (peer, Frame::Public(m.clone())))
+            .collect();
+        Ok((MessageView::new(stored, false), frames))
+    }
+
+    /// Sends `text` to `to`: stores it with an outbox row for `to`, and
+    /// returns it with the frame to send now if `to` is `connected`.
+    pub fn send_direct(
+        &mut self,
+        now_ms: u64,
+        to: IdentityKey,
+        text: &str,
+        connected: bool,
+    ) -> Result<(MessageView, Option<Frame>), ChatError> {
+        if to == self.local {
+            return Err(ChatError::ToSelf);
+        }
+        check_text(text)?;
+        let stored = StoredMessage {
+            id: new_message_id()?,
+            conversation: ConversationKey::Direct(to.0),
+            author: self.local.0,
+            timestamp_ms: now_ms,
+            text: text.to_owned(),
+            signature: None,
+            outgoing: true,
+            received_ms: now_ms,
+        };
+        if !self.store.insert_outgoing(&stored, &[to.0])? {
+            return Err(ChatError::IdCollision);
+        }
+        let frame = connected.then(|| {
+            Frame::Direct(DirectMessage {
+                id: stored.id,
+                timestamp_ms: now_ms,
+                text: stored.text.clone(),
+            })
+        });
+        Ok((MessageView::new(stored, false), frame))
+    }
+
+    /// The last `n` messages of a conversation, oldest first.
+    pub fn history(&self, conv: Conversation, n: usize) -> Result<Vec<MessageView>, ChatError> {
+        let msgs = self.store.history(&conv.to_store(), n)?;
+        self.views(msgs)
+    }
+
+    /// Messages containing every word of `words`, most recently stored
+    /// first, at most `n` (see [`Store::search`]).
+    pub fn search(&self, words: &str, n: usize) -> Result<Vec<MessageView>, ChatError> {
+        let msgs = self.store.search(words, n)?;
+        self.views(msgs)
+    }
+
+    fn views(&self, msgs: Vec<StoredMessage>) -> Result<Vec<MessageView>, ChatError> {
+        msgs.into_iter()
+            .map(|m| {
+                let delivered = m.outgoing && !self.store.delivered_to(&m.id)?.is_empty();
+                Ok(MessageView::new(m, delivered))
+            })
+            .collect()
+    }
+}
+
+/// A fresh random message id.
+fn new_message_id() -> Result<MessageId, ChatError> {
+    let mut id = [0u8; 16];
+    random_bytes(&mut id)?;
+    Ok(id)
+}

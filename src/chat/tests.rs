@@ -1,0 +1,1198 @@
+//! Chat cores driven against each other by a tiny in-memory router: no
+//! sockets, no clock, every run the same.
+
+use std::collections::{BTreeSet, VecDeque};
+
+use super::*;
+use crate::store::PeerRecord;
+
+/// A plausible wall clock to start from.
+const T0: u64 = 1_700_000_000_000;
+
+fn identity(n: u8) -> LocalIdentity {
+    LocalIdentity::from_secrets([n; 32], [n.wrapping_add(100); 32]).unwrap()
+}
+
+struct Node {
+    me: LocalIdentity,
+    chat: Chat,
+    events: Vec<ChatEvent>,
+    rejected: Vec<Violation>,
+}
+
+/// Nodes, the links between them and the frames in flight.
+struct Net {
+    nodes: Vec<Node>,
+    links: BTreeSet<(usize, usize)>,
+    queue: VecDeque<(usize, usize, Frame)>,
+    now: u64,
+    /// Every frame handed to a node, as (from, to, frame).
+    delivered: Vec<(usize, usize, Frame)>,
+}
+
+impl Net {
+    fn new(n: u8) -> Net {
+        let nodes = (1..=n)
+            .map(|i| {
+                let me = identity(i);
+                let chat = Chat::new(Store::open_in_memory().unwrap(), me.identity_key());
+                Node {
+                    me,
+                    chat,
+                    events: Vec::new(),
+                    rejected: Vec::new(),
+                }
+            })
+            .collect();
+        Net {
+            nodes,
+            links: BTreeSet::new(),
+            queue: VecDeque::new(),
+            now: T0,
+            delivered: Vec::new(),
+        }
+    }
+
+    fn key(&self, i: usize) -> IdentityKey {
+        self.nodes[i].me.identity_key()
+    }
+
+    fn index(&self, key: IdentityKey) -> usize {
+        self.nodes
+            .iter()
+            .position(|n| n.me.identity_key() == key)
+            .unwrap()
+    }
+
+    fn chat(&self, i: usize) -> &Chat {
+        &self.nodes[i].chat
+    }
+
+    /// Both learn of each other (as discovery or a past link would).
+    fn meet(&mut self, a: usize, b: usize) {
+        for (x, y) in [(a, b), (b, a)] {
+            let keys = *self.nodes[y].me.bound_keys();
+            let now = self.now;
+            self.nodes[x]
+                .chat
+                .peer_seen(now, &keys, &format!("node{y}"), None)
+                .unwrap();
+        }
+    }
+
+    fn meet_all(&mut self) {
+        for a in 0..self.nodes.len() {
+            for b in a + 1..self.nodes.len() {
+                self.meet(a, b);
+            }
+        }
+    }
+
+    fn linked(&self, a: usize, b: usize) -> bool {
+        self.links.contains(&(a.min(b), a.max(b)))
+    }
+
+    fn connected(&self, i: usize) -> Vec<IdentityKey> {
+        (0..self.nodes.len())
+            .filter(|&j| self.linked(i, j))
+            .map(|j| self.key(j))
+            .collect()
+    }
+
+    fn link_up(&mut self, a: usize, b: usize) {
+        self.links.insert((a.min(b), a.max(b)));
+        for (x, y) in [(a, b), (b, a)] {
+            let peer = self.key(y);
+            let now = self.now;
+            for f in self.nodes[x].chat.on_link_up(now, peer).unwrap() {
+                self.queue.push_back((x, y, f));
+            }
+        }
+    }
+
+    fn link_down(&mut self, a: usize, b: usize) {
+        self.links.remove(&(a.min(b), a.max(b)));
+        let (ka, kb) = (self.key(a), self.key(b));
+        self.nodes[a].chat.on_link_down(kb);
+        self.nodes[b].chat.on_link_down(ka);
+        self.queue
+            .retain(|(f, t, _)| !((*f, *t) == (a, b) || (*f, *t) == (b, a)));
+    }
+
+    fn post(&mut self, a: usize, text: &str) -> MessageView {
+        let connected = self.connected(a);
+        let node = &mut self.nodes[a];
+        let (view, frames) = node
+            .chat
+            .post_public(self.now, &node.me, text, &connected)
+            .unwrap();
+        for (peer, f) in frames {
+            let to = self.index(peer);
+            self.queue.push_back((a, to, f));
+        }
+        view
+    }
+
+    fn direct(&mut self, a: usize, b: usize, text: &str) -> MessageView {
+        let (to, linked) = (self.key(b), self.linked(a, b));
+        let (view, frame) = self.nodes[a]
+            .chat
+            .send_direct(self.now, to, text, linked)
+            .unwrap();
+        assert_eq!(frame.is_some(), linked);
+        if let Some(f) = frame {
+            self.queue.push_back((a, b, f));
+        }
+        view
+    }
+
+    /// Delivers frames until none is left: each round hands every link's
+    /// queued frames to the receiver in one `on_frames` call. Frames on a
+    /// link that is down are lost.
+    fn pump(&mut self) {
+        for _round in 0..10_000 {
+            if self.queue.is_empty() {
+                return;
+            }
+            self.now += 1;
+            let mut groups: Vec<((usize, usize), Vec<Frame>)> = Vec::new();
+            for (from, to, f) in self.queue.drain(..) {
+                match groups.iter_mut().find(|(k, _)| *k == (from, to)) {
+                    Some((_, fs)) => fs.push(f),
+                    None => groups.push(((from, to), vec![f])),
+                }
+            }
+            for ((from, to), frames) in groups {
+                if !self.linked(from, to) {
+                    continue;
+                }
+                for f in &frames {
+                    self.delivered.push((from, to, f.clone()));
+                }
+                let (fk, connected, now) = (self.key(from), self.connected(to), self.now);
+                let actions = self.nodes[to]
+                    .chat
+                    .on_frames(now, fk, frames, &connected)
+                    .unwrap();
+                for (peer, f) in actions.send {
+                    let dest = self.index(peer);
+                    self.queue.push_back((to, dest, f));
+                }
+                self.nodes[to].events.extend(actions.events);
+                self.nodes[to].rejected.extend(actions.rejected);
+            }
+        }
+        panic!("frames still in flight after 10000 rounds");
+    }
+
+    fn received(&self, i: usize) -> Vec<&MessageView> {
+        self.nodes[i]
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                ChatEvent::Received(v) => Some(v),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn deliveries(&self, i: usize) -> Vec<(MessageId, IdentityKey)> {
+        self.nodes[i]
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                ChatEvent::Delivered { id, peer } => Some((*id, *peer)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Frames delivered from `from` to `to` matching `pred`.
+    fn count_delivered(&self, from: usize, to: usize, pred: impl Fn(&Frame) -> bool) -> usize {
+        self.delivered
+            .iter()
+            .filter(|(f, t, fr)| (*f, *t) == (from, to) && pred(fr))
+            .count()
+    }
+}
+
+fn texts(views: &[&MessageView]) -> Vec<String> {
+    views.iter().map(|v| v.text.clone()).collect()
+}
+
+fn signed(author: &LocalIdentity, n: u8, ts: u64, text: &str) -> PublicMessage {
+    sign_public(author, [n; 16], ts, text.to_owned())
+}
+
+fn is_ack(f: &Frame) -> bool {
+    matches!(f, Frame::Ack(_))
+}
+
+fn acks_in(actions: &Actions) -> Vec<MessageId> {
+    actions
+        .send
+        .iter()
+        .filter_map(|(_, f)| match f {
+            Frame::Ack(ids) => Some(ids.clone()),
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
+
+fn lone_chat(n: u8) -> (LocalIdentity, Chat) {
+    let me = identity(n);
+    let chat = Chat::new(Store::open_in_memory().unwrap(), me.identity_key());
+    (me, chat)
+}
+
+// ------------------------------------------------------------- delivery
+
+#[test]
+fn public_message_is_delivered_acked_and_marked() {
+    let mut net = Net::new(2);
+    net.meet(0, 1);
+    net.link_up(0, 1);
+    net.pump();
+    let sent = net.post(0, "hello room");
+    assert!(sent.outgoing && !sent.delivered);
+    net.pump();
+
+    let got = net.received(1);
+    assert_eq!(texts(&got), ["hello room"]);
+    assert_eq!(got[0].author, net.key(0));
+    assert_eq!(got[0].conversation, Conversation::Public);
+    assert!(!got[0].outgoing);
+    assert_eq!(got[0].id, sent.id);
+    assert_eq!(net.deliveries(0), [(sent.id, net.key(1))]);
+
+    let history = net.chat(0).history(Conversation::Public, 10).unwrap();
+    assert_eq!(history.len(), 1);
+    assert!(history[0].delivered);
+    assert!(net
+        .chat(0)
+        .store()
+        .pending_peers(&sent.id)
+        .unwrap()
+        .is_empty());
+    let theirs = net.chat(1).history(Conversation::Public, 10).unwrap();
+    assert_eq!(theirs[0].text, "hello room");
+    assert!(!theirs[0].outgoing && !theirs[0].delivered);
+}
+
+#[test]
+fn public_message_is_queued_for_every_known_peer() {
+    let mut net = Net::new(3);
+    net.meet_all();
+    net.link_up(0, 1);
+    net.pump();
+    let sent = net.post(0, "to all");
+    net.pump();
+    // Node 2 is known but offline: its row waits.
+    assert_eq!(
+        net.chat(0).store().pending_peers(&sent.id).unwrap(),
+        [net.key(2).0]
+    );
+    net.link_up(0, 2);
+    net.pump();
+    assert_eq!(texts(&net.received(2)), ["to all"]);
+    assert!(net
+        .chat(0)
+        .store()
+        .pending_peers(&sent.id)
+        .unwrap()
+        .is_empty());
+    assert_eq!(net.deliveries(0).len(), 2);
+}
+
+#[test]
+fn direct_to_offline_peer_is_queued_and_delivered_on_link_up() {
+    let mut net = Net::new(2);
+    net.meet(0, 1);
+    let sent = net.direct(0, 1, "are you there?");
+    net.pump();
+    assert!(net.received(1).is_empty());
+    assert_eq!(
+        net.chat(0).store().pending_peers(&sent.id).unwrap(),
+        [net.key(1).0]
+    );
+
+    net.link_up(0, 1);
+    net.pump();
+    let got = net.received(1);
+    assert_eq!(texts(&got), ["are you there?"]);
+    assert_eq!(got[0].author, net.key(0));
+    assert_eq!(got[0].conversation, Conversation::Direct(net.key(0)));
+    assert_eq!(net.deliveries(0), [(sent.id, net.key(1))]);
+    let mine = net
+        .chat(0)
+        .history(Conversation::Direct(net.key(1)), 10)
+        .unwrap();
+    assert!(mine[0].outgoing && mine[0].delivered);
+    // Only the other conversation of node 1 holds it.
+    assert!(net
+        .chat(1)
+        .history(Conversation::Public, 10)
+        .unwrap()
+        .is_empty());
+}
+
+#[test]
+fn unacked_message_is_resent_after_the_ack_is_lost() {
+    let mut net = Net::new(2);
+    net.meet(0, 1);
+    net.link_up(0, 1);
+    net.pump();
+    let sent = net.direct(0, 1, "once");
+    // Deliver the message, then lose the ack with the link.
+    let (from, to, f) = net.queue.pop_front().unwrap();
+    let (now, fk) = (net.now, net.key(from));
+    let actions = net.nodes[to].chat.on_frame(now, fk, f, &[fk]).unwrap();
+    assert_eq!(acks_in(&actions), [sent.id]);
+    net.nodes[1].events.extend(actions.events);
+    net.link_down(0, 1);
+
+    net.link_up(0, 1);
+    net.pump();
+    assert_eq!(net.received(1).len(), 1, "the resend is a duplicate");
+    assert_eq!(
+        net.count_delivered(0, 1, |f| matches!(f, Frame::Direct(_))),
+        1
+    );
+    assert_eq!(net.deliveries(0), [(sent.id, net.key(1))]);
+    assert_eq!(net.chat(1).stats().duplicates, 1);
+}
+
+#[test]
+fn outbox_is_resent_in_pages() {
+    let total = RESEND_PAGE + 234;
+    let mut net = Net::new(2);
+    net.meet(0, 1);
+    for i in 0..total {
+        net.direct(0, 1, &format!("m{i}"));
+        net.now += 1;
+    }
+    net.link_up(0, 1);
+    // The first answer is one page and a sync request.
+    assert_eq!(
+        net.queue.iter().filter(|(f, ..)| *f == 0).count(),
+        RESEND_PAGE + 1
+    );
+    net.pump();
+    let got = net.received(1);
+    assert_eq!(got.len(), total);
+    assert_eq!(got[0].text, "m0");
+    assert_eq!(got[total - 1].text, format!("m{}", total - 1));
+    assert_eq!(net.deliveries(0).len(), total);
+    assert!(net.chat(0).store().outbox_peers().unwrap().is_empty());
+    assert_eq!(
+        net.count_delivered(0, 1, |f| matches!(f, Frame::Direct(_))),
+        total
+    );
+}
+
+#[test]
+fn outbox_rows_that_cannot_be_sent_stay_put() {
+    let (me, mut chat) = lone_chat(1);
+    let (x, y) = (identity(2).identity_key(), identity(3).identity_key());
+    let row = |n: u8, conversation, signature| StoredMessage {
+        id: [n; 16],
+        conversation,
+        author: me.identity_key().0,
+        timestamp_ms: T0,
+        text: "odd".into(),
+        signature,
+        outgoing: true,
+        received_ms: T0,
+    };
+    let store = chat.store_mut();
+    // A direct message to x queued for y, and an unsigned public message.
+    store
+        .insert_outgoing(&row(1, ConversationKey::Direct(x.0), None), &[y.0])
+        .unwrap();
+    store
+        .insert_outgoing(&row(2, ConversationKey::Public, None), &[y.0])
+        .unwrap();
+    let frames = chat.on_link_up(T0, y).unwrap();
+    assert!(
+        matches!(frames.as_slice(), [Frame::SyncRequest(_)]),
+        "{frames:?}"
+    );
+    assert_eq!(chat.store().outbox_for_peer(&y.0, 10).unwrap().len(), 2);
+}
+
+// ------------------------------------------------------------ duplicates
+
+#[test]
+fn same_frame_twice_is_received_once_and_acked_twice() {
+    let (a, _) = lone_chat(1);
+    let (_, mut b) = lone_chat(2);
+    let m = signed(&a, 7, T0, "echo");
+    let frame = Frame::Public(m.clone());
+    let first = b
+        .on_frame(T0, a.identity_key(), frame.clone(), &[])
+        .unwrap();
+    let second = b
+        .on_frame(T0, a.identity_key(), frame.clone(), &[])
+        .unwrap();
+    assert_eq!(first.events.len(), 1);
+    assert!(second.events.is_empty());
+    assert_eq!(acks_in(&first), [m.id]);
+    assert_eq!(acks_in(&second), [m.id]);
+
+    // Twice in one batch: one message, one ack.
+    let (_, mut c) = lone_chat(3);
+    let both = c
+        .on_frames(T0, a.identity_key(), vec![frame.clone(), frame], &[])
+        .unwrap();
+    assert_eq!(both.events.len(), 1);
+    assert_eq!(acks_in(&both), [m.id]);
+    assert_eq!(c.store().message_count().unwrap(), 1);
+
+    let direct = Frame::Direct(DirectMessage {
+        id: [9; 16],
+        timestamp_ms: T0,
+        text: "dm".into(),
+    });
+    let both = c
+        .on_frames(T0, a.identity_key(), vec![direct.clone(), direct], &[])
+        .unwrap();
+    assert_eq!(both.events.len(), 1);
+    assert_eq!(acks_in(&both), [[9; 16]]);
+    assert_eq!(c.stats().duplicates, 2, "one public, one direct");
+    assert_eq!(b.stats().duplicates, 1);
+}
+
+#[test]
+fn duplicates_are_dropped_across_restarts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = identity(1);
+    let b = identity(2);
+    let public = Frame::Public(signed(&a, 1, T0, "before the restart"));
+    let direct = Frame::Direct(DirectMessage {
+        id: [2; 16],
+        timestamp_ms: T0,
+        text: "private".into(),
+    });
+    {
+        let mut chat = Chat::new(Store::open(tmp.path()).unwrap(), b.identity_key());
+        let actions = chat
+            .on_frames(
+                T0,
+                a.identity_key(),
+                vec![public.clone(), direct.clone()],
+                &[],
+            )
+            .unwrap();
+        assert_eq!(actions.events.len(), 2);
+    }
+    let mut chat = Chat::new(Store::open(tmp.path()).unwrap(), b.identity_key());
+    let actions = chat
+        .on_frames(T0 + 5, a.identity_key(), vec![public, direct], &[])
+        .unwrap();
+    assert!(actions.events.is_empty(), "{:?}", actions.events);
+    assert_eq!(acks_in(&actions), [[1; 16], [2; 16]]);
+    assert_eq!(chat.store().message_count().unwrap(), 2);
+}
+
+// -------------------------------------------------------- relay, catch-up
+
+#[test]
+fn public_message_is_relayed_to_others_but_not_back() {
+    // 0 — 1 — 2 and 1 — 3; node 0 is not linked to 2 or 3.
+    let mut net = Net::new(4);
+    net.meet_all();
+    net.link_up(0, 1);
+    net.link_up(1, 2);
+    net.link_up(1, 3);
+    net.pump();
+    let sent = net.post(0, "spread the word");
+    net.pump();
+    for i in 1..4 {
+        assert_eq!(texts(&net.received(i)), ["spread the word"], "node {i}");
+        assert_eq!(net.received(i)[0].author, net.key(0));
+    }
+    let is_public = |f: &Frame| matches!(f, Frame::Public(_));
+    assert_eq!(net.count_delivered(1, 2, is_public), 1);
+    assert_eq!(net.count_delivered(1, 3, is_public), 1);
+    assert_eq!(
+        net.count_delivered(1, 0, is_public),
+        0,
+        "never back to the author"
+    );
+    assert_eq!(
+        net.count_delivered(2, 1, is_public),
+        0,
+        "never back to the relay"
+    );
+    assert_eq!(net.chat(1).stats().relayed, 2);
+    // Relayed copies were acked to the relay, which had nothing waiting.
+    assert_eq!(net.count_delivered(2, 1, is_ack), 1);
+    assert!(net.deliveries(1).is_empty());
+    // The author still waits for 2 and 3 to ack it themselves.
+    assert_eq!(
+        net.chat(0).store().pending_peers(&sent.id).unwrap().len(),
+        2
+    );
+}
+
+#[test]
+fn relay_skips_the_author_even_when_linked() {
+    // B hears A's message from R while B also has a link to A.
+    let a = identity(1);
+    let relay = identity(3).identity_key();
+    let other = identity(4).identity_key();
+    let (b, mut chat) = lone_chat(2);
+    let m = signed(&a, 1, T0, "via R");
+    let connected = [relay, a.identity_key(), b.identity_key(), other];
+    let actions = chat
+        .on_frame(T0, relay, Frame::Public(m.clone()), &connected)
+        .unwrap();
+    assert_eq!(
+        actions.send,
+        [
+            (other, Frame::Public(m.clone())),
+            (relay, Frame::Ack(vec![m.id]))
+        ]
+    );
+}
+
+#[test]
+fn relay_to_a_peer_that_already_has_it_stops_there() {
+    // A triangle: every node gets the message twice at most and shows it once.
+    let mut net = Net::new(3);
+    net.meet_all();
+    net.link_up(0, 1);
+    net.link_up(1, 2);
+    net.link_up(0, 2);
+    net.pump();
+    net.post(0, "triangle");
+    net.pump();
+    for i in 1..3 {
+        assert_eq!(net.received(i).len(), 1);
+    }
+    assert!(net.chat(1).stats().relayed + net.chat(2).stats().relayed <= 2);
+    assert_eq!(net.deliveries(0).len(), 2);
+}
+
+#[test]
+fn catch_up_through_a_third_peer_verifies_signatures() {
+    let mut net = Net::new(3);
+    net.meet_all();
+    net.link_up(0, 1);
+    net.link_up(1, 2);
+    net.pump();
+    net.link_down(1, 2);
+    let mut sent = Vec::new();
+    for i in 0..3 {
+        net.now += 1_000;
+        sent.push(net.post(0, &format!("while you were out {i}")));
+        net.pump();
+    }
+    assert!(net.received(2).is_empty());
+    assert_eq!(net.received(1).len(), 3);
+
+    // 2 comes back, linked to 1 only.
+    net.now += 60_000;
+    net.link_up(1, 2);
+    net.pump();
+    let got = net.received(2);
+    assert_eq!(
+        texts(&got),
+        [
+            "while you were out 0",
+            "while you were out 1",
+            "while you were out 2"
+        ]
+    );
+    for (v, s) in got.iter().zip(&sent) {
+        assert_eq!(v.author, net.key(0));
+        assert_eq!(v.id, s.id);
+        assert_eq!(v.timestamp_ms, s.timestamp_ms);
+    }
+    // Every message reached 2 through a frame 2 checked: stored with the
+    // author's signature, which verifies.
+    for s in &sent {
+        let stored = net.chat(2).store().get_message(&s.id).unwrap().unwrap();
+        verify_public(&public_from_stored(stored).unwrap()).unwrap();
+    }
+    assert!(net.nodes[2].rejected.is_empty());
+    // Node 0 never heard from 2: its outbox still waits for 2's own ack.
+    for s in &sent {
+        assert_eq!(
+            net.chat(0).store().pending_peers(&s.id).unwrap(),
+            [net.key(2).0]
+        );
+    }
+    net.link_up(0, 2);
+    net.pump();
+    assert_eq!(
+        net.received(2).len(),
+        3,
+        "the author's resends are duplicates"
+    );
+    assert!(net.chat(0).store().outbox_peers().unwrap().is_empty());
+}
+
+#[test]
+fn sync_request_since_follows_the_newest_public_message() {
+    let (a, mut chat) = lone_chat(1);
+    let peer = identity(2).identity_key();
+    let since = |frames: Vec<Frame>| match frames.last() {
+        Some(Frame::SyncRequest(r)) => r.since_ms,
+        other => panic!("no sync request: {other:?}"),
+    };
+    let now = T0 + 100 * SYNC_WINDOW_MS;
+    // Empty history: the whole window.
+    assert_eq!(
+        since(chat.on_link_up(now, peer).unwrap()),
+        now - SYNC_WINDOW_MS
+    );
+
+    // A recent message: resume from it, minus the slack.
+    let recent = signed(&a, 1, now - 3_600_000, "an hour ago");
+    chat.on_frame(now, peer, Frame::Public(recent), &[])
+        .unwrap();
+    assert_eq!(
+        since(chat.on_link_up(now, peer).unwrap()),
+        now - 3_600_000 - SYNC_SLACK_MS
+    );
+
+    // A message from an author whose clock runs ahead changes nothing.
+    let future = signed(&a, 2, now + SYNC_WINDOW_MS, "from the future");
+    chat.on_frame(now, peer, Frame::Public(future), &[])
+        .unwrap();
+    assert_eq!(
+        since(chat.on_link_up(now, peer).unwrap()),
+        now - 3_600_000 - SYNC_SLACK_MS
+    );
+
+    // Long offline: never more than the window back.
+    let later = now + 30 * SYNC_WINDOW_MS;
+    assert_eq!(
+        since(chat.on_link_up(later, peer).unwrap()),
+        later - SYNC_WINDOW_MS
+    );
+}
+
+/// A chat holding `n` public messages by `author`, one second apart from
+/// `start`, each `len` bytes of text.
+fn chat_with_public(author: &LocalIdentity, n: usize, start: u64, len: usize) -> Chat {
+    let (_, mut chat) = lone_chat(9);
+    let frames = (0..n)
+        .map(|i| {
+            let mut text = format!("{i:05} ");
+            text.push_str(&"x".repeat(len.saturating_sub(text.len())));
+            let mut id = [0u8; 16];
+            id[..8].copy_from_slice(&(i as u64).to_be_bytes());
+            Frame::Public(sign_public(author, id, start + 1_000 * i as u64, text))
+        })
+        .collect();
+    let actions = chat
+        .on_frames(start, author.identity_key(), frames, &[])
+        .unwrap();
+    assert!(actions.rejected.is_empty());
+    chat
+}
+
+fn sync_answer(chat: &mut Chat, now: u64, since_ms: u64) -> Vec<PublicMessage> {
+    let asker = identity(8).identity_key();
+    let actions = chat
+        .on_frame(
+            now,
+            asker,
+            Frame::SyncRequest(SyncRequest { since_ms }),
+            &[],
+        )
+        .unwrap();
+    actions
+        .send
+        .into_iter()
+        .map(|(to, f)| {
+            assert_eq!(to, asker);
+            match f {
+                Frame::Public(m) => m,
+                other => panic!("unexpected {other:?}"),
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn sync_answer_respects_count_bytes_and_window() {
+    let a = identity(1);
+    let start = T0;
+    let mut chat = chat_with_public(&a, SYNC_MAX_MESSAGES + 100, start, 10);
+    let now = start + 3_600_000;
+
+    let page = sync_answer(&mut chat, now, 0);
+    assert_eq!(page.len(), SYNC_MAX_MESSAGES);
+    assert!(page
+        .windows(2)
+        .all(|w| w[0].timestamp_ms < w[1].timestamp_ms));
+    assert_eq!(page[0].timestamp_ms, start);
+    page.iter().for_each(|m| verify_public(m).unwrap());
+
+    let tail = sync_answer(&mut chat, now, start + 1_000 * SYNC_MAX_MESSAGES as u64);
+    assert_eq!(tail.len(), 100);
+
+    // The responder's window: nothing older than now − SYNC_WINDOW_MS.
+    let much_later = start + SYNC_WINDOW_MS + 1_000 * 550;
+    let windowed = sync_answer(&mut chat, much_later, 0);
+    assert_eq!(windowed.len(), 50);
+    assert!(windowed
+        .iter()
+        .all(|m| m.timestamp_ms >= much_later - SYNC_WINDOW_MS));
+    assert!(sync_answer(&mut chat, now, u64::MAX).is_empty());
+
+    // Large texts: the byte limit cuts first.
+    let mut big = chat_with_public(&a, 100, start, MAX_TEXT_LEN);
+    let page = sync_answer(&mut big, now, 0);
+    let bytes: usize = page.iter().map(|m| m.text.len()).sum();
+    assert_eq!(page.len(), SYNC_MAX_BYTES / MAX_TEXT_LEN);
+    assert!(bytes <= SYNC_MAX_BYTES);
+}
+
+#[test]
+fn catch_up_continues_past_one_page() {
+    let mut net = Net::new(3);
+    net.meet_all();
+    let total = 2 * SYNC_MAX_MESSAGES + 17;
+    let frames: Vec<Frame> = (0..total)
+        .map(|i| {
+            let mut id = [0u8; 16];
+            id[..8].copy_from_slice(&(i as u64).to_be_bytes());
+            Frame::Public(sign_public(
+                &net.nodes[0].me,
+                id,
+                T0 + 1_000 * i as u64,
+                format!("backlog {i}"),
+            ))
+        })
+        .collect();
+    let (k0, now) = (net.key(0), T0 + 1_000 * total as u64);
+    net.now = now;
+    net.nodes[1].chat.on_frames(now, k0, frames, &[]).unwrap();
+
+    net.link_up(1, 2);
+    net.pump();
+    let got = net.received(2);
+    assert_eq!(got.len(), total);
+    assert_eq!(got[total - 1].text, format!("backlog {}", total - 1));
+    let requests = net.count_delivered(2, 1, |f| matches!(f, Frame::SyncRequest(_)));
+    assert_eq!(requests, 3, "one per page");
+}
+
+// ------------------------------------------------------ rejected frames
+
+#[test]
+fn relayed_public_message_with_a_broken_signature_is_rejected() {
+    let a = identity(1);
+    let relay = identity(3).identity_key();
+    let good = signed(&a, 1, T0, "authentic");
+    let mut tampered_text = good.clone();
+    tampered_text.text = "authentiC".into();
+    let mut tampered_sig = good.clone();
+    tampered_sig.signature.0[5] ^= 0x10;
+    let mut tampered_time = good.clone();
+    tampered_time.timestamp_ms += 1;
+    let mut other_author = good.clone();
+    other_author.author = relay;
+
+    for bad in [tampered_text, tampered_sig, tampered_time, other_author] {
+        let (_, mut b) = lone_chat(2);
+        let actions = b
+            .on_frame(
+                T0,
+                relay,
+                Frame::Public(bad.clone()),
+                &[relay, a.identity_key()],
+            )
+            .unwrap();
+        assert_eq!(
+            actions.rejected,
+            [Violation::BadSignature {
+                id: bad.id,
+                author: bad.author
+            }]
+        );
+        assert!(actions.send.is_empty(), "neither acked nor relayed");
+        assert!(actions.events.is_empty());
+        assert_eq!(b.store().message_count().unwrap(), 0);
+        assert_eq!(b.stats().rejected, 1);
+    }
+
+    // The good one in the same batch as a bad one still gets through.
+    let (_, mut b) = lone_chat(2);
+    let mut bad = signed(&a, 2, T0, "second");
+    bad.signature.0[0] ^= 1;
+    let actions = b
+        .on_frames(
+            T0,
+            relay,
+            vec![Frame::Public(bad), Frame::Public(good.clone())],
+            &[relay],
+        )
+        .unwrap();
+    assert_eq!(actions.rejected.len(), 1);
+    assert_eq!(acks_in(&actions), [good.id]);
+    assert_eq!(actions.events.len(), 1);
+}
+
+#[test]
+fn a_public_frame_cannot_claim_someone_elses_authorship() {
+    let a = identity(1);
+    let mallory = identity(3);
+    // Mallory signs with her own key but names A as the author.
+    let mut forged = sign_public(&mallory, [4; 16], T0, "I am A".into());
+    forged.author = a.identity_key();
+    let (_, mut b) = lone_chat(2);
+    let actions = b
+        .on_frame(T0, mallory.identity_key(), Frame::Public(forged), &[])
+        .unwrap();
+    assert_eq!(actions.rejected.len(), 1);
+    assert_eq!(b.store().message_count().unwrap(), 0);
+}
+
+#[test]
+fn a_direct_frame_is_always_from_the_link_peer() {
+    let mallory = identity(3);
+    let (_, mut b) = lone_chat(2);
+    let actions = b
+        .on_frame(
+            T0,
+            mallory.identity_key(),
+            Frame::Direct(DirectMessage {
+                id: [6; 16],
+                timestamp_ms: T0,
+                text: "hi, it's your bank".into(),
+            }),
+            &[],
+        )
+        .unwrap();
+    let Some(ChatEvent::Received(v)) = actions.events.first() else {
+        panic!("{actions:?}")
+    };
+    assert_eq!(v.author, mallory.identity_key());
+    assert_eq!(v.conversation, Conversation::Direct(mallory.identity_key()));
+    let stored = b.store().get_message(&[6; 16]).unwrap().unwrap();
+    assert_eq!(stored.author, mallory.identity_key().0);
+    assert_eq!(
+        stored.conversation,
+        ConversationKey::Direct(mallory.identity_key().0)
+    );
+}
+
+#[test]
+fn oversize_and_blank_text_is_refused_on_send_and_receive() {
+    let (a, mut chat) = lone_chat(1);
+    let peer = identity(2).identity_key();
+    let long = "é".repeat(MAX_TEXT_LEN / 2 + 1);
+    assert!(matches!(
+        chat.post_public(T0, &a, &long, &[peer]),
+        Err(ChatError::TextTooLong { len, max }) if len == MAX_TEXT_LEN + 2 && max == MAX_TEXT_LEN
+    ));
+    assert!(matches!(
+        chat.send_direct(T0, peer, &long, true),
+        Err(ChatError::TextTooLong { .. })
+    ));
+    for blank in ["", "   ", "\n\t "] {
+        assert!(matches!(
+            chat.post_public(T0, &a, blank, &[peer]),
+            Err(ChatError::EmptyText)
+        ));
+        assert!(matches!(
+            chat.send_direct(T0, peer, blank, true),
+            Err(ChatError::EmptyText)
+        ));
+    }
+    assert_eq!(chat.store().message_count().unwrap(), 0);
+    // Exactly at the limit is fine.
+    chat.send_direct(T0, peer, &"x".repeat(MAX_TEXT_LEN), false)
+        .unwrap();
+
+    let (_, mut b) = lone_chat(3);
+    let too_long = "y".repeat(MAX_TEXT_LEN + 1);
+    let frames = vec![
+        Frame::Direct(DirectMessage {
+            id: [1; 16],
+            timestamp_ms: T0,
+            text: too_long.clone(),
+        }),
+        // Signed, but too long all the same.
+        Frame::Public(sign_public(&a, [2; 16], T0, too_long)),
+        Frame::Direct(DirectMessage {
+            id: [3; 16],
+            timestamp_ms: T0,
+            text: " \n".into(),
+        }),
+        Frame::Public(sign_public(&a, [4; 16], T0, "\t".into())),
+        Frame::Direct(DirectMessage {
+            id: [5; 16],
+            timestamp_ms: u64::MAX,
+            text: "from the end of time".into(),
+        }),
+    ];
+    let actions = b.on_frames(T0, a.identity_key(), frames, &[]).unwrap();
+    let too_long = || {
+        Violation::Malformed(WireError::TooLong {
+            what: "text",
+            len: MAX_TEXT_LEN + 1,
+            max: MAX_TEXT_LEN,
+        })
+    };
+    assert_eq!(
+        actions.rejected,
+        [
+            too_long(),
+            too_long(),
+            Violation::BlankText { id: [3; 16] },
+            Violation::BlankText { id: [4; 16] },
+            Violation::TimestampOutOfRange {
+                id: [5; 16],
+                timestamp_ms: u64::MAX
+            },
+        ]
+    );
+    assert!(actions.send.is_empty() && actions.events.is_empty());
+    assert_eq!(b.store().message_count().unwrap(), 0);
+    assert_eq!(b.stats().rejected, 5);
+}
+
+#[test]
+fn malformed_acks_are_rejected_and_unknown_ids_are_harmless() {
+    let (_, mut chat) = lone_chat(1);
+    let peer = identity(2).identity_key();
+    let sent = chat.send_direct(T0, peer, "pending", false).unwrap().0;
+
+    let actions = chat
+        .on_frame(T0, peer, Frame::Ack(vec![[0xee; 16], [0xdd; 16]]), &[peer])
+        .unwrap();
+    assert_eq!(actions, Actions::default());
+    // Someone else acking our message to `peer` changes nothing either.
+    let other = identity(3).identity_key();
+    let actions = chat
+        .on_frame(T0, other, Frame::Ack(vec![sent.id]), &[peer, other])
+        .unwrap();
+    assert_eq!(actions, Actions::default());
+    assert_eq!(chat.store().pending_peers(&sent.id).unwrap(), [peer.0]);
+
+    let actions = chat.on_frame(T0, peer, Frame::Ack(vec![]), &[]).unwrap();
+    assert_eq!(
+        actions.rejected,
+        [Violation::Malformed(WireError::Empty("ack"))]
+    );
+    let actions = chat
+        .on_frame(T0, peer, Frame::Ack(vec![sent.id; MAX_ACK_IDS + 1]), &[])
+        .unwrap();
+    assert!(matches!(
+        actions.rejected.as_slice(),
+        [Violation::Malformed(WireError::TooLong { .. })]
+    ));
+    assert_eq!(chat.store().pending_peers(&sent.id).unwrap(), [peer.0]);
+
+    // The real ack, twice: one delivery.
+    let actions = chat
+        .on_frame(T0, peer, Frame::Ack(vec![sent.id]), &[])
+        .unwrap();
+    assert_eq!(actions.events, [ChatEvent::Delivered { id: sent.id, peer }]);
+    let again = chat
+        .on_frame(T0, peer, Frame::Ack(vec![sent.id]), &[])
+        .unwrap();
+    assert!(again.events.is_empty());
+}
+
+#[test]
+fn acks_are_split_at_the_frame_limit() {
+    let a = identity(1);
+    let mut chat = chat_with_public(&a, 0, T0, 0);
+    let frames: Vec<Frame> = (0..MAX_ACK_IDS + 5)
+        .map(|i| {
+            let mut id = [0u8; 16];
+            id[..8].copy_from_slice(&(i as u64).to_be_bytes());
+            Frame::Direct(DirectMessage {
+                id,
+                timestamp_ms: T0,
+                text: format!("{i}"),
+            })
+        })
+        .collect();
+    let actions = chat.on_frames(T0, a.identity_key(), frames, &[]).unwrap();
+    let sizes: Vec<usize> = actions
+        .send
+        .iter()
+        .map(|(_, f)| match f {
+            Frame::Ack(ids) => ids.len(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(sizes, [MAX_ACK_IDS, 5]);
+    for (_, f) in &actions.send {
+        f.validate().unwrap();
+    }
+}
+
+#[test]
+fn our_own_public_message_coming_back_is_restored_as_outgoing() {
+    let (a, mut chat) = lone_chat(1);
+    let peer = identity(2).identity_key();
+    let mine = signed(&a, 3, T0, "I wrote this before losing my disk");
+    let actions = chat
+        .on_frame(T0, peer, Frame::Public(mine.clone()), &[peer])
+        .unwrap();
+    let Some(ChatEvent::Received(v)) = actions.events.first() else {
+        panic!("{actions:?}")
+    };
+    assert!(v.outgoing);
+    assert_eq!(v.author, a.identity_key());
+    assert_eq!(acks_in(&actions), [mine.id]);
+}
+
+// ------------------------------------------------------------ local API
+
+#[test]
+fn local_requests_that_make_no_sense_are_refused() {
+    let (a, mut chat) = lone_chat(1);
+    let stranger = identity(2);
+    assert!(matches!(
+        chat.post_public(T0, &stranger, "not me", &[]),
+        Err(ChatError::WrongIdentity)
+    ));
+    assert!(matches!(
+        chat.send_direct(T0, a.identity_key(), "me", true),
+        Err(ChatError::ToSelf)
+    ));
+    // The local identity is never a known peer, so never a recipient.
+    assert!(!chat.peer_seen(T0, a.bound_keys(), "me", None).unwrap());
+    assert!(chat.store().peers().unwrap().is_empty());
+    // Even if the node records itself in the store behind the chat's back.
+    let keys = a.bound_keys();
+    chat.store_mut()
+        .upsert_peer_seen(&keys.identity.0, &keys.noise.0, "me", T0, None)
+        .unwrap();
+    let (_, frames) = chat
+        .post_public(T0, &a, "alone", &[a.identity_key()])
+        .unwrap();
+    assert!(frames.is_empty());
+    assert!(chat.store().outbox_peers().unwrap().is_empty());
+}
+
+#[test]
+fn frames_that_are_not_chat_are_ignored() {
+    let (_, mut chat) = lone_chat(1);
+    let peer = identity(2).identity_key();
+    for f in [
+        Frame::Ping(1),
+        Frame::Pong(1),
+        Frame::Data(vec![1]),
+        Frame::Nick("x".repeat(1000)),
+    ] {
+        assert!(!is_chat_frame(&f));
+        assert_eq!(chat.on_frame(T0, peer, f, &[]).unwrap(), Actions::default());
+    }
+}
+
+#[test]
+fn history_and_search_views_serialise_as_hex() {
+    let mut net = Net::new(2);
+    net.meet(0, 1);
+    net.link_up(0, 1);
+    net.pump();
+    net.post(0, "the quick brown fox");
+    net.direct(1, 0, "a quick word in private");
+    net.pump();
+
+    let found = net.chat(0).search("QUICK", 10).unwrap();
+    assert_eq!(found.len(), 2);
+    assert_eq!(
+        found[0].text, "a quick word in private",
+        "newest stored first"
+    );
+    let json = serde_json::to_value(&found[0]).unwrap();
+    let k1 = hex(&net.key(1).0);
+    assert_eq!(json["conversation"], k1.as_str());
+    assert_eq!(json["author"], k1.as_str());
+    assert_eq!(json["id"].as_str().unwrap().len(), 32);
+    assert_eq!(json["outgoing"], false);
+    let json = serde_json::to_value(&found[1]).unwrap();
+    assert_eq!(json["conversation"], "public");
+    assert_eq!(json["delivered"], true);
+    assert_eq!(json["author"], hex(&net.key(0).0).as_str());
+
+    let direct = net
+        .chat(1)
+        .history(Conversation::Direct(net.key(0)), 5)
+        .unwrap();
+    assert_eq!(direct.len(), 1);
+    assert!(direct[0].outgoing && direct[0].delivered);
+    assert!(matches!(
+        net.chat(0).search(" *** ", 10),
+        Err(ChatError::Store(StoreError::EmptyQuery))
+    ));
+}
+
+#[test]
+fn peer_records_come_from_peer_seen() {
+    let mut net = Net::new(2);
+    net.meet(0, 1);
+    let peers: Vec<PeerRecord> = net.chat(0).store().peers().unwrap();
+    assert_eq!(peers.len(), 1);
+    assert_eq!(peers[0].identity, net.key(1).0);
+    assert_eq!(peers[0].nickname, "node1");
+}
+
+/// Not a pass/fail test: how many received messages per second one chat
+/// core stores and acks, on a real database file. Run with
+/// `cargo test --release --lib chat::tests::throughput -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn throughput_of_received_batches() {
+    use std::time::Instant;
+    const BATCH: usize = 256;
+    const BATCHES: usize = 200;
+    let a = identity(1);
+    let tmp = tempfile::tempdir().unwrap();
+    let b = identity(2);
+    let mut chat = Chat::new(Store::open(tmp.path()).unwrap(), b.identity_key());
+    let text = "a chat line of a typical length, say sixty-four bytes or so....";
+    let mut n = 0u64;
+    let mut next_id = || {
+        n += 1;
+        let mut id = [0u8; 16];
+        id[..8].copy_from_slice(&n.to_be_bytes());
+        id
+    };
+    let direct: Vec<Vec<Frame>> = (0..BATCHES)
+        .map(|_| {
+            (0..BATCH)
+                .map(|_| {
+                    Frame::Direct(DirectMessage {
+                        id: next_id(),
+                        timestamp_ms: T0,
+                        text: text.into(),
+                    })
+                })
+                .collect()
+        })
+        .collect();
+    let public: Vec<Vec<Frame>> = (0..BATCHES / 4)
+        .map(|_| {
+            (0..BATCH)
+                .map(|_| Frame::Public(sign_public(&a, next_id(), T0, text.into())))
+                .collect()
+        })
+        .collect();
+    for (what, batches) in [("direct", direct), ("public", public)] {
+        let count = batches.len() * BATCH;
+        let start = Instant::now();
+        for frames in batches {
+            let actions = chat.on_frames(T0, a.identity_key(), frames, &[]).unwrap();
+            assert_eq!(actions.events.len(), BATCH);
+        }
+        let secs = start.elapsed().as_secs_f64();
+        println!(
+            "{what}: {count} messages in {secs:.3} s = {:.0} msgs/s (batches of {BATCH})",
+            count as f64 / secs
+        );
+    }
+}
