@@ -112,6 +112,9 @@ impl Link {
         data: &[u8],
         out: &mut Vec<u8>,
     ) -> Result<Vec<LinkEvent>, LinkError> {
+        if matches!(self.phase, Phase::Closed) {
+            return Err(LinkError::Closed);
+        }
         self.deframer.extend(data);
         let mut events = Vec::new();
         let result = self.drain(out, &mut events);
