@@ -1,8 +1,10 @@
 //! What the node tells its user interface. Every event serialises to one
 //! JSON object (`--json`), tagged by `"event"`.
 
+use crate::chat::MessageView;
 use crate::identity::IdentityKey;
 use crate::link::Direction;
+use crate::trust::TrustState;
 use serde::Serialize;
 
 /// A peer as the UI sees it.
@@ -18,6 +20,27 @@ pub struct PeerInfo {
     pub state: &'static str,
     /// Where the peer was last reached or announced.
     pub addr: Option<String>,
+    /// How far the local user trusts this key.
+    pub trust: TrustState,
+}
+
+/// A chat message with what the UI needs to show it: who wrote it, how far
+/// their key is trusted, and for private messages who the other side is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ChatLine {
+    #[serde(flatten)]
+    pub message: MessageView,
+    /// Untrusted; the author's latest nickname (empty if never seen).
+    pub author_nick: String,
+    pub author_fingerprint: String,
+    /// Trust of the peer the line is about: the author of incoming
+    /// messages, the recipient of our private ones, `local` for our public ones.
+    pub trust: TrustState,
+    /// Private messages: the other side's nickname.
+    pub peer_nick: Option<String>,
+    /// The nickname is shared with (or looks like) another known peer's:
+    /// show the fingerprint beside it.
+    pub nick_collides: bool,
 }
 
 /// Lowercase hex of an identity key.
@@ -54,6 +77,35 @@ pub enum Event {
     LinkFailed { addr: String, reason: String },
     /// Answer to `/peers`.
     Peers { peers: Vec<PeerInfo> },
+    /// A message was received and stored (shown once: duplicates are dropped).
+    MessageReceived { message: ChatLine },
+    /// We wrote a message; it is stored and queued for delivery.
+    MessageSent { message: ChatLine },
+    /// `peer` confirmed it stored our message `id`.
+    MessageDelivered { id: String, peer: PeerInfo },
+    /// Answer to `/history`.
+    History {
+        conversation: String,
+        messages: Vec<ChatLine>,
+    },
+    /// Answer to `/search`.
+    SearchResults {
+        query: String,
+        messages: Vec<ChatLine>,
+    },
+    /// Answer to `/verify`: what to compare, and how.
+    Verify {
+        peer: PeerInfo,
+        local_fingerprint: String,
+        safety_number: String,
+    },
+    /// The user changed how far a key is trusted.
+    TrustChanged { peer: PeerInfo },
+    /// A key appeared under the nickname of a verified contact.
+    KeyWarning {
+        peer: PeerInfo,
+        verified: Vec<PeerInfo>,
+    },
     /// Opaque data frame received (benchmarks, tests).
     Data { from: String, len: usize },
     /// Informational message for the user.

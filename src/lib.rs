@@ -18,4 +18,5 @@ pub mod rng;
 pub mod sim;
 pub mod store;
 pub mod transport;
+pub mod trust;
 pub mod wire;

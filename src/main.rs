@@ -11,6 +11,7 @@ use natter::identity::keyfile;
 use natter::net;
 use natter::node::{Command, Node, NodeConfig};
 use natter::rng::Rng;
+use natter::store::Store;
 use std::io::IsTerminal;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -89,6 +90,9 @@ enum Sub {
     Run,
 }
 
+/// Store key of the nickname chosen with --nick or /nick.
+const NICK_KEY: &str = "nickname";
+
 const AFTER_HELP: &str = "\
 Examples:
   natter --nick alice                         start, discover peers on the LAN
@@ -129,15 +133,21 @@ fn main() -> Result<()> {
         return Ok(());
     }
 
+    // One process per data directory: the store holds a lock.
+    let mut store = Store::open(&dir)?;
     let nick = match &cli.nick {
         Some(n) => {
             let clean = sanitize_nick(n);
             if clean != *n {
                 bail!("--nick {n:?} is not a valid nickname (at most 32 bytes, no control characters)");
             }
+            store.set_meta(NICK_KEY, &clean)?;
             clean
         }
-        None => default_nick(),
+        None => match store.get_meta(NICK_KEY)? {
+            Some(n) => sanitize_nick(&n),
+            None => default_nick(),
+        },
     };
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -145,14 +155,19 @@ fn main() -> Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let result = runtime.block_on(run(cli, identity, nick));
+    let result = runtime.block_on(run(cli, identity, store, nick));
     // The stdin reader sits in a blocking read that never returns on its
     // own; do not wait for it.
     runtime.shutdown_background();
     result
 }
 
-async fn run(cli: Cli, identity: natter::identity::LocalIdentity, nick: String) -> Result<()> {
+async fn run(
+    cli: Cli,
+    identity: natter::identity::LocalIdentity,
+    store: Store,
+    nick: String,
+) -> Result<()> {
     let listener = net::listen(cli.listen, cli.listen.port() == net::DEFAULT_LISTEN_PORT).await?;
     let listen_addr = listener.local_addr().context("listener has no address")?;
 
@@ -200,7 +215,7 @@ async fn run(cli: Cli, identity: natter::identity::LocalIdentity, nick: String) 
         listen: listen_addr.to_string(),
         beacon_targets: targets.iter().map(ToString::to_string).collect(),
     };
-    let node = Node::new(identity, cfg, rng, 0, wall);
+    let node = Node::new(identity, cfg, store, rng, 0, wall);
 
     let (cmd_tx, cmd_rx) = mpsc::channel::<Command>(64);
     let (ev_tx, ev_rx) = mpsc::unbounded_channel::<Event>();

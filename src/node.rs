@@ -10,6 +10,7 @@
 //!   shell ──now────▶ Node::handle_timeout(now)     shell ◀──deadline─ Node::poll_timeout()
 //! ```
 
+use crate::chat::Chat;
 use crate::discovery::{Discovery, DiscoveryConfig};
 use crate::event::{hex_key, Event, PeerInfo};
 use crate::handshake::{HandshakeConfig, PeerHello};
@@ -17,6 +18,8 @@ use crate::identity::{IdentityKey, LocalIdentity};
 use crate::link::{Direction, Link, LinkEvent};
 use crate::peer::{Backoff, LinkId, Peer, PeerState};
 use crate::rng::Rng;
+use crate::store::Store;
+use crate::trust::{self, TrustState};
 use crate::wire::limits::HANDSHAKE_DEADLINE_MS;
 use crate::wire::{Close, CloseReason, Frame};
 use std::collections::{BTreeMap, VecDeque};
@@ -101,6 +104,23 @@ pub enum Command {
     Nick(String),
     /// Send opaque data to a peer (tests and benchmarks).
     SendData { peer: IdentityKey, data: Vec<u8> },
+    /// Post to the public room.
+    Say(String),
+    /// Private message to a peer named by nickname or fingerprint prefix.
+    Msg { peer: String, text: String },
+    /// The last `limit` messages of the public room or of a conversation.
+    History { peer: Option<String>, limit: usize },
+    /// Full-text search over all history.
+    Search { query: String, limit: usize },
+    /// Show fingerprints and the safety number of a peer.
+    Verify { peer: String },
+    /// Mark a peer verified; `fingerprint` must be typed out in full.
+    Trust {
+        peer: String,
+        fingerprint: Option<String>,
+    },
+    /// Mark a peer unverified again.
+    Untrust { peer: String },
     /// Close every link and stop.
     Quit,
 }
@@ -167,6 +187,7 @@ pub struct Node {
     cfg: NodeConfig,
     rng: Rng,
     discovery: Option<Discovery>,
+    chat: Chat,
     conns: BTreeMap<LinkId, Conn>,
     peers: BTreeMap<IdentityKey, Peer>,
     manual: Vec<ManualTarget>,
@@ -184,6 +205,7 @@ impl Node {
     pub fn new(
         local: LocalIdentity,
         cfg: NodeConfig,
+        store: Store,
         mut rng: Rng,
         now_ms: u64,
         wall_ms: u64,
@@ -199,11 +221,13 @@ impl Node {
                 Rng::new(rng.next_u64()),
             )
         });
-        Node {
+        let chat = Chat::new(store, local.identity_key());
+        let mut node = Node {
             local,
             cfg,
             rng,
             discovery,
+            chat,
             conns: BTreeMap::new(),
             peers: BTreeMap::new(),
             manual: Vec::new(),
@@ -212,7 +236,9 @@ impl Node {
             now_ms,
             wall_offset_ms: i128::from(wall_ms) - i128::from(now_ms),
             shutting_down: false,
-        }
+        };
+        node.remember_known_peers();
+        node
     }
 
     pub fn identity(&self) -> &LocalIdentity {
@@ -395,7 +421,7 @@ impl Node {
         let peer = self
             .peers
             .entry(id)
-            .or_insert_with(|| Peer::new(s.keys, s.nickname.clone(), Some(s.addr), now, backoff));
+            .or_insert_with(|| Peer::new(id, s.nickname.clone(), Some(s.addr), now, backoff));
         peer.last_heard_ms = now;
         peer.addr = Some(s.addr);
         peer.nickname = s.nickname;
@@ -505,11 +531,19 @@ impl Node {
                     match ev {
                         LinkEvent::Established(hello) => self.on_established(link_id, hello),
                         LinkEvent::Frames(frames) => {
+                            let mut chat = Vec::new();
                             for f in frames {
                                 if !self.conns.contains_key(&link_id) {
                                     break;
                                 }
-                                self.on_frame(link_id, f);
+                                if crate::chat::is_chat_frame(&f) {
+                                    chat.push(f);
+                                } else {
+                                    self.on_frame(link_id, f);
+                                }
+                            }
+                            if !chat.is_empty() {
+                                self.chat_frames(link_id, chat);
                             }
                         }
                     }
@@ -547,10 +581,11 @@ impl Node {
         });
         let backoff = self.new_backoff();
         let is_new = !self.peers.contains_key(&id);
-        let peer = self.peers.entry(id).or_insert_with(|| {
-            Peer::new(hello.keys, hello.nickname.clone(), dial_addr, now, backoff)
-        });
-        peer.keys = hello.keys;
+        let peer = self
+            .peers
+            .entry(id)
+            .or_insert_with(|| Peer::new(id, hello.nickname.clone(), dial_addr, now, backoff));
+
         peer.nickname = hello.nickname.clone();
         peer.last_heard_ms = now;
         peer.pinned |= pinned;
@@ -561,6 +596,7 @@ impl Node {
             let info = self.info_of(&id);
             self.emit(Event::PeerDiscovered { peer: info });
         }
+        self.chat_peer_seen(&hello, dial_addr);
 
         // Duplicate links: keep the one dialled by the lower identity key;
         // between two dialled by the same side, keep the newer.
@@ -572,6 +608,10 @@ impl Node {
                 p.state = PeerState::Established { link: keep };
             }
             self.close(drop, "duplicate link", Some(CloseReason::DuplicateLink));
+            if keep == link_id {
+                // Whatever was in flight on the old link is resent here.
+                self.chat_link_up(id);
+            }
             return;
         }
 
@@ -606,6 +646,7 @@ impl Node {
             peer: info,
             direction,
         });
+        self.chat_link_up(id);
     }
 
     /// Which of two established links to the same peer survives.
@@ -655,6 +696,7 @@ impl Node {
                     self.emit(Event::PeerRenamed { peer: info, old });
                 }
             }
+            // Routed to the chat core by on_received.
             Frame::Public(_) | Frame::Direct(_) | Frame::Ack(_) | Frame::SyncRequest(_) => {}
         }
     }
@@ -738,6 +780,7 @@ impl Node {
                 return;
             }
             p.state = PeerState::Lost { since_ms: now };
+            self.chat.on_link_down(id);
             let lower = self.local.identity_key() < id;
             let grace = if lower {
                 0
@@ -801,6 +844,11 @@ impl Node {
             }
             Command::Nick(nick) => {
                 self.cfg.nickname = nick.clone();
+                if let Err(e) = self.chat.store_mut().set_meta("nickname", &nick) {
+                    self.emit(Event::Error {
+                        text: format!("nickname not saved: {e}"),
+                    });
+                }
                 if let Some(d) = self.discovery.as_mut() {
                     d.set_nickname(nick.clone());
                 }
@@ -818,6 +866,13 @@ impl Node {
                     text: "peer is not connected".into(),
                 }),
             },
+            Command::Say(_)
+            | Command::Msg { .. }
+            | Command::History { .. }
+            | Command::Search { .. }
+            | Command::Verify { .. }
+            | Command::Trust { .. }
+            | Command::Untrust { .. } => self.on_chat_command(cmd),
             Command::Quit => {
                 self.shutting_down = true;
                 let links: Vec<LinkId> = self.conns.keys().copied().collect();
@@ -868,13 +923,17 @@ impl Node {
     fn info_of(&self, id: &IdentityKey) -> PeerInfo {
         match self.peers.get(id) {
             Some(p) => self.info(p),
-            None => PeerInfo {
-                identity: hex_key(id),
-                fingerprint: id.fingerprint().grouped(),
-                nickname: String::new(),
-                state: "unknown",
-                addr: None,
-            },
+            None => {
+                let nickname = self.stored_nick(id);
+                PeerInfo {
+                    identity: hex_key(id),
+                    fingerprint: id.fingerprint().grouped(),
+                    trust: self.trust_of(id, &nickname),
+                    nickname,
+                    state: "offline",
+                    addr: None,
+                }
+            }
         }
     }
 
@@ -885,7 +944,14 @@ impl Node {
             nickname: p.nickname.clone(),
             state: p.state.name(),
             addr: p.addr.map(|a| a.to_string()),
+            trust: self.trust_of(&p.identity(), &p.nickname),
         }
+    }
+
+    /// Trust state of a key; a store failure shows as unverified.
+    fn trust_of(&self, id: &IdentityKey, nickname: &str) -> TrustState {
+        trust::trust_state(self.chat.store(), &self.local.identity_key(), id, nickname)
+            .unwrap_or(TrustState::Unverified)
     }
 
     fn send_raw(&mut self, link_id: LinkId, data: Vec<u8>) {
@@ -959,5 +1025,6 @@ impl Conn {
     }
 }
 
+mod chat;
 #[cfg(test)]
 mod tests;

@@ -18,7 +18,7 @@
 //! A peer is keyed by its identity key and nothing else: a beacon or a hello
 //! can add an address where it may be reached, never change who it is.
 
-use crate::identity::{BoundKeys, IdentityKey};
+use crate::identity::IdentityKey;
 use crate::rng::Rng;
 use std::net::SocketAddr;
 
@@ -106,7 +106,7 @@ impl Backoff {
 /// Everything the node knows about one remote identity.
 #[derive(Clone, Debug)]
 pub struct Peer {
-    pub keys: BoundKeys,
+    pub identity: IdentityKey,
     /// Untrusted; from the latest beacon or hello.
     pub nickname: String,
     /// Where to dial: the latest address a beacon, hello or the user gave.
@@ -124,14 +124,14 @@ pub struct Peer {
 
 impl Peer {
     pub fn new(
-        keys: BoundKeys,
+        identity: IdentityKey,
         nickname: String,
         addr: Option<SocketAddr>,
         now_ms: u64,
         backoff: Backoff,
     ) -> Self {
         Peer {
-            keys,
+            identity,
             nickname,
             addr,
             state: PeerState::Discovered,
@@ -143,7 +143,7 @@ impl Peer {
     }
 
     pub fn identity(&self) -> IdentityKey {
-        self.keys.identity
+        self.identity
     }
 }
 

@@ -11,6 +11,7 @@ use crate::identity::{IdentityKey, LocalIdentity};
 use crate::node::{Input, Node, NodeConfig, Output};
 use crate::peer::LinkId;
 use crate::rng::Rng;
+use crate::store::Store;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -102,6 +103,15 @@ pub struct Sim {
     cut: BTreeSet<(usize, usize)>,
 }
 
+/// A fresh in-memory store. Restarting a simulated node with a new one models
+/// a node whose disk was wiped; tests that need persistence pass a file store.
+pub fn memory_store() -> Store {
+    match Store::open_in_memory() {
+        Ok(s) => s,
+        Err(e) => panic!("in-memory SQLite must open: {e}"),
+    }
+}
+
 /// A fixed identity for simulated node `i`.
 pub fn identity(i: usize) -> LocalIdentity {
     let mut seed = [0u8; 32];
@@ -153,6 +163,7 @@ impl Sim {
         let node = Node::new(
             id,
             cfg,
+            memory_store(),
             Rng::new(seed),
             self.now_ms,
             1_700_000_000_000 + self.now_ms,
@@ -250,11 +261,25 @@ impl Sim {
         }
     }
 
-    /// Start a crashed node again with the same identity (a new instance).
+    /// Start a crashed node again with the same identity (a new instance)
+    /// and an empty store (its disk was wiped).
     pub fn restart(&mut self, i: usize, id: LocalIdentity, cfg: NodeConfig) {
+        self.restart_with(i, id, cfg, memory_store());
+    }
+
+    /// Take a crashed node's store, to restart it with its disk intact.
+    pub fn take_store(&mut self, i: usize) -> Store {
+        let (id, cfg) = (identity(usize::MAX - i), node_config(i));
+        let dummy = Node::new(id, cfg, memory_store(), Rng::new(0), 0, 0);
+        std::mem::replace(&mut self.nodes[i].node, dummy).into_store()
+    }
+
+    /// Start a crashed node again with the same identity and the given store.
+    pub fn restart_with(&mut self, i: usize, id: LocalIdentity, cfg: NodeConfig, store: Store) {
         let seed = self.rng.next_u64();
         let now = self.now_ms;
-        self.nodes[i].node = Node::new(id, cfg, Rng::new(seed), now, 1_700_000_000_000 + now);
+        self.nodes[i].node =
+            Node::new(id, cfg, store, Rng::new(seed), now, 1_700_000_000_000 + now);
         self.nodes[i].up = true;
         self.link_conn.retain(|(n, _), _| *n != i);
         self.pump(i);

@@ -36,6 +36,7 @@ async fn start(seed: u8) -> InProcess {
     let node = Node::new(
         LocalIdentity::from_secrets([seed; 32], [seed + 1; 32]).unwrap(),
         cfg,
+        natter::store::Store::open_in_memory().unwrap(),
         Rng::new(u64::from(seed)),
         0,
         1_700_000_000_000,

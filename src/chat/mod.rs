@@ -477,6 +477,11 @@ impl Chat {
         &self.store
     }
 
+    /// Give up the chat core, keeping its store.
+    pub fn into_store(self) -> Store {
+        self.store
+    }
+
     pub fn store_mut(&mut self) -> &mut Store {
         &mut self.store
     }

@@ -4,9 +4,12 @@
 use super::command::{help_for, help_overview, Command as CliCommand};
 use super::render::{self, Style};
 use super::sanitize::sanitize_nick;
-use crate::event::{Event, PeerInfo};
+use crate::chat::Conversation;
+use crate::event::{ChatLine, Event, PeerInfo};
 use crate::link::Direction;
 use crate::node::Command;
+use crate::trust::TrustState;
+use render::{ChatLineView, DeliveryMark, PeerRowView, TrustMark, VerifyView};
 
 /// Where a parsed command goes.
 pub enum Dispatch {
@@ -42,23 +45,75 @@ pub async fn to_node_command(cmd: CliCommand) -> Dispatch {
         CliCommand::Help { topic } => Dispatch::Reply(Event::Info {
             text: help_text(topic),
         }),
-        other => Dispatch::Reply(Event::Error {
-            text: format!("{} is not available yet", command_name(&other)),
+        CliCommand::Say(text) => Dispatch::Node(Command::Say(text)),
+        CliCommand::Msg { peer, text } => Dispatch::Node(Command::Msg { peer, text }),
+        CliCommand::History { peer, limit } => Dispatch::Node(Command::History {
+            peer,
+            limit: limit.map_or(DEFAULT_HISTORY, |n| n as usize),
         }),
+        CliCommand::Search { query } => Dispatch::Node(Command::Search {
+            query,
+            limit: DEFAULT_SEARCH,
+        }),
+        CliCommand::Verify { peer } => Dispatch::Node(Command::Verify { peer }),
+        CliCommand::Trust { peer, fingerprint } => {
+            Dispatch::Node(Command::Trust { peer, fingerprint })
+        }
+        CliCommand::Untrust { peer } => Dispatch::Node(Command::Untrust { peer }),
     }
 }
 
-fn command_name(cmd: &CliCommand) -> &'static str {
-    match cmd {
-        CliCommand::Say(_) => "posting",
-        CliCommand::Msg { .. } => "/msg",
-        CliCommand::Trust { .. } => "/trust",
-        CliCommand::Untrust { .. } => "/untrust",
-        CliCommand::Verify { .. } => "/verify",
-        CliCommand::History { .. } => "/history",
-        CliCommand::Search { .. } => "/search",
-        _ => "this command",
+/// Lines `/history` shows without a count.
+pub const DEFAULT_HISTORY: usize = 20;
+/// Results `/search` shows.
+pub const DEFAULT_SEARCH: usize = 50;
+
+fn mark(t: TrustState) -> TrustMark {
+    match t {
+        TrustState::Verified => TrustMark::Verified,
+        TrustState::Unverified => TrustMark::Unverified,
+        TrustState::KeyChanged => TrustMark::KeyChanged,
+        TrustState::Local => TrustMark::Local,
     }
+}
+
+/// One chat message as a line.
+pub fn chat_text(line: &ChatLine, style: &Style) -> String {
+    let m = &line.message;
+    let counterpart = match m.conversation {
+        Conversation::Direct(peer) => Some(peer),
+        Conversation::Public => None,
+    };
+    let fp_suffix: String = line.author_fingerprint.chars().take(4).collect();
+    let counterpart_fp: Option<String> =
+        counterpart.map(|p| p.fingerprint().as_str().chars().take(4).collect());
+    let seed = match counterpart {
+        Some(p) if m.outgoing => render::color_seed(&p.0),
+        _ => render::color_seed(&m.author.0),
+    };
+    let view = ChatLineView {
+        time_ms: m.timestamp_ms,
+        private: counterpart.is_some(),
+        outgoing: m.outgoing,
+        author_nick: &line.author_nick,
+        author_fp_suffix: (line.nick_collides || line.author_nick.is_empty())
+            .then_some(fp_suffix.as_str()),
+        counterpart_nick: line.peer_nick.as_deref(),
+        counterpart_fp_suffix: if line.nick_collides {
+            counterpart_fp.as_deref()
+        } else {
+            None
+        },
+        trust: mark(line.trust),
+        delivery: m.outgoing.then_some(if m.delivered {
+            DeliveryMark::Delivered
+        } else {
+            DeliveryMark::Pending
+        }),
+        color_seed: seed,
+        text: &m.text,
+    };
+    render::chat_line(style, &view)
 }
 
 /// `/help` text.
@@ -132,22 +187,92 @@ pub fn describe(ev: &Event, style: &Style) -> String {
             render::warning(style, &format!("connection to {addr} failed: {reason}"))
         }
         Event::Peers { peers } => {
-            if peers.is_empty() {
-                return render::info(style, "no peers known yet");
-            }
-            let lines: Vec<String> = peers
+            let shorts: Vec<String> = peers
                 .iter()
-                .map(|p| {
-                    format!(
-                        "{:<12} {:<14} {}",
-                        p.state,
-                        who(p),
-                        p.addr.as_deref().unwrap_or("-")
-                    )
+                .map(|p| p.fingerprint.chars().take(9).collect())
+                .collect();
+            let rows: Vec<PeerRowView> = peers
+                .iter()
+                .zip(&shorts)
+                .map(|(p, short)| PeerRowView {
+                    nick: &p.nickname,
+                    fingerprint_short: short,
+                    trust: mark(p.trust),
+                    link: p.state,
+                    address: p.addr.as_deref().unwrap_or(""),
+                    color_seed: render::color_seed(p.fingerprint.as_bytes()),
                 })
                 .collect();
-            render::info(style, &format!("peers:\n{}", lines.join("\n")))
+            render::peer_table(style, &rows)
         }
+        Event::MessageReceived { message } | Event::MessageSent { message } => {
+            chat_text(message, style)
+        }
+        Event::MessageDelivered { id, peer } => {
+            let short: String = id.chars().take(8).collect();
+            render::info(
+                style,
+                &format!("message {short} delivered to {}", who(peer)),
+            )
+        }
+        Event::History {
+            conversation,
+            messages,
+        } => {
+            let title = if conversation == "public" {
+                "history of the public room"
+            } else {
+                "history of the private conversation"
+            };
+            listing(title, messages, style)
+        }
+        Event::SearchResults { query, messages } => {
+            let title = format!(
+                "search results for \"{}\"",
+                super::sanitize::sanitize_line(query)
+            );
+            listing(&title, messages, style)
+        }
+        Event::Verify {
+            peer,
+            local_fingerprint,
+            safety_number,
+        } => {
+            let short: String = peer.fingerprint.chars().take(9).collect();
+            let peer_ref = format!("{}#{short}", sanitize_nick(&peer.nickname));
+            render::verify_block(
+                style,
+                &VerifyView {
+                    own_nick: "you",
+                    own_fingerprint: local_fingerprint,
+                    peer_nick: &peer.nickname,
+                    peer_fingerprint: &peer.fingerprint,
+                    safety_number,
+                    trust: mark(peer.trust),
+                    peer_ref: &peer_ref,
+                    color_seed: render::color_seed(peer.fingerprint.as_bytes()),
+                },
+            )
+        }
+        Event::TrustChanged { peer } => render::info(
+            style,
+            &format!("{} is now {}", who(peer), peer.trust.label()),
+        ),
+        Event::KeyWarning { peer, verified } => {
+            let old: Vec<String> = verified
+                .iter()
+                .map(|v| v.fingerprint.chars().take(9).collect())
+                .collect();
+            let new_short: String = peer.fingerprint.chars().take(9).collect();
+            render::key_change_warning(
+                style,
+                &peer.nickname,
+                &old.join(", "),
+                &new_short,
+                &format!("{}#{new_short}", sanitize_nick(&peer.nickname)),
+            )
+        }
+
         Event::Data { from, len } => {
             render::info(style, &format!("{len} bytes of data from {from}"))
         }
@@ -155,4 +280,16 @@ pub fn describe(ev: &Event, style: &Style) -> String {
         Event::Error { text } => render::error(style, text),
         Event::Shutdown => render::info(style, "bye"),
     }
+}
+
+fn listing(title: &str, messages: &[ChatLine], style: &Style) -> String {
+    if messages.is_empty() {
+        return render::info(style, &format!("{title}: nothing"));
+    }
+    let mut out = render::info(style, &format!("{title} ({} messages):", messages.len()));
+    for m in messages {
+        out.push('\n');
+        out.push_str(&chat_text(m, style));
+    }
+    out
 }

@@ -255,3 +255,142 @@ fn beacons_never_tear_down_or_redirect_a_live_link() {
     assert_ne!(p.nickname, "evil");
     assert_ne!(p.addr.map(|a| a.port()), Some(9));
 }
+
+// ---- chat over the simulated network --------------------------------------
+
+fn chat_events(s: &Sim, i: usize) -> Vec<&crate::event::ChatLine> {
+    s.nodes[i]
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::MessageReceived { message } => Some(message),
+            _ => None,
+        })
+        .collect()
+}
+
+fn say(s: &mut Sim, i: usize, text: &str) {
+    s.input(i, Input::Command(Command::Say(text.into())));
+}
+
+#[test]
+fn three_nodes_public_and_private_messages_with_offline_peer() {
+    let mut s = Sim::new(
+        11,
+        NetConfig {
+            delay_ms: (1, 20),
+            loss: 0.2,
+        },
+    );
+    s.add_nodes(3);
+    assert!(mesh_time(&mut s, 30_000).is_some());
+    say(&mut s, 0, "hello everyone");
+    s.run_for(1_000);
+    for i in [1, 2] {
+        let got = chat_events(&s, i);
+        assert_eq!(got.len(), 1, "node {i}");
+        assert_eq!(got[0].message.text, "hello everyone");
+        assert_eq!(got[0].author_nick, "node0");
+    }
+    assert!(s.nodes[0]
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::MessageDelivered { .. })));
+
+    // Node 2 goes offline; a private message and public ones are written meanwhile.
+    s.crash(2);
+    s.run_for(1_000);
+    let to = crate::event::hex_key(&s.identity_of(2))[..0].to_string() + "node2";
+    s.input(
+        0,
+        Input::Command(Command::Msg {
+            peer: to,
+            text: "are you there?".into(),
+        }),
+    );
+    say(&mut s, 1, "while you were away");
+    s.run_for(2_000);
+    assert!(s.nodes[0]
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::MessageSent { .. })));
+
+    // Node 2 comes back with its disk intact (same store).
+    let store = s.take_store(2);
+    s.restart_with(2, sim::identity(2), sim::node_config(2), store);
+    assert!(mesh_time(&mut s, 30_000).is_some());
+    s.run_for(3_000);
+    let texts: Vec<String> = chat_events(&s, 2)
+        .iter()
+        .map(|l| l.message.text.clone())
+        .collect();
+    assert_eq!(
+        texts.iter().filter(|t| *t == "are you there?").count(),
+        1,
+        "{texts:?}"
+    );
+    assert_eq!(
+        texts.iter().filter(|t| *t == "while you were away").count(),
+        1,
+        "{texts:?}"
+    );
+    assert_eq!(
+        texts.iter().filter(|t| *t == "hello everyone").count(),
+        1,
+        "duplicates shown: {texts:?}"
+    );
+}
+
+#[test]
+fn catch_up_from_a_peer_other_than_the_author() {
+    let mut s = Sim::new(12, NetConfig::default());
+    s.add_nodes(3);
+    assert!(mesh_time(&mut s, 30_000).is_some());
+    // Node 2 is cut off from everyone while node 0 posts.
+    s.partition(&[2], &[0, 1]);
+    s.run_for(20_000);
+    say(&mut s, 0, "missed this");
+    s.run_for(1_000);
+    // Node 0 disappears for good; node 2 only ever reconnects to node 1.
+    s.crash(0);
+    s.heal();
+    s.run_for(30_000);
+    let got: Vec<String> = chat_events(&s, 2)
+        .iter()
+        .map(|l| l.message.text.clone())
+        .collect();
+    assert_eq!(got, vec!["missed this".to_string()]);
+    assert_eq!(chat_events(&s, 2)[0].message.author, s.identity_of(0));
+}
+
+#[test]
+fn a_relayed_public_message_with_a_broken_signature_is_rejected_and_closes_that_link() {
+    let mut s = Sim::new(13, NetConfig::default());
+    s.add_nodes(2);
+    assert!(mesh_time(&mut s, 30_000).is_some());
+    // Node 1 is hostile: it sends a public message "by node 0" it cannot sign.
+    let author = s.identity_of(0);
+    let forged = crate::wire::Frame::Public(crate::wire::PublicMessage {
+        id: [9; 16],
+        author,
+        timestamp_ms: 1_700_000_000_000,
+        text: "I owe you nothing".into(),
+        signature: crate::identity::SignatureBytes([0; 64]),
+    });
+    assert!(s.nodes[1].node.queue_frame(&author, forged));
+    let now = s.now_ms;
+    s.nodes[1].node.handle_timeout(now);
+    s.run_for(1_000);
+    assert!(chat_events(&s, 0).is_empty());
+    assert!(s.nodes[0]
+        .node
+        .store()
+        .get_message(&[9; 16])
+        .unwrap()
+        .is_none());
+    let lost = s.nodes[0]
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::PeerLost { reason, .. } if reason.contains("chat rules")));
+    assert!(lost, "the offending link was not closed");
+}

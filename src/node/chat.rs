@@ -1,0 +1,378 @@
+//! The node's side of the chat core: routing chat frames and commands,
+//! naming peers, and turning messages into lines the UI can show.
+
+use super::{Command, Node, Output};
+use crate::chat::{ChatEvent, Conversation, MessageView};
+use crate::event::{hex_key, ChatLine, Event, PeerInfo};
+use crate::handshake::PeerHello;
+use crate::identity::{safety_number, IdentityKey};
+use crate::peer::{LinkId, Peer, PeerState};
+use crate::store::TrustLevel;
+use crate::trust::{self, Candidate, TrustState};
+use crate::wire::{CloseReason, Frame};
+use std::net::SocketAddr;
+
+/// Most lines `/history` and `/search` return.
+pub const MAX_LISTING: usize = 10_000;
+
+impl Node {
+    /// Peers remembered from earlier runs are dialled at start, so natter
+    /// works where broadcast is blocked.
+    pub(super) fn remember_known_peers(&mut self) {
+        let Ok(known) = self.chat.store().known_addrs() else {
+            return;
+        };
+        let now = self.now_ms;
+        for (id, addr) in known {
+            let id = IdentityKey(id);
+            let Ok(addr) = addr.parse::<SocketAddr>() else {
+                continue;
+            };
+            if id == self.local.identity_key() || self.peers.contains_key(&id) {
+                continue;
+            }
+            let nick = self.stored_nick(&id);
+            let mut p = Peer::new(id, nick, Some(addr), now, self.new_backoff());
+            let lower = self.local.identity_key() < id;
+            let jitter = self.rng.range_ms(0, 500);
+            p.next_dial_ms = Some(
+                now + jitter
+                    + if lower {
+                        0
+                    } else {
+                        self.cfg.higher_dial_delay_ms
+                    },
+            );
+            self.peers.insert(id, p);
+        }
+    }
+
+    /// Record an authenticated peer in the trust store; warn if its nickname
+    /// belongs to a verified contact with another key.
+    pub(super) fn chat_peer_seen(&mut self, hello: &PeerHello, addr: Option<SocketAddr>) {
+        let now = self.wall_ms(self.now_ms);
+        let addr = addr.map(|a| a.to_string());
+        match self
+            .chat
+            .peer_seen(now, &hello.keys, &hello.nickname, addr.as_deref())
+        {
+            Ok(_) => {}
+            Err(e) => self.emit(Event::Error {
+                text: format!("cannot record peer: {e}"),
+            }),
+        }
+        let id = hello.identity();
+        if let Ok(others) = trust::verified_lookalikes(self.chat.store(), &id, &hello.nickname) {
+            let verified_id = |r: &crate::store::PeerRecord| IdentityKey(r.identity);
+            let verified: Vec<PeerInfo> = others
+                .iter()
+                .map(|r| self.info_of(&verified_id(r)))
+                .collect();
+            if !verified.is_empty() && self.trust_of(&id, &hello.nickname) == TrustState::KeyChanged
+            {
+                let peer = self.info_of(&id);
+                self.emit(Event::KeyWarning { peer, verified });
+            }
+        }
+    }
+
+    /// A link to `id` became its established link: resend its outbox and
+    /// ask for the public messages we missed.
+    pub(super) fn chat_link_up(&mut self, id: IdentityKey) {
+        let now = self.wall_ms(self.now_ms);
+        match self.chat.on_link_up(now, id) {
+            Ok(frames) => {
+                for f in frames {
+                    self.queue_frame(&id, f);
+                }
+            }
+            Err(e) => self.emit(Event::Error {
+                text: format!("cannot load the outbox: {e}"),
+            }),
+        }
+    }
+
+    /// Chat frames from one read of a link, handled as one batch (one
+    /// SQLite transaction, acks after the commit).
+    pub(super) fn chat_frames(&mut self, link: LinkId, frames: Vec<Frame>) {
+        let Some(from) = self.conns.get(&link).and_then(|c| c.peer) else {
+            return;
+        };
+        let now = self.wall_ms(self.now_ms);
+        let connected = self.connected();
+        match self.chat.on_frames(now, from, frames, &connected) {
+            Ok(actions) => {
+                for (to, f) in actions.send {
+                    self.queue_frame(&to, f);
+                }
+                for ev in actions.events {
+                    self.chat_event(ev);
+                }
+                if let Some(v) = actions.rejected.first() {
+                    let why = format!("peer broke the chat rules: {v}");
+                    self.close(link, &why, Some(CloseReason::ProtocolError));
+                }
+            }
+            Err(e) => {
+                // Our store failed, not the peer: keep the link; the peer
+                // resends what we did not ack.
+                self.emit(Event::Error {
+                    text: format!("cannot store messages: {e}"),
+                });
+            }
+        }
+    }
+
+    fn chat_event(&mut self, ev: ChatEvent) {
+        match ev {
+            ChatEvent::Received(view) => {
+                let message = self.line(view);
+                self.emit(Event::MessageReceived { message });
+            }
+            ChatEvent::Delivered { id, peer } => {
+                let peer = self.info_of(&peer);
+                self.emit(Event::MessageDelivered {
+                    id: id.iter().map(|b| format!("{b:02x}")).collect(),
+                    peer,
+                });
+            }
+        }
+    }
+
+    pub(super) fn on_chat_command(&mut self, cmd: Command) {
+        if let Err(text) = self.try_chat_command(cmd) {
+            self.emit(Event::Error { text });
+        }
+    }
+
+    fn try_chat_command(&mut self, cmd: Command) -> Result<(), String> {
+        let now = self.wall_ms(self.now_ms);
+        match cmd {
+            Command::Say(text) => {
+                let connected = self.connected();
+                let (view, sends) = self
+                    .chat
+                    .post_public(now, &self.local, &text, &connected)
+                    .map_err(|e| format!("not sent: {e}"))?;
+                for (to, f) in sends {
+                    self.queue_frame(&to, f);
+                }
+                let message = self.line(view);
+                self.emit(Event::MessageSent { message });
+            }
+            Command::Msg { peer, text } => {
+                let to = self.resolve_for_sending(&peer)?;
+                let connected = self.link_of(&to).is_some();
+                let (view, frame) = self
+                    .chat
+                    .send_direct(now, to, &text, connected)
+                    .map_err(|e| format!("not sent: {e}"))?;
+                if let Some(f) = frame {
+                    self.queue_frame(&to, f);
+                }
+                let message = self.line(view);
+                self.emit(Event::MessageSent { message });
+            }
+            Command::History { peer, limit } => {
+                let conv = match &peer {
+                    Some(name) => Conversation::Direct(self.resolve(name)?),
+                    None => Conversation::Public,
+                };
+                let views = self
+                    .chat
+                    .history(conv, limit.min(MAX_LISTING))
+                    .map_err(|e| format!("cannot read history: {e}"))?;
+                let messages = views.into_iter().map(|v| self.line(v)).collect();
+                let conversation = match conv {
+                    Conversation::Public => "public".to_string(),
+                    Conversation::Direct(id) => hex_key(&id),
+                };
+                self.emit(Event::History {
+                    conversation,
+                    messages,
+                });
+            }
+            Command::Search { query, limit } => {
+                let views = self
+                    .chat
+                    .search(&query, limit.min(MAX_LISTING))
+                    .map_err(|e| format!("cannot search: {e}"))?;
+                let messages = views.into_iter().map(|v| self.line(v)).collect();
+                self.emit(Event::SearchResults { query, messages });
+            }
+            Command::Verify { peer } => {
+                let id = self.resolve(&peer)?;
+                let info = self.info_of(&id);
+                self.emit(Event::Verify {
+                    peer: info,
+                    local_fingerprint: self.local.fingerprint().grouped(),
+                    safety_number: safety_number(&self.local.identity_key(), &id),
+                });
+            }
+            Command::Trust { peer, fingerprint } => {
+                let id = self.resolve(&peer)?;
+                let Some(typed) = fingerprint else {
+                    // Never trust on a nickname alone: show what to compare.
+                    let info = self.info_of(&id);
+                    self.emit(Event::Verify {
+                        peer: info,
+                        local_fingerprint: self.local.fingerprint().grouped(),
+                        safety_number: safety_number(&self.local.identity_key(), &id),
+                    });
+                    return Err(format!(
+                        "not trusted yet: compare the fingerprint above with {} over a channel you trust, then type /trust {peer} <their full fingerprint>",
+                        crate::cli::sanitize::sanitize_nick(&self.nick_of(&id))
+                    ));
+                };
+                trust::check_typed_fingerprint(&typed, &id.fingerprint())?;
+                self.set_trust(id, TrustLevel::Verified, now)?;
+            }
+            Command::Untrust { peer } => {
+                let id = self.resolve(&peer)?;
+                self.set_trust(id, TrustLevel::Unverified, now)?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn set_trust(&mut self, id: IdentityKey, level: TrustLevel, now: u64) -> Result<(), String> {
+        self.chat
+            .store_mut()
+            .set_trust(&id.0, level, now)
+            .map_err(|e| format!("cannot change trust: {e}"))?;
+        let peer = self.info_of(&id);
+        self.emit(Event::TrustChanged { peer });
+        Ok(())
+    }
+
+    /// Everyone a name could refer to: live peers and the trust store.
+    fn candidates(&self) -> Vec<Candidate> {
+        let mut out: Vec<Candidate> = self
+            .peers
+            .values()
+            .map(|p| Candidate {
+                identity: p.identity(),
+                nickname: p.nickname.clone(),
+            })
+            .collect();
+        if let Ok(stored) = self.chat.store().peers() {
+            for r in stored {
+                let id = IdentityKey(r.identity);
+                if !out.iter().any(|c| c.identity == id) {
+                    out.push(Candidate {
+                        identity: id,
+                        nickname: r.nickname,
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    fn resolve(&self, name: &str) -> Result<IdentityKey, String> {
+        trust::resolve(&self.candidates(), name).map_err(|e| e.to_string())
+    }
+
+    /// Like `resolve`, but a bare nickname that now belongs to a key other
+    /// than the verified contact's is refused until the user decides.
+    fn resolve_for_sending(&self, name: &str) -> Result<IdentityKey, String> {
+        let id = self.resolve(name)?;
+        let nick = self.nick_of(&id);
+        let by_fingerprint = name.contains('#') || !nick.eq_ignore_ascii_case(name.trim());
+        if !by_fingerprint && self.trust_of(&id, &nick) == TrustState::KeyChanged {
+            return Err(format!(
+                "NOT SENT: \"{}\" ({}) has the nickname of a contact you verified, but a different key. \
+                 Check with /verify, then /trust it, or name it by fingerprint to send anyway",
+                crate::cli::sanitize::sanitize_nick(&nick),
+                id.fingerprint().short()
+            ));
+        }
+        Ok(id)
+    }
+
+    /// Latest nickname of a key: live peer first, then the trust store.
+    pub(super) fn nick_of(&self, id: &IdentityKey) -> String {
+        if *id == self.local.identity_key() {
+            return self.cfg.nickname.clone();
+        }
+        match self.peers.get(id) {
+            Some(p) => p.nickname.clone(),
+            None => self.stored_nick(id),
+        }
+    }
+
+    pub(super) fn stored_nick(&self, id: &IdentityKey) -> String {
+        self.chat
+            .store()
+            .get_peer(&id.0)
+            .ok()
+            .flatten()
+            .map(|r| r.nickname)
+            .unwrap_or_default()
+    }
+
+    /// A message with author, trust and naming for display.
+    fn line(&self, message: MessageView) -> ChatLine {
+        let author = message.author;
+        let author_nick = self.nick_of(&author);
+        let about = match message.conversation {
+            Conversation::Direct(peer) => peer,
+            Conversation::Public => author,
+        };
+        let trust = self.trust_of(&about, &self.nick_of(&about));
+        let peer_nick = match message.conversation {
+            Conversation::Direct(peer) => Some(self.nick_of(&peer)),
+            Conversation::Public => None,
+        };
+        let nick_collides = self.candidates().iter().any(|c| {
+            c.identity != author && crate::cli::sanitize::looks_alike(&c.nickname, &author_nick)
+        });
+        ChatLine {
+            author_fingerprint: author.fingerprint().grouped(),
+            author_nick,
+            trust,
+            peer_nick,
+            nick_collides,
+            message,
+        }
+    }
+
+    /// Identity of the established link's peer (tests and tools).
+    pub fn peer_of_link(&self, link: LinkId) -> Option<IdentityKey> {
+        self.conns.get(&link).and_then(|c| c.peer)
+    }
+
+    /// Chat counters, for tests and benchmarks.
+    pub fn chat_stats(&self) -> crate::chat::ChatStats {
+        self.chat.stats()
+    }
+
+    /// Give up the node, keeping its store (simulated restarts).
+    pub fn into_store(self) -> crate::store::Store {
+        self.chat.into_store()
+    }
+
+    /// The chat core's store, read-only.
+    pub fn store(&self) -> &crate::store::Store {
+        self.chat.store()
+    }
+
+    #[doc(hidden)]
+    pub fn debug_states(&self) -> Vec<(IdentityKey, PeerState)> {
+        self.peers
+            .values()
+            .map(|p| (p.identity(), p.state))
+            .collect()
+    }
+
+    #[doc(hidden)]
+    pub fn pending_outputs(&self) -> usize {
+        self.out.len()
+    }
+
+    #[doc(hidden)]
+    pub fn push_output(&mut self, o: Output) {
+        self.out.push_back(o);
+    }
+}

@@ -1,0 +1,263 @@
+//! Trust on first use, made visible, and naming peers.
+//!
+//! A peer *is* its identity key. The first time natter meets a key it records
+//! it as `unverified`. After the users compare fingerprints (or the safety
+//! number) out of band, `/trust` marks it `verified`. A nickname is only a
+//! label: a new key arriving under the nickname of a verified contact is a
+//! different peer, shown as `key_changed`, and sending to it by nickname is
+//! refused until the user decides (verify and trust it, or use its
+//! fingerprint explicitly).
+
+use crate::cli::sanitize::looks_alike;
+use crate::identity::{Fingerprint, IdentityKey, FINGERPRINT_CHARS};
+use crate::store::{PeerRecord, Store, StoreError, TrustLevel};
+use serde::Serialize;
+
+/// How far the local user trusts a key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrustState {
+    /// The user compared fingerprints and said `/trust`.
+    Verified,
+    /// Seen, never verified (trust on first use).
+    Unverified,
+    /// Unverified, and its nickname looks like a verified contact's: most
+    /// likely someone else using that name, or the contact's new key.
+    KeyChanged,
+    /// Ourselves.
+    Local,
+}
+
+impl TrustState {
+    pub fn label(self) -> &'static str {
+        match self {
+            TrustState::Verified => "verified",
+            TrustState::Unverified => "unverified",
+            TrustState::KeyChanged => "KEY CHANGED",
+            TrustState::Local => "you",
+        }
+    }
+}
+
+/// Verified contacts whose nickname looks like `nickname`, other than `id`.
+pub fn verified_lookalikes(
+    store: &Store,
+    id: &IdentityKey,
+    nickname: &str,
+) -> Result<Vec<PeerRecord>, StoreError> {
+    Ok(store
+        .peers()?
+        .into_iter()
+        .filter(|p| {
+            p.identity != id.0
+                && p.trust == TrustLevel::Verified
+                && looks_alike(&p.nickname, nickname)
+        })
+        .collect())
+}
+
+/// The trust state of `id`, whose current nickname is `nickname`.
+pub fn trust_state(
+    store: &Store,
+    local: &IdentityKey,
+    id: &IdentityKey,
+    nickname: &str,
+) -> Result<TrustState, StoreError> {
+    if id == local {
+        return Ok(TrustState::Local);
+    }
+    if let Some(rec) = store.get_peer(&id.0)? {
+        if rec.trust == TrustLevel::Verified {
+            return Ok(TrustState::Verified);
+        }
+    }
+    if verified_lookalikes(store, id, nickname)?.is_empty() {
+        Ok(TrustState::Unverified)
+    } else {
+        Ok(TrustState::KeyChanged)
+    }
+}
+
+/// A peer that a name could refer to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Candidate {
+    pub identity: IdentityKey,
+    pub nickname: String,
+}
+
+/// Why a name did not pick exactly one peer.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ResolveError {
+    #[error("no peer called \"{name}\"{}", known_list(.known))]
+    Unknown { name: String, known: Vec<String> },
+    #[error("\"{name}\" could be any of: {}; add more of the fingerprint, e.g. {}", .candidates.join(", "), .candidates.first().map(String::as_str).unwrap_or(""))]
+    Ambiguous {
+        name: String,
+        candidates: Vec<String>,
+    },
+}
+
+fn known_list(names: &[String]) -> String {
+    if names.is_empty() {
+        "; no peers are known yet".into()
+    } else {
+        format!("; known peers: {}", names.join(", "))
+    }
+}
+
+/// `nick#ABCD-EFGH`: how a peer is written when names need telling apart.
+pub fn display_name(c: &Candidate) -> String {
+    format!(
+        "{}#{}",
+        crate::cli::sanitize::sanitize_nick(&c.nickname),
+        Fingerprint::of(&c.identity).short()
+    )
+}
+
+/// Pick the peer a user means by `name`: a nickname (case-insensitive,
+/// when unambiguous), `nick#fingerprint-prefix`, or a fingerprint prefix of
+/// at least four characters.
+pub fn resolve(candidates: &[Candidate], name: &str) -> Result<IdentityKey, ResolveError> {
+    let name = name.trim();
+    let (nick_part, fp_part) = match name.split_once('#') {
+        Some((n, f)) => (Some(n), Some(f)),
+        None => (Some(name), None),
+    };
+    let by_nick: Vec<&Candidate> = match nick_part {
+        Some(n) if !n.is_empty() => candidates
+            .iter()
+            .filter(|c| c.nickname.eq_ignore_ascii_case(n))
+            .collect(),
+        _ => candidates.iter().collect(),
+    };
+    let pick = |set: Vec<&Candidate>| -> Result<IdentityKey, ResolveError> {
+        match set.as_slice() {
+            [one] => Ok(one.identity),
+            [] => Err(ResolveError::Unknown {
+                name: name.into(),
+                known: candidates.iter().map(display_name).collect(),
+            }),
+            many => Err(ResolveError::Ambiguous {
+                name: name.into(),
+                candidates: many.iter().map(|c| display_name(c)).collect(),
+            }),
+        }
+    };
+    if let Some(fp) = fp_part {
+        let set = by_nick
+            .into_iter()
+            .filter(|c| Fingerprint::of(&c.identity).matches_prefix(fp))
+            .collect();
+        return pick(set);
+    }
+    if !by_nick.is_empty() {
+        return pick(by_nick);
+    }
+    let normalized = Fingerprint::normalize_input(name);
+    if normalized.len() >= 4 {
+        let set = candidates
+            .iter()
+            .filter(|c| Fingerprint::of(&c.identity).matches_prefix(name))
+            .collect();
+        return pick(set);
+    }
+    pick(Vec::new())
+}
+
+/// Check a fingerprint the user typed for `/trust` against the peer's.
+pub fn check_typed_fingerprint(typed: &str, actual: &Fingerprint) -> Result<(), String> {
+    let t = Fingerprint::normalize_input(typed);
+    if t.len() < FINGERPRINT_CHARS {
+        return Err(format!(
+            "type the whole fingerprint ({FINGERPRINT_CHARS} characters, dashes optional), not a prefix: a prefix does not prove it is the same key"
+        ));
+    }
+    if t != actual.as_str() {
+        return Err("that fingerprint does NOT match this peer's key. Do not trust it: compare again over a channel you trust".into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::LocalIdentity;
+
+    fn key(n: u8) -> IdentityKey {
+        LocalIdentity::from_secrets([n; 32], [n; 32])
+            .unwrap()
+            .identity_key()
+    }
+
+    fn cand(n: u8, nick: &str) -> Candidate {
+        Candidate {
+            identity: key(n),
+            nickname: nick.into(),
+        }
+    }
+
+    #[test]
+    fn resolves_by_nickname_fingerprint_and_both() {
+        let cs = vec![cand(1, "alice"), cand(2, "bob"), cand(3, "Bob")];
+        assert_eq!(resolve(&cs, "ALICE"), Ok(key(1)));
+        let fp2 = key(2).fingerprint();
+        assert_eq!(resolve(&cs, &fp2.short()), Ok(key(2)));
+        assert_eq!(
+            resolve(&cs, &format!("bob#{}", &fp2.as_str()[..4])),
+            Ok(key(2))
+        );
+        match resolve(&cs, "bob") {
+            Err(ResolveError::Ambiguous { candidates, .. }) => assert_eq!(candidates.len(), 2),
+            other => panic!("{other:?}"),
+        }
+        match resolve(&cs, "carol") {
+            Err(ResolveError::Unknown { known, .. }) => assert_eq!(known.len(), 3),
+            other => panic!("{other:?}"),
+        }
+        // Too short a fingerprint prefix names nobody.
+        assert!(resolve(&cs, &fp2.as_str()[..3]).is_err());
+    }
+
+    #[test]
+    fn typed_fingerprints_must_be_whole_and_equal() {
+        let fp = key(1).fingerprint();
+        assert!(check_typed_fingerprint(&fp.grouped().to_lowercase(), &fp).is_ok());
+        assert!(check_typed_fingerprint(&fp.short(), &fp)
+            .unwrap_err()
+            .contains("whole"));
+        let other = key(2).fingerprint();
+        assert!(check_typed_fingerprint(other.as_str(), &fp)
+            .unwrap_err()
+            .contains("NOT"));
+    }
+
+    #[test]
+    fn a_new_key_under_a_verified_nickname_is_flagged() {
+        let mut store = Store::open_in_memory().unwrap();
+        let (alice, mallory, me) = (key(1), key(2), key(9));
+        store
+            .upsert_peer_seen(&alice.0, &[5; 32], "alice", 1, None)
+            .unwrap();
+        store
+            .upsert_peer_seen(&mallory.0, &[6; 32], "аlice", 1, None)
+            .unwrap();
+        assert_eq!(
+            trust_state(&store, &me, &mallory, "аlice").unwrap(),
+            TrustState::Unverified
+        );
+        store.set_trust(&alice.0, TrustLevel::Verified, 2).unwrap();
+        assert_eq!(
+            trust_state(&store, &me, &alice, "alice").unwrap(),
+            TrustState::Verified
+        );
+        // Cyrillic а: looks like alice, different key.
+        assert_eq!(
+            trust_state(&store, &me, &mallory, "аlice").unwrap(),
+            TrustState::KeyChanged
+        );
+        assert_eq!(
+            trust_state(&store, &me, &me, "me").unwrap(),
+            TrustState::Local
+        );
+    }
+}
