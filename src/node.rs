@@ -682,7 +682,8 @@ impl Node {
             Frame::Ping(n) => c.pending.push(Frame::Pong(n)),
             Frame::Pong(_) => {}
             Frame::Close(close) => {
-                let reason = format!("peer closed the link: {:?} {}", close.reason, close.detail);
+                let detail = crate::cli::sanitize::sanitize_line(&close.detail);
+                let reason = format!("peer closed the link ({:?}: {detail})", close.reason);
                 self.close(link_id, &reason, None);
             }
             Frame::Data(data) => self.emit(Event::Data {

@@ -62,10 +62,11 @@ pub const COMMANDS: &[CommandSpec] = &[
         aliases: &[],
         args: "<peer> [fingerprint]",
         summary: "mark a peer's key as verified",
-        details: "Only do this after comparing fingerprints or the safety number with the\n\
-                  peer in person or over a voice call (see /verify). If you give the\n\
-                  fingerprint, natter checks it matches first; spaces and dashes\n\
-                  between its groups are ignored.",
+        details: "With the peer alone, shows what to compare and trusts nothing. Compare\n\
+                  the safety number with the peer in person or over a voice call (see\n\
+                  /verify), have them read their fingerprint to you, and type it whole:\n\
+                  /trust <peer> ABCD-EFGH-... (spaces and dashes are ignored). natter\n\
+                  checks it matches the key; a short prefix is refused.",
     },
     CommandSpec {
         name: "untrust",
@@ -81,7 +82,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         summary: "show fingerprints and the safety number to compare",
         details: "Shows your fingerprint, the peer's fingerprint and your shared safety\n\
                   number. Compare the safety number aloud or in person; if it matches,\n\
-                  run /trust <peer>.",
+                  run /trust <peer> <their full fingerprint>.",
     },
     CommandSpec {
         name: "peers",

@@ -505,9 +505,11 @@ pub fn verify_block(style: &Style, v: &VerifyView) -> String {
     out.push("    safety number (the same on both sides):".to_owned());
     out.push(indent(&safety, BOLD));
     out.push(format!(
-        "    Compare the safety number with {peer_nick} in person or read it aloud on a\n    \
-         call where you recognise their voice; not by chat. If every digit matches,\n    \
-         run /trust {peer_ref}. If not, do not trust: someone may be in between."
+        "    Compare with {peer_nick} in person, or read it aloud on a call where you\n    \
+         recognise their voice; not by chat. If every digit matches, have {peer_nick}\n    \
+         read their fingerprint to you and type it:\n    \
+         /trust {peer_ref} <fingerprint>\n    \
+         If anything differs, do not trust: someone may be in between."
     ));
     out.join("\n")
 }
