@@ -2,15 +2,15 @@
 //! over the tokio shell, and two natter processes find each other with
 //! beacons sent to the loopback broadcast address.
 
+mod common;
+
+use common::{data_dir, free_udp_port, Proc};
 use natter::event::Event;
 use natter::identity::LocalIdentity;
 use natter::net;
 use natter::node::{Command, Node, NodeConfig};
 use natter::rng::Rng;
-use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
-use std::process::{Child, ChildStdin, Command as Process, Stdio};
-use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
@@ -172,98 +172,30 @@ async fn garbage_and_wrong_identity_do_not_disturb_a_live_link() {
     .await;
 }
 
-/// A natter process in line mode with JSON events.
-struct Proc {
-    child: Child,
-    stdin: ChildStdin,
-    lines: std_mpsc::Receiver<serde_json::Value>,
-    _dir: tempfile::TempDir,
-}
-
-impl Proc {
-    fn spawn(nick: &str, extra: &[&str]) -> Proc {
-        let dir = tempfile::tempdir().unwrap();
-        let mut child = Process::new(env!("CARGO_BIN_EXE_natter"))
-            .args([
-                "--data-dir",
-                dir.path().to_str().unwrap(),
-                "--nick",
-                nick,
-                "--json",
-                "--listen",
-                "127.0.0.1:0",
-            ])
-            .args(extra)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("natter starts");
-        let stdin = child.stdin.take().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = std_mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Ok(v) = serde_json::from_str(&line) {
-                    if tx.send(v).is_err() {
-                        break;
-                    }
-                }
-            }
-        });
-        Proc {
-            child,
-            stdin,
-            lines,
-            _dir: dir,
-        }
-    }
-
-    fn wait(&self, what: &str, pred: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(v) if pred(&v) => return v,
-                Ok(_) => {}
-                Err(_) => panic!("timed out waiting for {what}"),
-            }
-        }
-    }
-
-    fn send(&mut self, line: &str) {
-        writeln!(self.stdin, "{line}").unwrap();
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[test]
 fn two_processes_on_one_host_discover_each_other_over_loopback_broadcast() {
     let port = free_udp_port().to_string();
-    let args = [
-        "--beacon-addr",
-        "127.255.255.255",
-        "--beacon-port",
-        &port,
-        "--beacon-interval-ms",
-        "500",
-    ];
-    let mut a = Proc::spawn("alice", &args);
-    let mut b = Proc::spawn("bob", &args);
+    let args = |nick: &'static str| -> Vec<String> {
+        [
+            "--nick",
+            nick,
+            "--listen",
+            "127.0.0.1:0",
+            "--beacon-addr",
+            "127.255.255.255",
+            "--beacon-port",
+            &port,
+            "--beacon-interval-ms",
+            "500",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let ((_da, da), (_db, db)) = (data_dir(), data_dir());
+    let (aa, ba) = (args("alice"), args("bob"));
+    let mut a = Proc::spawn(&da, &aa.iter().map(String::as_str).collect::<Vec<_>>());
+    let mut b = Proc::spawn(&db, &ba.iter().map(String::as_str).collect::<Vec<_>>());
     let a_started = a.wait("alice started", |v| v["event"] == "started");
     let b_started = b.wait("bob started", |v| v["event"] == "started");
     let got = a.wait("alice connected to bob", |v| v["event"] == "peer_connected");
@@ -285,7 +217,17 @@ fn two_processes_on_one_host_discover_each_other_over_loopback_broadcast() {
 
 #[test]
 fn bad_command_gets_a_clear_error_and_the_node_keeps_running() {
-    let mut a = Proc::spawn("alice", &["--no-discovery"]);
+    let (_d, dir) = data_dir();
+    let mut a = Proc::spawn(
+        &dir,
+        &[
+            "--nick",
+            "alice",
+            "--no-discovery",
+            "--listen",
+            "127.0.0.1:0",
+        ],
+    );
     a.wait("started", |v| v["event"] == "started");
     a.send("/frobnicate");
     let err = a.wait("error", |v| v["event"] == "error");
