@@ -25,6 +25,10 @@ use crate::wire::{Close, CloseReason, Frame};
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 
+/// A link's unwritten data may exceed `max_queued_bytes` by this factor for
+/// a short burst; beyond it the link is dropped at once.
+pub const HARD_QUEUE_FACTOR: usize = 16;
+
 /// Tunables of the node. Defaults are the documented protocol values.
 #[derive(Clone, Debug)]
 pub struct NodeConfig {
@@ -52,6 +56,10 @@ pub struct NodeConfig {
     /// Bytes handed to the shell and not yet written before a peer counts as
     /// not reading and is disconnected.
     pub max_queued_bytes: usize,
+    /// A link whose unwritten data stays above `max_queued_bytes` with no
+    /// write progress for this long is disconnected. Above
+    /// `HARD_QUEUE_FACTOR × max_queued_bytes` it is disconnected at once.
+    pub send_stall_ms: u64,
 }
 
 impl Default for NodeConfig {
@@ -70,6 +78,7 @@ impl Default for NodeConfig {
             max_links: 512,
             max_handshakes: 64,
             max_queued_bytes: 4 << 20,
+            send_stall_ms: 5_000,
         }
     }
 }
@@ -163,6 +172,8 @@ struct Conn {
     last_rx_ms: u64,
     ping_outstanding: bool,
     queued: usize,
+    /// Last time the shell reported write progress (or the link opened).
+    last_flush_ms: u64,
     /// Frames to seal together at the end of this step.
     pending: Vec<Frame>,
 }
@@ -319,6 +330,9 @@ impl Node {
             Input::Flushed { link, bytes } => {
                 if let Some(c) = self.conns.get_mut(&link) {
                     c.queued = c.queued.saturating_sub(bytes);
+                    if bytes > 0 {
+                        c.last_flush_ms = now_ms;
+                    }
                 }
             }
             Input::Closed { link, error } => {
@@ -336,6 +350,9 @@ impl Node {
         let mut at = |x: u64| t = Some(t.map_or(x, |y| y.min(x)));
         for c in self.conns.values() {
             if c.established() {
+                if c.queued > self.cfg.max_queued_bytes {
+                    at(c.last_flush_ms + self.cfg.send_stall_ms);
+                }
                 if c.ping_outstanding {
                     at(c.last_rx_ms + self.cfg.dead_after_ms);
                 } else {
@@ -423,8 +440,12 @@ impl Node {
             .entry(id)
             .or_insert_with(|| Peer::new(id, s.nickname.clone(), Some(s.addr), now, backoff));
         peer.last_heard_ms = now;
-        peer.addr = Some(s.addr);
-        peer.nickname = s.nickname;
+        // A live link is authenticated knowledge; a beacon is only a hint
+        // and never overrides it.
+        if peer.state.established_link().is_none() {
+            peer.addr = Some(s.addr);
+            peer.nickname = s.nickname;
+        }
         let idle = matches!(peer.state, PeerState::Discovered | PeerState::Lost { .. });
         if idle && (is_new || s.restarted || peer.next_dial_ms.is_none()) {
             if s.restarted {
@@ -710,6 +731,14 @@ impl Node {
                 if now >= c.opened_ms + self.cfg.handshake_deadline_ms {
                     expired.push((*l, "handshake deadline passed", None));
                 }
+            } else if c.queued > self.cfg.max_queued_bytes
+                && now >= c.last_flush_ms + self.cfg.send_stall_ms
+            {
+                expired.push((
+                    *l,
+                    "peer is not reading (send queue full)",
+                    Some(CloseReason::TooSlow),
+                ));
             } else if now >= c.last_rx_ms + self.cfg.dead_after_ms {
                 expired.push((*l, "no answer to keepalive", Some(CloseReason::Timeout)));
             } else if !c.ping_outstanding && now >= c.last_rx_ms + self.cfg.keepalive_ms {
@@ -993,7 +1022,10 @@ impl Node {
             self.close(link_id, &format!("cannot send: {e}"), None);
             return;
         }
-        if c.queued + data.len() > self.cfg.max_queued_bytes {
+        // The backlog already handed to the shell, not this batch, decides: a
+        // batch is bounded by the chat core's page sizes, and a peer that
+        // reads must be able to receive a whole resend page.
+        if c.queued > self.cfg.max_queued_bytes.saturating_mul(HARD_QUEUE_FACTOR) {
             // Not reading: drop the link. What it missed stays in the outbox.
             self.out.push_back(Output::Close { link: link_id });
             self.on_gone(link_id, "peer is not reading (send queue full)");
@@ -1021,6 +1053,7 @@ impl Conn {
             last_rx_ms: now,
             ping_outstanding: false,
             queued: 0,
+            last_flush_ms: now,
             pending: Vec::new(),
         }
     }

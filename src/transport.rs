@@ -80,6 +80,23 @@ impl Transport {
         Ok(())
     }
 
+    /// Seal arbitrary plaintext bytes as one length-prefixed message. For
+    /// hostile-peer tests and fuzzing, which need frames natter would never
+    /// encode; natter itself only sends [`Transport::seal`]ed frames.
+    #[doc(hidden)]
+    pub fn seal_plaintext(
+        &mut self,
+        plaintext: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), TransportError> {
+        if plaintext.len() > MAX_PLAINTEXT_LEN {
+            return Err(TransportError::FrameTooLarge(plaintext.len()));
+        }
+        self.plain.clear();
+        self.plain.extend_from_slice(plaintext);
+        self.flush(out)
+    }
+
     /// Seal a single frame into its own length-prefixed message.
     pub fn seal_one(&mut self, frame: &Frame) -> Result<Vec<u8>, TransportError> {
         let mut out = Vec::new();

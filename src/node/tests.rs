@@ -222,7 +222,19 @@ fn a_peer_that_does_not_read_is_disconnected() {
             }
         }
     }
+    // A burst over the soft bound is tolerated while writes progress...
+    assert!(!closed, "a short burst must not disconnect the peer");
+    // ...but with no write progress for send_stall_ms the link goes.
+    let later = now + 5_001;
+    s.nodes[0].node.handle_timeout(later);
+    while let Some(o) = s.nodes[0].node.poll_output() {
+        if o == (Output::Close { link }) {
+            closed = true;
+        }
+    }
     assert!(closed, "slow reader was never disconnected");
+    // Far beyond the hard bound it goes at once.
+    assert!(s.nodes[0].node.link_of(&id1).is_none());
 }
 
 #[test]

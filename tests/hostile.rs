@@ -1,0 +1,554 @@
+//! The hostile-peer suite: attacks against a real running node on
+//! 127.0.0.1, each followed by a check that the node still serves its honest
+//! peer in both directions and lost nothing. SECURITY.md lists these cases
+//! with the expected reaction.
+
+use natter::cli::{frontend, render::Style};
+use natter::event::Event;
+use natter::handshake::{HandshakeConfig, Initiator, NOISE_PARAMS};
+use natter::identity::{domain, keyfile, LocalIdentity};
+use natter::net;
+use natter::node::{Command, Node, NodeConfig};
+use natter::rng::Rng;
+use natter::store::Store;
+use natter::transport::Transport;
+use natter::wire::frame::DirectMessage;
+use natter::wire::{encode_beacon, BeaconBody, Frame, Hello};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
+use tokio::sync::mpsc;
+
+const DEADLINE_MS: u64 = 1_500;
+
+struct Running {
+    cmd: mpsc::Sender<Command>,
+    events: mpsc::UnboundedReceiver<Event>,
+    addr: SocketAddr,
+    beacon_port: u16,
+    id: LocalIdentity,
+}
+
+fn identity(seed: u8) -> LocalIdentity {
+    LocalIdentity::from_secrets([seed; 32], [seed.wrapping_add(77); 32]).unwrap()
+}
+
+/// A node with a real listener and a real beacon socket, beacons aimed at
+/// the loopback broadcast address only.
+async fn start(seed: u8, nick: &str, tune: impl FnOnce(&mut NodeConfig)) -> Running {
+    let listener = net::listen("127.0.0.1:0".parse().unwrap(), false)
+        .await
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let beacon_port = probe.local_addr().unwrap().port();
+    drop(probe);
+    let udp = net::beacon_socket(SocketAddr::new([0, 0, 0, 0].into(), beacon_port)).unwrap();
+    let mut cfg = NodeConfig {
+        nickname: nick.into(),
+        listen_port: addr.port(),
+        beacon_targets: vec![SocketAddr::new([127, 255, 255, 255].into(), beacon_port)],
+        handshake_deadline_ms: DEADLINE_MS,
+        ..NodeConfig::default()
+    };
+    tune(&mut cfg);
+    let node = Node::new(
+        identity(seed),
+        cfg,
+        Store::open_in_memory().unwrap(),
+        Rng::new(u64::from(seed)),
+        0,
+        now_wall(),
+    );
+    let (cmd, cmd_rx) = mpsc::channel(64);
+    let (ev_tx, events) = mpsc::unbounded_channel();
+    tokio::spawn(net::run(
+        node,
+        listener,
+        Some(udp),
+        cmd_rx,
+        ev_tx,
+        Instant::now(),
+    ));
+    Running {
+        cmd,
+        events,
+        addr,
+        beacon_port,
+        id: identity(seed),
+    }
+}
+
+fn now_wall() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+async fn wait_for(r: &mut Running, what: &str, pred: impl Fn(&Event) -> bool) -> Event {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        match tokio::time::timeout_at(deadline, r.events.recv()).await {
+            Ok(Some(e)) if pred(&e) => return e,
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("node stopped while waiting for {what}"),
+            Err(_) => panic!("timed out waiting for {what}"),
+        }
+    }
+}
+
+/// Drain events for `ms`, returning them.
+async fn events_for(r: &mut Running, ms: u64) -> Vec<Event> {
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(ms);
+    let mut out = Vec::new();
+    while let Ok(Some(e)) = tokio::time::timeout_at(deadline, r.events.recv()).await {
+        out.push(e);
+    }
+    out
+}
+
+/// Victim plus an honest peer linked to it.
+async fn pair(tune: impl FnOnce(&mut NodeConfig)) -> (Running, Running) {
+    let mut v = start(1, "victim", tune).await;
+    let mut h = start(2, "honest", |_| {}).await;
+    h.cmd.send(Command::Connect(v.addr)).await.unwrap();
+    wait_for(&mut v, "honest peer connects", |e| {
+        matches!(e, Event::PeerConnected { .. })
+    })
+    .await;
+    wait_for(&mut h, "victim connected", |e| {
+        matches!(e, Event::PeerConnected { .. })
+    })
+    .await;
+    (v, h)
+}
+
+/// The honest peer and the victim still exchange messages both ways, and
+/// the link between them is the same one (no loss event).
+async fn still_serving(v: &mut Running, h: &mut Running, tag: &str) {
+    let lost = events_for(v, 200)
+        .await
+        .into_iter()
+        .any(|e| matches!(&e, Event::PeerLost { peer, .. } if peer.nickname == "honest"));
+    assert!(!lost, "{tag}: the honest link was lost");
+    let to_v = format!("{tag}: honest to victim");
+    h.cmd.send(Command::Say(to_v.clone())).await.unwrap();
+    wait_for(
+        v,
+        "message from honest",
+        |e| matches!(e, Event::MessageReceived { message } if message.message.text == to_v),
+    )
+    .await;
+    let to_h = format!("{tag}: victim to honest");
+    v.cmd.send(Command::Say(to_h.clone())).await.unwrap();
+    wait_for(
+        h,
+        "message from victim",
+        |e| matches!(e, Event::MessageReceived { message } if message.message.text == to_h),
+    )
+    .await;
+    wait_for(v, "delivery confirmed", |e| {
+        matches!(e, Event::MessageDelivered { .. })
+    })
+    .await;
+}
+
+// ---- raw attackers ----------------------------------------------------------
+
+async fn read_framed(s: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+    let mut len = [0u8; 2];
+    s.read_exact(&mut len).await?;
+    let mut body = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    s.read_exact(&mut body).await?;
+    Ok(body)
+}
+
+fn framed(msg: &[u8]) -> Vec<u8> {
+    natter::transport::frame_raw(msg)
+}
+
+/// A peer that completes a genuine handshake as `id`, then misbehaves.
+struct Attacker {
+    stream: TcpStream,
+    transport: Transport,
+}
+
+async fn attacker(victim: SocketAddr, id: &LocalIdentity, nick: &str) -> Attacker {
+    let mut stream = TcpStream::connect(victim).await.unwrap();
+    let cfg = HandshakeConfig::new(nick, 0);
+    let (init, m1) = Initiator::start(id, &cfg, None).unwrap();
+    stream.write_all(&framed(&m1)).await.unwrap();
+    let m2 = read_framed(&mut stream).await.unwrap();
+    let (est, m3) = init.read_msg2(&m2).unwrap();
+    stream.write_all(&framed(&m3)).await.unwrap();
+    Attacker {
+        stream,
+        transport: est.transport,
+    }
+}
+
+/// True once the victim has closed `stream` (EOF or reset) within `ms`.
+async fn closed_within(stream: &mut TcpStream, ms: u64) -> bool {
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(ms);
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => continue,
+            Err(_) => return false,
+        }
+    }
+}
+
+async fn udp_from(ip: [u8; 4]) -> UdpSocket {
+    UdpSocket::bind(SocketAddr::new(ip.into(), 0))
+        .await
+        .unwrap()
+}
+
+// ---- the cases --------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_flipped_truncated_oversized_and_replayed_beacons_are_ignored() {
+    let (mut v, mut h) = pair(|_| {}).await;
+    let target = SocketAddr::new([127, 0, 0, 1].into(), v.beacon_port);
+    let honest_keys = *h.id.bound_keys();
+    let body = |port: u16, seq: u64, nick: &str| BeaconBody {
+        version: 1,
+        keys: honest_keys,
+        tcp_port: port,
+        nickname: nick.into(),
+        instance: 42,
+        seq,
+        timestamp_ms: 1,
+    };
+    let mallory = identity(66);
+    let forged = encode_beacon(&body(9, 99, "evil"), &mallory).unwrap();
+    // A genuine beacon of the honest peer (an attacker recorded it), replayed
+    // from another address with every copy.
+    let genuine = encode_beacon(&body(9, 1, "evil"), &h.id).unwrap();
+    let mut flipped = genuine.clone();
+    flipped[40] ^= 0x04;
+    let sock = udp_from([127, 0, 0, 2]).await;
+    for pkt in [
+        forged.clone(),
+        flipped,
+        genuine[..genuine.len() - 1].to_vec(),
+        vec![0x01; 600],
+        vec![],
+        genuine.clone(),
+        genuine.clone(),
+    ] {
+        sock.send_to(&pkt, target).await.unwrap();
+    }
+    still_serving(&mut v, &mut h, "beacons").await;
+    v.cmd.send(Command::Peers).await.unwrap();
+    let peers = wait_for(&mut v, "peers", |e| matches!(e, Event::Peers { .. })).await;
+    let Event::Peers { peers } = peers else {
+        unreachable!()
+    };
+    let honest = peers
+        .iter()
+        .find(|p| p.nickname == "honest")
+        .expect("honest peer listed with its own nickname");
+    assert_eq!(honest.state, "established");
+    assert!(
+        !honest.addr.as_deref().unwrap_or("").ends_with(":9"),
+        "a beacon redirected the peer: {honest:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_beacon_flood_costs_little_and_changes_nothing() {
+    let (mut v, mut h) = pair(|_| {}).await;
+    let target = SocketAddr::new([127, 0, 0, 1].into(), v.beacon_port);
+    let sock = udp_from([127, 0, 0, 3]).await;
+    // Well-formed beacons from many fresh identities plus garbage.
+    let ids: Vec<LocalIdentity> = (100..140).map(identity).collect();
+    let started = Instant::now();
+    for round in 0..50u64 {
+        for (i, id) in ids.iter().enumerate() {
+            let b = BeaconBody {
+                version: 1,
+                keys: *id.bound_keys(),
+                tcp_port: 1,
+                nickname: format!("flood{i}"),
+                instance: 7,
+                seq: round + 1,
+                timestamp_ms: round,
+            };
+            let _ = sock.send_to(&encode_beacon(&b, id).unwrap(), target).await;
+            let _ = sock.send_to(&[0xffu8; 300], target).await;
+        }
+    }
+    eprintln!("sent 4000 datagrams in {:?}", started.elapsed());
+    still_serving(&mut v, &mut h, "beacon flood").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_slowloris_and_short_length_prefixes_are_closed_by_the_deadline() {
+    let (mut v, mut h) = pair(|_| {}).await;
+    // Garbage: an oversized length prefix is refused at once.
+    let mut g = TcpStream::connect(v.addr).await.unwrap();
+    g.write_all(&[0xff, 0xff, 1, 2, 3, 4]).await.unwrap();
+    assert!(
+        closed_within(&mut g, 1_000).await,
+        "garbage connection not closed"
+    );
+    // A prefix that promises more than it sends, and a slowloris.
+    let mut short = TcpStream::connect(v.addr).await.unwrap();
+    short.write_all(&[0x00, 0x20, 1, 2, 3]).await.unwrap();
+    let mut slow = TcpStream::connect(v.addr).await.unwrap();
+    let t0 = Instant::now();
+    // Slowloris: a valid length prefix, then one byte of message 1 at a time.
+    slow.write_all(&[0x00, 0x20]).await.unwrap();
+    let mut closed = false;
+    for _ in 0..40 {
+        if slow.write_all(&[0x42]).await.is_err() || closed_within(&mut slow, 100).await {
+            closed = true;
+            break;
+        }
+    }
+    assert!(closed, "slowloris survived the handshake deadline");
+    let took = t0.elapsed();
+    assert!(
+        took >= Duration::from_millis(DEADLINE_MS - 100),
+        "closed before the deadline: {took:?}"
+    );
+    assert!(
+        took < Duration::from_millis(DEADLINE_MS + 2_000),
+        "closed late: {took:?}"
+    );
+    assert!(
+        closed_within(&mut short, DEADLINE_MS + 1_000).await,
+        "short prefix not closed"
+    );
+    still_serving(&mut v, &mut h, "slow handshakes").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hundreds_of_half_open_connections_do_not_lock_out_honest_peers() {
+    let (mut v, mut h) = pair(|_| {}).await;
+    let mut idle = Vec::new();
+    for _ in 0..300 {
+        if let Ok(s) = TcpStream::connect(v.addr).await {
+            idle.push(s);
+        }
+    }
+    // While they hang, the honest link works, and a new honest peer can
+    // connect once the deadline has cleared the half-open ones.
+    still_serving(&mut v, &mut h, "half-open flood").await;
+    tokio::time::sleep(Duration::from_millis(DEADLINE_MS + 500)).await;
+    let mut late = start(3, "late", |_| {}).await;
+    late.cmd.send(Command::Connect(v.addr)).await.unwrap();
+    wait_for(&mut late, "late honest peer connects", |e| {
+        matches!(e, Event::PeerConnected { .. })
+    })
+    .await;
+    let mut closed = 0;
+    for s in idle.iter_mut() {
+        if closed_within(s, 50).await {
+            closed += 1;
+        }
+    }
+    assert_eq!(
+        closed,
+        idle.len(),
+        "half-open connections outlived the deadline"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_valid_handshake_with_someone_elses_identity_is_refused() {
+    let (mut v, mut h) = pair(|_| {}).await;
+    // Mallory runs Noise with her own static key but presents the honest
+    // peer's identity and genuine binding (copied from its beacons).
+    let mallory = identity(66);
+    let mut stream = TcpStream::connect(v.addr).await.unwrap();
+    let mut hs = snow::Builder::new(NOISE_PARAMS.parse().unwrap())
+        .local_private_key(&keyfile::encode(&mallory)[41..73])
+        .unwrap()
+        .prologue(domain::NOISE_PROLOGUE)
+        .unwrap()
+        .build_initiator()
+        .unwrap();
+    let mut buf = vec![0u8; 1024];
+    let n = hs.write_message(&[], &mut buf).unwrap();
+    stream.write_all(&framed(&buf[..n])).await.unwrap();
+    let m2 = read_framed(&mut stream).await.unwrap();
+    let mut payload = vec![0u8; 1024];
+    hs.read_message(&m2, &mut payload).unwrap();
+    let hello = Hello {
+        version: 1,
+        keys: *h.id.bound_keys(),
+        nickname: "honest".into(),
+        listen_port: 1,
+        features: 0,
+    };
+    let n = hs.write_message(&hello.encode(), &mut buf).unwrap();
+    stream.write_all(&framed(&buf[..n])).await.unwrap();
+    assert!(
+        closed_within(&mut stream, 2_000).await,
+        "impostor link was kept"
+    );
+    let failed = wait_for(&mut v, "handshake refused", |e| {
+        matches!(e, Event::LinkFailed { .. })
+    })
+    .await;
+    let Event::LinkFailed { reason, .. } = failed else {
+        unreachable!()
+    };
+    assert!(reason.contains("static key"), "{reason}");
+    still_serving(&mut v, &mut h, "impostor").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flipped_replayed_unknown_and_oversized_frames_close_only_that_link() {
+    let (mut v, mut h) = pair(|_| {}).await;
+    let mallory = identity(66);
+    type Attack = fn(&mut Transport) -> Vec<u8>;
+    let cases: [(&str, Attack); 5] = [
+        ("flipped bit", |t| {
+            let mut m = t.seal_one(&Frame::Ping(1)).unwrap();
+            m[5] ^= 0x20;
+            m
+        }),
+        ("replayed message", |t| {
+            let m = t.seal_one(&Frame::Ping(1)).unwrap();
+            [m.clone(), m].concat()
+        }),
+        ("unknown frame variant", |t| {
+            let mut out = Vec::new();
+            t.seal_plaintext(&[0x55, 0x00], &mut out).unwrap();
+            out
+        }),
+        ("oversized text", |t| {
+            let big = Frame::Direct(DirectMessage {
+                id: [3; 16],
+                timestamp_ms: 1,
+                text: "x".repeat(20_000),
+            });
+            t.seal_one(&big).unwrap()
+        }),
+        ("trailing bytes after a frame", |t| {
+            let mut plain = Vec::new();
+            Frame::Ping(5).encode_into(&mut plain);
+            plain.push(0x00);
+            plain.push(0x80);
+            let mut out = Vec::new();
+            t.seal_plaintext(&plain, &mut out).unwrap();
+            out
+        }),
+    ];
+    for (name, attack) in cases {
+        let mut a = attacker(v.addr, &mallory, "mallory").await;
+        wait_for(
+            &mut v,
+            "mallory connects",
+            |e| matches!(e, Event::PeerConnected { peer, .. } if peer.nickname == "mallory"),
+        )
+        .await;
+        let bytes = attack(&mut a.transport);
+        a.stream.write_all(&bytes).await.unwrap();
+        assert!(
+            closed_within(&mut a.stream, 2_000).await,
+            "{name}: link not closed"
+        );
+        wait_for(
+            &mut v,
+            "mallory dropped",
+            |e| matches!(e, Event::PeerLost { peer, .. } if peer.nickname == "mallory"),
+        )
+        .await;
+        still_serving(&mut v, &mut h, name).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_never_reads_is_disconnected_and_gets_everything_when_it_returns() {
+    let (mut v, mut h) = pair(|c| c.max_queued_bytes = 256 * 1024).await;
+    let sloth = identity(67);
+    let mut a = attacker(v.addr, &sloth, "sloth").await;
+    wait_for(
+        &mut v,
+        "sloth connects",
+        |e| matches!(e, Event::PeerConnected { peer, .. } if peer.nickname == "sloth"),
+    )
+    .await;
+    // The sloth never reads; the victim posts a lot.
+    let text = "y".repeat(16_000);
+    for _ in 0..400 {
+        v.cmd.send(Command::Say(text.clone())).await.unwrap();
+    }
+    wait_for(&mut v, "sloth disconnected", |e| matches!(e, Event::PeerLost { peer, reason } if peer.nickname == "sloth" && reason.contains("not reading"))).await;
+    // The honest peer got every one of them.
+    let mut got = 0;
+    while got < 400 {
+        wait_for(&mut h, "bulk message", |e| matches!(e, Event::MessageReceived { message } if message.message.text.len() == 16_000)).await;
+        got += 1;
+    }
+    still_serving(&mut v, &mut h, "sloth").await;
+    drop(a.stream.shutdown().await);
+    // The sloth comes back and reads: everything it missed is resent from
+    // the victim's outbox.
+    let mut back = attacker(v.addr, &sloth, "sloth").await;
+    let mut ids = std::collections::HashSet::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while ids.len() < 400 && Instant::now() < deadline {
+        let Ok(Ok(msg)) =
+            tokio::time::timeout(Duration::from_secs(5), read_framed(&mut back.stream)).await
+        else {
+            break;
+        };
+        for f in back.transport.open(&msg).unwrap() {
+            if let Frame::Public(p) = f {
+                if p.text.len() == 16_000 {
+                    ids.insert(p.id);
+                }
+            }
+        }
+    }
+    assert_eq!(
+        ids.len(),
+        400,
+        "the outbox lost messages for the disconnected peer"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nicknames_full_of_escape_sequences_are_neutralised() {
+    let (mut v, mut h) = pair(|_| {}).await;
+    let hostile = "\u{1b}]0;pwned\u{7}\u{1b}[2J\u{202e}evil\u{9b}";
+    assert!(hostile.len() <= 32);
+    let mut a = attacker(v.addr, &identity(68), hostile).await;
+    let ev = wait_for(&mut v, "hostile peer connects", |e| matches!(e, Event::PeerConnected { .. } if !matches!(e, Event::PeerConnected { peer, .. } if peer.nickname == "honest"))).await;
+    for style in [Style { color: true }, Style { color: false }] {
+        let text = frontend::describe(&ev, &style);
+        let raw_escape = text.contains("\u{1b}]")
+            || text.contains("\u{1b}[2J")
+            || text.contains('\u{202e}')
+            || text.contains('\u{9b}');
+        assert!(!raw_escape, "terminal control reached the output: {text:?}");
+        assert!(
+            text.contains("evil"),
+            "the visible part of the name is kept: {text:?}"
+        );
+    }
+    // Its chat text is neutralised the same way.
+    let msg = Frame::Direct(DirectMessage {
+        id: [4; 16],
+        timestamp_ms: now_wall(),
+        text: "hi \u{1b}[31mred\u{1b}]52;c;Zm9v\u{7}".into(),
+    });
+    let bytes = a.transport.seal_one(&msg).unwrap();
+    a.stream.write_all(&bytes).await.unwrap();
+    let ev = wait_for(&mut v, "hostile message", |e| {
+        matches!(e, Event::MessageReceived { .. })
+    })
+    .await;
+    let text = frontend::describe(&ev, &Style { color: false });
+    assert!(!text.contains('\u{1b}'), "{text:?}");
+    still_serving(&mut v, &mut h, "hostile nickname").await;
+}
