@@ -16,7 +16,10 @@ fn pair() -> (Established, Established) {
     let (a, b) = (id(1), id(2));
     let cfg = HandshakeConfig::new("bench", 1);
     let (init, m1) = Initiator::start(&a, &cfg, None).expect("start");
-    let (resp, m2) = Responder::new(&b, &cfg).expect("responder").read_msg1(&m1).expect("msg1");
+    let (resp, m2) = Responder::new(&b, &cfg)
+        .expect("responder")
+        .read_msg1(&m1)
+        .expect("msg1");
     let (ea, m3) = init.read_msg2(&m2).expect("msg2");
     let eb = resp.read_msg3(&m3).expect("msg3");
     (ea, eb)
@@ -47,7 +50,10 @@ fn handshakes(c: &mut Criterion) {
     g.bench_function("full XX, both sides", |bench| {
         bench.iter(|| {
             let (init, m1) = Initiator::start(&a, &cfg, None).expect("start");
-            let (resp, m2) = Responder::new(&b, &cfg).expect("r").read_msg1(&m1).expect("1");
+            let (resp, m2) = Responder::new(&b, &cfg)
+                .expect("r")
+                .read_msg1(&m1)
+                .expect("1");
             let (_ea, m3) = init.read_msg2(&m2).expect("2");
             resp.read_msg3(&m3).expect("3")
         })
@@ -65,7 +71,9 @@ fn transport(c: &mut Criterion) {
             let mut out = Vec::with_capacity(size + 64);
             b.iter(|| {
                 out.clear();
-                ea.transport.seal(std::iter::once(f), &mut out).expect("seal");
+                ea.transport
+                    .seal(std::iter::once(f), &mut out)
+                    .expect("seal");
             })
         });
         // Open needs messages sealed in order by its own peer.
@@ -94,7 +102,9 @@ fn transport(c: &mut Criterion) {
         b.iter(|| {
             out.clear();
             for f in &small {
-                ea.transport.seal(std::iter::once(f), &mut out).expect("seal");
+                ea.transport
+                    .seal(std::iter::once(f), &mut out)
+                    .expect("seal");
             }
         })
     });
@@ -147,15 +157,30 @@ fn chat_frames(c: &mut Criterion) {
     });
     let ack = Frame::Ack((0..256).map(|i| [i as u8; 16]).collect());
     let mut g = c.benchmark_group("postcard");
-    for (name, f) in [("public", &public), ("direct", &direct), ("ack of 256", &ack)] {
+    for (name, f) in [
+        ("public", &public),
+        ("direct", &direct),
+        ("ack of 256", &ack),
+    ] {
         let bytes = encode(f);
         g.bench_function(format!("encode {name}"), |b| b.iter(|| encode(f)));
-        g.bench_function(format!("decode {name}"), |b| b.iter(|| decode_frames(&bytes)));
+        g.bench_function(format!("decode {name}"), |b| {
+            b.iter(|| decode_frames(&bytes))
+        });
     }
     let bytes = encode(&public);
-    g.bench_function("decode_exact public (canonical check)", |b| b.iter(|| decode_exact::<Frame>(&bytes)));
+    g.bench_function("decode_exact public (canonical check)", |b| {
+        b.iter(|| decode_exact::<Frame>(&bytes))
+    });
     g.finish();
 }
 
-criterion_group!(benches, beacons, handshakes, transport, deframing, chat_frames);
+criterion_group!(
+    benches,
+    beacons,
+    handshakes,
+    transport,
+    deframing,
+    chat_frames
+);
 criterion_main!(benches);

@@ -28,6 +28,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const READ_CHUNK: usize = 64 * 1024;
 /// Most bytes the writer coalesces into one write.
 const WRITE_BATCH: usize = 256 * 1024;
+/// Inputs of one kind handled back to back before outputs are drained.
+const BATCH_INPUTS: usize = 64;
 /// Reads buffered between reader tasks and the node.
 const READ_QUEUE: usize = 64;
 
@@ -197,8 +199,17 @@ pub async fn run(
                     node.handle(now(), Input::Datagram { from, data: udp_buf[..n].to_vec() });
                 }
             }
-            Some((link, data)) = data_rx.recv() => {
-                node.handle(now(), Input::Received { link, data });
+                        Some((link, data)) = data_rx.recv() => {
+                let t = now();
+                node.handle(t, Input::Received { link, data });
+                // Handle what else is ready before draining, so replies
+                // (acks, pongs) of many reads share Noise messages.
+                for _ in 0..BATCH_INPUTS {
+                    match data_rx.try_recv() {
+                        Ok((link, data)) => node.handle(t, Input::Received { link, data }),
+                        Err(_) => break,
+                    }
+                }
             }
             Some(msg) = ctl_rx.recv() => match msg {
                 LinkMsg::Connected { link, stream } => {
@@ -216,7 +227,16 @@ pub async fn run(
                 }
             },
             cmd = commands.recv(), if commands_open => match cmd {
-                Some(cmd) => node.handle(now(), Input::Command(cmd)),
+                                Some(cmd) => {
+                    let t = now();
+                    node.handle(t, Input::Command(cmd));
+                    for _ in 0..BATCH_INPUTS {
+                        match commands.try_recv() {
+                            Ok(cmd) => node.handle(t, Input::Command(cmd)),
+                            Err(_) => break,
+                        }
+                    }
+                }
                 None => {
                     commands_open = false;
                     node.handle(now(), Input::Command(Command::Quit));

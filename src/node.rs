@@ -293,7 +293,14 @@ impl Node {
     }
 
     /// Next action for the shell.
+    ///
+    /// Frames queued by several inputs in a row are sealed together when the
+    /// shell starts draining: small frames then share Noise messages and
+    /// writes, which is what makes bursts of small messages cheap.
     pub fn poll_output(&mut self) -> Option<Output> {
+        if self.out.is_empty() {
+            self.flush();
+        }
         self.out.pop_front()
     }
 
@@ -341,7 +348,6 @@ impl Node {
             }
             Input::Command(cmd) => self.on_command(cmd),
         }
-        self.flush();
     }
 
     /// The earliest time at which [`Node::handle_timeout`] has work.
@@ -384,7 +390,6 @@ impl Node {
         self.run_discovery();
         self.check_links();
         self.run_dials();
-        self.flush();
     }
 
     // ---- discovery ------------------------------------------------------
