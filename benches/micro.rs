@@ -64,7 +64,7 @@ fn handshakes(c: &mut Criterion) {
 fn transport(c: &mut Criterion) {
     let mut g = c.benchmark_group("transport");
     for size in [64usize, 1024, 16 * 1024, 65_000] {
-        let (mut ea, mut eb) = pair();
+        let (mut ea, _) = pair();
         let frame = Frame::Data(vec![0xab; size]);
         g.throughput(Throughput::Bytes(size as u64));
         g.bench_with_input(BenchmarkId::new("seal", size), &frame, |b, f| {
