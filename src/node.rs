@@ -199,6 +199,8 @@ pub struct Node {
     rng: Rng,
     discovery: Option<Discovery>,
     chat: Chat,
+    /// Posts typed since the last drain: `(None = public | Some(peer), text)`.
+    posts: Vec<(Option<IdentityKey>, String)>,
     conns: BTreeMap<LinkId, Conn>,
     peers: BTreeMap<IdentityKey, Peer>,
     manual: Vec<ManualTarget>,
@@ -239,6 +241,7 @@ impl Node {
             rng,
             discovery,
             chat,
+            posts: Vec::new(),
             conns: BTreeMap::new(),
             peers: BTreeMap::new(),
             manual: Vec::new(),
@@ -1002,6 +1005,7 @@ impl Node {
     /// Seal every link's pending frames, one batch per link, and disconnect
     /// links whose unwritten data exceeds the bound (a peer that does not read).
     fn flush(&mut self) {
+        self.flush_posts();
         let links: Vec<LinkId> = self
             .conns
             .iter()

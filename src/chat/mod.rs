@@ -130,6 +130,10 @@ use crate::wire::frame::{SignedPublic, SyncRequest};
 use crate::wire::limits::{MAX_ACK_IDS, MAX_TEXT_LEN};
 use crate::wire::{DirectMessage, Frame, MessageId, PublicMessage, WireError};
 
+/// One item of [`Chat::post_many`]: the stored message and the frames to
+/// send now, or why it was refused.
+pub type PostResult = Result<(MessageView, Vec<(IdentityKey, Frame)>), ChatError>;
+
 /// Most messages in one answer to a `SyncRequest`.
 pub const SYNC_MAX_MESSAGES: usize = 500;
 /// Most bytes of message text in one answer to a `SyncRequest` (1 MiB).
@@ -823,6 +827,104 @@ impl Chat {
             .map(|&peer| (peer, Frame::Public(m.clone())))
             .collect();
         Ok((MessageView::new(stored, false), frames))
+    }
+
+    /// Many posts in one store transaction (group commit): each item is
+    /// `None` for the public room or `Some(peer)` for a direct message, with
+    /// its text. Returns per item the stored message and the frames to send
+    /// now, or why that item was refused (other items are unaffected). A
+    /// store failure fails the whole batch and stores nothing.
+    pub fn post_many(
+        &mut self,
+        now_ms: u64,
+        local: &LocalIdentity,
+        items: &[(Option<IdentityKey>, String)],
+        connected: &[IdentityKey],
+    ) -> Result<Vec<PostResult>, ChatError> {
+        if local.identity_key() != self.local {
+            return Err(ChatError::WrongIdentity);
+        }
+        let everyone: Vec<[u8; 32]> = self
+            .store
+            .peers()?
+            .into_iter()
+            .map(|p| p.identity)
+            .filter(|k| *k != self.local.0)
+            .collect();
+        let mut prepared: Vec<Result<(StoredMessage, Vec<[u8; 32]>, Frame), ChatError>> =
+            Vec::new();
+        for (to, text) in items {
+            let item = (|| {
+                check_text(text)?;
+                let id = new_message_id()?;
+                match to {
+                    None => {
+                        let m = sign_public(local, id, now_ms, text.clone());
+                        Ok((
+                            stored_public(&m, self.local, now_ms),
+                            everyone.clone(),
+                            Frame::Public(m),
+                        ))
+                    }
+                    Some(peer) if *peer == self.local => Err(ChatError::ToSelf),
+                    Some(peer) => {
+                        let stored = StoredMessage {
+                            id,
+                            conversation: ConversationKey::Direct(peer.0),
+                            author: self.local.0,
+                            timestamp_ms: now_ms,
+                            text: text.clone(),
+                            signature: None,
+                            outgoing: true,
+                            received_ms: now_ms,
+                        };
+                        let frame = Frame::Direct(DirectMessage {
+                            id,
+                            timestamp_ms: now_ms,
+                            text: text.clone(),
+                        });
+                        Ok((stored, vec![peer.0], frame))
+                    }
+                }
+            })();
+            prepared.push(item);
+        }
+        let batch: Vec<(&StoredMessage, &[[u8; 32]])> = prepared
+            .iter()
+            .filter_map(|p| p.as_ref().ok())
+            .map(|(m, r, _)| (m, r.as_slice()))
+            .collect();
+        let mut inserted = self.store.insert_outgoing_batch(&batch)?.into_iter();
+        let mut out = Vec::with_capacity(prepared.len());
+        for (item, (to, _)) in prepared.into_iter().zip(items) {
+            out.push(item.and_then(|(stored, _, frame)| {
+                if !inserted.next().unwrap_or(false) {
+                    return Err(ChatError::IdCollision);
+                }
+                let targets: Vec<IdentityKey> = match to {
+                    None => {
+                        let mut seen = HashSet::new();
+                        connected
+                            .iter()
+                            .copied()
+                            .filter(|peer| *peer != self.local && seen.insert(*peer))
+                            .collect()
+                    }
+                    Some(peer) => connected
+                        .iter()
+                        .copied()
+                        .filter(|c| c == peer)
+                        .take(1)
+                        .collect(),
+                };
+                let frames = targets
+                    .into_iter()
+                    .map(|peer| (peer, frame.clone()))
+                    .collect();
+                Ok((MessageView::new(stored, false), frames))
+            }));
+        }
+        Ok(out)
     }
 
     /// Sends `text` to `to`: stores it with an outbox row for `to`, and

@@ -1196,3 +1196,31 @@ fn throughput_of_received_batches() {
         );
     }
 }
+
+#[test]
+fn post_many_stores_a_burst_in_one_go_and_refuses_items_individually() {
+    let (me, mut chat) = lone_chat(1);
+    let peer = identity(2);
+    chat.peer_seen(1, peer.bound_keys(), "peer", None).unwrap();
+    let p = peer.identity_key();
+    let items = vec![
+        (None, "public one".to_string()),
+        (Some(me.identity_key()), "to myself".to_string()),
+        (None, "x".repeat(MAX_TEXT_LEN + 1)),
+        (Some(p), "direct one".to_string()),
+        (None, "   ".to_string()),
+    ];
+    let results = chat.post_many(10, &me, &items, &[p]).unwrap();
+    assert_eq!(results.len(), 5);
+    assert!(results[0].is_ok() && results[3].is_ok());
+    assert!(matches!(results[1], Err(ChatError::ToSelf)));
+    assert!(matches!(results[2], Err(ChatError::TextTooLong { .. })));
+    assert!(matches!(results[4], Err(ChatError::EmptyText)));
+    // Both good ones are stored, queued for the peer and sent to it now.
+    assert_eq!(chat.store().message_count().unwrap(), 2);
+    let (_, frames) = results[0].as_ref().unwrap();
+    assert!(matches!(&frames[..], [(to, Frame::Public(_))] if *to == p));
+    let (_, frames) = results[3].as_ref().unwrap();
+    assert!(matches!(&frames[..], [(to, Frame::Direct(_))] if *to == p));
+    assert_eq!(chat.store().outbox_for_peer(&p.0, 10).unwrap().len(), 2);
+}

@@ -148,30 +148,12 @@ impl Node {
     fn try_chat_command(&mut self, cmd: Command) -> Result<(), String> {
         let now = self.wall_ms(self.now_ms);
         match cmd {
-            Command::Say(text) => {
-                let connected = self.connected();
-                let (view, sends) = self
-                    .chat
-                    .post_public(now, &self.local, &text, &connected)
-                    .map_err(|e| format!("not sent: {e}"))?;
-                for (to, f) in sends {
-                    self.queue_frame(&to, f);
-                }
-                let message = self.line(view);
-                self.emit(Event::MessageSent { message });
-            }
+            // Posts are collected and stored together when the shell next
+            // drains (group commit: one fsync for a burst).
+            Command::Say(text) => self.posts.push((None, text)),
             Command::Msg { peer, text } => {
                 let to = self.resolve_for_sending(&peer)?;
-                let connected = self.link_of(&to).is_some();
-                let (view, frame) = self
-                    .chat
-                    .send_direct(now, to, &text, connected)
-                    .map_err(|e| format!("not sent: {e}"))?;
-                if let Some(f) = frame {
-                    self.queue_frame(&to, f);
-                }
-                let message = self.line(view);
-                self.emit(Event::MessageSent { message });
+                self.posts.push((Some(to), text));
             }
             Command::History { peer, limit } => {
                 let conv = match &peer {
@@ -234,6 +216,38 @@ impl Node {
             _ => {}
         }
         Ok(())
+    }
+
+    /// Store and send the posts collected since the last drain, in one
+    /// transaction; `MessageSent` means the message is on disk.
+    pub(super) fn flush_posts(&mut self) {
+        if self.posts.is_empty() {
+            return;
+        }
+        let items = std::mem::take(&mut self.posts);
+        let now = self.wall_ms(self.now_ms);
+        let connected = self.connected();
+        match self.chat.post_many(now, &self.local, &items, &connected) {
+            Ok(results) => {
+                for r in results {
+                    match r {
+                        Ok((view, sends)) => {
+                            for (to, f) in sends {
+                                self.queue_frame(&to, f);
+                            }
+                            let message = self.line(view);
+                            self.emit(Event::MessageSent { message });
+                        }
+                        Err(e) => self.emit(Event::Error {
+                            text: format!("not sent: {e}"),
+                        }),
+                    }
+                }
+            }
+            Err(e) => self.emit(Event::Error {
+                text: format!("{} message(s) not sent: {e}", items.len()),
+            }),
+        }
     }
 
     fn set_trust(&mut self, id: IdentityKey, level: TrustLevel, now: u64) -> Result<(), String> {

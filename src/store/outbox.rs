@@ -40,17 +40,34 @@ impl Store {
         msg: &StoredMessage,
         recipients: &[IdentityKey],
     ) -> Result<bool, StoreError> {
+        let inserted = self.insert_outgoing_batch(&[(msg, recipients)])?;
+        Ok(inserted.first().copied().unwrap_or(false))
+    }
+
+    /// [`Store::insert_outgoing`] for many messages in ONE transaction (one
+    /// fsync): group commit for bursts of outgoing messages. Returns, per
+    /// message, whether it was new; a duplicate id changes nothing for that
+    /// message. On error nothing at all is stored.
+    pub fn insert_outgoing_batch(
+        &mut self,
+        items: &[(&StoredMessage, &[IdentityKey])],
+    ) -> Result<Vec<bool>, StoreError> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let Some(seq) = insert_one(&tx, msg)? else {
-            return Ok(false);
-        };
-        for peer in recipients {
-            queue(&tx, seq, peer)?;
+        let mut out = Vec::with_capacity(items.len());
+        for (msg, recipients) in items {
+            let Some(seq) = insert_one(&tx, msg)? else {
+                out.push(false);
+                continue;
+            };
+            for peer in recipients.iter() {
+                queue(&tx, seq, peer)?;
+            }
+            out.push(true);
         }
         tx.commit()?;
-        Ok(true)
+        Ok(out)
     }
 
     /// Queues stored messages for peers, in one transaction. Returns how many
