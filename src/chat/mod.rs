@@ -130,6 +130,9 @@ use crate::wire::frame::{SignedPublic, SyncRequest};
 use crate::wire::limits::{MAX_ACK_IDS, MAX_TEXT_LEN};
 use crate::wire::{DirectMessage, Frame, MessageId, PublicMessage, WireError};
 
+/// A post ready to store: the row, its outbox recipients, the frame to send.
+type Prepared = (StoredMessage, Vec<[u8; 32]>, Frame);
+
 /// One item of [`Chat::post_many`]: the stored message and the frames to
 /// send now, or why it was refused.
 pub type PostResult = Result<(MessageView, Vec<(IdentityKey, Frame)>), ChatError>;
@@ -851,8 +854,7 @@ impl Chat {
             .map(|p| p.identity)
             .filter(|k| *k != self.local.0)
             .collect();
-        let mut prepared: Vec<Result<(StoredMessage, Vec<[u8; 32]>, Frame), ChatError>> =
-            Vec::new();
+        let mut prepared: Vec<Result<Prepared, ChatError>> = Vec::new();
         for (to, text) in items {
             let item = (|| {
                 check_text(text)?;
