@@ -70,6 +70,22 @@ fn wait_history(
     }
 }
 
+/// Every accepted text is in the history, and nothing is there twice.
+fn assert_each_exactly_once(accepted: &[String], counts: &HashMap<String, usize>) {
+    let missing: Vec<&String> = accepted
+        .iter()
+        .filter(|t| !counts.contains_key(*t))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} accepted messages lost, e.g. {:?}",
+        missing.len(),
+        missing.first()
+    );
+    let dup: Vec<(&String, &usize)> = counts.iter().filter(|(_, n)| **n != 1).collect();
+    assert!(dup.is_empty(), "duplicates in history: {dup:?}");
+}
+
 fn sent_text(v: &Json) -> Option<String> {
     (v["event"] == "message_sent").then(|| {
         v["message"]["text"]
@@ -109,18 +125,7 @@ fn receiver_killed_at_random_points_loses_and_duplicates_nothing() {
     let counts = wait_history(&mut bob, "/history alice 10000", 60, |c| {
         c.len() >= MESSAGES
     });
-    let missing: Vec<&String> = accepted
-        .iter()
-        .filter(|t| !counts.contains_key(*t))
-        .collect();
-    assert!(
-        missing.is_empty(),
-        "{} messages lost, e.g. {:?}",
-        missing.len(),
-        missing.first()
-    );
-    let dup: Vec<(&String, &usize)> = counts.iter().filter(|(_, n)| **n != 1).collect();
-    assert!(dup.is_empty(), "duplicates in history: {dup:?}");
+    assert_each_exactly_once(&accepted, &counts);
     assert!(alice.quit());
     assert!(bob.quit());
 }
@@ -161,18 +166,7 @@ fn sender_killed_at_random_points_loses_nothing_it_accepted() {
     let counts = wait_history(&mut bob, "/history 10000", 60, |c| {
         accepted.iter().all(|t| c.contains_key(t))
     });
-    let missing: Vec<&String> = accepted
-        .iter()
-        .filter(|t| !counts.contains_key(*t))
-        .collect();
-    assert!(
-        missing.is_empty(),
-        "{} accepted messages lost, e.g. {:?}",
-        missing.len(),
-        missing.first()
-    );
-    let dup: Vec<(&String, &usize)> = counts.iter().filter(|(_, n)| **n != 1).collect();
-    assert!(dup.is_empty(), "duplicates in history: {dup:?}");
+    assert_each_exactly_once(&accepted, &counts);
     assert!(alice.quit());
     assert!(bob.quit());
 }

@@ -797,9 +797,9 @@ impl Chat {
         Ok(out)
     }
 
-    /// Posts `text` to the public room as `local` (which must be this chat's
-    /// identity): stores it with an outbox row for every known peer, and
-    /// returns it with the frames for the `connected` peers.
+    /// Posts `text` to the public room: signs it, stores it with an outbox
+    /// row for every known peer, and returns it with the frames for the
+    /// peers `connected` now. One-item [`Chat::post_many`].
     pub fn post_public(
         &mut self,
         now_ms: u64,
@@ -807,29 +807,42 @@ impl Chat {
         text: &str,
         connected: &[IdentityKey],
     ) -> Result<(MessageView, Vec<(IdentityKey, Frame)>), ChatError> {
-        if local.identity_key() != self.local {
-            return Err(ChatError::WrongIdentity);
-        }
+        self.post_one(now_ms, local, None, text, connected)
+    }
+
+    /// Sends `text` to `to`: stores it with an outbox row for `to`, and
+    /// returns it with the frame to send now if `to` is `connected`.
+    pub fn send_direct(
+        &mut self,
+        now_ms: u64,
+        local: &LocalIdentity,
+        to: IdentityKey,
+        text: &str,
+        connected: bool,
+    ) -> Result<(MessageView, Option<Frame>), ChatError> {
+        let linked: &[IdentityKey] = if connected {
+            std::slice::from_ref(&to)
+        } else {
+            &[]
+        };
+        let (view, mut frames) = self.post_one(now_ms, local, Some(to), text, linked)?;
+        Ok((view, frames.pop().map(|(_, f)| f)))
+    }
+
+    fn post_one(
+        &mut self,
+        now_ms: u64,
+        local: &LocalIdentity,
+        to: Option<IdentityKey>,
+        text: &str,
+        connected: &[IdentityKey],
+    ) -> PostResult {
+        // Check before the store is touched, as post_many does per item.
         check_text(text)?;
-        let m = sign_public(local, new_message_id()?, now_ms, text.to_owned());
-        let recipients: Vec<[u8; 32]> = self
-            .store
-            .peers()?
-            .into_iter()
-            .map(|p| p.identity)
-            .filter(|k| *k != self.local.0)
-            .collect();
-        let stored = stored_public(&m, self.local, now_ms);
-        if !self.store.insert_outgoing(&stored, &recipients)? {
-            return Err(ChatError::IdCollision);
-        }
-        let mut seen = HashSet::new();
-        let frames = connected
-            .iter()
-            .filter(|&&peer| peer != self.local && seen.insert(peer))
-            .map(|&peer| (peer, Frame::Public(m.clone())))
-            .collect();
-        Ok((MessageView::new(stored, false), frames))
+        let items = [(to, text.to_owned())];
+        self.post_many(now_ms, local, &items, connected)?
+            .pop()
+            .unwrap_or(Err(ChatError::IdCollision))
     }
 
     /// Many posts in one store transaction (group commit): each item is
@@ -927,42 +940,6 @@ impl Chat {
             }));
         }
         Ok(out)
-    }
-
-    /// Sends `text` to `to`: stores it with an outbox row for `to`, and
-    /// returns it with the frame to send now if `to` is `connected`.
-    pub fn send_direct(
-        &mut self,
-        now_ms: u64,
-        to: IdentityKey,
-        text: &str,
-        connected: bool,
-    ) -> Result<(MessageView, Option<Frame>), ChatError> {
-        if to == self.local {
-            return Err(ChatError::ToSelf);
-        }
-        check_text(text)?;
-        let stored = StoredMessage {
-            id: new_message_id()?,
-            conversation: ConversationKey::Direct(to.0),
-            author: self.local.0,
-            timestamp_ms: now_ms,
-            text: text.to_owned(),
-            signature: None,
-            outgoing: true,
-            received_ms: now_ms,
-        };
-        if !self.store.insert_outgoing(&stored, &[to.0])? {
-            return Err(ChatError::IdCollision);
-        }
-        let frame = connected.then(|| {
-            Frame::Direct(DirectMessage {
-                id: stored.id,
-                timestamp_ms: now_ms,
-                text: stored.text.clone(),
-            })
-        });
-        Ok((MessageView::new(stored, false), frame))
     }
 
     /// The last `n` messages of a conversation, oldest first.

@@ -135,9 +135,10 @@ impl Net {
 
     fn direct(&mut self, a: usize, b: usize, text: &str) -> MessageView {
         let (to, linked) = (self.key(b), self.linked(a, b));
-        let (view, frame) = self.nodes[a]
+        let node = &mut self.nodes[a];
+        let (view, frame) = node
             .chat
-            .send_direct(self.now, to, text, linked)
+            .send_direct(self.now, &node.me, to, text, linked)
             .unwrap();
         assert_eq!(frame.is_some(), linked);
         if let Some(f) = frame {
@@ -893,7 +894,7 @@ fn oversize_and_blank_text_is_refused_on_send_and_receive() {
         Err(ChatError::TextTooLong { len, max }) if len == MAX_TEXT_LEN + 2 && max == MAX_TEXT_LEN
     ));
     assert!(matches!(
-        chat.send_direct(T0, peer, &long, true),
+        chat.send_direct(T0, &a, peer, &long, true),
         Err(ChatError::TextTooLong { .. })
     ));
     for blank in ["", "   ", "\n\t "] {
@@ -902,13 +903,13 @@ fn oversize_and_blank_text_is_refused_on_send_and_receive() {
             Err(ChatError::EmptyText)
         ));
         assert!(matches!(
-            chat.send_direct(T0, peer, blank, true),
+            chat.send_direct(T0, &a, peer, blank, true),
             Err(ChatError::EmptyText)
         ));
     }
     assert_eq!(chat.store().message_count().unwrap(), 0);
     // Exactly at the limit is fine.
-    chat.send_direct(T0, peer, &"x".repeat(MAX_TEXT_LEN), false)
+    chat.send_direct(T0, &a, peer, &"x".repeat(MAX_TEXT_LEN), false)
         .unwrap();
 
     let (_, mut b) = lone_chat(3);
@@ -961,9 +962,9 @@ fn oversize_and_blank_text_is_refused_on_send_and_receive() {
 
 #[test]
 fn malformed_acks_are_rejected_and_unknown_ids_are_harmless() {
-    let (_, mut chat) = lone_chat(1);
+    let (me, mut chat) = lone_chat(1);
     let peer = identity(2).identity_key();
-    let sent = chat.send_direct(T0, peer, "pending", false).unwrap().0;
+    let sent = chat.send_direct(T0, &me, peer, "pending", false).unwrap().0;
 
     let actions = chat
         .on_frame(T0, peer, Frame::Ack(vec![[0xee; 16], [0xdd; 16]]), &[peer])
@@ -1059,7 +1060,7 @@ fn local_requests_that_make_no_sense_are_refused() {
         Err(ChatError::WrongIdentity)
     ));
     assert!(matches!(
-        chat.send_direct(T0, a.identity_key(), "me", true),
+        chat.send_direct(T0, &a, a.identity_key(), "me", true),
         Err(ChatError::ToSelf)
     ));
     // The local identity is never a known peer, so never a recipient.
