@@ -85,11 +85,14 @@ pub fn default_beacon_targets(port: u16) -> Vec<SocketAddr> {
             if v4.ip.is_loopback() {
                 continue;
             }
-            let bcast = v4.broadcast.unwrap_or_else(|| {
-                let ip = u32::from(v4.ip);
-                let mask = u32::from(v4.netmask);
-                Ipv4Addr::from(ip | !mask)
-            });
+            let subnet = Ipv4Addr::from(u32::from(v4.ip) | !u32::from(v4.netmask));
+            // An address added without a broadcast address (`ip addr add
+            // 10.0.0.1/24 dev eth0`) is reported by getifaddrs with the
+            // interface's own address in the broadcast field.
+            let bcast = match v4.broadcast {
+                Some(b) if b != v4.ip && !b.is_unspecified() => b,
+                _ => subnet,
+            };
             let target = SocketAddr::new(IpAddr::V4(bcast), port);
             if !out.contains(&target) {
                 out.push(target);

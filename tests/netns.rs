@@ -1,0 +1,966 @@
+//! Real-network tests: natter processes in network namespaces joined by veth
+//! pairs to a bridge, so that broadcast discovery, link loss and hostile
+//! datagrams go over real (virtual) Ethernet.
+//!
+//! Network rule: nothing here is added to the root namespace and no packet
+//! leaves the namespaces these tests create. The bridge lives in a "switch"
+//! namespace of its own; each node namespace holds only `lo` and `eth0`
+//! (the far end of a veth whose near end is a bridge port), addressed in
+//! 10.77.N.0/24. Every namespace is named `natter-t<pid>-<test>-<node>` and is
+//! deleted by a drop guard, also when a test panics.
+//!
+//! The tests need root and iproute2 (`ip netns`, veth, bridge). Without them
+//! they print a loud SKIPPED message and pass, unless `NATTER_REQUIRE_NETNS=1`
+//! (set by CI), which turns the skip into a failure.
+//!
+//! Datagrams from a hostile host are sent by this test binary itself, re-run
+//! inside a namespace (`ip netns exec NS <this binary> helper_in_namespace`)
+//! with [`HELPER_ENV`] saying what to do.
+
+use natter::event::hex_key;
+use natter::identity::{keyfile, BoundKeys, LocalIdentity};
+use natter::net::{DEFAULT_BEACON_PORT, DEFAULT_LISTEN_PORT};
+use natter::wire::limits::PROTOCOL_VERSION;
+use natter::wire::{decode_beacon, encode_beacon, BeaconBody};
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::UdpSocket;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Output, Stdio};
+use std::sync::{mpsc, Arc, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Prefix of every namespace these tests create.
+const NS_PREFIX: &str = "natter-t";
+/// Selects helper mode when this test binary is re-run inside a namespace.
+const HELPER_ENV: &str = "NATTER_NETNS_HELPER";
+/// Beacon interval for every node: fast discovery, short tests.
+const BEACON_MS: &str = "500";
+
+// ---- availability ---------------------------------------------------------
+
+/// Tests run one at a time: they are timing-sensitive and share the kernel's
+/// (global) netlink lock while setting up.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Take the serialising lock if namespaces are usable; otherwise skip loudly
+/// (or fail, under `NATTER_REQUIRE_NETNS=1`).
+fn netns_or_skip(test: &str) -> Option<MutexGuard<'static, ()>> {
+    static PROBE: OnceLock<Result<(), String>> = OnceLock::new();
+    match PROBE.get_or_init(probe) {
+        Ok(()) => Some(SERIAL.lock().unwrap_or_else(|e| e.into_inner())),
+        Err(why) => {
+            let msg = format!(
+                "SKIPPED {test}: network namespace tests need root and iproute2 \
+                 (ip netns, veth, bridge): {why}"
+            );
+            if std::env::var("NATTER_REQUIRE_NETNS").as_deref() == Ok("1") {
+                panic!("NATTER_REQUIRE_NETNS=1 but {msg}");
+            }
+            let bar = "!".repeat(78);
+            // Straight to the stderr stream, not eprintln!: the test harness
+            // captures the latter and would hide the skip.
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "\n{bar}\n!! {msg}\n!! (set NATTER_REQUIRE_NETNS=1 to make this a failure)\n{bar}\n"
+            );
+            None
+        }
+    }
+}
+
+fn probe() -> Result<(), String> {
+    let status = std::fs::read_to_string("/proc/self/status").map_err(|e| e.to_string())?;
+    let euid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .ok_or("cannot read the effective uid")?;
+    if euid != "0" {
+        return Err(format!("not root (euid {euid})"));
+    }
+    let v = Command::new("ip")
+        .arg("-V")
+        .output()
+        .map_err(|e| format!("cannot run `ip`: {e}"))?;
+    if !v.status.success() {
+        return Err("`ip -V` failed".into());
+    }
+    remove_stale_namespaces();
+    // Everything the tests use, once, in a throwaway namespace.
+    let mut lab = Lab {
+        prefix: format!("{NS_PREFIX}{}-probe", std::process::id()),
+        subnet: 0,
+        namespaces: Vec::new(),
+    };
+    let ns = lab.name("p");
+    try_ip(&["netns", "add", &ns])?;
+    lab.namespaces.push(ns.clone());
+    try_ip(&["-n", &ns, "link", "add", "br0", "type", "bridge"])?;
+    try_ip(&[
+        "-n", &ns, "link", "add", "v0", "type", "veth", "peer", "name", "v1",
+    ])?;
+    Ok(())
+}
+
+/// Delete namespaces left by an earlier run of these tests that was killed
+/// before its drop guards ran (its pid no longer exists).
+fn remove_stale_namespaces() {
+    let Ok(out) = Command::new("ip").args(["netns", "list"]).output() else {
+        return;
+    };
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Some(name) = line.split_whitespace().next() else {
+            continue;
+        };
+        let Some(rest) = name.strip_prefix(NS_PREFIX) else {
+            continue;
+        };
+        let pid: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        if !pid.is_empty() && !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            eprintln!("[netns] removing stale namespace {name}");
+            let _ = try_ip(&["netns", "del", name]);
+        }
+    }
+}
+
+fn try_ip(args: &[&str]) -> Result<Output, String> {
+    let out = Command::new("ip")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run ip {}: {e}", args.join(" ")))?;
+    if !out.status.success() {
+        return Err(format!(
+            "`ip {}` failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(out)
+}
+
+fn ip(args: &[&str]) {
+    if let Err(e) = try_ip(args) {
+        panic!("{e}");
+    }
+}
+
+// ---- topology -------------------------------------------------------------
+
+/// Namespaces of one test: a switch namespace holding bridge `br0`, and one
+/// namespace per node whose `eth0` is wired to a port of that bridge.
+/// Dropping the lab deletes every namespace (and with them the veths and the
+/// bridge).
+struct Lab {
+    prefix: String,
+    subnet: u8,
+    namespaces: Vec<String>,
+}
+
+/// Whether node addresses get a broadcast address (`brd +`), as DHCP clients
+/// and network managers configure them, or none, as a bare `ip addr add` does.
+#[derive(Clone, Copy, PartialEq)]
+enum Brd {
+    Set,
+    Unset,
+}
+
+impl Lab {
+    fn new(test: &str, subnet: u8, nodes: &[&str], brd: Brd) -> Lab {
+        let mut lab = Lab {
+            prefix: format!("{NS_PREFIX}{}-{test}", std::process::id()),
+            subnet,
+            namespaces: Vec::new(),
+        };
+        let sw = lab.name("sw");
+        ip(&["netns", "add", &sw]);
+        lab.namespaces.push(sw.clone());
+        ip(&["-n", &sw, "link", "add", "br0", "type", "bridge"]);
+        ip(&[
+            "-n",
+            &sw,
+            "link",
+            "set",
+            "br0",
+            "type",
+            "bridge",
+            "stp_state",
+            "0",
+        ]);
+        ip(&["-n", &sw, "link", "set", "br0", "up"]);
+        for (i, node) in nodes.iter().enumerate() {
+            let ns = lab.name(node);
+            ip(&["netns", "add", &ns]);
+            lab.namespaces.push(ns.clone());
+            let port = format!("p{i}");
+            // Created inside the switch namespace, far end moved straight
+            // into the node's: nothing ever appears in the root namespace.
+            ip(&[
+                "-n", &sw, "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns",
+                &ns,
+            ]);
+            ip(&["-n", &sw, "link", "set", &port, "master", "br0"]);
+            ip(&["-n", &sw, "link", "set", &port, "up"]);
+            let cidr = format!("{}/24", lab.addr(i));
+            let mut add = vec!["-n", &ns, "addr", "add", &cidr];
+            if brd == Brd::Set {
+                add.extend(["brd", "+"]);
+            }
+            add.extend(["dev", "eth0"]);
+            ip(&add);
+            ip(&["-n", &ns, "link", "set", "lo", "up"]);
+            ip(&["-n", &ns, "link", "set", "eth0", "up"]);
+        }
+        lab
+    }
+
+    fn name(&self, node: &str) -> String {
+        format!("{}-{node}", self.prefix)
+    }
+
+    /// Address of the `i`-th node.
+    fn addr(&self, i: usize) -> String {
+        format!("10.77.{}.{}", self.subnet, i + 1)
+    }
+
+    fn broadcast(&self) -> String {
+        format!("10.77.{}.255", self.subnet)
+    }
+
+    fn set_link(&self, node: &str, up: bool) {
+        let ns = self.name(node);
+        ip(&[
+            "-n",
+            &ns,
+            "link",
+            "set",
+            "eth0",
+            if up { "up" } else { "down" },
+        ]);
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        // Node namespaces first (their veths go with them), then the switch.
+        for ns in self.namespaces.iter().rev() {
+            if let Err(e) = try_ip(&["netns", "del", ns]) {
+                eprintln!("[netns] cleanup: {e}");
+            }
+        }
+    }
+}
+
+// ---- natter processes -----------------------------------------------------
+
+/// A natter process in line mode with JSON events, inside a namespace.
+struct Node {
+    label: String,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    events: mpsc::Receiver<(Instant, Value)>,
+    /// Every event read so far, for assertions over a period and for the
+    /// report when a test fails.
+    seen: Vec<(Instant, Value)>,
+    stderr: Arc<Mutex<String>>,
+    started: Value,
+    dir: tempfile::TempDir,
+}
+
+impl Node {
+    fn spawn(lab: &Lab, node: &str, nick: &str, extra: &[&str]) -> Node {
+        let dir = tempfile::tempdir().unwrap();
+        let ns = lab.name(node);
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &ns, env!("CARGO_BIN_EXE_natter")])
+            .args(["--data-dir", dir.path().to_str().unwrap()])
+            .args(["--nick", nick, "--json"])
+            .args(extra)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("ip netns exec natter starts");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, events) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let v = serde_json::from_str(&line)
+                    .unwrap_or_else(|_| serde_json::json!({ "event": "non_json", "line": line }));
+                if tx.send((Instant::now(), v)).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let mut err_pipe = child.stderr.take().unwrap();
+        let sink = Arc::clone(&stderr);
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = err_pipe.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        let mut n = Node {
+            label: format!("{nick}@{node}"),
+            stdin: child.stdin.take(),
+            child,
+            events,
+            seen: Vec::new(),
+            stderr,
+            started: Value::Null,
+            dir,
+        };
+        n.started = n.wait("started", Duration::from_secs(10), |v| {
+            v["event"] == "started"
+        });
+        n
+    }
+
+    fn identity(&self) -> String {
+        self.started["identity"].as_str().unwrap().to_owned()
+    }
+
+    fn listen_port(&self) -> u16 {
+        let listen = self.started["listen"].as_str().unwrap();
+        listen.rsplit(':').next().unwrap().parse().unwrap()
+    }
+
+    /// The next event matching `pred` (earlier ones are kept in `seen`).
+    fn wait_at(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> (Instant, Value) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.events.recv_timeout(left) {
+                Ok((at, v)) => {
+                    self.seen.push((at, v.clone()));
+                    if pred(&v) {
+                        return (at, v);
+                    }
+                }
+                Err(_) => panic!(
+                    "{}: no {what} within {timeout:?} (exit status: {:?})",
+                    self.label,
+                    self.child.try_wait()
+                ),
+            }
+        }
+    }
+
+    fn wait(&mut self, what: &str, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Value {
+        self.wait_at(what, timeout, pred).1
+    }
+
+    /// Wait until this node has reported `peer_connected` for every identity
+    /// in `ids`; returns when the last one arrived.
+    fn wait_connected(&mut self, ids: &[String], timeout: Duration) -> Instant {
+        let mut missing: BTreeSet<String> = ids.iter().cloned().collect();
+        let deadline = Instant::now() + timeout;
+        let mut last = Instant::now();
+        while !missing.is_empty() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let what = format!("peer_connected for {missing:?}");
+            let (at, v) = self.wait_at(&what, left, |v| v["event"] == "peer_connected");
+            if let Some(id) = v["peer"]["identity"].as_str() {
+                missing.remove(id);
+            }
+            last = at;
+        }
+        last
+    }
+
+    /// Every event that arrives within `period`.
+    fn collect(&mut self, period: Duration) -> Vec<Value> {
+        let deadline = Instant::now() + period;
+        let mut out = Vec::new();
+        while let Ok((at, v)) = self
+            .events
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            self.seen.push((at, v.clone()));
+            out.push(v);
+        }
+        out
+    }
+
+    fn send(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        writeln!(stdin, "{line}").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// `/peers`, answered with the node's peer list.
+    fn peers(&mut self) -> Vec<Value> {
+        self.send("/peers");
+        let v = self.wait("peers", Duration::from_secs(5), |v| v["event"] == "peers");
+        v["peers"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Quit with `/quit` and expect a clean exit.
+    fn quit(&mut self) {
+        self.send("/quit");
+        self.wait("shutdown", Duration::from_secs(5), |v| {
+            v["event"] == "shutdown"
+        });
+        self.stdin = None;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(status.success(), "{}: exit status {status}", self.label);
+                return;
+            }
+            assert!(Instant::now() < deadline, "{}: did not exit", self.label);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn seen_events(&self, kind: &str) -> Vec<&Value> {
+        self.seen
+            .iter()
+            .map(|(_, v)| v)
+            .filter(|v| v["event"] == kind)
+            .collect()
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            while let Ok(e) = self.events.try_recv() {
+                self.seen.push(e);
+            }
+            eprintln!("---- {} events:", self.label);
+            for (_, v) in &self.seen {
+                eprintln!("  {v}");
+            }
+            eprintln!(
+                "---- {} stderr:\n{}",
+                self.label,
+                self.stderr.lock().unwrap()
+            );
+        }
+    }
+}
+
+fn peer<'a>(peers: &'a [Value], identity: &str) -> &'a Value {
+    peers
+        .iter()
+        .find(|p| p["identity"] == identity)
+        .unwrap_or_else(|| panic!("no peer {identity} in {peers:?}"))
+}
+
+fn ms(d: Duration) -> u128 {
+    d.as_millis()
+}
+
+// ---- tests ----------------------------------------------------------------
+
+/// Three hosts on one Ethernet segment with default discovery (beacons to
+/// each interface's broadcast address): a full mesh forms by itself.
+#[test]
+fn three_hosts_on_a_bridge_find_each_other_by_broadcast() {
+    let Some(_serial) = netns_or_skip("three_hosts_on_a_bridge_find_each_other_by_broadcast")
+    else {
+        return;
+    };
+    let t0 = Instant::now();
+    let lab = Lab::new("mesh", 1, &["a", "b", "c"], Brd::Set);
+    let setup = t0.elapsed();
+    let spawned = Instant::now();
+    let mut nodes: Vec<Node> = ["a", "b", "c"]
+        .iter()
+        .map(|n| {
+            Node::spawn(
+                &lab,
+                n,
+                &format!("node-{n}"),
+                &["--beacon-interval-ms", BEACON_MS],
+            )
+        })
+        .collect();
+    let ids: Vec<String> = nodes.iter().map(Node::identity).collect();
+    let want_targets = serde_json::json!([format!("{}:{DEFAULT_BEACON_PORT}", lab.broadcast())]);
+    for n in &nodes {
+        assert_eq!(n.started["beacon_targets"], want_targets, "{}", n.label);
+        assert_eq!(
+            n.started["listen"],
+            format!("0.0.0.0:{DEFAULT_LISTEN_PORT}")
+        );
+    }
+
+    let mut mesh = Duration::ZERO;
+    for (i, n) in nodes.iter_mut().enumerate() {
+        let others: Vec<String> = (0..3).filter(|j| *j != i).map(|j| ids[j].clone()).collect();
+        let done = n.wait_connected(&others, Duration::from_secs(10));
+        mesh = mesh.max(done.saturating_duration_since(spawned));
+    }
+
+    for (i, n) in nodes.iter_mut().enumerate() {
+        let peers = n.peers();
+        assert_eq!(peers.len(), 2, "{}: {peers:?}", n.label);
+        for j in (0..3).filter(|j| *j != i) {
+            let p = peer(&peers, &ids[j]);
+            assert_eq!(p["state"], "established", "{}: {p}", n.label);
+            assert_eq!(p["addr"], format!("{}:{DEFAULT_LISTEN_PORT}", lab.addr(j)));
+            assert_eq!(p["nickname"], format!("node-{}", ["a", "b", "c"][j]));
+        }
+        assert!(n.seen_events("peer_lost").is_empty(), "{}", n.label);
+    }
+    for n in &mut nodes {
+        n.quit();
+    }
+    eprintln!(
+        "[netns] mesh: setup {} ms, full mesh {} ms after the first start, total {} ms",
+        ms(setup),
+        ms(mesh),
+        ms(t0.elapsed())
+    );
+}
+
+/// Two natter processes in one namespace share the beacon port
+/// (SO_REUSEADDR): each receives the other's broadcasts.
+#[test]
+fn two_processes_on_one_host_share_the_beacon_port() {
+    let Some(_serial) = netns_or_skip("two_processes_on_one_host_share_the_beacon_port") else {
+        return;
+    };
+    let t0 = Instant::now();
+    let lab = Lab::new("solo", 2, &["h"], Brd::Set);
+    let args = ["--beacon-interval-ms", BEACON_MS];
+    let spawned = Instant::now();
+    let mut a = Node::spawn(&lab, "h", "first", &args);
+    let mut b = Node::spawn(&lab, "h", "second", &args);
+    assert_eq!(a.listen_port(), DEFAULT_LISTEN_PORT);
+    assert_ne!(b.listen_port(), DEFAULT_LISTEN_PORT, "second falls back");
+    let (ia, ib) = (a.identity(), b.identity());
+    let da = a.wait_connected(std::slice::from_ref(&ib), Duration::from_secs(10));
+    let db = b.wait_connected(std::slice::from_ref(&ia), Duration::from_secs(10));
+    let connected = da.max(db).saturating_duration_since(spawned);
+
+    let host = lab.addr(0);
+    let (pa, pb) = (a.listen_port(), b.listen_port());
+    for (n, other, port) in [(&mut a, &ib, pb), (&mut b, &ia, pa)] {
+        let peers = n.peers();
+        assert_eq!(peers.len(), 1, "{}: {peers:?}", n.label);
+        let p = peer(&peers, other);
+        assert_eq!(p["state"], "established");
+        assert_eq!(p["addr"], format!("{host}:{port}"));
+    }
+    a.quit();
+    b.wait("peer_lost after first quits", Duration::from_secs(5), |v| {
+        v["event"] == "peer_lost"
+    });
+    b.quit();
+    eprintln!(
+        "[netns] one host: connected {} ms after the first start, total {} ms",
+        ms(connected),
+        ms(t0.elapsed())
+    );
+}
+
+/// Pull the cable: keepalives notice within dead-after, and the link comes
+/// back by itself when the cable is plugged in again.
+#[test]
+fn link_loss_is_detected_and_the_link_comes_back() {
+    let Some(_serial) = netns_or_skip("link_loss_is_detected_and_the_link_comes_back") else {
+        return;
+    };
+    let t0 = Instant::now();
+    let lab = Lab::new("loss", 3, &["a", "b"], Brd::Set);
+    let args = [
+        "--beacon-interval-ms",
+        BEACON_MS,
+        "--keepalive-ms",
+        "1000",
+        "--dead-after-ms",
+        "3000",
+    ];
+    let mut a = Node::spawn(&lab, "a", "alice", &args);
+    let mut b = Node::spawn(&lab, "b", "bob", &args);
+    let (ia, ib) = (a.identity(), b.identity());
+    a.wait_connected(std::slice::from_ref(&ib), Duration::from_secs(10));
+    b.wait_connected(std::slice::from_ref(&ia), Duration::from_secs(10));
+    // An idle link outlives dead-after: keepalives answer for it.
+    a.collect(Duration::from_millis(3500));
+    b.collect(Duration::ZERO);
+    for n in [&a, &b] {
+        assert!(n.seen_events("peer_lost").is_empty(), "{}", n.label);
+    }
+
+    let down = Instant::now();
+    lab.set_link("a", false);
+    let mut lost = Vec::new();
+    for n in [&mut a, &mut b] {
+        let (at, v) = n.wait_at("peer_lost", Duration::from_secs(8), |v| {
+            v["event"] == "peer_lost"
+        });
+        let after = at.saturating_duration_since(down);
+        let reason = v["reason"].as_str().unwrap_or_default();
+        assert!(reason.contains("keepalive"), "{}: {v}", n.label);
+        assert!(
+            after <= Duration::from_secs(6),
+            "{}: peer_lost only after {after:?}",
+            n.label
+        );
+        lost.push(ms(after));
+    }
+
+    let up = Instant::now();
+    lab.set_link("a", true);
+    let back_a = a.wait_connected(std::slice::from_ref(&ib), Duration::from_secs(15));
+    let back_b = b.wait_connected(std::slice::from_ref(&ia), Duration::from_secs(15));
+    let back = back_a.max(back_b).saturating_duration_since(up);
+    for (n, other) in [(&mut a, &ib), (&mut b, &ia)] {
+        let peers = n.peers();
+        assert_eq!(peer(&peers, other)["state"], "established", "{}", n.label);
+    }
+    a.quit();
+    b.quit();
+    eprintln!(
+        "[netns] link loss: peer_lost after {lost:?} ms (alice, bob), reconnected {} ms after link up, total {} ms",
+        ms(back),
+        ms(t0.elapsed())
+    );
+}
+
+/// A third host on the segment sends beacons forged for node A, replays of
+/// A's genuine beacons, and garbage. None of it may touch the live A–B link
+/// or what B knows about A. A valid beacon of the attacker's own identity,
+/// sent last, proves the datagrams did reach B.
+///
+/// A beacons rarely here (once at start, once after it finds B), so a forged
+/// beacon that B wrongly accepted would stay visible in B's peer list instead
+/// of being overwritten by A's next genuine beacon half a second later.
+#[test]
+fn forged_and_replayed_beacons_do_not_disturb_a_live_link() {
+    let Some(_serial) = netns_or_skip("forged_and_replayed_beacons_do_not_disturb_a_live_link")
+    else {
+        return;
+    };
+    let t0 = Instant::now();
+    let lab = Lab::new("forge", 4, &["a", "b", "m"], Brd::Set);
+    let live = ["--keepalive-ms", "1000", "--dead-after-ms", "3000"];
+    let mut b = Node::spawn(
+        &lab,
+        "b",
+        "bob",
+        &[&live[..], &["--beacon-interval-ms", BEACON_MS]].concat(),
+    );
+    // The attacker listens before A starts, to capture A's first beacon.
+    let mut capture = Helper::spawn(&lab.name("m"), &format!("capture {DEFAULT_BEACON_PORT}"));
+    capture.expect("READY");
+    let mut a = Node::spawn(
+        &lab,
+        "a",
+        "alice",
+        &[&live[..], &["--beacon-interval-ms", "60000"]].concat(),
+    );
+    let (ia, ib) = (a.identity(), b.identity());
+    a.wait_connected(std::slice::from_ref(&ib), Duration::from_secs(10));
+    b.wait_connected(std::slice::from_ref(&ia), Duration::from_secs(10));
+    let a_addr = format!("{}:{}", lab.addr(0), a.listen_port());
+    let before = b.peers();
+    assert_eq!(peer(&before, &ia)["addr"], a_addr);
+    assert_eq!(peer(&before, &ia)["nickname"], "alice");
+
+    // A genuine beacon of A, captured off the wire by the attacker.
+    let captured = loop {
+        let pkt = hex::decode(capture.expect("CAPTURED ")).unwrap();
+        if decode_beacon(&pkt).is_ok_and(|body| hex_key(&body.keys.identity) == ia) {
+            break pkt;
+        }
+    };
+    drop(capture);
+    let genuine = decode_beacon(&captured).unwrap();
+    let alice = keyfile::load(&a.dir.path().join(keyfile::IDENTITY_FILE)).unwrap();
+    assert_eq!(hex_key(&alice.identity_key()), ia);
+    let mallory = LocalIdentity::generate().unwrap();
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    // Every crafted beacon announces another port and nickname, so that
+    // accepting any of them would show in B's peer list.
+    let crafted = |keys: BoundKeys, instance: u64, seq: u64, timestamp_ms: u64| BeaconBody {
+        version: PROTOCOL_VERSION,
+        keys,
+        tcp_port: 4444,
+        nickname: "mallory".into(),
+        instance,
+        seq,
+        timestamp_ms,
+    };
+    let a_keys = *alice.bound_keys();
+    let mixed_keys = BoundKeys {
+        identity: alice.identity_key(),
+        ..*mallory.bound_keys()
+    };
+    let fresh_seq = genuine.seq + 1000;
+    let mut flipped = captured.clone();
+    flipped[40] ^= 0x10;
+    let packets: Vec<(&str, Vec<u8>)> = vec![
+        // A's keys, newer numbers, signed by mallory: bad signature.
+        (
+            "forged signature",
+            encode_beacon(
+                &crafted(a_keys, genuine.instance, fresh_seq, now_ms),
+                &mallory,
+            )
+            .unwrap(),
+        ),
+        // A's identity key with mallory's Noise key and binding.
+        (
+            "forged binding",
+            encode_beacon(
+                &crafted(mixed_keys, genuine.instance, fresh_seq, now_ms),
+                &mallory,
+            )
+            .unwrap(),
+        ),
+        // The captured beacon, verbatim, from another address.
+        ("verbatim replay", captured.clone()),
+        // Genuinely signed by A, but old: same instance, lower seq.
+        (
+            "old seq",
+            encode_beacon(&crafted(a_keys, genuine.instance, 1, now_ms), &alice).unwrap(),
+        ),
+        // Genuinely signed by A, an older instance (earlier timestamp).
+        (
+            "old instance",
+            encode_beacon(
+                &crafted(
+                    a_keys,
+                    genuine.instance ^ 1,
+                    1,
+                    genuine.timestamp_ms - 60_000,
+                ),
+                &alice,
+            )
+            .unwrap(),
+        ),
+        ("garbage", b"natter? no, garbage".to_vec()),
+        ("empty", Vec::new()),
+        ("truncated", captured[..captured.len() - 1].to_vec()),
+        ("trailing byte", [captured.as_slice(), &[0]].concat()),
+        ("flipped bit", flipped),
+        ("oversized", vec![0xab; 3000]),
+        // Last: a valid beacon of mallory's own identity (positive control).
+        (
+            "control",
+            encode_beacon(&crafted(*mallory.bound_keys(), 1, 1, now_ms), &mallory).unwrap(),
+        ),
+    ];
+    // Each datagram goes to the segment's broadcast address and to B
+    // directly, 100 ms apart: below the per-source rate limit, so every one
+    // reaches the checks it is meant to fail. The control goes to B only: a
+    // new identity seen by A would make A beacon again soon.
+    let mut spec = String::new();
+    let mut sent = 0;
+    for (what, p) in &packets {
+        let mut dests = vec![lab.addr(1)];
+        if *what != "control" {
+            dests.push(lab.broadcast());
+        }
+        for dest in dests {
+            spec.push_str(&format!(
+                "{dest}:{DEFAULT_BEACON_PORT} {}\n",
+                hex::encode(p)
+            ));
+            sent += 1;
+        }
+    }
+    let spec_file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(spec_file.path(), spec).unwrap();
+    let attack = Instant::now();
+    let mut send = Helper::spawn(
+        &lab.name("m"),
+        &format!("send {}", spec_file.path().display()),
+    );
+    send.expect("SENT ");
+    send.finish();
+    let mallory_id = hex_key(&mallory.identity_key());
+    b.wait("the control beacon", Duration::from_secs(5), |v| {
+        v["event"] == "peer_discovered" && v["peer"]["identity"] == mallory_id
+    });
+
+    // Watch both for longer than dead-after: the link must stay quiet.
+    let quiet = Duration::from_secs(5);
+    let ea = a.collect(quiet);
+    let eb = b.collect(Duration::from_millis(100));
+    let mallory_addr = format!("{}:4444", lab.addr(2));
+    // Mallory's own identity comes and goes (it beacons once, is dialled,
+    // refuses, expires); nothing may happen about the real peer.
+    for (n, events, other) in [(&a.label, &ea, &ib), (&b.label, &eb, &ia)] {
+        for v in events {
+            let bad = match v["event"].as_str().unwrap_or_default() {
+                "link_failed" => v["addr"] != mallory_addr,
+                "peers" => false,
+                _ => v["peer"]["identity"] == **other,
+            };
+            assert!(!bad, "{n}: unexpected event during the attack: {v}");
+        }
+    }
+    assert!(b.seen_events("peer_lost").is_empty(), "bob lost a peer");
+    assert!(a.seen_events("peer_lost").is_empty(), "alice lost a peer");
+
+    let after = b.peers();
+    let pa = peer(&after, &ia);
+    assert_eq!(pa["state"], "established", "{pa}");
+    assert_eq!(pa["addr"], a_addr, "{pa}");
+    assert_eq!(pa["nickname"], "alice", "{pa}");
+    let pb = a.peers();
+    assert_eq!(peer(&pb, &ib)["state"], "established");
+    a.quit();
+    b.quit();
+    eprintln!(
+        "[netns] forged beacons: {} datagrams sent, link quiet for {} ms after the attack began, total {} ms",
+        sent,
+        ms(attack.elapsed()),
+        ms(t0.elapsed())
+    );
+}
+
+/// An address configured without a broadcast address (`ip addr add
+/// 10.0.0.1/24 dev eth0`, no `brd`) still gets beacons to the subnet's
+/// broadcast address, so discovery works.
+#[test]
+fn discovery_works_when_no_broadcast_address_is_configured() {
+    let Some(_serial) = netns_or_skip("discovery_works_when_no_broadcast_address_is_configured")
+    else {
+        return;
+    };
+    let t0 = Instant::now();
+    let lab = Lab::new("nobrd", 5, &["a", "b"], Brd::Unset);
+    let args = ["--beacon-interval-ms", BEACON_MS];
+    let mut a = Node::spawn(&lab, "a", "alice", &args);
+    let mut b = Node::spawn(&lab, "b", "bob", &args);
+    let (ia, ib) = (a.identity(), b.identity());
+    a.wait_connected(std::slice::from_ref(&ib), Duration::from_secs(10));
+    b.wait_connected(std::slice::from_ref(&ia), Duration::from_secs(10));
+    let want = serde_json::json!([format!("{}:{DEFAULT_BEACON_PORT}", lab.broadcast())]);
+    assert_eq!(a.started["beacon_targets"], want);
+    assert_eq!(b.started["beacon_targets"], want);
+    a.quit();
+    b.quit();
+    eprintln!("[netns] no brd: total {} ms", ms(t0.elapsed()));
+}
+
+// ---- the helper process ---------------------------------------------------
+
+/// This test binary, re-run inside a namespace in helper mode.
+struct Helper {
+    mode: String,
+    child: Child,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Helper {
+    fn spawn(ns: &str, mode: &str) -> Helper {
+        let exe = std::env::current_exe().unwrap();
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", ns])
+            .arg(exe)
+            .args([
+                "helper_in_namespace",
+                "--exact",
+                "--nocapture",
+                "--test-threads",
+                "1",
+            ])
+            .env(HELPER_ENV, mode)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        Helper {
+            mode: mode.to_owned(),
+            child,
+            stdout,
+        }
+    }
+
+    /// What follows `marker` on the next stdout line holding it (the test
+    /// harness may print other text before it on the same line). The helper
+    /// bounds its own run time, so this read ends.
+    fn expect(&mut self, marker: &str) -> String {
+        let mut line = String::new();
+        loop {
+            line.clear();
+            let n = self.stdout.read_line(&mut line).unwrap();
+            assert!(n > 0, "helper {:?} ended without {marker:?}", self.mode);
+            if let Some((_, rest)) = line.split_once(marker) {
+                return rest.trim().to_owned();
+            }
+        }
+    }
+
+    fn finish(mut self) {
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "helper {:?}: {status}", self.mode);
+    }
+}
+
+impl Drop for Helper {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Not a test of its own: the body of the helper process run by [`helper`]
+/// inside a namespace. Without [`HELPER_ENV`] it does nothing.
+///
+/// - `capture PORT`: print `READY` once bound to UDP PORT, then every
+///   datagram that arrives there as `CAPTURED <hex>`, for 20 s at most.
+/// - `send FILE`: send each `ADDR:PORT HEX` line of FILE as one datagram,
+///   100 ms apart, then print `SENT <count>`.
+#[test]
+fn helper_in_namespace() {
+    let Ok(mode) = std::env::var(HELPER_ENV) else {
+        return;
+    };
+    let words: Vec<&str> = mode.split_whitespace().collect();
+    match words.as_slice() {
+        ["capture", port] => {
+            let sock = UdpSocket::bind(format!("0.0.0.0:{port}")).unwrap();
+            println!("READY");
+            let deadline = Instant::now() + Duration::from_secs(20);
+            let mut buf = [0u8; 2048];
+            while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+                sock.set_read_timeout(Some(left.max(Duration::from_millis(1))))
+                    .unwrap();
+                if let Ok((n, _)) = sock.recv_from(&mut buf) {
+                    println!("CAPTURED {}", hex::encode(&buf[..n]));
+                }
+            }
+        }
+        ["send", file] => {
+            let sock = UdpSocket::bind("0.0.0.0:0").unwrap();
+            sock.set_broadcast(true).unwrap();
+            let mut count = 0;
+            for line in std::fs::read_to_string(file).unwrap().lines() {
+                let (dest, data) = line.split_once(' ').unwrap();
+                let data = hex::decode(data).unwrap();
+                sock.send_to(&data, dest).unwrap();
+                count += 1;
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            println!("SENT {count}");
+        }
+        _ => panic!("unknown helper mode {mode:?}"),
+    }
+}
