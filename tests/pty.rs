@@ -387,6 +387,38 @@ fn events_print_above_the_line_being_typed() {
     assert!(history.lines().any(|l| l == "hello world"), "{history:?}");
 }
 
+/// Keys that arrive together (a paste without bracketed paste, an input
+/// method committing a word, typing over a slow link) are all taken at
+/// once, also while events are being printed. rustyline before 19 kept all
+/// but the first key of such a burst until the next key press.
+#[test]
+fn a_burst_of_keys_is_not_held_back() {
+    if !tmux_available() {
+        return;
+    }
+    let data = tempfile::tempdir().unwrap();
+    let mut bob = Peer::spawn("bob");
+    let a = Terminal::start(data.path(), &strs(&connect_args(&bob)), &[]);
+    a.wait_for_text("connected to bob");
+    a.wait_for_last_line("[alice]>");
+
+    a.tmux(&["send-keys", "-t", "=main:", "-l", "hello wor"]);
+    a.wait_for_last_line("[alice]> hello wor");
+    bob.send("/nick bobby");
+    a.wait_for_text("is now known as bobby");
+    assert_eq!(a.last_line(), "[alice]> hello wor", "{}", a.screen());
+    // The rest of the line and Enter in one burst.
+    a.tmux(&["send-keys", "-t", "=main:", "-l", "ld\r"]);
+    a.wait_for_text("[alice]> hello world\n");
+    a.wait_for_last_line("[alice]>");
+    a.tmux(&["send-keys", "-t", "=main:", "-l", "これはテストです"]);
+    a.wait_for_last_line("[alice]> これはテストです");
+    a.press("C-c");
+    a.press("C-d");
+    assert_eq!(a.wait_exit(), 0, "screen:\n{}", a.screen());
+    assert!(a.history().lines().any(|l| l == "hello world"));
+}
+
 #[test]
 fn tab_completes_commands_and_peer_names() {
     if !tmux_available() {
