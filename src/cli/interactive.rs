@@ -84,11 +84,10 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// The prompt for our nickname.
 fn prompt_for(nick: &str) -> String {
-    let nick = sanitize_nick(nick);
-    if nick.is_empty() {
+    if nick.trim().is_empty() {
         "natter> ".to_owned()
     } else {
-        format!("[{nick}]> ")
+        format!("[{}]> ", sanitize_nick(nick))
     }
 }
 
@@ -631,7 +630,11 @@ mod tests {
         );
         assert_eq!(*lock(&shared.prompt), "[alice]> ");
         assert_eq!(prompt_for(""), "natter> ");
-        assert_eq!(prompt_for("\u{1b}[2J"), "[[2J]> ");
+        let hostile = prompt_for("\u{1b}]0;x\u{7}\u{202e}");
+        assert!(
+            !hostile.contains(['\u{1b}', '\u{7}', '\u{202e}']),
+            "{hostile:?}"
+        );
     }
 
     #[test]
