@@ -4,7 +4,7 @@
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
-use natter::cli::{headless, sanitize::sanitize_nick};
+use natter::cli::{headless, interactive, sanitize::sanitize_nick};
 use natter::discovery::DiscoveryConfig;
 use natter::event::{hex_key, Event};
 use natter::identity::keyfile;
@@ -155,7 +155,7 @@ fn main() -> Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let result = runtime.block_on(run(cli, identity, store, nick));
+    let result = runtime.block_on(run(cli, identity, store, nick, dir));
     // The stdin reader sits in a blocking read that never returns on its
     // own; do not wait for it.
     runtime.shutdown_background();
@@ -167,6 +167,7 @@ async fn run(
     identity: natter::identity::LocalIdentity,
     store: Store,
     nick: String,
+    dir: PathBuf,
 ) -> Result<()> {
     let listener = net::listen(cli.listen, cli.listen.port() == net::DEFAULT_LISTEN_PORT).await?;
     let listen_addr = listener.local_addr().context("listener has no address")?;
@@ -246,9 +247,13 @@ async fn run(
         let _ = quit_tx.send(Command::Quit).await;
     });
 
-    let interactive = std::io::stdin().is_terminal();
-    let _ = interactive; // the line editor front end arrives with the CLI work
-    headless::run(cmd_tx, ev_rx, cli.json).await;
+    let interactive =
+        std::io::stdin().is_terminal() && std::io::stdout().is_terminal() && !cli.json;
+    if interactive {
+        interactive::run(cmd_tx, ev_rx, &dir).await;
+    } else {
+        headless::run(cmd_tx, ev_rx, cli.json).await;
+    }
     let _ = shell.await;
     Ok(())
 }

@@ -10,6 +10,7 @@ pub mod command;
 pub mod complete;
 pub mod frontend;
 pub mod headless;
+pub mod interactive;
 pub mod render;
 pub mod sanitize;
 
