@@ -60,6 +60,7 @@ pub struct Link {
     phase: Phase,
     deframer: Deframer,
     peer: Option<PeerHello>,
+    handshake_hash: Vec<u8>,
 }
 
 impl Link {
@@ -77,6 +78,7 @@ impl Link {
                 phase: Phase::AwaitMsg2(init),
                 deframer: Deframer::new(MAX_HANDSHAKE_MSG_LEN),
                 peer: None,
+                handshake_hash: Vec::new(),
             },
             out,
         ))
@@ -88,12 +90,19 @@ impl Link {
             phase: Phase::AwaitMsg1(Responder::new(local, cfg)?),
             deframer: Deframer::new(MAX_HANDSHAKE_MSG_LEN),
             peer: None,
+            handshake_hash: Vec::new(),
         })
     }
 
     /// The authenticated peer, once established.
     pub fn peer(&self) -> Option<&PeerHello> {
         self.peer.as_ref()
+    }
+
+    /// The Noise handshake hash (empty before the handshake completes):
+    /// the same on both ends, unique to the session.
+    pub fn handshake_hash(&self) -> &[u8] {
+        &self.handshake_hash
     }
 
     pub fn is_established(&self) -> bool {
@@ -161,6 +170,7 @@ impl Link {
     fn open(&mut self, est: Established, events: &mut Vec<LinkEvent>) -> Phase {
         self.deframer.set_max_len(MAX_NOISE_MSG_LEN);
         self.peer = Some(est.peer.clone());
+        self.handshake_hash = est.handshake_hash;
         events.push(LinkEvent::Established(est.peer));
         Phase::Open(Box::new(est.transport))
     }

@@ -25,6 +25,9 @@ use crate::wire::{Close, CloseReason, Frame};
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 
+/// Most dials of ours that may be unfinished at once.
+pub const MAX_PENDING_DIALS: usize = 32;
+
 /// A link's unwritten data may exceed `max_queued_bytes` by this factor for
 /// a short burst; beyond it the link is dropped at once.
 pub const HARD_QUEUE_FACTOR: usize = 16;
@@ -224,7 +227,13 @@ impl Node {
         wall_ms: u64,
     ) -> Node {
         let discovery = cfg.discovery.clone().map(|dc| {
-            let instance = rng.next_u64();
+            // The instance is public; take it from the OS so it reveals
+            // nothing about the jitter generator.
+            let mut b = [0u8; 8];
+            let instance = match crate::identity::random_bytes(&mut b) {
+                Ok(()) => u64::from_le_bytes(b),
+                Err(_) => rng.next_u64(),
+            };
             Discovery::new(
                 dc,
                 &local,
@@ -311,7 +320,11 @@ impl Node {
     /// at its connection limits (the shell then drops the socket).
     pub fn accept(&mut self, now_ms: u64, remote: SocketAddr) -> Option<LinkId> {
         self.now_ms = now_ms;
-        let handshaking = self.conns.values().filter(|c| !c.established()).count();
+        let handshaking = self
+            .conns
+            .values()
+            .filter(|c| c.direction == Direction::Inbound && !c.established())
+            .count();
         if self.shutting_down
             || self.conns.len() >= self.cfg.max_links
             || handshaking >= self.cfg.max_handshakes
@@ -420,6 +433,9 @@ impl Node {
                     let info = self.info(&p);
                     self.emit(Event::PeerExpired { peer: info });
                 }
+            } else if let Some(p) = self.peers.get_mut(&id) {
+                // Dialling now: forget it if that dial fails.
+                p.expired = !p.pinned && p.state.established_link().is_none();
             }
         }
     }
@@ -448,6 +464,7 @@ impl Node {
             .entry(id)
             .or_insert_with(|| Peer::new(id, s.nickname.clone(), Some(s.addr), now, backoff));
         peer.last_heard_ms = now;
+        peer.expired = false;
         // A live link is authenticated knowledge; a beacon is only a hint
         // and never overrides it.
         if peer.state.established_link().is_none() {
@@ -493,12 +510,24 @@ impl Node {
     }
 
     fn dial_peer(&mut self, id: IdentityKey) {
+        let pending = self
+            .conns
+            .values()
+            .filter(|c| c.direction == Direction::Outbound && !c.established())
+            .count();
+        let retry = self.now_ms + self.rng.range_ms(500, 1_500);
         let Some(p) = self.peers.get_mut(&id) else {
             return;
         };
         p.next_dial_ms = None;
         let Some(addr) = p.addr else { return };
         if !matches!(p.state, PeerState::Discovered | PeerState::Lost { .. }) {
+            return;
+        }
+        // Beacons name addresses; a flood of them must not turn into a flood
+        // of connects (nor crowd out inbound handshakes).
+        if pending >= MAX_PENDING_DIALS {
+            p.next_dial_ms = Some(retry);
             return;
         }
         let link = self.dial(addr, Some(id));
@@ -568,6 +597,11 @@ impl Node {
                                 if crate::chat::is_chat_frame(&f) {
                                     chat.push(f);
                                 } else {
+                                    // Chat frames before a Close are handled
+                                    // (stored, acked) before the link goes.
+                                    if matches!(f, Frame::Close(_)) && !chat.is_empty() {
+                                        self.chat_frames(link_id, std::mem::take(&mut chat));
+                                    }
                                     self.on_frame(link_id, f);
                                 }
                             }
@@ -695,7 +729,22 @@ impl Node {
         match (dialled_by_lower(a), dialled_by_lower(b)) {
             (true, false) => a,
             (false, true) => b,
-            _ => a.max(b),
+            // Both dialled by the same side: keep the one with the smaller
+            // handshake hash, which both ends see alike (link ids do not).
+            _ => {
+                let hash = |l: LinkId| {
+                    self.conns
+                        .get(&l)
+                        .and_then(|c| c.link.as_ref())
+                        .map(|k| k.handshake_hash().to_vec())
+                        .unwrap_or_default()
+                };
+                if hash(a) <= hash(b) {
+                    a
+                } else {
+                    b
+                }
+            }
         }
     }
 
@@ -721,9 +770,25 @@ impl Node {
             }),
             Frame::Nick(nick) => {
                 if let Some(p) = self.peers.get_mut(&id) {
-                    let old = std::mem::replace(&mut p.nickname, nick);
+                    let old = std::mem::replace(&mut p.nickname, nick.clone());
                     let info = self.info_of(&id);
-                    self.emit(Event::PeerRenamed { peer: info, old });
+                    let changed = info.trust == TrustState::KeyChanged;
+                    self.emit(Event::PeerRenamed {
+                        peer: info.clone(),
+                        old,
+                    });
+                    // Taking a verified contact's name is worth a warning.
+                    if changed {
+                        let verified = trust::verified_lookalikes(self.chat.store(), &id, &nick)
+                            .unwrap_or_default()
+                            .iter()
+                            .map(|r| self.info_of(&IdentityKey(r.identity)))
+                            .collect();
+                        self.emit(Event::KeyWarning {
+                            peer: info,
+                            verified,
+                        });
+                    }
                 }
             }
             // Routed to the chat core by on_received.
@@ -834,6 +899,10 @@ impl Node {
                     reason: why.into(),
                 });
             }
+        } else if p.state.pending_dial() == Some(link_id) && p.expired {
+            let info = self.info_of(&id);
+            self.peers.remove(&id);
+            self.emit(Event::PeerExpired { peer: info });
         } else if p.state.pending_dial() == Some(link_id) {
             let delay = p.backoff.next_delay(&mut self.rng);
             p.state = if p.backoff.attempts() > 1 {
@@ -879,6 +948,16 @@ impl Node {
             Command::Peers => {
                 let peers = self.peers.values().map(|p| self.info(p)).collect();
                 self.emit(Event::Peers { peers });
+            }
+            Command::Nick(nick)
+                if nick.is_empty() || nick.len() > crate::wire::limits::MAX_NICK_LEN =>
+            {
+                self.emit(Event::Error {
+                    text: format!(
+                        "a nickname is 1 to {} bytes",
+                        crate::wire::limits::MAX_NICK_LEN
+                    ),
+                });
             }
             Command::Nick(nick) => {
                 self.cfg.nickname = nick.clone();

@@ -117,9 +117,12 @@ pub struct Peer {
     pub next_dial_ms: Option<u64>,
     /// Last beacon, hello or frame from this peer.
     pub last_heard_ms: u64,
-    /// Whether discovery still sees beacons from it (expiry is skipped while a
-    /// link is up or the user asked for the peer).
+    /// The user asked for this peer (`--connect`, `/connect`): never
+    /// forgotten by discovery expiry.
     pub pinned: bool,
+    /// Discovery stopped seeing it while a dial was running: forget it if
+    /// that dial fails.
+    pub expired: bool,
 }
 
 impl Peer {
@@ -139,6 +142,7 @@ impl Peer {
             next_dial_ms: None,
             last_heard_ms: now_ms,
             pinned: false,
+            expired: false,
         }
     }
 

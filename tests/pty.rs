@@ -439,7 +439,10 @@ fn tab_completes_commands_and_peer_names() {
     a.press("Enter");
     let s = a.wait_for_text("FINGERPRINT  TRUST");
     let row = line_with(&s, "? unverified");
-    assert!(row.contains("established") && row.contains("unverified"), "{s}");
+    assert!(
+        row.contains("established") && row.contains("unverified"),
+        "{s}"
+    );
 
     a.type_text("/msg bo");
     a.press("Tab");

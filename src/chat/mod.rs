@@ -137,6 +137,14 @@ type Prepared = (StoredMessage, Vec<[u8; 32]>, Frame);
 /// send now, or why it was refused.
 pub type PostResult = Result<(MessageView, Vec<(IdentityKey, Frame)>), ChatError>;
 
+/// Peers that have not been seen for this long get no outbox rows for new
+/// public messages (catch-up covers them if they return).
+pub const OUTBOX_PEER_HORIZON_MS: u64 = 30 * 24 * 60 * 60 * 1000;
+
+/// At most this many peers (most recently seen first) get outbox rows for a
+/// new public message.
+pub const OUTBOX_MAX_PEERS: usize = 256;
+
 /// Most messages in one answer to a `SyncRequest`.
 pub const SYNC_MAX_MESSAGES: usize = 500;
 /// Most bytes of message text in one answer to a `SyncRequest` (1 MiB).
@@ -675,7 +683,11 @@ impl Chat {
         }
         self.apply_acks(now_ms, from, &acked, &mut actions)?;
         self.continue_sync(from, &mut actions);
-        for since_ms in sync_requests {
+        // One answer per batch (the last request): a message full of
+        // SyncRequests must not make us build thousands of answers. A real
+        // requester asks again only after a page has arrived, and a peer
+        // that asks without reading hits the node's send-queue bound.
+        if let Some(since_ms) = sync_requests.last().copied() {
             for m in self.sync_answer(now_ms, since_ms)? {
                 actions.send.push((from, Frame::Public(m)));
             }
@@ -860,12 +872,20 @@ impl Chat {
         if local.identity_key() != self.local {
             return Err(ChatError::WrongIdentity);
         }
-        let everyone: Vec<[u8; 32]> = self
+        // Every peer seen recently enough, most recent first, bounded: an
+        // attacker minting identities cannot make each post cost more.
+        let mut recent: Vec<_> = self
             .store
             .peers()?
             .into_iter()
+            .filter(|p| p.identity != self.local.0)
+            .filter(|p| p.last_seen_ms.saturating_add(OUTBOX_PEER_HORIZON_MS) >= now_ms)
+            .collect();
+        recent.sort_by_key(|p| std::cmp::Reverse(p.last_seen_ms));
+        let everyone: Vec<[u8; 32]> = recent
+            .into_iter()
+            .take(OUTBOX_MAX_PEERS)
             .map(|p| p.identity)
-            .filter(|k| *k != self.local.0)
             .collect();
         let mut prepared: Vec<Result<Prepared, ChatError>> = Vec::new();
         for (to, text) in items {

@@ -1225,3 +1225,42 @@ fn post_many_stores_a_burst_in_one_go_and_refuses_items_individually() {
     assert!(matches!(&frames[..], [(to, Frame::Direct(_))] if *to == p));
     assert_eq!(chat.store().outbox_for_peer(&p.0, 10).unwrap().len(), 2);
 }
+
+#[test]
+fn many_sync_requests_in_one_batch_get_one_answer() {
+    let a = identity(1);
+    let mut chat = chat_with_public(&a, 50, T0, 10);
+    let asker = identity(8).identity_key();
+    let flood: Vec<Frame> = (0..10_000)
+        .map(|_| Frame::SyncRequest(SyncRequest { since_ms: 0 }))
+        .collect();
+    let actions = chat.on_frames(T0 + 100_000, asker, flood, &[]).unwrap();
+    assert_eq!(
+        actions.send.len(),
+        50,
+        "one answer of 50 messages, not 10000"
+    );
+}
+
+#[test]
+fn outbox_rows_go_only_to_recently_seen_peers() {
+    let (me, mut chat) = lone_chat(1);
+    let (old, fresh) = (identity(2), identity(3));
+    chat.peer_seen(T0, old.bound_keys(), "old", None).unwrap();
+    let later = T0 + OUTBOX_PEER_HORIZON_MS + 1;
+    chat.peer_seen(later, fresh.bound_keys(), "fresh", None)
+        .unwrap();
+    chat.post_public(later, &me, "hello", &[]).unwrap();
+    assert_eq!(
+        chat.store()
+            .outbox_for_peer(&fresh.identity_key().0, 10)
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(chat
+        .store()
+        .outbox_for_peer(&old.identity_key().0, 10)
+        .unwrap()
+        .is_empty());
+}

@@ -13,7 +13,7 @@ use super::{IdentityError, LocalIdentity};
 use sha2::{Digest, Sha256};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
 
@@ -118,7 +118,12 @@ fn create(data_dir: &Path, id: &LocalIdentity) -> Result<(), KeyFileError> {
         path: path.clone(),
         source,
     };
-    fs::create_dir_all(data_dir).map_err(write_err)?;
+    // The data directory holds secrets and history: owner only.
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(data_dir)
+        .map_err(write_err)?;
     let mut suffix = [0u8; 8];
     super::random_bytes(&mut suffix)?;
     let tmp = data_dir.join(format!(

@@ -12,6 +12,9 @@ use crate::trust::{self, Candidate, TrustState};
 use crate::wire::{CloseReason, Frame};
 use std::net::SocketAddr;
 
+/// Remembered peers dialled at start.
+pub const MAX_REMEMBERED_DIALS: usize = 64;
+
 /// Most lines `/history` and `/search` return.
 pub const MAX_LISTING: usize = 10_000;
 
@@ -23,7 +26,9 @@ impl Node {
             return;
         };
         let now = self.now_ms;
-        for (id, addr) in known {
+        // Most recently seen first; a bounded number, so a store full of
+        // one-off identities does not turn every start into a dial storm.
+        for (id, addr) in known.into_iter().take(MAX_REMEMBERED_DIALS) {
             let id = IdentityKey(id);
             let Ok(addr) = addr.parse::<SocketAddr>() else {
                 continue;
