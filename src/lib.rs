@@ -4,6 +4,8 @@
 //! commands go in, bytes, timers and events come out. See docs/ARCHITECTURE.md.
 #![forbid(unsafe_code)]
 
+#[doc(hidden)]
+pub mod fuzz_targets;
 pub mod handshake;
 pub mod identity;
 pub mod transport;
