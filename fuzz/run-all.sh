@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Build every fuzz target once, run each for FUZZ_SECONDS (default 20) and
-# print libFuzzer's final stats line per target. Exits non-zero if any target
-# crashes, times out or fails to build; the crashing input is kept in
-# fuzz/artifacts/NAME/ and the log in fuzz/work/NAME.log.
+# Build every fuzz target once, run each (or those named as arguments) for
+# FUZZ_SECONDS (default 20) and print libFuzzer's final stats line per
+# target. Exits non-zero if any target crashes, times out or fails to build;
+# the crashing input is kept in fuzz/artifacts/NAME/ and the log in
+# fuzz/work/NAME.log.
 #
 # New inputs go to fuzz/work/NAME/ (ignored by git), so the checked-in seeds
 # in fuzz/corpus/NAME/ are only read. A crash that is fixed is copied to
@@ -23,24 +24,31 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install cargo-fuzz --locked
 fi
 
-# Longest input worth trying, from each format's own limits.
-max_len() {
+# libFuzzer options per target: the longest input worth trying, from each
+# format's own limits; the slow, cryptography-bound targets try long inputs
+# at once instead of growing them over minutes (-len_control=0).
+options() {
     case $1 in
-        keyfile) echo 128 ;;
-        handshake_roundtrip_mutation) echo 300 ;;
-        beacon | hello) echo 600 ;;
-        handshake_*) echo 2100 ;;
-        *) echo 4096 ;;
+        keyfile) echo -max_len=128 ;;
+        beacon | hello) echo -max_len=600 ;;
+        handshake_roundtrip_mutation) echo -max_len=300 -len_control=0 ;;
+        handshake_*) echo -max_len=2100 -len_control=0 ;;
+        transport) echo -max_len=4096 -len_control=0 ;;
+        *) echo -max_len=4096 ;;
     esac
 }
 
 cargo +nightly fuzz build
 failed=()
-for target in $(cargo +nightly fuzz list); do
+targets=("$@")
+if ((${#targets[@]} == 0)); then
+    mapfile -t targets < <(cargo +nightly fuzz list)
+fi
+for target in "${targets[@]}"; do
     mkdir -p "work/$target"
     log="work/$target.log"
     if cargo +nightly fuzz run "$target" "work/$target" "corpus/$target" -- \
-        -max_total_time="$seconds" -max_len="$(max_len "$target")" -timeout=10 \
+        -max_total_time="$seconds" -timeout=10 $(options "$target") \
         >"$log" 2>&1; then
         printf '%-30s %s\n' "$target" "$(grep -a 'DONE' "$log" | tail -n 1)"
     else
