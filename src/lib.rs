@@ -8,6 +8,8 @@ pub mod chat;
 pub mod cli;
 pub mod discovery;
 pub mod event;
+#[doc(hidden)]
+pub mod fuzz_targets;
 pub mod handshake;
 pub mod identity;
 pub mod link;
