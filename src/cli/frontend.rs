@@ -286,7 +286,9 @@ fn listing(title: &str, messages: &[ChatLine], style: &Style) -> String {
     if messages.is_empty() {
         return render::info(style, &format!("{title}: nothing"));
     }
-    let mut out = render::info(style, &format!("{title} ({} messages):", messages.len()));
+    let n = messages.len();
+    let plural = if n == 1 { "" } else { "s" };
+    let mut out = render::info(style, &format!("{title} ({n} message{plural}):"));
     for m in messages {
         out.push('\n');
         out.push_str(&chat_text(m, style));
