@@ -265,6 +265,7 @@ fn main() {
         (true, false) => Budget::full(),
     };
 
+    let load_at_start = report::load_average();
     let rt = match net::multi_thread_runtime() {
         Ok(rt) => rt,
         Err(e) => {
@@ -299,6 +300,9 @@ fn main() {
     );
     if let Some(cpu) = report::cpu_model() {
         header.push_str(&format!(", {cpu}"));
+    }
+    if let Some(load) = load_at_start {
+        header.push_str(&format!(", load average {load:.2} at start"));
     }
     print!("{}", report.render(&header));
     if let Some(rss) = mem::resident_bytes() {

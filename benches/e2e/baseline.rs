@@ -49,11 +49,11 @@ pub async fn tcp_bulk(duration: Duration) -> Result<f64> {
 }
 
 /// Raw TCP ping-pong of `PING_SIZE` bytes: `warmup` round trips that are not
-/// recorded, then `rounds` recorded ones. Runs on two threads (see
-/// [`net::on_two_threads`]).
+/// recorded, then `rounds` recorded ones, on a current-thread runtime (see
+/// [`net::ping_pong`]).
 pub fn tcp_ping_pong(warmup: usize, rounds: usize) -> Result<Latency> {
     let total = warmup + rounds;
-    let samples = net::on_two_threads(
+    let samples = net::ping_pong(
         move |mut s: TcpStream| async move {
             let mut buf = [0u8; PING_SIZE];
             for _ in 0..total {

@@ -3,7 +3,7 @@
 
 use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::thread;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use tokio::net::{TcpListener, TcpStream};
@@ -22,7 +22,7 @@ pub fn multi_thread_runtime() -> Result<Runtime> {
         .context("building the multi-thread runtime")
 }
 
-/// A single-threaded runtime, one per thread in [`on_two_threads`].
+/// A single-threaded runtime, for latency runs (see [`ping_pong`]).
 pub fn current_thread_runtime() -> Result<Runtime> {
     Builder::new_current_thread()
         .enable_all()
@@ -49,59 +49,39 @@ pub async fn pair() -> Result<(TcpStream, TcpStream)> {
     Ok((dialled, accepted))
 }
 
-/// Same as [`pair`] with blocking std sockets, so each end can be handed to
-/// a different thread (and runtime).
-pub fn std_pair() -> Result<(std::net::TcpStream, std::net::TcpStream)> {
-    let listener = std::net::TcpListener::bind(LOOPBACK).context("binding 127.0.0.1")?;
-    let dialled = std::net::TcpStream::connect(listener.local_addr()?)?;
-    let (accepted, _) = listener.accept()?;
-    for s in [&dialled, &accepted] {
-        s.set_nodelay(true)?;
-        s.set_nonblocking(true)?;
-    }
-    Ok((dialled, accepted))
-}
-
-/// Runs `server` and `client` on two dedicated threads, each with its own
-/// current-thread runtime, over a fresh loopback pair; returns what the client
-/// returns once both have finished.
+/// Runs one ping-pong measurement: a fresh loopback pair, `server` and
+/// `client` spawned as two tasks on a new current-thread runtime; returns the
+/// client's round-trip samples once both have finished.
 ///
-/// Why this shape for ping-pong: with both ends on one runtime (or on the
-/// 2-worker pool) the wake-ups of the two ends interfere with the scheduler's
-/// work stealing and the LIFO slot, and p99 depends on which worker happens to
-/// run which task. Two threads with one current-thread runtime each behave
-/// like two processes on one host — which is what two natter peers are — and
-/// gave the most repeatable p50/p99 in trials on the 2-core VM.
-pub fn on_two_threads<S, SF, C, CF, T>(server: S, client: C) -> Result<T>
+/// Why a current-thread runtime: ping-pong has one message in flight, so
+/// there is nothing to run in parallel, and what we want to compare is the
+/// software cost per round trip. Trials on the 2-core VM (20k round trips,
+/// raw TCP, 3 runs each, machine busy with builds) gave p50/p99 in µs:
+/// - one current-thread runtime, both ends: 12.6/15.5, 12.7/17.4, 12.7/15.4
+/// - 2-worker multi-thread runtime:         13.1/14.9, 12.9/17.7, 12.9/15.6
+/// - two threads, a current-thread runtime each: 15.4/19.1, 15.6/37.0, 15.5/21.8
+///
+/// Two threads add a cross-core wake-up per message and the worst p99 jitter;
+/// the multi-thread runtime only matches the single thread because its LIFO
+/// slot happens to keep both tasks on one worker, which other tasks can upset.
+/// So: one current-thread runtime. natter ping-pong rows must use the same
+/// shape (both nodes' tasks on one current-thread runtime) to be comparable.
+pub fn ping_pong<S, SF, C, CF>(server: S, client: C) -> Result<Vec<Duration>>
 where
-    S: FnOnce(TcpStream) -> SF + Send + 'static,
-    SF: Future<Output = Result<()>>,
-    C: FnOnce(TcpStream) -> CF + Send + 'static,
-    CF: Future<Output = Result<T>>,
-    T: Send + 'static,
+    S: FnOnce(TcpStream) -> SF,
+    SF: Future<Output = Result<()>> + Send + 'static,
+    C: FnOnce(TcpStream) -> CF,
+    CF: Future<Output = Result<Vec<Duration>>> + Send + 'static,
 {
-    let (dialled, accepted) = std_pair()?;
-    let server =
-        thread::Builder::new()
-            .name("bench-server".into())
-            .spawn(move || -> Result<()> {
-                let rt = current_thread_runtime()?;
-                rt.block_on(async move { server(TcpStream::from_std(accepted)?).await })
-            })?;
-    let client =
-        thread::Builder::new()
-            .name("bench-client".into())
-            .spawn(move || -> Result<T> {
-                let rt = current_thread_runtime()?;
-                rt.block_on(async move { client(TcpStream::from_std(dialled)?).await })
-            })?;
-    let client_result = client
-        .join()
-        .map_err(|_| anyhow::anyhow!("client thread panicked"))?;
-    let server_result = server
-        .join()
-        .map_err(|_| anyhow::anyhow!("server thread panicked"))?;
-    let t = client_result?;
-    server_result?;
-    Ok(t)
+    let rt = current_thread_runtime()?;
+    rt.block_on(async move {
+        let (dialled, accepted) = pair().await?;
+        let server = tokio::spawn(server(accepted));
+        let client = tokio::spawn(client(dialled));
+        let samples = client.await.context("ping-pong client task")?;
+        let served = server.await.context("ping-pong server task")?;
+        let samples = samples?;
+        served?;
+        Ok(samples)
+    })
 }

@@ -120,17 +120,23 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     }
 }
 
-/// Reads exactly one frame without reading past it (for the handshake).
+/// Bound on a handshake message: XX with empty payloads needs at most 96
+/// bytes; natter's identity payloads fit easily too.
+pub const MAX_HANDSHAKE: usize = 1024;
+
+/// Reads exactly one frame without reading past it (for the handshake),
+/// checking its length against the buffer before reading the body.
 async fn read_one_frame<R: AsyncRead + Unpin>(r: &mut R, buf: &mut [u8]) -> Result<usize> {
     let mut len = [0u8; 2];
     r.read_exact(&mut len).await?;
     let len = usize::from(u16::from_be_bytes(len));
+    ensure!(len <= buf.len(), "handshake message too long");
     r.read_exact(&mut buf[..len]).await?;
     Ok(len)
 }
 
 async fn write_handshake<W: AsyncWrite + Unpin>(w: &mut W, hs: &mut HandshakeState) -> Result<()> {
-    let mut msg = [0u8; 2 + 256];
+    let mut msg = [0u8; 2 + MAX_HANDSHAKE];
     let n = hs.write_message(&[], &mut msg[2..])?;
     msg[..2].copy_from_slice(&(n as u16).to_be_bytes());
     w.write_all(&msg[..2 + n]).await?;
@@ -138,8 +144,8 @@ async fn write_handshake<W: AsyncWrite + Unpin>(w: &mut W, hs: &mut HandshakeSta
 }
 
 async fn read_handshake<R: AsyncRead + Unpin>(r: &mut R, hs: &mut HandshakeState) -> Result<()> {
-    let mut msg = vec![0u8; MAX_MESSAGE];
-    let mut payload = vec![0u8; MAX_MESSAGE];
+    let mut msg = [0u8; MAX_HANDSHAKE];
+    let mut payload = [0u8; MAX_HANDSHAKE];
     let n = read_one_frame(r, &mut msg).await?;
     hs.read_message(&msg[..n], &mut payload)?;
     Ok(())
@@ -307,11 +313,11 @@ pub async fn one_way(size: usize, duration: Duration) -> Result<f64> {
 }
 
 /// Encrypted ping-pong of `size`-byte payloads, one Noise message each way,
-/// on two threads like the raw TCP ping-pong.
+/// on a current-thread runtime like the raw TCP ping-pong.
 pub fn ping_pong(size: usize, warmup: usize, rounds: usize) -> Result<Latency> {
     let total = warmup + rounds;
     let (ka, kb) = (keypair()?, keypair()?);
-    let samples = net::on_two_threads(
+    let samples = net::ping_pong(
         move |mut s: TcpStream| async move {
             let mut ts = handshake_responder(&mut s, &kb.private).await?;
             let (rd, mut wr) = s.into_split();

@@ -236,7 +236,7 @@ impl Report {
     }
 }
 
-/// Formats a value with about three significant digits; large values are
+/// Formats a value with at least three significant digits; large values are
 /// printed as integers with thousands separators.
 pub fn format_value(v: f64) -> String {
     if !v.is_finite() {
@@ -258,8 +258,12 @@ pub fn format_value(v: f64) -> String {
         grouped
     } else if v.abs() >= 100.0 {
         format!("{v:.1}")
-    } else {
+    } else if v.abs() >= 1.0 || v == 0.0 {
         format!("{v:.2}")
+    } else {
+        // Three significant digits for small values (0.0271 GB/s).
+        let decimals = (2.0 - v.abs().log10().floor()).clamp(0.0, 12.0) as usize;
+        format!("{v:.decimals$}")
     }
 }
 
@@ -294,4 +298,15 @@ pub fn cpu_model() -> Option<String> {
         .find_map(|l| l.strip_prefix("model name"))
         .and_then(|rest| rest.split_once(':'))
         .map(|(_, v)| v.trim().to_owned())
+}
+
+/// The 1-minute load average from /proc/loadavg, if readable. Printed in
+/// the header: figures taken on a busy machine are not worth comparing.
+pub fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
