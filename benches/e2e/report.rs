@@ -12,7 +12,8 @@
 //!
 //! The ratio is always `value / baseline value`, so for latencies a ratio
 //! below 1 is better and for rates a ratio above 1 is better; the target says
-//! which way is good. Targets are printed, never asserted.
+//! which way is good. Absolute targets (store+ack rate, search latency, memory
+//! per peer) use `Measurement::goal`. Targets are printed, never asserted.
 
 use std::fmt::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -28,6 +29,8 @@ pub struct Measurement {
     pub note: String,
     /// Baselines to compare with, by name, each with an optional target ratio.
     pub compare: Vec<Compare>,
+    /// A target for the value itself, in its own unit (e.g. ≥ 50,000 msgs/s).
+    pub goal: Option<Target>,
 }
 
 /// A comparison of a row with an earlier measurement.
@@ -37,7 +40,8 @@ pub struct Compare {
     pub target: Option<Target>,
 }
 
-/// A target for `value / baseline`. Printed as met or missed; never asserted.
+/// A target for `value / baseline` (in [`Measurement::vs`]) or for the value
+/// itself (in [`Measurement::goal`]). Printed as met or missed; never asserted.
 #[derive(Clone, Copy, Debug)]
 pub enum Target {
     /// The ratio should be at least this (rates: higher is better).
@@ -47,10 +51,17 @@ pub enum Target {
 }
 
 impl Target {
-    fn met(self, ratio: f64) -> bool {
+    fn parts(self) -> (&'static str, f64) {
         match self {
-            Target::AtLeast(t) => ratio >= t,
-            Target::AtMost(t) => ratio <= t,
+            Target::AtLeast(v) => ("≥", v),
+            Target::AtMost(v) => ("≤", v),
+        }
+    }
+
+    fn met(self, x: f64) -> bool {
+        match self {
+            Target::AtLeast(t) => x >= t,
+            Target::AtMost(t) => x <= t,
         }
     }
 }
@@ -63,6 +74,7 @@ impl Measurement {
             unit,
             note: String::new(),
             compare: Vec::new(),
+            goal: None,
         }
     }
 
@@ -80,6 +92,13 @@ impl Measurement {
             baseline: baseline.to_owned(),
             target: Some(target),
         });
+        self
+    }
+
+    /// Sets an absolute target for the value, in the row's unit.
+    #[allow(dead_code, reason = "used for the natter rows added later")]
+    pub fn goal(mut self, target: Target) -> Measurement {
+        self.goal = Some(target);
         self
     }
 
@@ -206,16 +225,18 @@ impl Report {
     }
 
     fn ratio_cells(&self, m: &Measurement) -> Vec<String> {
+        let goal = m.goal.map(|t| {
+            let (sym, v) = t.parts();
+            let verdict = if t.met(m.value) { "met" } else { "MISSED" };
+            format!("[target {sym} {} {}: {verdict}]", format_value(v), m.unit)
+        });
         m.compare
             .iter()
             .map(|c| {
                 let target = |ratio: Option<f64>| match (c.target, ratio) {
                     (None, _) => String::new(),
                     (Some(t), r) => {
-                        let (sym, v) = match t {
-                            Target::AtLeast(v) => ("≥", v),
-                            Target::AtMost(v) => ("≤", v),
-                        };
+                        let (sym, v) = t.parts();
                         let verdict = match r {
                             Some(r) if t.met(r) => "met",
                             Some(_) => "MISSED",
@@ -232,6 +253,7 @@ impl Report {
                     _ => format!("—  ({} not measured){}", c.baseline, target(None)),
                 }
             })
+            .chain(goal)
             .collect()
     }
 }
