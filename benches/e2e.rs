@@ -25,6 +25,8 @@ mod reference;
 mod report;
 #[path = "e2e/stats.rs"]
 mod stats;
+#[path = "e2e/sys.rs"]
+mod sys;
 
 use std::time::Duration;
 
@@ -265,7 +267,7 @@ fn main() {
         (true, false) => Budget::full(),
     };
 
-    let load_at_start = report::load_average();
+    let load_at_start = sys::load_average();
     let rt = match net::multi_thread_runtime() {
         Ok(rt) => rt,
         Err(e) => {
@@ -298,7 +300,7 @@ fn main() {
         report::today(),
         budget.mode
     );
-    if let Some(cpu) = report::cpu_model() {
+    if let Some(cpu) = sys::cpu_model() {
         header.push_str(&format!(", {cpu}"));
     }
     if let Some(load) = load_at_start {

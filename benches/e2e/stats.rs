@@ -1,7 +1,9 @@
 //! Small statistics helpers: percentiles of latency samples and the
 //! median/spread of repeated throughput runs.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use crate::sys;
 
 /// Summary of a set of latency samples (one per round trip).
 #[derive(Clone, Copy, Debug)]
@@ -51,6 +53,10 @@ pub struct Runs {
     pub median: f64,
     pub min: f64,
     pub max: f64,
+    /// Average number of cores this process kept busy during the runs (CPU
+    /// time / wall time): below what the measurement should use means other
+    /// load on the machine starved it.
+    pub cores: Option<f64>,
 }
 
 impl Runs {
@@ -72,25 +78,40 @@ impl Runs {
             median,
             min: v[0],
             max: v[v.len() - 1],
+            cores: None,
         })
     }
 
-    /// A short human description of the spread, e.g. `median of 5, -3 %/+4 %`.
+    /// A short human description of the spread and CPU use, e.g.
+    /// `median of 5, -3 %/+4 %, 1.9 cores`.
     pub fn describe(&self) -> String {
-        if self.n == 1 || self.median == 0.0 {
-            return format!("{} run", self.n);
+        let mut d = if self.n == 1 || self.median == 0.0 {
+            format!("{} run", self.n)
+        } else {
+            let lo = (self.min / self.median - 1.0) * 100.0;
+            let hi = (self.max / self.median - 1.0) * 100.0;
+            format!("median of {}, {lo:+.0} %/{hi:+.0} %", self.n)
+        };
+        if let Some(c) = self.cores {
+            d.push_str(&format!(", {c:.1} cores"));
         }
-        let lo = (self.min / self.median - 1.0) * 100.0;
-        let hi = (self.max / self.median - 1.0) * 100.0;
-        format!("median of {}, {lo:+.0} %/{hi:+.0} %", self.n)
+        d
     }
 }
 
-/// Runs `f` `runs` times (at least once) and summarises the values it returns.
+/// Runs `f` `runs` times (at least once) and summarises the values it
+/// returns, with the cores used over all runs.
 pub fn repeat<E>(runs: usize, mut f: impl FnMut() -> Result<f64, E>) -> Result<Runs, E> {
     let mut values = Vec::with_capacity(runs.max(1));
+    let cpu_before = sys::process_cpu_seconds();
+    let start = Instant::now();
     for _ in 0..runs.max(1) {
         values.push(f()?);
     }
-    Ok(Runs::from_values(&values).expect("at least one run"))
+    let wall = start.elapsed().as_secs_f64();
+    let mut summary = Runs::from_values(&values).expect("at least one run");
+    if let (Some(before), Some(after)) = (cpu_before, sys::process_cpu_seconds()) {
+        summary.cores = Some((after - before) / wall);
+    }
+    Ok(summary)
 }
