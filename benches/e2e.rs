@@ -8,10 +8,10 @@
 //! Without `--bench` (e.g. `cargo test --all-targets`) every group runs once
 //! with a tiny budget, to check it still works.
 //!
-//! Adding a natter row: write a group function like the ones below, add it to
-//! [`GROUPS`] after the baselines, and in it call
+//! Adding a natter row: write a group function like the ones below, list it
+//! in [`GROUPS`] after the baselines with `section: "natter"`, and in it call
 //! `ctx.report.add(Measurement::new("natter …", value, unit).vs(names::…, Target::…))`.
-//! See `e2e/report.rs`.
+//! See `e2e/report.rs` and docs/PERFORMANCE.md.
 
 #[path = "e2e/baseline.rs"]
 mod baseline;
@@ -128,19 +128,33 @@ pub struct Ctx<'a> {
     pub report: &'a mut Report,
 }
 
-type Group = fn(&mut Ctx) -> Result<()>;
+/// A named set of rows measured together; `section` is the table section its
+/// rows are printed under.
+pub struct Group {
+    pub section: &'static str,
+    pub name: &'static str,
+    pub run: fn(&mut Ctx) -> Result<()>,
+}
 
-/// Every measurement group, in run (and table) order. Baselines first: natter
-/// rows can only be compared with rows measured before them.
-const GROUPS: &[(&str, Group)] = &[
-    ("raw-tcp-bulk", raw_tcp_bulk),
-    ("raw-tcp-ping-pong", raw_tcp_ping_pong),
-    ("aead-seal", aead_seal),
-    ("ref-handshakes", ref_handshakes),
-    ("ref-bulk", ref_bulk),
-    ("ref-one-way", ref_one_way),
-    ("ref-ping-pong", ref_ping_pong),
-    // natter groups go here, after a `ctx.report.section("natter")`.
+const fn baseline(name: &'static str, run: fn(&mut Ctx) -> Result<()>) -> Group {
+    Group {
+        section: "baseline",
+        name,
+        run,
+    }
+}
+
+/// Every measurement group, in run (and table) order. Baselines first: a row
+/// can only be compared with rows measured before it in the same run.
+const GROUPS: &[Group] = &[
+    baseline("raw-tcp-bulk", raw_tcp_bulk),
+    baseline("raw-tcp-ping-pong", raw_tcp_ping_pong),
+    baseline("aead-seal", aead_seal),
+    baseline("ref-handshakes", ref_handshakes),
+    baseline("ref-bulk", ref_bulk),
+    baseline("ref-one-way", ref_one_way),
+    baseline("ref-ping-pong", ref_ping_pong),
+    // natter groups go here: Group { section: "natter", name: "natter-bulk", run: natter_bulk },
 ];
 
 const GB: f64 = 1e9;
@@ -276,21 +290,25 @@ fn main() {
         }
     };
     let mut report = Report::new();
-    report.section("baseline");
     let mut failed = Vec::new();
+    let mut section = "";
     let mut ctx = Ctx {
         rt: &rt,
         budget: &budget,
         report: &mut report,
     };
-    for (name, group) in GROUPS {
-        if !filters.is_empty() && !filters.iter().any(|f| name.contains(f)) {
+    for group in GROUPS {
+        if !filters.is_empty() && !filters.iter().any(|f| group.name.contains(f)) {
             continue;
         }
-        eprintln!("e2e: running {name}");
-        if let Err(e) = group(&mut ctx) {
-            eprintln!("e2e: {name} failed: {e:#}");
-            failed.push(*name);
+        if group.section != section {
+            section = group.section;
+            ctx.report.section(section);
+        }
+        eprintln!("e2e: running {}", group.name);
+        if let Err(e) = (group.run)(&mut ctx) {
+            eprintln!("e2e: {} failed: {e:#}", group.name);
+            failed.push(group.name);
         }
     }
 
