@@ -1,0 +1,338 @@
+//! natter end-to-end benchmark: baselines and (later) natter itself, all
+//! measured in the same run over real loopback sockets (127.0.0.1 only), and
+//! reported as one table with ratios.
+//!
+//! Run: `cargo bench --bench e2e` (about a minute on 2 cores),
+//! `NATTER_BENCH_QUICK=1 cargo bench --bench e2e` (a few seconds, CI smoke),
+//! `cargo bench --bench e2e -- ping` (only groups whose name contains "ping").
+//! Without `--bench` (e.g. `cargo test --all-targets`) every group runs once
+//! with a tiny budget, to check it still works.
+//!
+//! Adding a natter row: write a group function like the ones below, list it
+//! in [`GROUPS`] after the baselines with `section: "natter"`, and in it call
+//! `ctx.report.add(Measurement::new("natter …", value, unit).vs(names::…, Target::…))`.
+//! See `e2e/report.rs` and docs/PERFORMANCE.md.
+
+#[path = "e2e/baseline.rs"]
+mod baseline;
+#[path = "e2e/mem.rs"]
+mod mem;
+#[path = "e2e/net.rs"]
+mod net;
+#[path = "e2e/reference.rs"]
+mod reference;
+#[path = "e2e/report.rs"]
+mod report;
+#[path = "e2e/stats.rs"]
+mod stats;
+#[path = "e2e/sys.rs"]
+mod sys;
+
+use std::time::Duration;
+
+use anyhow::Result;
+use tokio::runtime::Runtime;
+
+use report::{Measurement, Report};
+use stats::{micros, Latency, Runs};
+
+/// Names of the baseline rows; natter rows refer to these in `vs(..)`.
+#[allow(
+    dead_code,
+    reason = "some names are only used by natter rows added later"
+)]
+pub mod names {
+    pub const RAW_TCP_BULK: &str = "raw TCP bulk";
+    pub const RAW_TCP_PING_P50: &str = "raw TCP ping-pong 64 B p50";
+    pub const RAW_TCP_PING_P99: &str = "raw TCP ping-pong 64 B p99";
+    pub const AEAD_SEAL_64: &str = "AEAD seal 64 B";
+    pub const AEAD_SEAL_1K: &str = "AEAD seal 1 KiB";
+    pub const AEAD_SEAL_16K: &str = "AEAD seal 16 KiB";
+    /// 65519 B, the largest Noise plaintext.
+    pub const AEAD_SEAL_MAX: &str = "AEAD seal 65519 B";
+    pub const AEAD_SEALS_64: &str = "AEAD seal rate 64 B";
+    pub const AEAD_SEALS_1K: &str = "AEAD seal rate 1 KiB";
+    pub const AEAD_SEALS_16K: &str = "AEAD seal rate 16 KiB";
+    pub const AEAD_SEALS_MAX: &str = "AEAD seal rate 65519 B";
+    pub const REF_HANDSHAKES_SERIAL: &str = "ref handshakes serial";
+    pub const REF_HANDSHAKES_16: &str = "ref handshakes 16 in flight";
+    pub const REF_BULK: &str = "ref encrypted bulk";
+    pub const REF_ONE_WAY_64: &str = "ref one-way 64 B";
+    pub const REF_PING_P50: &str = "ref ping-pong 64 B p50";
+    pub const REF_PING_P99: &str = "ref ping-pong 64 B p99";
+}
+
+/// How long each measurement runs.
+pub struct Budget {
+    pub mode: &'static str,
+    /// Length of one throughput run (bulk, one-way).
+    pub run: Duration,
+    /// Throughput runs per figure; the table shows their median.
+    pub runs: usize,
+    /// Length of one raw-seal run per size.
+    pub seal: Duration,
+    /// Length of one handshake run, and a cap on handshakes per run (ports).
+    pub handshake: Duration,
+    pub handshake_max: u64,
+    /// Ping-pong round trips: not recorded, then recorded.
+    pub ping_warmup: usize,
+    pub ping_rounds: usize,
+}
+
+impl Budget {
+    fn full() -> Budget {
+        Budget {
+            mode: "full",
+            run: Duration::from_millis(1500),
+            runs: 5,
+            seal: Duration::from_millis(400),
+            handshake: Duration::from_millis(1500),
+            handshake_max: 10_000,
+            ping_warmup: 2_000,
+            ping_rounds: 20_000,
+        }
+    }
+
+    fn quick() -> Budget {
+        Budget {
+            mode: "quick",
+            run: Duration::from_millis(300),
+            runs: 3,
+            seal: Duration::from_millis(100),
+            handshake: Duration::from_millis(300),
+            handshake_max: 2_000,
+            ping_warmup: 500,
+            ping_rounds: 5_000,
+        }
+    }
+
+    /// Not run by `cargo bench` (no `--bench` flag): just check it works.
+    fn smoke() -> Budget {
+        Budget {
+            mode: "smoke test",
+            run: Duration::from_millis(50),
+            runs: 1,
+            seal: Duration::from_millis(20),
+            handshake: Duration::from_millis(50),
+            handshake_max: 200,
+            ping_warmup: 20,
+            ping_rounds: 200,
+        }
+    }
+}
+
+/// What a group gets: the shared 2-worker runtime, the budget, the table.
+pub struct Ctx<'a> {
+    pub rt: &'a Runtime,
+    pub budget: &'a Budget,
+    pub report: &'a mut Report,
+}
+
+/// A named set of rows measured together; `section` is the table section its
+/// rows are printed under.
+pub struct Group {
+    pub section: &'static str,
+    pub name: &'static str,
+    pub run: fn(&mut Ctx) -> Result<()>,
+}
+
+const fn baseline(name: &'static str, run: fn(&mut Ctx) -> Result<()>) -> Group {
+    Group {
+        section: "baseline",
+        name,
+        run,
+    }
+}
+
+/// Every measurement group, in run (and table) order. Baselines first: a row
+/// can only be compared with rows measured before it in the same run.
+const GROUPS: &[Group] = &[
+    baseline("raw-tcp-bulk", raw_tcp_bulk),
+    baseline("raw-tcp-ping-pong", raw_tcp_ping_pong),
+    baseline("aead-seal", aead_seal),
+    baseline("ref-handshakes", ref_handshakes),
+    baseline("ref-bulk", ref_bulk),
+    baseline("ref-one-way", ref_one_way),
+    baseline("ref-ping-pong", ref_ping_pong),
+    // natter groups go here: Group { section: "natter", name: "natter-bulk", run: natter_bulk },
+];
+
+const GB: f64 = 1e9;
+
+fn throughput(name: &str, runs: Runs, scale: f64, unit: &'static str) -> Measurement {
+    Measurement::new(name, runs.median / scale, unit).note(runs.describe())
+}
+
+fn latency_rows(p50: &str, p99: &str, l: &Latency) -> (Measurement, Measurement) {
+    let note = format!(
+        "{} round trips, min {:.1} max {:.0} µs",
+        l.n,
+        micros(l.min),
+        micros(l.max)
+    );
+    (
+        Measurement::new(p50, micros(l.p50), "µs").note(note.clone()),
+        Measurement::new(p99, micros(l.p99), "µs").note(note),
+    )
+}
+
+fn raw_tcp_bulk(ctx: &mut Ctx) -> Result<()> {
+    let b = ctx.budget;
+    let runs = stats::repeat(b.runs, || ctx.rt.block_on(baseline::tcp_bulk(b.run)))?;
+    ctx.report.add(
+        throughput(names::RAW_TCP_BULK, runs, GB, "GB/s")
+            .note(format!("{}, 64 KiB writes", runs.describe())),
+    );
+    Ok(())
+}
+
+fn raw_tcp_ping_pong(ctx: &mut Ctx) -> Result<()> {
+    let b = ctx.budget;
+    let l = baseline::tcp_ping_pong(b.ping_warmup, b.ping_rounds)?;
+    let (p50, p99) = latency_rows(names::RAW_TCP_PING_P50, names::RAW_TCP_PING_P99, &l);
+    ctx.report.add(p50);
+    ctx.report.add(p99);
+    Ok(())
+}
+
+fn aead_seal(ctx: &mut Ctx) -> Result<()> {
+    let b = ctx.budget;
+    let named = [
+        (names::AEAD_SEAL_64, names::AEAD_SEALS_64),
+        (names::AEAD_SEAL_1K, names::AEAD_SEALS_1K),
+        (names::AEAD_SEAL_16K, names::AEAD_SEALS_16K),
+        (names::AEAD_SEAL_MAX, names::AEAD_SEALS_MAX),
+    ];
+    let mut rates = Vec::new();
+    for (size, (bytes_name, rate_name)) in baseline::SEAL_SIZES.into_iter().zip(named) {
+        let runs = stats::repeat(b.runs, || anyhow::Ok(baseline::aead_seal(size, b.seal)))?;
+        ctx.report
+            .add(throughput(bytes_name, runs, GB / size as f64, "GB/s"));
+        rates.push(throughput(rate_name, runs, 1.0, "seals/s"));
+    }
+    for r in rates {
+        ctx.report.add(r);
+    }
+    Ok(())
+}
+
+fn ref_handshakes(ctx: &mut Ctx) -> Result<()> {
+    let b = ctx.budget;
+    for (in_flight, name) in [
+        (1, names::REF_HANDSHAKES_SERIAL),
+        (16, names::REF_HANDSHAKES_16),
+    ] {
+        let runs = stats::repeat(b.runs, || {
+            ctx.rt.block_on(reference::handshakes(
+                in_flight,
+                b.handshake,
+                b.handshake_max,
+            ))
+        })?;
+        let mut m = throughput(name, runs, 1.0, "handshakes/s");
+        if in_flight > 1 {
+            m = m.ratio_to(names::REF_HANDSHAKES_SERIAL);
+        }
+        ctx.report.add(m);
+    }
+    Ok(())
+}
+
+fn ref_bulk(ctx: &mut Ctx) -> Result<()> {
+    let b = ctx.budget;
+    let runs = stats::repeat(b.runs, || ctx.rt.block_on(reference::bulk(b.run)))?;
+    ctx.report.add(
+        throughput(names::REF_BULK, runs, GB, "GB/s")
+            .ratio_to(names::RAW_TCP_BULK)
+            .ratio_to(names::AEAD_SEAL_MAX),
+    );
+    Ok(())
+}
+
+fn ref_one_way(ctx: &mut Ctx) -> Result<()> {
+    let b = ctx.budget;
+    let runs = stats::repeat(b.runs, || ctx.rt.block_on(reference::one_way(64, b.run)))?;
+    ctx.report
+        .add(throughput(names::REF_ONE_WAY_64, runs, 1.0, "msgs/s").ratio_to(names::AEAD_SEALS_64));
+    Ok(())
+}
+
+fn ref_ping_pong(ctx: &mut Ctx) -> Result<()> {
+    let b = ctx.budget;
+    let l = reference::ping_pong(64, b.ping_warmup, b.ping_rounds)?;
+    let (p50, p99) = latency_rows(names::REF_PING_P50, names::REF_PING_P99, &l);
+    ctx.report.add(p50.ratio_to(names::RAW_TCP_PING_P50));
+    ctx.report.add(p99.ratio_to(names::RAW_TCP_PING_P99));
+    Ok(())
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let benching = args.iter().any(|a| a == "--bench");
+    let filters: Vec<&str> = args
+        .iter()
+        .map(String::as_str)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let quick = std::env::var("NATTER_BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0");
+    let budget = match (benching, quick) {
+        (false, _) => Budget::smoke(),
+        (true, true) => Budget::quick(),
+        (true, false) => Budget::full(),
+    };
+
+    let load_at_start = sys::load_average();
+    let rt = match net::multi_thread_runtime() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("e2e: {e:#}");
+            std::process::exit(1);
+        }
+    };
+    let mut report = Report::new();
+    let mut failed = Vec::new();
+    let mut section = "";
+    let mut ctx = Ctx {
+        rt: &rt,
+        budget: &budget,
+        report: &mut report,
+    };
+    for group in GROUPS {
+        if !filters.is_empty() && !filters.iter().any(|f| group.name.contains(f)) {
+            continue;
+        }
+        if group.section != section {
+            section = group.section;
+            ctx.report.section(section);
+        }
+        eprintln!("e2e: running {}", group.name);
+        if let Err(e) = (group.run)(&mut ctx) {
+            eprintln!("e2e: {} failed: {e:#}", group.name);
+            failed.push(group.name);
+        }
+    }
+
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let mut header = format!(
+        "natter e2e benchmark — {}, {cores} cores, {} mode",
+        report::today(),
+        budget.mode
+    );
+    if let Some(cpu) = sys::cpu_model() {
+        header.push_str(&format!(", {cpu}"));
+    }
+    if let Some(load) = load_at_start {
+        header.push_str(&format!(", load average {load:.2} at start"));
+    }
+    print!("{}", report.render(&header));
+    if let Some(rss) = mem::resident_bytes() {
+        println!(
+            "\nprocess resident memory at exit: {:.1} MiB",
+            rss as f64 / (1024.0 * 1024.0)
+        );
+    }
+    if !failed.is_empty() {
+        eprintln!("e2e: failed groups: {}", failed.join(", "));
+        std::process::exit(1);
+    }
+}

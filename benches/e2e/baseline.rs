@@ -1,0 +1,112 @@
+//! Baselines without any protocol: raw tokio TCP over loopback and the raw
+//! ChaCha20-Poly1305 seal.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Result};
+use chacha20poly1305::aead::{AeadInPlace, KeyInit};
+use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::net;
+use crate::stats::Latency;
+
+/// Size of each write in the bulk runs.
+pub const BULK_WRITE: usize = 64 * 1024;
+/// Payload of one ping or pong.
+pub const PING_SIZE: usize = 64;
+
+/// Raw TCP bulk: one task writes 64 KiB buffers for `duration`, another reads
+/// until EOF. Returns bytes per second as seen by the reader.
+pub async fn tcp_bulk(duration: Duration) -> Result<f64> {
+    let (mut tx, mut rx) = net::pair().await?;
+    let writer = tokio::spawn(async move {
+        let buf = vec![0xA5u8; BULK_WRITE];
+        let start = Instant::now();
+        while start.elapsed() < duration {
+            tx.write_all(&buf).await?;
+        }
+        tx.shutdown().await?;
+        anyhow::Ok(())
+    });
+    let reader = tokio::spawn(async move {
+        let mut buf = vec![0u8; 4 * BULK_WRITE];
+        let mut total = 0u64;
+        let start = Instant::now();
+        loop {
+            let n = rx.read(&mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            total += n as u64;
+        }
+        anyhow::Ok(total as f64 / start.elapsed().as_secs_f64())
+    });
+    writer.await??;
+    reader.await?
+}
+
+/// Raw TCP ping-pong of `PING_SIZE` bytes: `warmup` round trips that are not
+/// recorded, then `rounds` recorded ones, on a current-thread runtime (see
+/// [`net::ping_pong`]).
+pub fn tcp_ping_pong(warmup: usize, rounds: usize) -> Result<Latency> {
+    let total = warmup + rounds;
+    let samples = net::ping_pong(
+        move |mut s: TcpStream| async move {
+            let mut buf = [0u8; PING_SIZE];
+            for _ in 0..total {
+                s.read_exact(&mut buf).await?;
+                s.write_all(&buf).await?;
+            }
+            Ok(())
+        },
+        move |mut s: TcpStream| async move {
+            let mut buf = [0x5Au8; PING_SIZE];
+            let mut samples = Vec::with_capacity(rounds);
+            for i in 0..total {
+                let t = Instant::now();
+                s.write_all(&buf).await?;
+                s.read_exact(&mut buf).await?;
+                if i >= warmup {
+                    samples.push(t.elapsed());
+                }
+            }
+            Ok(samples)
+        },
+    )?;
+    match Latency::from_samples(samples) {
+        Some(l) => Ok(l),
+        None => bail!("no ping-pong samples"),
+    }
+}
+
+/// The plaintext sizes measured for the raw seal: a small chat frame, 1 KiB,
+/// 16 KiB (the chat text limit) and 65519 B (the largest Noise plaintext,
+/// 65535 minus the 16-byte tag).
+pub const SEAL_SIZES: [usize; 4] = [64, 1024, 16 * 1024, 65_519];
+
+/// Raw ChaCha20-Poly1305 `encrypt_in_place_detached` of `size` bytes, with a
+/// fixed key and a Noise-style counter nonce, on the calling thread for
+/// `duration`. Returns seals per second.
+pub fn aead_seal(size: usize, duration: Duration) -> f64 {
+    let cipher = ChaCha20Poly1305::new(&Key::from([7u8; 32]));
+    let mut buf = vec![0x42u8; size];
+    let mut counter = 0u64;
+    // Check the clock once per batch of about 256 KiB (at least one seal).
+    let batch = (256 * 1024 / size.max(1)).max(1) as u64;
+    let start = Instant::now();
+    while start.elapsed() < duration {
+        for _ in 0..batch {
+            let mut nonce = [0u8; 12];
+            nonce[4..].copy_from_slice(&counter.to_le_bytes());
+            let tag = cipher
+                .encrypt_in_place_detached(Nonce::from_slice(&nonce), &[], black_box(&mut buf))
+                .expect("seal of a bounded buffer");
+            black_box(tag);
+            counter += 1;
+        }
+    }
+    counter as f64 / start.elapsed().as_secs_f64()
+}
