@@ -17,6 +17,8 @@
 mod baseline;
 #[path = "e2e/mem.rs"]
 mod mem;
+#[path = "e2e/natter.rs"]
+mod natter_rows;
 #[path = "e2e/net.rs"]
 mod net;
 #[path = "e2e/reference.rs"]
@@ -33,7 +35,7 @@ use std::time::Duration;
 use anyhow::Result;
 use tokio::runtime::Runtime;
 
-use report::{Measurement, Report};
+use report::{Measurement, Report, Target};
 use stats::{micros, Latency, Runs};
 
 /// Names of the baseline rows; natter rows refer to these in `vs(..)`.
@@ -77,6 +79,13 @@ pub struct Budget {
     /// Ping-pong round trips: not recorded, then recorded.
     pub ping_warmup: usize,
     pub ping_rounds: usize,
+    /// Chat messages posted end to end.
+    pub chat_messages: usize,
+    /// History size for the search figure, and searches timed.
+    pub search_history: usize,
+    pub search_queries: usize,
+    /// Idle peers for the memory figure.
+    pub idle_peers: usize,
 }
 
 impl Budget {
@@ -90,6 +99,10 @@ impl Budget {
             handshake_max: 10_000,
             ping_warmup: 2_000,
             ping_rounds: 20_000,
+            chat_messages: 50_000,
+            search_history: 1_000_000,
+            search_queries: 300,
+            idle_peers: 300,
         }
     }
 
@@ -103,6 +116,10 @@ impl Budget {
             handshake_max: 2_000,
             ping_warmup: 500,
             ping_rounds: 5_000,
+            chat_messages: 5_000,
+            search_history: 50_000,
+            search_queries: 100,
+            idle_peers: 50,
         }
     }
 
@@ -117,6 +134,10 @@ impl Budget {
             handshake_max: 200,
             ping_warmup: 20,
             ping_rounds: 200,
+            chat_messages: 200,
+            search_history: 2_000,
+            search_queries: 20,
+            idle_peers: 5,
         }
     }
 }
@@ -154,8 +175,136 @@ const GROUPS: &[Group] = &[
     baseline("ref-bulk", ref_bulk),
     baseline("ref-one-way", ref_one_way),
     baseline("ref-ping-pong", ref_ping_pong),
-    // natter groups go here: Group { section: "natter", name: "natter-bulk", run: natter_bulk },
+    natter("natter-handshakes", natter_handshakes),
+    natter("natter-bulk", natter_bulk),
+    natter("natter-one-way", natter_one_way),
+    natter("natter-ping-pong", natter_ping_pong),
+    natter("natter-chat", natter_chat),
+    natter("natter-search", natter_search),
+    natter("natter-idle-peers", natter_idle_peers),
 ];
+
+const fn natter(name: &'static str, run: fn(&mut Ctx) -> Result<()>) -> Group {
+    Group {
+        section: "natter",
+        name,
+        run,
+    }
+}
+
+fn natter_handshakes(ctx: &mut Ctx) -> Result<()> {
+    let b = ctx.budget;
+    for (in_flight, name, reference) in [
+        (1, "natter handshakes serial", names::REF_HANDSHAKES_SERIAL),
+        (
+            16,
+            "natter handshakes 16 in flight",
+            names::REF_HANDSHAKES_16,
+        ),
+    ] {
+        let runs = stats::repeat(b.runs, || {
+            ctx.rt.block_on(natter_rows::handshakes(
+                in_flight,
+                b.handshake,
+                b.handshake_max,
+            ))
+        })?;
+        ctx.report.add(
+            throughput(name, runs, 1.0, "handshakes/s")
+                .vs(reference, Target::AtLeast(0.9))
+                .note("identity payloads, binding and identity checks included"),
+        );
+    }
+    Ok(())
+}
+
+fn natter_bulk(ctx: &mut Ctx) -> Result<()> {
+    let b = ctx.budget;
+    let runs = stats::repeat(b.runs, || ctx.rt.block_on(natter_rows::bulk(b.run)))?;
+    ctx.report.add(
+        throughput("natter encrypted bulk", runs, GB, "GB/s")
+            .vs(names::REF_BULK, Target::AtLeast(1.0))
+            .vs(names::AEAD_SEAL_MAX, Target::AtLeast(0.6)),
+    );
+    Ok(())
+}
+
+fn natter_one_way(ctx: &mut Ctx) -> Result<()> {
+    let b = ctx.budget;
+    let runs = stats::repeat(b.runs, || ctx.rt.block_on(natter_rows::one_way(64, b.run)))?;
+    ctx.report.add(
+        throughput("natter one-way 64 B", runs, 1.0, "msgs/s")
+            .vs(names::REF_ONE_WAY_64, Target::AtLeast(2.0))
+            .note("small frames packed into shared Noise messages"),
+    );
+    Ok(())
+}
+
+fn natter_ping_pong(ctx: &mut Ctx) -> Result<()> {
+    let b = ctx.budget;
+    let l = natter_rows::ping_pong(64, b.ping_warmup, b.ping_rounds)?;
+    let (p50, p99) = latency_rows("natter ping-pong 64 B p50", "natter ping-pong 64 B p99", &l);
+    ctx.report.add(
+        p50.vs(names::RAW_TCP_PING_P50, Target::AtMost(1.15))
+            .ratio_to(names::REF_PING_P50),
+    );
+    ctx.report.add(
+        p99.ratio_to(names::RAW_TCP_PING_P99)
+            .ratio_to(names::REF_PING_P99),
+    );
+    Ok(())
+}
+
+fn natter_chat(ctx: &mut Ctx) -> Result<()> {
+    let b = ctx.budget;
+    let runs = stats::repeat(b.runs.min(3), || {
+        ctx.rt.block_on(natter_rows::chat(b.chat_messages))
+    })?;
+    ctx.report.add(
+        throughput("natter chat stored+acked", runs, 1.0, "msgs/s")
+            .goal(Target::AtLeast(50_000.0))
+            .note(format!(
+                "{} public msgs, two nodes, SQLite files, {}",
+                b.chat_messages,
+                runs.describe()
+            )),
+    );
+    Ok(())
+}
+
+fn natter_search(ctx: &mut Ctx) -> Result<()> {
+    let b = ctx.budget;
+    let (l, build) = natter_rows::search(b.search_history, b.search_queries)?;
+    ctx.report.add(
+        Measurement::new("natter /search p50", l.p50.as_secs_f64() * 1e3, "ms")
+            .goal(Target::AtMost(10.0))
+            .note(format!(
+                "{} messages (built in {:.1} s), {} queries, p99 {:.2} ms",
+                b.search_history,
+                build.as_secs_f64(),
+                l.n,
+                l.p99.as_secs_f64() * 1e3
+            )),
+    );
+    Ok(())
+}
+
+fn natter_idle_peers(ctx: &mut Ctx) -> Result<()> {
+    let b = ctx.budget;
+    let (per_peer, base) = ctx
+        .rt
+        .block_on(natter_rows::idle_peer_memory(b.idle_peers))?;
+    ctx.report.add(
+        Measurement::new("natter memory per idle peer", per_peer / 1024.0, "KiB")
+            .goal(Target::AtMost(64.0))
+            .note(format!(
+                "{} authenticated idle links to a natter process of {:.1} MiB",
+                b.idle_peers,
+                base as f64 / (1024.0 * 1024.0)
+            )),
+    );
+    Ok(())
+}
 
 const GB: f64 = 1e9;
 

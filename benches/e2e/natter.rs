@@ -1,0 +1,513 @@
+//! natter's own rows: the same shapes as the reference link, through
+//! natter's code (`link::Link`: deframer, typed handshake with identity
+//! payloads and their checks, transport packing frames), plus whole-node
+//! figures (chat end to end through SQLite, search, memory per idle peer).
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command as Process, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context, Result};
+use natter::event::Event;
+use natter::handshake::HandshakeConfig;
+use natter::identity::{IdentityKey, LocalIdentity};
+use natter::link::{Link, LinkEvent};
+use natter::node::{Command, Node, NodeConfig};
+use natter::rng::Rng;
+use natter::store::{ConversationKey, Store, StoredMessage};
+use natter::wire::limits::MAX_PLAINTEXT_LEN;
+use natter::wire::Frame;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+
+use crate::net;
+use crate::stats::Latency;
+
+/// Largest `Data` payload that fits one Noise message: the plaintext less
+/// the variant byte and a three-byte length varint.
+pub const DATA_MAX: usize = MAX_PLAINTEXT_LEN - 4;
+/// Small frames handed to one `Link::send`: natter packs them into as few
+/// Noise messages as fit (the batching lever of DESIGN §9).
+const SMALL_BATCH: usize = 1024;
+
+fn identity(n: u8) -> LocalIdentity {
+    LocalIdentity::from_secrets([n; 32], [n.wrapping_add(100); 32]).expect("fixed keys are valid")
+}
+
+fn cfg() -> HandshakeConfig {
+    HandshakeConfig::new("bench", 1)
+}
+
+/// Run a link's handshake over `s`. Returns frames that arrived with the
+/// last handshake message, if any.
+async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
+    s: &mut S,
+    link: &mut Link,
+    first: Vec<u8>,
+) -> Result<Vec<Frame>> {
+    if !first.is_empty() {
+        s.write_all(&first).await?;
+    }
+    let mut buf = vec![0u8; 4096];
+    let mut frames = Vec::new();
+    while !link.is_established() {
+        let n = s.read(&mut buf).await?;
+        ensure!(n > 0, "EOF during the handshake");
+        let mut out = Vec::new();
+        for ev in link.on_bytes(&buf[..n], &mut out)? {
+            if let LinkEvent::Frames(f) = ev {
+                frames.extend(f);
+            }
+        }
+        if !out.is_empty() {
+            s.write_all(&out).await?;
+        }
+    }
+    Ok(frames)
+}
+
+async fn dial(s: &mut TcpStream, me: &LocalIdentity, expect: IdentityKey) -> Result<Link> {
+    let (mut link, msg1) = Link::outbound(me, &cfg(), Some(expect))?;
+    handshake(s, &mut link, msg1).await?;
+    Ok(link)
+}
+
+async fn answer(s: &mut TcpStream, me: &LocalIdentity) -> Result<Link> {
+    let (link, early) = answer_with_frames(s, me).await?;
+    ensure!(early.is_empty(), "frames arrived with the last handshake message");
+    Ok(link)
+}
+
+/// The accepting side, also returning frames that arrived in the same read
+/// as message 3 (a dialler may send right after its last handshake message).
+async fn answer_with_frames(s: &mut TcpStream, me: &LocalIdentity) -> Result<(Link, Vec<Frame>)> {
+    let mut link = Link::inbound(me, &cfg())?;
+    let early = handshake(s, &mut link, Vec::new()).await?;
+    Ok((link, early))
+}
+
+/// An established natter link over a loopback pair.
+async fn established() -> Result<(TcpStream, Link, TcpStream, Link)> {
+    let (mut a, mut b) = net::pair().await?;
+    let (ia, ib) = (identity(1), identity(2));
+    let expect = ib.identity_key();
+    let (la, lb) = tokio::try_join!(dial(&mut a, &ia, expect), answer(&mut b, &ib))?;
+    Ok((a, la, b, lb))
+}
+
+/// Handshakes per second, same shape as `reference::handshakes`: the
+/// responder closes after the handshake, the dialler waits for that EOF.
+pub async fn handshakes(in_flight: usize, duration: Duration, max: u64) -> Result<f64> {
+    let listener = net::listen().await?;
+    let addr = listener.local_addr()?;
+    let server_id = Arc::new(identity(2));
+    let server = tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = listener.accept().await else {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                continue;
+            };
+            let id = Arc::clone(&server_id);
+            tokio::spawn(async move {
+                let _ = s.set_nodelay(true);
+                let _ = answer(&mut s, &id).await;
+            });
+        }
+    });
+    let client_id = Arc::new(identity(1));
+    let expect = identity(2).identity_key();
+    let done = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let mut clients = Vec::new();
+    for _ in 0..in_flight.max(1) {
+        let (id, done) = (Arc::clone(&client_id), Arc::clone(&done));
+        clients.push(tokio::spawn(async move {
+            while start.elapsed() < duration && done.load(Ordering::Relaxed) < max {
+                let mut s = TcpStream::connect(addr).await?;
+                s.set_nodelay(true)?;
+                dial(&mut s, &id, expect).await?;
+                let n = s.read(&mut [0u8; 1]).await?;
+                ensure!(n == 0, "responder sent data after the handshake");
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+            anyhow::Ok(())
+        }));
+    }
+    let mut result = Ok(());
+    for c in clients {
+        let r = c.await.context("handshake task").and_then(|r| r);
+        if result.is_ok() {
+            result = r;
+        }
+    }
+    let elapsed = start.elapsed();
+    server.abort();
+    result?;
+    Ok(done.load(Ordering::Relaxed) as f64 / elapsed.as_secs_f64())
+}
+
+/// Read frames from `rx` until EOF, calling `count` on each batch.
+async fn drain(mut rx: TcpStream, mut link: Link, mut count: impl FnMut(&[Frame])) -> Result<f64> {
+    let mut buf = vec![0u8; 256 * 1024];
+    let start = Instant::now();
+    let mut sink = Vec::new();
+    loop {
+        let n = rx.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        for ev in link.on_bytes(&buf[..n], &mut sink)? {
+            if let LinkEvent::Frames(f) = ev {
+                count(&f);
+            }
+        }
+    }
+    Ok(start.elapsed().as_secs_f64())
+}
+
+/// Encrypted bulk: maximal `Data` frames, one Noise message each.
+pub async fn bulk(duration: Duration) -> Result<f64> {
+    let (mut tx, mut la, rx, lb) = established().await?;
+    let writer = tokio::spawn(async move {
+        let frames = [Frame::Data(vec![0xA5; DATA_MAX])];
+        let mut out = Vec::with_capacity(2 + 65_535);
+        let start = Instant::now();
+        while start.elapsed() < duration {
+            out.clear();
+            la.send(&frames, &mut out)?;
+            tx.write_all(&out).await?;
+        }
+        tx.shutdown().await?;
+        anyhow::Ok(())
+    });
+    let mut bytes = 0u64;
+    let secs = drain(rx, lb, |fs| {
+        for f in fs {
+            if let Frame::Data(d) = f {
+                bytes += d.len() as u64;
+            }
+        }
+    })
+    .await?;
+    writer.await??;
+    Ok(bytes as f64 / secs)
+}
+
+/// One-way small messages: `size`-byte `Data` frames handed to the link in
+/// batches; natter packs each batch into as few Noise messages as fit.
+pub async fn one_way(size: usize, duration: Duration) -> Result<f64> {
+    let (mut tx, mut la, rx, lb) = established().await?;
+    let writer = tokio::spawn(async move {
+        let frames: Vec<Frame> = (0..SMALL_BATCH)
+            .map(|_| Frame::Data(vec![0x5A; size]))
+            .collect();
+        let mut out = Vec::with_capacity(128 * 1024);
+        let start = Instant::now();
+        while start.elapsed() < duration {
+            out.clear();
+            la.send(&frames, &mut out)?;
+            tx.write_all(&out).await?;
+        }
+        tx.shutdown().await?;
+        anyhow::Ok(())
+    });
+    let mut count = 0u64;
+    let secs = drain(rx, lb, |fs| count += fs.len() as u64).await?;
+    writer.await??;
+    Ok(count as f64 / secs)
+}
+
+/// Ping-pong of `size`-byte `Data` frames over natter links, on one
+/// current-thread runtime like the baselines.
+pub fn ping_pong(size: usize, warmup: usize, rounds: usize) -> Result<Latency> {
+    let total = warmup + rounds;
+    let samples = net::ping_pong(
+        move |mut s: TcpStream| async move {
+            let (mut link, early) = answer_with_frames(&mut s, &identity(2)).await?;
+            let mut buf = vec![0u8; 65_536];
+            let mut out = Vec::with_capacity(256);
+            let mut served = early.len();
+            if !early.is_empty() {
+                link.send(&early, &mut out)?;
+                s.write_all(&out).await?;
+            }
+            while served < total {
+                let n = s.read(&mut buf).await?;
+                ensure!(n > 0, "EOF during ping-pong");
+                for ev in link.on_bytes(&buf[..n], &mut out)? {
+                    if let LinkEvent::Frames(frames) = ev {
+                        out.clear();
+                        link.send(&frames, &mut out)?;
+                        s.write_all(&out).await?;
+                        served += frames.len();
+                    }
+                }
+            }
+            Ok(())
+        },
+        move |mut s: TcpStream| async move {
+            let mut link = dial(&mut s, &identity(1), identity(2).identity_key()).await?;
+            let ping = [Frame::Data(vec![0x5A; size])];
+            let mut buf = vec![0u8; 65_536];
+            let mut out = Vec::with_capacity(256);
+            let mut samples = Vec::with_capacity(rounds);
+            for i in 0..total {
+                let t = Instant::now();
+                out.clear();
+                link.send(&ping, &mut out)?;
+                s.write_all(&out).await?;
+                let mut got = false;
+                while !got {
+                    let n = s.read(&mut buf).await?;
+                    ensure!(n > 0, "EOF during ping-pong");
+                    got = link
+                        .on_bytes(&buf[..n], &mut Vec::new())?
+                        .iter()
+                        .any(|e| matches!(e, LinkEvent::Frames(_)));
+                }
+                if i >= warmup {
+                    samples.push(t.elapsed());
+                }
+            }
+            Ok(samples)
+        },
+    )?;
+    match Latency::from_samples(samples) {
+        Some(l) => Ok(l),
+        None => bail!("no ping-pong samples"),
+    }
+}
+
+/// A node on 127.0.0.1 with its store in `dir`, driven through channels.
+struct RunningNode {
+    cmd: mpsc::Sender<Command>,
+    events: mpsc::UnboundedReceiver<Event>,
+    addr: std::net::SocketAddr,
+}
+
+async fn start_node(seed: u8, dir: &std::path::Path) -> Result<RunningNode> {
+    let listener = natter::net::listen("127.0.0.1:0".parse()?, false).await?;
+    let addr = listener.local_addr()?;
+    let cfg = NodeConfig {
+        nickname: format!("bench{seed}"),
+        listen_port: addr.port(),
+        discovery: None,
+        ..NodeConfig::default()
+    };
+    let store = Store::open(dir)?;
+    let node = Node::new(
+        identity(seed),
+        cfg,
+        store,
+        Rng::new(u64::from(seed)),
+        0,
+        1_764_000_000_000,
+    );
+    let (cmd, cmd_rx) = mpsc::channel(1024);
+    let (ev_tx, events) = mpsc::unbounded_channel();
+    tokio::spawn(natter::net::run(
+        node,
+        listener,
+        None,
+        cmd_rx,
+        ev_tx,
+        Instant::now(),
+    ));
+    Ok(RunningNode { cmd, events, addr })
+}
+
+async fn next_event(n: &mut RunningNode) -> Result<Event> {
+    match tokio::time::timeout(Duration::from_secs(30), n.events.recv()).await {
+        Ok(Some(e)) => Ok(e),
+        Ok(None) => bail!("node stopped"),
+        Err(_) => bail!("no event for 30 s"),
+    }
+}
+
+/// Chat messages per second end to end: `count` public messages posted on
+/// one node, stored (SQLite file, synchronous=FULL) and relayed, stored by
+/// the other node and acked; the clock stops when every ack is back.
+pub async fn chat(count: usize) -> Result<f64> {
+    let (da, db) = (tempfile::tempdir()?, tempfile::tempdir()?);
+    let mut a = start_node(1, da.path()).await?;
+    let mut b = start_node(2, db.path()).await?;
+    a.cmd.send(Command::Connect(b.addr)).await?;
+    while !matches!(next_event(&mut a).await?, Event::PeerConnected { .. }) {}
+    while !matches!(next_event(&mut b).await?, Event::PeerConnected { .. }) {}
+    let start = Instant::now();
+    let feeder = {
+        let cmd = a.cmd.clone();
+        tokio::spawn(async move {
+            for i in 0..count {
+                cmd.send(Command::Say(format!("message {i} of the chat benchmark")))
+                    .await?;
+            }
+            anyhow::Ok(())
+        })
+    };
+    let mut delivered = 0;
+    while delivered < count {
+        if let Event::MessageDelivered { .. } = next_event(&mut a).await? {
+            delivered += 1;
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    feeder.await??;
+    let _ = a.cmd.send(Command::Quit).await;
+    let _ = b.cmd.send(Command::Quit).await;
+    Ok(count as f64 / secs)
+}
+
+/// `/search` latency over a history of `messages` messages: p50 of
+/// `queries` searches for words of varying frequency.
+pub fn search(messages: usize, queries: usize) -> Result<(Latency, Duration)> {
+    let dir = tempfile::tempdir()?;
+    let mut store = Store::open(dir.path())?;
+    let words = [
+        "alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india",
+        "juliet", "kilo", "lima", "mike", "november", "oscar", "papa", "quebec", "romeo", "sierra",
+        "tango",
+    ];
+    let built = Instant::now();
+    let mut rng = Rng::new(7);
+    let mut batch = Vec::with_capacity(10_000);
+    for i in 0..messages {
+        let text: Vec<&str> = (0..8)
+            .map(|_| words[rng.below(words.len() as u64) as usize])
+            .collect();
+        let mut id = [0u8; 16];
+        id[..8].copy_from_slice(&(i as u64).to_le_bytes());
+        batch.push(StoredMessage {
+            id,
+            conversation: ConversationKey::Public,
+            author: [1; 32],
+            timestamp_ms: i as u64,
+            text: format!("{} {i}", text.join(" ")),
+            signature: Some([0; 64]),
+            outgoing: false,
+            received_ms: i as u64,
+        });
+        if batch.len() == batch.capacity() {
+            store.insert_messages(&batch)?;
+            batch.clear();
+        }
+    }
+    store.insert_messages(&batch)?;
+    let build = built.elapsed();
+    let mut samples = Vec::with_capacity(queries);
+    for q in 0..queries {
+        let query = match q % 3 {
+            0 => words[q % words.len()].to_string(),
+            1 => format!(
+                "{} {}",
+                words[q % words.len()],
+                words[(q * 7) % words.len()]
+            ),
+            _ => format!("{}", (q * 7919) % messages.max(1)),
+        };
+        let t = Instant::now();
+        let found = store.search(&query, 50)?;
+        samples.push(t.elapsed());
+        ensure!(
+            !found.is_empty() || q % 3 == 2,
+            "search found nothing for {query}"
+        );
+    }
+    match Latency::from_samples(samples) {
+        Some(l) => Ok((l, build)),
+        None => bail!("no search samples"),
+    }
+}
+
+fn child_rss(child: &Child) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).ok()?;
+    let rest = status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?;
+    rest.split_whitespace()
+        .next()?
+        .parse::<u64>()
+        .ok()
+        .map(|kb| kb * 1024)
+}
+
+/// Resident memory per established idle peer: a `natter` process with
+/// `peers` authenticated links open to it from this process. Returns bytes
+/// per peer and the process's resident size before the peers came.
+pub async fn idle_peer_memory(peers: usize) -> Result<(f64, u64)> {
+    let dir = tempfile::tempdir()?;
+    let mut child = Process::new(env!("CARGO_BIN_EXE_natter"))
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args([
+            "--no-discovery",
+            "--listen",
+            "127.0.0.1:0",
+            "--json",
+            "--nick",
+            "server",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("start natter")?;
+    let stdout = child.stdout.take().context("stdout")?;
+    let (tx, mut lines) = mpsc::unbounded_channel::<serde_json::Value>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str(&line) {
+                if tx.send(v).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    let started = lines.recv().await.context("no start event")?;
+    let addr: std::net::SocketAddr = started["listen"]
+        .as_str()
+        .context("listen address")?
+        .parse()?;
+    let server = started["identity"]
+        .as_str()
+        .context("identity")?
+        .to_string();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = child_rss(&child).context("no /proc")?;
+
+    let mut keep = Vec::with_capacity(peers);
+    for i in 0..peers {
+        let me = LocalIdentity::generate()?;
+        let mut s = TcpStream::connect(addr).await?;
+        let (mut link, msg1) =
+            Link::outbound(&me, &HandshakeConfig::new(format!("p{i}"), 0), None)?;
+        handshake(&mut s, &mut link, msg1).await?;
+        ensure!(
+            link.peer().is_some_and(|p| hex(&p.identity().0) == server),
+            "wrong server identity"
+        );
+        keep.push((s, link));
+    }
+    let mut connected = 0;
+    while connected < peers {
+        let v = tokio::time::timeout(Duration::from_secs(30), lines.recv())
+            .await
+            .context("server did not report every peer")?
+            .context("server stopped")?;
+        if v["event"] == "peer_connected" {
+            connected += 1;
+        }
+    }
+    // Let the first resends, sync requests and allocations settle.
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    let after = child_rss(&child).context("no /proc")?;
+    let _ = child.kill();
+    let _ = child.wait();
+    drop(keep);
+    Ok((after.saturating_sub(before) as f64 / peers as f64, before))
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
