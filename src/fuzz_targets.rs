@@ -35,7 +35,13 @@ pub const TARGETS: &[Target] = &[
     ("handshake_initiator", handshake_initiator),
     ("handshake_roundtrip_mutation", handshake_roundtrip_mutation),
     ("transport", transport),
+    ("cli_parse", cli_parse),
+    ("discovery", discovery),
+    ("node", node),
 ];
+
+pub mod node;
+pub use node::node;
 
 /// A fixed local party: long-term keys and a handshake config with a fixed ephemeral key.
 pub struct Party {
@@ -43,8 +49,13 @@ pub struct Party {
     pub cfg: HandshakeConfig,
 }
 
+/// The fixed long-term keys of party `n`.
+pub fn identity(n: u8) -> LocalIdentity {
+    LocalIdentity::from_secrets([n; 32], [n + 0x40; 32]).expect("fixed secrets are valid")
+}
+
 fn party(n: u8, nickname: &str) -> Party {
-    let id = LocalIdentity::from_secrets([n; 32], [n + 0x40; 32]).expect("fixed secrets are valid");
+    let id = identity(n);
     let mut cfg = HandshakeConfig::new(nickname, 47000 + u16::from(n));
     cfg.test_ephemeral = Some([n + 0x80; 32]);
     Party { id, cfg }
@@ -60,6 +71,26 @@ pub fn alice() -> &'static Party {
 pub fn bob() -> &'static Party {
     static P: OnceLock<Party> = OnceLock::new();
     P.get_or_init(|| party(2, "bob"))
+}
+
+/// A third peer, for targets with several.
+pub fn carol() -> &'static Party {
+    static P: OnceLock<Party> = OnceLock::new();
+    P.get_or_init(|| party(3, "carol"))
+}
+
+/// Party number of [`local`].
+pub const LOCAL: u8 = 4;
+
+/// The local party of the discovery and node targets.
+pub fn local() -> &'static Party {
+    static P: OnceLock<Party> = OnceLock::new();
+    P.get_or_init(|| party(LOCAL, "natter"))
+}
+
+/// The parties a target may play, by a byte of the input.
+pub fn peer_party(b: u8) -> &'static Party {
+    [alice, bob, carol][usize::from(b) % 3]()
 }
 
 /// Alice dials Bob in memory; `tamper(step, msg)` may change each message on the way.
@@ -310,5 +341,216 @@ pub fn transport(data: &[u8]) {
         }
         assert_eq!(d.buffered(), 0);
         assert_eq!(opened, frames);
+    }
+}
+
+/// Input: one line of user input (invalid UTF-8 replaced). Parsing never
+/// panics and what it accepts is well formed; sanitising leaves nothing a
+/// terminal would act on; naming a peer never panics.
+pub fn cli_parse(data: &[u8]) {
+    use crate::cli::command::{parse, Command, MAX_HISTORY};
+    use crate::cli::sanitize::{sanitize_nick, sanitize_text, MAX_NICK_BYTES};
+    let line = String::from_utf8_lossy(data);
+    match parse(&line) {
+        Ok(None) => assert!(line.trim().is_empty()),
+        Ok(Some(cmd)) => match cmd {
+            Command::Say(text) => assert!(!text.trim().is_empty()),
+            Command::Msg { peer, text } => {
+                assert!(!peer.is_empty() && !peer.contains(char::is_whitespace));
+                assert!(!text.trim().is_empty());
+            }
+            Command::Trust { peer, fingerprint } => {
+                assert!(!peer.is_empty() && !peer.contains(char::is_whitespace));
+                if let Some(fp) = fingerprint {
+                    assert!(!fp.is_empty() && !fp.contains([' ', '-']));
+                }
+            }
+            Command::Untrust { peer } | Command::Verify { peer } => {
+                assert!(!peer.is_empty() && !peer.contains(char::is_whitespace));
+            }
+            Command::History { peer, limit } => {
+                assert!(peer.is_none_or(|p| !p.is_empty()));
+                assert!(limit.is_none_or(|n| (1..=MAX_HISTORY).contains(&n)));
+            }
+            Command::Search { query } => assert!(!query.is_empty() && query == query.trim()),
+            Command::Nick { name } => {
+                assert!(!name.is_empty() && name.len() <= MAX_NICK_BYTES);
+                assert_eq!(sanitize_nick(&name), name);
+            }
+            Command::Connect { addr } => {
+                assert_ne!(addr.port, 0);
+                assert!(!addr.host.is_empty());
+            }
+            Command::Peers | Command::Help { .. } | Command::Quit => {}
+        },
+        Err(e) => {
+            let text = e.to_string();
+            assert!(!text.contains('\u{1b}'), "{text:?}");
+            assert!(text.lines().count() <= 2, "{text:?}");
+        }
+    }
+    assert_inert(&sanitize_text(&line), true);
+    let nick = sanitize_nick(&line);
+    assert_inert(&nick, false);
+    assert!(!nick.is_empty() && nick.len() <= MAX_NICK_BYTES);
+    assert_eq!(sanitize_nick(&nick), nick);
+
+    let candidates = candidates();
+    if let Ok(key) = crate::trust::resolve(candidates, &line) {
+        assert!(candidates.iter().any(|c| c.identity == key));
+    }
+}
+
+/// No escape, C0 (but `\n` in text), DEL, C1 or bidi control.
+fn assert_inert(s: &str, text: bool) {
+    for c in s.chars() {
+        let bad = match c {
+            '\n' => !text,
+            '\0'..='\u{1f}' | '\u{7f}'..='\u{9f}' => true,
+            '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' => true,
+            _ => false,
+        };
+        assert!(!bad, "{c:?} left in {s:?}");
+    }
+}
+
+/// Peers a typed name may refer to: distinct, shared and look-alike nicknames.
+fn candidates() -> &'static [crate::trust::Candidate] {
+    static C: OnceLock<Vec<crate::trust::Candidate>> = OnceLock::new();
+    C.get_or_init(|| {
+        let key = |n: u8| {
+            LocalIdentity::from_secrets([n; 32], [n; 32])
+                .expect("fixed secrets are valid")
+                .identity_key()
+        };
+        ["alice", "bob", "Bob", "b0b", "", "caf\u{e9}"]
+            .iter()
+            .zip(1..)
+            .map(|(nick, n)| crate::trust::Candidate {
+                identity: key(n),
+                nickname: (*nick).into(),
+            })
+            .collect()
+    })
+}
+
+/// Bytes of a fuzz input, read front to back; past the end every read is empty.
+pub(crate) struct Reader<'a>(pub &'a [u8]);
+
+impl<'a> Reader<'a> {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn byte(&mut self) -> u8 {
+        let (&b, rest) = self.0.split_first().unwrap_or((&0, &[]));
+        self.0 = rest;
+        b
+    }
+
+    /// Two bytes, big-endian.
+    pub fn u16(&mut self) -> u16 {
+        u16::from_be_bytes([self.byte(), self.byte()])
+    }
+
+    /// A length byte and that many bytes (fewer at the end).
+    pub fn piece(&mut self) -> &'a [u8] {
+        let (piece, rest) = split_piece(self.0);
+        self.0 = rest;
+        piece
+    }
+
+    /// Two length bytes (big-endian) and that many bytes.
+    pub fn long_piece(&mut self) -> &'a [u8] {
+        let len = usize::from(self.u16()).min(self.0.len());
+        let (piece, rest) = self.0.split_at(len);
+        self.0 = rest;
+        piece
+    }
+}
+
+/// Wall-clock time (ms since the Unix epoch) at monotonic time 0 in the
+/// discovery and node targets.
+pub const WALL_MS: u64 = 1_764_000_000_000;
+
+/// Where datagrams come from in the discovery and node targets: a few
+/// loopback addresses, and one of them as IPv4-mapped IPv6.
+pub fn source(b: u8) -> std::net::SocketAddr {
+    use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+    let v4 = Ipv4Addr::new(127, 0, 0, 1 + b % 4);
+    let ip = if b & 4 == 0 {
+        IpAddr::V4(v4)
+    } else {
+        IpAddr::V6(v4.to_ipv6_mapped())
+    };
+    SocketAddr::new(ip, 47000 + u16::from(b % 8))
+}
+
+/// Input: records `[flags, dt, len_hi, len_lo, datagram…]`. Time advances
+/// by dt² ms; the low three bits of `flags` pick the source ([`source`]),
+/// bit 0x40 polls for a beacon first, bit 0x80 expires identities after.
+/// Discovery never panics and its counters add up.
+pub fn discovery(data: &[u8]) {
+    use crate::discovery::{Discovery, DiscoveryConfig};
+    use crate::rng::Rng;
+    let me = &local().id;
+    let config = DiscoveryConfig::default();
+    let mut d = Discovery::new(config.clone(), me, "natter".into(), 47474, 7, Rng::new(7));
+    let (mut now, mut fed, mut sent) = (0u64, 0u64, 0u64);
+    let mut input = Reader(data);
+    while !input.is_empty() {
+        let flags = input.byte();
+        now += u64::from(input.byte()).pow(2);
+        let datagram = input.long_piece();
+        if flags & 0x40 != 0 {
+            if let Some(beacon) = d.poll_beacon(now, WALL_MS + now, me) {
+                sent += 1;
+                let body = decode_beacon(&beacon).expect("own beacons decode");
+                assert_eq!(body.keys.identity, me.identity_key());
+                use crate::discovery::Rejected::{GlobalRateLimited, Own, RateLimited};
+                let looped = d.handle_datagram(now, source(flags), &beacon);
+                assert!(matches!(looped, Err(Own | RateLimited | GlobalRateLimited)));
+                fed += 1;
+            }
+        }
+        let from = source(flags);
+        fed += 1;
+        if let Ok(s) = d.handle_datagram(now, from, datagram) {
+            assert_ne!(s.keys.identity, me.identity_key());
+            assert_eq!(s.keys.verify(), Ok(()));
+            assert_ne!(s.addr.port(), 0);
+            assert_eq!(s.addr.ip(), from.ip().to_canonical());
+            assert!(!(s.new_identity && s.restarted));
+        }
+        if flags & 0x80 != 0 {
+            let gone = d.expire(now);
+            let mut unique = gone.clone();
+            unique.sort();
+            unique.dedup();
+            assert_eq!(
+                unique.len(),
+                gone.len(),
+                "an identity expired twice at once"
+            );
+        }
+        assert!(d.poll_timeout().is_some());
+        let s = d.stats();
+        let rejected = s.too_large
+            + s.rate_limited
+            + s.global_rate_limited
+            + s.malformed
+            + s.own
+            + s.replay
+            + s.bad_signature
+            + s.bad_binding
+            + s.zero_port;
+        assert_eq!(s.accepted + rejected, fed);
+        assert!(s.accepted <= fed);
+        assert_eq!(s.verify_calls, s.accepted + s.bad_signature + s.bad_binding);
+        assert_eq!(s.beacons_sent, sent);
+        assert_eq!(s.encode_errors, 0);
+        assert!(d.tracked_len() as u64 <= s.accepted);
+        assert!(d.tracked_len() <= config.max_tracked);
+        assert!(d.source_table_len() <= config.max_sources);
     }
 }

@@ -6,7 +6,8 @@
 //! without a panic. The seeds are written by the ignored test below:
 //! `cargo test --test fuzz_corpus -- --ignored write_seed_corpora`.
 
-use natter::fuzz_targets::{alice, bob, established_pair, Party, TARGETS};
+use natter::fuzz_targets::node::{cmd, frame, op};
+use natter::fuzz_targets::{alice, bob, carol, established_pair, local, Party, TARGETS, WALL_MS};
 use natter::handshake::{Initiator, Responder};
 use natter::identity::keyfile;
 use natter::transport::frame_raw;
@@ -204,8 +205,225 @@ fn seeds(target: &str) -> Vec<(&'static str, Vec<u8>)> {
                 ("plaintext", plain),
             ]
         }
+        "cli_parse" => [
+            ("say", "hello, room"),
+            ("msg", "/msg bob hi there\r\n"),
+            ("trust", "/trust alice#ABCD 1234-ABCD efgh"),
+            ("connect-v6", "/connect [fe80::1%eth0]:47474"),
+            ("connect-name", "/connect host.lan.:1"),
+            ("history", "/history bob 20"),
+            ("search", "/search   two words "),
+            ("nick-escape", "/nick \u{1b}]52;c;AAAA\u{7}"),
+            ("slash-say", "//not a command"),
+            ("bidi", "\u{202e}evil\u{9b}2J\u{2066}x\u{85}y\tz"),
+            ("name", "b0b#"),
+            ("typo", "/conect 1.2.3.4:5"),
+        ]
+        .into_iter()
+        .map(|(label, line)| (label, line.as_bytes().to_vec()))
+        .collect(),
+        "discovery" => {
+            let beacon = |p: &Party, port: u16, instance: u64, seq: u64, at: u64| {
+                let body = BeaconBody {
+                    version: PROTOCOL_VERSION,
+                    keys: *p.id.bound_keys(),
+                    tcp_port: port,
+                    nickname: p.cfg.nickname.clone(),
+                    instance,
+                    seq,
+                    timestamp_ms: WALL_MS + at,
+                };
+                encode_beacon(&body, &p.id).unwrap()
+            };
+            // flags (source, 0x40 poll, 0x80 expire), dt (ms = dt²), datagram.
+            let record = |flags: u8, dt: u8, data: &[u8]| {
+                let len = u16::try_from(data.len()).unwrap().to_be_bytes();
+                [&[flags, dt][..], &len, data].concat()
+            };
+            let a1 = beacon(a, 47001, 1, 1, 0);
+            let forged = {
+                let mut f = beacon(b, 47002, 1, 1, 0);
+                *f.last_mut().unwrap() ^= 1;
+                f
+            };
+            vec![
+                ("alice", record(0x40, 0, &a1)),
+                (
+                    "replay-other-source",
+                    [record(0, 0, &a1), record(1, 10, &a1)].concat(),
+                ),
+                (
+                    "two-peers-expire",
+                    [
+                        record(0x40, 0, &a1),
+                        record(2, 1, &beacon(b, 47002, 9, 3, 0)),
+                        record(0xc0, 255, &beacon(carol(), 47003, 2, 1, 65_000)),
+                        record(0xc0, 255, &[]),
+                    ]
+                    .concat(),
+                ),
+                (
+                    "restart",
+                    [
+                        record(0, 0, &beacon(a, 47001, 1, 5, 0)),
+                        record(0x40, 40, &beacon(a, 47001, 2, 1, 1_600)),
+                        record(0, 40, &beacon(a, 47001, 1, 6, 3_200)),
+                    ]
+                    .concat(),
+                ),
+                (
+                    "own-zero-port-forged",
+                    [
+                        record(0, 0, &beacon(local(), 47474, 1, 1, 0)),
+                        record(4, 0, &beacon(b, 0, 1, 1, 0)),
+                        record(5, 0, &forged),
+                    ]
+                    .concat(),
+                ),
+                (
+                    "garbage-and-burst",
+                    [
+                        record(0, 0, &[1, 2, 3]),
+                        record(0, 0, &[0; 600]),
+                        record(0, 0, &a1[..a1.len() - 1]),
+                        record(0, 0, &a1),
+                        record(0, 0, &a1),
+                        record(0, 0, &a1),
+                    ]
+                    .concat(),
+                ),
+            ]
+        }
+        "node" => node_seeds(),
         other => panic!("no seeds for fuzz target {other}"),
     }
+}
+
+/// Scripts for the node target (see `natter::fuzz_targets::node`).
+fn node_seeds() -> Vec<(&'static str, Vec<u8>)> {
+    let piece = |s: &[u8]| [&[u8::try_from(s.len()).unwrap()][..], s].concat();
+    let frames = |kind: u8, args: &[u8]| [&[op::FRAMES, 0, 0, kind][..], args].concat();
+    let command = |kind: u8, args: &[u8]| [&[op::COMMAND, kind][..], args].concat();
+    let direct = |id: u8, text: &str| {
+        frames(
+            frame::DIRECT,
+            &[&[id, 16][..], &piece(text.as_bytes())].concat(),
+        )
+    };
+    let public = |author: u8, id: u8, text: &str| {
+        frames(
+            frame::PUBLIC,
+            &[&[author, id, 16][..], &piece(text.as_bytes())].concat(),
+        )
+    };
+    let wait = |dt: u8| vec![op::WAIT, dt];
+    let beacon = |party: u8, port: u16| {
+        let [hi, lo] = port.to_be_bytes();
+        vec![op::BEACON, party, 0, hi, lo, 1, 1]
+    };
+    let ping = {
+        let mut p = encode(&Frame::Ping(1));
+        p.extend(encode(&Frame::Pong(2)));
+        p
+    };
+    let script = |steps: &[Vec<u8>]| steps.concat();
+    vec![
+        (
+            // Alice dials in, talks, acks, syncs, renames and leaves.
+            "session",
+            script(&[
+                vec![op::PEER_DIALS_IN, 0, 0],
+                direct(1, "hi natter"),
+                public(1, 2, "hello room, from bob via alice"),
+                command(cmd::SAY, &piece(b"hello room")),
+                command(cmd::MSG, &[&[0][..], &piece(b"hi alice")].concat()),
+                frames(frame::ACK_RECEIVED, &[]),
+                frames(frame::ACK, &[9]),
+                frames(frame::SYNC_REQUEST, &[0]),
+                frames(frame::NICK, &piece(b"al")),
+                frames(frame::PING, &[7]),
+                frames(frame::PLAINTEXT, &piece(&ping)),
+                vec![op::FLUSHED, 0, 0xff, 0xff],
+                wait(100),
+                frames(frame::CLOSE, &[&[0][..], &piece(b"bye")].concat()),
+            ]),
+        ),
+        (
+            // Bob's beacon makes the node dial him; Bob answers as himself.
+            "discovered-dial",
+            script(&[
+                beacon(1, 47002),
+                wait(255),
+                wait(255),
+                vec![op::CONNECTED, 0, 1],
+                direct(3, "hello from bob"),
+                command(cmd::HISTORY, &[1, 1, 50]),
+                command(cmd::SEARCH, &[&piece(b"hello")[..], &[10]].concat()),
+                command(cmd::VERIFY, &[1]),
+                command(cmd::TRUST, &[1, 1, 1]),
+                command(cmd::UNTRUST, &[7]),
+                command(cmd::SEND_DATA, &[&[1][..], &piece(b"data")].concat()),
+                command(cmd::PEERS, &[]),
+            ]),
+        ),
+        (
+            // A manual connect answered by Carol, one refused, a rename.
+            "manual-connect",
+            script(&[
+                command(cmd::CONNECT, &[0xb7, 0x9b]),
+                command(cmd::CONNECT, &[0xb7, 0x9c]),
+                vec![op::CONNECTED, 0, 2],
+                vec![op::CONNECT_FAILED, 0],
+                command(cmd::NICK, &piece(b"natter2")),
+                frames(frame::DATA, &piece(b"xyz")),
+                wait(255),
+                wait(255),
+            ]),
+        ),
+        (
+            // Alice dials in twice and is also discovered: duplicate links.
+            "duplicate-links",
+            script(&[
+                vec![op::PEER_DIALS_IN, 0, 0],
+                vec![op::PEER_DIALS_IN, 0, 1],
+                beacon(0, 47001),
+                wait(255),
+                vec![op::CONNECTED, 0, 0],
+                vec![op::PEER_DIALS_IN, 2, 2],
+                vec![op::CLOSED, 0],
+            ]),
+        ),
+        (
+            // Silent and junk connections up to the limits, then quit.
+            "limits-and-quit",
+            script(&[
+                vec![op::ACCEPT, 0],
+                vec![op::ACCEPT, 1],
+                vec![op::ACCEPT, 2],
+                vec![op::ACCEPT, 3],
+                vec![op::ACCEPT, 4],
+                vec![op::RAW, 0, 3, 0, 32, 7],
+                vec![op::RAW, 1, 2, 0xff, 0xff],
+                vec![op::DATAGRAM, 0, 3, 1, 2, 3],
+                vec![op::PEER_DIALS_IN, 1, 5],
+                wait(100),
+                wait(100),
+                command(cmd::QUIT, &[]),
+            ]),
+        ),
+        (
+            // An established link that goes quiet: keepalive, then timeout.
+            "keepalive-timeout",
+            script(&[
+                vec![op::PEER_DIALS_IN, 2, 0],
+                wait(75),
+                wait(75),
+                wait(75),
+                wait(75),
+                wait(75),
+            ]),
+        ),
+    ]
 }
 
 #[test]
