@@ -43,6 +43,18 @@ fn beacons(c: &mut Criterion) {
     g.finish();
 }
 
+fn identity_checks(c: &mut Criterion) {
+    let keys = *id(1).bound_keys();
+    let mut g = c.benchmark_group("identity");
+    g.bench_function("binding verify (incl. low-order check)", |b| {
+        b.iter(|| keys.verify())
+    });
+    g.bench_function("low-order check", |b| {
+        b.iter(|| natter::identity::is_low_order(&keys.noise.0))
+    });
+    g.finish();
+}
+
 fn handshakes(c: &mut Criterion) {
     let (a, b) = (id(1), id(2));
     let cfg = HandshakeConfig::new("bench", 1);
@@ -178,6 +190,7 @@ fn chat_frames(c: &mut Criterion) {
 criterion_group!(
     benches,
     beacons,
+    identity_checks,
     handshakes,
     transport,
     deframing,

@@ -48,15 +48,22 @@ impl Transport {
     ) -> Result<(), TransportError> {
         self.plain.clear();
         for f in frames {
-            self.frame.clear();
-            f.encode_into(&mut self.frame);
-            if self.frame.len() > MAX_PLAINTEXT_LEN {
-                return Err(TransportError::FrameTooLarge(self.frame.len()));
+            // Encode straight into the plaintext; only when a frame does not
+            // fit is it moved to start the next message.
+            let start = self.plain.len();
+            f.encode_into(&mut self.plain);
+            let len = self.plain.len() - start;
+            if len > MAX_PLAINTEXT_LEN {
+                self.plain.truncate(start);
+                return Err(TransportError::FrameTooLarge(len));
             }
-            if self.plain.len() + self.frame.len() > MAX_PLAINTEXT_LEN {
+            if self.plain.len() > MAX_PLAINTEXT_LEN {
+                self.frame.clear();
+                self.frame.extend_from_slice(&self.plain[start..]);
+                self.plain.truncate(start);
                 self.flush(out)?;
+                self.plain.extend_from_slice(&self.frame);
             }
-            self.plain.extend_from_slice(&self.frame);
         }
         if !self.plain.is_empty() {
             self.flush(out)?;

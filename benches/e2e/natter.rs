@@ -77,7 +77,10 @@ async fn dial(s: &mut TcpStream, me: &LocalIdentity, expect: IdentityKey) -> Res
 
 async fn answer(s: &mut TcpStream, me: &LocalIdentity) -> Result<Link> {
     let (link, early) = answer_with_frames(s, me).await?;
-    ensure!(early.is_empty(), "frames arrived with the last handshake message");
+    ensure!(
+        early.is_empty(),
+        "frames arrived with the last handshake message"
+    );
     Ok(link)
 }
 

@@ -119,11 +119,58 @@ impl NoiseKey {
     }
 }
 
-/// True if X25519 with this public key yields a non-contributory result.
-///
-/// Any clamped scalar is a multiple of 8, so it sends every point of small
-/// order to the identity, which x25519-dalek reports as non-contributory.
+/// The encodings of every X25519 public key of small order, as libsodium
+/// lists them (`has_small_order` in `crypto_scalarmult/curve25519/ref10`):
+/// 0, 1, the two points of order 8, p − 1, p and p + 1. X25519 ignores bit
+/// 255, so the check does too. A table lookup costs nothing next to the
+/// scalar multiplication the handshake does anyway; the tests check every
+/// entry against x25519-dalek's own contributory check.
+const SMALL_ORDER: [[u8; 32]; 7] = [
+    [0; 32],
+    [
+        1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0,
+    ],
+    [
+        0xe0, 0xeb, 0x7a, 0x7c, 0x3b, 0x41, 0xb8, 0xae, 0x16, 0x56, 0xe3, 0xfa, 0xf1, 0x9f, 0xc4,
+        0x6a, 0xda, 0x09, 0x8d, 0xeb, 0x9c, 0x32, 0xb1, 0xfd, 0x86, 0x62, 0x05, 0x16, 0x5f, 0x49,
+        0xb8, 0x00,
+    ],
+    [
+        0x5f, 0x9c, 0x95, 0xbc, 0xa3, 0x50, 0x8c, 0x24, 0xb1, 0xd0, 0xb1, 0x55, 0x9c, 0x83, 0xef,
+        0x5b, 0x04, 0x44, 0x5c, 0xc4, 0x58, 0x1c, 0x8e, 0x86, 0xd8, 0x22, 0x4e, 0xdd, 0xd0, 0x9f,
+        0x11, 0x57,
+    ],
+    [
+        0xec, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0x7f,
+    ],
+    [
+        0xed, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0x7f,
+    ],
+    [
+        0xee, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0x7f,
+    ],
+];
+
+/// True for the all-zero key and every other X25519 key of small order,
+/// for which a Diffie-Hellman result would not depend on our secret.
 pub fn is_low_order(public: &[u8; 32]) -> bool {
+    let mut k = *public;
+    k[31] &= 0x7f;
+    SMALL_ORDER.contains(&k)
+}
+
+/// The slow, obviously right check: X25519 with any clamped scalar (a
+/// multiple of 8) sends every point of small order to the identity, which
+/// x25519-dalek reports as non-contributory. The tests hold the table to it.
+#[cfg(test)]
+fn is_low_order_by_dh(public: &[u8; 32]) -> bool {
     let probe = StaticSecret::from([0x5a; 32]);
     !probe
         .diffie_hellman(&PublicKey::from(*public))
@@ -388,6 +435,35 @@ mod tests {
         ];
         assert!(is_low_order(&order8));
         assert!(!fixed(5).bound_keys().noise.is_low_order());
+    }
+
+    #[test]
+    fn the_small_order_table_agrees_with_x25519_dalek() {
+        for entry in SMALL_ORDER {
+            for high in [0u8, 0x80] {
+                let mut k = entry;
+                k[31] |= high;
+                assert!(
+                    is_low_order_by_dh(&k),
+                    "table entry {k:02x?} is not small order"
+                );
+                assert!(is_low_order(&k));
+            }
+        }
+        // Real keys and pseudo-random bytes: both checks say no.
+        let mut x = 0x1234_5678_9abc_def0u64;
+        for n in 0..200u8 {
+            let mut k = [0u8; 32];
+            for b in k.iter_mut() {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                *b = x as u8;
+            }
+            assert_eq!(is_low_order(&k), is_low_order_by_dh(&k), "{k:02x?}");
+            let real = fixed(n).bound_keys().noise.0;
+            assert!(!is_low_order(&real) && !is_low_order_by_dh(&real));
+        }
     }
 
     #[test]
