@@ -257,18 +257,27 @@ fn natter_ping_pong(ctx: &mut Ctx) -> Result<()> {
 
 fn natter_chat(ctx: &mut Ctx) -> Result<()> {
     let b = ctx.budget;
-    let runs = stats::repeat(b.runs.min(3), || {
-        ctx.rt.block_on(natter_rows::chat(b.chat_messages))
-    })?;
-    ctx.report.add(
-        throughput("natter chat stored+acked", runs, 1.0, "msgs/s")
-            .goal(Target::AtLeast(50_000.0))
-            .note(format!(
-                "{} public msgs, two nodes, SQLite files, {}",
-                b.chat_messages,
-                runs.describe()
-            )),
-    );
+    for (direct, name, what) in [
+        (true, "natter chat direct stored+acked", "direct"),
+        (
+            false,
+            "natter chat public stored+acked",
+            "public (ed25519-signed, verified)",
+        ),
+    ] {
+        let runs = stats::repeat(b.runs.min(3), || {
+            ctx.rt.block_on(natter_rows::chat(b.chat_messages, direct))
+        })?;
+        ctx.report.add(
+            throughput(name, runs, 1.0, "msgs/s")
+                .goal(Target::AtLeast(50_000.0))
+                .note(format!(
+                    "{} {what} msgs, two nodes, SQLite files, {}",
+                    b.chat_messages,
+                    runs.describe()
+                )),
+        );
+    }
     Ok(())
 }
 

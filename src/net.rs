@@ -29,7 +29,7 @@ const READ_CHUNK: usize = 64 * 1024;
 /// Most bytes the writer coalesces into one write.
 const WRITE_BATCH: usize = 256 * 1024;
 /// Inputs of one kind handled back to back before outputs are drained.
-const BATCH_INPUTS: usize = 64;
+const BATCH_INPUTS: usize = 1024;
 /// Reads buffered between reader tasks and the node.
 const READ_QUEUE: usize = 64;
 

@@ -161,6 +161,13 @@ pub enum Output {
     Event(Event),
 }
 
+/// Cached results of [`Node::trust_of`] and the naming candidates.
+#[derive(Default)]
+pub(crate) struct NameCache {
+    trust: std::collections::HashMap<(IdentityKey, String), TrustState>,
+    pub(crate) candidates: Option<Vec<crate::trust::Candidate>>,
+}
+
 /// One connection in the node's table.
 struct Conn {
     /// `None` until the outbound TCP connect succeeds.
@@ -204,6 +211,9 @@ pub struct Node {
     chat: Chat,
     /// Posts typed since the last drain: `(None = public | Some(peer), text)`.
     posts: Vec<(Option<IdentityKey>, String)>,
+    /// Derived naming and trust data, so that showing a message does not
+    /// cost store queries.
+    names: std::cell::RefCell<NameCache>,
     conns: BTreeMap<LinkId, Conn>,
     peers: BTreeMap<IdentityKey, Peer>,
     manual: Vec<ManualTarget>,
@@ -251,6 +261,7 @@ impl Node {
             discovery,
             chat,
             posts: Vec::new(),
+            names: std::cell::RefCell::new(NameCache::default()),
             conns: BTreeMap::new(),
             peers: BTreeMap::new(),
             manual: Vec::new(),
@@ -430,6 +441,7 @@ impl Node {
             });
             if forget {
                 if let Some(p) = self.peers.remove(&id) {
+                    self.names_changed();
                     let info = self.info(&p);
                     self.emit(Event::PeerExpired { peer: info });
                 }
@@ -469,7 +481,10 @@ impl Node {
         // and never overrides it.
         if peer.state.established_link().is_none() {
             peer.addr = Some(s.addr);
-            peer.nickname = s.nickname;
+            if peer.nickname != s.nickname {
+                peer.nickname = s.nickname;
+                *self.names.borrow_mut() = NameCache::default();
+            }
         }
         let idle = matches!(peer.state, PeerState::Discovered | PeerState::Lost { .. });
         if idle && (is_new || s.restarted || peer.next_dial_ms.is_none()) {
@@ -479,6 +494,7 @@ impl Node {
             peer.next_dial_ms = Some(now + delay);
         }
         if is_new {
+            self.names_changed();
             let info = self.info_of(&id);
             self.emit(Event::PeerDiscovered { peer: info });
         }
@@ -655,6 +671,7 @@ impl Node {
         if dial_addr.is_some() {
             peer.addr = dial_addr;
         }
+        self.names_changed();
         if is_new {
             let info = self.info_of(&id);
             self.emit(Event::PeerDiscovered { peer: info });
@@ -771,6 +788,7 @@ impl Node {
             Frame::Nick(nick) => {
                 if let Some(p) = self.peers.get_mut(&id) {
                     let old = std::mem::replace(&mut p.nickname, nick.clone());
+                    self.names_changed();
                     let info = self.info_of(&id);
                     let changed = info.trust == TrustState::KeyChanged;
                     self.emit(Event::PeerRenamed {
@@ -902,6 +920,7 @@ impl Node {
         } else if p.state.pending_dial() == Some(link_id) && p.expired {
             let info = self.info_of(&id);
             self.peers.remove(&id);
+            self.names_changed();
             self.emit(Event::PeerExpired { peer: info });
         } else if p.state.pending_dial() == Some(link_id) {
             let delay = p.backoff.next_delay(&mut self.rng);
@@ -1065,8 +1084,25 @@ impl Node {
         }
     }
 
-    /// Trust state of a key; a store failure shows as unverified.
+    /// Trust state of a key; a store failure shows as unverified. Cached
+    /// until the peer table or the trust store changes.
     fn trust_of(&self, id: &IdentityKey, nickname: &str) -> TrustState {
+        let key = (*id, nickname.to_string());
+        if let Some(t) = self.names.borrow().trust.get(&key) {
+            return *t;
+        }
+        let t = self.trust_of_uncached(id, nickname);
+        self.names.borrow_mut().trust.insert(key, t);
+        t
+    }
+
+    /// Forget cached trust states and naming candidates: the peer table,
+    /// a nickname or the trust store changed.
+    pub(crate) fn names_changed(&self) {
+        *self.names.borrow_mut() = NameCache::default();
+    }
+
+    fn trust_of_uncached(&self, id: &IdentityKey, nickname: &str) -> TrustState {
         trust::trust_state(self.chat.store(), &self.local.identity_key(), id, nickname)
             .unwrap_or(TrustState::Unverified)
     }

@@ -330,10 +330,11 @@ async fn next_event(n: &mut RunningNode) -> Result<Event> {
     }
 }
 
-/// Chat messages per second end to end: `count` public messages posted on
-/// one node, stored (SQLite file, synchronous=FULL) and relayed, stored by
-/// the other node and acked; the clock stops when every ack is back.
-pub async fn chat(count: usize) -> Result<f64> {
+/// Chat messages per second end to end: `count` messages (public, signed
+/// by the author and verified by the receiver, or direct) posted on one
+/// node, stored (SQLite file, synchronous=FULL) and sent, stored by the
+/// other node and acked; the clock stops when every ack is back.
+pub async fn chat(count: usize, direct: bool) -> Result<f64> {
     let (da, db) = (tempfile::tempdir()?, tempfile::tempdir()?);
     let mut a = start_node(1, da.path()).await?;
     let mut b = start_node(2, db.path()).await?;

@@ -49,6 +49,7 @@ impl Node {
                     },
             );
             self.peers.insert(id, p);
+            self.names_changed();
         }
     }
 
@@ -57,10 +58,11 @@ impl Node {
     pub(super) fn chat_peer_seen(&mut self, hello: &PeerHello, addr: Option<SocketAddr>) {
         let now = self.wall_ms(self.now_ms);
         let addr = addr.map(|a| a.to_string());
-        match self
+        let seen = self
             .chat
-            .peer_seen(now, &hello.keys, &hello.nickname, addr.as_deref())
-        {
+            .peer_seen(now, &hello.keys, &hello.nickname, addr.as_deref());
+        self.names_changed();
+        match seen {
             Ok(_) => {}
             Err(e) => self.emit(Event::Error {
                 text: format!("cannot record peer: {e}"),
@@ -260,6 +262,7 @@ impl Node {
             .store_mut()
             .set_trust(&id.0, level, now)
             .map_err(|e| format!("cannot change trust: {e}"))?;
+        self.names_changed();
         let peer = self.info_of(&id);
         self.emit(Event::TrustChanged { peer });
         Ok(())
@@ -267,6 +270,15 @@ impl Node {
 
     /// Everyone a name could refer to: live peers and the trust store.
     fn candidates(&self) -> Vec<Candidate> {
+        if let Some(c) = &self.names.borrow().candidates {
+            return c.clone();
+        }
+        let c = self.candidates_uncached();
+        self.names.borrow_mut().candidates = Some(c.clone());
+        c
+    }
+
+    fn candidates_uncached(&self) -> Vec<Candidate> {
         let mut out: Vec<Candidate> = self
             .peers
             .values()

@@ -91,6 +91,36 @@ pub(super) fn query_messages<P: rusqlite::Params>(
 
 /// Inserts one message unless its id is already stored. Returns its `seq`
 /// when it was new.
+/// The `seq`s inserted by one transaction, to add to the full-text index
+/// with one statement (see schema_v2.sql for why not a trigger).
+#[derive(Default)]
+pub(super) struct SeqRange(Option<(i64, i64)>);
+
+impl SeqRange {
+    pub(super) fn add(&mut self, seq: Option<i64>) {
+        if let Some(s) = seq {
+            self.0 = Some(match self.0 {
+                Some((lo, hi)) => (lo.min(s), hi.max(s)),
+                None => (s, s),
+            });
+        }
+    }
+
+    /// Index the rows inserted in this transaction. Only this transaction
+    /// writes (the store holds the database lock), so every row in the range
+    /// is one of ours.
+    pub(super) fn index(&self, conn: &Connection) -> Result<(), StoreError> {
+        if let Some((lo, hi)) = self.0 {
+            let mut stmt = conn.prepare_cached(
+                "INSERT INTO messages_fts (rowid, text) \
+                 SELECT seq, text FROM messages WHERE seq BETWEEN ?1 AND ?2",
+            )?;
+            stmt.execute([lo, hi])?;
+        }
+        Ok(())
+    }
+}
+
 pub(super) fn insert_one(
     conn: &Connection,
     msg: &StoredMessage,
@@ -155,9 +185,13 @@ impl Store {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut new = Vec::with_capacity(msgs.len());
+        let mut seqs = SeqRange::default();
         for msg in msgs {
-            new.push(insert_one(&tx, msg)?.is_some());
+            let seq = insert_one(&tx, msg)?;
+            seqs.add(seq);
+            new.push(seq.is_some());
         }
+        seqs.index(&tx)?;
         tx.commit()?;
         Ok(new)
     }

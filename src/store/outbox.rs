@@ -3,7 +3,7 @@
 
 use rusqlite::{params, Connection, TransactionBehavior};
 
-use super::messages::{insert_one, query_messages, MESSAGE_COLUMNS};
+use super::messages::{insert_one, query_messages, SeqRange, MESSAGE_COLUMNS};
 use super::{
     from_sql_i64, sql_limit, to_array, to_sql_u64, IdentityKey, MessageId, Store, StoreError,
     StoredMessage,
@@ -56,16 +56,19 @@ impl Store {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut out = Vec::with_capacity(items.len());
+        let mut seqs = SeqRange::default();
         for (msg, recipients) in items {
             let Some(seq) = insert_one(&tx, msg)? else {
                 out.push(false);
                 continue;
             };
+            seqs.add(Some(seq));
             for peer in recipients.iter() {
                 queue(&tx, seq, peer)?;
             }
             out.push(true);
         }
+        seqs.index(&tx)?;
         tx.commit()?;
         Ok(out)
     }
