@@ -346,8 +346,16 @@ pub async fn chat(count: usize, direct: bool) -> Result<f64> {
         let cmd = a.cmd.clone();
         tokio::spawn(async move {
             for i in 0..count {
-                cmd.send(Command::Say(format!("message {i} of the chat benchmark")))
-                    .await?;
+                let text = format!("message {i} of the chat benchmark");
+                let c = if direct {
+                    Command::Msg {
+                        peer: "bench2".into(),
+                        text,
+                    }
+                } else {
+                    Command::Say(text)
+                };
+                cmd.send(c).await?;
             }
             anyhow::Ok(())
         })
