@@ -975,11 +975,7 @@ fn search_at_one_million_messages() {
             "search {q:>10}: {hits:>2} hits, p50 {:?}, max {:?}",
             times[10], times[20]
         );
-        assert!(
-            times[10] <= std::time::Duration::from_millis(10),
-            "search {q:?} p50 {:?} is over the 10 ms target",
-            times[10]
-        );
+        // Figures only: the 10 ms target is checked by `cargo bench --bench e2e`.
     }
     let t = Instant::now();
     let h = s.history(&ConversationKey::Public, 100).unwrap();
