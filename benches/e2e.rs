@@ -1,4 +1,4 @@
-//! natter end-to-end benchmark: baselines and (later) natter itself, all
+//! natter end-to-end benchmark: baselines and natter itself, all
 //! measured in the same run over real loopback sockets (127.0.0.1 only), and
 //! reported as one table with ratios.
 //!

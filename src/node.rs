@@ -679,7 +679,7 @@ impl Node {
         self.chat_peer_seen(&hello, dial_addr);
 
         // Duplicate links: keep the one dialled by the lower identity key;
-        // between two dialled by the same side, keep the newer.
+        // between two dialled by the same side, keep the one with the smaller handshake hash.
         let existing = self.peers.get(&id).and_then(|p| p.state.established_link());
         if let Some(old) = existing.filter(|old| *old != link_id && self.conns.contains_key(old)) {
             let keep = self.preferred(old, link_id, id);
