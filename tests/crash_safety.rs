@@ -171,20 +171,25 @@ fn sender_killed_at_random_points_loses_nothing_it_accepted() {
     assert!(bob.quit());
 }
 
+/// Start natter on `dir`; it must exit with an error. Returns its stderr.
+fn start_must_fail(dir: &std::path::Path) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_natter"))
+        .arg("--data-dir")
+        .arg(dir)
+        .args(["--no-discovery", "--listen", "127.0.0.1:0"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("runs");
+    assert!(!out.status.success(), "natter started on {}", dir.display());
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 #[test]
 fn a_second_process_on_the_same_data_dir_gets_a_clear_error() {
     let (_d, dir) = data_dir();
     let port = free_tcp_port();
     let _first = receiver(&dir, port);
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_natter"))
-        .arg("--data-dir")
-        .arg(&dir)
-        .args(["--no-discovery", "--listen", "127.0.0.1:0"])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("runs");
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = start_must_fail(&dir);
     assert!(err.contains("another natter process"), "{err}");
 }
 
@@ -194,15 +199,7 @@ fn a_corrupt_history_database_is_refused_and_left_alone() {
     std::fs::create_dir_all(&dir).unwrap();
     let db = dir.join("history.sqlite3");
     std::fs::write(&db, vec![0x42u8; 8192]).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_natter"))
-        .arg("--data-dir")
-        .arg(&dir)
-        .args(["--no-discovery", "--listen", "127.0.0.1:0"])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("runs");
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = start_must_fail(&dir);
     assert!(err.contains("history.sqlite3"), "{err}");
     assert_eq!(std::fs::read(&db).unwrap(), vec![0x42u8; 8192]);
 }
