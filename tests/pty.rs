@@ -375,9 +375,12 @@ fn events_print_above_the_line_being_typed() {
     // The line is finished as if nothing had happened.
     a.type_text("ld");
     a.press("Enter");
-    let s = a.wait_for("the finished line and a reply", |s| {
+    // The echo of the stored message is printed asynchronously, after the
+    // prompt may already have been redrawn: wait for both.
+    let s = a.wait_for("the finished line and its echo", |s| {
         matches!(s.lines().last(), Some(l) if l.trim_end() == "[alice]>")
             && s.contains("[alice]> hello world\n")
+            && s.contains("alice: hello world")
     });
     assert_eq!(line_with(&s, "[alice]> hello"), "[alice]> hello world");
     // The finished line was posted whole: natter echoes the stored message.
