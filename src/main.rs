@@ -41,7 +41,7 @@ struct Cli {
     nick: Option<String>,
 
     /// TCP address to accept links on. If the default port is taken the
-    /// next free port is used (several natter processes on one host).
+    /// system picks a free port (several natter processes on one host).
     #[arg(long, value_name = "ADDR", default_value_t = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), net::DEFAULT_LISTEN_PORT))]
     listen: SocketAddr,
 

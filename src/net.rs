@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 
 /// Default UDP port of discovery beacons.
 pub const DEFAULT_BEACON_PORT: u16 = 47474;
-/// Default TCP port natter listens on; the next free port is used when taken.
+/// Default TCP port natter listens on; when it is taken the system picks a free one.
 pub const DEFAULT_LISTEN_PORT: u16 = 47475;
 /// How long a TCP connect may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
