@@ -629,9 +629,7 @@ impl Node {
                 }
             }
             Err(e) => {
-                let established = self.conns.get(&link_id).is_some_and(Conn::established);
                 // A link whose transport failed cannot carry a Close frame.
-                let _ = established;
                 self.close(link_id, &e.to_string(), None);
             }
         }

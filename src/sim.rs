@@ -3,8 +3,8 @@
 //! Time is simulated; datagrams can be lost and delayed; TCP connections
 //! deliver bytes in order after a delay; partitions hold traffic between two
 //! groups (TCP bytes wait, datagrams are dropped) until they heal. Everything
-//! is seeded, so a failing run replays exactly. Used by the node tests, the
-//! chat tests and the node fuzz target; no socket is ever opened.
+//! is seeded, so a failing run replays exactly. Used by the node tests
+//! (links and chat over the network); no socket is ever opened.
 
 use crate::event::Event;
 use crate::identity::{IdentityKey, LocalIdentity};

@@ -1,12 +1,12 @@
 //! The node's side of the chat core: routing chat frames and commands,
 //! naming peers, and turning messages into lines the UI can show.
 
-use super::{Command, Node, Output};
+use super::{Command, Node};
 use crate::chat::{ChatEvent, Conversation, MessageView};
 use crate::event::{hex_key, ChatLine, Event, PeerInfo};
 use crate::handshake::PeerHello;
 use crate::identity::{safety_number, IdentityKey};
-use crate::peer::{LinkId, Peer, PeerState};
+use crate::peer::{LinkId, Peer};
 use crate::store::TrustLevel;
 use crate::trust::{self, Candidate, TrustState};
 use crate::wire::{CloseReason, Frame};
@@ -369,16 +369,6 @@ impl Node {
         }
     }
 
-    /// Identity of the established link's peer (tests and tools).
-    pub fn peer_of_link(&self, link: LinkId) -> Option<IdentityKey> {
-        self.conns.get(&link).and_then(|c| c.peer)
-    }
-
-    /// Chat counters, for tests and benchmarks.
-    pub fn chat_stats(&self) -> crate::chat::ChatStats {
-        self.chat.stats()
-    }
-
     /// Give up the node, keeping its store (simulated restarts).
     pub fn into_store(self) -> crate::store::Store {
         self.chat.into_store()
@@ -387,23 +377,5 @@ impl Node {
     /// The chat core's store, read-only.
     pub fn store(&self) -> &crate::store::Store {
         self.chat.store()
-    }
-
-    #[doc(hidden)]
-    pub fn debug_states(&self) -> Vec<(IdentityKey, PeerState)> {
-        self.peers
-            .values()
-            .map(|p| (p.identity(), p.state))
-            .collect()
-    }
-
-    #[doc(hidden)]
-    pub fn pending_outputs(&self) -> usize {
-        self.out.len()
-    }
-
-    #[doc(hidden)]
-    pub fn push_output(&mut self, o: Output) {
-        self.out.push_back(o);
     }
 }
