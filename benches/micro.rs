@@ -2,11 +2,11 @@
 //! `cargo bench --bench micro`. Figures only; nothing here asserts a time.
 
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
-use natter::handshake::{Established, HandshakeConfig, Initiator, Responder};
-use natter::identity::{domain, LocalIdentity};
-use natter::wire::codec::{decode_exact, encode};
-use natter::wire::frame::{decode_frames, DirectMessage, PublicMessage, SignedPublic};
-use natter::wire::{decode_beacon, encode_beacon, BeaconBody, Deframer, Frame};
+use natter_core::handshake::{Established, HandshakeConfig, Initiator, Responder};
+use natter_core::identity::{domain, LocalIdentity};
+use natter_core::wire::codec::{decode_exact, encode};
+use natter_core::wire::frame::{decode_frames, DirectMessage, PublicMessage, SignedPublic};
+use natter_core::wire::{decode_beacon, encode_beacon, BeaconBody, Deframer, Frame};
 
 fn id(n: u8) -> LocalIdentity {
     LocalIdentity::from_secrets([n; 32], [n.wrapping_add(1); 32]).expect("fixed keys")
@@ -50,7 +50,7 @@ fn identity_checks(c: &mut Criterion) {
         b.iter(|| keys.verify())
     });
     g.bench_function("low-order check", |b| {
-        b.iter(|| natter::identity::is_low_order(&keys.noise.0))
+        b.iter(|| natter_core::identity::is_low_order(&keys.noise.0))
     });
     g.finish();
 }
@@ -126,7 +126,10 @@ fn transport(c: &mut Criterion) {
 fn deframing(c: &mut Criterion) {
     let mut stream = Vec::new();
     for i in 0..1000u32 {
-        natter::wire::framing::write_framed(&vec![i as u8; 100 + (i as usize % 900)], &mut stream);
+        natter_core::wire::framing::write_framed(
+            &vec![i as u8; 100 + (i as usize % 900)],
+            &mut stream,
+        );
     }
     let mut g = c.benchmark_group("deframe");
     g.throughput(Throughput::Bytes(stream.len() as u64));

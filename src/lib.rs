@@ -1,24 +1,13 @@
-//! natter: a secure peer-to-peer messenger for local networks.
-//!
-//! Everything but `net` and `cli` is a pure state machine: bytes, time and
-//! commands go in, bytes, timers and events come out. See docs/ARCHITECTURE.md.
+//! natter, the application: the SQLite store, the key file, the tokio shell
+//! and the user interface around the sans-IO core (`natter-core`), which
+//! holds the protocol, the chat rules and the node. See docs/ARCHITECTURE.md.
 #![forbid(unsafe_code)]
 
-pub mod chat;
-pub mod cli;
-pub mod discovery;
-pub mod event;
+pub mod keyfile;
+pub mod shell;
+pub mod store;
+pub mod ui;
+
+#[cfg(feature = "testkit")]
 #[doc(hidden)]
 pub mod fuzz_targets;
-pub mod handshake;
-pub mod identity;
-pub mod link;
-pub mod net;
-pub mod node;
-pub mod peer;
-pub mod rng;
-pub mod sim;
-pub mod store;
-pub mod transport;
-pub mod trust;
-pub mod wire;

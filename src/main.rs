@@ -4,14 +4,14 @@
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
-use natter::cli::{headless, interactive, sanitize::sanitize_nick};
-use natter::discovery::DiscoveryConfig;
-use natter::event::{hex_key, Event};
-use natter::identity::keyfile;
-use natter::net;
-use natter::node::{Command, Node, NodeConfig};
-use natter::rng::Rng;
+use natter::keyfile;
+use natter::shell as net;
 use natter::store::Store;
+use natter::ui::{headless, interactive, sanitize::sanitize_nick};
+use natter_core::discovery::DiscoveryConfig;
+use natter_core::event::{hex_key, Event};
+use natter_core::node::{Command, Node, NodeConfig};
+use natter_core::rng::Rng;
 use std::io::IsTerminal;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -164,7 +164,7 @@ fn main() -> Result<()> {
 
 async fn run(
     cli: Cli,
-    identity: natter::identity::LocalIdentity,
+    identity: natter_core::identity::LocalIdentity,
     store: Store,
     nick: String,
     dir: PathBuf,
@@ -216,7 +216,7 @@ async fn run(
         listen: listen_addr.to_string(),
         beacon_targets: targets.iter().map(ToString::to_string).collect(),
     };
-    let node = Node::new(identity, cfg, store, rng, 0, wall);
+    let node = Node::new(identity, cfg, Box::new(store), rng, 0, wall);
 
     let (cmd_tx, cmd_rx) = mpsc::channel::<Command>(64);
     let (ev_tx, ev_rx) = mpsc::unbounded_channel::<Event>();

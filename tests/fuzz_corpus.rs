@@ -7,15 +7,15 @@
 //! `cargo test --test fuzz_corpus -- --ignored write_seed_corpora`.
 
 use natter::fuzz_targets::node::{cmd, frame, op};
-use natter::fuzz_targets::{alice, bob, carol, established_pair, local, Party, TARGETS, WALL_MS};
-use natter::handshake::{Initiator, Responder};
-use natter::identity::keyfile;
-use natter::transport::frame_raw;
-use natter::wire::beacon::encode_beacon;
-use natter::wire::codec::encode;
-use natter::wire::frame::{Close, CloseReason, DirectMessage, Frame, SyncRequest};
-use natter::wire::limits::PROTOCOL_VERSION;
-use natter::wire::{BeaconBody, Hello};
+use natter::fuzz_targets::{alice, bob, carol, established_pair, local, targets, Party, WALL_MS};
+use natter::keyfile;
+use natter_core::handshake::{Initiator, Responder};
+use natter_core::transport::frame_raw;
+use natter_core::wire::beacon::encode_beacon;
+use natter_core::wire::codec::encode;
+use natter_core::wire::frame::{Close, CloseReason, DirectMessage, Frame, SyncRequest};
+use natter_core::wire::limits::PROTOCOL_VERSION;
+use natter_core::wire::{BeaconBody, Hello};
 use std::fs;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
@@ -38,7 +38,7 @@ fn files(dir: &Path) -> Vec<PathBuf> {
 #[test]
 fn every_corpus_and_regression_file_replays_cleanly() {
     let mut failures = Vec::new();
-    for (name, run) in TARGETS {
+    for (name, run) in targets() {
         let seeds = files(&fuzz_dir().join("corpus").join(name));
         assert!(!seeds.is_empty(), "fuzz/corpus/{name}/ has no seeds");
         let regressions = files(&fuzz_dir().join("regressions").join(name));
@@ -55,7 +55,7 @@ fn every_corpus_and_regression_file_replays_cleanly() {
 #[test]
 fn every_target_has_a_binary_and_nothing_else_does() {
     let manifest = fs::read_to_string(fuzz_dir().join("Cargo.toml")).unwrap();
-    for (name, _) in TARGETS {
+    for (name, _) in targets() {
         let bin = fuzz_dir().join("fuzz_targets").join(format!("{name}.rs"));
         let src = fs::read_to_string(&bin).unwrap_or_default();
         assert!(
@@ -73,8 +73,8 @@ fn every_target_has_a_binary_and_nothing_else_does() {
             let path = entry.unwrap().path();
             let stem = path.file_stem().unwrap().to_string_lossy().into_owned();
             assert!(
-                TARGETS.iter().any(|(name, _)| *name == stem),
-                "{} belongs to no target in natter::fuzz_targets::TARGETS",
+                targets().iter().any(|(name, _)| *name == stem),
+                "{} belongs to no target in natter::fuzz_targets::targets()",
                 path.display()
             );
         }
@@ -428,7 +428,7 @@ fn node_seeds() -> Vec<(&'static str, Vec<u8>)> {
 
 #[test]
 fn checked_in_seeds_are_current() {
-    for (name, _) in TARGETS {
+    for (name, _) in targets() {
         for (label, data) in seeds(name) {
             let path = fuzz_dir().join("corpus").join(name).join(label);
             assert!(
@@ -444,7 +444,7 @@ fn checked_in_seeds_are_current() {
 #[test]
 #[ignore = "writes the seed corpora into the source tree"]
 fn write_seed_corpora() {
-    for (name, _) in TARGETS {
+    for (name, _) in targets() {
         let dir = fuzz_dir().join("corpus").join(name);
         fs::create_dir_all(&dir).unwrap();
         for (label, data) in seeds(name) {

@@ -3,17 +3,18 @@
 //! peer in both directions and lost nothing. SECURITY.md lists these cases
 //! with the expected reaction.
 
-use natter::cli::{frontend, render::Style};
-use natter::event::Event;
-use natter::handshake::{HandshakeConfig, Initiator, NOISE_PARAMS};
-use natter::identity::{domain, keyfile, LocalIdentity};
-use natter::net;
-use natter::node::{Command, Node, NodeConfig};
-use natter::rng::Rng;
+use natter::keyfile;
+use natter::shell as net;
 use natter::store::Store;
-use natter::transport::Transport;
-use natter::wire::frame::DirectMessage;
-use natter::wire::{encode_beacon, BeaconBody, Frame, Hello};
+use natter::ui::{frontend, render::Style};
+use natter_core::event::Event;
+use natter_core::handshake::{HandshakeConfig, Initiator, NOISE_PARAMS};
+use natter_core::identity::{domain, LocalIdentity};
+use natter_core::node::{Command, Node, NodeConfig};
+use natter_core::rng::Rng;
+use natter_core::transport::Transport;
+use natter_core::wire::frame::DirectMessage;
+use natter_core::wire::{encode_beacon, BeaconBody, Frame, Hello};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -56,7 +57,7 @@ async fn start(seed: u8, nick: &str, tune: impl FnOnce(&mut NodeConfig)) -> Runn
     let node = Node::new(
         identity(seed),
         cfg,
-        Store::open_in_memory().unwrap(),
+        Box::new(Store::open_in_memory().unwrap()),
         Rng::new(u64::from(seed)),
         0,
         now_wall(),
@@ -166,7 +167,7 @@ async fn read_framed(s: &mut TcpStream) -> std::io::Result<Vec<u8>> {
 }
 
 fn framed(msg: &[u8]) -> Vec<u8> {
-    natter::transport::frame_raw(msg)
+    natter_core::transport::frame_raw(msg)
 }
 
 /// A peer that completes a genuine handshake as `id`, then misbehaves.

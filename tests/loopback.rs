@@ -5,11 +5,11 @@
 mod common;
 
 use common::{data_dir, free_udp_port, Proc};
-use natter::event::Event;
-use natter::identity::LocalIdentity;
-use natter::net;
-use natter::node::{Command, Node, NodeConfig};
-use natter::rng::Rng;
+use natter::shell as net;
+use natter_core::event::Event;
+use natter_core::identity::LocalIdentity;
+use natter_core::node::{Command, Node, NodeConfig};
+use natter_core::rng::Rng;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -36,7 +36,7 @@ async fn start(seed: u8) -> InProcess {
     let node = Node::new(
         LocalIdentity::from_secrets([seed; 32], [seed + 1; 32]).unwrap(),
         cfg,
-        natter::store::Store::open_in_memory().unwrap(),
+        Box::new(natter::store::Store::open_in_memory().unwrap()),
         Rng::new(u64::from(seed)),
         0,
         1_700_000_000_000,

@@ -17,11 +17,12 @@
 //! inside a namespace (`ip netns exec NS <this binary> helper_in_namespace`)
 //! with [`HELPER_ENV`] saying what to do.
 
-use natter::event::hex_key;
-use natter::identity::{keyfile, BoundKeys, LocalIdentity};
-use natter::net::{DEFAULT_BEACON_PORT, DEFAULT_LISTEN_PORT};
-use natter::wire::limits::PROTOCOL_VERSION;
-use natter::wire::{decode_beacon, encode_beacon, BeaconBody};
+use natter::keyfile;
+use natter::shell::{DEFAULT_BEACON_PORT, DEFAULT_LISTEN_PORT};
+use natter_core::event::hex_key;
+use natter_core::identity::{BoundKeys, LocalIdentity};
+use natter_core::wire::limits::PROTOCOL_VERSION;
+use natter_core::wire::{decode_beacon, encode_beacon, BeaconBody};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};

@@ -5,15 +5,16 @@
 //! `NATTER_PRINT_VECTORS=1 cargo test --test protocol_vectors -- --nocapture`
 //! prints them in the document's format.
 
-use natter::handshake::{HandshakeConfig, Initiator, Responder};
-use natter::identity::{domain, keyfile, safety_number, LocalIdentity};
-use natter::wire::beacon::encode_beacon;
-use natter::wire::codec::encode;
-use natter::wire::frame::{
+use natter::keyfile;
+use natter_core::handshake::{HandshakeConfig, Initiator, Responder};
+use natter_core::identity::{domain, safety_number, LocalIdentity};
+use natter_core::wire::beacon::encode_beacon;
+use natter_core::wire::codec::encode;
+use natter_core::wire::frame::{
     Close, CloseReason, DirectMessage, Frame, PublicMessage, SignedPublic, SyncRequest,
 };
-use natter::wire::limits::PROTOCOL_VERSION;
-use natter::wire::{decode_beacon, decode_frames, BeaconBody, Hello};
+use natter_core::wire::limits::PROTOCOL_VERSION;
+use natter_core::wire::{decode_beacon, decode_frames, BeaconBody, Hello};
 
 fn seq(start: u8) -> [u8; 32] {
     std::array::from_fn(|i| start + i as u8)
@@ -212,7 +213,7 @@ fn protocol_md_vectors_match_the_implementation() {
 
 #[test]
 fn protocol_md_states_the_limits_in_force() {
-    use natter::wire::limits::*;
+    use natter_core::wire::limits::*;
     let doc =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/PROTOCOL.md")).unwrap();
     for (name, value) in [

@@ -9,11 +9,11 @@
 //! tmux is needed; without it these tests skip with a message, unless `CI`
 //! or `NATTER_REQUIRE_TMUX` is set, in which case a missing tmux fails them.
 
-use natter::event::Event;
-use natter::identity::LocalIdentity;
-use natter::net;
-use natter::node::{Command, Node, NodeConfig};
-use natter::rng::Rng;
+use natter::shell as net;
+use natter_core::event::Event;
+use natter_core::identity::LocalIdentity;
+use natter_core::node::{Command, Node, NodeConfig};
+use natter_core::rng::Rng;
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -595,7 +595,7 @@ fn hostile_peer(
         let node = Node::new(
             id,
             cfg,
-            natter::store::Store::open_in_memory().unwrap(),
+            Box::new(natter::store::Store::open_in_memory().unwrap()),
             Rng::new(66),
             0,
             1_700_000_000_000,

@@ -10,15 +10,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
-use natter::event::Event;
-use natter::handshake::HandshakeConfig;
-use natter::identity::{IdentityKey, LocalIdentity};
-use natter::link::{Link, LinkEvent};
-use natter::node::{Command, Node, NodeConfig};
-use natter::rng::Rng;
 use natter::store::{ConversationKey, Store, StoredMessage};
-use natter::wire::limits::MAX_PLAINTEXT_LEN;
-use natter::wire::Frame;
+use natter_core::event::Event;
+use natter_core::handshake::HandshakeConfig;
+use natter_core::identity::{IdentityKey, LocalIdentity};
+use natter_core::link::{Link, LinkEvent};
+use natter_core::node::{Command, Node, NodeConfig};
+use natter_core::rng::Rng;
+use natter_core::wire::limits::MAX_PLAINTEXT_LEN;
+use natter_core::wire::Frame;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -292,7 +292,7 @@ struct RunningNode {
 }
 
 async fn start_node(seed: u8, dir: &std::path::Path) -> Result<RunningNode> {
-    let listener = natter::net::listen("127.0.0.1:0".parse()?, false).await?;
+    let listener = natter::shell::listen("127.0.0.1:0".parse()?, false).await?;
     let addr = listener.local_addr()?;
     let cfg = NodeConfig {
         nickname: format!("bench{seed}"),
@@ -304,14 +304,14 @@ async fn start_node(seed: u8, dir: &std::path::Path) -> Result<RunningNode> {
     let node = Node::new(
         identity(seed),
         cfg,
-        store,
+        Box::new(store),
         Rng::new(u64::from(seed)),
         0,
         1_764_000_000_000,
     );
     let (cmd, cmd_rx) = mpsc::channel(1024);
     let (ev_tx, events) = mpsc::unbounded_channel();
-    tokio::spawn(natter::net::run(
+    tokio::spawn(natter::shell::run(
         node,
         listener,
         None,

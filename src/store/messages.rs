@@ -4,7 +4,7 @@
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 
 use super::{
-    from_sql_i64, sql_limit, to_array, to_sql_u64, ConversationKey, MessageId, Store, StoreError,
+    from_sql_i64, sql_limit, to_array, to_sql_u64, ConversationKey, DbError, MessageId, Store,
     StoredMessage,
 };
 
@@ -40,9 +40,9 @@ impl RawMessage {
 }
 
 impl TryFrom<RawMessage> for StoredMessage {
-    type Error = StoreError;
+    type Error = DbError;
 
-    fn try_from(raw: RawMessage) -> Result<Self, StoreError> {
+    fn try_from(raw: RawMessage) -> Result<Self, DbError> {
         Ok(StoredMessage {
             id: to_array("messages.id", raw.id)?,
             conversation: match raw.conv_peer {
@@ -60,7 +60,7 @@ impl TryFrom<RawMessage> for StoredMessage {
                 0 => false,
                 1 => true,
                 other => {
-                    return Err(StoreError::InvalidData(format!(
+                    return Err(DbError::InvalidData(format!(
                         "messages.outgoing is {other}"
                     )))
                 }
@@ -83,7 +83,7 @@ pub(super) fn query_messages<P: rusqlite::Params>(
     conn: &Connection,
     sql: &str,
     params: P,
-) -> Result<Vec<StoredMessage>, StoreError> {
+) -> Result<Vec<StoredMessage>, DbError> {
     let mut stmt = conn.prepare_cached(sql)?;
     let rows = stmt.query_map(params, RawMessage::from_row)?;
     rows.map(|raw| StoredMessage::try_from(raw?)).collect()
@@ -109,7 +109,7 @@ impl SeqRange {
     /// Index the rows inserted in this transaction. Only this transaction
     /// writes (the store holds the database lock), so every row in the range
     /// is one of ours.
-    pub(super) fn index(&self, conn: &Connection) -> Result<(), StoreError> {
+    pub(super) fn index(&self, conn: &Connection) -> Result<(), DbError> {
         if let Some((lo, hi)) = self.0 {
             let mut stmt = conn.prepare_cached(
                 "INSERT INTO messages_fts (rowid, text) \
@@ -121,10 +121,7 @@ impl SeqRange {
     }
 }
 
-pub(super) fn insert_one(
-    conn: &Connection,
-    msg: &StoredMessage,
-) -> Result<Option<i64>, StoreError> {
+pub(super) fn insert_one(conn: &Connection, msg: &StoredMessage) -> Result<Option<i64>, DbError> {
     let mut stmt = conn.prepare_cached(
         "INSERT INTO messages \
          (id, conv_peer, author, timestamp_ms, text, signature, outgoing, received_ms) \
@@ -153,8 +150,8 @@ pub(super) fn insert_one(
 /// syntax: `NEAR(`, `*`, `-`, `^`, `:`, `AND`/`OR`/`NOT` are all just text.
 /// Inside a string the tokenizer splits again on punctuation, so `foo-bar`
 /// looks for the phrase `foo bar`. Words without a letter or digit are
-/// dropped, and if nothing is left the query is [`StoreError::EmptyQuery`].
-pub(super) fn fts_query(input: &str) -> Result<String, StoreError> {
+/// dropped, and if nothing is left the query is [`DbError::EmptyQuery`].
+pub(super) fn fts_query(input: &str) -> Result<String, DbError> {
     let mut query = String::new();
     let separator = |c: char| c.is_whitespace() || c.is_control();
     for word in input.split(separator) {
@@ -169,7 +166,7 @@ pub(super) fn fts_query(input: &str) -> Result<String, StoreError> {
         query.push('"');
     }
     if query.is_empty() {
-        Err(StoreError::EmptyQuery)
+        Err(DbError::EmptyQuery)
     } else {
         Ok(query)
     }
@@ -180,7 +177,7 @@ impl Store {
     /// input, `true` if it was new and `false` if a message with that id was
     /// already stored (then the stored one is kept unchanged). Duplicates
     /// within `msgs` count as duplicates too.
-    pub fn insert_messages(&mut self, msgs: &[StoredMessage]) -> Result<Vec<bool>, StoreError> {
+    pub fn insert_messages(&mut self, msgs: &[StoredMessage]) -> Result<Vec<bool>, DbError> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -197,7 +194,7 @@ impl Store {
     }
 
     /// Whether a message with this id is stored.
-    pub fn has_message(&self, id: &MessageId) -> Result<bool, StoreError> {
+    pub fn has_message(&self, id: &MessageId) -> Result<bool, DbError> {
         let mut stmt = self
             .conn
             .prepare_cached("SELECT 1 FROM messages WHERE id = ?1")?;
@@ -205,7 +202,7 @@ impl Store {
     }
 
     /// The stored message with this id.
-    pub fn get_message(&self, id: &MessageId) -> Result<Option<StoredMessage>, StoreError> {
+    pub fn get_message(&self, id: &MessageId) -> Result<Option<StoredMessage>, DbError> {
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT {MESSAGE_COLUMNS} FROM messages AS m WHERE m.id = ?1"
         ))?;
@@ -214,7 +211,7 @@ impl Store {
     }
 
     /// Number of stored messages.
-    pub fn message_count(&self) -> Result<u64, StoreError> {
+    pub fn message_count(&self) -> Result<u64, DbError> {
         let n: i64 = self
             .conn
             .query_row("SELECT count(*) FROM messages", [], |row| row.get(0))?;
@@ -227,7 +224,7 @@ impl Store {
         &self,
         conv: &ConversationKey,
         limit: usize,
-    ) -> Result<Vec<StoredMessage>, StoreError> {
+    ) -> Result<Vec<StoredMessage>, DbError> {
         let mut msgs = query_messages(
             &self.conn,
             &format!(
@@ -246,8 +243,8 @@ impl Store {
     /// stored first, at most `limit`. `words` is plain user text: each
     /// whitespace-separated word is searched for literally (FTS5 operators
     /// and punctuation have no effect), and input without any letter or digit
-    /// is [`StoreError::EmptyQuery`].
-    pub fn search(&self, words: &str, limit: usize) -> Result<Vec<StoredMessage>, StoreError> {
+    /// is [`DbError::EmptyQuery`].
+    pub fn search(&self, words: &str, limit: usize) -> Result<Vec<StoredMessage>, DbError> {
         let query = fts_query(words)?;
         // FTS5 is the outer loop and consumes `ORDER BY rowid DESC`: it walks
         // its index backwards and stops after `limit` hits, with no sort over
@@ -269,11 +266,7 @@ impl Store {
     /// at most `limit`: what a peer that was offline asks for to catch up.
     /// Unsigned public rows cannot be relayed and are left out. `since_ms`
     /// may come from a peer: any value is accepted.
-    pub fn public_since(
-        &self,
-        since_ms: u64,
-        limit: usize,
-    ) -> Result<Vec<StoredMessage>, StoreError> {
+    pub fn public_since(&self, since_ms: u64, limit: usize) -> Result<Vec<StoredMessage>, DbError> {
         // No stored timestamp is beyond i64::MAX.
         let Ok(since) = i64::try_from(since_ms) else {
             return Ok(Vec::new());
@@ -295,7 +288,7 @@ impl Store {
     /// peers to resume the public room. Timestamps beyond `at_most_ms` (an
     /// author whose clock runs ahead) are passed over, so one such message
     /// cannot make catch-up skip everything up to its date.
-    pub fn newest_public_timestamp(&self, at_most_ms: u64) -> Result<Option<u64>, StoreError> {
+    pub fn newest_public_timestamp(&self, at_most_ms: u64) -> Result<Option<u64>, DbError> {
         // No stored timestamp is beyond i64::MAX.
         let at_most = i64::try_from(at_most_ms).unwrap_or(i64::MAX);
         let mut stmt = self.conn.prepare_cached(

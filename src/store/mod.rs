@@ -8,7 +8,7 @@
 //!   lifetime of a [`Store`]. Two natter processes on one data directory would
 //!   both believe they own the outbox and would resend, ack and migrate behind
 //!   each other's back, so a second [`Store::open`] fails with
-//!   [`StoreError::Locked`]. The operating system drops the lock when the
+//!   [`DbError::Locked`]. The operating system drops the lock when the
 //!   process dies, so a crash never leaves a stale lock behind.
 //! - `history.sqlite3` (plus `-wal` and `-shm` beside it): the database,
 //!   created with mode 0600 inside a 0700 directory on Unix.
@@ -28,12 +28,12 @@
 //! # Damaged or foreign databases
 //!
 //! [`Store::open`] runs `PRAGMA quick_check` before it changes anything. A file
-//! that is not a database or is malformed yields [`StoreError::Corrupt`] and is
+//! that is not a database or is malformed yields [`DbError::Corrupt`] and is
 //! left exactly as it was, and so is its WAL: never deleted, recreated,
 //! checkpointed or written to; the user decides what to do with their history.
 //! (Reading a WAL-mode file makes SQLite create an empty `-wal` and a `-shm`
 //! beside it if they are missing; they hold no data.) A database written by a
-//! newer natter (higher `user_version`) yields [`StoreError::TooNew`] before
+//! newer natter (higher `user_version`) yields [`DbError::TooNew`] before
 //! anything is written. `quick_check` reads the whole file: about 1.3 s for a
 //! million messages (260 MiB) on the reference VM, paid once at start.
 //!
@@ -101,90 +101,23 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// The first 16 bytes of every SQLite 3 database file.
 const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
 
-/// A message id: 128 random bits chosen by the author.
-pub type MessageId = [u8; 16];
-/// An ed25519 public identity key.
-pub type IdentityKey = [u8; 32];
-/// An X25519 public Noise static key.
-pub type NoiseStaticKey = [u8; 32];
-/// An ed25519 signature.
-pub type Signature = [u8; 64];
+pub use natter_core::chat::store::{
+    ConversationKey, IdentityBytes as IdentityKey, NoiseStaticKey, PeerRecord, Signature,
+    StoredMessage, TrustLevel,
+};
+pub use natter_core::wire::MessageId;
 
-/// Which conversation a message belongs to, seen from the local user.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ConversationKey {
-    /// The public room everyone on the network shares.
-    Public,
-    /// The direct conversation with this peer (whoever wrote the message).
-    Direct(IdentityKey),
-}
+mod chat_store;
 
-/// One chat message as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredMessage {
-    pub id: MessageId,
-    pub conversation: ConversationKey,
-    pub author: IdentityKey,
-    /// The author's clock, milliseconds since the Unix epoch.
-    pub timestamp_ms: u64,
-    pub text: String,
-    /// The author's signature over a public message, which lets any peer
-    /// relay it; `None` for direct messages.
-    pub signature: Option<Signature>,
-    /// Written by the local user.
-    pub outgoing: bool,
-    /// The local clock when the message was stored.
-    pub received_ms: u64,
-}
-
-/// How far the local user trusts a peer's identity key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum TrustLevel {
-    /// Seen, key pinned on first use, fingerprints not compared.
-    Unverified,
-    /// The user compared fingerprints and marked the key as verified.
-    Verified,
-}
-
-impl TrustLevel {
-    /// The spelling used in the `peers.trust` column.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TrustLevel::Unverified => "unverified",
-            TrustLevel::Verified => "verified",
-        }
-    }
-
-    fn from_db(s: &str) -> Result<Self, StoreError> {
-        match s {
-            "unverified" => Ok(TrustLevel::Unverified),
-            "verified" => Ok(TrustLevel::Verified),
-            other => Err(StoreError::InvalidData(format!(
-                "unknown trust level {other:?}"
-            ))),
-        }
-    }
-}
-
-/// One row of the trust store.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PeerRecord {
-    pub identity: IdentityKey,
-    pub noise_static: NoiseStaticKey,
-    pub nickname: String,
-    pub first_seen_ms: u64,
-    pub last_seen_ms: u64,
-    /// The last address this peer was reached at or announced, `host:port`.
-    pub last_addr: Option<String>,
-    pub trust: TrustLevel,
-    /// When the peer was marked verified; `None` while unverified.
-    pub verified_ms: Option<u64>,
+/// The stored spelling of a trust level, or why it is not one.
+fn trust_from_db(s: &str) -> Result<TrustLevel, DbError> {
+    TrustLevel::parse(s).ok_or_else(|| DbError::InvalidData(format!("unknown trust level {s:?}")))
 }
 
 /// Everything that can go wrong in the store.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum StoreError {
+pub enum DbError {
     /// Another process holds the lock on the data directory.
     #[error("another natter process is using {}", path.display())]
     Locked { path: PathBuf },
@@ -261,14 +194,14 @@ impl Store {
     /// the database (`quick_check`, schema version) before writing anything,
     /// then switches on WAL, `synchronous=FULL` and foreign keys and applies
     /// any pending migrations.
-    pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
+    pub fn open(data_dir: &Path) -> Result<Store, DbError> {
         create_private_dir(data_dir)?;
         let lock = lock_data_dir(data_dir)?;
         let db_path = data_dir.join(DB_FILE);
         check_header(&db_path)?;
         create_private_file(&db_path)?;
 
-        let open_err = |source| StoreError::Open {
+        let open_err = |source| DbError::Open {
             path: db_path.clone(),
             source,
         };
@@ -294,13 +227,13 @@ impl Store {
 
     /// A fresh store that lives in memory only, for tests and simulations.
     /// There is no lock and nothing survives the value.
-    pub fn open_in_memory() -> Result<Store, StoreError> {
+    pub fn open_in_memory() -> Result<Store, DbError> {
         let mut conn = Connection::open_in_memory()?;
         Self::setup(&mut conn)?;
         Ok(Store { conn, _lock: None })
     }
 
-    fn setup(conn: &mut Connection) -> Result<(), StoreError> {
+    fn setup(conn: &mut Connection) -> Result<(), DbError> {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         schema::migrate(conn, MIGRATIONS)?;
@@ -308,12 +241,12 @@ impl Store {
     }
 
     /// The schema version of the open database (`PRAGMA user_version`).
-    pub fn schema_version(&self) -> Result<u32, StoreError> {
+    pub fn schema_version(&self) -> Result<u32, DbError> {
         schema::user_version(&self.conn)
     }
 
     /// Reads a setting, e.g. the local nickname.
-    pub fn get_meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+    pub fn get_meta(&self, key: &str) -> Result<Option<String>, DbError> {
         let mut stmt = self
             .conn
             .prepare_cached("SELECT value FROM meta WHERE key = ?1")?;
@@ -321,7 +254,7 @@ impl Store {
     }
 
     /// Writes a setting, replacing any previous value.
-    pub fn set_meta(&mut self, key: &str, value: &str) -> Result<(), StoreError> {
+    pub fn set_meta(&mut self, key: &str, value: &str) -> Result<(), DbError> {
         let mut stmt = self.conn.prepare_cached(
             "INSERT INTO meta (key, value) VALUES (?1, ?2) \
              ON CONFLICT(key) DO UPDATE SET value = excluded.value",
@@ -331,7 +264,7 @@ impl Store {
     }
 
     /// Removes a setting; returns whether it existed.
-    pub fn delete_meta(&mut self, key: &str) -> Result<bool, StoreError> {
+    pub fn delete_meta(&mut self, key: &str) -> Result<bool, DbError> {
         let mut stmt = self
             .conn
             .prepare_cached("DELETE FROM meta WHERE key = ?1")?;
@@ -340,12 +273,12 @@ impl Store {
 }
 
 /// Creates `dir` (and parents) if missing, private to the user on Unix.
-fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
+fn create_private_dir(dir: &Path) -> Result<(), DbError> {
     let mut builder = fs::DirBuilder::new();
     builder.recursive(true);
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(dir).map_err(|source| StoreError::Io {
+    builder.create(dir).map_err(|source| DbError::Io {
         path: dir.to_path_buf(),
         source,
     })
@@ -353,24 +286,21 @@ fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
 
 /// Creates `path` empty with mode 0600 if it does not exist; never truncates.
 /// SQLite gives its `-wal` and `-shm` files the same permissions.
-fn create_private_file(path: &Path) -> Result<(), StoreError> {
+fn create_private_file(path: &Path) -> Result<(), DbError> {
     let mut options = OpenOptions::new();
     options.write(true).create(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options
-        .open(path)
-        .map(drop)
-        .map_err(|source| StoreError::Io {
-            path: path.to_path_buf(),
-            source,
-        })
+    options.open(path).map(drop).map_err(|source| DbError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// Takes the exclusive lock on `dir/natter.lock`, without waiting.
-fn lock_data_dir(dir: &Path) -> Result<File, StoreError> {
+fn lock_data_dir(dir: &Path) -> Result<File, DbError> {
     let lock_path = dir.join(LOCK_FILE);
-    let io_err = |source| StoreError::Io {
+    let io_err = |source| DbError::Io {
         path: lock_path.clone(),
         source,
     };
@@ -381,7 +311,7 @@ fn lock_data_dir(dir: &Path) -> Result<File, StoreError> {
     let file = options.open(&lock_path).map_err(io_err)?;
     match file.try_lock() {
         Ok(()) => Ok(file),
-        Err(TryLockError::WouldBlock) => Err(StoreError::Locked {
+        Err(TryLockError::WouldBlock) => Err(DbError::Locked {
             path: dir.to_path_buf(),
         }),
         Err(TryLockError::Error(source)) => Err(io_err(source)),
@@ -390,12 +320,12 @@ fn lock_data_dir(dir: &Path) -> Result<File, StoreError> {
 
 /// Refuses, without letting SQLite near it, a non-empty file that does not
 /// start with the SQLite magic. A missing or empty file is a new database.
-fn check_header(path: &Path) -> Result<(), StoreError> {
+fn check_header(path: &Path) -> Result<(), DbError> {
     let mut file = match File::open(path) {
         Ok(file) => file,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
         Err(source) => {
-            return Err(StoreError::Io {
+            return Err(DbError::Io {
                 path: path.to_path_buf(),
                 source,
             })
@@ -405,14 +335,14 @@ fn check_header(path: &Path) -> Result<(), StoreError> {
     (&mut file)
         .take(SQLITE_MAGIC.len() as u64)
         .read_to_end(&mut head)
-        .map_err(|source| StoreError::Io {
+        .map_err(|source| DbError::Io {
             path: path.to_path_buf(),
             source,
         })?;
     if head.is_empty() || head == SQLITE_MAGIC {
         Ok(())
     } else {
-        Err(StoreError::Corrupt {
+        Err(DbError::Corrupt {
             path: path.to_path_buf(),
             detail: "file is not a database (bad header)".into(),
         })
@@ -420,8 +350,8 @@ fn check_header(path: &Path) -> Result<(), StoreError> {
 }
 
 /// Runs `PRAGMA quick_check`; anything but a single `ok` row is corruption.
-fn quick_check(conn: &Connection, path: &Path) -> Result<(), StoreError> {
-    let corrupt = |detail: String| StoreError::Corrupt {
+fn quick_check(conn: &Connection, path: &Path) -> Result<(), DbError> {
+    let corrupt = |detail: String| DbError::Corrupt {
         path: path.to_path_buf(),
         detail,
     };
@@ -452,20 +382,20 @@ fn quick_check(conn: &Connection, path: &Path) -> Result<(), StoreError> {
             Err(corrupt(problems.join("; ")))
         }
         Err(e) if is_damage(&e) => Err(corrupt(e.to_string())),
-        Err(source) => Err(StoreError::Open {
+        Err(source) => Err(DbError::Open {
             path: path.to_path_buf(),
             source,
         }),
     }
 }
 
-/// Fails with [`StoreError::TooNew`] if the database has more migrations
+/// Fails with [`DbError::TooNew`] if the database has more migrations
 /// applied than `migrations` holds.
-fn check_version(conn: &Connection, migrations: &[&str]) -> Result<(), StoreError> {
+fn check_version(conn: &Connection, migrations: &[&str]) -> Result<(), DbError> {
     let found = schema::user_version(conn)?;
     let supported = schema::version_of(migrations);
     if found > supported {
-        return Err(StoreError::TooNew { found, supported });
+        return Err(DbError::TooNew { found, supported });
     }
     Ok(())
 }
@@ -478,10 +408,10 @@ fn is_damage(e: &rusqlite::Error) -> bool {
     )
 }
 
-/// Turns an SQLite damage error met while opening into [`StoreError::Corrupt`].
-fn corrupt_if_damaged(e: StoreError, path: &Path) -> StoreError {
+/// Turns an SQLite damage error met while opening into [`DbError::Corrupt`].
+fn corrupt_if_damaged(e: DbError, path: &Path) -> DbError {
     match e {
-        StoreError::Sqlite(ref inner) if is_damage(inner) => StoreError::Corrupt {
+        DbError::Sqlite(ref inner) if is_damage(inner) => DbError::Corrupt {
             path: path.to_path_buf(),
             detail: inner.to_string(),
         },
@@ -490,14 +420,13 @@ fn corrupt_if_damaged(e: StoreError, path: &Path) -> StoreError {
 }
 
 /// Converts a `u64` for storage in an SQLite integer column.
-fn to_sql_u64(field: &'static str, value: u64) -> Result<i64, StoreError> {
-    i64::try_from(value).map_err(|_| StoreError::OutOfRange { field, value })
+fn to_sql_u64(field: &'static str, value: u64) -> Result<i64, DbError> {
+    i64::try_from(value).map_err(|_| DbError::OutOfRange { field, value })
 }
 
 /// Converts an SQLite integer read from disk back to `u64`.
-fn from_sql_i64(field: &'static str, value: i64) -> Result<u64, StoreError> {
-    u64::try_from(value)
-        .map_err(|_| StoreError::InvalidData(format!("{field} is negative ({value})")))
+fn from_sql_i64(field: &'static str, value: i64) -> Result<u64, DbError> {
+    u64::try_from(value).map_err(|_| DbError::InvalidData(format!("{field} is negative ({value})")))
 }
 
 /// A `LIMIT` argument; anything beyond `i64::MAX` means "no limit" anyway.
@@ -506,10 +435,10 @@ fn sql_limit(limit: usize) -> i64 {
 }
 
 /// Converts a blob read from disk to a fixed-size array.
-fn to_array<const N: usize>(field: &'static str, bytes: Vec<u8>) -> Result<[u8; N], StoreError> {
+fn to_array<const N: usize>(field: &'static str, bytes: Vec<u8>) -> Result<[u8; N], DbError> {
     let len = bytes.len();
     <[u8; N]>::try_from(bytes)
-        .map_err(|_| StoreError::InvalidData(format!("{field} has {len} bytes, expected {N}")))
+        .map_err(|_| DbError::InvalidData(format!("{field} has {len} bytes, expected {N}")))
 }
 
 #[cfg(test)]

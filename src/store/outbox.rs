@@ -5,13 +5,13 @@ use rusqlite::{params, Connection, TransactionBehavior};
 
 use super::messages::{insert_one, query_messages, SeqRange, MESSAGE_COLUMNS};
 use super::{
-    from_sql_i64, sql_limit, to_array, to_sql_u64, IdentityKey, MessageId, Store, StoreError,
+    from_sql_i64, sql_limit, to_array, to_sql_u64, DbError, IdentityKey, MessageId, Store,
     StoredMessage,
 };
 
 /// Queues the message stored as `seq` for `peer`; returns whether the row is
 /// new.
-fn queue(conn: &Connection, seq: i64, peer: &IdentityKey) -> Result<bool, StoreError> {
+fn queue(conn: &Connection, seq: i64, peer: &IdentityKey) -> Result<bool, DbError> {
     let mut stmt = conn.prepare_cached(
         "INSERT INTO outbox (peer, message_seq) VALUES (?1, ?2) \
          ON CONFLICT (peer, message_seq) DO NOTHING",
@@ -24,7 +24,7 @@ fn query_keys<P: rusqlite::Params>(
     conn: &Connection,
     sql: &str,
     params: P,
-) -> Result<Vec<IdentityKey>, StoreError> {
+) -> Result<Vec<IdentityKey>, DbError> {
     let mut stmt = conn.prepare_cached(sql)?;
     let rows = stmt.query_map(params, |row| row.get::<_, Vec<u8>>(0))?;
     rows.map(|key| to_array("peer", key?)).collect()
@@ -39,7 +39,7 @@ impl Store {
         &mut self,
         msg: &StoredMessage,
         recipients: &[IdentityKey],
-    ) -> Result<bool, StoreError> {
+    ) -> Result<bool, DbError> {
         let inserted = self.insert_outgoing_batch(&[(msg, recipients)])?;
         Ok(inserted.first().copied().unwrap_or(false))
     }
@@ -51,7 +51,7 @@ impl Store {
     pub fn insert_outgoing_batch(
         &mut self,
         items: &[(&StoredMessage, &[IdentityKey])],
-    ) -> Result<Vec<bool>, StoreError> {
+    ) -> Result<Vec<bool>, DbError> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -75,18 +75,15 @@ impl Store {
 
     /// Queues stored messages for peers, in one transaction. Returns how many
     /// `(message, peer)` rows were new. Fails with
-    /// [`StoreError::UnknownMessage`] (and queues nothing) if a message is not
+    /// [`DbError::UnknownMessage`] (and queues nothing) if a message is not
     /// stored.
-    pub fn outbox_add(
-        &mut self,
-        entries: &[(MessageId, IdentityKey)],
-    ) -> Result<usize, StoreError> {
+    pub fn outbox_add(&mut self, entries: &[(MessageId, IdentityKey)]) -> Result<usize, DbError> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut added = 0;
         for (id, peer) in entries {
-            let seq = message_seq(&tx, id)?.ok_or(StoreError::UnknownMessage { id: *id })?;
+            let seq = message_seq(&tx, id)?.ok_or(DbError::UnknownMessage { id: *id })?;
             if queue(&tx, seq, peer)? {
                 added += 1;
             }
@@ -101,7 +98,7 @@ impl Store {
         &self,
         peer: &IdentityKey,
         limit: usize,
-    ) -> Result<Vec<StoredMessage>, StoreError> {
+    ) -> Result<Vec<StoredMessage>, DbError> {
         query_messages(
             &self.conn,
             &format!(
@@ -123,7 +120,7 @@ impl Store {
         peer: &IdentityKey,
         ids: &[MessageId],
         now_ms: u64,
-    ) -> Result<Vec<MessageId>, StoreError> {
+    ) -> Result<Vec<MessageId>, DbError> {
         let now = to_sql_u64("now_ms", now_ms)?;
         let tx = self
             .conn
@@ -151,18 +148,18 @@ impl Store {
     }
 
     /// How many peers have not acked this message yet.
-    pub fn pending_count(&self, id: &MessageId) -> Result<usize, StoreError> {
+    pub fn pending_count(&self, id: &MessageId) -> Result<usize, DbError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT count(*) FROM outbox AS o JOIN messages AS m ON m.seq = o.message_seq \
              WHERE m.id = ?1",
         )?;
         let n: i64 = stmt.query_row([&id[..]], |row| row.get(0))?;
         let n = from_sql_i64("count", n)?;
-        usize::try_from(n).map_err(|_| StoreError::InvalidData(format!("count {n}")))
+        usize::try_from(n).map_err(|_| DbError::InvalidData(format!("count {n}")))
     }
 
     /// The peers that have not acked this message yet, in key order.
-    pub fn pending_peers(&self, id: &MessageId) -> Result<Vec<IdentityKey>, StoreError> {
+    pub fn pending_peers(&self, id: &MessageId) -> Result<Vec<IdentityKey>, DbError> {
         query_keys(
             &self.conn,
             "SELECT o.peer FROM outbox AS o JOIN messages AS m ON m.seq = o.message_seq \
@@ -172,7 +169,7 @@ impl Store {
     }
 
     /// Every peer with at least one unacked message, in key order.
-    pub fn outbox_peers(&self) -> Result<Vec<IdentityKey>, StoreError> {
+    pub fn outbox_peers(&self) -> Result<Vec<IdentityKey>, DbError> {
         query_keys(
             &self.conn,
             "SELECT DISTINCT peer FROM outbox ORDER BY peer",
@@ -182,7 +179,7 @@ impl Store {
 
     /// The peers that acked this message (after it was queued for them), in
     /// the order their acks arrived. Empty if nobody has acked it yet.
-    pub fn delivered_to(&self, id: &MessageId) -> Result<Vec<IdentityKey>, StoreError> {
+    pub fn delivered_to(&self, id: &MessageId) -> Result<Vec<IdentityKey>, DbError> {
         query_keys(
             &self.conn,
             "SELECT d.peer FROM deliveries AS d JOIN messages AS m ON m.seq = d.message_seq \
@@ -193,7 +190,7 @@ impl Store {
 }
 
 /// The `seq` of the message with this id, if stored.
-fn message_seq(conn: &Connection, id: &MessageId) -> Result<Option<i64>, StoreError> {
+fn message_seq(conn: &Connection, id: &MessageId) -> Result<Option<i64>, DbError> {
     use rusqlite::OptionalExtension;
     let mut stmt = conn.prepare_cached("SELECT seq FROM messages WHERE id = ?1")?;
     Ok(stmt.query_row([&id[..]], |row| row.get(0)).optional()?)

@@ -4,8 +4,8 @@
 use rusqlite::{params, Row, TransactionBehavior};
 
 use super::{
-    from_sql_i64, to_array, to_sql_u64, IdentityKey, NoiseStaticKey, PeerRecord, Store, StoreError,
-    TrustLevel,
+    from_sql_i64, to_array, to_sql_u64, trust_from_db, DbError, IdentityKey, NoiseStaticKey,
+    PeerRecord, Store, TrustLevel,
 };
 
 const PEER_COLUMNS: &str = "identity, noise_static, nickname, first_seen_ms, last_seen_ms, \
@@ -39,9 +39,9 @@ impl RawPeer {
 }
 
 impl TryFrom<RawPeer> for PeerRecord {
-    type Error = StoreError;
+    type Error = DbError;
 
-    fn try_from(raw: RawPeer) -> Result<Self, StoreError> {
+    fn try_from(raw: RawPeer) -> Result<Self, DbError> {
         Ok(PeerRecord {
             identity: to_array("peers.identity", raw.identity)?,
             noise_static: to_array("peers.noise_static", raw.noise_static)?,
@@ -49,7 +49,7 @@ impl TryFrom<RawPeer> for PeerRecord {
             first_seen_ms: from_sql_i64("peers.first_seen_ms", raw.first_seen_ms)?,
             last_seen_ms: from_sql_i64("peers.last_seen_ms", raw.last_seen_ms)?,
             last_addr: raw.last_addr,
-            trust: TrustLevel::from_db(&raw.trust)?,
+            trust: trust_from_db(&raw.trust)?,
             verified_ms: raw
                 .verified_ms
                 .map(|v| from_sql_i64("peers.verified_ms", v))
@@ -63,7 +63,7 @@ impl Store {
         &self,
         sql: &str,
         params: P,
-    ) -> Result<Vec<PeerRecord>, StoreError> {
+    ) -> Result<Vec<PeerRecord>, DbError> {
         let mut stmt = self.conn.prepare_cached(sql)?;
         let rows = stmt.query_map(params, RawPeer::from_row)?;
         rows.map(|raw| PeerRecord::try_from(raw?)).collect()
@@ -84,7 +84,7 @@ impl Store {
         nickname: &str,
         now_ms: u64,
         addr: Option<&str>,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<bool, DbError> {
         let now = to_sql_u64("now_ms", now_ms)?;
         let tx = self
             .conn
@@ -122,7 +122,7 @@ impl Store {
     }
 
     /// The trust-store entry of this identity.
-    pub fn get_peer(&self, identity: &IdentityKey) -> Result<Option<PeerRecord>, StoreError> {
+    pub fn get_peer(&self, identity: &IdentityKey) -> Result<Option<PeerRecord>, DbError> {
         let mut peers = self.query_peers(
             &format!("SELECT {PEER_COLUMNS} FROM peers WHERE identity = ?1"),
             [&identity[..]],
@@ -131,7 +131,7 @@ impl Store {
     }
 
     /// Every known peer, by nickname (ASCII case folded), then identity key.
-    pub fn peers(&self) -> Result<Vec<PeerRecord>, StoreError> {
+    pub fn peers(&self) -> Result<Vec<PeerRecord>, DbError> {
         self.query_peers(
             &format!(
                 "SELECT {PEER_COLUMNS} FROM peers \
@@ -144,7 +144,7 @@ impl Store {
     /// The peers using this nickname, compared with ASCII case folded (so
     /// `Bob` and `bob` meet), most recently seen first. More than one result
     /// means the nickname is ambiguous and must be shown with fingerprints.
-    pub fn peers_by_nickname(&self, nickname: &str) -> Result<Vec<PeerRecord>, StoreError> {
+    pub fn peers_by_nickname(&self, nickname: &str) -> Result<Vec<PeerRecord>, DbError> {
         self.query_peers(
             &format!(
                 "SELECT {PEER_COLUMNS} FROM peers \
@@ -157,13 +157,13 @@ impl Store {
 
     /// Sets the trust level of a known peer. `Verified` records `now_ms` as
     /// the verification time; `Unverified` clears it. Fails with
-    /// [`StoreError::UnknownPeer`] for an identity never seen.
+    /// [`DbError::UnknownPeer`] for an identity never seen.
     pub fn set_trust(
         &mut self,
         identity: &IdentityKey,
         trust: TrustLevel,
         now_ms: u64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), DbError> {
         let verified_ms = match trust {
             TrustLevel::Verified => Some(to_sql_u64("now_ms", now_ms)?),
             TrustLevel::Unverified => None,
@@ -173,7 +173,7 @@ impl Store {
             .prepare_cached("UPDATE peers SET trust = ?2, verified_ms = ?3 WHERE identity = ?1")?
             .execute(params![&identity[..], trust.as_str(), verified_ms])?;
         if changed == 0 {
-            return Err(StoreError::UnknownPeer {
+            return Err(DbError::UnknownPeer {
                 identity: *identity,
             });
         }
@@ -182,7 +182,7 @@ impl Store {
 
     /// The last known address of every peer that has one, most recently seen
     /// first: what to dial at start when no beacon arrives.
-    pub fn known_addrs(&self) -> Result<Vec<(IdentityKey, String)>, StoreError> {
+    pub fn known_addrs(&self) -> Result<Vec<(IdentityKey, String)>, DbError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT identity, last_addr FROM peers WHERE last_addr IS NOT NULL \
              ORDER BY last_seen_ms DESC, identity",

@@ -2,7 +2,7 @@
 
 use rusqlite::{Connection, TransactionBehavior};
 
-use super::StoreError;
+use super::DbError;
 
 /// The migration steps, oldest first. Step `i` (0-based) takes the database
 /// from version `i` to version `i + 1`. Never edit a released step: append a
@@ -18,22 +18,21 @@ pub(super) fn version_of(migrations: &[&str]) -> u32 {
 }
 
 /// Reads `PRAGMA user_version`.
-pub(super) fn user_version(conn: &Connection) -> Result<u32, StoreError> {
+pub(super) fn user_version(conn: &Connection) -> Result<u32, DbError> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
-    u32::try_from(version)
-        .map_err(|_| StoreError::InvalidData(format!("user_version is {version}")))
+    u32::try_from(version).map_err(|_| DbError::InvalidData(format!("user_version is {version}")))
 }
 
 /// Applies the steps of `migrations` the database has not seen yet, each in
 /// its own transaction together with its version bump, so a crash between
 /// steps leaves a consistent database at the previous version.
-pub(super) fn migrate(conn: &mut Connection, migrations: &[&str]) -> Result<(), StoreError> {
+pub(super) fn migrate(conn: &mut Connection, migrations: &[&str]) -> Result<(), DbError> {
     let supported = version_of(migrations);
     loop {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let current = user_version(&tx)?;
         if current > supported {
-            return Err(StoreError::TooNew {
+            return Err(DbError::TooNew {
                 found: current,
                 supported,
             });
@@ -125,7 +124,7 @@ mod tests {
         conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
             .unwrap();
         match migrate(&mut conn, MIGRATIONS) {
-            Err(StoreError::TooNew { found, supported }) => {
+            Err(DbError::TooNew { found, supported }) => {
                 assert_eq!(found, SCHEMA_VERSION + 1);
                 assert_eq!(supported, SCHEMA_VERSION);
             }

@@ -103,7 +103,7 @@ fn second_open_is_locked_until_first_is_dropped() {
     let tmp = tempfile::tempdir().unwrap();
     let first = Store::open(tmp.path()).unwrap();
     match Store::open(tmp.path()) {
-        Err(e @ StoreError::Locked { .. }) => {
+        Err(e @ DbError::Locked { .. }) => {
             let text = e.to_string();
             assert!(text.contains("another natter process is using"), "{text}");
             assert!(text.contains(&tmp.path().display().to_string()), "{text}");
@@ -176,7 +176,7 @@ fn expect_corrupt(dir: &Path) -> String {
         (None, None) => {}
     }
     match err {
-        StoreError::Corrupt {
+        DbError::Corrupt {
             ref path,
             ref detail,
         } => {
@@ -288,7 +288,7 @@ fn newer_schema_on_disk_is_refused_and_left_alone() {
     }
     let before = fs::read(tmp.path().join(DB_FILE)).unwrap();
     match Store::open(tmp.path()) {
-        Err(StoreError::TooNew { found, supported }) => {
+        Err(DbError::TooNew { found, supported }) => {
             assert_eq!(found, SCHEMA_VERSION + 7);
             assert_eq!(supported, SCHEMA_VERSION);
         }
@@ -357,7 +357,7 @@ fn a_failing_batch_stores_nothing() {
     let mut bad = public(2, ALICE, 11, "bad");
     bad.timestamp_ms = u64::MAX;
     match s.insert_messages(&[good.clone(), bad]) {
-        Err(StoreError::OutOfRange { field, value }) => {
+        Err(DbError::OutOfRange { field, value }) => {
             assert_eq!(field, "timestamp_ms");
             assert_eq!(value, u64::MAX);
         }
@@ -523,7 +523,7 @@ fn search_treats_fts_syntax_as_plain_text() {
         "🦀",
     ] {
         match s.search(input, 10) {
-            Ok(_) | Err(StoreError::EmptyQuery) => {}
+            Ok(_) | Err(DbError::EmptyQuery) => {}
             Err(e) => panic!("search({input:?}) failed: {e}"),
         }
     }
@@ -550,7 +550,7 @@ fn search_without_words_is_an_empty_query() {
     let s = search_store();
     for input in ["", "   ", "\t\n", "*", "\"\"", "- * ( ) ^ : , . !", "\"*\""] {
         assert!(
-            matches!(s.search(input, 10), Err(StoreError::EmptyQuery)),
+            matches!(s.search(input, 10), Err(DbError::EmptyQuery)),
             "{input:?}"
         );
     }
@@ -564,7 +564,7 @@ fn fts_query_quotes_every_word() {
     assert_eq!(fts_query("NEAR(x").unwrap(), "\"NEAR(x\"");
     assert_eq!(fts_query("x - y").unwrap(), "\"x\" \"y\"");
     assert_eq!(fts_query("x\0y\u{7}z").unwrap(), "\"x\" \"y\" \"z\"");
-    assert!(matches!(fts_query(" - \" "), Err(StoreError::EmptyQuery)));
+    assert!(matches!(fts_query(" - \" "), Err(DbError::EmptyQuery)));
 }
 
 #[test]
@@ -716,7 +716,7 @@ fn outbox_add_of_unknown_message_queues_nothing() {
     let mut s = mem();
     s.insert_messages(&[public(1, ME, 1, "one")]).unwrap();
     match s.outbox_add(&[(id(1), BOB), (id(2), BOB)]) {
-        Err(StoreError::UnknownMessage { id: missing }) => assert_eq!(missing, id(2)),
+        Err(DbError::UnknownMessage { id: missing }) => assert_eq!(missing, id(2)),
         other => panic!("expected UnknownMessage, got {other:?}"),
     }
     assert_eq!(s.pending_count(&id(1)).unwrap(), 0);
@@ -852,7 +852,7 @@ fn trust_is_set_explicitly_and_never_by_being_seen() {
     assert_eq!((bob.trust, bob.verified_ms), (TrustLevel::Unverified, None));
 
     match s.set_trust(&ALICE, TrustLevel::Verified, 1) {
-        Err(StoreError::UnknownPeer { identity }) => assert_eq!(identity, ALICE),
+        Err(DbError::UnknownPeer { identity }) => assert_eq!(identity, ALICE),
         other => panic!("expected UnknownPeer, got {other:?}"),
     }
     assert_eq!(s.get_peer(&ALICE).unwrap(), None);

@@ -1,7 +1,7 @@
 //! Deterministic multi-node tests over the simulated network.
 
 use super::*;
-use crate::sim::{self, NetConfig, Sim};
+use crate::testkit::sim::{self, NetConfig, Sim};
 
 fn mesh_time(sim: &mut Sim, limit_ms: u64) -> Option<u64> {
     let start = sim.now_ms;

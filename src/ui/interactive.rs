@@ -26,8 +26,8 @@ use super::complete::complete;
 use super::frontend::{describe, help_text, to_node_command, Dispatch};
 use super::render::Style;
 use super::sanitize::sanitize_nick;
-use crate::event::{Event, PeerInfo};
-use crate::node::Command;
+use natter_core::event::{Event, PeerInfo};
+use natter_core::node::Command;
 use rustyline::completion::Completer;
 use rustyline::config::Config;
 use rustyline::error::ReadlineError;
@@ -574,7 +574,7 @@ mod terminal {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::link::Direction;
+    use natter_core::link::Direction;
 
     fn peer(id: &str, nick: &str) -> PeerInfo {
         PeerInfo {
@@ -583,7 +583,7 @@ mod tests {
             nickname: nick.into(),
             state: "established",
             addr: None,
-            trust: crate::trust::TrustState::Unverified,
+            trust: natter_core::trust::TrustState::Unverified,
         }
     }
 

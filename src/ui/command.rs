@@ -694,7 +694,7 @@ fn capitalise(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::testutil::{random_line, Rng};
+    use crate::ui::testutil::{random_line, Rng};
 
     fn ok(line: &str) -> Command {
         match parse(line) {

@@ -11,6 +11,7 @@
 //! ```
 
 use crate::chat::Chat;
+use crate::chat::ChatStore;
 use crate::discovery::{Discovery, DiscoveryConfig};
 use crate::event::{hex_key, Event, PeerInfo};
 use crate::handshake::{HandshakeConfig, PeerHello};
@@ -18,7 +19,6 @@ use crate::identity::{IdentityKey, LocalIdentity};
 use crate::link::{Direction, Link, LinkEvent};
 use crate::peer::{Backoff, LinkId, Peer, PeerState};
 use crate::rng::Rng;
-use crate::store::Store;
 use crate::trust::{self, TrustState};
 use crate::wire::limits::HANDSHAKE_DEADLINE_MS;
 use crate::wire::{Close, CloseReason, Frame};
@@ -231,7 +231,7 @@ impl Node {
     pub fn new(
         local: LocalIdentity,
         cfg: NodeConfig,
-        store: Store,
+        store: Box<dyn ChatStore>,
         mut rng: Rng,
         now_ms: u64,
         wall_ms: u64,
@@ -775,7 +775,7 @@ impl Node {
             Frame::Ping(n) => c.pending.push(Frame::Pong(n)),
             Frame::Pong(_) => {}
             Frame::Close(close) => {
-                let detail = crate::cli::sanitize::sanitize_line(&close.detail);
+                let detail = &close.detail;
                 let reason = format!("peer closed the link ({:?}: {detail})", close.reason);
                 self.close(link_id, &reason, None);
             }

@@ -2,9 +2,8 @@
 //! static key bound to it by a signature, and the human-facing forms of both
 //! (fingerprints and safety numbers).
 //!
-//! Nothing here does IO except [`keyfile`].
-
-pub mod keyfile;
+//! Nothing here does IO; the key file lives in the application
+//! (`natter::keyfile`).
 
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
@@ -270,11 +269,14 @@ impl LocalIdentity {
         &self.public
     }
 
-    pub(crate) fn ed25519_seed(&self) -> Zeroizing<[u8; 32]> {
+    /// The secret ed25519 seed, for persisting the identity (the
+    /// application's key file); nothing else should need it.
+    pub fn ed25519_seed(&self) -> Zeroizing<[u8; 32]> {
         Zeroizing::new(self.signing.to_bytes())
     }
 
-    pub(crate) fn noise_secret(&self) -> &[u8; 32] {
+    /// The secret X25519 key, for persisting the identity (the key file).
+    pub fn noise_secret(&self) -> &[u8; 32] {
         &self.noise_secret
     }
 

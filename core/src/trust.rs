@@ -8,9 +8,9 @@
 //! refused until the user decides (verify and trust it, or use its
 //! fingerprint explicitly).
 
-use crate::cli::sanitize::looks_alike;
+use crate::chat::store::{ChatStore, PeerRecord, StoreError, TrustLevel};
 use crate::identity::{Fingerprint, IdentityKey, FINGERPRINT_CHARS};
-use crate::store::{PeerRecord, Store, StoreError, TrustLevel};
+use crate::names::{clamp_nick, looks_alike};
 use serde::Serialize;
 
 /// How far the local user trusts a key.
@@ -41,7 +41,7 @@ impl TrustState {
 
 /// Verified contacts whose nickname looks like `nickname`, other than `id`.
 pub fn verified_lookalikes(
-    store: &Store,
+    store: &dyn ChatStore,
     id: &IdentityKey,
     nickname: &str,
 ) -> Result<Vec<PeerRecord>, StoreError> {
@@ -58,7 +58,7 @@ pub fn verified_lookalikes(
 
 /// The trust state of `id`, whose current nickname is `nickname`.
 pub fn trust_state(
-    store: &Store,
+    store: &dyn ChatStore,
     local: &IdentityKey,
     id: &IdentityKey,
     nickname: &str,
@@ -109,7 +109,7 @@ fn known_list(names: &[String]) -> String {
 pub fn display_name(c: &Candidate) -> String {
     format!(
         "{}#{}",
-        crate::cli::sanitize::sanitize_nick(&c.nickname),
+        clamp_nick(&c.nickname),
         Fingerprint::of(&c.identity).short()
     )
 }
@@ -233,7 +233,7 @@ mod tests {
 
     #[test]
     fn a_new_key_under_a_verified_nickname_is_flagged() {
-        let mut store = Store::open_in_memory().unwrap();
+        let mut store = crate::chat::MemoryStore::new();
         let (alice, mallory, me) = (key(1), key(2), key(9));
         store
             .upsert_peer_seen(&alice.0, &[5; 32], "alice", 1, None)

@@ -4,11 +4,11 @@
 use super::command::{help_for, help_overview, Command as CliCommand};
 use super::render::{self, Style};
 use super::sanitize::sanitize_nick;
-use crate::chat::Conversation;
-use crate::event::{ChatLine, Event, PeerInfo};
-use crate::link::Direction;
-use crate::node::Command;
-use crate::trust::TrustState;
+use natter_core::chat::Conversation;
+use natter_core::event::{ChatLine, Event, PeerInfo};
+use natter_core::link::Direction;
+use natter_core::node::Command;
+use natter_core::trust::TrustState;
 use render::{ChatLineView, DeliveryMark, PeerRowView, TrustMark, VerifyView};
 
 /// Where a parsed command goes.

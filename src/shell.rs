@@ -6,9 +6,9 @@
 //! waits for us instead of filling memory) and a writer task (coalesces
 //! queued messages into one write and reports what it flushed).
 
-use crate::event::Event;
-use crate::node::{Command, Input, Node, Output};
-use crate::peer::LinkId;
+use natter_core::event::Event;
+use natter_core::node::{Command, Input, Node, Output};
+use natter_core::peer::LinkId;
 use socket2::{Domain, Protocol, Socket, Type};
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

@@ -26,7 +26,6 @@ use crate::handshake::{Initiator, Responder, ResponderAwaitingMsg3};
 use crate::node::{Command, Input, Node, NodeConfig, Output};
 use crate::peer::LinkId;
 use crate::rng::Rng;
-use crate::store::Store;
 use crate::transport::Transport;
 use crate::wire::beacon::encode_beacon;
 use crate::wire::frame::SyncRequest;
@@ -170,7 +169,7 @@ impl Driver {
     fn new() -> Driver {
         let cfg = config();
         let max_links = cfg.max_links;
-        let store = Store::open_in_memory().expect("in-memory store");
+        let store = Box::new(crate::chat::MemoryStore::new());
         let node = Node::new(identity(LOCAL), cfg, store, Rng::new(1), 0, WALL_MS);
         Driver {
             node,

@@ -5,8 +5,8 @@
 use super::command::{parse, Command as CliCommand};
 use super::frontend::{describe, to_node_command, Dispatch};
 use super::render::{self, Style};
-use crate::event::Event;
-use crate::node::Command;
+use natter_core::event::Event;
+use natter_core::node::Command;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::mpsc;
 

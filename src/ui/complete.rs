@@ -105,7 +105,7 @@ fn starts_with_ignore_case(s: &str, prefix: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::testutil::{random_line, Rng};
+    use crate::ui::testutil::{random_line, Rng};
 
     fn peers() -> Vec<String> {
         [

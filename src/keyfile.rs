@@ -9,7 +9,7 @@
 //! hard-linked into place, which fails rather than replace an existing file)
 //! and is never overwritten.
 
-use super::{IdentityError, LocalIdentity};
+use natter_core::identity::{IdentityError, LocalIdentity};
 use sha2::{Digest, Sha256};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -125,7 +125,7 @@ fn create(data_dir: &Path, id: &LocalIdentity) -> Result<(), KeyFileError> {
         .create(data_dir)
         .map_err(write_err)?;
     let mut suffix = [0u8; 8];
-    super::random_bytes(&mut suffix)?;
+    natter_core::identity::random_bytes(&mut suffix)?;
     let tmp = data_dir.join(format!(
         ".{IDENTITY_FILE}.tmp-{}",
         suffix

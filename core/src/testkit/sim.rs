@@ -6,12 +6,12 @@
 //! is seeded, so a failing run replays exactly. Used by the node tests
 //! (links and chat over the network); no socket is ever opened.
 
+use crate::chat::{ChatStore, MemoryStore};
 use crate::event::Event;
 use crate::identity::{IdentityKey, LocalIdentity};
 use crate::node::{Input, Node, NodeConfig, Output};
 use crate::peer::LinkId;
 use crate::rng::Rng;
-use crate::store::Store;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -104,12 +104,9 @@ pub struct Sim {
 }
 
 /// A fresh in-memory store. Restarting a simulated node with a new one models
-/// a node whose disk was wiped; tests that need persistence pass a file store.
-pub fn memory_store() -> Store {
-    match Store::open_in_memory() {
-        Ok(s) => s,
-        Err(e) => panic!("in-memory SQLite must open: {e}"),
-    }
+/// a node whose disk was wiped; [`Sim::take_store`] keeps a node's disk.
+pub fn memory_store() -> Box<dyn ChatStore> {
+    Box::new(MemoryStore::new())
 }
 
 /// A fixed identity for simulated node `i`.
@@ -268,14 +265,20 @@ impl Sim {
     }
 
     /// Take a crashed node's store, to restart it with its disk intact.
-    pub fn take_store(&mut self, i: usize) -> Store {
+    pub fn take_store(&mut self, i: usize) -> Box<dyn ChatStore> {
         let (id, cfg) = (identity(usize::MAX - i), node_config(i));
         let dummy = Node::new(id, cfg, memory_store(), Rng::new(0), 0, 0);
         std::mem::replace(&mut self.nodes[i].node, dummy).into_store()
     }
 
     /// Start a crashed node again with the same identity and the given store.
-    pub fn restart_with(&mut self, i: usize, id: LocalIdentity, cfg: NodeConfig, store: Store) {
+    pub fn restart_with(
+        &mut self,
+        i: usize,
+        id: LocalIdentity,
+        cfg: NodeConfig,
+        store: Box<dyn ChatStore>,
+    ) {
         let seed = self.rng.next_u64();
         let now = self.now_ms;
         self.nodes[i].node =

@@ -114,8 +114,13 @@
 //!   which mostly answer with duplicates' acks: O(peers) frames per message,
 //!   fine on a LAN.
 
+mod memory;
+pub mod store;
 #[cfg(test)]
 mod tests;
+
+pub use memory::MemoryStore;
+pub use store::{ChatStore, StoreError};
 
 use std::collections::{HashMap, HashSet};
 
@@ -124,11 +129,11 @@ use serde::{Serialize, Serializer};
 use crate::identity::{
     domain, random_bytes, BoundKeys, IdentityError, IdentityKey, LocalIdentity, SignatureBytes,
 };
-use crate::store::{ConversationKey, Store, StoreError, StoredMessage};
 use crate::wire::codec::encode;
 use crate::wire::frame::{SignedPublic, SyncRequest};
 use crate::wire::limits::{MAX_ACK_IDS, MAX_TEXT_LEN};
 use crate::wire::{DirectMessage, Frame, MessageId, PublicMessage, WireError};
+use store::{ConversationKey, StoredMessage};
 
 /// A post ready to store: the row, its outbox recipients, the frame to send.
 type Prepared = (StoredMessage, Vec<[u8; 32]>, Frame);
@@ -469,7 +474,7 @@ impl SyncProgress {
 /// The chat core of one node. See the module documentation for the rules.
 #[derive(Debug)]
 pub struct Chat {
-    store: Store,
+    store: Box<dyn ChatStore>,
     local: IdentityKey,
     resend: HashMap<IdentityKey, ResendPage>,
     sync: HashMap<IdentityKey, SyncProgress>,
@@ -478,7 +483,7 @@ pub struct Chat {
 
 impl Chat {
     /// The chat core of the node whose identity is `local`, over `store`.
-    pub fn new(store: Store, local: IdentityKey) -> Self {
+    pub fn new(store: Box<dyn ChatStore>, local: IdentityKey) -> Self {
         Chat {
             store,
             local,
@@ -488,17 +493,17 @@ impl Chat {
         }
     }
 
-    pub fn store(&self) -> &Store {
-        &self.store
+    pub fn store(&self) -> &dyn ChatStore {
+        self.store.as_ref()
     }
 
     /// Give up the chat core, keeping its store.
-    pub fn into_store(self) -> Store {
+    pub fn into_store(self) -> Box<dyn ChatStore> {
         self.store
     }
 
-    pub fn store_mut(&mut self) -> &mut Store {
-        &mut self.store
+    pub fn store_mut(&mut self) -> &mut dyn ChatStore {
+        self.store.as_mut()
     }
 
     pub fn local(&self) -> IdentityKey {
@@ -509,7 +514,7 @@ impl Chat {
         self.stats
     }
 
-    /// Records a peer in the trust store (see [`Store::upsert_peer_seen`]);
+    /// Records a peer in the trust store (see [`ChatStore::upsert_peer_seen`]);
     /// known peers get an outbox row for every later public message. The
     /// keys must be authenticated (binding checked) and the nickname
     /// sanitised by the caller. The local identity is never recorded.
@@ -969,7 +974,7 @@ impl Chat {
     }
 
     /// Messages containing every word of `words`, most recently stored
-    /// first, at most `n` (see [`Store::search`]).
+    /// first, at most `n` (see [`ChatStore::search`]).
     pub fn search(&self, words: &str, n: usize) -> Result<Vec<MessageView>, ChatError> {
         let msgs = self.store.search(words, n)?;
         self.views(msgs)

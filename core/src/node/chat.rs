@@ -2,12 +2,13 @@
 //! naming peers, and turning messages into lines the UI can show.
 
 use super::{Command, Node};
+use crate::chat::store::{PeerRecord, TrustLevel};
+use crate::chat::ChatStore;
 use crate::chat::{ChatEvent, Conversation, MessageView};
 use crate::event::{hex_key, ChatLine, Event, PeerInfo};
 use crate::handshake::PeerHello;
 use crate::identity::{safety_number, IdentityKey};
 use crate::peer::{LinkId, Peer};
-use crate::store::TrustLevel;
 use crate::trust::{self, Candidate, TrustState};
 use crate::wire::{CloseReason, Frame};
 use std::net::SocketAddr;
@@ -70,7 +71,7 @@ impl Node {
         }
         let id = hello.identity();
         if let Ok(others) = trust::verified_lookalikes(self.chat.store(), &id, &hello.nickname) {
-            let verified_id = |r: &crate::store::PeerRecord| IdentityKey(r.identity);
+            let verified_id = |r: &PeerRecord| IdentityKey(r.identity);
             let verified: Vec<PeerInfo> = others
                 .iter()
                 .map(|r| self.info_of(&verified_id(r)))
@@ -210,7 +211,7 @@ impl Node {
                     });
                     return Err(format!(
                         "not trusted yet: compare the fingerprint above with {} over a channel you trust, then type /trust {peer} <their full fingerprint>",
-                        crate::cli::sanitize::sanitize_nick(&self.nick_of(&id))
+                        crate::names::clamp_nick(&self.nick_of(&id))
                     ));
                 };
                 trust::check_typed_fingerprint(&typed, &id.fingerprint())?;
@@ -315,7 +316,7 @@ impl Node {
             return Err(format!(
                 "NOT SENT: \"{}\" ({}) has the nickname of a contact you verified, but a different key. \
                  Check with /verify, then /trust it, or name it by fingerprint to send anyway",
-                crate::cli::sanitize::sanitize_nick(&nick),
+                crate::names::clamp_nick(&nick),
                 id.fingerprint().short()
             ));
         }
@@ -356,9 +357,10 @@ impl Node {
             Conversation::Direct(peer) => Some(self.nick_of(&peer)),
             Conversation::Public => None,
         };
-        let nick_collides = self.candidates().iter().any(|c| {
-            c.identity != author && crate::cli::sanitize::looks_alike(&c.nickname, &author_nick)
-        });
+        let nick_collides = self
+            .candidates()
+            .iter()
+            .any(|c| c.identity != author && crate::names::looks_alike(&c.nickname, &author_nick));
         ChatLine {
             author_fingerprint: author.fingerprint().grouped(),
             author_nick,
@@ -370,12 +372,12 @@ impl Node {
     }
 
     /// Give up the node, keeping its store (simulated restarts).
-    pub fn into_store(self) -> crate::store::Store {
+    pub fn into_store(self) -> Box<dyn ChatStore> {
         self.chat.into_store()
     }
 
     /// The chat core's store, read-only.
-    pub fn store(&self) -> &crate::store::Store {
+    pub fn store(&self) -> &dyn ChatStore {
         self.chat.store()
     }
 }

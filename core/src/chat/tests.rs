@@ -4,7 +4,7 @@
 use std::collections::{BTreeSet, VecDeque};
 
 use super::*;
-use crate::store::PeerRecord;
+use crate::chat::store::PeerRecord;
 
 /// A plausible wall clock to start from.
 const T0: u64 = 1_700_000_000_000;
@@ -35,7 +35,7 @@ impl Net {
         let nodes = (1..=n)
             .map(|i| {
                 let me = identity(i);
-                let chat = Chat::new(Store::open_in_memory().unwrap(), me.identity_key());
+                let chat = Chat::new(Box::new(MemoryStore::new()), me.identity_key());
                 Node {
                     me,
                     chat,
@@ -243,7 +243,7 @@ fn acks_in(actions: &Actions) -> Vec<MessageId> {
 
 fn lone_chat(n: u8) -> (LocalIdentity, Chat) {
     let me = identity(n);
-    let chat = Chat::new(Store::open_in_memory().unwrap(), me.identity_key());
+    let chat = Chat::new(Box::new(MemoryStore::new()), me.identity_key());
     (me, chat)
 }
 
@@ -466,7 +466,6 @@ fn same_frame_twice_is_received_once_and_acked_twice() {
 
 #[test]
 fn duplicates_are_dropped_across_restarts() {
-    let tmp = tempfile::tempdir().unwrap();
     let a = identity(1);
     let b = identity(2);
     let public = Frame::Public(signed(&a, 1, T0, "before the restart"));
@@ -475,8 +474,8 @@ fn duplicates_are_dropped_across_restarts() {
         timestamp_ms: T0,
         text: "private".into(),
     });
-    {
-        let mut chat = Chat::new(Store::open(tmp.path()).unwrap(), b.identity_key());
+    let store = {
+        let mut chat = Chat::new(Box::new(MemoryStore::new()), b.identity_key());
         let actions = chat
             .on_frames(
                 T0,
@@ -486,8 +485,9 @@ fn duplicates_are_dropped_across_restarts() {
             )
             .unwrap();
         assert_eq!(actions.events.len(), 2);
-    }
-    let mut chat = Chat::new(Store::open(tmp.path()).unwrap(), b.identity_key());
+        chat.into_store()
+    };
+    let mut chat = Chat::new(store, b.identity_key());
     let actions = chat
         .on_frames(T0 + 5, a.identity_key(), vec![public, direct], &[])
         .unwrap();
@@ -1152,9 +1152,8 @@ fn throughput_of_received_batches() {
     const BATCH: usize = 256;
     const BATCHES: usize = 200;
     let a = identity(1);
-    let tmp = tempfile::tempdir().unwrap();
     let b = identity(2);
-    let mut chat = Chat::new(Store::open(tmp.path()).unwrap(), b.identity_key());
+    let mut chat = Chat::new(Box::new(MemoryStore::new()), b.identity_key());
     let text = "a chat line of a typical length, say sixty-four bytes or so....";
     let mut n = 0u64;
     let mut next_id = || {

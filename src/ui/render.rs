@@ -535,7 +535,7 @@ fn group(s: &str, size: usize, per_row: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::testutil::{assert_inert, random_line, Rng};
+    use crate::ui::testutil::{assert_inert, random_line, Rng};
 
     const COLOR: Style = Style { color: true };
 

@@ -18,14 +18,11 @@
 //!
 //! The result contains no character below U+0020 except `\n` (text only).
 
-/// Longest nickname, in bytes of UTF-8, after sanitising.
-pub const MAX_NICK_BYTES: usize = 32;
-
-/// Shown for a nickname that is empty after sanitising.
-pub const ANONYMOUS: &str = "anonymous";
-
-/// Longest run of combining marks kept on one base character.
-pub const MAX_COMBINING_RUN: usize = 4;
+use natter_core::names::{self, is_combining_mark};
+pub use natter_core::names::{
+    is_invisible, looks_alike, skeleton as confusable_skeleton, truncate_to_boundary, ANONYMOUS,
+    MAX_COMBINING_RUN, MAX_NICK_BYTES,
+};
 
 /// What to do with a line break.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -56,36 +53,7 @@ pub fn sanitize_line(s: &str) -> String {
 /// [`MAX_NICK_BYTES`] bytes on a character boundary, and an empty result
 /// becomes [`ANONYMOUS`].
 pub fn sanitize_nick(s: &str) -> String {
-    let line = clean(s, Breaks::Space);
-    let mut out = String::with_capacity(line.len().min(MAX_NICK_BYTES));
-    for word in line.split_whitespace() {
-        if !out.is_empty() {
-            out.push(' ');
-        }
-        out.push_str(word);
-        if out.len() >= MAX_NICK_BYTES {
-            break;
-        }
-    }
-    let cut = truncate_to_boundary(&out, MAX_NICK_BYTES).trim_end();
-    if cut.is_empty() {
-        ANONYMOUS.to_owned()
-    } else {
-        cut.to_owned()
-    }
-}
-
-/// The longest prefix of `s` of at most `max` bytes that ends on a
-/// character boundary.
-pub fn truncate_to_boundary(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
+    names::clamp_nick(&clean(s, Breaks::Space))
 }
 
 fn clean(s: &str, breaks: Breaks) -> String {
@@ -128,157 +96,10 @@ fn control_picture(c: char) -> char {
     char::from_u32(0x2400 + u32::from(c)).unwrap_or('\u{fffd}')
 }
 
-/// Bidi controls, zero-width characters and other format characters that
-/// draw nothing, plus blank-looking fillers. Removed from all output.
-pub fn is_invisible(c: char) -> bool {
-    matches!(
-        c,
-        // bidi embedding/override, isolates, marks
-        '\u{202a}'..='\u{202e}'
-            | '\u{2066}'..='\u{2069}'
-            | '\u{200e}'
-            | '\u{200f}'
-            | '\u{061c}'
-            // zero-width space/non-joiner/joiner, word joiner, BOM
-            | '\u{200b}'..='\u{200d}'
-            | '\u{2060}'
-            | '\u{feff}'
-            // soft hyphen, combining grapheme joiner, Mongolian vowel separator
-            | '\u{00ad}'
-            | '\u{034f}'
-            | '\u{180e}'
-            // invisible operators, deprecated format characters
-            | '\u{2061}'..='\u{2064}'
-            | '\u{206a}'..='\u{206f}'
-            // interlinear annotation
-            | '\u{fff9}'..='\u{fffb}'
-            // Hangul fillers (render blank)
-            | '\u{115f}'
-            | '\u{1160}'
-            | '\u{3164}'
-            | '\u{ffa0}'
-            // musical symbol format controls
-            | '\u{1d173}'..='\u{1d17a}'
-            // tag characters (invisible "ASCII smuggling")
-            | '\u{e0001}'
-            | '\u{e0020}'..='\u{e007f}'
-            // variation selectors supplement
-            | '\u{e0100}'..='\u{e01ef}'
-    )
-}
-
-/// Combining marks from the generic combining blocks (the ones "Zalgo"
-/// text stacks).
-fn is_combining_mark(c: char) -> bool {
-    matches!(
-        c,
-        '\u{0300}'..='\u{036f}'
-            | '\u{1ab0}'..='\u{1aff}'
-            | '\u{1dc0}'..='\u{1dff}'
-            | '\u{20d0}'..='\u{20ff}'
-            | '\u{fe20}'..='\u{fe2f}'
-    )
-}
-
-/// A skeleton of a nickname for "looks alike" comparison: two nicknames
-/// with the same skeleton could be mistaken for each other, so both are
-/// shown with a fingerprint suffix.
-///
-/// The nickname is sanitised, combining marks are dropped, letters are
-/// lower-cased, common homoglyphs are folded to one Latin letter (Cyrillic
-/// and Greek look-alikes, full-width forms, `0`→`o`, `1`/`I`/`|`→`l`,
-/// `5`→`s`, …) and `rn`→`m`, `vv`→`w`. The skeleton errs towards
-/// collisions: a false match only costs a suffix on screen.
-pub fn confusable_skeleton(nick: &str) -> String {
-    let clean = sanitize_nick(nick);
-    let mut out = String::with_capacity(clean.len());
-    for c in clean.chars() {
-        let c = fullwidth_to_ascii(c);
-        if is_combining_mark(c) {
-            continue;
-        }
-        if let Some(folded) = fold(c) {
-            out.push(folded);
-            continue;
-        }
-        for lower in c.to_lowercase() {
-            out.push(fold(lower).unwrap_or(lower));
-        }
-    }
-    out.replace("rn", "m").replace("vv", "w")
-}
-
-/// Whether two nicknames could be mistaken for each other.
-pub fn looks_alike(a: &str, b: &str) -> bool {
-    confusable_skeleton(a) == confusable_skeleton(b)
-}
-
-fn fullwidth_to_ascii(c: char) -> char {
-    match c {
-        '\u{ff01}'..='\u{ff5e}' => char::from_u32(u32::from(c) - 0xfee0).unwrap_or(c),
-        _ => c,
-    }
-}
-
-/// Homoglyphs folded to the Latin letter they look like. Upper-case forms
-/// are listed where their lower-case form looks like something else
-/// (Greek `Η` looks like `H`, but `η` like `n`).
-fn fold(c: char) -> Option<char> {
-    Some(match c {
-        // digits and symbols
-        '0' => 'o',
-        '1' | '|' | 'I' | 'ı' | 'ℓ' | 'ⅼ' | 'Ι' | 'І' | 'Ӏ' | 'ӏ' => 'l',
-        '5' => 's',
-        '8' => 'b',
-        'ⅰ' | 'і' | 'ι' => 'i',
-        // Cyrillic
-        'А' | 'а' => 'a',
-        'В' | 'в' => 'b',
-        'С' | 'с' => 'c',
-        'ԁ' => 'd',
-        'Е' | 'е' => 'e',
-        'Н' | 'н' | 'һ' => 'h',
-        'Ј' | 'ј' => 'j',
-        'К' | 'к' => 'k',
-        'М' | 'м' => 'm',
-        'О' | 'о' => 'o',
-        'Р' | 'р' => 'p',
-        'ԛ' => 'q',
-        'Ѕ' | 'ѕ' => 's',
-        'Т' | 'т' => 't',
-        'ԝ' => 'w',
-        'Х' | 'х' => 'x',
-        'У' | 'у' => 'y',
-        // Greek
-        'Α' | 'α' => 'a',
-        'Β' | 'β' => 'b',
-        'ϲ' => 'c',
-        'Ε' | 'ε' => 'e',
-        'Η' => 'h',
-        'ϳ' => 'j',
-        'Κ' | 'κ' => 'k',
-        'Μ' => 'm',
-        'Ν' | 'η' => 'n',
-        'Ο' | 'ο' | 'σ' => 'o',
-        'Ρ' | 'ρ' => 'p',
-        'Τ' | 'τ' => 't',
-        'υ' | 'μ' => 'u',
-        'ν' => 'v',
-        'ω' => 'w',
-        'Χ' | 'χ' => 'x',
-        'Υ' | 'γ' => 'y',
-        'Ζ' => 'z',
-        // Latin look-alikes
-        'ɑ' => 'a',
-        'ɡ' => 'g',
-        _ => return None,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::testutil::{assert_inert, random_line, Rng};
+    use crate::ui::testutil::{assert_inert, random_line, Rng};
 
     #[test]
     fn ansi_and_osc_become_inert_visible_text() {

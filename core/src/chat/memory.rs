@@ -1,0 +1,303 @@
+//! [`ChatStore`] in memory: what the simulator, the fuzz targets and unit
+//! tests run on. It follows the SQLite store's rules (ordering, duplicates,
+//! range checks); a test in the application compares the two on the same
+//! operations. Search matches whole words, case-insensitively, where SQLite's
+//! FTS5 also folds diacritics.
+
+use super::store::{
+    ChatStore, ConversationKey, IdentityBytes, NoiseStaticKey, PeerRecord, StoreError,
+    StoredMessage, TrustLevel, MAX_STORED_INT,
+};
+use crate::wire::MessageId;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// A [`ChatStore`] that keeps everything in memory.
+#[derive(Debug, Default, Clone)]
+pub struct MemoryStore {
+    /// In storage order; the index is the storage sequence.
+    messages: Vec<StoredMessage>,
+    by_id: HashMap<MessageId, usize>,
+    /// `(peer, message)` rows awaiting an ack.
+    outbox: BTreeSet<(IdentityBytes, MessageId)>,
+    /// Who acked each message, in ack order.
+    deliveries: HashMap<MessageId, Vec<IdentityBytes>>,
+    peers: BTreeMap<IdentityBytes, PeerRecord>,
+    meta: BTreeMap<String, String>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        MemoryStore::default()
+    }
+
+    fn check(m: &StoredMessage) -> Result<(), StoreError> {
+        for (field, value) in [
+            ("timestamp_ms", m.timestamp_ms),
+            ("received_ms", m.received_ms),
+        ] {
+            if value > MAX_STORED_INT {
+                return Err(StoreError::OutOfRange { field, value });
+            }
+        }
+        Ok(())
+    }
+
+    fn push(&mut self, m: &StoredMessage) {
+        self.by_id.insert(m.id, self.messages.len());
+        self.messages.push(m.clone());
+    }
+
+    /// Messages matching `keep`, by (author timestamp, storage order).
+    fn chronological(&self, keep: impl Fn(&StoredMessage) -> bool) -> Vec<&StoredMessage> {
+        let mut v: Vec<(usize, &StoredMessage)> = self
+            .messages
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| keep(m))
+            .collect();
+        v.sort_by_key(|(seq, m)| (m.timestamp_ms, *seq));
+        v.into_iter().map(|(_, m)| m).collect()
+    }
+}
+
+/// Lowercased runs of letters and digits: the words search compares.
+fn words(s: &str) -> Vec<String> {
+    s.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect()
+}
+
+impl ChatStore for MemoryStore {
+    fn insert_messages(&mut self, msgs: &[StoredMessage]) -> Result<Vec<bool>, StoreError> {
+        msgs.iter().try_for_each(Self::check)?;
+        let mut out = Vec::with_capacity(msgs.len());
+        for m in msgs {
+            let new = !self.by_id.contains_key(&m.id);
+            if new {
+                self.push(m);
+            }
+            out.push(new);
+        }
+        Ok(out)
+    }
+
+    fn has_message(&self, id: &MessageId) -> Result<bool, StoreError> {
+        Ok(self.by_id.contains_key(id))
+    }
+
+    fn get_message(&self, id: &MessageId) -> Result<Option<StoredMessage>, StoreError> {
+        Ok(self.by_id.get(id).map(|&i| self.messages[i].clone()))
+    }
+
+    fn message_count(&self) -> Result<u64, StoreError> {
+        Ok(self.messages.len() as u64)
+    }
+
+    fn history(
+        &self,
+        conv: &ConversationKey,
+        limit: usize,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        let all = self.chronological(|m| m.conversation == *conv);
+        let skip = all.len().saturating_sub(limit);
+        Ok(all.into_iter().skip(skip).cloned().collect())
+    }
+
+    fn search(&self, query: &str, limit: usize) -> Result<Vec<StoredMessage>, StoreError> {
+        let wanted = words(query);
+        if wanted.is_empty() {
+            return Err(StoreError::EmptyQuery);
+        }
+        Ok(self
+            .messages
+            .iter()
+            .rev()
+            .filter(|m| {
+                let have = words(&m.text);
+                wanted.iter().all(|w| have.contains(w))
+            })
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    fn public_since(&self, since_ms: u64, limit: usize) -> Result<Vec<StoredMessage>, StoreError> {
+        Ok(self
+            .chronological(|m| {
+                m.conversation == ConversationKey::Public
+                    && m.signature.is_some()
+                    && m.timestamp_ms >= since_ms
+            })
+            .into_iter()
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    fn newest_public_timestamp(&self, at_most_ms: u64) -> Result<Option<u64>, StoreError> {
+        Ok(self
+            .messages
+            .iter()
+            .filter(|m| m.conversation == ConversationKey::Public && m.timestamp_ms <= at_most_ms)
+            .map(|m| m.timestamp_ms)
+            .max())
+    }
+
+    fn insert_outgoing_batch(
+        &mut self,
+        items: &[(&StoredMessage, &[IdentityBytes])],
+    ) -> Result<Vec<bool>, StoreError> {
+        items.iter().try_for_each(|(m, _)| Self::check(m))?;
+        let mut out = Vec::with_capacity(items.len());
+        for (m, recipients) in items {
+            let new = !self.by_id.contains_key(&m.id);
+            if new {
+                self.push(m);
+                for r in *recipients {
+                    self.outbox.insert((*r, m.id));
+                }
+            }
+            out.push(new);
+        }
+        Ok(out)
+    }
+
+    fn outbox_for_peer(
+        &self,
+        peer: &IdentityBytes,
+        limit: usize,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        let mut rows: Vec<(u64, usize)> = self
+            .outbox
+            .range((*peer, [0; 16])..=(*peer, [0xff; 16]))
+            .filter_map(|(_, id)| self.by_id.get(id))
+            .map(|&i| (self.messages[i].timestamp_ms, i))
+            .collect();
+        rows.sort_unstable();
+        Ok(rows
+            .into_iter()
+            .take(limit)
+            .map(|(_, i)| self.messages[i].clone())
+            .collect())
+    }
+
+    fn outbox_ack(
+        &mut self,
+        peer: &IdentityBytes,
+        ids: &[MessageId],
+        _now_ms: u64,
+    ) -> Result<Vec<MessageId>, StoreError> {
+        let mut removed = Vec::new();
+        for id in ids {
+            if self.outbox.remove(&(*peer, *id)) {
+                self.deliveries.entry(*id).or_default().push(*peer);
+                removed.push(*id);
+            }
+        }
+        Ok(removed)
+    }
+
+    fn pending_peers(&self, id: &MessageId) -> Result<Vec<IdentityBytes>, StoreError> {
+        Ok(self
+            .outbox
+            .iter()
+            .filter(|(_, m)| m == id)
+            .map(|(p, _)| *p)
+            .collect())
+    }
+
+    fn outbox_peers(&self) -> Result<Vec<IdentityBytes>, StoreError> {
+        let set: BTreeSet<IdentityBytes> = self.outbox.iter().map(|(p, _)| *p).collect();
+        Ok(set.into_iter().collect())
+    }
+
+    fn delivered_to(&self, id: &MessageId) -> Result<Vec<IdentityBytes>, StoreError> {
+        Ok(self.deliveries.get(id).cloned().unwrap_or_default())
+    }
+
+    fn upsert_peer_seen(
+        &mut self,
+        identity: &IdentityBytes,
+        noise_static: &NoiseStaticKey,
+        nickname: &str,
+        now_ms: u64,
+        addr: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        if now_ms > MAX_STORED_INT {
+            return Err(StoreError::OutOfRange {
+                field: "now_ms",
+                value: now_ms,
+            });
+        }
+        let new = !self.peers.contains_key(identity);
+        let rec = self.peers.entry(*identity).or_insert_with(|| PeerRecord {
+            identity: *identity,
+            noise_static: *noise_static,
+            nickname: nickname.to_string(),
+            first_seen_ms: now_ms,
+            last_seen_ms: now_ms,
+            last_addr: None,
+            trust: TrustLevel::Unverified,
+            verified_ms: None,
+        });
+        rec.noise_static = *noise_static;
+        rec.nickname = nickname.to_string();
+        rec.last_seen_ms = now_ms;
+        if let Some(a) = addr {
+            rec.last_addr = Some(a.to_string());
+        }
+        Ok(new)
+    }
+
+    fn get_peer(&self, identity: &IdentityBytes) -> Result<Option<PeerRecord>, StoreError> {
+        Ok(self.peers.get(identity).cloned())
+    }
+
+    fn peers(&self) -> Result<Vec<PeerRecord>, StoreError> {
+        let mut v: Vec<PeerRecord> = self.peers.values().cloned().collect();
+        v.sort_by(|a, b| {
+            (a.nickname.to_ascii_lowercase(), a.identity)
+                .cmp(&(b.nickname.to_ascii_lowercase(), b.identity))
+        });
+        Ok(v)
+    }
+
+    fn set_trust(
+        &mut self,
+        identity: &IdentityBytes,
+        trust: TrustLevel,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        let rec = self
+            .peers
+            .get_mut(identity)
+            .ok_or(StoreError::UnknownPeer {
+                identity: *identity,
+            })?;
+        rec.trust = trust;
+        rec.verified_ms = (trust == TrustLevel::Verified).then_some(now_ms);
+        Ok(())
+    }
+
+    fn known_addrs(&self) -> Result<Vec<(IdentityBytes, String)>, StoreError> {
+        let mut v: Vec<&PeerRecord> = self
+            .peers
+            .values()
+            .filter(|p| p.last_addr.is_some())
+            .collect();
+        v.sort_by_key(|p| std::cmp::Reverse(p.last_seen_ms));
+        Ok(v.into_iter()
+            .filter_map(|p| p.last_addr.clone().map(|a| (p.identity, a)))
+            .collect())
+    }
+
+    fn get_meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.meta.get(key).cloned())
+    }
+
+    fn set_meta(&mut self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.meta.insert(key.to_string(), value.to_string());
+        Ok(())
+    }
+}

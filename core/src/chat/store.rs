@@ -1,0 +1,214 @@
+//! What the chat core keeps on disk, as a trait: the application implements
+//! it over SQLite (`natter::store::Store`); [`MemoryStore`](super::MemoryStore)
+//! implements it in memory for the simulator, the fuzz targets and tests.
+//!
+//! Every method is one atomic step: a write either happens whole or not at
+//! all, and when it returns `Ok` it is durable (the chat core acks messages
+//! only after [`ChatStore::insert_messages`] returned). Time is always an
+//! argument, never read from a clock.
+
+use crate::wire::MessageId;
+
+/// An ed25519 public identity key, as raw bytes in stored rows.
+pub type IdentityBytes = [u8; 32];
+/// An X25519 public Noise static key.
+pub type NoiseStaticKey = [u8; 32];
+/// An ed25519 signature.
+pub type Signature = [u8; 64];
+
+/// Which conversation a message belongs to, seen from the local user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ConversationKey {
+    /// The public room everyone on the network shares.
+    Public,
+    /// The direct conversation with this peer (whoever wrote the message).
+    Direct(IdentityBytes),
+}
+
+/// One chat message as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredMessage {
+    pub id: MessageId,
+    pub conversation: ConversationKey,
+    pub author: IdentityBytes,
+    /// The author's clock, milliseconds since the Unix epoch.
+    pub timestamp_ms: u64,
+    pub text: String,
+    /// The author's signature over a public message, which lets any peer
+    /// relay it; `None` for direct messages.
+    pub signature: Option<Signature>,
+    /// Written by the local user.
+    pub outgoing: bool,
+    /// The local clock when the message was stored.
+    pub received_ms: u64,
+}
+
+/// How far the local user trusts a peer's identity key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TrustLevel {
+    /// Seen, key pinned on first use, fingerprints not compared.
+    Unverified,
+    /// The user compared fingerprints and marked the key as verified.
+    Verified,
+}
+
+impl TrustLevel {
+    /// The stored spelling (`peers.trust` column).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TrustLevel::Unverified => "unverified",
+            TrustLevel::Verified => "verified",
+        }
+    }
+
+    /// Parses [`TrustLevel::as_str`]'s spelling.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "unverified" => Some(TrustLevel::Unverified),
+            "verified" => Some(TrustLevel::Verified),
+            _ => None,
+        }
+    }
+}
+
+/// One row of the trust store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerRecord {
+    pub identity: IdentityBytes,
+    pub noise_static: NoiseStaticKey,
+    pub nickname: String,
+    pub first_seen_ms: u64,
+    pub last_seen_ms: u64,
+    /// The last address this peer was reached at or announced, `host:port`.
+    pub last_addr: Option<String>,
+    pub trust: TrustLevel,
+    /// When the peer was marked verified; `None` while unverified.
+    pub verified_ms: Option<u64>,
+}
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// A search contained no word to look for.
+    #[error("nothing to search for: give at least one word")]
+    EmptyQuery,
+    /// The message id is not in the store.
+    #[error("no message with id {}", data_encoding::HEXLOWER.encode(.id))]
+    UnknownMessage { id: MessageId },
+    /// The identity key is not in the trust store.
+    #[error("no peer with identity key {}", data_encoding::HEXLOWER.encode(.identity))]
+    UnknownPeer { identity: IdentityBytes },
+    /// A number does not fit in the store's signed 64-bit integers.
+    #[error("{field} = {value} is too large to store")]
+    OutOfRange { field: &'static str, value: u64 },
+    /// The storage engine failed (disk, database); the source says how.
+    #[error(transparent)]
+    Backend(Box<dyn std::error::Error + Send + Sync + 'static>),
+}
+
+/// The largest number the store keeps (SQLite integers are signed).
+pub const MAX_STORED_INT: u64 = i64::MAX as u64;
+
+/// The chat core's persistent state: history, outbox, delivery receipts,
+/// the trust store and settings.
+pub trait ChatStore: Send + std::fmt::Debug {
+    /// Stores received or sent messages in one transaction. Returns, for each
+    /// input, `true` if it was new and `false` if a message with that id was
+    /// already stored (then the stored one is kept unchanged). Duplicates
+    /// within `msgs` count as duplicates too.
+    fn insert_messages(&mut self, msgs: &[StoredMessage]) -> Result<Vec<bool>, StoreError>;
+    /// Whether a message with this id is stored.
+    fn has_message(&self, id: &MessageId) -> Result<bool, StoreError>;
+    /// The stored message with this id.
+    fn get_message(&self, id: &MessageId) -> Result<Option<StoredMessage>, StoreError>;
+    /// Number of stored messages.
+    fn message_count(&self) -> Result<u64, StoreError>;
+    /// The last `limit` messages of a conversation, in chronological order:
+    /// by the author's timestamp, ties in the order they were stored.
+    fn history(
+        &self,
+        conv: &ConversationKey,
+        limit: usize,
+    ) -> Result<Vec<StoredMessage>, StoreError>;
+    /// Messages containing every word of `words` (case ignored), the most
+    /// recently stored first, at most `limit`. `words` is plain user text;
+    /// input without any letter or digit is [`StoreError::EmptyQuery`].
+    fn search(&self, words: &str, limit: usize) -> Result<Vec<StoredMessage>, StoreError>;
+    /// Signed public messages with `timestamp_ms >= since_ms`, oldest first,
+    /// at most `limit`.
+    fn public_since(&self, since_ms: u64, limit: usize) -> Result<Vec<StoredMessage>, StoreError>;
+    /// The newest public author timestamp that is at most `at_most_ms`.
+    fn newest_public_timestamp(&self, at_most_ms: u64) -> Result<Option<u64>, StoreError>;
+    /// Stores messages and queues each for its recipients, all in ONE
+    /// transaction. Returns, per message, whether it was new; a duplicate id
+    /// changes nothing for that message. On error nothing is stored.
+    fn insert_outgoing_batch(
+        &mut self,
+        items: &[(&StoredMessage, &[IdentityBytes])],
+    ) -> Result<Vec<bool>, StoreError>;
+    /// One message and its recipients: [`ChatStore::insert_outgoing_batch`]
+    /// of one item.
+    fn insert_outgoing(
+        &mut self,
+        msg: &StoredMessage,
+        recipients: &[IdentityBytes],
+    ) -> Result<bool, StoreError> {
+        Ok(self
+            .insert_outgoing_batch(&[(msg, recipients)])?
+            .first()
+            .copied()
+            .unwrap_or(false))
+    }
+    /// Messages `peer` has not acked yet, oldest first (author timestamp,
+    /// then storage order), at most `limit`.
+    fn outbox_for_peer(
+        &self,
+        peer: &IdentityBytes,
+        limit: usize,
+    ) -> Result<Vec<StoredMessage>, StoreError>;
+    /// Records that `peer` acked `ids`: removes their outbox rows and writes
+    /// delivery receipts, in one transaction. Returns the ids whose outbox
+    /// row was removed.
+    fn outbox_ack(
+        &mut self,
+        peer: &IdentityBytes,
+        ids: &[MessageId],
+        now_ms: u64,
+    ) -> Result<Vec<MessageId>, StoreError>;
+    /// The peers that have not acked this message yet, in key order.
+    fn pending_peers(&self, id: &MessageId) -> Result<Vec<IdentityBytes>, StoreError>;
+    /// Every peer with at least one unacked message, in key order.
+    fn outbox_peers(&self) -> Result<Vec<IdentityBytes>, StoreError>;
+    /// The peers that acked this message, in the order their acks arrived.
+    fn delivered_to(&self, id: &MessageId) -> Result<Vec<IdentityBytes>, StoreError>;
+    /// Records that an authenticated peer was seen at `now_ms` (see
+    /// `natter::store::Store::upsert_peer_seen`). Returns whether it was new.
+    fn upsert_peer_seen(
+        &mut self,
+        identity: &IdentityBytes,
+        noise_static: &NoiseStaticKey,
+        nickname: &str,
+        now_ms: u64,
+        addr: Option<&str>,
+    ) -> Result<bool, StoreError>;
+    /// The trust-store entry of this identity.
+    fn get_peer(&self, identity: &IdentityBytes) -> Result<Option<PeerRecord>, StoreError>;
+    /// Every known peer, by nickname (ASCII case folded), then identity key.
+    fn peers(&self) -> Result<Vec<PeerRecord>, StoreError>;
+    /// Sets the trust level of a known peer ([`StoreError::UnknownPeer`]
+    /// for an identity never seen).
+    fn set_trust(
+        &mut self,
+        identity: &IdentityBytes,
+        trust: TrustLevel,
+        now_ms: u64,
+    ) -> Result<(), StoreError>;
+    /// The last known address of every peer that has one, most recently
+    /// seen first.
+    fn known_addrs(&self) -> Result<Vec<(IdentityBytes, String)>, StoreError>;
+    /// A setting.
+    fn get_meta(&self, key: &str) -> Result<Option<String>, StoreError>;
+    /// Changes a setting.
+    fn set_meta(&mut self, key: &str, value: &str) -> Result<(), StoreError>;
+}

@@ -1,0 +1,118 @@
+//! The SQLite store as the chat core's [`ChatStore`]: each method is the
+//! inherent method of the same name; errors keep their SQLite source.
+
+use super::{ConversationKey, DbError, IdentityKey, MessageId, PeerRecord, Store, StoredMessage};
+use natter_core::chat::store::{ChatStore, NoiseStaticKey, StoreError, TrustLevel};
+
+impl From<DbError> for StoreError {
+    fn from(e: DbError) -> Self {
+        match e {
+            DbError::EmptyQuery => StoreError::EmptyQuery,
+            DbError::UnknownMessage { id } => StoreError::UnknownMessage { id },
+            DbError::UnknownPeer { identity } => StoreError::UnknownPeer { identity },
+            DbError::OutOfRange { field, value } => StoreError::OutOfRange { field, value },
+            other => StoreError::Backend(Box::new(other)),
+        }
+    }
+}
+
+impl ChatStore for Store {
+    fn insert_messages(&mut self, msgs: &[StoredMessage]) -> Result<Vec<bool>, StoreError> {
+        Ok(Store::insert_messages(self, msgs)?)
+    }
+    fn has_message(&self, id: &MessageId) -> Result<bool, StoreError> {
+        Ok(Store::has_message(self, id)?)
+    }
+    fn get_message(&self, id: &MessageId) -> Result<Option<StoredMessage>, StoreError> {
+        Ok(Store::get_message(self, id)?)
+    }
+    fn message_count(&self) -> Result<u64, StoreError> {
+        Ok(Store::message_count(self)?)
+    }
+    fn history(
+        &self,
+        conv: &ConversationKey,
+        limit: usize,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        Ok(Store::history(self, conv, limit)?)
+    }
+    fn search(&self, words: &str, limit: usize) -> Result<Vec<StoredMessage>, StoreError> {
+        Ok(Store::search(self, words, limit)?)
+    }
+    fn public_since(&self, since_ms: u64, limit: usize) -> Result<Vec<StoredMessage>, StoreError> {
+        Ok(Store::public_since(self, since_ms, limit)?)
+    }
+    fn newest_public_timestamp(&self, at_most_ms: u64) -> Result<Option<u64>, StoreError> {
+        Ok(Store::newest_public_timestamp(self, at_most_ms)?)
+    }
+    fn insert_outgoing_batch(
+        &mut self,
+        items: &[(&StoredMessage, &[IdentityKey])],
+    ) -> Result<Vec<bool>, StoreError> {
+        Ok(Store::insert_outgoing_batch(self, items)?)
+    }
+    fn outbox_for_peer(
+        &self,
+        peer: &IdentityKey,
+        limit: usize,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        Ok(Store::outbox_for_peer(self, peer, limit)?)
+    }
+    fn outbox_ack(
+        &mut self,
+        peer: &IdentityKey,
+        ids: &[MessageId],
+        now_ms: u64,
+    ) -> Result<Vec<MessageId>, StoreError> {
+        Ok(Store::outbox_ack(self, peer, ids, now_ms)?)
+    }
+    fn pending_peers(&self, id: &MessageId) -> Result<Vec<IdentityKey>, StoreError> {
+        Ok(Store::pending_peers(self, id)?)
+    }
+    fn outbox_peers(&self) -> Result<Vec<IdentityKey>, StoreError> {
+        Ok(Store::outbox_peers(self)?)
+    }
+    fn delivered_to(&self, id: &MessageId) -> Result<Vec<IdentityKey>, StoreError> {
+        Ok(Store::delivered_to(self, id)?)
+    }
+    fn upsert_peer_seen(
+        &mut self,
+        identity: &IdentityKey,
+        noise_static: &NoiseStaticKey,
+        nickname: &str,
+        now_ms: u64,
+        addr: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        Ok(Store::upsert_peer_seen(
+            self,
+            identity,
+            noise_static,
+            nickname,
+            now_ms,
+            addr,
+        )?)
+    }
+    fn get_peer(&self, identity: &IdentityKey) -> Result<Option<PeerRecord>, StoreError> {
+        Ok(Store::get_peer(self, identity)?)
+    }
+    fn peers(&self) -> Result<Vec<PeerRecord>, StoreError> {
+        Ok(Store::peers(self)?)
+    }
+    fn set_trust(
+        &mut self,
+        identity: &IdentityKey,
+        trust: TrustLevel,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        Ok(Store::set_trust(self, identity, trust, now_ms)?)
+    }
+    fn known_addrs(&self) -> Result<Vec<(IdentityKey, String)>, StoreError> {
+        Ok(Store::known_addrs(self)?)
+    }
+    fn get_meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(Store::get_meta(self, key)?)
+    }
+    fn set_meta(&mut self, key: &str, value: &str) -> Result<(), StoreError> {
+        Ok(Store::set_meta(self, key, value)?)
+    }
+}
