@@ -128,10 +128,7 @@ fn create(data_dir: &Path, id: &LocalIdentity) -> Result<(), KeyFileError> {
     natter_core::identity::random_bytes(&mut suffix)?;
     let tmp = data_dir.join(format!(
         ".{IDENTITY_FILE}.tmp-{}",
-        suffix
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
+        natter_core::hex(&suffix)
     ));
     let result = (|| -> io::Result<()> {
         let mut f = OpenOptions::new()

@@ -9,7 +9,7 @@ use natter::shell as net;
 use natter::store::Store;
 use natter::ui::{headless, interactive, sanitize::sanitize_nick};
 use natter_core::discovery::DiscoveryConfig;
-use natter_core::event::{hex_key, Event};
+use natter_core::event::Event;
 use natter_core::node::{Command, Node, NodeConfig};
 use natter_core::rng::Rng;
 use std::io::IsTerminal;
@@ -210,11 +210,10 @@ async fn run(
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(0))
         .unwrap_or(0);
     let started = Event::Started {
-        identity: hex_key(&identity.identity_key()),
-        fingerprint: identity.fingerprint().grouped(),
+        identity: identity.identity_key(),
         nickname: nick,
-        listen: listen_addr.to_string(),
-        beacon_targets: targets.iter().map(ToString::to_string).collect(),
+        listen: listen_addr,
+        beacon_targets: targets.clone(),
     };
     let node = Node::new(identity, cfg, Box::new(store), rng, 0, wall);
 

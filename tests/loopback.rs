@@ -95,8 +95,8 @@ async fn two_nodes_handshake_and_exchange_frames_both_ways() {
     let Event::PeerConnected { peer: pb, .. } = eb else {
         unreachable!()
     };
-    assert_eq!(pa.fingerprint, b.id.fingerprint().grouped());
-    assert_eq!(pb.fingerprint, a.id.fingerprint().grouped());
+    assert_eq!(pa.identity, b.id.identity_key());
+    assert_eq!(pb.identity, a.id.identity_key());
 
     // Frames both ways, including ones larger than a socket read.
     for len in [1usize, 1000, 60_000] {

@@ -19,7 +19,6 @@
 
 use natter::keyfile;
 use natter::shell::{DEFAULT_BEACON_PORT, DEFAULT_LISTEN_PORT};
-use natter_core::event::hex_key;
 use natter_core::identity::{BoundKeys, LocalIdentity};
 use natter_core::wire::limits::PROTOCOL_VERSION;
 use natter_core::wire::{decode_beacon, encode_beacon, BeaconBody};
@@ -680,14 +679,14 @@ fn forged_and_replayed_beacons_do_not_disturb_a_live_link() {
     // A genuine beacon of A, captured off the wire by the attacker.
     let captured = loop {
         let pkt = hex::decode(capture.expect("CAPTURED ")).unwrap();
-        if decode_beacon(&pkt).is_ok_and(|body| hex_key(&body.keys.identity) == ia) {
+        if decode_beacon(&pkt).is_ok_and(|body| natter_core::hex(&body.keys.identity.0) == ia) {
             break pkt;
         }
     };
     drop(capture);
     let genuine = decode_beacon(&captured).unwrap();
     let alice = keyfile::load(&a.dir.path().join(keyfile::IDENTITY_FILE)).unwrap();
-    assert_eq!(hex_key(&alice.identity_key()), ia);
+    assert_eq!(natter_core::hex(&alice.identity_key().0), ia);
     let mallory = LocalIdentity::generate().unwrap();
     let now_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -792,7 +791,7 @@ fn forged_and_replayed_beacons_do_not_disturb_a_live_link() {
     );
     send.expect("SENT ");
     send.finish();
-    let mallory_id = hex_key(&mallory.identity_key());
+    let mallory_id = natter_core::hex(&mallory.identity_key().0);
     b.wait("the control beacon", Duration::from_secs(5), |v| {
         v["event"] == "peer_discovered" && v["peer"]["identity"] == mallory_id
     });

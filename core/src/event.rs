@@ -1,38 +1,61 @@
-//! What the node tells its user interface. Every event serialises to one
-//! JSON object (`--json`), tagged by `"event"`.
+//! What the node tells its user interface, as typed values: identity keys,
+//! message ids, addresses, states. Nothing here is formatted for a screen;
+//! the user interface (natter's `ui` module) renders events as terminal
+//! lines or JSON objects.
 
 use crate::chat::MessageView;
 use crate::identity::IdentityKey;
 use crate::link::Direction;
 use crate::trust::TrustState;
-use serde::Serialize;
+use crate::wire::MessageId;
+use std::net::SocketAddr;
+
+/// Where a peer is in its lifecycle, as the UI shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LinkState {
+    Discovered,
+    Dialling,
+    Handshaking,
+    Established,
+    Lost,
+    /// Known from the trust store only, not in the peer table.
+    Offline,
+}
+
+impl LinkState {
+    /// The stable lowercase name (JSON `state`, the `/peers` table).
+    pub fn name(self) -> &'static str {
+        match self {
+            LinkState::Discovered => "discovered",
+            LinkState::Dialling => "dialling",
+            LinkState::Handshaking => "handshaking",
+            LinkState::Established => "established",
+            LinkState::Lost => "lost",
+            LinkState::Offline => "offline",
+        }
+    }
+}
 
 /// A peer as the UI sees it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PeerInfo {
-    /// Identity key, lowercase hex.
-    pub identity: String,
-    /// Full fingerprint, grouped.
-    pub fingerprint: String,
+    pub identity: IdentityKey,
     /// Untrusted nickname as the peer announced it (the UI sanitises).
     pub nickname: String,
-    /// Lifecycle state: discovered, dialling, handshaking, established, lost.
-    pub state: &'static str,
+    pub state: LinkState,
     /// Where the peer was last reached or announced.
-    pub addr: Option<String>,
+    pub addr: Option<SocketAddr>,
     /// How far the local user trusts this key.
     pub trust: TrustState,
 }
 
 /// A chat message with what the UI needs to show it: who wrote it, how far
 /// their key is trusted, and for private messages who the other side is.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ChatLine {
-    #[serde(flatten)]
     pub message: MessageView,
     /// Untrusted; the author's latest nickname (empty if never seen).
     pub author_nick: String,
-    pub author_fingerprint: String,
     /// Trust of the peer the line is about: the author of incoming
     /// messages, the recipient of our private ones, `local` for our public ones.
     pub trust: TrustState,
@@ -43,22 +66,15 @@ pub struct ChatLine {
     pub nick_collides: bool,
 }
 
-/// Lowercase hex of an identity key.
-pub fn hex_key(key: &IdentityKey) -> String {
-    key.0.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// Something the user interface may want to show.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(tag = "event", rename_all = "snake_case")]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
     /// The node is up: who we are and where we listen.
     Started {
-        identity: String,
-        fingerprint: String,
+        identity: IdentityKey,
         nickname: String,
-        listen: String,
-        beacon_targets: Vec<String>,
+        listen: SocketAddr,
+        beacon_targets: Vec<SocketAddr>,
     },
     /// A new identity was seen in a valid beacon or hello.
     PeerDiscovered { peer: PeerInfo },
@@ -74,7 +90,7 @@ pub enum Event {
     /// The peer changed its nickname.
     PeerRenamed { peer: PeerInfo, old: String },
     /// A connection failed before it was authenticated.
-    LinkFailed { addr: String, reason: String },
+    LinkFailed { addr: SocketAddr, reason: String },
     /// Answer to `/peers`.
     Peers { peers: Vec<PeerInfo> },
     /// A message was received and stored (shown once: duplicates are dropped).
@@ -82,10 +98,10 @@ pub enum Event {
     /// We wrote a message; it is stored and queued for delivery.
     MessageSent { message: ChatLine },
     /// `peer` confirmed it stored our message `id`.
-    MessageDelivered { id: String, peer: PeerInfo },
+    MessageDelivered { id: MessageId, peer: PeerInfo },
     /// Answer to `/history`.
     History {
-        conversation: String,
+        conversation: crate::chat::Conversation,
         messages: Vec<ChatLine>,
     },
     /// Answer to `/search`.
@@ -96,7 +112,7 @@ pub enum Event {
     /// Answer to `/verify`: what to compare, and how.
     Verify {
         peer: PeerInfo,
-        local_fingerprint: String,
+        local: IdentityKey,
         safety_number: String,
     },
     /// The user changed how far a key is trusted.
@@ -107,7 +123,7 @@ pub enum Event {
         verified: Vec<PeerInfo>,
     },
     /// Opaque data frame received (benchmarks, tests).
-    Data { from: String, len: usize },
+    Data { from: IdentityKey, len: usize },
     /// Informational message for the user.
     Info { text: String },
     /// A command could not be carried out.

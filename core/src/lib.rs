@@ -23,3 +23,9 @@ pub mod wire;
 
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
+
+/// Lowercase hex of bytes (keys, ids, hashes): the one hex encoder in
+/// natter, from a crate already in the tree.
+pub fn hex(bytes: &[u8]) -> String {
+    data_encoding::HEXLOWER.encode(bytes)
+}

@@ -16,8 +16,7 @@ use crate::wire::limits::{MAX_HANDSHAKE_MSG_LEN, MAX_NOISE_MSG_LEN};
 use crate::wire::{Deframer, Frame};
 
 /// Who opened the TCP connection.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Direction {
     Outbound,
     Inbound,

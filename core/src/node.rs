@@ -13,7 +13,7 @@
 use crate::chat::Chat;
 use crate::chat::ChatStore;
 use crate::discovery::{Discovery, DiscoveryConfig};
-use crate::event::{hex_key, Event, PeerInfo};
+use crate::event::{Event, LinkState, PeerInfo};
 use crate::handshake::{HandshakeConfig, PeerHello};
 use crate::identity::{IdentityKey, LocalIdentity};
 use crate::link::{Direction, Link, LinkEvent};
@@ -780,7 +780,7 @@ impl Node {
                 self.close(link_id, &reason, None);
             }
             Frame::Data(data) => self.emit(Event::Data {
-                from: hex_key(&id),
+                from: id,
                 len: data.len(),
             }),
             Frame::Nick(nick) => {
@@ -871,7 +871,7 @@ impl Node {
             m.link = None;
             m.next_dial_ms = Some(now + delay);
             self.emit(Event::LinkFailed {
-                addr: c.remote.to_string(),
+                addr: c.remote,
                 reason: why.into(),
             });
             return;
@@ -880,7 +880,7 @@ impl Node {
         let Some(p) = id.and_then(|id| self.peers.get_mut(&id)) else {
             if !c.established() {
                 self.emit(Event::LinkFailed {
-                    addr: c.remote.to_string(),
+                    addr: c.remote,
                     reason: why.into(),
                 });
             }
@@ -929,7 +929,7 @@ impl Node {
             };
             p.next_dial_ms = Some(now + delay);
             self.emit(Event::LinkFailed {
-                addr: c.remote.to_string(),
+                addr: c.remote,
                 reason: why.into(),
             });
         }
@@ -1060,11 +1060,10 @@ impl Node {
             None => {
                 let nickname = self.stored_nick(id);
                 PeerInfo {
-                    identity: hex_key(id),
-                    fingerprint: id.fingerprint().grouped(),
+                    identity: *id,
                     trust: self.trust_of(id, &nickname),
                     nickname,
-                    state: "offline",
+                    state: LinkState::Offline,
                     addr: None,
                 }
             }
@@ -1073,11 +1072,10 @@ impl Node {
 
     fn info(&self, p: &Peer) -> PeerInfo {
         PeerInfo {
-            identity: hex_key(&p.identity()),
-            fingerprint: p.identity().fingerprint().grouped(),
+            identity: p.identity(),
             nickname: p.nickname.clone(),
-            state: p.state.name(),
-            addr: p.addr.map(|a| a.to_string()),
+            state: p.state.link_state(),
+            addr: p.addr,
             trust: self.trust_of(&p.identity(), &p.nickname),
         }
     }

@@ -18,6 +18,7 @@
 //! A peer is keyed by its identity key and nothing else: a beacon or a hello
 //! can add an address where it may be reached, never change who it is.
 
+use crate::event::LinkState;
 use crate::identity::IdentityKey;
 use crate::rng::Rng;
 use std::net::SocketAddr;
@@ -48,6 +49,17 @@ impl PeerState {
             PeerState::Handshaking { .. } => "handshaking",
             PeerState::Established { .. } => "established",
             PeerState::Lost { .. } => "lost",
+        }
+    }
+
+    /// The state as events report it.
+    pub fn link_state(&self) -> LinkState {
+        match self {
+            PeerState::Discovered => LinkState::Discovered,
+            PeerState::Dialling { .. } => LinkState::Dialling,
+            PeerState::Handshaking { .. } => LinkState::Handshaking,
+            PeerState::Established { .. } => LinkState::Established,
+            PeerState::Lost { .. } => LinkState::Lost,
         }
     }
 

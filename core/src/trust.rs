@@ -11,11 +11,9 @@
 use crate::chat::store::{ChatStore, PeerRecord, StoreError, TrustLevel};
 use crate::identity::{Fingerprint, IdentityKey, FINGERPRINT_CHARS};
 use crate::names::{clamp_nick, looks_alike};
-use serde::Serialize;
 
 /// How far the local user trusts a key.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TrustState {
     /// The user compared fingerprints and said `/trust`.
     Verified,

@@ -84,7 +84,7 @@ pub fn chat_text(line: &ChatLine, style: &Style) -> String {
         Conversation::Direct(peer) => Some(peer),
         Conversation::Public => None,
     };
-    let fp_suffix: String = line.author_fingerprint.chars().take(4).collect();
+    let fp_suffix: String = m.author.fingerprint().as_str().chars().take(4).collect();
     let counterpart_fp: Option<String> =
         counterpart.map(|p| p.fingerprint().as_str().chars().take(4).collect());
     let seed = match counterpart {
@@ -124,8 +124,23 @@ pub fn help_text(topic: Option<&'static str>) -> String {
     }
 }
 
+/// A peer's grouped fingerprint.
+fn fingerprint(p: &PeerInfo) -> String {
+    p.identity.fingerprint().grouped()
+}
+
+/// The first two groups of a fingerprint, `ABCD-EFGH`.
+fn short(p: &PeerInfo) -> String {
+    fingerprint(p).chars().take(9).collect()
+}
+
+/// Where a peer was reached or announced, or `?`.
+fn addr(p: &PeerInfo) -> String {
+    p.addr.map_or_else(|| "?".into(), |a| a.to_string())
+}
+
 fn who(p: &PeerInfo) -> String {
-    let short: String = p.fingerprint.chars().take(9).collect();
+    let short = short(p);
     format!("{} ({short})", sanitize_nick(&p.nickname))
 }
 
@@ -133,7 +148,7 @@ fn who(p: &PeerInfo) -> String {
 pub fn describe(ev: &Event, style: &Style) -> String {
     match ev {
         Event::Started {
-            fingerprint,
+            identity,
             nickname,
             listen,
             beacon_targets,
@@ -142,30 +157,28 @@ pub fn describe(ev: &Event, style: &Style) -> String {
             let beacons = if beacon_targets.is_empty() {
                 "discovery off".to_string()
             } else {
-                format!("beacons to {}", beacon_targets.join(", "))
+                let targets: Vec<String> = beacon_targets.iter().map(|t| t.to_string()).collect();
+                format!("beacons to {}", targets.join(", "))
             };
             render::info(
                 style,
                 &format!(
-                    "natter up as {} — fingerprint {fingerprint}; listening on {listen}; {beacons}",
-                    sanitize_nick(nickname)
+                    "natter up as {} — fingerprint {}; listening on {listen}; {beacons}",
+                    sanitize_nick(nickname),
+                    identity.fingerprint().grouped()
                 ),
             )
         }
         Event::PeerDiscovered { peer } => render::info(
             style,
-            &format!(
-                "discovered {} at {}",
-                who(peer),
-                peer.addr.as_deref().unwrap_or("?")
-            ),
+            &format!("discovered {} at {}", who(peer), addr(peer)),
         ),
         Event::PeerConnected { peer, direction } => render::info(
             style,
             &format!(
                 "connected to {} at {} ({})",
                 who(peer),
-                peer.addr.as_deref().unwrap_or("?"),
+                addr(peer),
                 match direction {
                     Direction::Outbound => "we dialled",
                     Direction::Inbound => "they dialled",
@@ -187,20 +200,20 @@ pub fn describe(ev: &Event, style: &Style) -> String {
             render::warning(style, &format!("connection to {addr} failed: {reason}"))
         }
         Event::Peers { peers } => {
-            let shorts: Vec<String> = peers
+            let shorts: Vec<String> = peers.iter().map(short).collect();
+            let fps: Vec<String> = peers.iter().map(fingerprint).collect();
+            let addrs: Vec<String> = peers
                 .iter()
-                .map(|p| p.fingerprint.chars().take(9).collect())
+                .map(|p| p.addr.map(|a| a.to_string()).unwrap_or_default())
                 .collect();
-            let rows: Vec<PeerRowView> = peers
-                .iter()
-                .zip(&shorts)
-                .map(|(p, short)| PeerRowView {
-                    nick: &p.nickname,
-                    fingerprint_short: short,
-                    trust: mark(p.trust),
-                    link: p.state,
-                    address: p.addr.as_deref().unwrap_or(""),
-                    color_seed: render::color_seed(p.fingerprint.as_bytes()),
+            let rows: Vec<PeerRowView> = (0..peers.len())
+                .map(|i| PeerRowView {
+                    nick: &peers[i].nickname,
+                    fingerprint_short: &shorts[i],
+                    trust: mark(peers[i].trust),
+                    link: peers[i].state.name(),
+                    address: &addrs[i],
+                    color_seed: render::color_seed(fps[i].as_bytes()),
                 })
                 .collect();
             render::peer_table(style, &rows)
@@ -209,7 +222,7 @@ pub fn describe(ev: &Event, style: &Style) -> String {
             chat_text(message, style)
         }
         Event::MessageDelivered { id, peer } => {
-            let short: String = id.chars().take(8).collect();
+            let short: String = natter_core::hex(id).chars().take(8).collect();
             render::info(
                 style,
                 &format!("message {short} delivered to {}", who(peer)),
@@ -219,7 +232,7 @@ pub fn describe(ev: &Event, style: &Style) -> String {
             conversation,
             messages,
         } => {
-            let title = if conversation == "public" {
+            let title = if *conversation == Conversation::Public {
                 "history of the public room"
             } else {
                 "history of the private conversation"
@@ -235,22 +248,24 @@ pub fn describe(ev: &Event, style: &Style) -> String {
         }
         Event::Verify {
             peer,
-            local_fingerprint,
+            local,
             safety_number,
         } => {
-            let short: String = peer.fingerprint.chars().take(9).collect();
+            let local_fingerprint = local.fingerprint().grouped();
+            let peer_fingerprint = fingerprint(peer);
+            let short = short(peer);
             let peer_ref = format!("{}#{short}", sanitize_nick(&peer.nickname));
             render::verify_block(
                 style,
                 &VerifyView {
                     own_nick: "you",
-                    own_fingerprint: local_fingerprint,
+                    own_fingerprint: &local_fingerprint,
                     peer_nick: &peer.nickname,
-                    peer_fingerprint: &peer.fingerprint,
+                    peer_fingerprint: &peer_fingerprint,
                     safety_number,
                     trust: mark(peer.trust),
                     peer_ref: &peer_ref,
-                    color_seed: render::color_seed(peer.fingerprint.as_bytes()),
+                    color_seed: render::color_seed(peer_fingerprint.as_bytes()),
                 },
             )
         }
@@ -259,11 +274,8 @@ pub fn describe(ev: &Event, style: &Style) -> String {
             &format!("{} is now {}", who(peer), peer.trust.label()),
         ),
         Event::KeyWarning { peer, verified } => {
-            let old: Vec<String> = verified
-                .iter()
-                .map(|v| v.fingerprint.chars().take(9).collect())
-                .collect();
-            let new_short: String = peer.fingerprint.chars().take(9).collect();
+            let old: Vec<String> = verified.iter().map(short).collect();
+            let new_short = short(peer);
             render::key_change_warning(
                 style,
                 &peer.nickname,
@@ -273,9 +285,10 @@ pub fn describe(ev: &Event, style: &Style) -> String {
             )
         }
 
-        Event::Data { from, len } => {
-            render::info(style, &format!("{len} bytes of data from {from}"))
-        }
+        Event::Data { from, len } => render::info(
+            style,
+            &format!("{len} bytes of data from {}", natter_core::hex(&from.0)),
+        ),
         Event::Info { text } => render::info(style, text),
         Event::Error { text } => render::error(style, text),
         Event::Shutdown => render::info(style, "bye"),

@@ -63,10 +63,7 @@ pub async fn run(
 
 fn print_event(ev: &Event, json: bool, style: &Style) {
     if json {
-        match serde_json::to_string(ev) {
-            Ok(s) => println!("{s}"),
-            Err(e) => eprintln!("cannot encode event: {e}"),
-        }
+        println!("{}", super::json::event(ev));
     } else {
         let text = describe(ev, style);
         if !text.is_empty() {

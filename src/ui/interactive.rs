@@ -27,6 +27,7 @@ use super::frontend::{describe, help_text, to_node_command, Dispatch};
 use super::render::Style;
 use super::sanitize::sanitize_nick;
 use natter_core::event::{Event, PeerInfo};
+use natter_core::identity::IdentityKey;
 use natter_core::node::Command;
 use rustyline::completion::Completer;
 use rustyline::config::Config;
@@ -244,7 +245,7 @@ fn print_now(text: &str) {
 /// The names offered by completion, per peer identity.
 #[derive(Default)]
 struct PeerNames {
-    by_identity: BTreeMap<String, [String; 2]>,
+    by_identity: BTreeMap<IdentityKey, [String; 2]>,
 }
 
 impl PeerNames {
@@ -275,11 +276,15 @@ impl PeerNames {
     /// Records the peer's nickname (raw: completion refuses unsafe names)
     /// and short fingerprint. Returns whether anything changed.
     fn learn(&mut self, peer: &PeerInfo) -> bool {
-        let short: String = peer.fingerprint.chars().take(9).collect();
+        let short: String = peer
+            .identity
+            .fingerprint()
+            .grouped()
+            .chars()
+            .take(9)
+            .collect();
         let names = [peer.nickname.clone(), short];
-        self.by_identity
-            .insert(peer.identity.clone(), names.clone())
-            != Some(names)
+        self.by_identity.insert(peer.identity, names.clone()) != Some(names)
     }
 }
 
@@ -576,12 +581,28 @@ mod tests {
     use super::*;
     use natter_core::link::Direction;
 
-    fn peer(id: &str, nick: &str) -> PeerInfo {
+    fn key(n: u8) -> IdentityKey {
+        natter_core::identity::LocalIdentity::from_secrets([n; 32], [n; 32])
+            .unwrap()
+            .identity_key()
+    }
+
+    /// What completion offers for a peer besides its nickname.
+    fn short(n: u8) -> String {
+        key(n).fingerprint().grouped().chars().take(9).collect()
+    }
+
+    fn sorted<const N: usize>(names: [String; N]) -> Vec<String> {
+        let mut v = names.to_vec();
+        v.sort();
+        v
+    }
+
+    fn peer(n: u8, nick: &str) -> PeerInfo {
         PeerInfo {
-            identity: id.into(),
-            fingerprint: "ABCD-EFGH-IJKL-MNOP".into(),
+            identity: key(n),
             nickname: nick.into(),
-            state: "established",
+            state: natter_core::event::LinkState::Established,
             addr: None,
             trust: natter_core::trust::TrustState::Unverified,
         }
@@ -593,27 +614,33 @@ mod tests {
         let mut names = PeerNames::default();
         names.observe(
             &Event::PeerConnected {
-                peer: peer("aa", "bob"),
+                peer: peer(1, "bob"),
                 direction: Direction::Inbound,
             },
             &shared,
         );
-        assert_eq!(*lock(&shared.peer_names), ["ABCD-EFGH", "bob"]);
+        assert_eq!(*lock(&shared.peer_names), sorted([short(1), "bob".into()]));
         names.observe(
             &Event::PeerRenamed {
-                peer: peer("aa", "robert"),
+                peer: peer(1, "robert"),
                 old: "bob".into(),
             },
             &shared,
         );
-        assert_eq!(*lock(&shared.peer_names), ["ABCD-EFGH", "robert"]);
+        assert_eq!(
+            *lock(&shared.peer_names),
+            sorted([short(1), "robert".into()])
+        );
         names.observe(
             &Event::Peers {
-                peers: vec![peer("aa", "robert"), peer("bb", "carol")],
+                peers: vec![peer(1, "robert"), peer(2, "carol")],
             },
             &shared,
         );
-        assert_eq!(*lock(&shared.peer_names), ["ABCD-EFGH", "carol", "robert"]);
+        assert_eq!(
+            *lock(&shared.peer_names),
+            sorted([short(1), short(2), "carol".into(), "robert".into()])
+        );
     }
 
     #[test]
@@ -621,10 +648,9 @@ mod tests {
         let shared = Shared::default();
         PeerNames::default().observe(
             &Event::Started {
-                identity: String::new(),
-                fingerprint: String::new(),
+                identity: key(1),
                 nickname: "alice".into(),
-                listen: String::new(),
+                listen: "127.0.0.1:1".parse().unwrap(),
                 beacon_targets: Vec::new(),
             },
             &shared,

@@ -11,6 +11,7 @@ pub mod complete;
 pub mod frontend;
 pub mod headless;
 pub mod interactive;
+pub mod json;
 pub mod render;
 pub mod sanitize;
 

@@ -124,8 +124,6 @@ pub use store::{ChatStore, StoreError};
 
 use std::collections::{HashMap, HashSet};
 
-use serde::{Serialize, Serializer};
-
 use crate::identity::{
     domain, random_bytes, BoundKeys, IdentityError, IdentityKey, LocalIdentity, SignatureBytes,
 };
@@ -191,23 +189,11 @@ impl Conversation {
     }
 }
 
-/// JSON: `"public"`, or the peer's identity key in lowercase hex.
-impl Serialize for Conversation {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self {
-            Conversation::Public => s.serialize_str("public"),
-            Conversation::Direct(peer) => s.serialize_str(&hex(&peer.0)),
-        }
-    }
-}
-
-/// A message as the UI shows it. In JSON, ids and keys are lowercase hex.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// A message as the UI shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MessageView {
-    #[serde(serialize_with = "ser_hex")]
     pub id: MessageId,
     pub conversation: Conversation,
-    #[serde(serialize_with = "ser_key")]
     pub author: IdentityKey,
     /// The author's clock, Unix milliseconds.
     pub timestamp_ms: u64,
@@ -234,17 +220,7 @@ impl MessageView {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    data_encoding::HEXLOWER.encode(bytes)
-}
-
-fn ser_hex<S: Serializer>(bytes: &MessageId, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&hex(bytes))
-}
-
-fn ser_key<S: Serializer>(key: &IdentityKey, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&hex(&key.0))
-}
+use crate::hex;
 
 /// Something the UI should hear about.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -94,10 +94,10 @@ pub enum StoreError {
     #[error("nothing to search for: give at least one word")]
     EmptyQuery,
     /// The message id is not in the store.
-    #[error("no message with id {}", data_encoding::HEXLOWER.encode(.id))]
+    #[error("no message with id {}", crate::hex(.id))]
     UnknownMessage { id: MessageId },
     /// The identity key is not in the trust store.
-    #[error("no peer with identity key {}", data_encoding::HEXLOWER.encode(.identity))]
+    #[error("no peer with identity key {}", crate::hex(.identity))]
     UnknownPeer { identity: IdentityBytes },
     /// A number does not fit in the store's signed 64-bit integers.
     #[error("{field} = {value} is too large to store")]

@@ -1094,7 +1094,7 @@ fn frames_that_are_not_chat_are_ignored() {
 }
 
 #[test]
-fn history_and_search_views_serialise_as_hex() {
+fn history_and_search_views_carry_conversation_author_and_delivery() {
     let mut net = Net::new(2);
     net.meet(0, 1);
     net.link_up(0, 1);
@@ -1109,16 +1109,12 @@ fn history_and_search_views_serialise_as_hex() {
         found[0].text, "a quick word in private",
         "newest stored first"
     );
-    let json = serde_json::to_value(&found[0]).unwrap();
-    let k1 = hex(&net.key(1).0);
-    assert_eq!(json["conversation"], k1.as_str());
-    assert_eq!(json["author"], k1.as_str());
-    assert_eq!(json["id"].as_str().unwrap().len(), 32);
-    assert_eq!(json["outgoing"], false);
-    let json = serde_json::to_value(&found[1]).unwrap();
-    assert_eq!(json["conversation"], "public");
-    assert_eq!(json["delivered"], true);
-    assert_eq!(json["author"], hex(&net.key(0).0).as_str());
+    assert_eq!(found[0].conversation, Conversation::Direct(net.key(1)));
+    assert_eq!(found[0].author, net.key(1));
+    assert!(!found[0].outgoing);
+    assert_eq!(found[1].conversation, Conversation::Public);
+    assert!(found[1].delivered);
+    assert_eq!(found[1].author, net.key(0));
 
     let direct = net
         .chat(1)

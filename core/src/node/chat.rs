@@ -5,7 +5,7 @@ use super::{Command, Node};
 use crate::chat::store::{PeerRecord, TrustLevel};
 use crate::chat::ChatStore;
 use crate::chat::{ChatEvent, Conversation, MessageView};
-use crate::event::{hex_key, ChatLine, Event, PeerInfo};
+use crate::event::{ChatLine, Event, PeerInfo};
 use crate::handshake::PeerHello;
 use crate::identity::{safety_number, IdentityKey};
 use crate::peer::{LinkId, Peer};
@@ -139,10 +139,7 @@ impl Node {
             }
             ChatEvent::Delivered { id, peer } => {
                 let peer = self.info_of(&peer);
-                self.emit(Event::MessageDelivered {
-                    id: id.iter().map(|b| format!("{b:02x}")).collect(),
-                    peer,
-                });
+                self.emit(Event::MessageDelivered { id, peer });
             }
         }
     }
@@ -173,12 +170,8 @@ impl Node {
                     .history(conv, limit.min(MAX_LISTING))
                     .map_err(|e| format!("cannot read history: {e}"))?;
                 let messages = views.into_iter().map(|v| self.line(v)).collect();
-                let conversation = match conv {
-                    Conversation::Public => "public".to_string(),
-                    Conversation::Direct(id) => hex_key(&id),
-                };
                 self.emit(Event::History {
-                    conversation,
+                    conversation: conv,
                     messages,
                 });
             }
@@ -195,7 +188,7 @@ impl Node {
                 let info = self.info_of(&id);
                 self.emit(Event::Verify {
                     peer: info,
-                    local_fingerprint: self.local.fingerprint().grouped(),
+                    local: self.local.identity_key(),
                     safety_number: safety_number(&self.local.identity_key(), &id),
                 });
             }
@@ -206,7 +199,7 @@ impl Node {
                     let info = self.info_of(&id);
                     self.emit(Event::Verify {
                         peer: info,
-                        local_fingerprint: self.local.fingerprint().grouped(),
+                        local: self.local.identity_key(),
                         safety_number: safety_number(&self.local.identity_key(), &id),
                     });
                     return Err(format!(
@@ -362,7 +355,6 @@ impl Node {
             .iter()
             .any(|c| c.identity != author && crate::names::looks_alike(&c.nickname, &author_nick));
         ChatLine {
-            author_fingerprint: author.fingerprint().grouped(),
             author_nick,
             trust,
             peer_nick,

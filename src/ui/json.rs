@@ -1,0 +1,255 @@
+//! `--json`: every event as one JSON object on one line, tagged by
+//! `"event"`. Scripts rely on these names; keep them stable. Keys and
+//! message ids are lowercase hex, fingerprints grouped, addresses
+//! `host:port`, texts and nicknames exactly as received (untrusted: a
+//! consumer that prints them must sanitise them).
+
+use natter_core::chat::{Conversation, MessageView};
+use natter_core::event::{ChatLine, Event, PeerInfo};
+use natter_core::identity::IdentityKey;
+use natter_core::link::Direction;
+use natter_core::trust::TrustState;
+use serde_json::{json, Map, Value};
+
+pub use natter_core::hex;
+
+fn trust(t: TrustState) -> &'static str {
+    match t {
+        TrustState::Verified => "verified",
+        TrustState::Unverified => "unverified",
+        TrustState::KeyChanged => "key_changed",
+        TrustState::Local => "local",
+    }
+}
+
+fn conversation(c: &Conversation) -> String {
+    match c {
+        Conversation::Public => "public".into(),
+        Conversation::Direct(peer) => hex(&peer.0),
+    }
+}
+
+fn fingerprint(id: &IdentityKey) -> String {
+    id.fingerprint().grouped()
+}
+
+/// A peer: identity, fingerprint, nickname, state, addr, trust.
+pub fn peer(p: &PeerInfo) -> Value {
+    json!({
+        "identity": hex(&p.identity.0),
+        "fingerprint": fingerprint(&p.identity),
+        "nickname": p.nickname,
+        "state": p.state.name(),
+        "addr": p.addr.map(|a| a.to_string()),
+        "trust": trust(p.trust),
+    })
+}
+
+fn message_fields(m: &MessageView, out: &mut Map<String, Value>) {
+    out.insert("id".into(), hex(&m.id).into());
+    out.insert("conversation".into(), conversation(&m.conversation).into());
+    out.insert("author".into(), hex(&m.author.0).into());
+    out.insert("timestamp_ms".into(), m.timestamp_ms.into());
+    out.insert("text".into(), m.text.clone().into());
+    out.insert("outgoing".into(), m.outgoing.into());
+    out.insert("delivered".into(), m.delivered.into());
+}
+
+/// A chat message with its author's naming and trust.
+pub fn chat_line(l: &ChatLine) -> Value {
+    let mut out = Map::new();
+    message_fields(&l.message, &mut out);
+    out.insert("author_nick".into(), l.author_nick.clone().into());
+    out.insert(
+        "author_fingerprint".into(),
+        fingerprint(&l.message.author).into(),
+    );
+    out.insert("trust".into(), trust(l.trust).into());
+    out.insert("peer_nick".into(), json!(l.peer_nick));
+    out.insert("nick_collides".into(), l.nick_collides.into());
+    Value::Object(out)
+}
+
+fn lines(ls: &[ChatLine]) -> Vec<Value> {
+    ls.iter().map(chat_line).collect()
+}
+
+/// The event's tag and its fields.
+fn body(ev: &Event) -> (&'static str, Value) {
+    match ev {
+        Event::Started {
+            identity,
+            nickname,
+            listen,
+            beacon_targets,
+        } => (
+            "started",
+            json!({
+                "identity": hex(&identity.0),
+                "fingerprint": fingerprint(identity),
+                "nickname": nickname,
+                "listen": listen.to_string(),
+                "beacon_targets": beacon_targets.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            }),
+        ),
+        Event::PeerDiscovered { peer: p } => ("peer_discovered", json!({ "peer": peer(p) })),
+        Event::PeerConnected { peer: p, direction } => (
+            "peer_connected",
+            json!({
+                "peer": peer(p),
+                "direction": match direction {
+                    Direction::Inbound => "inbound",
+                    Direction::Outbound => "outbound",
+                },
+            }),
+        ),
+        Event::PeerLost { peer: p, reason } => {
+            ("peer_lost", json!({ "peer": peer(p), "reason": reason }))
+        }
+        Event::PeerExpired { peer: p } => ("peer_expired", json!({ "peer": peer(p) })),
+        Event::PeerRenamed { peer: p, old } => {
+            ("peer_renamed", json!({ "peer": peer(p), "old": old }))
+        }
+        Event::LinkFailed { addr, reason } => (
+            "link_failed",
+            json!({ "addr": addr.to_string(), "reason": reason }),
+        ),
+        Event::Peers { peers } => (
+            "peers",
+            json!({ "peers": peers.iter().map(peer).collect::<Vec<_>>() }),
+        ),
+        Event::MessageReceived { message } => {
+            ("message_received", json!({ "message": chat_line(message) }))
+        }
+        Event::MessageSent { message } => {
+            ("message_sent", json!({ "message": chat_line(message) }))
+        }
+        Event::MessageDelivered { id, peer: p } => (
+            "message_delivered",
+            json!({ "id": hex(id), "peer": peer(p) }),
+        ),
+        Event::History {
+            conversation: c,
+            messages,
+        } => (
+            "history",
+            json!({ "conversation": conversation(c), "messages": lines(messages) }),
+        ),
+        Event::SearchResults { query, messages } => (
+            "search_results",
+            json!({ "query": query, "messages": lines(messages) }),
+        ),
+        Event::Verify {
+            peer: p,
+            local,
+            safety_number,
+        } => (
+            "verify",
+            json!({
+                "peer": peer(p),
+                "local_fingerprint": fingerprint(local),
+                "safety_number": safety_number,
+            }),
+        ),
+        Event::TrustChanged { peer: p } => ("trust_changed", json!({ "peer": peer(p) })),
+        Event::KeyWarning { peer: p, verified } => (
+            "key_warning",
+            json!({ "peer": peer(p), "verified": verified.iter().map(peer).collect::<Vec<_>>() }),
+        ),
+        Event::Data { from, len } => ("data", json!({ "from": hex(&from.0), "len": len })),
+        Event::Info { text } => ("info", json!({ "text": text })),
+        Event::Error { text } => ("error", json!({ "text": text })),
+        Event::Shutdown => ("shutdown", json!({})),
+    }
+}
+
+/// One event as a JSON object: `{"event": TAG, ...fields}`.
+pub fn event(ev: &Event) -> Value {
+    let (tag, fields) = body(ev);
+    let mut out = Map::new();
+    out.insert("event".into(), tag.into());
+    if let Value::Object(f) = fields {
+        out.extend(f);
+    }
+    Value::Object(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use natter_core::event::LinkState;
+    use natter_core::identity::LocalIdentity;
+
+    fn key(n: u8) -> IdentityKey {
+        LocalIdentity::from_secrets([n; 32], [n; 32])
+            .unwrap()
+            .identity_key()
+    }
+
+    fn info(n: u8) -> PeerInfo {
+        PeerInfo {
+            identity: key(n),
+            nickname: "bob".into(),
+            state: LinkState::Established,
+            addr: Some("10.0.0.2:47475".parse().unwrap()),
+            trust: TrustState::KeyChanged,
+        }
+    }
+
+    // Scripts read these names: a renamed field breaks them.
+    #[test]
+    fn peer_events_keep_their_names_and_formats() {
+        let v = event(&Event::PeerLost {
+            peer: info(2),
+            reason: "gone".into(),
+        });
+        let expected = format!(
+            r#"{{"event":"peer_lost","peer":{{"identity":"{}","fingerprint":"{}","nickname":"bob","state":"established","addr":"10.0.0.2:47475","trust":"key_changed"}},"reason":"gone"}}"#,
+            hex(&key(2).0),
+            key(2).fingerprint().grouped()
+        );
+        assert_eq!(v.to_string(), expected);
+        assert_eq!(
+            event(&Event::Shutdown).to_string(),
+            r#"{"event":"shutdown"}"#
+        );
+    }
+
+    #[test]
+    fn messages_flatten_with_hex_ids_and_conversations() {
+        let line = ChatLine {
+            message: MessageView {
+                id: [0xab; 16],
+                conversation: Conversation::Direct(key(3)),
+                author: key(3),
+                timestamp_ms: 1_700_000_000_000,
+                text: "hi".into(),
+                outgoing: false,
+                delivered: false,
+            },
+            author_nick: "carol".into(),
+            trust: TrustState::Unverified,
+            peer_nick: Some("carol".into()),
+            nick_collides: false,
+        };
+        let v = event(&Event::MessageReceived { message: line });
+        let m = &v["message"];
+        assert_eq!(v["event"], "message_received");
+        assert_eq!(m["id"], "ab".repeat(16));
+        assert_eq!(m["conversation"], hex(&key(3).0));
+        assert_eq!(m["author"], hex(&key(3).0));
+        assert_eq!(m["author_fingerprint"], key(3).fingerprint().grouped());
+        assert_eq!(m["timestamp_ms"], 1_700_000_000_000u64);
+        assert_eq!(m["trust"], "unverified");
+        assert_eq!(m["peer_nick"], "carol");
+        assert_eq!(m["nick_collides"], false);
+        let h = event(&Event::History {
+            conversation: Conversation::Public,
+            messages: vec![],
+        });
+        assert_eq!(
+            h.to_string(),
+            r#"{"event":"history","conversation":"public","messages":[]}"#
+        );
+    }
+}
