@@ -373,7 +373,15 @@ impl Node {
                 let reason = error.unwrap_or_else(|| "connection closed by peer".into());
                 self.on_gone(link, &reason)
             }
-            Input::Command(cmd) => self.on_command(cmd),
+            Input::Command(cmd) => {
+                // Commands take effect in the order given: whatever reads
+                // or reports state sees every post typed before it. Posts
+                // typed back to back still share one commit.
+                if !matches!(cmd, Command::Say(_) | Command::Msg { .. }) {
+                    self.flush_posts();
+                }
+                self.on_command(cmd)
+            }
         }
     }
 
@@ -1051,6 +1059,9 @@ impl Node {
     }
 
     fn emit(&mut self, ev: Event) {
+        // Events come out in input order: posts typed before whatever
+        // caused this event are reported first.
+        self.flush_posts();
         self.out.push_back(Output::Event(ev));
     }
 

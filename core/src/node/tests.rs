@@ -406,3 +406,54 @@ fn a_relayed_public_message_with_a_broken_signature_is_rejected_and_closes_that_
         .any(|e| matches!(e, Event::PeerLost { reason, .. } if reason.contains("chat rules")));
     assert!(lost, "the offending link was not closed");
 }
+
+/// Scripts rely on order: a `/search` right after a post sees it, and the
+/// post's echo comes first, even when both arrive before the next drain.
+#[test]
+fn commands_take_effect_in_the_order_given() {
+    let cfg = sim::node_config(0);
+    let mut node = Node::new(
+        sim::identity(0),
+        cfg,
+        sim::memory_store(),
+        Rng::new(1),
+        0,
+        1_700_000_000_000,
+    );
+    node.handle(1, Input::Command(Command::Say("zebra crossing".into())));
+    node.handle(1, Input::Command(Command::Say("zebra again".into())));
+    node.handle(
+        1,
+        Input::Command(Command::Search {
+            query: "zebra".into(),
+            limit: 10,
+        }),
+    );
+    node.handle(
+        1,
+        Input::Command(Command::Msg {
+            peer: "nobody".into(),
+            text: "x".into(),
+        }),
+    );
+    node.handle(1, Input::Command(Command::Say("after the error".into())));
+    let mut events = Vec::new();
+    while let Some(out) = node.poll_output() {
+        if let Output::Event(e) = out {
+            events.push(e);
+        }
+    }
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| match e {
+            Event::MessageSent { .. } => "sent",
+            Event::SearchResults { messages, .. } => {
+                assert_eq!(messages.len(), 2, "the search sees both posts");
+                "search"
+            }
+            Event::Error { .. } => "error",
+            _ => "other",
+        })
+        .collect();
+    assert_eq!(kinds, ["sent", "sent", "search", "error", "sent"]);
+}
