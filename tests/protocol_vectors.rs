@@ -69,9 +69,9 @@ fn compute() -> Vec<(&'static str, String)> {
 
     // Full handshake with fixed ephemeral keys.
     let mut acfg = HandshakeConfig::new("alice", 47000);
-    acfg.test_ephemeral = Some(seq(0x80));
+    acfg = acfg.with_fixed_ephemeral_for_tests(seq(0x80));
     let mut bcfg = HandshakeConfig::new("bob", 47001);
-    bcfg.test_ephemeral = Some(seq(0xa0));
+    bcfg = bcfg.with_fixed_ephemeral_for_tests(seq(0xa0));
     let (init, m1) = Initiator::start(&alice, &acfg, Some(bk.identity)).unwrap();
     let (resp, m2) = Responder::new(&bob, &bcfg).unwrap().read_msg1(&m1).unwrap();
     let (mut ea, m3) = init.read_msg2(&m2).unwrap();

@@ -72,10 +72,10 @@ pub enum HandshakeError {
 pub struct HandshakeConfig {
     pub nickname: String,
     pub listen_port: u16,
-    /// Fixed ephemeral secret, for test vectors only. Never set it otherwise:
-    /// reusing an ephemeral key destroys forward secrecy.
-    #[doc(hidden)]
-    pub test_ephemeral: Option<[u8; 32]>,
+    /// Fixed ephemeral secret: settable only in tests and with the
+    /// `testkit` feature ([`HandshakeConfig::with_fixed_ephemeral_for_tests`]),
+    /// because reusing an ephemeral key destroys forward secrecy.
+    fixed_ephemeral: Option<[u8; 32]>,
 }
 
 impl HandshakeConfig {
@@ -83,8 +83,16 @@ impl HandshakeConfig {
         HandshakeConfig {
             nickname: nickname.into(),
             listen_port,
-            test_ephemeral: None,
+            fixed_ephemeral: None,
         }
+    }
+
+    /// The same config with a fixed ephemeral secret, for test vectors and
+    /// deterministic fuzzing only.
+    #[cfg(any(test, feature = "testkit"))]
+    pub fn with_fixed_ephemeral_for_tests(mut self, secret: [u8; 32]) -> Self {
+        self.fixed_ephemeral = Some(secret);
+        self
     }
 }
 
@@ -134,7 +142,7 @@ fn builder<'a>(
         .map_err(internal)?
         .prologue(domain::NOISE_PROLOGUE)
         .map_err(internal)?;
-    if let Some(e) = &cfg.test_ephemeral {
+    if let Some(e) = &cfg.fixed_ephemeral {
         b = b.fixed_ephemeral_key_for_testing_only(e);
     }
     Ok(b)

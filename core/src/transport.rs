@@ -89,8 +89,9 @@ impl Transport {
 
     /// Seal arbitrary plaintext bytes as one length-prefixed message. For
     /// hostile-peer tests and fuzzing, which need frames natter would never
-    /// encode; natter itself only sends [`Transport::seal`]ed frames.
-    #[doc(hidden)]
+    /// encode; natter itself only sends [`Transport::seal`]ed frames, and
+    /// this exists only in tests and with the `testkit` feature.
+    #[cfg(any(test, feature = "testkit"))]
     pub fn seal_plaintext(
         &mut self,
         plaintext: &[u8],

@@ -53,8 +53,8 @@ pub fn identity(n: u8) -> LocalIdentity {
 
 fn party(n: u8, nickname: &str) -> Party {
     let id = identity(n);
-    let mut cfg = HandshakeConfig::new(nickname, 47000 + u16::from(n));
-    cfg.test_ephemeral = Some([n + 0x80; 32]);
+    let cfg = HandshakeConfig::new(nickname, 47000 + u16::from(n))
+        .with_fixed_ephemeral_for_tests([n + 0x80; 32]);
     Party { id, cfg }
 }
 
