@@ -26,17 +26,6 @@ pub enum TrustState {
     Local,
 }
 
-impl TrustState {
-    pub fn label(self) -> &'static str {
-        match self {
-            TrustState::Verified => "verified",
-            TrustState::Unverified => "unverified",
-            TrustState::KeyChanged => "KEY CHANGED",
-            TrustState::Local => "you",
-        }
-    }
-}
-
 /// Verified contacts whose nickname looks like `nickname`, other than `id`.
 pub fn verified_lookalikes(
     store: &dyn ChatStore,

@@ -1,15 +1,15 @@
 //! What both front ends share: turning parsed commands into node commands
 //! and events into lines of text.
 
-use super::command::{help_for, help_overview, Command as CliCommand};
+use super::command::{help_for, help_overview, parse, Command as CliCommand, ParseError};
 use super::render::{self, Style};
 use super::sanitize::sanitize_nick;
 use natter_core::chat::Conversation;
 use natter_core::event::{ChatLine, Event, PeerInfo};
 use natter_core::link::Direction;
 use natter_core::node::Command;
-use natter_core::trust::TrustState;
-use render::{ChatLineView, DeliveryMark, PeerRowView, TrustMark, VerifyView};
+use render::{ChatLineView, DeliveryMark, PeerRowView, TrustMark as _, VerifyView};
+use tokio::sync::mpsc;
 
 /// Where a parsed command goes.
 pub enum Dispatch {
@@ -63,19 +63,41 @@ pub async fn to_node_command(cmd: CliCommand) -> Dispatch {
     }
 }
 
+/// Parse and carry out one line of user input, the same in line mode and
+/// in the interactive editor: a command for the node is sent to it; a
+/// mistake, `/help` or a failed look-up is answered here. Returns what to
+/// show, if anything.
+pub async fn handle_line(line: &str, commands: &mpsc::Sender<Command>) -> Option<Event> {
+    dispatch(parse(line), commands).await
+}
+
+/// [`handle_line`] for a line already parsed (the editor thread parses
+/// once, to see `/quit` and `/nick` itself).
+pub async fn dispatch(
+    parsed: Result<Option<CliCommand>, ParseError>,
+    commands: &mpsc::Sender<Command>,
+) -> Option<Event> {
+    let cmd = match parsed {
+        Ok(None) => return None,
+        Ok(Some(cmd)) => cmd,
+        Err(e) => {
+            return Some(Event::Error {
+                text: e.to_string(),
+            })
+        }
+    };
+    match to_node_command(cmd).await {
+        Dispatch::Node(c) => commands.send(c).await.err().map(|_| Event::Error {
+            text: "the node has stopped".into(),
+        }),
+        Dispatch::Reply(ev) => Some(ev),
+    }
+}
+
 /// Lines `/history` shows without a count.
 pub const DEFAULT_HISTORY: usize = 20;
 /// Results `/search` shows.
 pub const DEFAULT_SEARCH: usize = 50;
-
-fn mark(t: TrustState) -> TrustMark {
-    match t {
-        TrustState::Verified => TrustMark::Verified,
-        TrustState::Unverified => TrustMark::Unverified,
-        TrustState::KeyChanged => TrustMark::KeyChanged,
-        TrustState::Local => TrustMark::Local,
-    }
-}
 
 /// One chat message as a line.
 pub fn chat_text(line: &ChatLine, style: &Style) -> String {
@@ -104,7 +126,7 @@ pub fn chat_text(line: &ChatLine, style: &Style) -> String {
         } else {
             None
         },
-        trust: mark(line.trust),
+        trust: line.trust,
         delivery: m.outgoing.then_some(if m.delivered {
             DeliveryMark::Delivered
         } else {
@@ -210,7 +232,7 @@ pub fn describe(ev: &Event, style: &Style) -> String {
                 .map(|i| PeerRowView {
                     nick: &peers[i].nickname,
                     fingerprint_short: &shorts[i],
-                    trust: mark(peers[i].trust),
+                    trust: peers[i].trust,
                     link: peers[i].state.name(),
                     address: &addrs[i],
                     color_seed: render::color_seed(fps[i].as_bytes()),
@@ -263,7 +285,7 @@ pub fn describe(ev: &Event, style: &Style) -> String {
                     peer_nick: &peer.nickname,
                     peer_fingerprint: &peer_fingerprint,
                     safety_number,
-                    trust: mark(peer.trust),
+                    trust: peer.trust,
                     peer_ref: &peer_ref,
                     color_seed: render::color_seed(peer_fingerprint.as_bytes()),
                 },
@@ -271,7 +293,7 @@ pub fn describe(ev: &Event, style: &Style) -> String {
         }
         Event::TrustChanged { peer } => render::info(
             style,
-            &format!("{} is now {}", who(peer), peer.trust.label()),
+            &format!("{} is now {}", who(peer), peer.trust.word()),
         ),
         Event::KeyWarning { peer, verified } => {
             let old: Vec<String> = verified.iter().map(short).collect();

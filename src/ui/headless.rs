@@ -2,9 +2,8 @@
 //! line and prints one line per event (or one JSON object per line with
 //! `--json`). Scripts and tests drive natter through this.
 
-use super::command::{parse, Command as CliCommand};
-use super::frontend::{describe, to_node_command, Dispatch};
-use super::render::{self, Style};
+use super::frontend::{describe, handle_line};
+use super::render::Style;
 use natter_core::event::Event;
 use natter_core::node::Command;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -30,20 +29,7 @@ pub async fn run(
                         continue;
                     }
                 };
-                let reply = match parse(&line) {
-                    Ok(None) => continue,
-                    Ok(Some(CliCommand::Help { topic })) => Some(Event::Info { text: super::frontend::help_text(topic) }),
-                    Ok(Some(cmd)) => match to_node_command(cmd).await {
-                        Dispatch::Node(c) => {
-                            if commands.send(c).await.is_err() {
-                                return;
-                            }
-                            None
-                        }
-                        Dispatch::Reply(ev) => Some(ev),
-                    },
-                    Err(e) => Some(Event::Error { text: e.to_string() }),
-                };
+                let reply = handle_line(&line, &commands).await;
                 if let Some(ev) = reply {
                     print_event(&ev, json, &style);
                 }
@@ -70,5 +56,4 @@ fn print_event(ev: &Event, json: bool, style: &Style) {
             println!("{text}");
         }
     }
-    let _ = render::legend; // the legend is printed by /help
 }

@@ -21,9 +21,9 @@
 //! Quitting saves the history, tells the node (which tells the peers) and
 //! waits for it to stop.
 
-use super::command::{parse, Command as CliCommand};
+use super::command::{parse, Command as CliCommand, ParseError};
 use super::complete::complete;
-use super::frontend::{describe, help_text, to_node_command, Dispatch};
+use super::frontend::{describe, dispatch};
 use super::render::Style;
 use super::sanitize::sanitize_nick;
 use natter_core::event::{Event, PeerInfo};
@@ -61,8 +61,8 @@ const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
 /// What the editor thread hands to the async side.
 #[derive(Debug)]
 enum Input {
-    /// A finished line, as typed.
-    Line(String),
+    /// A finished line, parsed.
+    Line(Result<Option<CliCommand>, ParseError>),
     /// Something went wrong in the editor that the user should know.
     Problem(String),
     /// The user asked to quit (Ctrl-D, Ctrl-C on an empty line, `/quit`).
@@ -150,8 +150,8 @@ pub async fn run(
     let node_stopped = loop {
         tokio::select! {
             input = inputs.recv() => match input {
-                Some(Input::Line(line)) => {
-                    if let Some(ev) = handle_line(&line, &commands).await {
+                Some(Input::Line(parsed)) => {
+                    if let Some(ev) = dispatch(parsed, &commands).await {
                         out.show(&describe(&ev, &style));
                     }
                 }
@@ -210,25 +210,6 @@ pub async fn run(
     }
     out.finish().await;
     terminal::restore(saved_mode.as_ref());
-}
-
-/// Parse and carry out one line, as line mode does. Returns what to show.
-async fn handle_line(line: &str, commands: &mpsc::Sender<Command>) -> Option<Event> {
-    match parse(line) {
-        Ok(None) => None,
-        Ok(Some(CliCommand::Help { topic })) => Some(Event::Info {
-            text: help_text(topic),
-        }),
-        Ok(Some(cmd)) => match to_node_command(cmd).await {
-            Dispatch::Node(c) => commands.send(c).await.err().map(|_| Event::Error {
-                text: "the node has stopped".into(),
-            }),
-            Dispatch::Reply(ev) => Some(ev),
-        },
-        Err(e) => Some(Event::Error {
-            text: e.to_string(),
-        }),
-    }
 }
 
 /// Print directly (before the editor starts, or after it stopped).
@@ -386,16 +367,15 @@ fn editor_thread(
                         history_ok = false;
                     }
                 }
-                match parse(&line) {
+                let parsed = parse(&line);
+                match &parsed {
                     Ok(Some(CliCommand::Quit)) => break,
                     // The node always takes a new nickname; the next prompt
                     // shows it.
-                    Ok(Some(CliCommand::Nick { name })) => {
-                        *lock(&shared.prompt) = prompt_for(&name)
-                    }
+                    Ok(Some(CliCommand::Nick { name })) => *lock(&shared.prompt) = prompt_for(name),
                     _ => {}
                 }
-                if inputs.send(Input::Line(line)).is_err() {
+                if inputs.send(Input::Line(parsed)).is_err() {
                     break;
                 }
             }

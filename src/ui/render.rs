@@ -11,6 +11,7 @@
 //! [`CONTINUATION_INDENT`], so text sent by a peer can never look like the
 //! start of a new line from someone else (every header starts with the time).
 
+use natter_core::trust::TrustState;
 use std::ffi::OsStr;
 
 use super::sanitize::{sanitize_line, sanitize_nick, sanitize_text};
@@ -72,46 +73,51 @@ const PALETTE: &[&str] = &[
     "1;32", "1;33", "1;34", "1;36", "1;92", "1;93", "1;94", "1;96",
 ];
 
-/// The trust state of the party named on a line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TrustMark {
-    /// The user compared fingerprints and ran `/trust`.
-    Verified,
-    /// Known key, first seen on trust (TOFU), not compared.
-    Unverified,
-    /// This nickname arrived with a key other than the one on record.
-    KeyChanged,
-    /// Ourselves.
-    Local,
+/// How a trust state is drawn: a one-character mark, a word, a colour.
+pub trait TrustMark: Copy {
+    /// The one-character mark shown before a name.
+    fn symbol(self) -> &'static str;
+    /// The mark and a word, for tables.
+    fn label(self) -> &'static str;
+    /// The word alone ("verified", "KEY CHANGED").
+    fn word(self) -> &'static str;
+    fn sgr(self) -> &'static str;
 }
 
-impl TrustMark {
-    /// The one-character mark shown before a name.
-    pub fn symbol(self) -> &'static str {
+impl TrustMark for TrustState {
+    fn symbol(self) -> &'static str {
         match self {
-            TrustMark::Verified => "✓",
-            TrustMark::Unverified => "?",
-            TrustMark::KeyChanged => "!",
-            TrustMark::Local => "·",
+            TrustState::Verified => "✓",
+            TrustState::Unverified => "?",
+            TrustState::KeyChanged => "!",
+            TrustState::Local => "·",
         }
     }
 
-    /// The mark and a word, for tables.
-    pub fn label(self) -> &'static str {
+    fn label(self) -> &'static str {
         match self {
-            TrustMark::Verified => "✓ verified",
-            TrustMark::Unverified => "? unverified",
-            TrustMark::KeyChanged => "! KEY CHANGED",
-            TrustMark::Local => "· you",
+            TrustState::Verified => "✓ verified",
+            TrustState::Unverified => "? unverified",
+            TrustState::KeyChanged => "! KEY CHANGED",
+            TrustState::Local => "· you",
+        }
+    }
+
+    fn word(self) -> &'static str {
+        match self {
+            TrustState::Verified => "verified",
+            TrustState::Unverified => "unverified",
+            TrustState::KeyChanged => "KEY CHANGED",
+            TrustState::Local => "you",
         }
     }
 
     fn sgr(self) -> &'static str {
         match self {
-            TrustMark::Verified => GREEN,
-            TrustMark::Unverified => YELLOW,
-            TrustMark::KeyChanged => RED_LOUD,
-            TrustMark::Local => DIM,
+            TrustState::Verified => GREEN,
+            TrustState::Unverified => YELLOW,
+            TrustState::KeyChanged => RED_LOUD,
+            TrustState::Local => DIM,
         }
     }
 }
@@ -192,8 +198,8 @@ pub struct ChatLineView<'a> {
     pub counterpart_fp_suffix: Option<&'a str>,
     /// Trust of the peer named on the line: the author of an incoming
     /// message, the recipient of an outgoing private one, and
-    /// [`TrustMark::Local`] for our own public messages.
-    pub trust: TrustMark,
+    /// [`TrustState::Local`] for our own public messages.
+    pub trust: TrustState,
     /// Our own messages: pending or delivered. Ignored when `None`.
     pub delivery: Option<DeliveryMark>,
     /// Colour of the peer named on the line (see [`color_seed`]).
@@ -289,7 +295,7 @@ pub struct PeerRowView<'a> {
     pub nick: &'a str,
     /// Short fingerprint, e.g. `K3QF-7XNA`.
     pub fingerprint_short: &'a str,
-    pub trust: TrustMark,
+    pub trust: TrustState,
     /// Link state in words, e.g. `connected`, `connecting`, `offline`.
     pub link: &'a str,
     /// Last known address, or empty.
@@ -458,7 +464,7 @@ pub struct VerifyView<'a> {
     /// Digits; any spacing is ignored and regrouped in fives.
     pub safety_number: &'a str,
     /// Current trust of the peer.
-    pub trust: TrustMark,
+    pub trust: TrustState,
     /// What the user types to name the peer in `/trust` (its nickname, or a
     /// fingerprint prefix when nicknames collide).
     pub peer_ref: &'a str,
@@ -587,7 +593,7 @@ mod tests {
             author_fp_suffix: None,
             counterpart_nick: None,
             counterpart_fp_suffix: None,
-            trust: TrustMark::Verified,
+            trust: TrustState::Verified,
             delivery: None,
             color_seed: 7,
             text,
@@ -628,13 +634,13 @@ mod tests {
             "14:03 ✓ alice: hello"
         );
         let v = ChatLineView {
-            trust: TrustMark::Unverified,
+            trust: TrustState::Unverified,
             author_fp_suffix: Some("K3QF"),
             ..view("bob", "hi")
         };
         assert_eq!(chat_line(&p, &v), "14:03 ? bob#K3QF: hi");
         let v = ChatLineView {
-            trust: TrustMark::KeyChanged,
+            trust: TrustState::KeyChanged,
             ..view("carol", "trust me")
         };
         assert_eq!(chat_line(&p, &v), "14:03 ! carol: trust me");
@@ -645,7 +651,7 @@ mod tests {
         let p = Style::PLAIN;
         let mine = ChatLineView {
             outgoing: true,
-            trust: TrustMark::Local,
+            trust: TrustState::Local,
             delivery: Some(DeliveryMark::Pending),
             ..view("me", "see you")
         };
@@ -677,7 +683,7 @@ mod tests {
             author_nick: "me",
             counterpart_nick: Some("bob"),
             counterpart_fp_suffix: Some("AB12"),
-            trust: TrustMark::Unverified,
+            trust: TrustState::Unverified,
             delivery: Some(DeliveryMark::Delivered),
             ..view("me", "reply")
         };
@@ -732,7 +738,7 @@ mod tests {
                         &[PeerRowView {
                             nick: h,
                             fingerprint_short: h,
-                            trust: TrustMark::Unverified,
+                            trust: TrustState::Unverified,
                             link: h,
                             address: h,
                             color_seed: 1,
@@ -750,7 +756,7 @@ mod tests {
                             peer_nick: h,
                             peer_fingerprint: h,
                             safety_number: h,
-                            trust: TrustMark::Unverified,
+                            trust: TrustState::Unverified,
                             peer_ref: h,
                             color_seed: 3,
                         },
@@ -772,10 +778,10 @@ mod tests {
     #[test]
     fn no_color_has_no_escape_but_keeps_marks() {
         for trust in [
-            TrustMark::Verified,
-            TrustMark::Unverified,
-            TrustMark::KeyChanged,
-            TrustMark::Local,
+            TrustState::Verified,
+            TrustState::Unverified,
+            TrustState::KeyChanged,
+            TrustState::Local,
         ] {
             let out = chat_line(
                 &Style::PLAIN,
@@ -804,10 +810,10 @@ mod tests {
     #[test]
     fn marks_are_distinct_and_in_the_legend() {
         let all = [
-            TrustMark::Verified,
-            TrustMark::Unverified,
-            TrustMark::KeyChanged,
-            TrustMark::Local,
+            TrustState::Verified,
+            TrustState::Unverified,
+            TrustState::KeyChanged,
+            TrustState::Local,
         ];
         let legend = legend();
         for (i, a) in all.iter().enumerate() {
@@ -857,7 +863,7 @@ mod tests {
             PeerRowView {
                 nick: "alice",
                 fingerprint_short: "K3QF-7XNA",
-                trust: TrustMark::Verified,
+                trust: TrustState::Verified,
                 link: "connected",
                 address: "192.168.1.7:47474",
                 color_seed: 1,
@@ -865,7 +871,7 @@ mod tests {
             PeerRowView {
                 nick: "bob",
                 fingerprint_short: "ZZ2A-9QWE",
-                trust: TrustMark::KeyChanged,
+                trust: TrustState::KeyChanged,
                 link: "offline",
                 address: "",
                 color_seed: 2,
@@ -916,7 +922,7 @@ mod tests {
             peer_nick: "alice",
             peer_fingerprint: "QRST-UVWX YZ23 4567",
             safety_number: "123451234512345123451234512345123451234512345123451234512345",
-            trust: TrustMark::Unverified,
+            trust: TrustState::Unverified,
             peer_ref: "alice",
             color_seed: 0,
         };
