@@ -129,7 +129,10 @@ async fn two_nodes_handshake_and_exchange_frames_both_ways() {
     }
 
     a.cmd.send(Command::Quit).await.unwrap();
-    wait_for(&mut a.events, "a shutdown", |e| *e == Event::Shutdown).await;
+    wait_for(&mut a.events, "a shutdown", |e| {
+        matches!(e, Event::Shutdown)
+    })
+    .await;
     let lost = wait_for(&mut b.events, "b notices", |e| {
         matches!(e, Event::PeerLost { .. })
     })

@@ -6,9 +6,11 @@
 use crate::chat::MessageView;
 use crate::identity::IdentityKey;
 use crate::link::Direction;
+use crate::node::NodeError;
 use crate::trust::TrustState;
 use crate::wire::MessageId;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 /// Where a peer is in its lifecycle, as the UI shows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -67,7 +69,7 @@ pub struct ChatLine {
 }
 
 /// Something the user interface may want to show.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub enum Event {
     /// The node is up: who we are and where we listen.
     Started {
@@ -124,10 +126,10 @@ pub enum Event {
     },
     /// Opaque data frame received (benchmarks, tests).
     Data { from: IdentityKey, len: usize },
-    /// Informational message for the user.
-    Info { text: String },
-    /// A command could not be carried out.
-    Error { text: String },
+    /// `/connect` to an address we already have a link to.
+    AlreadyConnected { addr: SocketAddr },
+    /// A command could not be carried out, or the node's own side failed.
+    Error { error: Arc<NodeError> },
     /// The node has closed every link and stops.
     Shutdown,
 }

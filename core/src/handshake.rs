@@ -38,7 +38,7 @@ const ENCRYPTED_STATIC_LEN: usize = 32 + 16;
 const TAG_LEN: usize = 16;
 
 /// Why a handshake failed. Every variant closes the connection.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, thiserror::Error, PartialEq)]
 pub enum HandshakeError {
     #[error("handshake message {step} has {len} bytes, expected {expected}")]
     BadLength {
@@ -63,8 +63,13 @@ pub enum HandshakeError {
     },
     #[error("the peer presented our own identity")]
     SelfConnection,
-    #[error("internal Noise error: {0}")]
-    Internal(String),
+    /// snow refused a step; its error is kept as the source.
+    #[error("the Noise library refused a handshake step: {0}")]
+    Snow(#[from] snow::Error),
+    /// snow finished message 3 without the peer's static key (it cannot,
+    /// for XX; checked rather than assumed).
+    #[error("the handshake ended without the peer's static key")]
+    NoRemoteStatic,
 }
 
 /// What the local side says about itself in its hello.
@@ -128,20 +133,16 @@ impl std::fmt::Debug for Established {
     }
 }
 
-fn internal(e: snow::Error) -> HandshakeError {
-    HandshakeError::Internal(e.to_string())
-}
-
 fn builder<'a>(
     local: &'a LocalIdentity,
     cfg: &'a HandshakeConfig,
 ) -> Result<snow::Builder<'a>, HandshakeError> {
-    let params = NOISE_PARAMS.parse().map_err(internal)?;
+    let params = NOISE_PARAMS.parse().map_err(HandshakeError::Snow)?;
     let mut b = snow::Builder::new(params)
         .local_private_key(local.noise_secret())
-        .map_err(internal)?
+        .map_err(HandshakeError::Snow)?
         .prologue(domain::NOISE_PROLOGUE)
-        .map_err(internal)?;
+        .map_err(HandshakeError::Snow)?;
     if let Some(e) = &cfg.fixed_ephemeral {
         b = b.fixed_ephemeral_key_for_testing_only(e);
     }
@@ -175,7 +176,9 @@ fn check_ephemeral(msg: &[u8]) -> Result<(), HandshakeError> {
 
 fn write(hs: &mut snow::HandshakeState, payload: &[u8]) -> Result<Vec<u8>, HandshakeError> {
     let mut out = vec![0u8; MAX_HANDSHAKE_MSG_LEN];
-    let n = hs.write_message(payload, &mut out).map_err(internal)?;
+    let n = hs
+        .write_message(payload, &mut out)
+        .map_err(HandshakeError::Snow)?;
     out.truncate(n);
     Ok(out)
 }
@@ -198,7 +201,7 @@ fn verify_peer(
 ) -> Result<PeerHello, HandshakeError> {
     let remote_static = hs
         .get_remote_static()
-        .ok_or_else(|| HandshakeError::Internal("no remote static after s".into()))?;
+        .ok_or(HandshakeError::NoRemoteStatic)?;
     let hello = Hello::decode(payload)?;
     if remote_static != hello.keys.noise.0 {
         return Err(HandshakeError::StaticKeyMismatch);
@@ -229,7 +232,7 @@ fn verify_peer(
 
 fn establish(hs: snow::HandshakeState, peer: PeerHello) -> Result<Established, HandshakeError> {
     let handshake_hash = hs.get_handshake_hash().to_vec();
-    let noise = hs.into_transport_mode().map_err(internal)?;
+    let noise = hs.into_transport_mode().map_err(HandshakeError::Snow)?;
     Ok(Established {
         transport: Transport::new(noise),
         peer,
@@ -255,7 +258,9 @@ impl Initiator {
         expected: Option<IdentityKey>,
     ) -> Result<(Initiator, Vec<u8>), HandshakeError> {
         let hello = hello_bytes(local, cfg)?;
-        let mut hs = builder(local, cfg)?.build_initiator().map_err(internal)?;
+        let mut hs = builder(local, cfg)?
+            .build_initiator()
+            .map_err(HandshakeError::Snow)?;
         let msg1 = write(&mut hs, &[])?;
         Ok((
             Initiator {
@@ -296,7 +301,9 @@ pub struct Responder {
 impl Responder {
     pub fn new(local: &LocalIdentity, cfg: &HandshakeConfig) -> Result<Responder, HandshakeError> {
         let hello = hello_bytes(local, cfg)?;
-        let hs = builder(local, cfg)?.build_responder().map_err(internal)?;
+        let hs = builder(local, cfg)?
+            .build_responder()
+            .map_err(HandshakeError::Snow)?;
         Ok(Responder {
             hs,
             hello,

@@ -23,7 +23,7 @@ pub enum Direction {
 }
 
 /// Why a link failed. Each variant closes only that link.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, thiserror::Error, PartialEq)]
 pub enum LinkError {
     #[error("framing: {0}")]
     Framing(#[from] FramingError),

@@ -138,7 +138,7 @@ pub enum Command {
 }
 
 /// Something the shell must do.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Output {
     Datagram {
         to: SocketAddr,
@@ -953,9 +953,7 @@ impl Node {
                     .values()
                     .any(|p| p.addr == Some(addr) && p.state.established_link().is_some());
                 if linked {
-                    self.emit(Event::Info {
-                        text: format!("already connected to {addr}"),
-                    });
+                    self.emit(Event::AlreadyConnected { addr });
                     return;
                 }
                 if self.manual.iter().any(|m| m.addr == addr) {
@@ -977,19 +975,14 @@ impl Node {
             Command::Nick(nick)
                 if nick.is_empty() || nick.len() > crate::wire::limits::MAX_NICK_LEN =>
             {
-                self.emit(Event::Error {
-                    text: format!(
-                        "a nickname is 1 to {} bytes",
-                        crate::wire::limits::MAX_NICK_LEN
-                    ),
+                self.error(NodeError::BadNickname {
+                    max: crate::wire::limits::MAX_NICK_LEN,
                 });
             }
             Command::Nick(nick) => {
                 self.cfg.nickname = nick.clone();
                 if let Err(e) = self.chat.store_mut().set_meta("nickname", &nick) {
-                    self.emit(Event::Error {
-                        text: format!("nickname not saved: {e}"),
-                    });
+                    self.error(NodeError::NicknameNotSaved(e));
                 }
                 if let Some(d) = self.discovery.as_mut() {
                     d.set_nickname(nick.clone());
@@ -1004,9 +997,7 @@ impl Node {
                         c.pending.push(Frame::Data(data));
                     }
                 }
-                None => self.emit(Event::Error {
-                    text: "peer is not connected".into(),
-                }),
+                None => self.error(NodeError::NotConnected),
             },
             Command::Say(_)
             | Command::Msg { .. }
@@ -1056,6 +1047,10 @@ impl Node {
         let id = self.next_link;
         self.next_link += 1;
         id
+    }
+
+    fn error(&mut self, e: NodeError) {
+        self.emit(Event::Error { error: e.into() });
     }
 
     fn emit(&mut self, ev: Event) {
@@ -1191,5 +1186,8 @@ impl Conn {
 }
 
 mod chat;
+mod error;
 #[cfg(test)]
 mod tests;
+
+pub use error::NodeError;

@@ -151,16 +151,29 @@ pub fn resolve(candidates: &[Candidate], name: &str) -> Result<IdentityKey, Reso
     pick(Vec::new())
 }
 
+/// Why a fingerprint typed for `/trust` was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum FingerprintError {
+    #[error(
+        "type the whole fingerprint ({FINGERPRINT_CHARS} characters, dashes optional), not a prefix: \
+         a prefix does not prove it is the same key"
+    )]
+    Prefix,
+    #[error(
+        "that fingerprint does NOT match this peer's key. Do not trust it: compare again over a \
+         channel you trust"
+    )]
+    Mismatch,
+}
+
 /// Check a fingerprint the user typed for `/trust` against the peer's.
-pub fn check_typed_fingerprint(typed: &str, actual: &Fingerprint) -> Result<(), String> {
+pub fn check_typed_fingerprint(typed: &str, actual: &Fingerprint) -> Result<(), FingerprintError> {
     let t = Fingerprint::normalize_input(typed);
     if t.len() < FINGERPRINT_CHARS {
-        return Err(format!(
-            "type the whole fingerprint ({FINGERPRINT_CHARS} characters, dashes optional), not a prefix: a prefix does not prove it is the same key"
-        ));
+        return Err(FingerprintError::Prefix);
     }
     if t != actual.as_str() {
-        return Err("that fingerprint does NOT match this peer's key. Do not trust it: compare again over a channel you trust".into());
+        return Err(FingerprintError::Mismatch);
     }
     Ok(())
 }
@@ -209,13 +222,11 @@ mod tests {
     fn typed_fingerprints_must_be_whole_and_equal() {
         let fp = key(1).fingerprint();
         assert!(check_typed_fingerprint(&fp.grouped().to_lowercase(), &fp).is_ok());
-        assert!(check_typed_fingerprint(&fp.short(), &fp)
-            .unwrap_err()
-            .contains("whole"));
+        let prefix = check_typed_fingerprint(&fp.short(), &fp).unwrap_err();
+        assert!(prefix.to_string().contains("whole"));
         let other = key(2).fingerprint();
-        assert!(check_typed_fingerprint(other.as_str(), &fp)
-            .unwrap_err()
-            .contains("NOT"));
+        let wrong = check_typed_fingerprint(other.as_str(), &fp).unwrap_err();
+        assert!(wrong.to_string().contains("NOT"));
     }
 
     #[test]

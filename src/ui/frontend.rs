@@ -11,12 +11,29 @@ use natter_core::node::Command;
 use render::{ChatLineView, DeliveryMark, PeerRowView, TrustMark as _, VerifyView};
 use tokio::sync::mpsc;
 
+/// What the front end answers by itself, without the node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reply {
+    /// `/help`, and the like.
+    Info { text: String },
+    /// A mistake in what was typed, or the node is gone.
+    Error { text: String },
+}
+
+/// A front-end answer as text.
+pub fn describe_reply(r: &Reply, style: &Style) -> String {
+    match r {
+        Reply::Info { text } => render::info(style, text),
+        Reply::Error { text } => render::error(style, text),
+    }
+}
+
 /// Where a parsed command goes.
 pub enum Dispatch {
     /// To the node.
     Node(Command),
     /// Answered locally (or refused) without the node.
-    Reply(Event),
+    Reply(Reply),
 }
 
 /// Map a parsed command to a node command, resolving host names.
@@ -33,16 +50,16 @@ pub async fn to_node_command(cmd: CliCommand) -> Dispatch {
             match resolved {
                 Ok(first) => match first {
                     Some(a) => Dispatch::Node(Command::Connect(a)),
-                    None => Dispatch::Reply(Event::Error {
+                    None => Dispatch::Reply(Reply::Error {
                         text: format!("{target} did not resolve to any address"),
                     }),
                 },
-                Err(e) => Dispatch::Reply(Event::Error {
+                Err(e) => Dispatch::Reply(Reply::Error {
                     text: format!("cannot resolve {target}: {e}"),
                 }),
             }
         }
-        CliCommand::Help { topic } => Dispatch::Reply(Event::Info {
+        CliCommand::Help { topic } => Dispatch::Reply(Reply::Info {
             text: help_text(topic),
         }),
         CliCommand::Say(text) => Dispatch::Node(Command::Say(text)),
@@ -67,7 +84,7 @@ pub async fn to_node_command(cmd: CliCommand) -> Dispatch {
 /// in the interactive editor: a command for the node is sent to it; a
 /// mistake, `/help` or a failed look-up is answered here. Returns what to
 /// show, if anything.
-pub async fn handle_line(line: &str, commands: &mpsc::Sender<Command>) -> Option<Event> {
+pub async fn handle_line(line: &str, commands: &mpsc::Sender<Command>) -> Option<Reply> {
     dispatch(parse(line), commands).await
 }
 
@@ -76,18 +93,18 @@ pub async fn handle_line(line: &str, commands: &mpsc::Sender<Command>) -> Option
 pub async fn dispatch(
     parsed: Result<Option<CliCommand>, ParseError>,
     commands: &mpsc::Sender<Command>,
-) -> Option<Event> {
+) -> Option<Reply> {
     let cmd = match parsed {
         Ok(None) => return None,
         Ok(Some(cmd)) => cmd,
         Err(e) => {
-            return Some(Event::Error {
+            return Some(Reply::Error {
                 text: e.to_string(),
             })
         }
     };
     match to_node_command(cmd).await {
-        Dispatch::Node(c) => commands.send(c).await.err().map(|_| Event::Error {
+        Dispatch::Node(c) => commands.send(c).await.err().map(|_| Reply::Error {
             text: "the node has stopped".into(),
         }),
         Dispatch::Reply(ev) => Some(ev),
@@ -311,8 +328,10 @@ pub fn describe(ev: &Event, style: &Style) -> String {
             style,
             &format!("{len} bytes of data from {}", natter_core::hex(&from.0)),
         ),
-        Event::Info { text } => render::info(style, text),
-        Event::Error { text } => render::error(style, text),
+        Event::AlreadyConnected { addr } => {
+            render::info(style, &format!("already connected to {addr}"))
+        }
+        Event::Error { error } => render::error(style, &error.to_string()),
         Event::Shutdown => render::info(style, "bye"),
     }
 }

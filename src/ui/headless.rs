@@ -2,7 +2,7 @@
 //! line and prints one line per event (or one JSON object per line with
 //! `--json`). Scripts and tests drive natter through this.
 
-use super::frontend::{describe, handle_line};
+use super::frontend::{describe, describe_reply, handle_line};
 use super::render::Style;
 use natter_core::event::Event;
 use natter_core::node::Command;
@@ -30,14 +30,18 @@ pub async fn run(
                     }
                 };
                 let reply = handle_line(&line, &commands).await;
-                if let Some(ev) = reply {
-                    print_event(&ev, json, &style);
+                if let Some(r) = reply {
+                    if json {
+                        println!("{}", super::json::reply(&r));
+                    } else {
+                        println!("{}", describe_reply(&r, &style));
+                    }
                 }
             }
             ev = events.recv() => match ev {
                 Some(ev) => {
                     print_event(&ev, json, &style);
-                    if ev == Event::Shutdown {
+                    if matches!(ev, Event::Shutdown) {
                         return;
                     }
                 }

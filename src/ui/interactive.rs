@@ -23,7 +23,7 @@
 
 use super::command::{parse, Command as CliCommand, ParseError};
 use super::complete::complete;
-use super::frontend::{describe, dispatch};
+use super::frontend::{describe, describe_reply, dispatch, Reply};
 use super::render::Style;
 use super::sanitize::sanitize_nick;
 use natter_core::event::{Event, PeerInfo};
@@ -113,7 +113,7 @@ pub async fn run(
     while let Ok(ev) = events.try_recv() {
         names.observe(&ev, &shared);
         print_now(&describe(&ev, &style));
-        if ev == Event::Shutdown {
+        if matches!(ev, Event::Shutdown) {
             return;
         }
     }
@@ -151,12 +151,12 @@ pub async fn run(
         tokio::select! {
             input = inputs.recv() => match input {
                 Some(Input::Line(parsed)) => {
-                    if let Some(ev) = dispatch(parsed, &commands).await {
-                        out.show(&describe(&ev, &style));
+                    if let Some(r) = dispatch(parsed, &commands).await {
+                        out.show(&describe_reply(&r, &style));
                     }
                 }
                 Some(Input::Problem(text)) => {
-                    out.show(&describe(&Event::Error { text }, &style));
+                    out.show(&describe_reply(&Reply::Error { text }, &style));
                 }
                 Some(Input::Quit) | None => break false,
             },
@@ -164,7 +164,7 @@ pub async fn run(
                 Some(ev) => {
                     names.observe(&ev, &shared);
                     out.show(&describe(&ev, &style));
-                    if ev == Event::Shutdown {
+                    if matches!(ev, Event::Shutdown) {
                         break true;
                     }
                 }
@@ -191,14 +191,14 @@ pub async fn run(
             match tokio::time::timeout_at(deadline, events.recv()).await {
                 Ok(Some(ev)) => {
                     out.show(&describe(&ev, &style));
-                    if ev == Event::Shutdown {
+                    if matches!(ev, Event::Shutdown) {
                         break;
                     }
                 }
                 Ok(None) => break,
                 Err(_) => {
-                    out.show(&describe(
-                        &Event::Error {
+                    out.show(&describe_reply(
+                        &Reply::Error {
                             text: "the node did not stop in time; leaving anyway".into(),
                         },
                         &style,

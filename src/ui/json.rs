@@ -9,6 +9,8 @@ use natter_core::event::{ChatLine, Event, PeerInfo};
 use natter_core::identity::IdentityKey;
 use natter_core::link::Direction;
 use natter_core::trust::TrustState;
+
+use super::frontend::Reply;
 use serde_json::{json, Map, Value};
 
 pub use natter_core::hex;
@@ -157,9 +159,21 @@ fn body(ev: &Event) -> (&'static str, Value) {
             json!({ "peer": peer(p), "verified": verified.iter().map(peer).collect::<Vec<_>>() }),
         ),
         Event::Data { from, len } => ("data", json!({ "from": hex(&from.0), "len": len })),
-        Event::Info { text } => ("info", json!({ "text": text })),
-        Event::Error { text } => ("error", json!({ "text": text })),
+        Event::AlreadyConnected { addr } => (
+            "info",
+            json!({ "text": format!("already connected to {addr}") }),
+        ),
+        Event::Error { error } => ("error", json!({ "text": error.to_string() })),
         Event::Shutdown => ("shutdown", json!({})),
+    }
+}
+
+/// A front end's own answer, in the same shape as the node's info and
+/// error events.
+pub fn reply(r: &Reply) -> Value {
+    match r {
+        Reply::Info { text } => json!({ "event": "info", "text": text }),
+        Reply::Error { text } => json!({ "event": "error", "text": text }),
     }
 }
 

@@ -1,7 +1,7 @@
 //! The node's side of the chat core: routing chat frames and commands,
 //! naming peers, and turning messages into lines the UI can show.
 
-use super::{Command, Node};
+use super::{Command, Node, NodeError};
 use crate::chat::store::{PeerRecord, TrustLevel};
 use crate::chat::ChatStore;
 use crate::chat::{ChatEvent, Conversation, MessageView};
@@ -65,9 +65,7 @@ impl Node {
         self.names_changed();
         match seen {
             Ok(_) => {}
-            Err(e) => self.emit(Event::Error {
-                text: format!("cannot record peer: {e}"),
-            }),
+            Err(e) => self.error(NodeError::RecordPeer(e)),
         }
         let id = hello.identity();
         if let Ok(others) = trust::verified_lookalikes(self.chat.store(), &id, &hello.nickname) {
@@ -94,9 +92,7 @@ impl Node {
                     self.queue_frame(&id, f);
                 }
             }
-            Err(e) => self.emit(Event::Error {
-                text: format!("cannot load the outbox: {e}"),
-            }),
+            Err(e) => self.error(NodeError::LoadOutbox(e)),
         }
     }
 
@@ -124,9 +120,7 @@ impl Node {
             Err(e) => {
                 // Our store failed, not the peer: keep the link; the peer
                 // resends what we did not ack.
-                self.emit(Event::Error {
-                    text: format!("cannot store messages: {e}"),
-                });
+                self.error(NodeError::StoreMessages(e));
             }
         }
     }
@@ -145,12 +139,12 @@ impl Node {
     }
 
     pub(super) fn on_chat_command(&mut self, cmd: Command) {
-        if let Err(text) = self.try_chat_command(cmd) {
-            self.emit(Event::Error { text });
+        if let Err(e) = self.try_chat_command(cmd) {
+            self.error(e);
         }
     }
 
-    fn try_chat_command(&mut self, cmd: Command) -> Result<(), String> {
+    fn try_chat_command(&mut self, cmd: Command) -> Result<(), NodeError> {
         let now = self.wall_ms(self.now_ms);
         match cmd {
             // Posts are collected and stored together when the shell next
@@ -168,7 +162,7 @@ impl Node {
                 let views = self
                     .chat
                     .history(conv, limit.min(MAX_LISTING))
-                    .map_err(|e| format!("cannot read history: {e}"))?;
+                    .map_err(NodeError::History)?;
                 let messages = views.into_iter().map(|v| self.line(v)).collect();
                 self.emit(Event::History {
                     conversation: conv,
@@ -179,7 +173,7 @@ impl Node {
                 let views = self
                     .chat
                     .search(&query, limit.min(MAX_LISTING))
-                    .map_err(|e| format!("cannot search: {e}"))?;
+                    .map_err(NodeError::Search)?;
                 let messages = views.into_iter().map(|v| self.line(v)).collect();
                 self.emit(Event::SearchResults { query, messages });
             }
@@ -202,10 +196,10 @@ impl Node {
                         local: self.local.identity_key(),
                         safety_number: safety_number(&self.local.identity_key(), &id),
                     });
-                    return Err(format!(
-                        "not trusted yet: compare the fingerprint above with {} over a channel you trust, then type /trust {peer} <their full fingerprint>",
-                        crate::names::clamp_nick(&self.nick_of(&id))
-                    ));
+                    return Err(NodeError::NotTrustedYet {
+                        nickname: crate::names::clamp_nick(&self.nick_of(&id)),
+                        typed: peer,
+                    });
                 };
                 trust::check_typed_fingerprint(&typed, &id.fingerprint())?;
                 self.set_trust(id, TrustLevel::Verified, now)?;
@@ -239,23 +233,22 @@ impl Node {
                             let message = self.line(view);
                             self.emit(Event::MessageSent { message });
                         }
-                        Err(e) => self.emit(Event::Error {
-                            text: format!("not sent: {e}"),
-                        }),
+                        Err(e) => self.error(NodeError::NotSent(e)),
                     }
                 }
             }
-            Err(e) => self.emit(Event::Error {
-                text: format!("{} message(s) not sent: {e}", items.len()),
+            Err(source) => self.error(NodeError::BurstNotSent {
+                count: items.len(),
+                source,
             }),
         }
     }
 
-    fn set_trust(&mut self, id: IdentityKey, level: TrustLevel, now: u64) -> Result<(), String> {
+    fn set_trust(&mut self, id: IdentityKey, level: TrustLevel, now: u64) -> Result<(), NodeError> {
         self.chat
             .store_mut()
             .set_trust(&id.0, level, now)
-            .map_err(|e| format!("cannot change trust: {e}"))?;
+            .map_err(NodeError::Trust)?;
         self.names_changed();
         let peer = self.info_of(&id);
         self.emit(Event::TrustChanged { peer });
@@ -295,23 +288,21 @@ impl Node {
         out
     }
 
-    fn resolve(&self, name: &str) -> Result<IdentityKey, String> {
-        trust::resolve(&self.candidates(), name).map_err(|e| e.to_string())
+    fn resolve(&self, name: &str) -> Result<IdentityKey, NodeError> {
+        Ok(trust::resolve(&self.candidates(), name)?)
     }
 
     /// Like `resolve`, but a bare nickname that now belongs to a key other
     /// than the verified contact's is refused until the user decides.
-    fn resolve_for_sending(&self, name: &str) -> Result<IdentityKey, String> {
+    fn resolve_for_sending(&self, name: &str) -> Result<IdentityKey, NodeError> {
         let id = self.resolve(name)?;
         let nick = self.nick_of(&id);
         let by_fingerprint = name.contains('#') || !nick.eq_ignore_ascii_case(name.trim());
         if !by_fingerprint && self.trust_of(&id, &nick) == TrustState::KeyChanged {
-            return Err(format!(
-                "NOT SENT: \"{}\" ({}) has the nickname of a contact you verified, but a different key. \
-                 Check with /verify, then /trust it, or name it by fingerprint to send anyway",
-                crate::names::clamp_nick(&nick),
-                id.fingerprint().short()
-            ));
+            return Err(NodeError::NicknameOfVerifiedContact {
+                nickname: crate::names::clamp_nick(&nick),
+                short_fingerprint: id.fingerprint().short(),
+            });
         }
         Ok(id)
     }

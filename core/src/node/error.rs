@@ -1,0 +1,69 @@
+//! Why the node could not do what the user asked, or failed on its own
+//! side (the store). Peers' misbehaviour is not here: it closes their
+//! link and is reported as the link's close reason.
+
+use crate::chat::{ChatError, StoreError};
+use crate::trust::{FingerprintError, ResolveError};
+
+/// An error the node reports to the user ([`crate::event::Event::Error`]).
+/// The display text is a full sentence for the user; sources are kept.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// A peer name did not pick exactly one peer.
+    #[error(transparent)]
+    Resolve(#[from] ResolveError),
+    /// `/trust` without the fingerprint: what to compare was shown.
+    #[error(
+        "not trusted yet: compare the fingerprint above with {nickname} over a channel you trust, \
+         then type /trust {typed} <their full fingerprint>"
+    )]
+    NotTrustedYet {
+        /// What the user typed to name the peer.
+        typed: String,
+        /// The peer's nickname, clamped.
+        nickname: String,
+    },
+    /// `/trust` with a fingerprint that is short or wrong.
+    #[error(transparent)]
+    Fingerprint(#[from] FingerprintError),
+    /// Sending by a bare nickname that now belongs to another key than the
+    /// verified contact's.
+    #[error(
+        "NOT SENT: \"{nickname}\" ({short_fingerprint}) has the nickname of a contact you verified, \
+         but a different key. Check with /verify, then /trust it, or name it by fingerprint to send anyway"
+    )]
+    NicknameOfVerifiedContact {
+        nickname: String,
+        short_fingerprint: String,
+    },
+    /// A message could not be stored for sending.
+    #[error("not sent: {0}")]
+    NotSent(#[source] ChatError),
+    /// A whole burst of messages could not be stored.
+    #[error("{count} message(s) not sent: {source}")]
+    BurstNotSent {
+        count: usize,
+        #[source]
+        source: ChatError,
+    },
+    #[error("a nickname is 1 to {max} bytes")]
+    BadNickname { max: usize },
+    #[error("nickname not saved: {0}")]
+    NicknameNotSaved(#[source] StoreError),
+    #[error("peer is not connected")]
+    NotConnected,
+    #[error("cannot read history: {0}")]
+    History(#[source] ChatError),
+    #[error("cannot search: {0}")]
+    Search(#[source] ChatError),
+    #[error("cannot change trust: {0}")]
+    Trust(#[source] StoreError),
+    #[error("cannot record peer: {0}")]
+    RecordPeer(#[source] ChatError),
+    #[error("cannot load the outbox: {0}")]
+    LoadOutbox(#[source] ChatError),
+    /// Our store failed while taking a peer's messages; the peer resends
+    /// what was not acked.
+    #[error("cannot store messages: {0}")]
+    StoreMessages(#[source] ChatError),
+}
