@@ -258,4 +258,50 @@ mod tests {
             TrustState::Local
         );
     }
+
+    /// The look-alikes an attacker review found passing as strangers, and
+    /// one of each class the skeleton covers: all must be KEY CHANGED next
+    /// to a verified "alice".
+    #[test]
+    fn every_class_of_look_alike_of_a_verified_name_is_flagged() {
+        let mut store = crate::chat::MemoryStore::new();
+        let (alice, me) = (key(1), key(9));
+        store
+            .upsert_peer_seen(&alice.0, &[5; 32], "alice", 1, None)
+            .unwrap();
+        store.set_trust(&alice.0, TrustLevel::Verified, 2).unwrap();
+        for (n, fake) in [
+            "alice\u{fe0f}",  // variation selector
+            "alice\u{2800}",  // blank braille pattern
+            "alice\u{0483}",  // Cyrillic combining mark
+            "al\u{200b}ice",  // zero-width space
+            "\u{0430}lice",   // Cyrillic а
+            "ａｌｉｃｅ",     // full-width
+            "𝐚𝐥𝐢𝐜𝐞",          // mathematical bold
+            "Alice",          // case
+            "aIice",          // capital I for l
+            "ali\u{0301}ce",  // Latin combining acute
+            "alice\u{3164}",  // Hangul filler
+            "al\u{e0041}ice", // tag character
+        ]
+        .iter()
+        .zip(20u8..)
+        .map(|(f, n)| (n, *f))
+        {
+            let id = key(n);
+            store
+                .upsert_peer_seen(&id.0, &[n; 32], fake, 3, None)
+                .unwrap();
+            assert_eq!(
+                trust_state(&store, &me, &id, fake).unwrap(),
+                TrustState::KeyChanged,
+                "{fake:?} passed as a stranger"
+            );
+        }
+        let bob = key(40);
+        assert_eq!(
+            trust_state(&store, &me, &bob, "alicf").unwrap(),
+            TrustState::Unverified
+        );
+    }
 }

@@ -84,6 +84,11 @@ fn clean(s: &str, breaks: Breaks) -> String {
             '\0'..='\u{1f}' => out.push(control_picture(c)),
             '\u{7f}' => out.push('\u{2421}'),
             '\u{80}'..='\u{9f}' => out.push('\u{fffd}'),
+            // Emoji presentation selectors are harmless in message text
+            // (they pick the colour form of ❤); nicknames lose them.
+            '\u{fe0e}' | '\u{fe0f}' if breaks == Breaks::Keep => out.push(c),
+            // Other spaces (no-break, ideographic) stay spaces, not gaps.
+            _ if c.is_whitespace() => out.push(' '),
             _ if is_invisible(c) => {}
             _ => out.push(c),
         }
