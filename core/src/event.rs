@@ -101,6 +101,14 @@ pub enum Event {
     MessageSent { message: ChatLine },
     /// `peer` confirmed it stored our message `id`.
     MessageDelivered { id: MessageId, peer: PeerInfo },
+    /// A second, different message signed by `author` under an id already
+    /// held for one of theirs arrived through `via`; it was dropped and not
+    /// acked (an author signing two messages with one id).
+    MessageCollision {
+        author: PeerInfo,
+        id: MessageId,
+        via: PeerInfo,
+    },
     /// Answer to `/history`.
     History {
         conversation: crate::chat::Conversation,

@@ -20,11 +20,15 @@ impl ChatStore for Store {
     fn insert_messages(&mut self, msgs: &[StoredMessage]) -> Result<Vec<bool>, StoreError> {
         Ok(Store::insert_messages(self, msgs)?)
     }
-    fn has_message(&self, id: &MessageId) -> Result<bool, StoreError> {
-        Ok(Store::has_message(self, id)?)
+    fn has_message(&self, author: &IdentityKey, id: &MessageId) -> Result<bool, StoreError> {
+        Ok(Store::has_message(self, author, id)?)
     }
-    fn get_message(&self, id: &MessageId) -> Result<Option<StoredMessage>, StoreError> {
-        Ok(Store::get_message(self, id)?)
+    fn get_message(
+        &self,
+        author: &IdentityKey,
+        id: &MessageId,
+    ) -> Result<Option<StoredMessage>, StoreError> {
+        Ok(Store::get_message(self, author, id)?)
     }
     fn message_count(&self) -> Result<u64, StoreError> {
         Ok(Store::message_count(self)?)

@@ -4,8 +4,8 @@
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 
 use super::{
-    from_sql_i64, sql_limit, to_array, to_sql_u64, ConversationKey, DbError, MessageId, Store,
-    StoredMessage,
+    from_sql_i64, sql_limit, to_array, to_sql_u64, ConversationKey, DbError, IdentityKey,
+    MessageId, Store, StoredMessage,
 };
 
 /// The columns [`RawMessage::from_row`] reads, from a table aliased `m`.
@@ -126,7 +126,7 @@ pub(super) fn insert_one(conn: &Connection, msg: &StoredMessage) -> Result<Optio
         "INSERT INTO messages \
          (id, conv_peer, author, timestamp_ms, text, signature, outgoing, received_ms) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
-         ON CONFLICT (id) DO NOTHING",
+         ON CONFLICT (author, id) DO NOTHING",
     )?;
     let inserted = stmt.execute(params![
         &msg.id[..],
@@ -174,8 +174,8 @@ pub(super) fn fts_query(input: &str) -> Result<String, DbError> {
 
 impl Store {
     /// Stores received or sent messages in one transaction. Returns, for each
-    /// input, `true` if it was new and `false` if a message with that id was
-    /// already stored (then the stored one is kept unchanged). Duplicates
+    /// input, `true` if it was new and `false` if a message with that author
+    /// and id was already stored (then the stored one is kept unchanged). Duplicates
     /// within `msgs` count as duplicates too.
     pub fn insert_messages(&mut self, msgs: &[StoredMessage]) -> Result<Vec<bool>, DbError> {
         let tx = self
@@ -193,20 +193,26 @@ impl Store {
         Ok(new)
     }
 
-    /// Whether a message with this id is stored.
-    pub fn has_message(&self, id: &MessageId) -> Result<bool, DbError> {
+    /// Whether `author`'s message with this id is stored.
+    pub fn has_message(&self, author: &IdentityKey, id: &MessageId) -> Result<bool, DbError> {
         let mut stmt = self
             .conn
-            .prepare_cached("SELECT 1 FROM messages WHERE id = ?1")?;
-        Ok(stmt.exists([&id[..]])?)
+            .prepare_cached("SELECT 1 FROM messages WHERE author = ?1 AND id = ?2")?;
+        Ok(stmt.exists([&author[..], &id[..]])?)
     }
 
-    /// The stored message with this id.
-    pub fn get_message(&self, id: &MessageId) -> Result<Option<StoredMessage>, DbError> {
+    /// `author`'s stored message with this id.
+    pub fn get_message(
+        &self,
+        author: &IdentityKey,
+        id: &MessageId,
+    ) -> Result<Option<StoredMessage>, DbError> {
         let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages AS m WHERE m.id = ?1"
+            "SELECT {MESSAGE_COLUMNS} FROM messages AS m WHERE m.author = ?1 AND m.id = ?2"
         ))?;
-        let raw = stmt.query_row([&id[..]], RawMessage::from_row).optional()?;
+        let raw = stmt
+            .query_row([&author[..], &id[..]], RawMessage::from_row)
+            .optional()?;
         raw.map(StoredMessage::try_from).transpose()
     }
 

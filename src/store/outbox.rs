@@ -189,9 +189,14 @@ impl Store {
     }
 }
 
-/// The `seq` of the message with this id, if stored.
+/// The `seq` of the message with this id, if stored; our own first. Acks and
+/// the outbox name messages by bare id, and only our own messages are ever
+/// queued, so another author's message under the same id is never picked
+/// while ours exists.
 fn message_seq(conn: &Connection, id: &MessageId) -> Result<Option<i64>, DbError> {
     use rusqlite::OptionalExtension;
-    let mut stmt = conn.prepare_cached("SELECT seq FROM messages WHERE id = ?1")?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT seq FROM messages WHERE id = ?1 ORDER BY outgoing DESC, seq LIMIT 1",
+    )?;
     Ok(stmt.query_row([&id[..]], |row| row.get(0)).optional()?)
 }

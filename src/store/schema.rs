@@ -7,7 +7,11 @@ use super::DbError;
 /// The migration steps, oldest first. Step `i` (0-based) takes the database
 /// from version `i` to version `i + 1`. Never edit a released step: append a
 /// new one.
-pub const MIGRATIONS: &[&str] = &[include_str!("schema_v1.sql"), include_str!("schema_v2.sql")];
+pub const MIGRATIONS: &[&str] = &[
+    include_str!("schema_v1.sql"),
+    include_str!("schema_v2.sql"),
+    include_str!("schema_v3.sql"),
+];
 
 /// The schema version this code writes: the number of migrations.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;

@@ -132,7 +132,7 @@ fn reopen_keeps_everything() {
     let s = Store::open(tmp.path()).unwrap();
     assert_eq!(s.message_count().unwrap(), 2);
     assert_eq!(
-        s.get_message(&id(1)).unwrap(),
+        s.get_message(&ALICE, &id(1)).unwrap(),
         Some(public(1, ALICE, 100, "hello world"))
     );
     assert_eq!(ids(&s.search("world", 10).unwrap()), vec![id(1)]);
@@ -310,11 +310,11 @@ fn message_round_trips_every_field() {
         s.insert_messages(&[m.clone(), p.clone()]).unwrap(),
         [true, true]
     );
-    assert_eq!(s.get_message(&m.id).unwrap(), Some(m.clone()));
-    assert_eq!(s.get_message(&p.id).unwrap(), Some(p));
-    assert!(s.has_message(&m.id).unwrap());
-    assert!(!s.has_message(&id(3)).unwrap());
-    assert_eq!(s.get_message(&id(3)).unwrap(), None);
+    assert_eq!(s.get_message(&m.author, &m.id).unwrap(), Some(m.clone()));
+    assert_eq!(s.get_message(&p.author, &p.id).unwrap(), Some(p));
+    assert!(s.has_message(&m.author, &m.id).unwrap());
+    assert!(!s.has_message(&BOB, &id(3)).unwrap());
+    assert_eq!(s.get_message(&BOB, &id(3)).unwrap(), None);
 }
 
 #[test]
@@ -329,7 +329,10 @@ fn duplicate_ids_are_dropped_in_a_batch_and_later() {
         [true, true, false]
     );
     assert_eq!(s.insert_messages(&[a_again]).unwrap(), [false]);
-    assert_eq!(s.get_message(&a.id).unwrap().unwrap().text, "first");
+    assert_eq!(
+        s.get_message(&a.author, &a.id).unwrap().unwrap().text,
+        "first"
+    );
     assert_eq!(s.message_count().unwrap(), 2);
     assert!(s.search("impostor", 10).unwrap().is_empty());
 }
@@ -363,7 +366,7 @@ fn a_failing_batch_stores_nothing() {
         }
         other => panic!("expected OutOfRange, got {other:?}"),
     }
-    assert!(!s.has_message(&good.id).unwrap());
+    assert!(!s.has_message(&good.author, &good.id).unwrap());
     assert_eq!(s.insert_messages(&[good]).unwrap(), [true]);
 }
 
@@ -749,7 +752,7 @@ fn insert_outgoing_queues_for_every_recipient() {
     let mut s = mem();
     let m = public(1, ME, 10, "hi all");
     assert!(s.insert_outgoing(&m, &[BOB, CAROL, BOB]).unwrap());
-    assert_eq!(s.get_message(&m.id).unwrap(), Some(m.clone()));
+    assert_eq!(s.get_message(&m.author, &m.id).unwrap(), Some(m.clone()));
     assert_eq!(s.pending_peers(&m.id).unwrap(), [BOB, CAROL]);
     // A second insert of the same id changes nothing, not even the outbox.
     assert!(!s.insert_outgoing(&m, &[ALICE]).unwrap());
@@ -772,7 +775,7 @@ fn insert_outgoing_is_atomic() {
         .unwrap();
     let m = public(1, ME, 10, "atomic");
     assert!(s.insert_outgoing(&m, &[BOB, CAROL]).is_err());
-    assert!(!s.has_message(&m.id).unwrap());
+    assert!(!s.has_message(&m.author, &m.id).unwrap());
     assert_eq!(s.pending_count(&m.id).unwrap(), 0);
     assert!(s.search("atomic", 10).unwrap().is_empty());
     assert!(s.outbox_peers().unwrap().is_empty());
@@ -981,4 +984,85 @@ fn search_at_one_million_messages() {
     let h = s.history(&ConversationKey::Public, 100).unwrap();
     eprintln!("history 100: {:?}", t.elapsed());
     assert_eq!(h.len(), 100);
+}
+
+/// A message is (author, id): another author's message under the same id
+/// is a different message, stored beside it, and neither hides the other.
+#[test]
+fn two_authors_may_use_one_id() {
+    let mut s = mem();
+    let genuine = public(1, ALICE, 10, "from alice");
+    let squat = public(1, BOB, 9, "bob took alice's id");
+    assert_eq!(
+        s.insert_messages(std::slice::from_ref(&squat)).unwrap(),
+        [true]
+    );
+    assert_eq!(
+        s.insert_messages(std::slice::from_ref(&genuine)).unwrap(),
+        [true]
+    );
+    assert_eq!(s.get_message(&ALICE, &id(1)).unwrap(), Some(genuine));
+    assert_eq!(s.get_message(&BOB, &id(1)).unwrap(), Some(squat));
+    assert_eq!(s.message_count().unwrap(), 2);
+    // The same author cannot.
+    let again = public(1, ALICE, 11, "alice again");
+    assert_eq!(s.insert_messages(&[again]).unwrap(), [false]);
+}
+
+/// Acks name a bare id: they clear our own message, never a stranger's
+/// that happens to share its id.
+#[test]
+fn acks_reach_our_message_when_another_author_shares_its_id() {
+    let mut s = mem();
+    s.insert_messages(&[public(1, BOB, 5, "squatter")]).unwrap();
+    let ours = public(1, ME, 10, "ours");
+    assert!(s.insert_outgoing(&ours, &[CAROL]).unwrap());
+    assert_eq!(s.outbox_ack(&CAROL, &[id(1)], 20).unwrap(), [id(1)]);
+    assert_eq!(s.delivered_to(&id(1)).unwrap(), [CAROL]);
+    assert_eq!(s.pending_count(&id(1)).unwrap(), 0);
+}
+
+/// Version 3 rebuilds the messages table: a version-2 database keeps every
+/// message, its outbox rows, receipts and full-text index.
+#[test]
+fn migration_to_v3_keeps_messages_outbox_receipts_and_search() {
+    let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+    conn.pragma_update(None, "foreign_keys", "ON").unwrap();
+    super::schema::migrate(&mut conn, &super::MIGRATIONS[..2]).unwrap();
+    conn.execute_batch(
+        "INSERT INTO messages (seq, id, conv_peer, author, timestamp_ms, text, signature, outgoing, received_ms)
+           VALUES (7, zeroblob(16), NULL, zeroblob(32), 100, 'zebra crossing', NULL, 1, 100);
+         INSERT INTO messages_fts (rowid, text) VALUES (7, 'zebra crossing');
+         INSERT INTO outbox (peer, message_seq) VALUES (randomblob(32), 7);
+         INSERT INTO deliveries (message_seq, peer, acked_ms) VALUES (7, randomblob(32), 150);",
+    )
+    .unwrap();
+    super::schema::migrate(&mut conn, super::MIGRATIONS).unwrap();
+    let count = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
+    assert_eq!(count("SELECT count(*) FROM messages WHERE seq = 7"), 1);
+    assert_eq!(
+        count("SELECT count(*) FROM outbox WHERE message_seq = 7"),
+        1
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM deliveries WHERE message_seq = 7"),
+        1
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM messages_fts WHERE messages_fts MATCH 'zebra'"),
+        1
+    );
+    let fk: Vec<String> = {
+        let mut st = conn.prepare("PRAGMA foreign_key_check").unwrap();
+        st.query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    assert!(fk.is_empty(), "dangling references: {fk:?}");
+    // Deleting a message still cascades into its children (new tables).
+    conn.execute("DELETE FROM messages WHERE seq = 7", [])
+        .unwrap();
+    assert_eq!(count("SELECT count(*) FROM outbox"), 0);
+    assert_eq!(count("SELECT count(*) FROM deliveries"), 0);
 }

@@ -267,6 +267,15 @@ pub fn describe(ev: &Event, style: &Style) -> String {
                 &format!("message {short} delivered to {}", who(peer)),
             )
         }
+        Event::MessageCollision { author, id, via } => render::warning(
+            style,
+            &format!(
+                "{} signed two different messages with one id ({}); the second, relayed by {}, was dropped",
+                who(author),
+                natter_core::hex(id).chars().take(8).collect::<String>(),
+                who(via)
+            ),
+        ),
         Event::History {
             conversation,
             messages,

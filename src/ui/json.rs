@@ -130,6 +130,10 @@ fn body(ev: &Event) -> (&'static str, Value) {
             "message_delivered",
             json!({ "id": hex(id), "peer": peer(p) }),
         ),
+        Event::MessageCollision { author, id, via } => (
+            "message_collision",
+            json!({ "author": peer(author), "id": hex(id), "via": peer(via) }),
+        ),
         Event::History {
             conversation: c,
             messages,

@@ -16,7 +16,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 pub struct MemoryStore {
     /// In storage order; the index is the storage sequence.
     messages: Vec<StoredMessage>,
-    by_id: HashMap<MessageId, usize>,
+    /// (author, id) → index in `messages`.
+    by_key: HashMap<(IdentityBytes, MessageId), usize>,
     /// `(peer, message)` rows awaiting an ack.
     outbox: BTreeSet<(IdentityBytes, MessageId)>,
     /// Who acked each message, in ack order.
@@ -43,8 +44,27 @@ impl MemoryStore {
     }
 
     fn push(&mut self, m: &StoredMessage) {
-        self.by_id.insert(m.id, self.messages.len());
+        self.by_key.insert((m.author, m.id), self.messages.len());
         self.messages.push(m.clone());
+    }
+
+    fn contains(&self, m: &StoredMessage) -> bool {
+        self.by_key.contains_key(&(m.author, m.id))
+    }
+
+    /// Our own message with this id, else anyone's: what acks and the
+    /// outbox name (see the SQLite store's `message_seq`).
+    fn index_of_id(&self, id: &MessageId) -> Option<usize> {
+        let mut found = None;
+        for (i, m) in self.messages.iter().enumerate() {
+            if m.id == *id {
+                if m.outgoing {
+                    return Some(i);
+                }
+                found = found.or(Some(i));
+            }
+        }
+        found
     }
 
     /// Messages matching `keep`, by (author timestamp, storage order).
@@ -73,7 +93,7 @@ impl ChatStore for MemoryStore {
         msgs.iter().try_for_each(Self::check)?;
         let mut out = Vec::with_capacity(msgs.len());
         for m in msgs {
-            let new = !self.by_id.contains_key(&m.id);
+            let new = !self.contains(m);
             if new {
                 self.push(m);
             }
@@ -82,12 +102,19 @@ impl ChatStore for MemoryStore {
         Ok(out)
     }
 
-    fn has_message(&self, id: &MessageId) -> Result<bool, StoreError> {
-        Ok(self.by_id.contains_key(id))
+    fn has_message(&self, author: &IdentityBytes, id: &MessageId) -> Result<bool, StoreError> {
+        Ok(self.by_key.contains_key(&(*author, *id)))
     }
 
-    fn get_message(&self, id: &MessageId) -> Result<Option<StoredMessage>, StoreError> {
-        Ok(self.by_id.get(id).map(|&i| self.messages[i].clone()))
+    fn get_message(
+        &self,
+        author: &IdentityBytes,
+        id: &MessageId,
+    ) -> Result<Option<StoredMessage>, StoreError> {
+        Ok(self
+            .by_key
+            .get(&(*author, *id))
+            .map(|&i| self.messages[i].clone()))
     }
 
     fn message_count(&self) -> Result<u64, StoreError> {
@@ -151,7 +178,7 @@ impl ChatStore for MemoryStore {
         items.iter().try_for_each(|(m, _)| Self::check(m))?;
         let mut out = Vec::with_capacity(items.len());
         for (m, recipients) in items {
-            let new = !self.by_id.contains_key(&m.id);
+            let new = !self.contains(m);
             if new {
                 self.push(m);
                 for r in *recipients {
@@ -171,8 +198,8 @@ impl ChatStore for MemoryStore {
         let mut rows: Vec<(u64, usize)> = self
             .outbox
             .range((*peer, [0; 16])..=(*peer, [0xff; 16]))
-            .filter_map(|(_, id)| self.by_id.get(id))
-            .map(|&i| (self.messages[i].timestamp_ms, i))
+            .filter_map(|(_, id)| self.index_of_id(id))
+            .map(|i| (self.messages[i].timestamp_ms, i))
             .collect();
         rows.sort_unstable();
         Ok(rows

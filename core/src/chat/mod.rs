@@ -31,12 +31,18 @@
 //! 3. **Delivery.** The receiver stores every new `Public`/`Direct` message
 //!    (one SQLite transaction per batch of frames, `synchronous=FULL`, so it
 //!    is on disk when the call returns) and only then acks it: `Ack(ids)` back
-//!    on the same link, at most [`MAX_ACK_IDS`] ids per frame. Duplicates (an
-//!    id already stored, also from before a restart, or twice in one batch)
-//!    are dropped without a second [`ChatEvent::Received`] but are acked too,
-//!    so a sender whose ack was lost stops resending. An id is acked once per
-//!    batch. A duplicate's signature is not checked again: it is not stored,
-//!    and its ack only says "I have a message with this id".
+//!    on the same link, at most [`MAX_ACK_IDS`] ids per frame. A message is
+//!    identified by its **(author, id)**: two authors' messages under one id
+//!    are two messages, so no peer can hide another's message by using its
+//!    id first. Duplicates (the same author, id and content already stored,
+//!    also from before a restart, or twice in one batch) are dropped without
+//!    a second [`ChatEvent::Received`] but are acked too, so a sender whose
+//!    ack was lost stops resending; their signature is not checked again
+//!    (identical bytes to a verified message). An id is acked once per
+//!    batch. A message under a held (author, id) with other content is never
+//!    acked: a validly signed one is a [`ChatEvent::Collision`] (the author
+//!    signed two messages with one id), a forged one a
+//!    [`Violation::BadSignature`], a direct one [`Violation::IdReused`].
 //! 4. **Sender and outbox.** [`Chat::post_public`] stores the signed message
 //!    and an outbox row for every known peer (every identity in the store's
 //!    peers table except the local one) in one transaction, and returns
@@ -103,13 +109,8 @@
 //!
 //! # Known limits
 //!
-//! - An authenticated peer that has seen a public message can, before it
-//!   reaches some other node, send that node a `Direct` frame with the same
-//!   id. The node then keeps the direct message (author: the squatter) and
-//!   drops the real one as a duplicate. Ids are unpredictable, so this needs
-//!   a peer that relays the message anyway and chooses not to; it is the same
-//!   power as a relay that drops messages, except that the author sees an
-//!   ack.
+//! - Acks carry bare ids; an ack is read as being about the messages the
+//!   acking peer got from us, which in our outbox are our own.
 //! - Relaying and catch-up forward new messages to every connected peer,
 //!   which mostly answer with duplicates' acks: O(peers) frames per message,
 //!   fine on a LAN.
@@ -229,6 +230,14 @@ pub enum ChatEvent {
     Received(MessageView),
     /// `peer` acked our message `id`; its outbox row is gone.
     Delivered { id: MessageId, peer: IdentityKey },
+    /// A validly signed message arrived (through `via`) under an (author,
+    /// id) already held with other content: the author signed two messages
+    /// with one id. Neither stored nor acked.
+    Collision {
+        author: IdentityKey,
+        id: MessageId,
+        via: IdentityKey,
+    },
 }
 
 /// What a call asks the node to do.
@@ -256,6 +265,10 @@ pub enum Violation {
     /// The timestamp cannot be stored.
     #[error("message {} has timestamp {timestamp_ms}, beyond the largest storable", hex(.id))]
     TimestampOutOfRange { id: MessageId, timestamp_ms: u64 },
+    /// The peer sent a direct message under an id it had already used for
+    /// another message.
+    #[error("message {} reuses the id of another message by the same peer", hex(.id))]
+    IdReused { id: MessageId },
     /// A public message whose signature does not verify for its author.
     #[error("public message {} does not carry a valid signature by {author:?}", hex(.id))]
     BadSignature { id: MessageId, author: IdentityKey },
@@ -293,6 +306,9 @@ pub struct ChatStats {
     pub relayed: u64,
     /// Acks that removed an outbox row.
     pub delivered: u64,
+    /// Signed messages dropped because their (author, id) was held with
+    /// other content.
+    pub collisions: u64,
 }
 
 /// Whether [`Chat::on_frames`] handles this kind of frame.
@@ -387,6 +403,40 @@ fn public_from_stored(m: StoredMessage) -> Option<PublicMessage> {
             signature: SignatureBytes(signature),
         }),
         _ => None,
+    }
+}
+
+/// What is already held under a received message's (author, id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Seen {
+    New,
+    /// The same message again: acked, not stored twice.
+    Same,
+    /// Another message under the same (author, id): never acked.
+    Different,
+}
+
+/// Two stored messages of one (author, id) say the same thing.
+fn same_content(a: &StoredMessage, b: &StoredMessage) -> bool {
+    a.conversation == b.conversation
+        && a.timestamp_ms == b.timestamp_ms
+        && a.text == b.text
+        && a.signature == b.signature
+}
+
+/// The ids to ack for one batch, in order, each once: acks name bare ids,
+/// so two authors' messages with one id need one ack.
+#[derive(Default)]
+struct AckList {
+    ids: Vec<MessageId>,
+    seen: HashSet<MessageId>,
+}
+
+impl AckList {
+    fn push(&mut self, id: MessageId) {
+        if self.seen.insert(id) {
+            self.ids.push(id);
+        }
     }
 }
 
@@ -589,8 +639,9 @@ impl Chat {
         let mut actions = Actions::default();
         // Messages to store, with the public frame to relay if new.
         let mut incoming: Vec<(StoredMessage, Option<PublicMessage>)> = Vec::new();
-        let mut batch_ids: HashSet<MessageId> = HashSet::new();
-        let mut to_ack: Vec<MessageId> = Vec::new();
+        // (author, id) → the message, for the messages of this batch.
+        let mut batch: HashMap<(IdentityKey, MessageId), StoredMessage> = HashMap::new();
+        let mut to_ack = AckList::default();
         let mut acked: Vec<MessageId> = Vec::new();
         let mut sync_requests: Vec<u64> = Vec::new();
 
@@ -608,10 +659,12 @@ impl Chat {
                         self.reject(&mut actions, v);
                         continue;
                     }
-                    // Only a message that would be stored needs its
-                    // signature checked (rule 3).
-                    let is_new = !batch_ids.contains(&m.id) && !self.store.has_message(&m.id)?;
-                    if is_new && verify_public(&m).is_err() {
+                    let stored = stored_public(&m, self.local, now_ms);
+                    let seen = self.seen(&batch, &stored)?;
+                    // Only a message that would be stored, or one that
+                    // differs from what is stored under its (author, id),
+                    // needs its signature checked (rule 3).
+                    if seen != Seen::Same && verify_public(&m).is_err() {
                         let v = Violation::BadSignature {
                             id: m.id,
                             author: m.author,
@@ -619,39 +672,55 @@ impl Chat {
                         self.reject(&mut actions, v);
                         continue;
                     }
+                    if seen == Seen::Different {
+                        // The author signed two messages with one id:
+                        // neither stored twice nor acked.
+                        self.collision(&mut actions, from, &stored);
+                        continue;
+                    }
                     if let Some(progress) = self.sync.get_mut(&from) {
                         progress.count(&m);
                     }
-                    if batch_ids.insert(m.id) {
-                        to_ack.push(m.id);
-                    }
-                    if is_new {
-                        incoming.push((stored_public(&m, self.local, now_ms), Some(m)));
+                    to_ack.push(m.id);
+                    if seen == Seen::New {
+                        batch.insert((m.author, m.id), stored.clone());
+                        incoming.push((stored, Some(m)));
                     } else {
                         self.stats.duplicates += 1;
                     }
                 }
-                Frame::Direct(m) => match check_received(&m.id, m.timestamp_ms, &m.text) {
-                    Err(v) => self.reject(&mut actions, v),
-                    Ok(()) => {
-                        if batch_ids.insert(m.id) {
+                Frame::Direct(m) => {
+                    if let Err(v) = check_received(&m.id, m.timestamp_ms, &m.text) {
+                        self.reject(&mut actions, v);
+                        continue;
+                    }
+                    let stored = StoredMessage {
+                        id: m.id,
+                        conversation: ConversationKey::Direct(from.0),
+                        author: from.0,
+                        timestamp_ms: m.timestamp_ms,
+                        text: m.text,
+                        signature: None,
+                        outgoing: false,
+                        received_ms: now_ms,
+                    };
+                    match self.seen(&batch, &stored)? {
+                        Seen::New => {
                             to_ack.push(m.id);
-                            let stored = StoredMessage {
-                                id: m.id,
-                                conversation: ConversationKey::Direct(from.0),
-                                author: from.0,
-                                timestamp_ms: m.timestamp_ms,
-                                text: m.text,
-                                signature: None,
-                                outgoing: false,
-                                received_ms: now_ms,
-                            };
+                            batch.insert((from, m.id), stored.clone());
                             incoming.push((stored, None));
-                        } else {
+                        }
+                        Seen::Same => {
+                            to_ack.push(m.id);
                             self.stats.duplicates += 1;
                         }
+                        // The link's own peer reused its id for other
+                        // content: nothing to ack truthfully.
+                        Seen::Different => {
+                            self.reject(&mut actions, Violation::IdReused { id: m.id })
+                        }
                     }
-                },
+                }
                 Frame::Ack(ids) => acked.extend(ids),
                 Frame::SyncRequest(r) => sync_requests.push(r.since_ms),
                 _ => {}
@@ -659,7 +728,7 @@ impl Chat {
         }
 
         self.store_incoming(from, incoming, connected, &mut actions)?;
-        for ids in to_ack.chunks(MAX_ACK_IDS) {
+        for ids in to_ack.ids.chunks(MAX_ACK_IDS) {
             actions.send.push((from, Frame::Ack(ids.to_vec())));
         }
         self.apply_acks(now_ms, from, &acked, &mut actions)?;
@@ -674,6 +743,34 @@ impl Chat {
             }
         }
         Ok(actions)
+    }
+
+    /// Whether `m`'s (author, id) is new, or already held (in this batch or
+    /// in the store) with the same content or with other content.
+    fn seen(
+        &self,
+        batch: &HashMap<(IdentityKey, MessageId), StoredMessage>,
+        m: &StoredMessage,
+    ) -> Result<Seen, ChatError> {
+        let key = (IdentityKey(m.author), m.id);
+        let held = match batch.get(&key) {
+            Some(b) => Some(b.clone()),
+            None => self.store.get_message(&m.author, &m.id)?,
+        };
+        Ok(match held {
+            None => Seen::New,
+            Some(h) if same_content(&h, m) => Seen::Same,
+            Some(_) => Seen::Different,
+        })
+    }
+
+    fn collision(&mut self, actions: &mut Actions, from: IdentityKey, m: &StoredMessage) {
+        self.stats.collisions += 1;
+        actions.events.push(ChatEvent::Collision {
+            author: IdentityKey(m.author),
+            id: m.id,
+            via: from,
+        });
     }
 
     fn reject(&mut self, actions: &mut Actions, violation: Violation) {

@@ -113,15 +113,20 @@ pub const MAX_STORED_INT: u64 = i64::MAX as u64;
 /// The chat core's persistent state: history, outbox, delivery receipts,
 /// the trust store and settings.
 pub trait ChatStore: Send + std::fmt::Debug {
-    /// Stores received or sent messages in one transaction. Returns, for each
-    /// input, `true` if it was new and `false` if a message with that id was
-    /// already stored (then the stored one is kept unchanged). Duplicates
-    /// within `msgs` count as duplicates too.
+    /// Stores received or sent messages in one transaction. A message is
+    /// identified by its (author, id): two authors may use the same id.
+    /// Returns, for each input, `true` if it was new and `false` if that
+    /// author's message with that id was already stored (then the stored
+    /// one is kept unchanged). Duplicates within `msgs` count too.
     fn insert_messages(&mut self, msgs: &[StoredMessage]) -> Result<Vec<bool>, StoreError>;
-    /// Whether a message with this id is stored.
-    fn has_message(&self, id: &MessageId) -> Result<bool, StoreError>;
-    /// The stored message with this id.
-    fn get_message(&self, id: &MessageId) -> Result<Option<StoredMessage>, StoreError>;
+    /// Whether `author`'s message with this id is stored.
+    fn has_message(&self, author: &IdentityBytes, id: &MessageId) -> Result<bool, StoreError>;
+    /// `author`'s stored message with this id.
+    fn get_message(
+        &self,
+        author: &IdentityBytes,
+        id: &MessageId,
+    ) -> Result<Option<StoredMessage>, StoreError>;
     /// Number of stored messages.
     fn message_count(&self) -> Result<u64, StoreError>;
     /// The last `limit` messages of a conversation, in chronological order:
@@ -141,8 +146,8 @@ pub trait ChatStore: Send + std::fmt::Debug {
     /// The newest public author timestamp that is at most `at_most_ms`.
     fn newest_public_timestamp(&self, at_most_ms: u64) -> Result<Option<u64>, StoreError>;
     /// Stores messages and queues each for its recipients, all in ONE
-    /// transaction. Returns, per message, whether it was new; a duplicate id
-    /// changes nothing for that message. On error nothing is stored.
+    /// transaction. Returns, per message, whether it was new; a duplicate
+    /// (author, id) changes nothing for that message. On error nothing is stored.
     fn insert_outgoing_batch(
         &mut self,
         items: &[(&StoredMessage, &[IdentityBytes])],

@@ -614,7 +614,12 @@ fn catch_up_through_a_third_peer_verifies_signatures() {
     // Every message reached 2 through a frame 2 checked: stored with the
     // author's signature, which verifies.
     for s in &sent {
-        let stored = net.chat(2).store().get_message(&s.id).unwrap().unwrap();
+        let stored = net
+            .chat(2)
+            .store()
+            .get_message(&s.author.0, &s.id)
+            .unwrap()
+            .unwrap();
         verify_public(&public_from_stored(stored).unwrap()).unwrap();
     }
     assert!(net.nodes[2].rejected.is_empty());
@@ -876,7 +881,11 @@ fn a_direct_frame_is_always_from_the_link_peer() {
     };
     assert_eq!(v.author, mallory.identity_key());
     assert_eq!(v.conversation, Conversation::Direct(mallory.identity_key()));
-    let stored = b.store().get_message(&[6; 16]).unwrap().unwrap();
+    let stored = b
+        .store()
+        .get_message(&mallory.identity_key().0, &[6; 16])
+        .unwrap()
+        .unwrap();
     assert_eq!(stored.author, mallory.identity_key().0);
     assert_eq!(
         stored.conversation,
@@ -1258,4 +1267,163 @@ fn outbox_rows_go_only_to_recently_seen_peers() {
         .outbox_for_peer(&old.identity_key().0, 10)
         .unwrap()
         .is_empty());
+}
+
+// ------------------------------------------------------- (author, id) identity
+
+/// A peer that has seen Alice's message id plants its own validly signed
+/// message under it first. Carol must still store Alice's genuine message
+/// and ack it; before, the genuine one was dropped as a duplicate and acked,
+/// and Alice saw "delivered" for a message Carol never had.
+#[test]
+fn a_public_message_under_someone_elses_id_does_not_hide_theirs() {
+    let (alice, mallory) = (identity(1), identity(6));
+    let (_carol, mut carol_chat) = lone_chat(3);
+    let genuine = signed(&alice, 7, T0, "the genuine message");
+    let squat = signed(&mallory, 7, T0 - 1, "the squatter's text");
+    let first = carol_chat
+        .on_frames(T0, mallory.identity_key(), vec![Frame::Public(squat)], &[])
+        .unwrap();
+    assert_eq!(first.events.len(), 1);
+    let second = carol_chat
+        .on_frames(T0, alice.identity_key(), vec![Frame::Public(genuine)], &[])
+        .unwrap();
+    let Some(ChatEvent::Received(v)) = second.events.first() else {
+        panic!("the genuine message was not stored: {second:?}")
+    };
+    assert_eq!(v.author, alice.identity_key());
+    assert_eq!(v.text, "the genuine message");
+    assert_eq!(acks_in(&second), [[7; 16]]);
+    let stored = carol_chat
+        .store()
+        .get_message(&alice.identity_key().0, &[7; 16])
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.text, "the genuine message");
+}
+
+/// The same with a direct frame: its author is the link's peer, so it can
+/// never stand for another author's public message.
+#[test]
+fn a_direct_message_under_a_public_id_does_not_hide_it() {
+    let (alice, mallory) = (identity(1), identity(6));
+    let (_carol, mut carol_chat) = lone_chat(3);
+    let squat = Frame::Direct(DirectMessage {
+        id: [8; 16],
+        timestamp_ms: T0,
+        text: "mine now".into(),
+    });
+    carol_chat
+        .on_frames(T0, mallory.identity_key(), vec![squat], &[])
+        .unwrap();
+    let genuine = signed(&alice, 8, T0, "public, by alice");
+    let actions = carol_chat
+        .on_frames(T0, alice.identity_key(), vec![Frame::Public(genuine)], &[])
+        .unwrap();
+    assert!(
+        matches!(actions.events.first(), Some(ChatEvent::Received(v)) if v.author == alice.identity_key())
+    );
+    assert_eq!(carol_chat.store().message_count().unwrap(), 2);
+}
+
+/// An author who signs two different messages with one id: the second is
+/// neither stored nor acked, and is reported; the relay is not blamed.
+#[test]
+fn two_different_signed_messages_under_one_author_and_id_are_a_collision() {
+    let (alice, bob) = (identity(1), identity(2));
+    let (_carol, mut carol_chat) = lone_chat(3);
+    carol_chat
+        .on_frames(
+            T0,
+            alice.identity_key(),
+            vec![Frame::Public(signed(&alice, 9, T0, "first"))],
+            &[],
+        )
+        .unwrap();
+    let actions = carol_chat
+        .on_frames(
+            T0,
+            bob.identity_key(),
+            vec![Frame::Public(signed(&alice, 9, T0, "second"))],
+            &[],
+        )
+        .unwrap();
+    assert!(
+        acks_in(&actions).is_empty(),
+        "a collision must not be acked"
+    );
+    assert!(actions.rejected.is_empty(), "the relay did nothing wrong");
+    assert_eq!(
+        actions.events,
+        [ChatEvent::Collision {
+            author: alice.identity_key(),
+            id: [9; 16],
+            via: bob.identity_key()
+        }]
+    );
+    assert_eq!(carol_chat.stats().collisions, 1);
+    // The very same message again is a plain duplicate, acked.
+    let again = carol_chat
+        .on_frames(
+            T0,
+            bob.identity_key(),
+            vec![Frame::Public(signed(&alice, 9, T0, "first"))],
+            &[],
+        )
+        .unwrap();
+    assert_eq!(acks_in(&again), [[9; 16]]);
+}
+
+/// A forgery under a held (author, id) with other text fails the signature
+/// check: a violation of the link that carried it, not a collision.
+#[test]
+fn a_forged_variant_of_a_held_message_is_a_violation() {
+    let (alice, bob) = (identity(1), identity(2));
+    let (_carol, mut carol_chat) = lone_chat(3);
+    let real = signed(&alice, 4, T0, "real");
+    carol_chat
+        .on_frames(
+            T0,
+            alice.identity_key(),
+            vec![Frame::Public(real.clone())],
+            &[],
+        )
+        .unwrap();
+    let mut forged = real;
+    forged.text = "forged".into();
+    let actions = carol_chat
+        .on_frames(T0, bob.identity_key(), vec![Frame::Public(forged)], &[])
+        .unwrap();
+    assert!(acks_in(&actions).is_empty());
+    assert!(matches!(
+        actions.rejected.as_slice(),
+        [Violation::BadSignature { .. }]
+    ));
+}
+
+/// A peer reusing its own direct message id for other text is refused and
+/// not acked.
+#[test]
+fn a_peer_reusing_its_direct_message_id_is_a_violation() {
+    let bob = identity(2);
+    let (_carol, mut carol_chat) = lone_chat(3);
+    let dm = |text: &str| {
+        Frame::Direct(DirectMessage {
+            id: [5; 16],
+            timestamp_ms: T0,
+            text: text.into(),
+        })
+    };
+    carol_chat
+        .on_frames(T0, bob.identity_key(), vec![dm("one")], &[])
+        .unwrap();
+    let actions = carol_chat
+        .on_frames(T0, bob.identity_key(), vec![dm("two")], &[])
+        .unwrap();
+    assert!(acks_in(&actions).is_empty());
+    assert_eq!(actions.rejected, [Violation::IdReused { id: [5; 16] }]);
+    let same = carol_chat
+        .on_frames(T0, bob.identity_key(), vec![dm("one")], &[])
+        .unwrap();
+    assert_eq!(acks_in(&same), [[5; 16]], "a plain resend is still acked");
 }

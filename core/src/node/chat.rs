@@ -135,6 +135,11 @@ impl Node {
                 let peer = self.info_of(&peer);
                 self.emit(Event::MessageDelivered { id, peer });
             }
+            ChatEvent::Collision { author, id, via } => {
+                let author = self.info_of(&author);
+                let via = self.info_of(&via);
+                self.emit(Event::MessageCollision { author, id, via });
+            }
         }
     }
 

@@ -400,7 +400,7 @@ fn a_relayed_public_message_with_a_broken_signature_is_rejected_and_closes_that_
     assert!(s.nodes[0]
         .node
         .store()
-        .get_message(&[9; 16])
+        .get_message(&author.0, &[9; 16])
         .unwrap()
         .is_none());
     let lost = s.nodes[0]
