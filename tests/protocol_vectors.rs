@@ -230,4 +230,7 @@ fn protocol_md_states_the_limits_in_force() {
         let row = format!("| `{name}` | {value} |");
         assert!(doc.contains(&row), "docs/PROTOCOL.md lacks the row {row}");
     }
+    let skew = natter_core::chat::store::MAX_CLOCK_SKEW_MS;
+    let row = format!("| {skew} ms | `MAX_CLOCK_SKEW_MS` |");
+    assert!(doc.contains(&row), "docs/PROTOCOL.md lacks the row {row}");
 }

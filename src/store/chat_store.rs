@@ -43,8 +43,13 @@ impl ChatStore for Store {
     fn search(&self, words: &str, limit: usize) -> Result<Vec<StoredMessage>, StoreError> {
         Ok(Store::search(self, words, limit)?)
     }
-    fn public_since(&self, since_ms: u64, limit: usize) -> Result<Vec<StoredMessage>, StoreError> {
-        Ok(Store::public_since(self, since_ms, limit)?)
+    fn public_since(
+        &self,
+        since_ms: u64,
+        until_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        Ok(Store::public_since(self, since_ms, until_ms, limit)?)
     }
     fn newest_public_timestamp(&self, at_most_ms: u64) -> Result<Option<u64>, StoreError> {
         Ok(Store::newest_public_timestamp(self, at_most_ms)?)

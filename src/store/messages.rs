@@ -3,6 +3,8 @@
 
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 
+use natter_core::chat::store::order_ms;
+
 use super::{
     from_sql_i64, sql_limit, to_array, to_sql_u64, ConversationKey, DbError, IdentityKey,
     MessageId, Store, StoredMessage,
@@ -124,8 +126,8 @@ impl SeqRange {
 pub(super) fn insert_one(conn: &Connection, msg: &StoredMessage) -> Result<Option<i64>, DbError> {
     let mut stmt = conn.prepare_cached(
         "INSERT INTO messages \
-         (id, conv_peer, author, timestamp_ms, text, signature, outgoing, received_ms) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
+         (id, conv_peer, author, timestamp_ms, text, signature, outgoing, received_ms, order_ms) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
          ON CONFLICT (author, id) DO NOTHING",
     )?;
     let inserted = stmt.execute(params![
@@ -137,6 +139,7 @@ pub(super) fn insert_one(conn: &Connection, msg: &StoredMessage) -> Result<Optio
         msg.signature.as_ref().map(|s| &s[..]),
         msg.outgoing,
         to_sql_u64("received_ms", msg.received_ms)?,
+        to_sql_u64("order_ms", order_ms(msg))?,
     ])?;
     Ok((inserted == 1).then(|| conn.last_insert_rowid()))
 }
@@ -225,7 +228,8 @@ impl Store {
     }
 
     /// The last `limit` messages of a conversation, in chronological order:
-    /// by the author's timestamp, ties in the order they were stored.
+    /// by `order_ms` (the author's timestamp, capped at arrival plus
+    /// MAX_CLOCK_SKEW_MS), ties in the order they were stored.
     pub fn history(
         &self,
         conv: &ConversationKey,
@@ -236,7 +240,7 @@ impl Store {
             &format!(
                 "SELECT {MESSAGE_COLUMNS} FROM messages AS m \
                  WHERE m.conv_peer IS ?1 \
-                 ORDER BY m.timestamp_ms DESC, m.seq DESC LIMIT ?2"
+                 ORDER BY m.order_ms DESC, m.seq DESC LIMIT ?2"
             ),
             params![conv_peer(conv), sql_limit(limit)],
         )?;
@@ -268,28 +272,35 @@ impl Store {
         )
     }
 
-    /// Signed public messages with `timestamp_ms >= since_ms`, oldest first,
-    /// at most `limit`: what a peer that was offline asks for to catch up.
-    /// Unsigned public rows cannot be relayed and are left out. `since_ms`
-    /// may come from a peer: any value is accepted.
-    pub fn public_since(&self, since_ms: u64, limit: usize) -> Result<Vec<StoredMessage>, DbError> {
+    /// Signed public messages with `order_ms >= since_ms` and
+    /// `timestamp_ms <= until_ms`, oldest first, at most `limit`: what a peer
+    /// that was offline asks for to catch up. Unsigned public rows cannot be
+    /// relayed and are left out. `since_ms` may come from a peer: any value
+    /// is accepted.
+    pub fn public_since(
+        &self,
+        since_ms: u64,
+        until_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredMessage>, DbError> {
         // No stored timestamp is beyond i64::MAX.
         let Ok(since) = i64::try_from(since_ms) else {
             return Ok(Vec::new());
         };
+        let until = i64::try_from(until_ms).unwrap_or(i64::MAX);
         query_messages(
             &self.conn,
             &format!(
                 "SELECT {MESSAGE_COLUMNS} FROM messages AS m \
-                 WHERE m.conv_peer IS NULL AND m.timestamp_ms >= ?1 \
-                   AND m.signature IS NOT NULL \
-                 ORDER BY m.timestamp_ms, m.seq LIMIT ?2"
+                 WHERE m.conv_peer IS NULL AND m.order_ms >= ?1 \
+                   AND m.timestamp_ms <= ?2 AND m.signature IS NOT NULL \
+                 ORDER BY m.order_ms, m.seq LIMIT ?3"
             ),
-            params![since, sql_limit(limit)],
+            params![since, until, sql_limit(limit)],
         )
     }
 
-    /// The newest author timestamp among public messages that is at most
+    /// The newest `order_ms` among public messages that is at most
     /// `at_most_ms`, if there is one: where a node that comes back asks its
     /// peers to resume the public room. Timestamps beyond `at_most_ms` (an
     /// author whose clock runs ahead) are passed over, so one such message
@@ -298,13 +309,13 @@ impl Store {
         // No stored timestamp is beyond i64::MAX.
         let at_most = i64::try_from(at_most_ms).unwrap_or(i64::MAX);
         let mut stmt = self.conn.prepare_cached(
-            "SELECT m.timestamp_ms FROM messages AS m \
-             WHERE m.conv_peer IS NULL AND m.timestamp_ms <= ?1 \
-             ORDER BY m.timestamp_ms DESC LIMIT 1",
+            "SELECT m.order_ms FROM messages AS m \
+             WHERE m.conv_peer IS NULL AND m.order_ms <= ?1 \
+             ORDER BY m.order_ms DESC LIMIT 1",
         )?;
         let newest: Option<i64> = stmt.query_row([at_most], |row| row.get(0)).optional()?;
         newest
-            .map(|ts| from_sql_i64("messages.timestamp_ms", ts))
+            .map(|ts| from_sql_i64("messages.order_ms", ts))
             .transpose()
     }
 }

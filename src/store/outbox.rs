@@ -105,7 +105,7 @@ impl Store {
                 "SELECT {MESSAGE_COLUMNS} FROM outbox AS o \
                  JOIN messages AS m ON m.seq = o.message_seq \
                  WHERE o.peer = ?1 \
-                 ORDER BY m.timestamp_ms, m.seq LIMIT ?2"
+                 ORDER BY m.order_ms, m.seq LIMIT ?2"
             ),
             params![&peer[..], sql_limit(limit)],
         )

@@ -1,8 +1,15 @@
--- Version 3: a message is identified by (author, id), not by id alone.
+-- Version 3: a message is identified by (author, id), not by id alone, and
+-- sorts by `order_ms`, not by its author's claimed timestamp.
 -- Deduplicating by bare id let a peer that had seen someone's message id
 -- plant its own message under it first, so the genuine one was dropped as a
 -- duplicate and acked (issue: id squatting). Two authors may now use the
 -- same id; the same author cannot.
+--
+-- `order_ms` = min(timestamp_ms, received_ms + 600000): an author whose
+-- clock runs ahead, or who lies, cannot pin a message after every later
+-- genuine one (a timestamp of 2^63 - 1 sorted last forever). natter computes
+-- it on insert (natter_core::chat::store::order_ms; 600000 ms is
+-- MAX_CLOCK_SKEW_MS).
 --
 -- SQLite cannot drop a UNIQUE constraint in place, so messages is rebuilt.
 -- Its children (outbox, deliveries) are rebuilt with it, children first, so
@@ -20,10 +27,11 @@ CREATE TABLE messages_v3 (
     signature    BLOB             CHECK (signature IS NULL OR length(signature) = 64),
     outgoing     INTEGER NOT NULL CHECK (outgoing IN (0, 1)),
     received_ms  INTEGER NOT NULL CHECK (received_ms >= 0),
+    order_ms     INTEGER NOT NULL CHECK (order_ms >= 0 AND order_ms <= timestamp_ms),
     UNIQUE (author, id)
 ) STRICT;
 INSERT INTO messages_v3 SELECT seq, id, conv_peer, author, timestamp_ms, text, signature,
-    outgoing, received_ms FROM messages;
+    outgoing, received_ms, min(timestamp_ms, received_ms + 600000) FROM messages;
 
 CREATE TABLE outbox_v3 (
     peer        BLOB    NOT NULL CHECK (length(peer) = 32),
@@ -47,7 +55,7 @@ ALTER TABLE messages_v3 RENAME TO messages;
 ALTER TABLE outbox_v3 RENAME TO outbox;
 ALTER TABLE deliveries_v3 RENAME TO deliveries;
 
-CREATE INDEX messages_by_conversation ON messages (conv_peer, timestamp_ms, seq);
+CREATE INDEX messages_by_conversation ON messages (conv_peer, order_ms, seq);
 -- Acks and outbox look-ups name a message by its bare id.
 CREATE INDEX messages_by_id ON messages (id);
 CREATE INDEX outbox_by_message ON outbox (message_seq);

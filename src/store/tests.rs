@@ -417,12 +417,15 @@ fn public_since_is_a_window_of_signed_public_messages() {
         public(7, BOB, 199, "t199"),
     ])
     .unwrap();
-    let since = s.public_since(200, 100).unwrap();
+    let since = s.public_since(200, u64::MAX, 100).unwrap();
     assert_eq!(texts(&since), ["t200", "t200b", "t300"]);
-    assert_eq!(texts(&s.public_since(200, 2).unwrap()), ["t200", "t200b"]);
-    assert_eq!(texts(&s.public_since(0, 1).unwrap()), ["t100"]);
-    assert!(s.public_since(301, 10).unwrap().is_empty());
-    assert!(s.public_since(u64::MAX, 10).unwrap().is_empty());
+    assert_eq!(
+        texts(&s.public_since(200, u64::MAX, 2).unwrap()),
+        ["t200", "t200b"]
+    );
+    assert_eq!(texts(&s.public_since(0, u64::MAX, 1).unwrap()), ["t100"]);
+    assert!(s.public_since(301, u64::MAX, 10).unwrap().is_empty());
+    assert!(s.public_since(u64::MAX, u64::MAX, 10).unwrap().is_empty());
 }
 
 #[test]
@@ -630,7 +633,7 @@ fn hot_queries_do_not_sort_or_scan() {
             &s,
             &format!(
                 "SELECT {cols} FROM messages AS m WHERE m.conv_peer IS {conv} \
-                 ORDER BY m.timestamp_ms DESC, m.seq DESC LIMIT 10"
+                 ORDER BY m.order_ms DESC, m.seq DESC LIMIT 10"
             ),
         );
         assert!(!history.contains("TEMP B-TREE"), "{history}");
@@ -639,17 +642,17 @@ fn hot_queries_do_not_sort_or_scan() {
     let since = plan(
         &s,
         &format!(
-            "SELECT {cols} FROM messages AS m WHERE m.conv_peer IS NULL AND m.timestamp_ms >= 5 \
-             AND m.signature IS NOT NULL ORDER BY m.timestamp_ms, m.seq LIMIT 10"
+            "SELECT {cols} FROM messages AS m WHERE m.conv_peer IS NULL AND m.order_ms >= 5 \
+             AND m.timestamp_ms <= 9 AND m.signature IS NOT NULL ORDER BY m.order_ms, m.seq LIMIT 10"
         ),
     );
     assert!(!since.contains("TEMP B-TREE"), "{since}");
     assert!(since.contains("messages_by_conversation"), "{since}");
     let newest = plan(
         &s,
-        "SELECT m.timestamp_ms FROM messages AS m \
-         WHERE m.conv_peer IS NULL AND m.timestamp_ms <= 5 \
-         ORDER BY m.timestamp_ms DESC LIMIT 1",
+        "SELECT m.order_ms FROM messages AS m \
+         WHERE m.conv_peer IS NULL AND m.order_ms <= 5 \
+         ORDER BY m.order_ms DESC LIMIT 1",
     );
     assert!(!newest.contains("TEMP B-TREE"), "{newest}");
     assert!(newest.contains("messages_by_conversation"), "{newest}");
@@ -1065,4 +1068,25 @@ fn migration_to_v3_keeps_messages_outbox_receipts_and_search() {
         .unwrap();
     assert_eq!(count("SELECT count(*) FROM outbox"), 0);
     assert_eq!(count("SELECT count(*) FROM deliveries"), 0);
+}
+
+/// The SQLite store orders by order_ms too: a far-future stamp sorts at its
+/// arrival plus MAX_CLOCK_SKEW_MS, and catch-up's upper bound leaves it out.
+#[test]
+fn far_future_timestamps_sort_at_arrival_plus_skew() {
+    let mut s = mem();
+    let mut far = public(1, BOB, i64::MAX as u64, "far future");
+    far.received_ms = 1_000;
+    let skew = natter_core::chat::store::MAX_CLOCK_SKEW_MS;
+    let mut later = public(2, ALICE, 1_000 + skew + 1, "later");
+    later.received_ms = 1_000 + skew + 1;
+    s.insert_messages(&[far, later]).unwrap();
+    let h = s.history(&ConversationKey::Public, 10).unwrap();
+    assert_eq!(ids(&h), [id(1), id(2)]);
+    let until = 1_000 + 2 * skew;
+    assert_eq!(ids(&s.public_since(0, until, 10).unwrap()), [id(2)]);
+    assert_eq!(
+        s.newest_public_timestamp(u64::MAX).unwrap(),
+        Some(1_000 + skew + 1)
+    );
 }

@@ -5,7 +5,7 @@
 //! FTS5 also folds diacritics.
 
 use super::store::{
-    ChatStore, ConversationKey, IdentityBytes, NoiseStaticKey, PeerRecord, StoreError,
+    order_ms, ChatStore, ConversationKey, IdentityBytes, NoiseStaticKey, PeerRecord, StoreError,
     StoredMessage, TrustLevel, MAX_STORED_INT,
 };
 use crate::wire::MessageId;
@@ -75,7 +75,7 @@ impl MemoryStore {
             .enumerate()
             .filter(|(_, m)| keep(m))
             .collect();
-        v.sort_by_key(|(seq, m)| (m.timestamp_ms, *seq));
+        v.sort_by_key(|(seq, m)| (order_ms(m), *seq));
         v.into_iter().map(|(_, m)| m).collect()
     }
 }
@@ -149,12 +149,18 @@ impl ChatStore for MemoryStore {
             .collect())
     }
 
-    fn public_since(&self, since_ms: u64, limit: usize) -> Result<Vec<StoredMessage>, StoreError> {
+    fn public_since(
+        &self,
+        since_ms: u64,
+        until_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
         Ok(self
             .chronological(|m| {
                 m.conversation == ConversationKey::Public
                     && m.signature.is_some()
-                    && m.timestamp_ms >= since_ms
+                    && order_ms(m) >= since_ms
+                    && m.timestamp_ms <= until_ms
             })
             .into_iter()
             .take(limit)
@@ -166,8 +172,9 @@ impl ChatStore for MemoryStore {
         Ok(self
             .messages
             .iter()
-            .filter(|m| m.conversation == ConversationKey::Public && m.timestamp_ms <= at_most_ms)
-            .map(|m| m.timestamp_ms)
+            .map(|m| (m, order_ms(m)))
+            .filter(|(m, t)| m.conversation == ConversationKey::Public && *t <= at_most_ms)
+            .map(|(_, t)| t)
             .max())
     }
 
@@ -199,7 +206,7 @@ impl ChatStore for MemoryStore {
             .outbox
             .range((*peer, [0; 16])..=(*peer, [0xff; 16]))
             .filter_map(|(_, id)| self.index_of_id(id))
-            .map(|i| (self.messages[i].timestamp_ms, i))
+            .map(|i| (order_ms(&self.messages[i]), i))
             .collect();
         rows.sort_unstable();
         Ok(rows

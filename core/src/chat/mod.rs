@@ -876,7 +876,10 @@ impl Chat {
         let since_ms = since_ms.max(now_ms.saturating_sub(SYNC_WINDOW_MS));
         let mut bytes = 0usize;
         let mut out = Vec::new();
-        let signed = self.store.public_since(since_ms, SYNC_MAX_MESSAGES)?;
+        let until_ms = now_ms.saturating_add(store::MAX_CLOCK_SKEW_MS);
+        let signed = self
+            .store
+            .public_since(since_ms, until_ms, SYNC_MAX_MESSAGES)?;
         for m in signed.into_iter().filter_map(public_from_stored) {
             bytes += m.text.len();
             if bytes > SYNC_MAX_BYTES && !out.is_empty() {

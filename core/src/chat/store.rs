@@ -107,6 +107,22 @@ pub enum StoreError {
     Backend(Box<dyn std::error::Error + Send + Sync + 'static>),
 }
 
+/// How far ahead of the receiver's clock an author's timestamp may run and
+/// still place the message in history (10 minutes). Beyond it the message
+/// sorts as if stamped this long after it arrived, and catch-up does not
+/// serve it.
+pub const MAX_CLOCK_SKEW_MS: u64 = 10 * 60 * 1000;
+
+/// Where a message sorts in its conversation: the author's timestamp, but
+/// never later than its arrival plus [`MAX_CLOCK_SKEW_MS`], so an author
+/// whose clock runs ahead (or who lies) cannot pin a message after every
+/// later genuine one. Equal to `timestamp_ms` for every message stamped
+/// before it arrived.
+pub fn order_ms(m: &StoredMessage) -> u64 {
+    m.timestamp_ms
+        .min(m.received_ms.saturating_add(MAX_CLOCK_SKEW_MS))
+}
+
 /// The largest number the store keeps (SQLite integers are signed).
 pub const MAX_STORED_INT: u64 = i64::MAX as u64;
 
@@ -130,7 +146,7 @@ pub trait ChatStore: Send + std::fmt::Debug {
     /// Number of stored messages.
     fn message_count(&self) -> Result<u64, StoreError>;
     /// The last `limit` messages of a conversation, in chronological order:
-    /// by the author's timestamp, ties in the order they were stored.
+    /// by [`order_ms`], ties in the order they were stored.
     fn history(
         &self,
         conv: &ConversationKey,
@@ -140,10 +156,17 @@ pub trait ChatStore: Send + std::fmt::Debug {
     /// recently stored first, at most `limit`. `words` is plain user text;
     /// input without any letter or digit is [`StoreError::EmptyQuery`].
     fn search(&self, words: &str, limit: usize) -> Result<Vec<StoredMessage>, StoreError>;
-    /// Signed public messages with `timestamp_ms >= since_ms`, oldest first,
-    /// at most `limit`.
-    fn public_since(&self, since_ms: u64, limit: usize) -> Result<Vec<StoredMessage>, StoreError>;
-    /// The newest public author timestamp that is at most `at_most_ms`.
+    /// Signed public messages with [`order_ms`] `>= since_ms` and an author
+    /// timestamp `<= until_ms`, by [`order_ms`] then storage order, at most
+    /// `limit`: a catch-up answer, bounded above so a far-future message is
+    /// not handed to every peer that asks.
+    fn public_since(
+        &self,
+        since_ms: u64,
+        until_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredMessage>, StoreError>;
+    /// The newest public [`order_ms`] that is at most `at_most_ms`.
     fn newest_public_timestamp(&self, at_most_ms: u64) -> Result<Option<u64>, StoreError>;
     /// Stores messages and queues each for its recipients, all in ONE
     /// transaction. Returns, per message, whether it was new; a duplicate
@@ -165,8 +188,8 @@ pub trait ChatStore: Send + std::fmt::Debug {
             .copied()
             .unwrap_or(false))
     }
-    /// Messages `peer` has not acked yet, oldest first (author timestamp,
-    /// then storage order), at most `limit`.
+    /// Messages `peer` has not acked yet, oldest first ([`order_ms`], then
+    /// storage order), at most `limit`.
     fn outbox_for_peer(
         &self,
         peer: &IdentityBytes,

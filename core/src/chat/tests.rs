@@ -1427,3 +1427,51 @@ fn a_peer_reusing_its_direct_message_id_is_a_violation() {
         .unwrap();
     assert_eq!(acks_in(&same), [[5; 16]], "a plain resend is still acked");
 }
+
+// ------------------------------------------------------- far-future timestamps
+
+/// A message stamped 2^63 − 1 used to stay last in history after every
+/// later genuine message, and catch-up handed it to every peer that asked.
+/// It now sorts as if stamped MAX_CLOCK_SKEW_MS after it arrived, and
+/// catch-up serves nothing stamped beyond the responder's now plus that skew.
+#[test]
+fn a_far_future_timestamp_neither_pins_history_nor_spreads_by_catch_up() {
+    let (alice, mallory) = (identity(1), identity(6));
+    let (_carol, mut carol_chat) = lone_chat(3);
+    let far = signed(&mallory, 1, i64::MAX as u64, "I stay last forever");
+    carol_chat
+        .on_frames(T0, mallory.identity_key(), vec![Frame::Public(far)], &[])
+        .unwrap();
+    let later = T0 + store::MAX_CLOCK_SKEW_MS + 1;
+    let genuine = signed(&alice, 2, later, "a later genuine message");
+    carol_chat
+        .on_frames(
+            later,
+            alice.identity_key(),
+            vec![Frame::Public(genuine)],
+            &[],
+        )
+        .unwrap();
+    let history = carol_chat.history(Conversation::Public, 10).unwrap();
+    let texts: Vec<&str> = history.iter().map(|v| v.text.as_str()).collect();
+    assert_eq!(texts, ["I stay last forever", "a later genuine message"]);
+    // A newcomer asks for everything: the far-future message is not served.
+    let bob = identity(2);
+    let answer = carol_chat
+        .on_frames(
+            later,
+            bob.identity_key(),
+            vec![Frame::SyncRequest(SyncRequest { since_ms: 0 })],
+            &[],
+        )
+        .unwrap();
+    let served: Vec<&str> = answer
+        .send
+        .iter()
+        .filter_map(|(_, f)| match f {
+            Frame::Public(m) => Some(m.text.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(served, ["a later genuine message"]);
+}
