@@ -75,6 +75,16 @@ impl ChatStore for Store {
     ) -> Result<Vec<MessageId>, StoreError> {
         Ok(Store::outbox_ack(self, peer, ids, now_ms)?)
     }
+    fn outbox_recipients(
+        &self,
+        seen_since_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<IdentityKey>, StoreError> {
+        Ok(Store::outbox_recipients(self, seen_since_ms, limit)?)
+    }
+    fn expire_outbox(&mut self, unseen_since_ms: u64) -> Result<usize, StoreError> {
+        Ok(Store::expire_outbox(self, unseen_since_ms)?)
+    }
     fn pending_peers(&self, id: &MessageId) -> Result<Vec<IdentityKey>, StoreError> {
         Ok(Store::pending_peers(self, id)?)
     }

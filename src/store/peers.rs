@@ -1,6 +1,7 @@
 //! The trust store: every identity key seen, its Noise static key, nickname,
 //! last address and trust level.
 
+use natter_core::chat::store::LONG_KNOWN_MS;
 use rusqlite::{params, Row, TransactionBehavior};
 
 use super::{
@@ -180,14 +181,55 @@ impl Store {
         Ok(())
     }
 
-    /// The last known address of every peer that has one, most recently seen
-    /// first: what to dial at start when no beacon arrives.
+    /// Up to `limit` peers last seen at or after `seen_since_ms`: verified
+    /// first, then long known (seen over `LONG_KNOWN_MS` or more), then most
+    /// recently seen. A flood of fresh identities cannot push a genuine peer
+    /// out of the outbox of a new public message.
+    pub fn outbox_recipients(
+        &self,
+        seen_since_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<IdentityKey>, DbError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT identity FROM peers WHERE last_seen_ms >= ?1 \
+             ORDER BY trust = 'verified' DESC, last_seen_ms - first_seen_ms >= ?2 DESC, \
+                      last_seen_ms DESC, identity LIMIT ?3",
+        )?;
+        let since = i64::try_from(seen_since_ms).unwrap_or(i64::MAX);
+        let rows = stmt.query_map(
+            params![
+                since,
+                to_sql_u64("LONG_KNOWN_MS", LONG_KNOWN_MS)?,
+                super::sql_limit(limit)
+            ],
+            |row| row.get::<_, Vec<u8>>(0),
+        )?;
+        rows.map(|r| to_array("peers.identity", r?)).collect()
+    }
+
+    /// Removes the outbox rows of peers met once (unverified, not long
+    /// known) that were not seen since `unseen_since_ms`; returns how many.
+    pub fn expire_outbox(&mut self, unseen_since_ms: u64) -> Result<usize, DbError> {
+        let since = i64::try_from(unseen_since_ms).unwrap_or(i64::MAX);
+        let n = self.conn.execute(
+            "DELETE FROM outbox WHERE peer IN (SELECT identity FROM peers \
+             WHERE trust = 'unverified' AND last_seen_ms < ?1 \
+               AND last_seen_ms - first_seen_ms < ?2)",
+            params![since, to_sql_u64("LONG_KNOWN_MS", LONG_KNOWN_MS)?],
+        )?;
+        Ok(n)
+    }
+
+    /// The last known address of every peer that has one, ranked as
+    /// [`Store::outbox_recipients`]: what to dial at start when no beacon
+    /// arrives.
     pub fn known_addrs(&self) -> Result<Vec<(IdentityKey, String)>, DbError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT identity, last_addr FROM peers WHERE last_addr IS NOT NULL \
-             ORDER BY last_seen_ms DESC, identity",
+             ORDER BY trust = 'verified' DESC, last_seen_ms - first_seen_ms >= ?1 DESC, \
+                      last_seen_ms DESC, identity",
         )?;
-        let rows = stmt.query_map([], |row| {
+        let rows = stmt.query_map([to_sql_u64("LONG_KNOWN_MS", LONG_KNOWN_MS)?], |row| {
             Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, String>(1)?))
         })?;
         rows.map(|row| {

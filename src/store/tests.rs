@@ -1090,3 +1090,36 @@ fn far_future_timestamps_sort_at_arrival_plus_skew() {
         Some(1_000 + skew + 1)
     );
 }
+
+/// Start-up dials and outbox recipients rank verified, then long-known,
+/// then recent peers: fresh identities cannot push a genuine peer down.
+#[test]
+fn known_peers_rank_verified_then_long_known_then_recent() {
+    let mut s = mem();
+    let day = natter_core::chat::store::LONG_KNOWN_MS;
+    s.upsert_peer_seen(&BOB, &[1; 32], "bob", 0, Some("10.0.0.2:1"))
+        .unwrap();
+    s.upsert_peer_seen(&BOB, &[1; 32], "bob", 2 * day, None)
+        .unwrap();
+    s.upsert_peer_seen(&ALICE, &[2; 32], "alice", 2 * day, Some("10.0.0.1:1"))
+        .unwrap();
+    s.set_trust(&ALICE, TrustLevel::Verified, 2 * day).unwrap();
+    for n in 0..50u8 {
+        let mut fresh = [0x55; 32];
+        fresh[0] = n;
+        s.upsert_peer_seen(&fresh, &[3; 32], "x", 3 * day, Some("10.0.0.9:1"))
+            .unwrap();
+    }
+    let dials = s.known_addrs().unwrap();
+    assert_eq!(dials[0].0, ALICE);
+    assert_eq!(dials[1].0, BOB);
+    let outbox = s.outbox_recipients(0, 3).unwrap();
+    assert_eq!(outbox[..2], [ALICE, BOB]);
+    // Expiry removes only one-off peers' rows.
+    let mut fresh = [0x55; 32];
+    fresh[0] = 0;
+    s.insert_outgoing(&public(1, ME, 10, "hi"), &[ALICE, BOB, fresh])
+        .unwrap();
+    assert_eq!(s.expire_outbox(4 * day).unwrap(), 1);
+    assert_eq!(s.pending_peers(&id(1)).unwrap(), [ALICE, BOB]);
+}

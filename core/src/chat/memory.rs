@@ -5,8 +5,8 @@
 //! FTS5 also folds diacritics.
 
 use super::store::{
-    order_ms, ChatStore, ConversationKey, IdentityBytes, NoiseStaticKey, PeerRecord, StoreError,
-    StoredMessage, TrustLevel, MAX_STORED_INT,
+    order_ms, peer_rank, ChatStore, ConversationKey, IdentityBytes, NoiseStaticKey, PeerRecord,
+    StoreError, StoredMessage, TrustLevel, MAX_STORED_INT,
 };
 use crate::wire::MessageId;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -232,6 +232,39 @@ impl ChatStore for MemoryStore {
         Ok(removed)
     }
 
+    fn outbox_recipients(
+        &self,
+        seen_since_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<IdentityBytes>, StoreError> {
+        let mut v: Vec<&PeerRecord> = self
+            .peers
+            .values()
+            .filter(|p| p.last_seen_ms >= seen_since_ms)
+            .collect();
+        v.sort_by(|a, b| {
+            peer_rank(b)
+                .cmp(&peer_rank(a))
+                .then(a.identity.cmp(&b.identity))
+        });
+        Ok(v.into_iter().take(limit).map(|p| p.identity).collect())
+    }
+
+    fn expire_outbox(&mut self, unseen_since_ms: u64) -> Result<usize, StoreError> {
+        let one_off: BTreeSet<IdentityBytes> = self
+            .peers
+            .values()
+            .filter(|p| {
+                let (verified, long_known, last_seen) = peer_rank(p);
+                !verified && !long_known && last_seen < unseen_since_ms
+            })
+            .map(|p| p.identity)
+            .collect();
+        let before = self.outbox.len();
+        self.outbox.retain(|(peer, _)| !one_off.contains(peer));
+        Ok(before - self.outbox.len())
+    }
+
     fn pending_peers(&self, id: &MessageId) -> Result<Vec<IdentityBytes>, StoreError> {
         Ok(self
             .outbox
@@ -320,7 +353,11 @@ impl ChatStore for MemoryStore {
             .values()
             .filter(|p| p.last_addr.is_some())
             .collect();
-        v.sort_by_key(|p| std::cmp::Reverse(p.last_seen_ms));
+        v.sort_by(|a, b| {
+            peer_rank(b)
+                .cmp(&peer_rank(a))
+                .then(a.identity.cmp(&b.identity))
+        });
         Ok(v.into_iter()
             .filter_map(|p| p.last_addr.clone().map(|a| (p.identity, a)))
             .collect())

@@ -145,9 +145,17 @@ pub type PostResult = Result<(MessageView, Vec<(IdentityKey, Frame)>), ChatError
 /// public messages (catch-up covers them if they return).
 pub const OUTBOX_PEER_HORIZON_MS: u64 = 30 * 24 * 60 * 60 * 1000;
 
-/// At most this many peers (most recently seen first) get outbox rows for a
-/// new public message.
+/// At most this many peers (verified, then long known, then most recently
+/// seen) get outbox rows for a new public message.
 pub const OUTBOX_MAX_PEERS: usize = 256;
+
+/// Outbox rows of a peer met once (not verified, not long known) that has
+/// not been seen for this long (7 days, the catch-up window) are dropped.
+pub const ONE_OFF_OUTBOX_TTL_MS: u64 = 7 * 24 * 60 * 60 * 1000;
+
+/// How often that expiry runs, and how long a computed recipient list is
+/// reused when nothing changed (1 hour).
+const OUTBOX_EXPIRY_EVERY_MS: u64 = 60 * 60 * 1000;
 
 /// Most messages in one answer to a `SyncRequest`.
 pub const SYNC_MAX_MESSAGES: usize = 500;
@@ -501,6 +509,9 @@ impl SyncProgress {
 #[derive(Debug)]
 pub struct Chat {
     store: Box<dyn ChatStore>,
+    /// [`Chat::outbox_recipients`]'s last answer and when it was computed.
+    recipients: Option<(u64, Vec<[u8; 32]>)>,
+    next_outbox_expiry_ms: u64,
     local: IdentityKey,
     resend: HashMap<IdentityKey, ResendPage>,
     sync: HashMap<IdentityKey, SyncProgress>,
@@ -512,6 +523,8 @@ impl Chat {
     pub fn new(store: Box<dyn ChatStore>, local: IdentityKey) -> Self {
         Chat {
             store,
+            recipients: None,
+            next_outbox_expiry_ms: 0,
             local,
             resend: HashMap::new(),
             sync: HashMap::new(),
@@ -552,6 +565,7 @@ impl Chat {
         nickname: &str,
         addr: Option<&str>,
     ) -> Result<bool, ChatError> {
+        self.recipients = None;
         if keys.identity == self.local {
             return Ok(false);
         }
@@ -953,21 +967,7 @@ impl Chat {
         if local.identity_key() != self.local {
             return Err(ChatError::WrongIdentity);
         }
-        // Every peer seen recently enough, most recent first, bounded: an
-        // attacker minting identities cannot make each post cost more.
-        let mut recent: Vec<_> = self
-            .store
-            .peers()?
-            .into_iter()
-            .filter(|p| p.identity != self.local.0)
-            .filter(|p| p.last_seen_ms.saturating_add(OUTBOX_PEER_HORIZON_MS) >= now_ms)
-            .collect();
-        recent.sort_by_key(|p| std::cmp::Reverse(p.last_seen_ms));
-        let everyone: Vec<[u8; 32]> = recent
-            .into_iter()
-            .take(OUTBOX_MAX_PEERS)
-            .map(|p| p.identity)
-            .collect();
+        let everyone = self.outbox_recipients(now_ms)?;
         let mut prepared: Vec<Result<Prepared, ChatError>> = Vec::new();
         for (to, text) in items {
             let item = (|| {
@@ -1041,6 +1041,47 @@ impl Chat {
             }));
         }
         Ok(out)
+    }
+
+    /// Who gets outbox rows for a new public message: at most
+    /// [`OUTBOX_MAX_PEERS`] peers seen within [`OUTBOX_PEER_HORIZON_MS`],
+    /// verified first, then long known, then most recent
+    /// ([`store::peer_rank`]), so minted identities can neither make a post
+    /// cost more nor push genuine peers out. Cached until a peer is seen or
+    /// its trust changes; expires one-off peers' rows on the way.
+    fn outbox_recipients(&mut self, now_ms: u64) -> Result<Vec<[u8; 32]>, ChatError> {
+        if now_ms >= self.next_outbox_expiry_ms {
+            let cutoff = now_ms.saturating_sub(ONE_OFF_OUTBOX_TTL_MS);
+            self.store.expire_outbox(cutoff)?;
+            self.next_outbox_expiry_ms = now_ms.saturating_add(OUTBOX_EXPIRY_EVERY_MS);
+        }
+        if let Some((at, list)) = &self.recipients {
+            if now_ms.saturating_sub(*at) < OUTBOX_EXPIRY_EVERY_MS {
+                return Ok(list.clone());
+            }
+        }
+        let since = now_ms.saturating_sub(OUTBOX_PEER_HORIZON_MS);
+        let mut list = self.store.outbox_recipients(since, OUTBOX_MAX_PEERS + 1)?;
+        list.retain(|p| *p != self.local.0);
+        list.truncate(OUTBOX_MAX_PEERS);
+        self.recipients = Some((now_ms, list.clone()));
+        Ok(list)
+    }
+
+    /// Marks a known peer verified or unverified again.
+    pub fn set_trust(
+        &mut self,
+        peer: IdentityKey,
+        level: store::TrustLevel,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        self.recipients = None;
+        self.store.set_trust(&peer.0, level, now_ms)
+    }
+
+    /// Changes a setting (the local nickname).
+    pub fn set_setting(&mut self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.store.set_meta(key, value)
     }
 
     /// The last `n` messages of a conversation, oldest first.

@@ -123,6 +123,22 @@ pub fn order_ms(m: &StoredMessage) -> u64 {
         .min(m.received_ms.saturating_add(MAX_CLOCK_SKEW_MS))
 }
 
+/// A peer seen over at least this span (first to last sighting, 1 day) is
+/// *long known*: it ranks above peers met once, so a flood of fresh
+/// identities cannot push it out of the outbox or the start-up dials.
+pub const LONG_KNOWN_MS: u64 = 24 * 60 * 60 * 1000;
+
+/// The rank of a known peer where only some can be served (outbox rows for
+/// a public message, dials at start): verified first, then long known, then
+/// the most recently seen. Higher is first.
+pub fn peer_rank(p: &PeerRecord) -> (bool, bool, u64) {
+    (
+        p.trust == TrustLevel::Verified,
+        p.last_seen_ms.saturating_sub(p.first_seen_ms) >= LONG_KNOWN_MS,
+        p.last_seen_ms,
+    )
+}
+
 /// The largest number the store keeps (SQLite integers are signed).
 pub const MAX_STORED_INT: u64 = i64::MAX as u64;
 
@@ -204,6 +220,18 @@ pub trait ChatStore: Send + std::fmt::Debug {
         ids: &[MessageId],
         now_ms: u64,
     ) -> Result<Vec<MessageId>, StoreError>;
+    /// Up to `limit` known peers last seen at or after `seen_since_ms`, best
+    /// [`peer_rank`] first (ties by identity): who gets outbox rows for a
+    /// new public message.
+    fn outbox_recipients(
+        &self,
+        seen_since_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<IdentityBytes>, StoreError>;
+    /// Removes the outbox rows of peers met once ([`peer_rank`]: not
+    /// verified, not long known) and not seen since `unseen_since_ms`.
+    /// Returns how many rows went.
+    fn expire_outbox(&mut self, unseen_since_ms: u64) -> Result<usize, StoreError>;
     /// The peers that have not acked this message yet, in key order.
     fn pending_peers(&self, id: &MessageId) -> Result<Vec<IdentityBytes>, StoreError>;
     /// Every peer with at least one unacked message, in key order.
@@ -232,8 +260,8 @@ pub trait ChatStore: Send + std::fmt::Debug {
         trust: TrustLevel,
         now_ms: u64,
     ) -> Result<(), StoreError>;
-    /// The last known address of every peer that has one, most recently
-    /// seen first.
+    /// The last known address of every peer that has one, best
+    /// [`peer_rank`] first.
     fn known_addrs(&self) -> Result<Vec<(IdentityBytes, String)>, StoreError>;
     /// A setting.
     fn get_meta(&self, key: &str) -> Result<Option<String>, StoreError>;

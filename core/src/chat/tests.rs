@@ -1475,3 +1475,54 @@ fn a_far_future_timestamp_neither_pins_history_nor_spreads_by_catch_up() {
         .collect();
     assert_eq!(served, ["a later genuine message"]);
 }
+
+// ------------------------------------------------------- crowding out
+
+/// Fresh identities used to push genuine peers out of the 256 that get
+/// outbox rows (most recently seen first). Verified and long-known peers
+/// now rank first, and one-off identities' rows expire.
+#[test]
+fn minted_identities_cannot_crowd_genuine_peers_out_of_the_outbox() {
+    let (me, mut chat) = lone_chat(1);
+    let (alice, bob) = (identity(2), identity(3));
+    // Bob has been around for two days; Alice was verified.
+    chat.peer_seen(T0 - 2 * store::LONG_KNOWN_MS, bob.bound_keys(), "bob", None)
+        .unwrap();
+    chat.peer_seen(T0, bob.bound_keys(), "bob", None).unwrap();
+    chat.peer_seen(T0, alice.bound_keys(), "alice", None)
+        .unwrap();
+    chat.set_trust(alice.identity_key(), store::TrustLevel::Verified, T0)
+        .unwrap();
+    // Then 300 identities appear, each seen once, all more recently.
+    for n in 0..300u32 {
+        let mut seed = [7u8; 32];
+        seed[..4].copy_from_slice(&n.to_le_bytes());
+        let minted = LocalIdentity::from_secrets(seed, seed).unwrap();
+        chat.peer_seen(T0 + 1 + u64::from(n), minted.bound_keys(), "x", None)
+            .unwrap();
+    }
+    let now = T0 + 1_000;
+    let (view, _) = chat.post_public(now, &me, "hello everyone", &[]).unwrap();
+    let pending = chat.store().pending_peers(&view.id).unwrap();
+    assert_eq!(pending.len(), OUTBOX_MAX_PEERS);
+    assert!(
+        pending.contains(&alice.identity_key().0),
+        "verified peer crowded out"
+    );
+    assert!(
+        pending.contains(&bob.identity_key().0),
+        "long-known peer crowded out"
+    );
+
+    // A week later, the one-off identities' rows are gone; Alice's and
+    // Bob's stay until they ack.
+    let week = now + ONE_OFF_OUTBOX_TTL_MS + 1;
+    chat.post_public(week, &me, "a week later", &[]).unwrap();
+    let pending = chat.store().pending_peers(&view.id).unwrap();
+    assert_eq!(
+        pending.len(),
+        2,
+        "one-off identities' outbox rows must expire: {}",
+        pending.len()
+    );
+}

@@ -251,8 +251,7 @@ impl Node {
 
     fn set_trust(&mut self, id: IdentityKey, level: TrustLevel, now: u64) -> Result<(), NodeError> {
         self.chat
-            .store_mut()
-            .set_trust(&id.0, level, now)
+            .set_trust(id, level, now)
             .map_err(NodeError::Trust)?;
         self.names_changed();
         let peer = self.info_of(&id);
