@@ -1123,3 +1123,151 @@ fn known_peers_rank_verified_then_long_known_then_recent() {
     assert_eq!(s.expire_outbox(4 * day).unwrap(), 1);
     assert_eq!(s.pending_peers(&id(1)).unwrap(), [ALICE, BOB]);
 }
+
+/// The in-memory store the simulator and fuzz targets run on must follow
+/// the SQLite store's rules: the same operations, drawn at random with
+/// colliding ids, authors and timestamps, give the same answers.
+#[test]
+fn memory_store_answers_like_sqlite() {
+    use natter_core::chat::store::ChatStore;
+    use natter_core::chat::MemoryStore;
+    let mut sqlite = mem();
+    let mut memory = MemoryStore::new();
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move |n: u64| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % n
+    };
+    let keys = [ME, ALICE, BOB, CAROL];
+    let words = ["alpha", "beta", "gamma", "delta"];
+    for step in 0..3_000u64 {
+        let who = keys[next(4) as usize];
+        let mid = id(next(40) as u32);
+        let ts = next(50) * 1_000;
+        let text = format!("{} {}", words[next(4) as usize], words[next(4) as usize]);
+        let conversation = if next(3) == 0 {
+            ConversationKey::Direct(keys[next(4) as usize])
+        } else {
+            ConversationKey::Public
+        };
+        let msg = StoredMessage {
+            id: mid,
+            conversation,
+            author: who,
+            timestamp_ms: ts,
+            text,
+            signature: (next(2) == 0).then_some([next(256) as u8; 64]),
+            outgoing: who == ME,
+            received_ms: next(60) * 1_000,
+        };
+        let peer = keys[1 + next(3) as usize];
+        let ctx = format!("step {step}");
+        match next(9) {
+            0 | 1 => assert_eq!(
+                ChatStore::insert_messages(&mut sqlite, std::slice::from_ref(&msg)).unwrap(),
+                memory.insert_messages(std::slice::from_ref(&msg)).unwrap(),
+                "{ctx}"
+            ),
+            2 => assert_eq!(
+                ChatStore::insert_outgoing(&mut sqlite, &msg, &[peer]).unwrap(),
+                memory.insert_outgoing(&msg, &[peer]).unwrap(),
+                "{ctx}"
+            ),
+            3 => assert_eq!(
+                ChatStore::outbox_ack(&mut sqlite, &peer, &[mid], ts).unwrap(),
+                memory.outbox_ack(&peer, &[mid], ts).unwrap(),
+                "{ctx}"
+            ),
+            4 => {
+                let nick = words[next(4) as usize];
+                let addr = (next(2) == 0).then_some("10.0.0.1:1");
+                assert_eq!(
+                    ChatStore::upsert_peer_seen(&mut sqlite, &peer, &[1; 32], nick, ts, addr)
+                        .unwrap(),
+                    memory
+                        .upsert_peer_seen(&peer, &[1; 32], nick, ts, addr)
+                        .unwrap(),
+                    "{ctx}"
+                );
+            }
+            5 => {
+                let level = if next(2) == 0 {
+                    TrustLevel::Verified
+                } else {
+                    TrustLevel::Unverified
+                };
+                assert_eq!(
+                    ChatStore::set_trust(&mut sqlite, &peer, level, ts).is_ok(),
+                    memory.set_trust(&peer, level, ts).is_ok(),
+                    "{ctx}"
+                );
+            }
+            6 => assert_eq!(
+                ChatStore::expire_outbox(&mut sqlite, ts).unwrap(),
+                memory.expire_outbox(ts).unwrap(),
+                "{ctx}"
+            ),
+            _ => {}
+        }
+        // Every query, after every step.
+        let conv = msg.conversation;
+        assert_eq!(
+            ChatStore::history(&sqlite, &conv, 7).unwrap(),
+            memory.history(&conv, 7).unwrap(),
+            "{ctx}: history"
+        );
+        assert_eq!(
+            ChatStore::public_since(&sqlite, ts, ts + 20_000, 5).unwrap(),
+            memory.public_since(ts, ts + 20_000, 5).unwrap(),
+            "{ctx}: public_since"
+        );
+        assert_eq!(
+            ChatStore::newest_public_timestamp(&sqlite, ts).unwrap(),
+            memory.newest_public_timestamp(ts).unwrap(),
+            "{ctx}: newest"
+        );
+        assert_eq!(
+            ChatStore::outbox_for_peer(&sqlite, &peer, 5).unwrap(),
+            memory.outbox_for_peer(&peer, 5).unwrap(),
+            "{ctx}: outbox"
+        );
+        assert_eq!(
+            ChatStore::get_message(&sqlite, &who, &mid).unwrap(),
+            memory.get_message(&who, &mid).unwrap(),
+            "{ctx}: get"
+        );
+        assert_eq!(
+            ChatStore::delivered_to(&sqlite, &mid).unwrap(),
+            memory.delivered_to(&mid).unwrap(),
+            "{ctx}: delivered"
+        );
+        assert_eq!(
+            ChatStore::pending_peers(&sqlite, &mid).unwrap(),
+            memory.pending_peers(&mid).unwrap(),
+            "{ctx}: pending"
+        );
+        let w = words[next(4) as usize];
+        assert_eq!(
+            ids(&ChatStore::search(&sqlite, w, 6).unwrap()),
+            ids(&memory.search(w, 6).unwrap()),
+            "{ctx}: search {w}"
+        );
+        assert_eq!(
+            ChatStore::outbox_recipients(&sqlite, 0, 3).unwrap(),
+            memory.outbox_recipients(0, 3).unwrap(),
+            "{ctx}: recipients"
+        );
+        assert_eq!(
+            ChatStore::known_addrs(&sqlite).unwrap(),
+            memory.known_addrs().unwrap(),
+            "{ctx}: known addrs"
+        );
+        assert_eq!(
+            ChatStore::peers(&sqlite).unwrap(),
+            memory.peers().unwrap(),
+            "{ctx}: peers"
+        );
+    }
+}

@@ -19,9 +19,11 @@ pub struct MemoryStore {
     /// (author, id) → index in `messages`.
     by_key: HashMap<(IdentityBytes, MessageId), usize>,
     /// `(peer, message)` rows awaiting an ack.
-    outbox: BTreeSet<(IdentityBytes, MessageId)>,
+    /// (peer, index in `messages`): rows awaiting an ack.
+    outbox: BTreeSet<(IdentityBytes, usize)>,
     /// Who acked each message, in ack order.
-    deliveries: HashMap<MessageId, Vec<IdentityBytes>>,
+    /// (index in `messages`, peer, when): delivery receipts.
+    deliveries: Vec<(usize, IdentityBytes, u64)>,
     peers: BTreeMap<IdentityBytes, PeerRecord>,
     meta: BTreeMap<String, String>,
 }
@@ -52,8 +54,8 @@ impl MemoryStore {
         self.by_key.contains_key(&(m.author, m.id))
     }
 
-    /// Our own message with this id, else anyone's: what acks and the
-    /// outbox name (see the SQLite store's `message_seq`).
+    /// Our own message with this id, else the first stored: what acks name
+    /// (as the SQLite store's `message_seq`).
     fn index_of_id(&self, id: &MessageId) -> Option<usize> {
         let mut found = None;
         for (i, m) in self.messages.iter().enumerate() {
@@ -187,9 +189,10 @@ impl ChatStore for MemoryStore {
         for (m, recipients) in items {
             let new = !self.contains(m);
             if new {
+                let index = self.messages.len();
                 self.push(m);
                 for r in *recipients {
-                    self.outbox.insert((*r, m.id));
+                    self.outbox.insert((*r, index));
                 }
             }
             out.push(new);
@@ -204,9 +207,8 @@ impl ChatStore for MemoryStore {
     ) -> Result<Vec<StoredMessage>, StoreError> {
         let mut rows: Vec<(u64, usize)> = self
             .outbox
-            .range((*peer, [0; 16])..=(*peer, [0xff; 16]))
-            .filter_map(|(_, id)| self.index_of_id(id))
-            .map(|i| (order_ms(&self.messages[i]), i))
+            .range((*peer, 0)..=(*peer, usize::MAX))
+            .map(|&(_, i)| (order_ms(&self.messages[i]), i))
             .collect();
         rows.sort_unstable();
         Ok(rows
@@ -220,12 +222,15 @@ impl ChatStore for MemoryStore {
         &mut self,
         peer: &IdentityBytes,
         ids: &[MessageId],
-        _now_ms: u64,
+        now_ms: u64,
     ) -> Result<Vec<MessageId>, StoreError> {
         let mut removed = Vec::new();
         for id in ids {
-            if self.outbox.remove(&(*peer, *id)) {
-                self.deliveries.entry(*id).or_default().push(*peer);
+            let Some(index) = self.index_of_id(id) else {
+                continue;
+            };
+            if self.outbox.remove(&(*peer, index)) {
+                self.deliveries.push((index, *peer, now_ms));
                 removed.push(*id);
             }
         }
@@ -269,7 +274,7 @@ impl ChatStore for MemoryStore {
         Ok(self
             .outbox
             .iter()
-            .filter(|(_, m)| m == id)
+            .filter(|&&(_, i)| self.messages[i].id == *id)
             .map(|(p, _)| *p)
             .collect())
     }
@@ -280,7 +285,14 @@ impl ChatStore for MemoryStore {
     }
 
     fn delivered_to(&self, id: &MessageId) -> Result<Vec<IdentityBytes>, StoreError> {
-        Ok(self.deliveries.get(id).cloned().unwrap_or_default())
+        let mut v: Vec<(u64, IdentityBytes)> = self
+            .deliveries
+            .iter()
+            .filter(|&&(i, _, _)| self.messages[i].id == *id)
+            .map(|&(_, peer, at)| (at, peer))
+            .collect();
+        v.sort_unstable();
+        Ok(v.into_iter().map(|(_, peer)| peer).collect())
     }
 
     fn upsert_peer_seen(
