@@ -16,21 +16,21 @@ use crate::discovery::{Discovery, DiscoveryConfig};
 use crate::event::{hex_key, Event, PeerInfo};
 use crate::handshake::{HandshakeConfig, PeerHello};
 use crate::identity::{IdentityKey, LocalIdentity};
-use crate::link::{Direction, Link, LinkEvent};
+use crate::link::{
+    Connection, Direction, Expiry, LinkConfig, LinkEvent, Purpose, SealError, Stage,
+};
 use crate::peer::{Backoff, LinkId, Peer, PeerState};
 use crate::rng::Rng;
 use crate::trust::{self, TrustState};
 use crate::wire::limits::HANDSHAKE_DEADLINE_MS;
-use crate::wire::{Close, CloseReason, Frame};
+use crate::wire::{CloseReason, Frame};
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 
 /// Most dials of ours that may be unfinished at once.
 pub const MAX_PENDING_DIALS: usize = 32;
 
-/// A link's unwritten data may exceed `max_queued_bytes` by this factor for
-/// a short burst; beyond it the link is dropped at once.
-pub const HARD_QUEUE_FACTOR: usize = 16;
+pub use crate::link::connection::HARD_QUEUE_FACTOR;
 
 /// Tunables of the node. Defaults are the documented protocol values.
 #[derive(Clone, Debug)]
@@ -63,6 +63,19 @@ pub struct NodeConfig {
     /// write progress for this long is disconnected. Above
     /// `HARD_QUEUE_FACTOR × max_queued_bytes` it is disconnected at once.
     pub send_stall_ms: u64,
+}
+
+impl NodeConfig {
+    /// What each link needs of the configuration.
+    pub fn link_config(&self) -> LinkConfig {
+        LinkConfig {
+            keepalive_ms: self.keepalive_ms,
+            dead_after_ms: self.dead_after_ms,
+            handshake_deadline_ms: self.handshake_deadline_ms,
+            max_queued_bytes: self.max_queued_bytes,
+            send_stall_ms: self.send_stall_ms,
+        }
+    }
 }
 
 impl Default for NodeConfig {
@@ -168,32 +181,6 @@ pub(crate) struct NameCache {
     pub(crate) candidates: Option<Vec<crate::trust::Candidate>>,
 }
 
-/// One connection in the node's table.
-struct Conn {
-    /// `None` until the outbound TCP connect succeeds.
-    link: Option<Link>,
-    direction: Direction,
-    remote: SocketAddr,
-    opened_ms: u64,
-    /// For dials: the identity we mean to reach, if known.
-    expected: Option<IdentityKey>,
-    /// Set once the handshake authenticated the peer.
-    peer: Option<IdentityKey>,
-    last_rx_ms: u64,
-    ping_outstanding: bool,
-    queued: usize,
-    /// Last time the shell reported write progress (or the link opened).
-    last_flush_ms: u64,
-    /// Frames to seal together at the end of this step.
-    pending: Vec<Frame>,
-}
-
-impl Conn {
-    fn established(&self) -> bool {
-        self.peer.is_some()
-    }
-}
-
 /// A `--connect` / `/connect` target whose identity is not known yet.
 struct ManualTarget {
     addr: SocketAddr,
@@ -214,7 +201,7 @@ pub struct Node {
     /// Derived naming and trust data, so that showing a message does not
     /// cost store queries.
     names: std::cell::RefCell<NameCache>,
-    conns: BTreeMap<LinkId, Conn>,
+    conns: BTreeMap<LinkId, Connection>,
     peers: BTreeMap<IdentityKey, Peer>,
     manual: Vec<ManualTarget>,
     out: VecDeque<Output>,
@@ -334,7 +321,7 @@ impl Node {
         let handshaking = self
             .conns
             .values()
-            .filter(|c| c.direction == Direction::Inbound && !c.established())
+            .filter(|c| c.direction() == Direction::Inbound && !c.is_established())
             .count();
         if self.shutting_down
             || self.conns.len() >= self.cfg.max_links
@@ -342,12 +329,11 @@ impl Node {
         {
             return None;
         }
-        let link = Link::inbound(&self.local, &self.handshake_config()).ok()?;
+        let hs = self.handshake_config();
+        let conn =
+            Connection::inbound(now_ms, remote, &self.local, &hs, self.cfg.link_config()).ok()?;
         let id = self.alloc_link();
-        self.conns.insert(
-            id,
-            Conn::new(Some(link), Direction::Inbound, remote, now_ms, None),
-        );
+        self.conns.insert(id, conn);
         Some(id)
     }
 
@@ -363,10 +349,7 @@ impl Node {
             Input::Received { link, data } => self.on_received(link, &data),
             Input::Flushed { link, bytes } => {
                 if let Some(c) = self.conns.get_mut(&link) {
-                    c.queued = c.queued.saturating_sub(bytes);
-                    if bytes > 0 {
-                        c.last_flush_ms = now_ms;
-                    }
+                    c.on_flushed(now_ms, bytes);
                 }
             }
             Input::Closed { link, error } => {
@@ -381,19 +364,8 @@ impl Node {
     pub fn poll_timeout(&self) -> Option<u64> {
         let mut t: Option<u64> = self.discovery.as_ref().and_then(|d| d.poll_timeout());
         let mut at = |x: u64| t = Some(t.map_or(x, |y| y.min(x)));
-        for c in self.conns.values() {
-            if c.established() {
-                if c.queued > self.cfg.max_queued_bytes {
-                    at(c.last_flush_ms + self.cfg.send_stall_ms);
-                }
-                if c.ping_outstanding {
-                    at(c.last_rx_ms + self.cfg.dead_after_ms);
-                } else {
-                    at(c.last_rx_ms + self.cfg.keepalive_ms);
-                }
-            } else {
-                at(c.opened_ms + self.cfg.handshake_deadline_ms);
-            }
+        for d in self.conns.values().filter_map(Connection::poll_timeout) {
+            at(d);
         }
         for p in self.peers.values() {
             if let Some(d) = p.next_dial_ms {
@@ -519,7 +491,7 @@ impl Node {
             {
                 let addr = self.manual[i].addr;
                 self.manual[i].next_dial_ms = None;
-                let link = self.dial(addr, None);
+                let link = self.dial(addr, Purpose::Manual);
                 self.manual[i].link = Some(link);
             }
         }
@@ -529,7 +501,7 @@ impl Node {
         let pending = self
             .conns
             .values()
-            .filter(|c| c.direction == Direction::Outbound && !c.established())
+            .filter(|c| c.direction() == Direction::Outbound && !c.is_established())
             .count();
         let retry = self.now_ms + self.rng.range_ms(500, 1_500);
         let Some(p) = self.peers.get_mut(&id) else {
@@ -546,18 +518,16 @@ impl Node {
             p.next_dial_ms = Some(retry);
             return;
         }
-        let link = self.dial(addr, Some(id));
+        let link = self.dial(addr, Purpose::Dial(id));
         if let Some(p) = self.peers.get_mut(&id) {
             p.state = PeerState::Dialling { link };
         }
     }
 
-    fn dial(&mut self, addr: SocketAddr, expected: Option<IdentityKey>) -> LinkId {
+    fn dial(&mut self, addr: SocketAddr, purpose: Purpose) -> LinkId {
         let id = self.alloc_link();
-        self.conns.insert(
-            id,
-            Conn::new(None, Direction::Outbound, addr, self.now_ms, expected),
-        );
+        let conn = Connection::dial(self.now_ms, addr, purpose, self.cfg.link_config());
+        self.conns.insert(id, conn);
         self.out.push_back(Output::Dial { link: id, addr });
         id
     }
@@ -567,19 +537,17 @@ impl Node {
         let Some(c) = self.conns.get_mut(&link_id) else {
             return;
         };
-        if c.link.is_some() {
+        if c.stage() != Stage::Connecting {
             return;
         }
-        match Link::outbound(&self.local, &cfg, c.expected) {
-            Ok((link, msg1)) => {
-                c.link = Some(link);
-                c.last_rx_ms = self.now_ms;
-                if let Some(p) = c.expected.and_then(|id| self.peers.get_mut(&id)) {
+        match c.on_connected(&self.local, &cfg) {
+            Ok(()) => {
+                if let Some(p) = c.expected().and_then(|id| self.peers.get_mut(&id)) {
                     if p.state == (PeerState::Dialling { link: link_id }) {
                         p.state = PeerState::Handshaking { link: link_id };
                     }
                 }
-                self.send_raw(link_id, msg1);
+                self.transmit(link_id);
             }
             Err(e) => self.close(link_id, &format!("cannot start handshake: {e}"), None),
         }
@@ -591,14 +559,8 @@ impl Node {
         let Some(c) = self.conns.get_mut(&link_id) else {
             return;
         };
-        let Some(link) = c.link.as_mut() else { return };
-        let mut reply = Vec::new();
-        let result = link.on_bytes(data, &mut reply);
-        c.last_rx_ms = self.now_ms;
-        c.ping_outstanding = false;
-        if !reply.is_empty() {
-            self.send_raw(link_id, reply);
-        }
+        let result = c.on_bytes(self.now_ms, data);
+        self.transmit(link_id);
         match result {
             Ok(events) => {
                 for ev in events {
@@ -641,14 +603,14 @@ impl Node {
         let Some(c) = self.conns.get_mut(&link_id) else {
             return;
         };
-        c.peer = Some(id);
-        let dial_addr = match c.direction {
-            Direction::Outbound => Some(c.remote),
+        let remote = c.remote();
+        let dial_addr = match c.direction() {
+            Direction::Outbound => Some(remote),
             Direction::Inbound => {
-                (hello.listen_port != 0).then(|| SocketAddr::new(c.remote.ip(), hello.listen_port))
+                (hello.listen_port != 0).then(|| SocketAddr::new(remote.ip(), hello.listen_port))
             }
         };
-        let direction = c.direction;
+        let direction = c.direction();
         // A manual target that reached this identity becomes a pinned peer.
         let mut pinned = false;
         self.manual.retain(|m| {
@@ -702,9 +664,9 @@ impl Node {
             .iter()
             .filter(|(l, c)| {
                 **l != link_id
-                    && !c.established()
-                    && c.direction == Direction::Outbound
-                    && c.expected == Some(id)
+                    && !c.is_established()
+                    && c.direction() == Direction::Outbound
+                    && c.expected() == Some(id)
             })
             .map(|(l, _)| *l)
             .collect();
@@ -733,7 +695,7 @@ impl Node {
         let lower = me.min(peer);
         let dialled_by_lower = |l: LinkId| {
             self.conns.get(&l).is_some_and(|c| {
-                let initiator = if c.direction == Direction::Outbound {
+                let initiator = if c.direction() == Direction::Outbound {
                     me
                 } else {
                     peer
@@ -750,8 +712,7 @@ impl Node {
                 let hash = |l: LinkId| {
                     self.conns
                         .get(&l)
-                        .and_then(|c| c.link.as_ref())
-                        .map(|k| k.handshake_hash().to_vec())
+                        .map(|c| c.handshake_hash().to_vec())
                         .unwrap_or_default()
                 };
                 if hash(a) <= hash(b) {
@@ -767,12 +728,12 @@ impl Node {
         let Some(c) = self.conns.get_mut(&link_id) else {
             return;
         };
-        let Some(id) = c.peer else { return };
+        let Some(id) = c.peer() else { return };
         if let Some(p) = self.peers.get_mut(&id) {
             p.last_heard_ms = self.now_ms;
         }
         match frame {
-            Frame::Ping(n) => c.pending.push(Frame::Pong(n)),
+            Frame::Ping(n) => c.queue(Frame::Pong(n)),
             Frame::Pong(_) => {}
             Frame::Close(close) => {
                 let detail = &close.detail;
@@ -814,29 +775,13 @@ impl Node {
 
     fn check_links(&mut self) {
         let now = self.now_ms;
-        let mut expired = Vec::new();
-        for (l, c) in self.conns.iter_mut() {
-            if !c.established() {
-                if now >= c.opened_ms + self.cfg.handshake_deadline_ms {
-                    expired.push((*l, "handshake deadline passed", None));
-                }
-            } else if c.queued > self.cfg.max_queued_bytes
-                && now >= c.last_flush_ms + self.cfg.send_stall_ms
-            {
-                expired.push((
-                    *l,
-                    "peer is not reading (send queue full)",
-                    Some(CloseReason::TooSlow),
-                ));
-            } else if now >= c.last_rx_ms + self.cfg.dead_after_ms {
-                expired.push((*l, "no answer to keepalive", Some(CloseReason::Timeout)));
-            } else if !c.ping_outstanding && now >= c.last_rx_ms + self.cfg.keepalive_ms {
-                c.ping_outstanding = true;
-                c.pending.push(Frame::Ping(now));
-            }
-        }
-        for (l, why, reason) in expired {
-            self.close(l, why, reason);
+        let expired: Vec<_> = self
+            .conns
+            .iter_mut()
+            .filter_map(|(l, c)| c.handle_timeout(now).map(|e| (*l, e)))
+            .collect();
+        for (l, e) in expired {
+            self.close(l, e.why(), e.close_reason());
         }
     }
 
@@ -844,12 +789,7 @@ impl Node {
     fn close(&mut self, link_id: LinkId, why: &str, reason: Option<CloseReason>) {
         if let Some(reason) = reason {
             if let Some(c) = self.conns.get_mut(&link_id) {
-                if c.established() {
-                    c.pending.push(Frame::Close(Close {
-                        reason,
-                        detail: why.chars().take(100).collect(),
-                    }));
-                }
+                c.queue_close(reason, why);
             }
             self.flush_link(link_id);
         }
@@ -871,16 +811,16 @@ impl Node {
             m.link = None;
             m.next_dial_ms = Some(now + delay);
             self.emit(Event::LinkFailed {
-                addr: c.remote.to_string(),
+                addr: c.remote().to_string(),
                 reason: why.into(),
             });
             return;
         }
-        let id = c.peer.or(c.expected);
+        let id = c.peer().or(c.expected());
         let Some(p) = id.and_then(|id| self.peers.get_mut(&id)) else {
-            if !c.established() {
+            if !c.is_established() {
                 self.emit(Event::LinkFailed {
-                    addr: c.remote.to_string(),
+                    addr: c.remote().to_string(),
                     reason: why.into(),
                 });
             }
@@ -892,7 +832,7 @@ impl Node {
             let other = self
                 .conns
                 .iter()
-                .find(|(_, oc)| oc.peer == Some(id))
+                .find(|(_, oc)| oc.peer() == Some(id))
                 .map(|(l, _)| *l);
             if let Some(other) = other {
                 p.state = PeerState::Established { link: other };
@@ -929,7 +869,7 @@ impl Node {
             };
             p.next_dial_ms = Some(now + delay);
             self.emit(Event::LinkFailed {
-                addr: c.remote.to_string(),
+                addr: c.remote().to_string(),
                 reason: why.into(),
             });
         }
@@ -954,7 +894,7 @@ impl Node {
                     return;
                 }
                 let backoff = self.new_backoff();
-                let link = self.dial(addr, None);
+                let link = self.dial(addr, Purpose::Manual);
                 self.manual.push(ManualTarget {
                     addr,
                     link: Some(link),
@@ -986,14 +926,14 @@ impl Node {
                 if let Some(d) = self.discovery.as_mut() {
                     d.set_nickname(nick.clone());
                 }
-                for c in self.conns.values_mut().filter(|c| c.established()) {
-                    c.pending.push(Frame::Nick(nick.clone()));
+                for c in self.conns.values_mut().filter(|c| c.is_established()) {
+                    c.queue(Frame::Nick(nick.clone()));
                 }
             }
             Command::SendData { peer, data } => match self.link_of(&peer) {
                 Some(l) => {
                     if let Some(c) = self.conns.get_mut(&l) {
-                        c.pending.push(Frame::Data(data));
+                        c.queue(Frame::Data(data));
                     }
                 }
                 None => self.emit(Event::Error {
@@ -1029,7 +969,7 @@ impl Node {
     pub fn queue_frame(&mut self, id: &IdentityKey, frame: Frame) -> bool {
         match self.link_of(id).and_then(|l| self.conns.get_mut(&l)) {
             Some(c) => {
-                c.pending.push(frame);
+                c.queue(frame);
                 true
             }
             None => false,
@@ -1105,9 +1045,9 @@ impl Node {
             .unwrap_or(TrustState::Unverified)
     }
 
-    fn send_raw(&mut self, link_id: LinkId, data: Vec<u8>) {
-        if let Some(c) = self.conns.get_mut(&link_id) {
-            c.queued += data.len();
+    /// Hand the shell what a link has ready to write.
+    fn transmit(&mut self, link_id: LinkId) {
+        if let Some(data) = self.conns.get_mut(&link_id).and_then(|c| c.poll_transmit()) {
             self.out.push_back(Output::Send {
                 link: link_id,
                 data,
@@ -1122,7 +1062,7 @@ impl Node {
         let links: Vec<LinkId> = self
             .conns
             .iter()
-            .filter(|(_, c)| !c.pending.is_empty())
+            .filter(|(_, c)| c.has_pending())
             .map(|(l, _)| *l)
             .collect();
         for l in links {
@@ -1134,49 +1074,14 @@ impl Node {
         let Some(c) = self.conns.get_mut(&link_id) else {
             return;
         };
-        if c.pending.is_empty() {
-            return;
-        }
-        let frames = std::mem::take(&mut c.pending);
-        let Some(link) = c.link.as_mut() else { return };
-        let mut data = Vec::new();
-        if let Err(e) = link.send(&frames, &mut data) {
-            self.close(link_id, &format!("cannot send: {e}"), None);
-            return;
-        }
-        // The backlog already handed to the shell, not this batch, decides: a
-        // batch is bounded by the chat core's page sizes, and a peer that
-        // reads must be able to receive a whole resend page.
-        if c.queued > self.cfg.max_queued_bytes.saturating_mul(HARD_QUEUE_FACTOR) {
-            // Not reading: drop the link. What it missed stays in the outbox.
-            self.out.push_back(Output::Close { link: link_id });
-            self.on_gone(link_id, "peer is not reading (send queue full)");
-            return;
-        }
-        self.send_raw(link_id, data);
-    }
-}
-
-impl Conn {
-    fn new(
-        link: Option<Link>,
-        direction: Direction,
-        remote: SocketAddr,
-        now: u64,
-        expected: Option<IdentityKey>,
-    ) -> Conn {
-        Conn {
-            link,
-            direction,
-            remote,
-            opened_ms: now,
-            expected,
-            peer: None,
-            last_rx_ms: now,
-            ping_outstanding: false,
-            queued: 0,
-            last_flush_ms: now,
-            pending: Vec::new(),
+        match c.seal_pending() {
+            Ok(()) => self.transmit(link_id),
+            Err(SealError::Link(e)) => self.close(link_id, &format!("cannot send: {e}"), None),
+            Err(SealError::TooSlow) => {
+                // Not reading: drop the link. What it missed stays in the outbox.
+                self.out.push_back(Output::Close { link: link_id });
+                self.on_gone(link_id, Expiry::SendStall.why());
+            }
         }
     }
 }

@@ -22,8 +22,7 @@ use crate::identity::IdentityKey;
 use crate::rng::Rng;
 use std::net::SocketAddr;
 
-/// Link identifiers are allocated by the node; the shell maps them to sockets.
-pub type LinkId = u64;
+pub use crate::link::LinkId;
 
 /// Where a peer is in its lifecycle.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -103,7 +103,7 @@ impl Node {
     /// Chat frames from one read of a link, handled as one batch (one
     /// SQLite transaction, acks after the commit).
     pub(super) fn chat_frames(&mut self, link: LinkId, frames: Vec<Frame>) {
-        let Some(from) = self.conns.get(&link).and_then(|c| c.peer) else {
+        let Some(from) = self.conns.get(&link).and_then(|c| c.peer()) else {
             return;
         };
         let now = self.wall_ms(self.now_ms);
