@@ -19,7 +19,7 @@ use crate::identity::{IdentityKey, LocalIdentity};
 use crate::link::{
     Connection, Direction, Expiry, LinkConfig, LinkEvent, Purpose, SealError, Stage,
 };
-use crate::peer::{Backoff, LinkId, Peer, PeerState};
+use crate::peer::{Backoff, LinkId, Peer, PeerLink, PeerState, PeerTable};
 use crate::rng::Rng;
 use crate::trust::{self, TrustState};
 use crate::wire::limits::HANDSHAKE_DEADLINE_MS;
@@ -181,10 +181,11 @@ pub(crate) struct NameCache {
     pub(crate) candidates: Option<Vec<crate::trust::Candidate>>,
 }
 
-/// A `--connect` / `/connect` target whose identity is not known yet.
+/// A `--connect` / `/connect` target whose identity is not known yet. The
+/// dial serving it is the unestablished `Purpose::Manual` connection to
+/// `addr`.
 struct ManualTarget {
     addr: SocketAddr,
-    link: Option<LinkId>,
     next_dial_ms: Option<u64>,
     backoff: Backoff,
 }
@@ -202,7 +203,7 @@ pub struct Node {
     /// cost store queries.
     names: std::cell::RefCell<NameCache>,
     conns: BTreeMap<LinkId, Connection>,
-    peers: BTreeMap<IdentityKey, Peer>,
+    peers: PeerTable,
     manual: Vec<ManualTarget>,
     out: VecDeque<Output>,
     next_link: LinkId,
@@ -241,6 +242,12 @@ impl Node {
             )
         });
         let chat = Chat::new(store, local.identity_key());
+        let peers = PeerTable::new(
+            local.identity_key(),
+            cfg.higher_dial_delay_ms,
+            cfg.backoff_min_ms,
+            cfg.backoff_max_ms,
+        );
         let mut node = Node {
             local,
             cfg,
@@ -250,7 +257,7 @@ impl Node {
             posts: Vec::new(),
             names: std::cell::RefCell::new(NameCache::default()),
             conns: BTreeMap::new(),
-            peers: BTreeMap::new(),
+            peers,
             manual: Vec::new(),
             out: VecDeque::new(),
             next_link: 1,
@@ -277,7 +284,7 @@ impl Node {
 
     /// The peer table, for the UI and tests.
     pub fn peers(&self) -> impl Iterator<Item = &Peer> {
-        self.peers.values()
+        self.peers.iter()
     }
 
     pub fn peer(&self, id: &IdentityKey) -> Option<&Peer> {
@@ -287,8 +294,8 @@ impl Node {
     /// Identities with an established link.
     pub fn connected(&self) -> Vec<IdentityKey> {
         self.peers
-            .values()
-            .filter(|p| p.state.established_link().is_some())
+            .iter()
+            .filter(|p| self.state_of(p).established_link().is_some())
             .map(|p| p.identity())
             .collect()
     }
@@ -367,10 +374,8 @@ impl Node {
         for d in self.conns.values().filter_map(Connection::poll_timeout) {
             at(d);
         }
-        for p in self.peers.values() {
-            if let Some(d) = p.next_dial_ms {
-                at(d);
-            }
+        if let Some(d) = self.peers.next_dial() {
+            at(d);
         }
         for m in &self.manual {
             if let Some(d) = m.next_dial_ms {
@@ -408,9 +413,11 @@ impl Node {
             }
         }
         for id in d.expire(now) {
-            let forget = self.peers.get(&id).is_some_and(|p| {
-                !p.pinned && matches!(p.state, PeerState::Discovered | PeerState::Lost { .. })
-            });
+            let forget = self
+                .peers
+                .get(&id)
+                .is_some_and(|p| !p.pinned && p.is_idle());
+            let established = self.link_of(&id).is_some();
             if forget {
                 if let Some(p) = self.peers.remove(&id) {
                     self.names_changed();
@@ -419,7 +426,7 @@ impl Node {
                 }
             } else if let Some(p) = self.peers.get_mut(&id) {
                 // Dialling now: forget it if that dial fails.
-                p.expired = !p.pinned && p.state.established_link().is_none();
+                p.expired = !p.pinned && !established;
             }
         }
     }
@@ -435,35 +442,24 @@ impl Node {
             return;
         };
         let id = s.keys.identity;
-        let lower = self.local.identity_key() < id;
-        let delay = if lower {
-            0
-        } else {
-            self.cfg.higher_dial_delay_ms
-        };
-        let backoff = self.new_backoff();
-        let is_new = !self.peers.contains_key(&id);
-        let peer = self
-            .peers
-            .entry(id)
-            .or_insert_with(|| Peer::new(id, s.nickname.clone(), Some(s.addr), now, backoff));
+        let established = self.link_of(&id).is_some();
+        let (peer, is_new) = self.peers.get_or_insert(id, &s.nickname, Some(s.addr), now);
         peer.last_heard_ms = now;
         peer.expired = false;
         // A live link is authenticated knowledge; a beacon is only a hint
         // and never overrides it.
-        if peer.state.established_link().is_none() {
+        if !established {
             peer.addr = Some(s.addr);
             if peer.nickname != s.nickname {
                 peer.nickname = s.nickname;
                 *self.names.borrow_mut() = NameCache::default();
             }
         }
-        let idle = matches!(peer.state, PeerState::Discovered | PeerState::Lost { .. });
-        if idle && (is_new || s.restarted || peer.next_dial_ms.is_none()) {
+        if peer.is_idle() && (is_new || s.restarted || peer.next_dial_ms.is_none()) {
             if s.restarted {
                 peer.backoff.reset();
             }
-            peer.next_dial_ms = Some(now + delay);
+            self.peers.schedule_dial(&id, now, 0);
         }
         if is_new {
             self.names_changed();
@@ -476,23 +472,15 @@ impl Node {
 
     fn run_dials(&mut self) {
         let now = self.now_ms;
-        let due: Vec<IdentityKey> = self
-            .peers
-            .values()
-            .filter(|p| p.next_dial_ms.is_some_and(|t| t <= now))
-            .map(|p| p.identity())
-            .collect();
-        for id in due {
+        for id in self.peers.due(now) {
             self.dial_peer(id);
         }
         for i in 0..self.manual.len() {
-            if self.manual[i].next_dial_ms.is_some_and(|t| t <= now)
-                && self.manual[i].link.is_none()
+            let addr = self.manual[i].addr;
+            if self.manual[i].next_dial_ms.is_some_and(|t| t <= now) && !self.dialling_manual(addr)
             {
-                let addr = self.manual[i].addr;
                 self.manual[i].next_dial_ms = None;
-                let link = self.dial(addr, Purpose::Manual);
-                self.manual[i].link = Some(link);
+                self.dial(addr, Purpose::Manual);
             }
         }
     }
@@ -509,7 +497,7 @@ impl Node {
         };
         p.next_dial_ms = None;
         let Some(addr) = p.addr else { return };
-        if !matches!(p.state, PeerState::Discovered | PeerState::Lost { .. }) {
+        if !p.is_idle() {
             return;
         }
         // Beacons name addresses; a flood of them must not turn into a flood
@@ -520,7 +508,7 @@ impl Node {
         }
         let link = self.dial(addr, Purpose::Dial(id));
         if let Some(p) = self.peers.get_mut(&id) {
-            p.state = PeerState::Dialling { link };
+            p.link = PeerLink::Linked(link);
         }
     }
 
@@ -541,14 +529,7 @@ impl Node {
             return;
         }
         match c.on_connected(&self.local, &cfg) {
-            Ok(()) => {
-                if let Some(p) = c.expected().and_then(|id| self.peers.get_mut(&id)) {
-                    if p.state == (PeerState::Dialling { link: link_id }) {
-                        p.state = PeerState::Handshaking { link: link_id };
-                    }
-                }
-                self.transmit(link_id);
-            }
+            Ok(()) => self.transmit(link_id),
             Err(e) => self.close(link_id, &format!("cannot start handshake: {e}"), None),
         }
     }
@@ -612,18 +593,10 @@ impl Node {
         };
         let direction = c.direction();
         // A manual target that reached this identity becomes a pinned peer.
-        let mut pinned = false;
-        self.manual.retain(|m| {
-            let hit = m.link == Some(link_id);
-            pinned |= hit;
-            !hit
-        });
-        let backoff = self.new_backoff();
-        let is_new = !self.peers.contains_key(&id);
-        let peer = self
+        let pinned = self.take_manual_target(link_id);
+        let (peer, is_new) = self
             .peers
-            .entry(id)
-            .or_insert_with(|| Peer::new(id, hello.nickname.clone(), dial_addr, now, backoff));
+            .get_or_insert(id, &hello.nickname, dial_addr, now);
 
         peer.nickname = hello.nickname.clone();
         peer.last_heard_ms = now;
@@ -640,12 +613,12 @@ impl Node {
 
         // Duplicate links: keep the one dialled by the lower identity key;
         // between two dialled by the same side, keep the one with the smaller handshake hash.
-        let existing = self.peers.get(&id).and_then(|p| p.state.established_link());
+        let existing = self.link_of(&id);
         if let Some(old) = existing.filter(|old| *old != link_id && self.conns.contains_key(old)) {
             let keep = self.preferred(old, link_id, id);
             let drop = if keep == old { link_id } else { old };
             if let Some(p) = self.peers.get_mut(&id) {
-                p.state = PeerState::Established { link: keep };
+                p.link = PeerLink::Linked(keep);
             }
             self.close(drop, "duplicate link", Some(CloseReason::DuplicateLink));
             if keep == link_id {
@@ -677,7 +650,7 @@ impl Node {
             }
         }
         if let Some(p) = self.peers.get_mut(&id) {
-            p.state = PeerState::Established { link: link_id };
+            p.link = PeerLink::Linked(link_id);
             p.backoff.reset();
             p.next_dial_ms = None;
         }
@@ -805,11 +778,12 @@ impl Node {
             return;
         };
         let now = self.now_ms;
-        if let Some(i) = self.manual.iter().position(|m| m.link == Some(link_id)) {
+        let manual = (c.purpose() == Purpose::Manual && !c.is_established())
+            .then(|| self.manual.iter().position(|m| m.addr == c.remote()))
+            .flatten();
+        if let Some(i) = manual {
             let delay = self.manual[i].backoff.next_delay(&mut self.rng);
-            let m = &mut self.manual[i];
-            m.link = None;
-            m.next_dial_ms = Some(now + delay);
+            self.manual[i].next_dial_ms = Some(now + delay);
             self.emit(Event::LinkFailed {
                 addr: c.remote().to_string(),
                 reason: why.into(),
@@ -827,7 +801,8 @@ impl Node {
             return;
         };
         let id = p.identity();
-        if p.state.established_link() == Some(link_id) {
+        let ours = p.link == PeerLink::Linked(link_id);
+        if ours && c.is_established() {
             // Promote another established link to this peer, if any.
             let other = self
                 .conns
@@ -835,19 +810,13 @@ impl Node {
                 .find(|(_, oc)| oc.peer() == Some(id))
                 .map(|(l, _)| *l);
             if let Some(other) = other {
-                p.state = PeerState::Established { link: other };
+                p.link = PeerLink::Linked(other);
                 return;
             }
-            p.state = PeerState::Lost { since_ms: now };
+            p.link = PeerLink::Lost { since_ms: now };
+            let wait = p.backoff.next_delay(&mut self.rng);
             self.chat.on_link_down(id);
-            let lower = self.local.identity_key() < id;
-            let grace = if lower {
-                0
-            } else {
-                self.cfg.higher_dial_delay_ms
-            };
-            let delay = p.backoff.next_delay(&mut self.rng) + grace;
-            p.next_dial_ms = Some(now + delay);
+            self.peers.schedule_dial(&id, now, wait);
             if !self.shutting_down {
                 let info = self.info_of(&id);
                 self.emit(Event::PeerLost {
@@ -855,17 +824,20 @@ impl Node {
                     reason: why.into(),
                 });
             }
-        } else if p.state.pending_dial() == Some(link_id) && p.expired {
-            let info = self.info_of(&id);
-            self.peers.remove(&id);
-            self.names_changed();
-            self.emit(Event::PeerExpired { peer: info });
-        } else if p.state.pending_dial() == Some(link_id) {
+        } else if ours && p.expired {
+            // Shown as it was, with the dial that just failed.
+            let state = p.state(|_| Some(c.stage()));
+            if let Some(p) = self.peers.remove(&id) {
+                let info = self.info_as(&p, state);
+                self.names_changed();
+                self.emit(Event::PeerExpired { peer: info });
+            }
+        } else if ours {
             let delay = p.backoff.next_delay(&mut self.rng);
-            p.state = if p.backoff.attempts() > 1 {
-                PeerState::Lost { since_ms: now }
+            p.link = if p.backoff.attempts() > 1 {
+                PeerLink::Lost { since_ms: now }
             } else {
-                PeerState::Discovered
+                PeerLink::Discovered
             };
             p.next_dial_ms = Some(now + delay);
             self.emit(Event::LinkFailed {
@@ -882,8 +854,8 @@ impl Node {
             Command::Connect(addr) => {
                 let linked = self
                     .peers
-                    .values()
-                    .any(|p| p.addr == Some(addr) && p.state.established_link().is_some());
+                    .iter()
+                    .any(|p| p.addr == Some(addr) && self.state_of(p).established_link().is_some());
                 if linked {
                     self.emit(Event::Info {
                         text: format!("already connected to {addr}"),
@@ -894,16 +866,15 @@ impl Node {
                     return;
                 }
                 let backoff = self.new_backoff();
-                let link = self.dial(addr, Purpose::Manual);
+                self.dial(addr, Purpose::Manual);
                 self.manual.push(ManualTarget {
                     addr,
-                    link: Some(link),
                     next_dial_ms: None,
                     backoff,
                 });
             }
             Command::Peers => {
-                let peers = self.peers.values().map(|p| self.info(p)).collect();
+                let peers = self.peers.iter().map(|p| self.info(p)).collect();
                 self.emit(Event::Peers { peers });
             }
             Command::Nick(nick)
@@ -962,7 +933,40 @@ impl Node {
 
     /// The established link of a peer.
     pub fn link_of(&self, id: &IdentityKey) -> Option<LinkId> {
-        self.peers.get(id).and_then(|p| p.state.established_link())
+        self.peers
+            .get(id)
+            .and_then(|p| self.state_of(p).established_link())
+    }
+
+    /// A peer's lifecycle state, read from the stage of its link.
+    pub fn peer_state(&self, id: &IdentityKey) -> Option<PeerState> {
+        self.peers.get(id).map(|p| self.state_of(p))
+    }
+
+    fn state_of(&self, p: &Peer) -> PeerState {
+        p.state(|l| self.conns.get(&l).map(Connection::stage))
+    }
+
+    /// Whether a `/connect` target's dial is running.
+    fn dialling_manual(&self, addr: SocketAddr) -> bool {
+        self.conns
+            .values()
+            .any(|c| c.purpose() == Purpose::Manual && c.remote() == addr && !c.is_established())
+    }
+
+    /// The `/connect` target this link served, removed now that it reached
+    /// an identity: that peer becomes pinned.
+    fn take_manual_target(&mut self, link_id: LinkId) -> bool {
+        let Some(c) = self.conns.get(&link_id) else {
+            return false;
+        };
+        if c.purpose() != Purpose::Manual {
+            return false;
+        }
+        let addr = c.remote();
+        let before = self.manual.len();
+        self.manual.retain(|m| m.addr != addr);
+        self.manual.len() != before
     }
 
     /// Queue a frame for a peer's established link; false if not connected.
@@ -981,7 +985,7 @@ impl Node {
     }
 
     fn new_backoff(&self) -> Backoff {
-        Backoff::new(self.cfg.backoff_min_ms, self.cfg.backoff_max_ms)
+        self.peers.new_backoff()
     }
 
     fn alloc_link(&mut self) -> LinkId {
@@ -1012,11 +1016,15 @@ impl Node {
     }
 
     fn info(&self, p: &Peer) -> PeerInfo {
+        self.info_as(p, self.state_of(p))
+    }
+
+    fn info_as(&self, p: &Peer, state: PeerState) -> PeerInfo {
         PeerInfo {
             identity: hex_key(&p.identity()),
             fingerprint: p.identity().fingerprint().grouped(),
             nickname: p.nickname.clone(),
-            state: p.state.name(),
+            state: state.name(),
             addr: p.addr.map(|a| a.to_string()),
             trust: self.trust_of(&p.identity(), &p.nickname),
         }

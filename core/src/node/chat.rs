@@ -8,7 +8,7 @@ use crate::chat::{ChatEvent, Conversation, MessageView};
 use crate::event::{hex_key, ChatLine, Event, PeerInfo};
 use crate::handshake::PeerHello;
 use crate::identity::{safety_number, IdentityKey};
-use crate::peer::{LinkId, Peer};
+use crate::peer::LinkId;
 use crate::trust::{self, Candidate, TrustState};
 use crate::wire::{CloseReason, Frame};
 use std::net::SocketAddr;
@@ -34,22 +34,13 @@ impl Node {
             let Ok(addr) = addr.parse::<SocketAddr>() else {
                 continue;
             };
-            if id == self.local.identity_key() || self.peers.contains_key(&id) {
+            if id == self.local.identity_key() || self.peers.contains(&id) {
                 continue;
             }
             let nick = self.stored_nick(&id);
-            let mut p = Peer::new(id, nick, Some(addr), now, self.new_backoff());
-            let lower = self.local.identity_key() < id;
+            self.peers.get_or_insert(id, &nick, Some(addr), now);
             let jitter = self.rng.range_ms(0, 500);
-            p.next_dial_ms = Some(
-                now + jitter
-                    + if lower {
-                        0
-                    } else {
-                        self.cfg.higher_dial_delay_ms
-                    },
-            );
-            self.peers.insert(id, p);
+            self.peers.schedule_dial(&id, now, jitter);
             self.names_changed();
         }
     }
@@ -282,7 +273,7 @@ impl Node {
     fn candidates_uncached(&self) -> Vec<Candidate> {
         let mut out: Vec<Candidate> = self
             .peers
-            .values()
+            .iter()
             .map(|p| Candidate {
                 identity: p.identity(),
                 nickname: p.nickname.clone(),
