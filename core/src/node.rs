@@ -1,4 +1,5 @@
-//! The sans-IO node: owns discovery, peers and links.
+//! The sans-IO node: a router over connections, with the peer table and
+//! the `/connect` targets.
 //!
 //! The shell (`net`, or a simulation) feeds it [`Input`]s and the time, and
 //! drains [`Output`]s: datagrams to send, TCP dials, bytes to write, sockets
@@ -9,21 +10,33 @@
 //!   shell ──Input──▶ Node::handle(now, input)      shell ◀──Output── Node::poll_output()
 //!   shell ──now────▶ Node::handle_timeout(now)     shell ◀──deadline─ Node::poll_timeout()
 //! ```
+//!
+//! Each link's state is one [`Connection`] (phase, timers, send queue,
+//! byte accounting); a peer names the link that stands for it and its
+//! state is read from that connection. The node's own code is split by
+//! what triggers it:
+//!
+//! - `discover`: beacons out, sightings in, expiry;
+//! - `dial`: scheduled dials, `/connect` targets, TCP connects;
+//! - `links`: bytes in, frames routed, timers, closing, sealing and sending;
+//! - `lifecycle`: a link becoming a peer's (the duplicate-link rule) and a
+//!   link going away (promotion, redial);
+//! - `commands`: the user's non-chat commands;
+//! - `chat`: the glue to the chat core, naming and trust commands;
+//! - `view`: what the UI is shown of a peer (`PeerInfo`, trust).
 
 use crate::chat::Chat;
 use crate::chat::ChatStore;
 use crate::discovery::{Discovery, DiscoveryConfig};
-use crate::event::{hex_key, Event, PeerInfo};
-use crate::handshake::{HandshakeConfig, PeerHello};
+use crate::event::Event;
+use crate::handshake::HandshakeConfig;
 use crate::identity::{IdentityKey, LocalIdentity};
-use crate::link::{
-    Connection, Direction, Expiry, LinkConfig, LinkEvent, Purpose, SealError, Stage,
-};
-use crate::peer::{Backoff, LinkId, Peer, PeerLink, PeerState, PeerTable};
+use crate::link::{Connection, Direction, LinkConfig};
+use crate::peer::{Backoff, LinkId, Peer, PeerState, PeerTable};
 use crate::rng::Rng;
-use crate::trust::{self, TrustState};
+use crate::trust::TrustState;
 use crate::wire::limits::HANDSHAKE_DEADLINE_MS;
-use crate::wire::{CloseReason, Frame};
+use crate::wire::Frame;
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 
@@ -224,23 +237,7 @@ impl Node {
         now_ms: u64,
         wall_ms: u64,
     ) -> Node {
-        let discovery = cfg.discovery.clone().map(|dc| {
-            // The instance is public; take it from the OS so it reveals
-            // nothing about the jitter generator.
-            let mut b = [0u8; 8];
-            let instance = match crate::identity::random_bytes(&mut b) {
-                Ok(()) => u64::from_le_bytes(b),
-                Err(_) => rng.next_u64(),
-            };
-            Discovery::new(
-                dc,
-                &local,
-                cfg.nickname.clone(),
-                cfg.listen_port,
-                instance,
-                Rng::new(rng.next_u64()),
-            )
-        });
+        let discovery = new_discovery(&cfg, &local, &mut rng);
         let chat = Chat::new(store, local.identity_key());
         let peers = PeerTable::new(
             local.identity_key(),
@@ -291,6 +288,11 @@ impl Node {
         self.peers.get(id)
     }
 
+    /// A peer's lifecycle state, read from the stage of its link.
+    pub fn peer_state(&self, id: &IdentityKey) -> Option<PeerState> {
+        self.peers.get(id).map(|p| self.state_of(p))
+    }
+
     /// Identities with an established link.
     pub fn connected(&self) -> Vec<IdentityKey> {
         self.peers
@@ -298,6 +300,13 @@ impl Node {
             .filter(|p| self.state_of(p).established_link().is_some())
             .map(|p| p.identity())
             .collect()
+    }
+
+    /// The established link of a peer.
+    pub fn link_of(&self, id: &IdentityKey) -> Option<LinkId> {
+        self.peers
+            .get(id)
+            .and_then(|p| self.state_of(p).established_link())
     }
 
     /// Number of connections in the table, in any state.
@@ -367,22 +376,19 @@ impl Node {
         }
     }
 
-    /// The earliest time at which [`Node::handle_timeout`] has work.
+    /// The earliest time at which [`Node::handle_timeout`] has work:
+    /// discovery's next beacon or expiry, every connection's timers, and
+    /// every scheduled dial.
     pub fn poll_timeout(&self) -> Option<u64> {
-        let mut t: Option<u64> = self.discovery.as_ref().and_then(|d| d.poll_timeout());
-        let mut at = |x: u64| t = Some(t.map_or(x, |y| y.min(x)));
-        for d in self.conns.values().filter_map(Connection::poll_timeout) {
-            at(d);
-        }
-        if let Some(d) = self.peers.next_dial() {
-            at(d);
-        }
-        for m in &self.manual {
-            if let Some(d) = m.next_dial_ms {
-                at(d);
-            }
-        }
-        t
+        let discovery = self.discovery.as_ref().and_then(|d| d.poll_timeout());
+        let links = self.conns.values().filter_map(Connection::poll_timeout);
+        let manual = self.manual.iter().filter_map(|m| m.next_dial_ms);
+        discovery
+            .into_iter()
+            .chain(links)
+            .chain(self.peers.next_dial())
+            .chain(manual)
+            .min()
     }
 
     /// Run timers due at `now_ms`.
@@ -396,579 +402,6 @@ impl Node {
         self.run_dials();
     }
 
-    // ---- discovery ------------------------------------------------------
-
-    fn run_discovery(&mut self) {
-        let now = self.now_ms;
-        let wall = self.wall_ms(now);
-        let Some(d) = self.discovery.as_mut() else {
-            return;
-        };
-        if let Some(beacon) = d.poll_beacon(now, wall, &self.local) {
-            for to in &self.cfg.beacon_targets {
-                self.out.push_back(Output::Datagram {
-                    to: *to,
-                    data: beacon.clone(),
-                });
-            }
-        }
-        for id in d.expire(now) {
-            let forget = self
-                .peers
-                .get(&id)
-                .is_some_and(|p| !p.pinned && p.is_idle());
-            let established = self.link_of(&id).is_some();
-            if forget {
-                if let Some(p) = self.peers.remove(&id) {
-                    self.names_changed();
-                    let info = self.info(&p);
-                    self.emit(Event::PeerExpired { peer: info });
-                }
-            } else if let Some(p) = self.peers.get_mut(&id) {
-                // Dialling now: forget it if that dial fails.
-                p.expired = !p.pinned && !established;
-            }
-        }
-    }
-
-    fn on_datagram(&mut self, from: SocketAddr, data: &[u8]) {
-        let now = self.now_ms;
-        let Some(d) = self.discovery.as_mut() else {
-            return;
-        };
-        // Rejected beacons are counted by discovery and otherwise ignored:
-        // a beacon is only ever a hint.
-        let Ok(s) = d.handle_datagram(now, from, data) else {
-            return;
-        };
-        let id = s.keys.identity;
-        let established = self.link_of(&id).is_some();
-        let (peer, is_new) = self.peers.get_or_insert(id, &s.nickname, Some(s.addr), now);
-        peer.last_heard_ms = now;
-        peer.expired = false;
-        // A live link is authenticated knowledge; a beacon is only a hint
-        // and never overrides it.
-        if !established {
-            peer.addr = Some(s.addr);
-            if peer.nickname != s.nickname {
-                peer.nickname = s.nickname;
-                *self.names.borrow_mut() = NameCache::default();
-            }
-        }
-        if peer.is_idle() && (is_new || s.restarted || peer.next_dial_ms.is_none()) {
-            if s.restarted {
-                peer.backoff.reset();
-            }
-            self.peers.schedule_dial(&id, now, 0);
-        }
-        if is_new {
-            self.names_changed();
-            let info = self.info_of(&id);
-            self.emit(Event::PeerDiscovered { peer: info });
-        }
-    }
-
-    // ---- dialling -------------------------------------------------------
-
-    fn run_dials(&mut self) {
-        let now = self.now_ms;
-        for id in self.peers.due(now) {
-            self.dial_peer(id);
-        }
-        for i in 0..self.manual.len() {
-            let addr = self.manual[i].addr;
-            if self.manual[i].next_dial_ms.is_some_and(|t| t <= now) && !self.dialling_manual(addr)
-            {
-                self.manual[i].next_dial_ms = None;
-                self.dial(addr, Purpose::Manual);
-            }
-        }
-    }
-
-    fn dial_peer(&mut self, id: IdentityKey) {
-        let pending = self
-            .conns
-            .values()
-            .filter(|c| c.direction() == Direction::Outbound && !c.is_established())
-            .count();
-        let retry = self.now_ms + self.rng.range_ms(500, 1_500);
-        let Some(p) = self.peers.get_mut(&id) else {
-            return;
-        };
-        p.next_dial_ms = None;
-        let Some(addr) = p.addr else { return };
-        if !p.is_idle() {
-            return;
-        }
-        // Beacons name addresses; a flood of them must not turn into a flood
-        // of connects (nor crowd out inbound handshakes).
-        if pending >= MAX_PENDING_DIALS {
-            p.next_dial_ms = Some(retry);
-            return;
-        }
-        let link = self.dial(addr, Purpose::Dial(id));
-        if let Some(p) = self.peers.get_mut(&id) {
-            p.link = PeerLink::Linked(link);
-        }
-    }
-
-    fn dial(&mut self, addr: SocketAddr, purpose: Purpose) -> LinkId {
-        let id = self.alloc_link();
-        let conn = Connection::dial(self.now_ms, addr, purpose, self.cfg.link_config());
-        self.conns.insert(id, conn);
-        self.out.push_back(Output::Dial { link: id, addr });
-        id
-    }
-
-    fn on_connected(&mut self, link_id: LinkId) {
-        let cfg = self.handshake_config();
-        let Some(c) = self.conns.get_mut(&link_id) else {
-            return;
-        };
-        if c.stage() != Stage::Connecting {
-            return;
-        }
-        match c.on_connected(&self.local, &cfg) {
-            Ok(()) => self.transmit(link_id),
-            Err(e) => self.close(link_id, &format!("cannot start handshake: {e}"), None),
-        }
-    }
-
-    // ---- links ----------------------------------------------------------
-
-    fn on_received(&mut self, link_id: LinkId, data: &[u8]) {
-        let Some(c) = self.conns.get_mut(&link_id) else {
-            return;
-        };
-        let result = c.on_bytes(self.now_ms, data);
-        self.transmit(link_id);
-        match result {
-            Ok(events) => {
-                for ev in events {
-                    match ev {
-                        LinkEvent::Established(hello) => self.on_established(link_id, hello),
-                        LinkEvent::Frames(frames) => {
-                            let mut chat = Vec::new();
-                            for f in frames {
-                                if !self.conns.contains_key(&link_id) {
-                                    break;
-                                }
-                                if crate::chat::is_chat_frame(&f) {
-                                    chat.push(f);
-                                } else {
-                                    // Chat frames before a Close are handled
-                                    // (stored, acked) before the link goes.
-                                    if matches!(f, Frame::Close(_)) && !chat.is_empty() {
-                                        self.chat_frames(link_id, std::mem::take(&mut chat));
-                                    }
-                                    self.on_frame(link_id, f);
-                                }
-                            }
-                            if !chat.is_empty() {
-                                self.chat_frames(link_id, chat);
-                            }
-                        }
-                    }
-                }
-            }
-            Err(e) => {
-                // A link whose transport failed cannot carry a Close frame.
-                self.close(link_id, &e.to_string(), None);
-            }
-        }
-    }
-
-    fn on_established(&mut self, link_id: LinkId, hello: PeerHello) {
-        let now = self.now_ms;
-        let id = hello.identity();
-        let Some(c) = self.conns.get_mut(&link_id) else {
-            return;
-        };
-        let remote = c.remote();
-        let dial_addr = match c.direction() {
-            Direction::Outbound => Some(remote),
-            Direction::Inbound => {
-                (hello.listen_port != 0).then(|| SocketAddr::new(remote.ip(), hello.listen_port))
-            }
-        };
-        let direction = c.direction();
-        // A manual target that reached this identity becomes a pinned peer.
-        let pinned = self.take_manual_target(link_id);
-        let (peer, is_new) = self
-            .peers
-            .get_or_insert(id, &hello.nickname, dial_addr, now);
-
-        peer.nickname = hello.nickname.clone();
-        peer.last_heard_ms = now;
-        peer.pinned |= pinned;
-        if dial_addr.is_some() {
-            peer.addr = dial_addr;
-        }
-        self.names_changed();
-        if is_new {
-            let info = self.info_of(&id);
-            self.emit(Event::PeerDiscovered { peer: info });
-        }
-        self.chat_peer_seen(&hello, dial_addr);
-
-        // Duplicate links: keep the one dialled by the lower identity key;
-        // between two dialled by the same side, keep the one with the smaller handshake hash.
-        let existing = self.link_of(&id);
-        if let Some(old) = existing.filter(|old| *old != link_id && self.conns.contains_key(old)) {
-            let keep = self.preferred(old, link_id, id);
-            let drop = if keep == old { link_id } else { old };
-            if let Some(p) = self.peers.get_mut(&id) {
-                p.link = PeerLink::Linked(keep);
-            }
-            self.close(drop, "duplicate link", Some(CloseReason::DuplicateLink));
-            if keep == link_id {
-                // Whatever was in flight on the old link is resent here.
-                self.chat_link_up(id);
-            }
-            return;
-        }
-
-        // A dial of ours still running would lose the tie-break if we are the
-        // higher key: cancel it. If we are the lower key it would win on both
-        // sides, so let it finish (the tie-break then closes this link).
-        let local_higher = self.local.identity_key() > id;
-        let pending: Vec<LinkId> = self
-            .conns
-            .iter()
-            .filter(|(l, c)| {
-                **l != link_id
-                    && !c.is_established()
-                    && c.direction() == Direction::Outbound
-                    && c.expected() == Some(id)
-            })
-            .map(|(l, _)| *l)
-            .collect();
-        if local_higher {
-            for l in pending {
-                self.conns.remove(&l);
-                self.out.push_back(Output::Close { link: l });
-            }
-        }
-        if let Some(p) = self.peers.get_mut(&id) {
-            p.link = PeerLink::Linked(link_id);
-            p.backoff.reset();
-            p.next_dial_ms = None;
-        }
-        let info = self.info_of(&id);
-        self.emit(Event::PeerConnected {
-            peer: info,
-            direction,
-        });
-        self.chat_link_up(id);
-    }
-
-    /// Which of two established links to the same peer survives.
-    fn preferred(&self, a: LinkId, b: LinkId, peer: IdentityKey) -> LinkId {
-        let me = self.local.identity_key();
-        let lower = me.min(peer);
-        let dialled_by_lower = |l: LinkId| {
-            self.conns.get(&l).is_some_and(|c| {
-                let initiator = if c.direction() == Direction::Outbound {
-                    me
-                } else {
-                    peer
-                };
-                initiator == lower
-            })
-        };
-        match (dialled_by_lower(a), dialled_by_lower(b)) {
-            (true, false) => a,
-            (false, true) => b,
-            // Both dialled by the same side: keep the one with the smaller
-            // handshake hash, which both ends see alike (link ids do not).
-            _ => {
-                let hash = |l: LinkId| {
-                    self.conns
-                        .get(&l)
-                        .map(|c| c.handshake_hash().to_vec())
-                        .unwrap_or_default()
-                };
-                if hash(a) <= hash(b) {
-                    a
-                } else {
-                    b
-                }
-            }
-        }
-    }
-
-    fn on_frame(&mut self, link_id: LinkId, frame: Frame) {
-        let Some(c) = self.conns.get_mut(&link_id) else {
-            return;
-        };
-        let Some(id) = c.peer() else { return };
-        if let Some(p) = self.peers.get_mut(&id) {
-            p.last_heard_ms = self.now_ms;
-        }
-        match frame {
-            Frame::Ping(n) => c.queue(Frame::Pong(n)),
-            Frame::Pong(_) => {}
-            Frame::Close(close) => {
-                let detail = &close.detail;
-                let reason = format!("peer closed the link ({:?}: {detail})", close.reason);
-                self.close(link_id, &reason, None);
-            }
-            Frame::Data(data) => self.emit(Event::Data {
-                from: hex_key(&id),
-                len: data.len(),
-            }),
-            Frame::Nick(nick) => {
-                if let Some(p) = self.peers.get_mut(&id) {
-                    let old = std::mem::replace(&mut p.nickname, nick.clone());
-                    self.names_changed();
-                    let info = self.info_of(&id);
-                    let changed = info.trust == TrustState::KeyChanged;
-                    self.emit(Event::PeerRenamed {
-                        peer: info.clone(),
-                        old,
-                    });
-                    // Taking a verified contact's name is worth a warning.
-                    if changed {
-                        let verified = trust::verified_lookalikes(self.chat.store(), &id, &nick)
-                            .unwrap_or_default()
-                            .iter()
-                            .map(|r| self.info_of(&IdentityKey(r.identity)))
-                            .collect();
-                        self.emit(Event::KeyWarning {
-                            peer: info,
-                            verified,
-                        });
-                    }
-                }
-            }
-            // Routed to the chat core by on_received.
-            Frame::Public(_) | Frame::Direct(_) | Frame::Ack(_) | Frame::SyncRequest(_) => {}
-        }
-    }
-
-    fn check_links(&mut self) {
-        let now = self.now_ms;
-        let expired: Vec<_> = self
-            .conns
-            .iter_mut()
-            .filter_map(|(l, c)| c.handle_timeout(now).map(|e| (*l, e)))
-            .collect();
-        for (l, e) in expired {
-            self.close(l, e.why(), e.close_reason());
-        }
-    }
-
-    /// Close a link: optionally tell the peer why, then drop it.
-    fn close(&mut self, link_id: LinkId, why: &str, reason: Option<CloseReason>) {
-        if let Some(reason) = reason {
-            if let Some(c) = self.conns.get_mut(&link_id) {
-                c.queue_close(reason, why);
-            }
-            self.flush_link(link_id);
-        }
-        if self.conns.contains_key(&link_id) {
-            self.out.push_back(Output::Close { link: link_id });
-        }
-        self.on_gone(link_id, why);
-    }
-
-    /// A connection is gone: update the peer it belonged to.
-    fn on_gone(&mut self, link_id: LinkId, why: &str) {
-        let Some(c) = self.conns.remove(&link_id) else {
-            return;
-        };
-        let now = self.now_ms;
-        let manual = (c.purpose() == Purpose::Manual && !c.is_established())
-            .then(|| self.manual.iter().position(|m| m.addr == c.remote()))
-            .flatten();
-        if let Some(i) = manual {
-            let delay = self.manual[i].backoff.next_delay(&mut self.rng);
-            self.manual[i].next_dial_ms = Some(now + delay);
-            self.emit(Event::LinkFailed {
-                addr: c.remote().to_string(),
-                reason: why.into(),
-            });
-            return;
-        }
-        let id = c.peer().or(c.expected());
-        let Some(p) = id.and_then(|id| self.peers.get_mut(&id)) else {
-            if !c.is_established() {
-                self.emit(Event::LinkFailed {
-                    addr: c.remote().to_string(),
-                    reason: why.into(),
-                });
-            }
-            return;
-        };
-        let id = p.identity();
-        let ours = p.link == PeerLink::Linked(link_id);
-        if ours && c.is_established() {
-            // Promote another established link to this peer, if any.
-            let other = self
-                .conns
-                .iter()
-                .find(|(_, oc)| oc.peer() == Some(id))
-                .map(|(l, _)| *l);
-            if let Some(other) = other {
-                p.link = PeerLink::Linked(other);
-                return;
-            }
-            p.link = PeerLink::Lost { since_ms: now };
-            let wait = p.backoff.next_delay(&mut self.rng);
-            self.chat.on_link_down(id);
-            self.peers.schedule_dial(&id, now, wait);
-            if !self.shutting_down {
-                let info = self.info_of(&id);
-                self.emit(Event::PeerLost {
-                    peer: info,
-                    reason: why.into(),
-                });
-            }
-        } else if ours && p.expired {
-            // Shown as it was, with the dial that just failed.
-            let state = p.state(|_| Some(c.stage()));
-            if let Some(p) = self.peers.remove(&id) {
-                let info = self.info_as(&p, state);
-                self.names_changed();
-                self.emit(Event::PeerExpired { peer: info });
-            }
-        } else if ours {
-            let delay = p.backoff.next_delay(&mut self.rng);
-            p.link = if p.backoff.attempts() > 1 {
-                PeerLink::Lost { since_ms: now }
-            } else {
-                PeerLink::Discovered
-            };
-            p.next_dial_ms = Some(now + delay);
-            self.emit(Event::LinkFailed {
-                addr: c.remote().to_string(),
-                reason: why.into(),
-            });
-        }
-    }
-
-    // ---- commands -------------------------------------------------------
-
-    fn on_command(&mut self, cmd: Command) {
-        match cmd {
-            Command::Connect(addr) => {
-                let linked = self
-                    .peers
-                    .iter()
-                    .any(|p| p.addr == Some(addr) && self.state_of(p).established_link().is_some());
-                if linked {
-                    self.emit(Event::Info {
-                        text: format!("already connected to {addr}"),
-                    });
-                    return;
-                }
-                if self.manual.iter().any(|m| m.addr == addr) {
-                    return;
-                }
-                let backoff = self.new_backoff();
-                self.dial(addr, Purpose::Manual);
-                self.manual.push(ManualTarget {
-                    addr,
-                    next_dial_ms: None,
-                    backoff,
-                });
-            }
-            Command::Peers => {
-                let peers = self.peers.iter().map(|p| self.info(p)).collect();
-                self.emit(Event::Peers { peers });
-            }
-            Command::Nick(nick)
-                if nick.is_empty() || nick.len() > crate::wire::limits::MAX_NICK_LEN =>
-            {
-                self.emit(Event::Error {
-                    text: format!(
-                        "a nickname is 1 to {} bytes",
-                        crate::wire::limits::MAX_NICK_LEN
-                    ),
-                });
-            }
-            Command::Nick(nick) => {
-                self.cfg.nickname = nick.clone();
-                if let Err(e) = self.chat.store_mut().set_meta("nickname", &nick) {
-                    self.emit(Event::Error {
-                        text: format!("nickname not saved: {e}"),
-                    });
-                }
-                if let Some(d) = self.discovery.as_mut() {
-                    d.set_nickname(nick.clone());
-                }
-                for c in self.conns.values_mut().filter(|c| c.is_established()) {
-                    c.queue(Frame::Nick(nick.clone()));
-                }
-            }
-            Command::SendData { peer, data } => match self.link_of(&peer) {
-                Some(l) => {
-                    if let Some(c) = self.conns.get_mut(&l) {
-                        c.queue(Frame::Data(data));
-                    }
-                }
-                None => self.emit(Event::Error {
-                    text: "peer is not connected".into(),
-                }),
-            },
-            Command::Say(_)
-            | Command::Msg { .. }
-            | Command::History { .. }
-            | Command::Search { .. }
-            | Command::Verify { .. }
-            | Command::Trust { .. }
-            | Command::Untrust { .. } => self.on_chat_command(cmd),
-            Command::Quit => {
-                self.shutting_down = true;
-                let links: Vec<LinkId> = self.conns.keys().copied().collect();
-                for l in links {
-                    self.close(l, "shutting down", Some(CloseReason::Shutdown));
-                }
-                self.emit(Event::Shutdown);
-            }
-        }
-    }
-
-    // ---- helpers --------------------------------------------------------
-
-    /// The established link of a peer.
-    pub fn link_of(&self, id: &IdentityKey) -> Option<LinkId> {
-        self.peers
-            .get(id)
-            .and_then(|p| self.state_of(p).established_link())
-    }
-
-    /// A peer's lifecycle state, read from the stage of its link.
-    pub fn peer_state(&self, id: &IdentityKey) -> Option<PeerState> {
-        self.peers.get(id).map(|p| self.state_of(p))
-    }
-
-    fn state_of(&self, p: &Peer) -> PeerState {
-        p.state(|l| self.conns.get(&l).map(Connection::stage))
-    }
-
-    /// Whether a `/connect` target's dial is running.
-    fn dialling_manual(&self, addr: SocketAddr) -> bool {
-        self.conns
-            .values()
-            .any(|c| c.purpose() == Purpose::Manual && c.remote() == addr && !c.is_established())
-    }
-
-    /// The `/connect` target this link served, removed now that it reached
-    /// an identity: that peer becomes pinned.
-    fn take_manual_target(&mut self, link_id: LinkId) -> bool {
-        let Some(c) = self.conns.get(&link_id) else {
-            return false;
-        };
-        if c.purpose() != Purpose::Manual {
-            return false;
-        }
-        let addr = c.remote();
-        let before = self.manual.len();
-        self.manual.retain(|m| m.addr != addr);
-        self.manual.len() != before
-    }
-
     /// Queue a frame for a peer's established link; false if not connected.
     pub fn queue_frame(&mut self, id: &IdentityKey, frame: Frame) -> bool {
         match self.link_of(id).and_then(|l| self.conns.get_mut(&l)) {
@@ -978,6 +411,13 @@ impl Node {
             }
             None => false,
         }
+    }
+
+    // ---- helpers --------------------------------------------------------
+
+    /// A peer's state: the stage of the link standing for it, or idle.
+    fn state_of(&self, p: &Peer) -> PeerState {
+        p.state(|l| self.conns.get(&l).map(Connection::stage))
     }
 
     fn handshake_config(&self) -> HandshakeConfig {
@@ -997,103 +437,34 @@ impl Node {
     fn emit(&mut self, ev: Event) {
         self.out.push_back(Output::Event(ev));
     }
+}
 
-    fn info_of(&self, id: &IdentityKey) -> PeerInfo {
-        match self.peers.get(id) {
-            Some(p) => self.info(p),
-            None => {
-                let nickname = self.stored_nick(id);
-                PeerInfo {
-                    identity: hex_key(id),
-                    fingerprint: id.fingerprint().grouped(),
-                    trust: self.trust_of(id, &nickname),
-                    nickname,
-                    state: "offline",
-                    addr: None,
-                }
-            }
-        }
-    }
-
-    fn info(&self, p: &Peer) -> PeerInfo {
-        self.info_as(p, self.state_of(p))
-    }
-
-    fn info_as(&self, p: &Peer, state: PeerState) -> PeerInfo {
-        PeerInfo {
-            identity: hex_key(&p.identity()),
-            fingerprint: p.identity().fingerprint().grouped(),
-            nickname: p.nickname.clone(),
-            state: state.name(),
-            addr: p.addr.map(|a| a.to_string()),
-            trust: self.trust_of(&p.identity(), &p.nickname),
-        }
-    }
-
-    /// Trust state of a key; a store failure shows as unverified. Cached
-    /// until the peer table or the trust store changes.
-    fn trust_of(&self, id: &IdentityKey, nickname: &str) -> TrustState {
-        let key = (*id, nickname.to_string());
-        if let Some(t) = self.names.borrow().trust.get(&key) {
-            return *t;
-        }
-        let t = self.trust_of_uncached(id, nickname);
-        self.names.borrow_mut().trust.insert(key, t);
-        t
-    }
-
-    /// Forget cached trust states and naming candidates: the peer table,
-    /// a nickname or the trust store changed.
-    pub(crate) fn names_changed(&self) {
-        *self.names.borrow_mut() = NameCache::default();
-    }
-
-    fn trust_of_uncached(&self, id: &IdentityKey, nickname: &str) -> TrustState {
-        trust::trust_state(self.chat.store(), &self.local.identity_key(), id, nickname)
-            .unwrap_or(TrustState::Unverified)
-    }
-
-    /// Hand the shell what a link has ready to write.
-    fn transmit(&mut self, link_id: LinkId) {
-        if let Some(data) = self.conns.get_mut(&link_id).and_then(|c| c.poll_transmit()) {
-            self.out.push_back(Output::Send {
-                link: link_id,
-                data,
-            });
-        }
-    }
-
-    /// Seal every link's pending frames, one batch per link, and disconnect
-    /// links whose unwritten data exceeds the bound (a peer that does not read).
-    fn flush(&mut self) {
-        self.flush_posts();
-        let links: Vec<LinkId> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| c.has_pending())
-            .map(|(l, _)| *l)
-            .collect();
-        for l in links {
-            self.flush_link(l);
-        }
-    }
-
-    fn flush_link(&mut self, link_id: LinkId) {
-        let Some(c) = self.conns.get_mut(&link_id) else {
-            return;
-        };
-        match c.seal_pending() {
-            Ok(()) => self.transmit(link_id),
-            Err(SealError::Link(e)) => self.close(link_id, &format!("cannot send: {e}"), None),
-            Err(SealError::TooSlow) => {
-                // Not reading: drop the link. What it missed stays in the outbox.
-                self.out.push_back(Output::Close { link: link_id });
-                self.on_gone(link_id, Expiry::SendStall.why());
-            }
-        }
-    }
+/// Discovery, if configured.
+fn new_discovery(cfg: &NodeConfig, local: &LocalIdentity, rng: &mut Rng) -> Option<Discovery> {
+    let dc = cfg.discovery.clone()?;
+    // The instance is public; take it from the OS so it reveals nothing
+    // about the jitter generator.
+    let mut b = [0u8; 8];
+    let instance = match crate::identity::random_bytes(&mut b) {
+        Ok(()) => u64::from_le_bytes(b),
+        Err(_) => rng.next_u64(),
+    };
+    Some(Discovery::new(
+        dc,
+        local,
+        cfg.nickname.clone(),
+        cfg.listen_port,
+        instance,
+        Rng::new(rng.next_u64()),
+    ))
 }
 
 mod chat;
+mod commands;
+mod dial;
+mod discover;
+mod lifecycle;
+mod links;
 #[cfg(test)]
 mod tests;
+mod view;
