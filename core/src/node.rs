@@ -43,6 +43,7 @@ use std::net::SocketAddr;
 /// Most dials of ours that may be unfinished at once.
 pub const MAX_PENDING_DIALS: usize = 32;
 
+/// Kept under this path, where PROTOCOL.md and SECURITY.md name it.
 pub use crate::link::connection::HARD_QUEUE_FACTOR;
 
 /// Tunables of the node. Defaults are the documented protocol values.
@@ -215,6 +216,7 @@ pub struct Node {
     /// Derived naming and trust data, so that showing a message does not
     /// cost store queries.
     names: std::cell::RefCell<NameCache>,
+    /// Every link, in any stage: the one source of truth for link state.
     conns: BTreeMap<LinkId, Connection>,
     peers: PeerTable,
     manual: Vec<ManualTarget>,
