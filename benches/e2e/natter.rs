@@ -1,5 +1,5 @@
 //! natter's own rows: the same shapes as the reference link, through
-//! natter's code (`link::Link`: deframer, typed handshake with identity
+//! natter's code (`link::Phase`: deframer, typed handshake with identity
 //! payloads and their checks, transport packing frames), plus whole-node
 //! figures (chat end to end through SQLite, search, memory per idle peer).
 
@@ -14,7 +14,7 @@ use natter::store::{ConversationKey, Store, StoredMessage};
 use natter_core::event::Event;
 use natter_core::handshake::HandshakeConfig;
 use natter_core::identity::{IdentityKey, LocalIdentity};
-use natter_core::link::{Link, LinkEvent};
+use natter_core::link::{LinkEvent, Phase};
 use natter_core::node::{Command, Node, NodeConfig};
 use natter_core::rng::Rng;
 use natter_core::wire::limits::MAX_PLAINTEXT_LEN;
@@ -29,7 +29,7 @@ use crate::stats::Latency;
 /// Largest `Data` payload that fits one Noise message: the plaintext less
 /// the variant byte and a three-byte length varint.
 pub const DATA_MAX: usize = MAX_PLAINTEXT_LEN - 4;
-/// Small frames handed to one `Link::send`: natter packs them into as few
+/// Small frames handed to one `Phase::send`: natter packs them into as few
 /// Noise messages as fit (the batching lever of DESIGN §9).
 const SMALL_BATCH: usize = 1024;
 
@@ -45,7 +45,7 @@ fn cfg() -> HandshakeConfig {
 /// last handshake message, if any.
 async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
     s: &mut S,
-    link: &mut Link,
+    link: &mut Phase,
     first: Vec<u8>,
 ) -> Result<Vec<Frame>> {
     if !first.is_empty() {
@@ -69,13 +69,13 @@ async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
     Ok(frames)
 }
 
-async fn dial(s: &mut TcpStream, me: &LocalIdentity, expect: IdentityKey) -> Result<Link> {
-    let (mut link, msg1) = Link::outbound(me, &cfg(), Some(expect))?;
+async fn dial(s: &mut TcpStream, me: &LocalIdentity, expect: IdentityKey) -> Result<Phase> {
+    let (mut link, msg1) = Phase::outbound(me, &cfg(), Some(expect))?;
     handshake(s, &mut link, msg1).await?;
     Ok(link)
 }
 
-async fn answer(s: &mut TcpStream, me: &LocalIdentity) -> Result<Link> {
+async fn answer(s: &mut TcpStream, me: &LocalIdentity) -> Result<Phase> {
     let (link, early) = answer_with_frames(s, me).await?;
     ensure!(
         early.is_empty(),
@@ -86,14 +86,14 @@ async fn answer(s: &mut TcpStream, me: &LocalIdentity) -> Result<Link> {
 
 /// The accepting side, also returning frames that arrived in the same read
 /// as message 3 (a dialler may send right after its last handshake message).
-async fn answer_with_frames(s: &mut TcpStream, me: &LocalIdentity) -> Result<(Link, Vec<Frame>)> {
-    let mut link = Link::inbound(me, &cfg())?;
+async fn answer_with_frames(s: &mut TcpStream, me: &LocalIdentity) -> Result<(Phase, Vec<Frame>)> {
+    let mut link = Phase::inbound(me, &cfg())?;
     let early = handshake(s, &mut link, Vec::new()).await?;
     Ok((link, early))
 }
 
 /// An established natter link over a loopback pair.
-async fn established() -> Result<(TcpStream, Link, TcpStream, Link)> {
+async fn established() -> Result<(TcpStream, Phase, TcpStream, Phase)> {
     let (mut a, mut b) = net::pair().await?;
     let (ia, ib) = (identity(1), identity(2));
     let expect = ib.identity_key();
@@ -153,7 +153,7 @@ pub async fn handshakes(in_flight: usize, duration: Duration, max: u64) -> Resul
 }
 
 /// Read frames from `rx` until EOF, calling `count` on each batch.
-async fn drain(mut rx: TcpStream, mut link: Link, mut count: impl FnMut(&[Frame])) -> Result<f64> {
+async fn drain(mut rx: TcpStream, mut link: Phase, mut count: impl FnMut(&[Frame])) -> Result<f64> {
     let mut buf = vec![0u8; 256 * 1024];
     let start = Instant::now();
     let mut sink = Vec::new();
@@ -493,7 +493,7 @@ pub async fn idle_peer_memory(peers: usize) -> Result<(f64, u64)> {
         let me = LocalIdentity::generate()?;
         let mut s = TcpStream::connect(addr).await?;
         let (mut link, msg1) =
-            Link::outbound(&me, &HandshakeConfig::new(format!("p{i}"), 0), None)?;
+            Phase::outbound(&me, &HandshakeConfig::new(format!("p{i}"), 0), None)?;
         handshake(&mut s, &mut link, msg1).await?;
         ensure!(
             link.peer().is_some_and(|p| hex(&p.identity().0) == server),

@@ -1,4 +1,5 @@
-//! The sans-IO node: owns discovery, peers and links.
+//! The sans-IO node: a router over connections, with the peer table and
+//! the `/connect` targets.
 //!
 //! The shell (`net`, or a simulation) feeds it [`Input`]s and the time, and
 //! drains [`Output`]s: datagrams to send, TCP dials, bytes to write, sockets
@@ -9,28 +10,41 @@
 //!   shell ──Input──▶ Node::handle(now, input)      shell ◀──Output── Node::poll_output()
 //!   shell ──now────▶ Node::handle_timeout(now)     shell ◀──deadline─ Node::poll_timeout()
 //! ```
+//!
+//! Each link's state is one [`Connection`] (phase, timers, send queue,
+//! byte accounting); a peer names the link that stands for it and its
+//! state is read from that connection. The node's own code is split by
+//! what triggers it:
+//!
+//! - `discover`: beacons out, sightings in, expiry;
+//! - `dial`: scheduled dials, `/connect` targets, TCP connects;
+//! - `links`: bytes in, frames routed, timers, closing, sealing and sending;
+//! - `lifecycle`: a link becoming a peer's (the duplicate-link rule) and a
+//!   link going away (promotion, redial);
+//! - `commands`: the user's non-chat commands;
+//! - `chat`: the glue to the chat core, naming and trust commands;
+//! - `view`: what the UI is shown of a peer (`PeerInfo`, trust).
 
 use crate::chat::Chat;
 use crate::chat::ChatStore;
 use crate::discovery::{Discovery, DiscoveryConfig};
-use crate::event::{Event, LinkState, PeerInfo};
-use crate::handshake::{HandshakeConfig, PeerHello};
+use crate::event::Event;
+use crate::handshake::HandshakeConfig;
 use crate::identity::{IdentityKey, LocalIdentity};
-use crate::link::{Direction, Link, LinkEvent};
-use crate::peer::{Backoff, LinkId, Peer, PeerState};
+use crate::link::{Connection, Direction, LinkConfig};
+use crate::peer::{Backoff, LinkId, Peer, PeerState, PeerTable};
 use crate::rng::Rng;
-use crate::trust::{self, TrustState};
+use crate::trust::Directory;
 use crate::wire::limits::HANDSHAKE_DEADLINE_MS;
-use crate::wire::{Close, CloseReason, Frame};
+use crate::wire::Frame;
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 
 /// Most dials of ours that may be unfinished at once.
 pub const MAX_PENDING_DIALS: usize = 32;
 
-/// A link's unwritten data may exceed `max_queued_bytes` by this factor for
-/// a short burst; beyond it the link is dropped at once.
-pub const HARD_QUEUE_FACTOR: usize = 16;
+/// Kept under this path, where PROTOCOL.md and SECURITY.md name it.
+pub use crate::link::connection::HARD_QUEUE_FACTOR;
 
 /// Tunables of the node. Defaults are the documented protocol values.
 #[derive(Clone, Debug)]
@@ -63,6 +77,19 @@ pub struct NodeConfig {
     /// write progress for this long is disconnected. Above
     /// `HARD_QUEUE_FACTOR × max_queued_bytes` it is disconnected at once.
     pub send_stall_ms: u64,
+}
+
+impl NodeConfig {
+    /// What each link needs of the configuration.
+    pub fn link_config(&self) -> LinkConfig {
+        LinkConfig {
+            keepalive_ms: self.keepalive_ms,
+            dead_after_ms: self.dead_after_ms,
+            handshake_deadline_ms: self.handshake_deadline_ms,
+            max_queued_bytes: self.max_queued_bytes,
+            send_stall_ms: self.send_stall_ms,
+        }
+    }
 }
 
 impl Default for NodeConfig {
@@ -161,43 +188,11 @@ pub enum Output {
     Event(Event),
 }
 
-/// Cached results of [`Node::trust_of`] and the naming candidates.
-#[derive(Default)]
-pub(crate) struct NameCache {
-    trust: std::collections::HashMap<(IdentityKey, String), TrustState>,
-    pub(crate) candidates: Option<Vec<crate::trust::Candidate>>,
-}
-
-/// One connection in the node's table.
-struct Conn {
-    /// `None` until the outbound TCP connect succeeds.
-    link: Option<Link>,
-    direction: Direction,
-    remote: SocketAddr,
-    opened_ms: u64,
-    /// For dials: the identity we mean to reach, if known.
-    expected: Option<IdentityKey>,
-    /// Set once the handshake authenticated the peer.
-    peer: Option<IdentityKey>,
-    last_rx_ms: u64,
-    ping_outstanding: bool,
-    queued: usize,
-    /// Last time the shell reported write progress (or the link opened).
-    last_flush_ms: u64,
-    /// Frames to seal together at the end of this step.
-    pending: Vec<Frame>,
-}
-
-impl Conn {
-    fn established(&self) -> bool {
-        self.peer.is_some()
-    }
-}
-
-/// A `--connect` / `/connect` target whose identity is not known yet.
+/// A `--connect` / `/connect` target whose identity is not known yet. The
+/// dial serving it is the unestablished `Purpose::Manual` connection to
+/// `addr`.
 struct ManualTarget {
     addr: SocketAddr,
-    link: Option<LinkId>,
     next_dial_ms: Option<u64>,
     backoff: Backoff,
 }
@@ -211,11 +206,12 @@ pub struct Node {
     chat: Chat,
     /// Posts typed since the last drain: `(None = public | Some(peer), text)`.
     posts: Vec<(Option<IdentityKey>, String)>,
-    /// Derived naming and trust data, so that showing a message does not
-    /// cost store queries.
-    names: std::cell::RefCell<NameCache>,
-    conns: BTreeMap<LinkId, Conn>,
-    peers: BTreeMap<IdentityKey, Peer>,
+    /// Every known name and trust level, indexed by look-alike skeleton:
+    /// what events and commands are decorated and resolved from.
+    names: Directory,
+    /// Every link, in any stage: the one source of truth for link state.
+    conns: BTreeMap<LinkId, Connection>,
+    peers: PeerTable,
     manual: Vec<ManualTarget>,
     out: VecDeque<Output>,
     next_link: LinkId,
@@ -236,24 +232,17 @@ impl Node {
         now_ms: u64,
         wall_ms: u64,
     ) -> Node {
-        let discovery = cfg.discovery.clone().map(|dc| {
-            // The instance is public; take it from the OS so it reveals
-            // nothing about the jitter generator.
-            let mut b = [0u8; 8];
-            let instance = match crate::identity::random_bytes(&mut b) {
-                Ok(()) => u64::from_le_bytes(b),
-                Err(_) => rng.next_u64(),
-            };
-            Discovery::new(
-                dc,
-                &local,
-                cfg.nickname.clone(),
-                cfg.listen_port,
-                instance,
-                Rng::new(rng.next_u64()),
-            )
-        });
+        let discovery = new_discovery(&cfg, &local, &mut rng);
+        // Loaded once; kept in step as names and trust change, so no
+        // event needs a store query (a failing store starts it empty).
+        let names = Directory::load(store.peers().unwrap_or_default());
         let chat = Chat::new(store, local.identity_key());
+        let peers = PeerTable::new(
+            local.identity_key(),
+            cfg.higher_dial_delay_ms,
+            cfg.backoff_min_ms,
+            cfg.backoff_max_ms,
+        );
         let mut node = Node {
             local,
             cfg,
@@ -261,9 +250,9 @@ impl Node {
             discovery,
             chat,
             posts: Vec::new(),
-            names: std::cell::RefCell::new(NameCache::default()),
+            names,
             conns: BTreeMap::new(),
-            peers: BTreeMap::new(),
+            peers,
             manual: Vec::new(),
             out: VecDeque::new(),
             next_link: 1,
@@ -290,20 +279,32 @@ impl Node {
 
     /// The peer table, for the UI and tests.
     pub fn peers(&self) -> impl Iterator<Item = &Peer> {
-        self.peers.values()
+        self.peers.iter()
     }
 
     pub fn peer(&self, id: &IdentityKey) -> Option<&Peer> {
         self.peers.get(id)
     }
 
+    /// A peer's lifecycle state, read from the stage of its link.
+    pub fn peer_state(&self, id: &IdentityKey) -> Option<PeerState> {
+        self.peers.get(id).map(|p| self.state_of(p))
+    }
+
     /// Identities with an established link.
     pub fn connected(&self) -> Vec<IdentityKey> {
         self.peers
-            .values()
-            .filter(|p| p.state.established_link().is_some())
+            .iter()
+            .filter(|p| self.state_of(p).established_link().is_some())
             .map(|p| p.identity())
             .collect()
+    }
+
+    /// The established link of a peer.
+    pub fn link_of(&self, id: &IdentityKey) -> Option<LinkId> {
+        self.peers
+            .get(id)
+            .and_then(|p| self.state_of(p).established_link())
     }
 
     /// Number of connections in the table, in any state.
@@ -334,7 +335,7 @@ impl Node {
         let handshaking = self
             .conns
             .values()
-            .filter(|c| c.direction == Direction::Inbound && !c.established())
+            .filter(|c| c.direction() == Direction::Inbound && !c.is_established())
             .count();
         if self.shutting_down
             || self.conns.len() >= self.cfg.max_links
@@ -342,12 +343,11 @@ impl Node {
         {
             return None;
         }
-        let link = Link::inbound(&self.local, &self.handshake_config()).ok()?;
+        let hs = self.handshake_config();
+        let conn =
+            Connection::inbound(now_ms, remote, &self.local, &hs, self.cfg.link_config()).ok()?;
         let id = self.alloc_link();
-        self.conns.insert(
-            id,
-            Conn::new(Some(link), Direction::Inbound, remote, now_ms, None),
-        );
+        self.conns.insert(id, conn);
         Some(id)
     }
 
@@ -363,10 +363,7 @@ impl Node {
             Input::Received { link, data } => self.on_received(link, &data),
             Input::Flushed { link, bytes } => {
                 if let Some(c) = self.conns.get_mut(&link) {
-                    c.queued = c.queued.saturating_sub(bytes);
-                    if bytes > 0 {
-                        c.last_flush_ms = now_ms;
-                    }
+                    c.on_flushed(now_ms, bytes);
                 }
             }
             Input::Closed { link, error } => {
@@ -385,35 +382,19 @@ impl Node {
         }
     }
 
-    /// The earliest time at which [`Node::handle_timeout`] has work.
+    /// The earliest time at which [`Node::handle_timeout`] has work:
+    /// discovery's next beacon or expiry, every connection's timers, and
+    /// every scheduled dial.
     pub fn poll_timeout(&self) -> Option<u64> {
-        let mut t: Option<u64> = self.discovery.as_ref().and_then(|d| d.poll_timeout());
-        let mut at = |x: u64| t = Some(t.map_or(x, |y| y.min(x)));
-        for c in self.conns.values() {
-            if c.established() {
-                if c.queued > self.cfg.max_queued_bytes {
-                    at(c.last_flush_ms + self.cfg.send_stall_ms);
-                }
-                if c.ping_outstanding {
-                    at(c.last_rx_ms + self.cfg.dead_after_ms);
-                } else {
-                    at(c.last_rx_ms + self.cfg.keepalive_ms);
-                }
-            } else {
-                at(c.opened_ms + self.cfg.handshake_deadline_ms);
-            }
-        }
-        for p in self.peers.values() {
-            if let Some(d) = p.next_dial_ms {
-                at(d);
-            }
-        }
-        for m in &self.manual {
-            if let Some(d) = m.next_dial_ms {
-                at(d);
-            }
-        }
-        t
+        let discovery = self.discovery.as_ref().and_then(|d| d.poll_timeout());
+        let links = self.conns.values().filter_map(Connection::poll_timeout);
+        let manual = self.manual.iter().filter_map(|m| m.next_dial_ms);
+        discovery
+            .into_iter()
+            .chain(links)
+            .chain(self.peers.next_dial())
+            .chain(manual)
+            .min()
     }
 
     /// Run timers due at `now_ms`.
@@ -427,612 +408,22 @@ impl Node {
         self.run_dials();
     }
 
-    // ---- discovery ------------------------------------------------------
-
-    fn run_discovery(&mut self) {
-        let now = self.now_ms;
-        let wall = self.wall_ms(now);
-        let Some(d) = self.discovery.as_mut() else {
-            return;
-        };
-        if let Some(beacon) = d.poll_beacon(now, wall, &self.local) {
-            for to in &self.cfg.beacon_targets {
-                self.out.push_back(Output::Datagram {
-                    to: *to,
-                    data: beacon.clone(),
-                });
+    /// Queue a frame for a peer's established link; false if not connected.
+    pub fn queue_frame(&mut self, id: &IdentityKey, frame: Frame) -> bool {
+        match self.link_of(id).and_then(|l| self.conns.get_mut(&l)) {
+            Some(c) => {
+                c.queue(frame);
+                true
             }
-        }
-        for id in d.expire(now) {
-            let forget = self.peers.get(&id).is_some_and(|p| {
-                !p.pinned && matches!(p.state, PeerState::Discovered | PeerState::Lost { .. })
-            });
-            if forget {
-                if let Some(p) = self.peers.remove(&id) {
-                    self.names_changed();
-                    let info = self.info(&p);
-                    self.emit(Event::PeerExpired { peer: info });
-                }
-            } else if let Some(p) = self.peers.get_mut(&id) {
-                // Dialling now: forget it if that dial fails.
-                p.expired = !p.pinned && p.state.established_link().is_none();
-            }
-        }
-    }
-
-    fn on_datagram(&mut self, from: SocketAddr, data: &[u8]) {
-        let now = self.now_ms;
-        let Some(d) = self.discovery.as_mut() else {
-            return;
-        };
-        // Rejected beacons are counted by discovery and otherwise ignored:
-        // a beacon is only ever a hint.
-        let Ok(s) = d.handle_datagram(now, from, data) else {
-            return;
-        };
-        let id = s.keys.identity;
-        let lower = self.local.identity_key() < id;
-        let delay = if lower {
-            0
-        } else {
-            self.cfg.higher_dial_delay_ms
-        };
-        let backoff = self.new_backoff();
-        let is_new = !self.peers.contains_key(&id);
-        let peer = self
-            .peers
-            .entry(id)
-            .or_insert_with(|| Peer::new(id, s.nickname.clone(), Some(s.addr), now, backoff));
-        peer.last_heard_ms = now;
-        peer.expired = false;
-        // A live link is authenticated knowledge; a beacon is only a hint
-        // and never overrides it.
-        if peer.state.established_link().is_none() {
-            peer.addr = Some(s.addr);
-            if peer.nickname != s.nickname {
-                peer.nickname = s.nickname;
-                *self.names.borrow_mut() = NameCache::default();
-            }
-        }
-        let idle = matches!(peer.state, PeerState::Discovered | PeerState::Lost { .. });
-        if idle && (is_new || s.restarted || peer.next_dial_ms.is_none()) {
-            if s.restarted {
-                peer.backoff.reset();
-            }
-            peer.next_dial_ms = Some(now + delay);
-        }
-        if is_new {
-            self.names_changed();
-            let info = self.info_of(&id);
-            self.emit(Event::PeerDiscovered { peer: info });
-        }
-    }
-
-    // ---- dialling -------------------------------------------------------
-
-    fn run_dials(&mut self) {
-        let now = self.now_ms;
-        let due: Vec<IdentityKey> = self
-            .peers
-            .values()
-            .filter(|p| p.next_dial_ms.is_some_and(|t| t <= now))
-            .map(|p| p.identity())
-            .collect();
-        for id in due {
-            self.dial_peer(id);
-        }
-        for i in 0..self.manual.len() {
-            if self.manual[i].next_dial_ms.is_some_and(|t| t <= now)
-                && self.manual[i].link.is_none()
-            {
-                let addr = self.manual[i].addr;
-                self.manual[i].next_dial_ms = None;
-                let link = self.dial(addr, None);
-                self.manual[i].link = Some(link);
-            }
-        }
-    }
-
-    fn dial_peer(&mut self, id: IdentityKey) {
-        let pending = self
-            .conns
-            .values()
-            .filter(|c| c.direction == Direction::Outbound && !c.established())
-            .count();
-        let retry = self.now_ms + self.rng.range_ms(500, 1_500);
-        let Some(p) = self.peers.get_mut(&id) else {
-            return;
-        };
-        p.next_dial_ms = None;
-        let Some(addr) = p.addr else { return };
-        if !matches!(p.state, PeerState::Discovered | PeerState::Lost { .. }) {
-            return;
-        }
-        // Beacons name addresses; a flood of them must not turn into a flood
-        // of connects (nor crowd out inbound handshakes).
-        if pending >= MAX_PENDING_DIALS {
-            p.next_dial_ms = Some(retry);
-            return;
-        }
-        let link = self.dial(addr, Some(id));
-        if let Some(p) = self.peers.get_mut(&id) {
-            p.state = PeerState::Dialling { link };
-        }
-    }
-
-    fn dial(&mut self, addr: SocketAddr, expected: Option<IdentityKey>) -> LinkId {
-        let id = self.alloc_link();
-        self.conns.insert(
-            id,
-            Conn::new(None, Direction::Outbound, addr, self.now_ms, expected),
-        );
-        self.out.push_back(Output::Dial { link: id, addr });
-        id
-    }
-
-    fn on_connected(&mut self, link_id: LinkId) {
-        let cfg = self.handshake_config();
-        let Some(c) = self.conns.get_mut(&link_id) else {
-            return;
-        };
-        if c.link.is_some() {
-            return;
-        }
-        match Link::outbound(&self.local, &cfg, c.expected) {
-            Ok((link, msg1)) => {
-                c.link = Some(link);
-                c.last_rx_ms = self.now_ms;
-                if let Some(p) = c.expected.and_then(|id| self.peers.get_mut(&id)) {
-                    if p.state == (PeerState::Dialling { link: link_id }) {
-                        p.state = PeerState::Handshaking { link: link_id };
-                    }
-                }
-                self.send_raw(link_id, msg1);
-            }
-            Err(e) => self.close(link_id, &format!("cannot start handshake: {e}"), None),
-        }
-    }
-
-    // ---- links ----------------------------------------------------------
-
-    fn on_received(&mut self, link_id: LinkId, data: &[u8]) {
-        let Some(c) = self.conns.get_mut(&link_id) else {
-            return;
-        };
-        let Some(link) = c.link.as_mut() else { return };
-        let mut reply = Vec::new();
-        let result = link.on_bytes(data, &mut reply);
-        c.last_rx_ms = self.now_ms;
-        c.ping_outstanding = false;
-        if !reply.is_empty() {
-            self.send_raw(link_id, reply);
-        }
-        match result {
-            Ok(events) => {
-                for ev in events {
-                    match ev {
-                        LinkEvent::Established(hello) => self.on_established(link_id, hello),
-                        LinkEvent::Frames(frames) => {
-                            let mut chat = Vec::new();
-                            for f in frames {
-                                if !self.conns.contains_key(&link_id) {
-                                    break;
-                                }
-                                if crate::chat::is_chat_frame(&f) {
-                                    chat.push(f);
-                                } else {
-                                    // Chat frames before a Close are handled
-                                    // (stored, acked) before the link goes.
-                                    if matches!(f, Frame::Close(_)) && !chat.is_empty() {
-                                        self.chat_frames(link_id, std::mem::take(&mut chat));
-                                    }
-                                    self.on_frame(link_id, f);
-                                }
-                            }
-                            if !chat.is_empty() {
-                                self.chat_frames(link_id, chat);
-                            }
-                        }
-                    }
-                }
-            }
-            Err(e) => {
-                // A link whose transport failed cannot carry a Close frame.
-                self.close(link_id, &e.to_string(), None);
-            }
-        }
-    }
-
-    fn on_established(&mut self, link_id: LinkId, hello: PeerHello) {
-        let now = self.now_ms;
-        let id = hello.identity();
-        let Some(c) = self.conns.get_mut(&link_id) else {
-            return;
-        };
-        c.peer = Some(id);
-        let dial_addr = match c.direction {
-            Direction::Outbound => Some(c.remote),
-            Direction::Inbound => {
-                (hello.listen_port != 0).then(|| SocketAddr::new(c.remote.ip(), hello.listen_port))
-            }
-        };
-        let direction = c.direction;
-        // A manual target that reached this identity becomes a pinned peer.
-        let mut pinned = false;
-        self.manual.retain(|m| {
-            let hit = m.link == Some(link_id);
-            pinned |= hit;
-            !hit
-        });
-        let backoff = self.new_backoff();
-        let is_new = !self.peers.contains_key(&id);
-        let peer = self
-            .peers
-            .entry(id)
-            .or_insert_with(|| Peer::new(id, hello.nickname.clone(), dial_addr, now, backoff));
-
-        peer.nickname = hello.nickname.clone();
-        peer.last_heard_ms = now;
-        peer.pinned |= pinned;
-        if dial_addr.is_some() {
-            peer.addr = dial_addr;
-        }
-        self.names_changed();
-        if is_new {
-            let info = self.info_of(&id);
-            self.emit(Event::PeerDiscovered { peer: info });
-        }
-        self.chat_peer_seen(&hello, dial_addr);
-
-        // Duplicate links: keep the one dialled by the lower identity key;
-        // between two dialled by the same side, keep the one with the smaller handshake hash.
-        let existing = self.peers.get(&id).and_then(|p| p.state.established_link());
-        if let Some(old) = existing.filter(|old| *old != link_id && self.conns.contains_key(old)) {
-            let keep = self.preferred(old, link_id, id);
-            let drop = if keep == old { link_id } else { old };
-            if let Some(p) = self.peers.get_mut(&id) {
-                p.state = PeerState::Established { link: keep };
-            }
-            self.close(drop, "duplicate link", Some(CloseReason::DuplicateLink));
-            if keep == link_id {
-                // Whatever was in flight on the old link is resent here.
-                self.chat_link_up(id);
-            }
-            return;
-        }
-
-        // A dial of ours still running would lose the tie-break if we are the
-        // higher key: cancel it. If we are the lower key it would win on both
-        // sides, so let it finish (the tie-break then closes this link).
-        let local_higher = self.local.identity_key() > id;
-        let pending: Vec<LinkId> = self
-            .conns
-            .iter()
-            .filter(|(l, c)| {
-                **l != link_id
-                    && !c.established()
-                    && c.direction == Direction::Outbound
-                    && c.expected == Some(id)
-            })
-            .map(|(l, _)| *l)
-            .collect();
-        if local_higher {
-            for l in pending {
-                self.conns.remove(&l);
-                self.out.push_back(Output::Close { link: l });
-            }
-        }
-        if let Some(p) = self.peers.get_mut(&id) {
-            p.state = PeerState::Established { link: link_id };
-            p.backoff.reset();
-            p.next_dial_ms = None;
-        }
-        let info = self.info_of(&id);
-        self.emit(Event::PeerConnected {
-            peer: info,
-            direction,
-        });
-        self.chat_link_up(id);
-    }
-
-    /// Which of two established links to the same peer survives.
-    fn preferred(&self, a: LinkId, b: LinkId, peer: IdentityKey) -> LinkId {
-        let me = self.local.identity_key();
-        let lower = me.min(peer);
-        let dialled_by_lower = |l: LinkId| {
-            self.conns.get(&l).is_some_and(|c| {
-                let initiator = if c.direction == Direction::Outbound {
-                    me
-                } else {
-                    peer
-                };
-                initiator == lower
-            })
-        };
-        match (dialled_by_lower(a), dialled_by_lower(b)) {
-            (true, false) => a,
-            (false, true) => b,
-            // Both dialled by the same side: keep the one with the smaller
-            // handshake hash, which both ends see alike (link ids do not).
-            _ => {
-                let hash = |l: LinkId| {
-                    self.conns
-                        .get(&l)
-                        .and_then(|c| c.link.as_ref())
-                        .map(|k| k.handshake_hash().to_vec())
-                        .unwrap_or_default()
-                };
-                if hash(a) <= hash(b) {
-                    a
-                } else {
-                    b
-                }
-            }
-        }
-    }
-
-    fn on_frame(&mut self, link_id: LinkId, frame: Frame) {
-        let Some(c) = self.conns.get_mut(&link_id) else {
-            return;
-        };
-        let Some(id) = c.peer else { return };
-        if let Some(p) = self.peers.get_mut(&id) {
-            p.last_heard_ms = self.now_ms;
-        }
-        match frame {
-            Frame::Ping(n) => c.pending.push(Frame::Pong(n)),
-            Frame::Pong(_) => {}
-            Frame::Close(close) => {
-                let detail = &close.detail;
-                let reason = format!("peer closed the link ({:?}: {detail})", close.reason);
-                self.close(link_id, &reason, None);
-            }
-            Frame::Data(data) => self.emit(Event::Data {
-                from: id,
-                len: data.len(),
-            }),
-            Frame::Nick(nick) => {
-                if let Some(p) = self.peers.get_mut(&id) {
-                    let old = std::mem::replace(&mut p.nickname, nick.clone());
-                    self.names_changed();
-                    let info = self.info_of(&id);
-                    let changed = info.trust == TrustState::KeyChanged;
-                    self.emit(Event::PeerRenamed {
-                        peer: info.clone(),
-                        old,
-                    });
-                    // Taking a verified contact's name is worth a warning.
-                    if changed {
-                        let verified = trust::verified_lookalikes(self.chat.store(), &id, &nick)
-                            .unwrap_or_default()
-                            .iter()
-                            .map(|r| self.info_of(&IdentityKey(r.identity)))
-                            .collect();
-                        self.emit(Event::KeyWarning {
-                            peer: info,
-                            verified,
-                        });
-                    }
-                }
-            }
-            // Routed to the chat core by on_received.
-            Frame::Public(_) | Frame::Direct(_) | Frame::Ack(_) | Frame::SyncRequest(_) => {}
-        }
-    }
-
-    fn check_links(&mut self) {
-        let now = self.now_ms;
-        let mut expired = Vec::new();
-        for (l, c) in self.conns.iter_mut() {
-            if !c.established() {
-                if now >= c.opened_ms + self.cfg.handshake_deadline_ms {
-                    expired.push((*l, "handshake deadline passed", None));
-                }
-            } else if c.queued > self.cfg.max_queued_bytes
-                && now >= c.last_flush_ms + self.cfg.send_stall_ms
-            {
-                expired.push((
-                    *l,
-                    "peer is not reading (send queue full)",
-                    Some(CloseReason::TooSlow),
-                ));
-            } else if now >= c.last_rx_ms + self.cfg.dead_after_ms {
-                expired.push((*l, "no answer to keepalive", Some(CloseReason::Timeout)));
-            } else if !c.ping_outstanding && now >= c.last_rx_ms + self.cfg.keepalive_ms {
-                c.ping_outstanding = true;
-                c.pending.push(Frame::Ping(now));
-            }
-        }
-        for (l, why, reason) in expired {
-            self.close(l, why, reason);
-        }
-    }
-
-    /// Close a link: optionally tell the peer why, then drop it.
-    fn close(&mut self, link_id: LinkId, why: &str, reason: Option<CloseReason>) {
-        if let Some(reason) = reason {
-            if let Some(c) = self.conns.get_mut(&link_id) {
-                if c.established() {
-                    c.pending.push(Frame::Close(Close {
-                        reason,
-                        detail: why.chars().take(100).collect(),
-                    }));
-                }
-            }
-            self.flush_link(link_id);
-        }
-        if self.conns.contains_key(&link_id) {
-            self.out.push_back(Output::Close { link: link_id });
-        }
-        self.on_gone(link_id, why);
-    }
-
-    /// A connection is gone: update the peer it belonged to.
-    fn on_gone(&mut self, link_id: LinkId, why: &str) {
-        let Some(c) = self.conns.remove(&link_id) else {
-            return;
-        };
-        let now = self.now_ms;
-        if let Some(i) = self.manual.iter().position(|m| m.link == Some(link_id)) {
-            let delay = self.manual[i].backoff.next_delay(&mut self.rng);
-            let m = &mut self.manual[i];
-            m.link = None;
-            m.next_dial_ms = Some(now + delay);
-            self.emit(Event::LinkFailed {
-                addr: c.remote,
-                reason: why.into(),
-            });
-            return;
-        }
-        let id = c.peer.or(c.expected);
-        let Some(p) = id.and_then(|id| self.peers.get_mut(&id)) else {
-            if !c.established() {
-                self.emit(Event::LinkFailed {
-                    addr: c.remote,
-                    reason: why.into(),
-                });
-            }
-            return;
-        };
-        let id = p.identity();
-        if p.state.established_link() == Some(link_id) {
-            // Promote another established link to this peer, if any.
-            let other = self
-                .conns
-                .iter()
-                .find(|(_, oc)| oc.peer == Some(id))
-                .map(|(l, _)| *l);
-            if let Some(other) = other {
-                p.state = PeerState::Established { link: other };
-                return;
-            }
-            p.state = PeerState::Lost { since_ms: now };
-            self.chat.on_link_down(id);
-            let lower = self.local.identity_key() < id;
-            let grace = if lower {
-                0
-            } else {
-                self.cfg.higher_dial_delay_ms
-            };
-            let delay = p.backoff.next_delay(&mut self.rng) + grace;
-            p.next_dial_ms = Some(now + delay);
-            if !self.shutting_down {
-                let info = self.info_of(&id);
-                self.emit(Event::PeerLost {
-                    peer: info,
-                    reason: why.into(),
-                });
-            }
-        } else if p.state.pending_dial() == Some(link_id) && p.expired {
-            let info = self.info_of(&id);
-            self.peers.remove(&id);
-            self.names_changed();
-            self.emit(Event::PeerExpired { peer: info });
-        } else if p.state.pending_dial() == Some(link_id) {
-            let delay = p.backoff.next_delay(&mut self.rng);
-            p.state = if p.backoff.attempts() > 1 {
-                PeerState::Lost { since_ms: now }
-            } else {
-                PeerState::Discovered
-            };
-            p.next_dial_ms = Some(now + delay);
-            self.emit(Event::LinkFailed {
-                addr: c.remote,
-                reason: why.into(),
-            });
-        }
-    }
-
-    // ---- commands -------------------------------------------------------
-
-    fn on_command(&mut self, cmd: Command) {
-        match cmd {
-            Command::Connect(addr) => {
-                let linked = self
-                    .peers
-                    .values()
-                    .any(|p| p.addr == Some(addr) && p.state.established_link().is_some());
-                if linked {
-                    self.emit(Event::AlreadyConnected { addr });
-                    return;
-                }
-                if self.manual.iter().any(|m| m.addr == addr) {
-                    return;
-                }
-                let backoff = self.new_backoff();
-                let link = self.dial(addr, None);
-                self.manual.push(ManualTarget {
-                    addr,
-                    link: Some(link),
-                    next_dial_ms: None,
-                    backoff,
-                });
-            }
-            Command::Peers => {
-                let peers = self.peers.values().map(|p| self.info(p)).collect();
-                self.emit(Event::Peers { peers });
-            }
-            Command::Nick(nick)
-                if nick.is_empty() || nick.len() > crate::wire::limits::MAX_NICK_LEN =>
-            {
-                self.error(NodeError::BadNickname {
-                    max: crate::wire::limits::MAX_NICK_LEN,
-                });
-            }
-            Command::Nick(nick) => {
-                self.cfg.nickname = nick.clone();
-                if let Err(e) = self.chat.store_mut().set_meta("nickname", &nick) {
-                    self.error(NodeError::NicknameNotSaved(e));
-                }
-                if let Some(d) = self.discovery.as_mut() {
-                    d.set_nickname(nick.clone());
-                }
-                for c in self.conns.values_mut().filter(|c| c.established()) {
-                    c.pending.push(Frame::Nick(nick.clone()));
-                }
-            }
-            Command::SendData { peer, data } => match self.link_of(&peer) {
-                Some(l) => {
-                    if let Some(c) = self.conns.get_mut(&l) {
-                        c.pending.push(Frame::Data(data));
-                    }
-                }
-                None => self.error(NodeError::NotConnected),
-            },
-            Command::Say(_)
-            | Command::Msg { .. }
-            | Command::History { .. }
-            | Command::Search { .. }
-            | Command::Verify { .. }
-            | Command::Trust { .. }
-            | Command::Untrust { .. } => self.on_chat_command(cmd),
-            Command::Quit => {
-                self.shutting_down = true;
-                let links: Vec<LinkId> = self.conns.keys().copied().collect();
-                for l in links {
-                    self.close(l, "shutting down", Some(CloseReason::Shutdown));
-                }
-                self.emit(Event::Shutdown);
-            }
+            None => false,
         }
     }
 
     // ---- helpers --------------------------------------------------------
 
-    /// The established link of a peer.
-    pub fn link_of(&self, id: &IdentityKey) -> Option<LinkId> {
-        self.peers.get(id).and_then(|p| p.state.established_link())
-    }
-
-    /// Queue a frame for a peer's established link; false if not connected.
-    pub fn queue_frame(&mut self, id: &IdentityKey, frame: Frame) -> bool {
-        match self.link_of(id).and_then(|l| self.conns.get_mut(&l)) {
-            Some(c) => {
-                c.pending.push(frame);
-                true
-            }
-            None => false,
-        }
+    /// A peer's state: the stage of the link standing for it, or idle.
+    fn state_of(&self, p: &Peer) -> PeerState {
+        p.state(|l| self.conns.get(&l).map(Connection::stage))
     }
 
     fn handshake_config(&self) -> HandshakeConfig {
@@ -1040,7 +431,7 @@ impl Node {
     }
 
     fn new_backoff(&self) -> Backoff {
-        Backoff::new(self.cfg.backoff_min_ms, self.cfg.backoff_max_ms)
+        self.peers.new_backoff()
     }
 
     fn alloc_link(&mut self) -> LinkId {
@@ -1059,135 +450,37 @@ impl Node {
         self.flush_posts();
         self.out.push_back(Output::Event(ev));
     }
-
-    fn info_of(&self, id: &IdentityKey) -> PeerInfo {
-        match self.peers.get(id) {
-            Some(p) => self.info(p),
-            None => {
-                let nickname = self.stored_nick(id);
-                PeerInfo {
-                    identity: *id,
-                    trust: self.trust_of(id, &nickname),
-                    nickname,
-                    state: LinkState::Offline,
-                    addr: None,
-                }
-            }
-        }
-    }
-
-    fn info(&self, p: &Peer) -> PeerInfo {
-        PeerInfo {
-            identity: p.identity(),
-            nickname: p.nickname.clone(),
-            state: p.state.link_state(),
-            addr: p.addr,
-            trust: self.trust_of(&p.identity(), &p.nickname),
-        }
-    }
-
-    /// Trust state of a key; a store failure shows as unverified. Cached
-    /// until the peer table or the trust store changes.
-    fn trust_of(&self, id: &IdentityKey, nickname: &str) -> TrustState {
-        let key = (*id, nickname.to_string());
-        if let Some(t) = self.names.borrow().trust.get(&key) {
-            return *t;
-        }
-        let t = self.trust_of_uncached(id, nickname);
-        self.names.borrow_mut().trust.insert(key, t);
-        t
-    }
-
-    /// Forget cached trust states and naming candidates: the peer table,
-    /// a nickname or the trust store changed.
-    pub(crate) fn names_changed(&self) {
-        *self.names.borrow_mut() = NameCache::default();
-    }
-
-    fn trust_of_uncached(&self, id: &IdentityKey, nickname: &str) -> TrustState {
-        trust::trust_state(self.chat.store(), &self.local.identity_key(), id, nickname)
-            .unwrap_or(TrustState::Unverified)
-    }
-
-    fn send_raw(&mut self, link_id: LinkId, data: Vec<u8>) {
-        if let Some(c) = self.conns.get_mut(&link_id) {
-            c.queued += data.len();
-            self.out.push_back(Output::Send {
-                link: link_id,
-                data,
-            });
-        }
-    }
-
-    /// Seal every link's pending frames, one batch per link, and disconnect
-    /// links whose unwritten data exceeds the bound (a peer that does not read).
-    fn flush(&mut self) {
-        self.flush_posts();
-        let links: Vec<LinkId> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| !c.pending.is_empty())
-            .map(|(l, _)| *l)
-            .collect();
-        for l in links {
-            self.flush_link(l);
-        }
-    }
-
-    fn flush_link(&mut self, link_id: LinkId) {
-        let Some(c) = self.conns.get_mut(&link_id) else {
-            return;
-        };
-        if c.pending.is_empty() {
-            return;
-        }
-        let frames = std::mem::take(&mut c.pending);
-        let Some(link) = c.link.as_mut() else { return };
-        let mut data = Vec::new();
-        if let Err(e) = link.send(&frames, &mut data) {
-            self.close(link_id, &format!("cannot send: {e}"), None);
-            return;
-        }
-        // The backlog already handed to the shell, not this batch, decides: a
-        // batch is bounded by the chat core's page sizes, and a peer that
-        // reads must be able to receive a whole resend page.
-        if c.queued > self.cfg.max_queued_bytes.saturating_mul(HARD_QUEUE_FACTOR) {
-            // Not reading: drop the link. What it missed stays in the outbox.
-            self.out.push_back(Output::Close { link: link_id });
-            self.on_gone(link_id, "peer is not reading (send queue full)");
-            return;
-        }
-        self.send_raw(link_id, data);
-    }
 }
 
-impl Conn {
-    fn new(
-        link: Option<Link>,
-        direction: Direction,
-        remote: SocketAddr,
-        now: u64,
-        expected: Option<IdentityKey>,
-    ) -> Conn {
-        Conn {
-            link,
-            direction,
-            remote,
-            opened_ms: now,
-            expected,
-            peer: None,
-            last_rx_ms: now,
-            ping_outstanding: false,
-            queued: 0,
-            last_flush_ms: now,
-            pending: Vec::new(),
-        }
-    }
+/// Discovery, if configured.
+fn new_discovery(cfg: &NodeConfig, local: &LocalIdentity, rng: &mut Rng) -> Option<Discovery> {
+    let dc = cfg.discovery.clone()?;
+    // The instance is public; take it from the OS so it reveals nothing
+    // about the jitter generator.
+    let mut b = [0u8; 8];
+    let instance = match crate::identity::random_bytes(&mut b) {
+        Ok(()) => u64::from_le_bytes(b),
+        Err(_) => rng.next_u64(),
+    };
+    Some(Discovery::new(
+        dc,
+        local,
+        cfg.nickname.clone(),
+        cfg.listen_port,
+        instance,
+        Rng::new(rng.next_u64()),
+    ))
 }
 
 mod chat;
+mod commands;
+mod dial;
+mod discover;
 mod error;
+mod lifecycle;
+mod links;
 #[cfg(test)]
 mod tests;
+mod view;
 
 pub use error::NodeError;

@@ -1,4 +1,5 @@
-//! The lifecycle of one remote identity, sans IO.
+//! The peer table, sans IO: one entry per remote identity, its redial
+//! backoff, and the one rule for when to dial it.
 //!
 //! ```text
 //!              beacon / hello / --connect
@@ -17,16 +18,22 @@
 //!
 //! A peer is keyed by its identity key and nothing else: a beacon or a hello
 //! can add an address where it may be reached, never change who it is.
+//!
+//! The table stores only which link stands for a peer ([`PeerLink`]); how
+//! far that link has come is the connection's own state, so
+//! [`Peer::state`] derives Dialling, Handshaking and Established from it
+//! and there is one source of truth.
 
 use crate::event::LinkState;
 use crate::identity::IdentityKey;
+use crate::link::Stage;
 use crate::rng::Rng;
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
-/// Link identifiers are allocated by the node; the shell maps them to sockets.
-pub type LinkId = u64;
+pub use crate::link::LinkId;
 
-/// Where a peer is in its lifecycle.
+/// Where a peer is in its lifecycle, as shown to the user.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PeerState {
     /// Known, not connected; a dial is scheduled at `next_dial_ms`.
@@ -79,6 +86,17 @@ impl PeerState {
     }
 }
 
+/// What the table stores of a peer's link.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PeerLink {
+    /// No link; a dial may be scheduled.
+    Discovered,
+    /// The link went away at `since_ms`.
+    Lost { since_ms: u64 },
+    /// Our unfinished dial of it, or its established link.
+    Linked(LinkId),
+}
+
 /// Exponential backoff with jitter for redials.
 #[derive(Clone, Debug)]
 pub struct Backoff {
@@ -123,7 +141,8 @@ pub struct Peer {
     pub nickname: String,
     /// Where to dial: the latest address a beacon, hello or the user gave.
     pub addr: Option<SocketAddr>,
-    pub state: PeerState,
+    /// Which link stands for it; its stage is read from the connection.
+    pub link: PeerLink,
     pub backoff: Backoff,
     /// When the next dial is due, if one is scheduled.
     pub next_dial_ms: Option<u64>,
@@ -149,7 +168,7 @@ impl Peer {
             identity,
             nickname,
             addr,
-            state: PeerState::Discovered,
+            link: PeerLink::Discovered,
             backoff,
             next_dial_ms: None,
             last_heard_ms: now_ms,
@@ -160,6 +179,138 @@ impl Peer {
 
     pub fn identity(&self) -> IdentityKey {
         self.identity
+    }
+
+    /// The link standing for this peer, in whatever stage.
+    pub fn link(&self) -> Option<LinkId> {
+        match self.link {
+            PeerLink::Linked(l) => Some(l),
+            PeerLink::Discovered | PeerLink::Lost { .. } => None,
+        }
+    }
+
+    /// No link stands for it: a dial may start.
+    pub fn is_idle(&self) -> bool {
+        self.link().is_none()
+    }
+
+    /// The lifecycle state, given the stage of each link (`None`: no such
+    /// link, which the node never leaves behind).
+    pub fn state(&self, stage_of: impl Fn(LinkId) -> Option<Stage>) -> PeerState {
+        match self.link {
+            PeerLink::Discovered => PeerState::Discovered,
+            PeerLink::Lost { since_ms } => PeerState::Lost { since_ms },
+            PeerLink::Linked(link) => match stage_of(link) {
+                Some(Stage::Connecting) => PeerState::Dialling { link },
+                Some(Stage::Handshaking) => PeerState::Handshaking { link },
+                Some(Stage::Established) => PeerState::Established { link },
+                None => PeerState::Discovered,
+            },
+        }
+    }
+}
+
+/// The peers by identity, and the dial rule.
+pub struct PeerTable {
+    local: IdentityKey,
+    higher_dial_delay_ms: u64,
+    backoff_min_ms: u64,
+    backoff_max_ms: u64,
+    peers: BTreeMap<IdentityKey, Peer>,
+}
+
+impl PeerTable {
+    /// `higher_dial_delay_ms`: how long the side with the higher identity
+    /// key waits before dialling, so that usually only one side dials.
+    pub fn new(
+        local: IdentityKey,
+        higher_dial_delay_ms: u64,
+        backoff_min_ms: u64,
+        backoff_max_ms: u64,
+    ) -> Self {
+        PeerTable {
+            local,
+            higher_dial_delay_ms,
+            backoff_min_ms,
+            backoff_max_ms,
+            peers: BTreeMap::new(),
+        }
+    }
+
+    /// The dial rule, for every first dial and every redial after a lost
+    /// link: after `wait_ms`, plus `higher_dial_delay_ms` if our key is the
+    /// higher one (the lower key's dial wins the duplicate-link tie-break,
+    /// so the higher key gives it a head start).
+    pub fn dial_at(&self, id: &IdentityKey, now_ms: u64, wait_ms: u64) -> u64 {
+        let grace = if self.local < *id {
+            0
+        } else {
+            self.higher_dial_delay_ms
+        };
+        now_ms + wait_ms + grace
+    }
+
+    /// Schedule a peer's dial by the dial rule.
+    pub fn schedule_dial(&mut self, id: &IdentityKey, now_ms: u64, wait_ms: u64) {
+        let at = self.dial_at(id, now_ms, wait_ms);
+        if let Some(p) = self.peers.get_mut(id) {
+            p.next_dial_ms = Some(at);
+        }
+    }
+
+    pub fn new_backoff(&self) -> Backoff {
+        Backoff::new(self.backoff_min_ms, self.backoff_max_ms)
+    }
+
+    /// The peer, created as Discovered if unknown; true if it was new.
+    pub fn get_or_insert(
+        &mut self,
+        id: IdentityKey,
+        nickname: &str,
+        addr: Option<SocketAddr>,
+        now_ms: u64,
+    ) -> (&mut Peer, bool) {
+        let backoff = self.new_backoff();
+        let is_new = !self.peers.contains_key(&id);
+        let peer = self
+            .peers
+            .entry(id)
+            .or_insert_with(|| Peer::new(id, nickname.to_string(), addr, now_ms, backoff));
+        (peer, is_new)
+    }
+
+    pub fn get(&self, id: &IdentityKey) -> Option<&Peer> {
+        self.peers.get(id)
+    }
+
+    pub fn get_mut(&mut self, id: &IdentityKey) -> Option<&mut Peer> {
+        self.peers.get_mut(id)
+    }
+
+    pub fn contains(&self, id: &IdentityKey) -> bool {
+        self.peers.contains_key(id)
+    }
+
+    pub fn remove(&mut self, id: &IdentityKey) -> Option<Peer> {
+        self.peers.remove(id)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Peer> {
+        self.peers.values()
+    }
+
+    /// Peers whose scheduled dial is due.
+    pub fn due(&self, now_ms: u64) -> Vec<IdentityKey> {
+        self.peers
+            .values()
+            .filter(|p| p.next_dial_ms.is_some_and(|t| t <= now_ms))
+            .map(Peer::identity)
+            .collect()
+    }
+
+    /// The earliest scheduled dial.
+    pub fn next_dial(&self) -> Option<u64> {
+        self.peers.values().filter_map(|p| p.next_dial_ms).min()
     }
 }
 
@@ -185,5 +336,36 @@ mod tests {
         b.reset();
         let d = b.next_delay(&mut rng);
         assert!(d <= 625);
+    }
+
+    #[test]
+    fn the_higher_key_waits_before_dialling() {
+        let (lo, hi) = (IdentityKey([1; 32]), IdentityKey([2; 32]));
+        assert_eq!(
+            PeerTable::new(lo, 1_500, 500, 30_000).dial_at(&hi, 10, 5),
+            15
+        );
+        assert_eq!(
+            PeerTable::new(hi, 1_500, 500, 30_000).dial_at(&lo, 10, 5),
+            1_515
+        );
+    }
+
+    #[test]
+    fn the_state_of_a_linked_peer_is_its_link_stage() {
+        let mut p = Peer::new(
+            IdentityKey([1; 32]),
+            String::new(),
+            None,
+            0,
+            Backoff::new(1, 2),
+        );
+        assert_eq!(p.state(|_| None), PeerState::Discovered);
+        p.link = PeerLink::Linked(7);
+        assert_eq!(
+            p.state(|_| Some(Stage::Connecting)),
+            PeerState::Dialling { link: 7 }
+        );
+        assert_eq!(p.state(|_| Some(Stage::Established)).name(), "established");
     }
 }

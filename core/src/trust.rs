@@ -8,9 +8,10 @@
 //! refused until the user decides (verify and trust it, or use its
 //! fingerprint explicitly).
 
-use crate::chat::store::{ChatStore, PeerRecord, StoreError, TrustLevel};
+use crate::chat::store::{PeerRecord, TrustLevel};
 use crate::identity::{Fingerprint, IdentityKey, FINGERPRINT_CHARS};
-use crate::names::{clamp_nick, looks_alike};
+use crate::names::{clamp_nick, skeleton};
+use std::collections::{BTreeSet, HashMap};
 
 /// How far the local user trusts a key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,42 +27,167 @@ pub enum TrustState {
     Local,
 }
 
-/// Verified contacts whose nickname looks like `nickname`, other than `id`.
-pub fn verified_lookalikes(
-    store: &dyn ChatStore,
-    id: &IdentityKey,
-    nickname: &str,
-) -> Result<Vec<PeerRecord>, StoreError> {
-    Ok(store
-        .peers()?
-        .into_iter()
-        .filter(|p| {
-            p.identity != id.0
-                && p.trust == TrustLevel::Verified
-                && looks_alike(&p.nickname, nickname)
-        })
-        .collect())
+/// Every identity the node knows a name for, with its trust level, indexed
+/// by look-alike skeleton: what trust states, look-alike warnings and name
+/// resolution are computed from, without a store query and without a scan
+/// of every known peer.
+///
+/// It is loaded once from the trust store ([`Directory::load`]) and kept in
+/// step by the node: every nickname learnt from a beacon, hello or `Nick`
+/// frame ([`Directory::learn`]), every trust change
+/// ([`Directory::set_level`]), every peer forgotten ([`Directory::forget`]).
+/// Each look-up costs one hash of the skeleton and the identities sharing
+/// it, so 100,000 stored strangers do not slow a message down.
+#[derive(Debug, Default, Clone)]
+pub struct Directory {
+    entries: HashMap<IdentityKey, Entry>,
+    by_skeleton: HashMap<String, BTreeSet<IdentityKey>>,
 }
 
-/// The trust state of `id`, whose current nickname is `nickname`.
-pub fn trust_state(
-    store: &dyn ChatStore,
-    local: &IdentityKey,
-    id: &IdentityKey,
-    nickname: &str,
-) -> Result<TrustState, StoreError> {
-    if id == local {
-        return Ok(TrustState::Local);
+#[derive(Debug, Clone)]
+struct Entry {
+    nickname: String,
+    skeleton: String,
+    level: TrustLevel,
+    /// In the trust store: kept when the peer table forgets it.
+    stored: bool,
+}
+
+impl Directory {
+    /// A directory of the trust store's peers.
+    pub fn load(records: impl IntoIterator<Item = PeerRecord>) -> Directory {
+        let mut d = Directory::default();
+        for r in records {
+            let id = IdentityKey(r.identity);
+            d.learn(id, &r.nickname);
+            d.set_level(id, r.trust);
+            d.mark_stored(id);
+        }
+        d
     }
-    if let Some(rec) = store.get_peer(&id.0)? {
-        if rec.trust == TrustLevel::Verified {
-            return Ok(TrustState::Verified);
+
+    /// The latest nickname of `id` (untrusted; as announced).
+    pub fn learn(&mut self, id: IdentityKey, nickname: &str) {
+        let (level, stored) = match self.entries.get(&id) {
+            Some(e) if e.nickname == nickname => return,
+            Some(e) => (e.level, e.stored),
+            None => (TrustLevel::Unverified, false),
+        };
+        self.remove(id);
+        let skeleton = skeleton(nickname);
+        self.by_skeleton
+            .entry(skeleton.clone())
+            .or_default()
+            .insert(id);
+        let entry = Entry {
+            nickname: nickname.to_owned(),
+            skeleton,
+            level,
+            stored,
+        };
+        self.entries.insert(id, entry);
+    }
+
+    /// The user's trust decision about a known identity.
+    pub fn set_level(&mut self, id: IdentityKey, level: TrustLevel) {
+        if let Some(e) = self.entries.get_mut(&id) {
+            e.level = level;
         }
     }
-    if verified_lookalikes(store, id, nickname)?.is_empty() {
-        Ok(TrustState::Unverified)
-    } else {
-        Ok(TrustState::KeyChanged)
+
+    /// The identity is in the trust store now.
+    pub fn mark_stored(&mut self, id: IdentityKey) {
+        if let Some(e) = self.entries.get_mut(&id) {
+            e.stored = true;
+        }
+    }
+
+    /// Drops an identity the peer table forgot, unless the trust store
+    /// keeps it.
+    pub fn forget(&mut self, id: IdentityKey) {
+        if self.entries.get(&id).is_some_and(|e| !e.stored) {
+            self.remove(id);
+        }
+    }
+
+    fn remove(&mut self, id: IdentityKey) {
+        if let Some(old) = self.entries.remove(&id) {
+            if let Some(set) = self.by_skeleton.get_mut(&old.skeleton) {
+                set.remove(&id);
+                if set.is_empty() {
+                    self.by_skeleton.remove(&old.skeleton);
+                }
+            }
+        }
+    }
+
+    pub fn nickname(&self, id: &IdentityKey) -> Option<&str> {
+        self.entries.get(id).map(|e| e.nickname.as_str())
+    }
+
+    pub fn level(&self, id: &IdentityKey) -> Option<TrustLevel> {
+        self.entries.get(id).map(|e| e.level)
+    }
+
+    /// Number of identities known.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Other identities whose nickname looks like `nickname`.
+    fn alike(&self, id: &IdentityKey, nickname: &str) -> impl Iterator<Item = &IdentityKey> {
+        let skeleton = match self.entries.get(id) {
+            Some(e) if e.nickname == nickname => e.skeleton.clone(),
+            _ => skeleton(nickname),
+        };
+        let id = *id;
+        self.by_skeleton
+            .get(&skeleton)
+            .into_iter()
+            .flatten()
+            .filter(move |other| **other != id)
+    }
+
+    /// Verified contacts whose nickname looks like `nickname`, other than `id`.
+    pub fn verified_lookalikes(&self, id: &IdentityKey, nickname: &str) -> Vec<IdentityKey> {
+        self.alike(id, nickname)
+            .filter(|o| self.level(o) == Some(TrustLevel::Verified))
+            .copied()
+            .collect()
+    }
+
+    /// Whether another known identity's nickname looks like `nickname`:
+    /// then the UI shows fingerprints beside it.
+    pub fn has_lookalike(&self, id: &IdentityKey, nickname: &str) -> bool {
+        self.alike(id, nickname).next().is_some()
+    }
+
+    /// The trust state of `id` under its current `nickname`.
+    pub fn trust_state(&self, local: &IdentityKey, id: &IdentityKey, nickname: &str) -> TrustState {
+        if id == local {
+            TrustState::Local
+        } else if self.level(id) == Some(TrustLevel::Verified) {
+            TrustState::Verified
+        } else if self.verified_lookalikes(id, nickname).is_empty() {
+            TrustState::Unverified
+        } else {
+            TrustState::KeyChanged
+        }
+    }
+
+    /// Everyone a typed name could refer to.
+    pub fn candidates(&self) -> Vec<Candidate> {
+        self.entries
+            .iter()
+            .map(|(id, e)| Candidate {
+                identity: *id,
+                nickname: e.nickname.clone(),
+            })
+            .collect()
     }
 }
 
@@ -231,32 +357,48 @@ mod tests {
 
     #[test]
     fn a_new_key_under_a_verified_nickname_is_flagged() {
-        let mut store = crate::chat::MemoryStore::new();
+        let mut d = Directory::default();
         let (alice, mallory, me) = (key(1), key(2), key(9));
-        store
-            .upsert_peer_seen(&alice.0, &[5; 32], "alice", 1, None)
-            .unwrap();
-        store
-            .upsert_peer_seen(&mallory.0, &[6; 32], "аlice", 1, None)
-            .unwrap();
+        d.learn(alice, "alice");
+        d.learn(mallory, "аlice");
         assert_eq!(
-            trust_state(&store, &me, &mallory, "аlice").unwrap(),
+            d.trust_state(&me, &mallory, "аlice"),
             TrustState::Unverified
         );
-        store.set_trust(&alice.0, TrustLevel::Verified, 2).unwrap();
-        assert_eq!(
-            trust_state(&store, &me, &alice, "alice").unwrap(),
-            TrustState::Verified
-        );
+        d.set_level(alice, TrustLevel::Verified);
+        assert_eq!(d.trust_state(&me, &alice, "alice"), TrustState::Verified);
         // Cyrillic а: looks like alice, different key.
         assert_eq!(
-            trust_state(&store, &me, &mallory, "аlice").unwrap(),
+            d.trust_state(&me, &mallory, "аlice"),
             TrustState::KeyChanged
         );
+        assert_eq!(d.verified_lookalikes(&mallory, "аlice"), [alice]);
+        assert!(d.has_lookalike(&alice, "alice"));
+        assert_eq!(d.trust_state(&me, &me, "me"), TrustState::Local);
+        // A rename moves the identity to its new skeleton.
+        d.learn(mallory, "mallory");
         assert_eq!(
-            trust_state(&store, &me, &me, "me").unwrap(),
-            TrustState::Local
+            d.trust_state(&me, &mallory, "mallory"),
+            TrustState::Unverified
         );
+        assert!(!d.has_lookalike(&alice, "alice"));
+        d.forget(mallory);
+        assert_eq!(d.len(), 1);
+        assert_eq!(d.nickname(&alice), Some("alice"));
+    }
+
+    /// Loading from the trust store keeps nicknames and levels.
+    #[test]
+    fn a_directory_loads_the_trust_store() {
+        use crate::chat::store::ChatStore;
+        let mut store = crate::chat::MemoryStore::new();
+        store
+            .upsert_peer_seen(&key(1).0, &[5; 32], "alice", 1, None)
+            .unwrap();
+        store.set_trust(&key(1).0, TrustLevel::Verified, 2).unwrap();
+        let d = Directory::load(store.peers().unwrap());
+        assert_eq!(d.level(&key(1)), Some(TrustLevel::Verified));
+        assert_eq!(d.nickname(&key(1)), Some("alice"));
     }
 
     /// The look-alikes an attacker review found passing as strangers, and
@@ -264,12 +406,10 @@ mod tests {
     /// to a verified "alice".
     #[test]
     fn every_class_of_look_alike_of_a_verified_name_is_flagged() {
-        let mut store = crate::chat::MemoryStore::new();
+        let mut d = Directory::default();
         let (alice, me) = (key(1), key(9));
-        store
-            .upsert_peer_seen(&alice.0, &[5; 32], "alice", 1, None)
-            .unwrap();
-        store.set_trust(&alice.0, TrustLevel::Verified, 2).unwrap();
+        d.learn(alice, "alice");
+        d.set_level(alice, TrustLevel::Verified);
         for (n, fake) in [
             "alice\u{fe0f}",  // variation selector
             "alice\u{2800}",  // blank braille pattern
@@ -289,19 +429,15 @@ mod tests {
         .map(|(f, n)| (n, *f))
         {
             let id = key(n);
-            store
-                .upsert_peer_seen(&id.0, &[n; 32], fake, 3, None)
-                .unwrap();
+            d.learn(id, fake);
             assert_eq!(
-                trust_state(&store, &me, &id, fake).unwrap(),
+                d.trust_state(&me, &id, fake),
                 TrustState::KeyChanged,
                 "{fake:?} passed as a stranger"
             );
         }
         let bob = key(40);
-        assert_eq!(
-            trust_state(&store, &me, &bob, "alicf").unwrap(),
-            TrustState::Unverified
-        );
+        d.learn(bob, "alicf");
+        assert_eq!(d.trust_state(&me, &bob, "alicf"), TrustState::Unverified);
     }
 }

@@ -2,14 +2,14 @@
 //! naming peers, and turning messages into lines the UI can show.
 
 use super::{Command, Node, NodeError};
-use crate::chat::store::{PeerRecord, TrustLevel};
+use crate::chat::store::TrustLevel;
 use crate::chat::ChatStore;
 use crate::chat::{ChatEvent, Conversation, MessageView};
 use crate::event::{ChatLine, Event, PeerInfo};
 use crate::handshake::PeerHello;
 use crate::identity::{safety_number, IdentityKey};
-use crate::peer::{LinkId, Peer};
-use crate::trust::{self, Candidate, TrustState};
+use crate::peer::LinkId;
+use crate::trust::{self, TrustState};
 use crate::wire::{CloseReason, Frame};
 use std::net::SocketAddr;
 
@@ -34,23 +34,13 @@ impl Node {
             let Ok(addr) = addr.parse::<SocketAddr>() else {
                 continue;
             };
-            if id == self.local.identity_key() || self.peers.contains_key(&id) {
+            if id == self.local.identity_key() || self.peers.contains(&id) {
                 continue;
             }
             let nick = self.stored_nick(&id);
-            let mut p = Peer::new(id, nick, Some(addr), now, self.new_backoff());
-            let lower = self.local.identity_key() < id;
+            self.peers.get_or_insert(id, &nick, Some(addr), now);
             let jitter = self.rng.range_ms(0, 500);
-            p.next_dial_ms = Some(
-                now + jitter
-                    + if lower {
-                        0
-                    } else {
-                        self.cfg.higher_dial_delay_ms
-                    },
-            );
-            self.peers.insert(id, p);
-            self.names_changed();
+            self.peers.schedule_dial(&id, now, jitter);
         }
     }
 
@@ -62,23 +52,17 @@ impl Node {
         let seen = self
             .chat
             .peer_seen(now, &hello.keys, &hello.nickname, addr.as_deref());
-        self.names_changed();
+        let id = hello.identity();
+        self.names.learn(id, &hello.nickname);
         match seen {
-            Ok(_) => {}
+            Ok(_) => self.names.mark_stored(id),
             Err(e) => self.error(NodeError::RecordPeer(e)),
         }
-        let id = hello.identity();
-        if let Ok(others) = trust::verified_lookalikes(self.chat.store(), &id, &hello.nickname) {
-            let verified_id = |r: &PeerRecord| IdentityKey(r.identity);
-            let verified: Vec<PeerInfo> = others
-                .iter()
-                .map(|r| self.info_of(&verified_id(r)))
-                .collect();
-            if !verified.is_empty() && self.trust_of(&id, &hello.nickname) == TrustState::KeyChanged
-            {
-                let peer = self.info_of(&id);
-                self.emit(Event::KeyWarning { peer, verified });
-            }
+        let others = self.names.verified_lookalikes(&id, &hello.nickname);
+        if !others.is_empty() && self.trust_of(&id, &hello.nickname) == TrustState::KeyChanged {
+            let verified: Vec<PeerInfo> = others.iter().map(|v| self.info_of(v)).collect();
+            let peer = self.info_of(&id);
+            self.emit(Event::KeyWarning { peer, verified });
         }
     }
 
@@ -99,7 +83,7 @@ impl Node {
     /// Chat frames from one read of a link, handled as one batch (one
     /// SQLite transaction, acks after the commit).
     pub(super) fn chat_frames(&mut self, link: LinkId, frames: Vec<Frame>) {
-        let Some(from) = self.conns.get(&link).and_then(|c| c.peer) else {
+        let Some(from) = self.conns.get(&link).and_then(|c| c.peer()) else {
             return;
         };
         let now = self.wall_ms(self.now_ms);
@@ -253,47 +237,14 @@ impl Node {
         self.chat
             .set_trust(id, level, now)
             .map_err(NodeError::Trust)?;
-        self.names_changed();
+        self.names.set_level(id, level);
         let peer = self.info_of(&id);
         self.emit(Event::TrustChanged { peer });
         Ok(())
     }
 
-    /// Everyone a name could refer to: live peers and the trust store.
-    fn candidates(&self) -> Vec<Candidate> {
-        if let Some(c) = &self.names.borrow().candidates {
-            return c.clone();
-        }
-        let c = self.candidates_uncached();
-        self.names.borrow_mut().candidates = Some(c.clone());
-        c
-    }
-
-    fn candidates_uncached(&self) -> Vec<Candidate> {
-        let mut out: Vec<Candidate> = self
-            .peers
-            .values()
-            .map(|p| Candidate {
-                identity: p.identity(),
-                nickname: p.nickname.clone(),
-            })
-            .collect();
-        if let Ok(stored) = self.chat.store().peers() {
-            for r in stored {
-                let id = IdentityKey(r.identity);
-                if !out.iter().any(|c| c.identity == id) {
-                    out.push(Candidate {
-                        identity: id,
-                        nickname: r.nickname,
-                    });
-                }
-            }
-        }
-        out
-    }
-
     fn resolve(&self, name: &str) -> Result<IdentityKey, NodeError> {
-        Ok(trust::resolve(&self.candidates(), name)?)
+        Ok(trust::resolve(&self.names.candidates(), name)?)
     }
 
     /// Like `resolve`, but a bare nickname that now belongs to a key other
@@ -322,14 +273,9 @@ impl Node {
         }
     }
 
+    /// The nickname the directory knows for a key (empty if none).
     pub(super) fn stored_nick(&self, id: &IdentityKey) -> String {
-        self.chat
-            .store()
-            .get_peer(&id.0)
-            .ok()
-            .flatten()
-            .map(|r| r.nickname)
-            .unwrap_or_default()
+        self.names.nickname(id).unwrap_or_default().to_owned()
     }
 
     /// A message with author, trust and naming for display.
@@ -345,10 +291,7 @@ impl Node {
             Conversation::Direct(peer) => Some(self.nick_of(&peer)),
             Conversation::Public => None,
         };
-        let nick_collides = self
-            .candidates()
-            .iter()
-            .any(|c| c.identity != author && crate::names::looks_alike(&c.nickname, &author_nick));
+        let nick_collides = self.names.has_lookalike(&author, &author_nick);
         ChatLine {
             author_nick,
             trust,

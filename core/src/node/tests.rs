@@ -116,6 +116,36 @@ fn simultaneous_dials_leave_exactly_one_link_on_both_sides() {
 }
 
 #[test]
+fn a_peer_state_is_the_stage_of_the_link_that_stands_for_it() {
+    let mut s = Sim::new(9, NetConfig::default());
+    s.add_nodes(2);
+    // States each node shows of the other, in order, without repeats.
+    let mut seen: [Vec<&str>; 2] = [Vec::new(), Vec::new()];
+    for _ in 0..3_000 {
+        s.run_for(1);
+        for (i, states) in seen.iter_mut().enumerate() {
+            let other = s.identity_of(1 - i);
+            if let Some(st) = s.nodes[i].node.peer_state(&other) {
+                if states.last() != Some(&st.name()) {
+                    states.push(st.name());
+                }
+                assert_eq!(st.established_link(), s.nodes[i].node.link_of(&other));
+            }
+        }
+    }
+    // The side that dials (at once: the lower key) passes through every
+    // stage of its connection.
+    let dialled = |st: &Vec<&str>| {
+        let st = st.strip_prefix(&["discovered"][..]).unwrap_or(st);
+        st == ["dialling", "handshaking", "established"]
+    };
+    assert!(seen.iter().any(dialled), "{seen:?}");
+    for st in &seen {
+        assert_eq!(st.last(), Some(&"established"), "{seen:?}");
+    }
+}
+
+#[test]
 fn restarted_peer_comes_back() {
     let mut s = Sim::new(3, NetConfig::default());
     s.add_nodes(3);

@@ -1,43 +1,23 @@
-//! One TCP connection, sans IO: the stream deframer, the typed handshake
-//! states, then the established transport.
+//! The protocol phase of one stream, sans IO: the deframer, the typed
+//! handshake states, then the established transport.
 //!
 //! The handshake module makes illegal transitions unrepresentable; this
-//! module holds whichever of those typed states a connection is in, so the
-//! node can keep many connections in one table.
+//! module holds whichever of those typed states a stream is in, so a
+//! [`Connection`](super::Connection) can own it. Stepping the phase moves
+//! the typed state out (`std::mem::replace` with `Closed`), so any error
+//! leaves it closed.
 
+use super::{LinkError, LinkEvent};
 use crate::handshake::{
-    Established, HandshakeConfig, HandshakeError, Initiator, PeerHello, Responder,
-    ResponderAwaitingMsg3,
+    Established, HandshakeConfig, Initiator, PeerHello, Responder, ResponderAwaitingMsg3,
 };
 use crate::identity::{IdentityKey, LocalIdentity};
-use crate::transport::{Transport, TransportError};
-use crate::wire::framing::{write_framed, FramingError};
+use crate::transport::Transport;
+use crate::wire::framing::write_framed;
 use crate::wire::limits::{MAX_HANDSHAKE_MSG_LEN, MAX_NOISE_MSG_LEN};
 use crate::wire::{Deframer, Frame};
 
-/// Who opened the TCP connection.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Direction {
-    Outbound,
-    Inbound,
-}
-
-/// Why a link failed. Each variant closes only that link.
-#[derive(Debug, thiserror::Error, PartialEq)]
-pub enum LinkError {
-    #[error("framing: {0}")]
-    Framing(#[from] FramingError),
-    #[error("handshake: {0}")]
-    Handshake(#[from] HandshakeError),
-    #[error("transport: {0}")]
-    Transport(#[from] TransportError),
-    #[error("link is not established")]
-    NotEstablished,
-    #[error("link is closed")]
-    Closed,
-}
-
-enum Phase {
+enum State {
     AwaitMsg1(Responder),
     AwaitMsg2(Initiator),
     AwaitMsg3(ResponderAwaitingMsg3),
@@ -45,36 +25,28 @@ enum Phase {
     Closed,
 }
 
-/// What bytes from the peer produced.
-#[derive(Debug, PartialEq, Eq)]
-pub enum LinkEvent {
-    /// The handshake completed; from now on frames flow.
-    Established(PeerHello),
-    /// Frames received, in order.
-    Frames(Vec<Frame>),
-}
-
-/// A connection's protocol state.
-pub struct Link {
-    phase: Phase,
+/// A connection's protocol state: the deframer and whichever typed
+/// handshake state it is in, then the transport.
+pub struct Phase {
+    state: State,
     deframer: Deframer,
     peer: Option<PeerHello>,
     handshake_hash: Vec<u8>,
 }
 
-impl Link {
+impl Phase {
     /// A dialled connection: returns the link and the bytes of message 1.
     pub fn outbound(
         local: &LocalIdentity,
         cfg: &HandshakeConfig,
         expected: Option<IdentityKey>,
-    ) -> Result<(Link, Vec<u8>), LinkError> {
+    ) -> Result<(Phase, Vec<u8>), LinkError> {
         let (init, msg1) = Initiator::start(local, cfg, expected)?;
         let mut out = Vec::with_capacity(msg1.len() + 2);
         write_framed(&msg1, &mut out);
         Ok((
-            Link {
-                phase: Phase::AwaitMsg2(init),
+            Phase {
+                state: State::AwaitMsg2(init),
                 deframer: Deframer::new(MAX_HANDSHAKE_MSG_LEN),
                 peer: None,
                 handshake_hash: Vec::new(),
@@ -84,9 +56,9 @@ impl Link {
     }
 
     /// An accepted connection, waiting for message 1.
-    pub fn inbound(local: &LocalIdentity, cfg: &HandshakeConfig) -> Result<Link, LinkError> {
-        Ok(Link {
-            phase: Phase::AwaitMsg1(Responder::new(local, cfg)?),
+    pub fn inbound(local: &LocalIdentity, cfg: &HandshakeConfig) -> Result<Phase, LinkError> {
+        Ok(Phase {
+            state: State::AwaitMsg1(Responder::new(local, cfg)?),
             deframer: Deframer::new(MAX_HANDSHAKE_MSG_LEN),
             peer: None,
             handshake_hash: Vec::new(),
@@ -105,7 +77,7 @@ impl Link {
     }
 
     pub fn is_established(&self) -> bool {
-        matches!(self.phase, Phase::Open(_))
+        matches!(self.state, State::Open(_))
     }
 
     /// Bytes received and not yet processed (bounded by the deframer).
@@ -120,14 +92,14 @@ impl Link {
         data: &[u8],
         out: &mut Vec<u8>,
     ) -> Result<Vec<LinkEvent>, LinkError> {
-        if matches!(self.phase, Phase::Closed) {
+        if matches!(self.state, State::Closed) {
             return Err(LinkError::Closed);
         }
         self.deframer.extend(data);
         let mut events = Vec::new();
         let result = self.drain(out, &mut events);
         if result.is_err() {
-            self.phase = Phase::Closed;
+            self.state = State::Closed;
         }
         result.map(|()| events)
     }
@@ -138,40 +110,40 @@ impl Link {
                 return Ok(());
             };
             // Step the typed state machine; each arm consumes its state.
-            self.phase = match std::mem::replace(&mut self.phase, Phase::Closed) {
-                Phase::AwaitMsg1(r) => {
+            self.state = match std::mem::replace(&mut self.state, State::Closed) {
+                State::AwaitMsg1(r) => {
                     let (next, msg2) = r.read_msg1(msg)?;
                     write_framed(&msg2, out);
-                    Phase::AwaitMsg3(next)
+                    State::AwaitMsg3(next)
                 }
-                Phase::AwaitMsg2(i) => {
+                State::AwaitMsg2(i) => {
                     let (est, msg3) = i.read_msg2(msg)?;
                     write_framed(&msg3, out);
                     self.open(est, events)
                 }
-                Phase::AwaitMsg3(r) => {
+                State::AwaitMsg3(r) => {
                     let est = r.read_msg3(msg)?;
                     self.open(est, events)
                 }
-                Phase::Open(mut t) => {
+                State::Open(mut t) => {
                     let frames = t.open(msg)?;
                     match events.last_mut() {
                         Some(LinkEvent::Frames(v)) => v.extend(frames),
                         _ => events.push(LinkEvent::Frames(frames)),
                     }
-                    Phase::Open(t)
+                    State::Open(t)
                 }
-                Phase::Closed => return Err(LinkError::Closed),
+                State::Closed => return Err(LinkError::Closed),
             };
         }
     }
 
-    fn open(&mut self, est: Established, events: &mut Vec<LinkEvent>) -> Phase {
+    fn open(&mut self, est: Established, events: &mut Vec<LinkEvent>) -> State {
         self.deframer.set_max_len(MAX_NOISE_MSG_LEN);
         self.peer = Some(est.peer.clone());
         self.handshake_hash = est.handshake_hash;
         events.push(LinkEvent::Established(est.peer));
-        Phase::Open(Box::new(est.transport))
+        State::Open(Box::new(est.transport))
     }
 
     /// Seal frames for the peer, appending the wire bytes to `out`.
@@ -180,9 +152,9 @@ impl Link {
         frames: impl IntoIterator<Item = &'a Frame>,
         out: &mut Vec<u8>,
     ) -> Result<(), LinkError> {
-        match &mut self.phase {
-            Phase::Open(t) => Ok(t.seal(frames, out)?),
-            Phase::Closed => Err(LinkError::Closed),
+        match &mut self.state {
+            State::Open(t) => Ok(t.seal(frames, out)?),
+            State::Closed => Err(LinkError::Closed),
             _ => Err(LinkError::NotEstablished),
         }
     }
@@ -191,6 +163,7 @@ impl Link {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::framing::FramingError;
 
     fn id(n: u8) -> LocalIdentity {
         LocalIdentity::from_secrets([n; 32], [n + 9; 32]).unwrap()
@@ -201,8 +174,8 @@ mod tests {
     fn handshake_and_frames_over_a_byte_by_byte_stream() {
         let (a, b) = (id(1), id(2));
         let cfg = HandshakeConfig::new("n", 1);
-        let (mut la, mut to_b) = Link::outbound(&a, &cfg, Some(b.identity_key())).unwrap();
-        let mut lb = Link::inbound(&b, &cfg).unwrap();
+        let (mut la, mut to_b) = Phase::outbound(&a, &cfg, Some(b.identity_key())).unwrap();
+        let mut lb = Phase::inbound(&b, &cfg).unwrap();
         let mut to_a = Vec::new();
         let mut events_a = Vec::new();
         let mut events_b = Vec::new();
@@ -241,12 +214,12 @@ mod tests {
     fn sending_before_established_is_refused_and_errors_close() {
         let (a, b) = (id(1), id(2));
         let cfg = HandshakeConfig::new("n", 1);
-        let (mut la, _) = Link::outbound(&a, &cfg, None).unwrap();
+        let (mut la, _) = Phase::outbound(&a, &cfg, None).unwrap();
         assert_eq!(
             la.send(&[Frame::Ping(1)], &mut Vec::new()),
             Err(LinkError::NotEstablished)
         );
-        let mut lb = Link::inbound(&b, &cfg).unwrap();
+        let mut lb = Phase::inbound(&b, &cfg).unwrap();
         // A length prefix above the handshake bound.
         let err = lb.on_bytes(&[0xff, 0xff], &mut Vec::new()).unwrap_err();
         assert!(matches!(

@@ -1,0 +1,66 @@
+//! The user's commands that are not chat: connect, list peers, change
+//! nickname, send opaque data, quit. Chat commands go to `node/chat.rs`.
+
+use super::{Command, Node, NodeError};
+use crate::event::Event;
+use crate::identity::IdentityKey;
+use crate::peer::LinkId;
+use crate::wire::limits::MAX_NICK_LEN;
+use crate::wire::{CloseReason, Frame};
+
+impl Node {
+    pub(super) fn on_command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Connect(addr) => self.connect(addr),
+            Command::Peers => {
+                let peers = self.peers.iter().map(|p| self.info(p)).collect();
+                self.emit(Event::Peers { peers });
+            }
+            Command::Nick(nick) => self.set_nick(nick),
+            Command::SendData { peer, data } => self.send_data(peer, data),
+            Command::Say(_)
+            | Command::Msg { .. }
+            | Command::History { .. }
+            | Command::Search { .. }
+            | Command::Verify { .. }
+            | Command::Trust { .. }
+            | Command::Untrust { .. } => self.on_chat_command(cmd),
+            Command::Quit => self.quit(),
+        }
+    }
+
+    /// Change our nickname: stored, announced in beacons and told to every
+    /// established link.
+    fn set_nick(&mut self, nick: String) {
+        if nick.is_empty() || nick.len() > MAX_NICK_LEN {
+            self.error(NodeError::BadNickname { max: MAX_NICK_LEN });
+            return;
+        }
+        self.cfg.nickname = nick.clone();
+        if let Err(e) = self.chat.set_setting("nickname", &nick) {
+            self.error(NodeError::NicknameNotSaved(e));
+        }
+        if let Some(d) = self.discovery.as_mut() {
+            d.set_nickname(nick.clone());
+        }
+        for c in self.conns.values_mut().filter(|c| c.is_established()) {
+            c.queue(Frame::Nick(nick.clone()));
+        }
+    }
+
+    fn send_data(&mut self, peer: IdentityKey, data: Vec<u8>) {
+        if !self.queue_frame(&peer, Frame::Data(data)) {
+            self.error(NodeError::NotConnected);
+        }
+    }
+
+    /// Close every link, telling each peer why, and stop.
+    fn quit(&mut self) {
+        self.shutting_down = true;
+        let links: Vec<LinkId> = self.conns.keys().copied().collect();
+        for l in links {
+            self.close(l, "shutting down", Some(CloseReason::Shutdown));
+        }
+        self.emit(Event::Shutdown);
+    }
+}

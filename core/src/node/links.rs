@@ -1,0 +1,181 @@
+//! Routing between connections: bytes in, events and frames out to the
+//! right handler, the links' timers, closing a link, and sealing every
+//! link's pending frames when the shell drains.
+
+use super::{Node, Output};
+use crate::event::Event;
+use crate::identity::IdentityKey;
+use crate::link::{Expiry, LinkEvent, SealError};
+use crate::peer::LinkId;
+use crate::trust::TrustState;
+use crate::wire::{CloseReason, Frame};
+
+impl Node {
+    pub(super) fn on_received(&mut self, link_id: LinkId, data: &[u8]) {
+        let Some(c) = self.conns.get_mut(&link_id) else {
+            return;
+        };
+        let result = c.on_bytes(self.now_ms, data);
+        // Handshake replies go out even if a later message failed.
+        self.transmit(link_id);
+        match result {
+            Ok(events) => {
+                for ev in events {
+                    match ev {
+                        LinkEvent::Established(hello) => self.on_established(link_id, hello),
+                        LinkEvent::Frames(frames) => self.route_frames(link_id, frames),
+                    }
+                }
+            }
+            // A link whose transport failed cannot carry a Close frame.
+            Err(e) => self.close(link_id, &e.to_string(), None),
+        }
+    }
+
+    /// Chat frames go to the chat core in one batch per read; the rest are
+    /// the link's own.
+    fn route_frames(&mut self, link_id: LinkId, frames: Vec<Frame>) {
+        let mut chat = Vec::new();
+        for f in frames {
+            if !self.conns.contains_key(&link_id) {
+                break;
+            }
+            if crate::chat::is_chat_frame(&f) {
+                chat.push(f);
+            } else {
+                // Chat frames before a Close are handled (stored, acked)
+                // before the link goes.
+                if matches!(f, Frame::Close(_)) && !chat.is_empty() {
+                    self.chat_frames(link_id, std::mem::take(&mut chat));
+                }
+                self.on_frame(link_id, f);
+            }
+        }
+        if !chat.is_empty() {
+            self.chat_frames(link_id, chat);
+        }
+    }
+
+    fn on_frame(&mut self, link_id: LinkId, frame: Frame) {
+        let Some(c) = self.conns.get_mut(&link_id) else {
+            return;
+        };
+        let Some(id) = c.peer() else { return };
+        if let Some(p) = self.peers.get_mut(&id) {
+            p.last_heard_ms = self.now_ms;
+        }
+        match frame {
+            Frame::Ping(n) => c.queue(Frame::Pong(n)),
+            Frame::Pong(_) => {}
+            Frame::Close(close) => {
+                let detail = &close.detail;
+                let reason = format!("peer closed the link ({:?}: {detail})", close.reason);
+                self.close(link_id, &reason, None);
+            }
+            Frame::Data(data) => self.emit(Event::Data {
+                from: id,
+                len: data.len(),
+            }),
+            Frame::Nick(nick) => self.on_nick(id, nick),
+            // Routed to the chat core by route_frames.
+            Frame::Public(_) | Frame::Direct(_) | Frame::Ack(_) | Frame::SyncRequest(_) => {}
+        }
+    }
+
+    /// A peer renamed itself.
+    fn on_nick(&mut self, id: IdentityKey, nick: String) {
+        let Some(p) = self.peers.get_mut(&id) else {
+            return;
+        };
+        let old = std::mem::replace(&mut p.nickname, nick.clone());
+        self.names.learn(id, &nick);
+        let info = self.info_of(&id);
+        let changed = info.trust == TrustState::KeyChanged;
+        self.emit(Event::PeerRenamed {
+            peer: info.clone(),
+            old,
+        });
+        // Taking a verified contact's name is worth a warning.
+        if changed {
+            let verified = self
+                .names
+                .verified_lookalikes(&id, &nick)
+                .iter()
+                .map(|v| self.info_of(v))
+                .collect();
+            self.emit(Event::KeyWarning {
+                peer: info,
+                verified,
+            });
+        }
+    }
+
+    /// Run every link's timers; close the links whose deadline passed.
+    pub(super) fn check_links(&mut self) {
+        let now = self.now_ms;
+        let expired: Vec<(LinkId, Expiry)> = self
+            .conns
+            .iter_mut()
+            .filter_map(|(l, c)| c.handle_timeout(now).map(|e| (*l, e)))
+            .collect();
+        for (l, e) in expired {
+            self.close(l, e.why(), e.close_reason());
+        }
+    }
+
+    /// Close a link: optionally tell the peer why, then drop it.
+    pub(super) fn close(&mut self, link_id: LinkId, why: &str, reason: Option<CloseReason>) {
+        if let Some(reason) = reason {
+            if let Some(c) = self.conns.get_mut(&link_id) {
+                c.queue_close(reason, why);
+            }
+            self.flush_link(link_id);
+        }
+        if self.conns.contains_key(&link_id) {
+            self.out.push_back(Output::Close { link: link_id });
+        }
+        self.on_gone(link_id, why);
+    }
+
+    /// Hand the shell what a link has ready to write.
+    pub(super) fn transmit(&mut self, link_id: LinkId) {
+        if let Some(data) = self.conns.get_mut(&link_id).and_then(|c| c.poll_transmit()) {
+            self.out.push_back(Output::Send {
+                link: link_id,
+                data,
+            });
+        }
+    }
+
+    /// Store the collected posts, then seal every link's pending frames,
+    /// one batch per link.
+    pub(super) fn flush(&mut self) {
+        self.flush_posts();
+        let links: Vec<LinkId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.has_pending())
+            .map(|(l, _)| *l)
+            .collect();
+        for l in links {
+            self.flush_link(l);
+        }
+    }
+
+    /// Seal and send one link's pending frames; a link whose peer does not
+    /// read is dropped.
+    fn flush_link(&mut self, link_id: LinkId) {
+        let Some(c) = self.conns.get_mut(&link_id) else {
+            return;
+        };
+        match c.seal_pending() {
+            Ok(()) => self.transmit(link_id),
+            Err(SealError::Link(e)) => self.close(link_id, &format!("cannot send: {e}"), None),
+            Err(SealError::TooSlow) => {
+                // Not reading: drop the link. What it missed stays in the outbox.
+                self.out.push_back(Output::Close { link: link_id });
+                self.on_gone(link_id, Expiry::SendStall.why());
+            }
+        }
+    }
+}
