@@ -40,6 +40,10 @@ use crate::wire::Frame;
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 
+/// How long an accepted connection may take to deliver handshake message 1
+/// (an honest initiator sends its 34 bytes as soon as TCP is up).
+pub const FIRST_MESSAGE_MS: u64 = 2_000;
+
 /// Most dials of ours that may be unfinished at once.
 pub const MAX_PENDING_DIALS: usize = 32;
 
@@ -68,8 +72,14 @@ pub struct NodeConfig {
     pub backoff_max_ms: u64,
     /// Most connections in any state.
     pub max_links: usize,
-    /// Most connections still in the handshake.
+    /// Most accepted connections still in the handshake; when full, a new
+    /// one takes the slot of the one that has come least far, oldest first.
     pub max_handshakes: usize,
+    /// Most of those from one source address (an IPv6 /64); a source at
+    /// its cap gives up its own least advanced one.
+    pub max_handshakes_per_source: usize,
+    /// An accepted connection must deliver handshake message 1 within this.
+    pub first_message_ms: u64,
     /// Bytes handed to the shell and not yet written before a peer counts as
     /// not reading and is disconnected.
     pub max_queued_bytes: usize,
@@ -86,6 +96,7 @@ impl NodeConfig {
             keepalive_ms: self.keepalive_ms,
             dead_after_ms: self.dead_after_ms,
             handshake_deadline_ms: self.handshake_deadline_ms,
+            first_message_ms: self.first_message_ms,
             max_queued_bytes: self.max_queued_bytes,
             send_stall_ms: self.send_stall_ms,
         }
@@ -107,6 +118,8 @@ impl Default for NodeConfig {
             backoff_max_ms: 30_000,
             max_links: 512,
             max_handshakes: 64,
+            max_handshakes_per_source: 8,
+            first_message_ms: FIRST_MESSAGE_MS,
             max_queued_bytes: 4 << 20,
             send_stall_ms: 5_000,
         }
@@ -330,18 +343,34 @@ impl Node {
 
     /// A new inbound TCP connection. Returns its id, or `None` if the node is
     /// at its connection limits (the shell then drops the socket).
+    ///
+    /// Unauthenticated inbound connections are capped in total and per
+    /// source; at a cap the new connection is accepted in place of the one
+    /// that has come least far (no message 1 before message 1 handled),
+    /// oldest first, which is closed. An honest initiator sends message 1
+    /// at once and finishes in one round trip, so connections that hang
+    /// cannot keep it out however many there are or where they come from.
     pub fn accept(&mut self, now_ms: u64, remote: SocketAddr) -> Option<LinkId> {
         self.now_ms = now_ms;
-        let handshaking = self
-            .conns
-            .values()
-            .filter(|c| c.direction() == Direction::Inbound && !c.is_established())
-            .count();
-        if self.shutting_down
-            || self.conns.len() >= self.cfg.max_links
-            || handshaking >= self.cfg.max_handshakes
-        {
+        if self.shutting_down {
             return None;
+        }
+        let source = source_of(remote.ip());
+        let from_source = self.unauthenticated_inbound(|a| source_of(a.ip()) == source);
+        if from_source.len() >= self.cfg.max_handshakes_per_source {
+            self.evict_least_advanced(&from_source);
+        } else {
+            let all = self.unauthenticated_inbound(|_| true);
+            if all.len() >= self.cfg.max_handshakes {
+                self.evict_least_advanced(&all);
+            }
+        }
+        if self.conns.len() >= self.cfg.max_links {
+            let all = self.unauthenticated_inbound(|_| true);
+            if all.is_empty() {
+                return None;
+            }
+            self.evict_least_advanced(&all);
         }
         let hs = self.handshake_config();
         let conn =
@@ -349,6 +378,33 @@ impl Node {
         let id = self.alloc_link();
         self.conns.insert(id, conn);
         Some(id)
+    }
+
+    /// Accepted connections not yet authenticated whose remote matches.
+    fn unauthenticated_inbound(&self, keep: impl Fn(&SocketAddr) -> bool) -> Vec<LinkId> {
+        self.conns
+            .iter()
+            .filter(|(_, c)| {
+                c.direction() == Direction::Inbound && !c.is_established() && keep(&c.remote())
+            })
+            .map(|(l, _)| *l)
+            .collect()
+    }
+
+    /// Close the connection among `links` that has come least far, the
+    /// oldest of those.
+    fn evict_least_advanced(&mut self, links: &[LinkId]) {
+        let victim = links
+            .iter()
+            .filter_map(|l| self.conns.get(l).map(|c| (c.progress(), c.opened_ms(), *l)))
+            .min();
+        if let Some((_, _, link)) = victim {
+            self.close(
+                link,
+                "handshake slots full: gave way to a newer connection",
+                None,
+            );
+        }
     }
 
     /// Feed one input.
@@ -484,3 +540,15 @@ mod tests;
 mod view;
 
 pub use error::NodeError;
+
+/// The source an accepted connection counts against: its IPv4 address, or
+/// the /64 of an IPv6 one (a host usually has a whole /64).
+fn source_of(ip: std::net::IpAddr) -> std::net::IpAddr {
+    match ip {
+        std::net::IpAddr::V4(v4) => std::net::IpAddr::V4(v4),
+        std::net::IpAddr::V6(v6) => {
+            let s = v6.segments();
+            std::net::IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+        }
+    }
+}

@@ -38,6 +38,9 @@ pub struct LinkConfig {
     pub dead_after_ms: u64,
     /// The TCP connect and the handshake must finish within this.
     pub handshake_deadline_ms: u64,
+    /// An accepted connection must deliver handshake message 1 within
+    /// this.
+    pub first_message_ms: u64,
     /// Unwritten bytes above which the send-stall timer runs.
     pub max_queued_bytes: usize,
     /// How long the backlog may stay above `max_queued_bytes` without write
@@ -81,6 +84,7 @@ pub enum SealError {
 pub struct Connection {
     purpose: Purpose,
     remote: SocketAddr,
+    opened_ms: u64,
     /// `None` until our TCP connect succeeds.
     phase: Option<Phase>,
     /// Set once the handshake authenticated the peer (and the node saw it).
@@ -113,13 +117,10 @@ impl Connection {
         cfg: LinkConfig,
     ) -> Result<Self, LinkError> {
         let phase = Phase::inbound(local, hs)?;
-        Ok(Connection::new(
-            now_ms,
-            remote,
-            Purpose::Inbound,
-            Some(phase),
-            cfg,
-        ))
+        let mut conn = Connection::new(now_ms, remote, Purpose::Inbound, Some(phase), cfg);
+        conn.timers
+            .set(Timer::FirstMessage, now_ms + cfg.first_message_ms);
+        Ok(conn)
     }
 
     fn new(
@@ -135,6 +136,7 @@ impl Connection {
         Connection {
             purpose,
             remote,
+            opened_ms: now_ms,
             phase,
             peer: None,
             timers,
@@ -187,6 +189,22 @@ impl Connection {
         }
     }
 
+    /// How far an unauthenticated connection has come, for choosing which
+    /// to drop when the handshake slots are full: 0 nothing useful yet
+    /// (connecting, or no message 1), 1 message 1 handled, 2 established.
+    pub fn progress(&self) -> u8 {
+        match (&self.phase, self.peer) {
+            (_, Some(_)) => 2,
+            (Some(p), None) if !p.awaits_first_message() => 1,
+            _ => 0,
+        }
+    }
+
+    /// When the connection was accepted or dialled.
+    pub fn opened_ms(&self) -> u64 {
+        self.opened_ms
+    }
+
     /// The Noise handshake hash (empty before the handshake completes).
     pub fn handshake_hash(&self) -> &[u8] {
         self.phase.as_ref().map_or(&[], |p| p.handshake_hash())
@@ -219,7 +237,11 @@ impl Connection {
         let Some(phase) = self.phase.as_mut() else {
             return Ok(Vec::new());
         };
-        let events = phase.on_bytes(data, &mut self.transmit)?;
+        let events = phase.on_bytes(data, &mut self.transmit);
+        if !phase.awaits_first_message() {
+            self.timers.stop(Timer::FirstMessage);
+        }
+        let events = events?;
         for ev in &events {
             if let LinkEvent::Established(hello) = ev {
                 self.peer = Some(hello.identity());
@@ -313,6 +335,7 @@ impl Connection {
             }
             match timer {
                 Timer::Handshake => return Some(Expiry::HandshakeDeadline),
+                Timer::FirstMessage => return Some(Expiry::FirstMessageDeadline),
                 Timer::SendStall => return Some(Expiry::SendStall),
                 Timer::Dead => return Some(Expiry::Dead),
                 Timer::KeepAlive => {
@@ -352,9 +375,37 @@ mod tests {
             keepalive_ms: 5_000,
             dead_after_ms: 15_000,
             handshake_deadline_ms: 10_000,
+            first_message_ms: 2_000,
             max_queued_bytes: 1_000,
             send_stall_ms: 5_000,
         }
+    }
+
+    /// An accepted connection that sends nothing, or a fragment of message
+    /// 1, gives up its slot after `first_message_ms`; one whose message 1
+    /// arrived does not, and has come further.
+    #[test]
+    fn an_accepted_connection_must_deliver_message_1_quickly() {
+        let remote: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let hs = HandshakeConfig::new("b", 1);
+        let mut idle = Connection::inbound(0, remote, &id(2), &hs, cfg()).unwrap();
+        idle.on_bytes(10, &[0x00]).unwrap();
+        assert_eq!(idle.progress(), 0);
+        assert_eq!(idle.poll_timeout(), Some(2_000));
+        assert_eq!(idle.handle_timeout(1_999), None);
+        assert_eq!(
+            idle.handle_timeout(2_000),
+            Some(Expiry::FirstMessageDeadline)
+        );
+
+        let mut dialled = Connection::dial(0, remote, Purpose::Manual, cfg());
+        dialled.on_connected(&id(1), &hs).unwrap();
+        let msg1 = dialled.poll_transmit().unwrap();
+        let mut honest = Connection::inbound(0, remote, &id(2), &hs, cfg()).unwrap();
+        honest.on_bytes(10, &msg1).unwrap();
+        assert_eq!(honest.progress(), 1);
+        assert_eq!(honest.handle_timeout(2_000), None);
+        assert_eq!(honest.poll_timeout(), Some(10_000));
     }
 
     /// A dial from `a` to `b`, shuttled until both are established at 100.

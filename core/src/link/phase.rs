@@ -80,6 +80,12 @@ impl Phase {
         matches!(self.state, State::Open(_))
     }
 
+    /// Whether an accepted connection still waits for message 1, which an
+    /// honest initiator sends as soon as TCP is up.
+    pub fn awaits_first_message(&self) -> bool {
+        matches!(self.state, State::AwaitMsg1(_))
+    }
+
     /// Bytes received and not yet processed (bounded by the deframer).
     pub fn buffered(&self) -> usize {
         self.deframer.buffered()

@@ -9,6 +9,10 @@ use crate::wire::CloseReason;
 pub enum Timer {
     /// The handshake (TCP connect included) must finish by then.
     Handshake,
+    /// An accepted connection must deliver handshake message 1 by then:
+    /// an honest initiator sends it at once, so a slot held longer is
+    /// held by someone who only means to hold it.
+    FirstMessage,
     /// Nothing received for a while: send a ping. Disarmed while the ping
     /// is unanswered.
     KeepAlive,
@@ -22,8 +26,9 @@ pub enum Timer {
 impl Timer {
     /// In the order they are checked when several are due at once: a link
     /// that is both stalled and silent is closed as stalled.
-    pub const ALL: [Timer; 4] = [
+    pub const ALL: [Timer; 5] = [
         Timer::Handshake,
+        Timer::FirstMessage,
         Timer::SendStall,
         Timer::Dead,
         Timer::KeepAlive,
@@ -37,7 +42,7 @@ impl Timer {
 /// Deadlines (ms) of the armed timers.
 #[derive(Clone, Debug, Default)]
 pub struct TimerTable {
-    deadlines: [Option<u64>; 4],
+    deadlines: [Option<u64>; 5],
 }
 
 impl TimerTable {
@@ -67,6 +72,8 @@ impl TimerTable {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Expiry {
     HandshakeDeadline,
+    /// No complete handshake message 1 on an accepted connection.
+    FirstMessageDeadline,
     /// The peer is not reading.
     SendStall,
     /// No answer to the keepalive ping.
@@ -78,6 +85,7 @@ impl Expiry {
     pub fn why(self) -> &'static str {
         match self {
             Expiry::HandshakeDeadline => "handshake deadline passed",
+            Expiry::FirstMessageDeadline => "no handshake message 1 in time",
             Expiry::SendStall => "peer is not reading (send queue full)",
             Expiry::Dead => "no answer to keepalive",
         }
@@ -87,7 +95,7 @@ impl Expiry {
     /// frame can be sent yet.
     pub fn close_reason(self) -> Option<CloseReason> {
         match self {
-            Expiry::HandshakeDeadline => None,
+            Expiry::HandshakeDeadline | Expiry::FirstMessageDeadline => None,
             Expiry::SendStall => Some(CloseReason::TooSlow),
             Expiry::Dead => Some(CloseReason::Timeout),
         }

@@ -490,3 +490,86 @@ fn commands_take_effect_in_the_order_given() {
         .collect();
     assert_eq!(kinds, ["sent", "sent", "search", "error", "sent"]);
 }
+
+/// An honest initiator's handshake against `node`, accepted from `remote`:
+/// whether it completed.
+fn honest_handshake(node: &mut Node, now: u64, remote: SocketAddr) -> bool {
+    use crate::link::{Connection, Purpose};
+    let me = sim::identity(7);
+    let hs = HandshakeConfig::new("honest", 1);
+    let mut client = Connection::dial(now, remote, Purpose::Manual, node.cfg.link_config());
+    if client.on_connected(&me, &hs).is_err() {
+        return false;
+    }
+    let Some(link) = node.accept(now, remote) else {
+        return false;
+    };
+    let mut to_node = client.poll_transmit();
+    for _ in 0..4 {
+        let Some(data) = to_node.take() else { break };
+        node.handle(now, Input::Received { link, data });
+        while let Some(out) = node.poll_output() {
+            match out {
+                Output::Send { link: l, data } if l == link => {
+                    let _ = client.on_bytes(now, &data);
+                    to_node = client.poll_transmit().or(to_node);
+                }
+                Output::Event(Event::PeerConnected { .. }) => return true,
+                _ => {}
+            }
+        }
+    }
+    false
+}
+
+/// 300 and 3,000 connections that send one byte and hang used to fill the
+/// 64 handshake slots, and every honest peer was refused until the 10 s
+/// deadline: now each new connection takes the slot of one that has come
+/// least far, so an honest handshake completes at once, whether the
+/// stalled ones come from its own address or from many.
+#[test]
+fn stalled_connections_cannot_keep_an_honest_handshake_out() {
+    for (stalled, many_sources) in [(300, false), (300, true), (3_000, true), (3_000, false)] {
+        let cfg = sim::node_config(0);
+        let mut node = Node::new(
+            sim::identity(0),
+            cfg,
+            sim::memory_store(),
+            Rng::new(1),
+            0,
+            1_700_000_000_000,
+        );
+        let honest: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+        for i in 0..stalled {
+            let remote = if many_sources {
+                SocketAddr::new([10, 0, (i / 250) as u8, (i % 250) as u8].into(), 50_000)
+            } else {
+                SocketAddr::new(honest.ip(), 1_000 + i as u16)
+            };
+            if let Some(link) = node.accept(1, remote) {
+                node.handle(
+                    1,
+                    Input::Received {
+                        link,
+                        data: vec![0],
+                    },
+                );
+            }
+            while node.poll_output().is_some() {}
+        }
+        let unauthenticated = node.unauthenticated_inbound(|_| true).len();
+        assert!(
+            unauthenticated <= node.cfg.max_handshakes,
+            "{unauthenticated}"
+        );
+        assert!(
+            honest_handshake(&mut node, 2, honest),
+            "{stalled} stalled connections (many sources: {many_sources}) kept the honest peer out"
+        );
+        // Stalled slots free themselves within the first-message deadline.
+        node.handle_timeout(2 + FIRST_MESSAGE_MS);
+        while node.poll_output().is_some() {}
+        assert_eq!(node.unauthenticated_inbound(|_| true).len(), 0);
+        assert_eq!(node.connected().len(), 1);
+    }
+}
