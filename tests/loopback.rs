@@ -140,7 +140,7 @@ async fn two_nodes_handshake_and_exchange_frames_both_ways() {
     let Event::PeerLost { reason, .. } = lost else {
         unreachable!()
     };
-    assert!(reason.contains("Shutdown"), "{reason}");
+    assert!(reason.to_string().contains("Shutdown"), "{reason}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,7 +6,7 @@
 use crate::chat::MessageView;
 use crate::identity::IdentityKey;
 use crate::link::Direction;
-use crate::node::NodeError;
+use crate::node::{CloseCause, NodeError};
 use crate::trust::TrustState;
 use crate::wire::MessageId;
 use std::net::SocketAddr;
@@ -86,13 +86,19 @@ pub enum Event {
         direction: Direction,
     },
     /// The link to the peer went away; natter will redial.
-    PeerLost { peer: PeerInfo, reason: String },
+    PeerLost {
+        peer: PeerInfo,
+        reason: Arc<CloseCause>,
+    },
     /// The peer was not heard from for a while and was forgotten.
     PeerExpired { peer: PeerInfo },
     /// The peer changed its nickname.
     PeerRenamed { peer: PeerInfo, old: String },
     /// A connection failed before it was authenticated.
-    LinkFailed { addr: SocketAddr, reason: String },
+    LinkFailed {
+        addr: SocketAddr,
+        reason: Arc<CloseCause>,
+    },
     /// Answer to `/peers`.
     Peers { peers: Vec<PeerInfo> },
     /// A message was received and stored (shown once: duplicates are dropped).

@@ -39,6 +39,7 @@ use crate::wire::limits::HANDSHAKE_DEADLINE_MS;
 use crate::wire::Frame;
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 /// How long an accepted connection may take to deliver handshake message 1
 /// (an honest initiator sends its 34 bytes as soon as TCP is up).
@@ -399,11 +400,7 @@ impl Node {
             .filter_map(|l| self.conns.get(l).map(|c| (c.progress(), c.opened_ms(), *l)))
             .min();
         if let Some((_, _, link)) = victim {
-            self.close(
-                link,
-                "handshake slots full: gave way to a newer connection",
-                None,
-            );
+            self.close(link, CloseCause::Displaced, None);
         }
     }
 
@@ -414,7 +411,7 @@ impl Node {
             Input::Datagram { from, data } => self.on_datagram(from, &data),
             Input::Connected { link } => self.on_connected(link),
             Input::ConnectFailed { link, error } => {
-                self.on_gone(link, &format!("connect failed: {error}"))
+                self.on_gone(link, Arc::new(CloseCause::ConnectFailed(error)))
             }
             Input::Received { link, data } => self.on_received(link, &data),
             Input::Flushed { link, bytes } => {
@@ -423,8 +420,8 @@ impl Node {
                 }
             }
             Input::Closed { link, error } => {
-                let reason = error.unwrap_or_else(|| "connection closed by peer".into());
-                self.on_gone(link, &reason)
+                let cause = error.map_or(CloseCause::ClosedByPeer, CloseCause::Socket);
+                self.on_gone(link, Arc::new(cause))
             }
             Input::Command(cmd) => {
                 // Commands take effect in the order given: whatever reads
@@ -539,7 +536,7 @@ mod links;
 mod tests;
 mod view;
 
-pub use error::NodeError;
+pub use error::{CloseCause, NodeError};
 
 /// The source an accepted connection counts against: its IPv4 address, or
 /// the /64 of an IPv6 one (a host usually has a whole /64).

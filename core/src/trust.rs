@@ -110,7 +110,8 @@ impl Directory {
         }
     }
 
-    fn remove(&mut self, id: IdentityKey) {
+    /// Drops an identity the trust store forgot too.
+    pub fn remove(&mut self, id: IdentityKey) {
         if let Some(old) = self.entries.remove(&id) {
             if let Some(set) = self.by_skeleton.get_mut(&old.skeleton) {
                 set.remove(&id);

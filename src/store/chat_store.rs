@@ -85,6 +85,13 @@ impl ChatStore for Store {
     fn expire_outbox(&mut self, unseen_since_ms: u64) -> Result<usize, StoreError> {
         Ok(Store::expire_outbox(self, unseen_since_ms)?)
     }
+    fn prune_peers(
+        &mut self,
+        unseen_since_ms: u64,
+        keep_unverified: usize,
+    ) -> Result<Vec<IdentityKey>, StoreError> {
+        Ok(Store::prune_peers(self, unseen_since_ms, keep_unverified)?)
+    }
     fn pending_peers(&self, id: &MessageId) -> Result<Vec<IdentityKey>, StoreError> {
         Ok(Store::pending_peers(self, id)?)
     }

@@ -220,6 +220,45 @@ impl Store {
         Ok(n)
     }
 
+    /// Forgets unverified peers last seen before `unseen_since_ms` and the
+    /// least recently seen unverified ones beyond the newest
+    /// `keep_unverified`, with their outbox rows, in one transaction; returns
+    /// them in key order. Verified peers are never forgotten.
+    pub fn prune_peers(
+        &mut self,
+        unseen_since_ms: u64,
+        keep_unverified: usize,
+    ) -> Result<Vec<IdentityKey>, DbError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let since = i64::try_from(unseen_since_ms).unwrap_or(i64::MAX);
+        let gone: Vec<IdentityKey> = {
+            let mut stmt = tx.prepare_cached(
+                "SELECT identity FROM peers WHERE trust = 'unverified' AND (last_seen_ms < ?1 \
+                   OR identity IN (SELECT identity FROM peers WHERE trust = 'unverified' \
+                                   ORDER BY last_seen_ms DESC, identity LIMIT -1 OFFSET ?2)) \
+                 ORDER BY identity",
+            )?;
+            let rows = stmt
+                .query_map(params![since, super::sql_limit(keep_unverified)], |row| {
+                    row.get::<_, Vec<u8>>(0)
+                })?;
+            rows.map(|r| to_array("peers.identity", r?))
+                .collect::<Result<_, DbError>>()?
+        };
+        {
+            let mut del_outbox = tx.prepare_cached("DELETE FROM outbox WHERE peer = ?1")?;
+            let mut del_peer = tx.prepare_cached("DELETE FROM peers WHERE identity = ?1")?;
+            for id in &gone {
+                del_outbox.execute([&id[..]])?;
+                del_peer.execute([&id[..]])?;
+            }
+        }
+        tx.commit()?;
+        Ok(gone)
+    }
+
     /// The last known address of every peer that has one, ranked as
     /// [`Store::outbox_recipients`]: what to dial at start when no beacon
     /// arrives.

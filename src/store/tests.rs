@@ -1209,6 +1209,14 @@ fn memory_store_answers_like_sqlite() {
                 memory.expire_outbox(ts).unwrap(),
                 "{ctx}"
             ),
+            7 if next(10) == 0 => {
+                let keep = next(3) as usize;
+                assert_eq!(
+                    ChatStore::prune_peers(&mut sqlite, ts / 2, keep).unwrap(),
+                    memory.prune_peers(ts / 2, keep).unwrap(),
+                    "{ctx}"
+                );
+            }
             _ => {}
         }
         // Every query, after every step.
@@ -1270,4 +1278,32 @@ fn memory_store_answers_like_sqlite() {
             "{ctx}: peers"
         );
     }
+}
+
+/// The trust store is bounded: unverified peers unseen for long, and those
+/// beyond the cap, are forgotten with their outbox rows; verified never.
+#[test]
+fn pruning_forgets_stale_and_surplus_unverified_peers_only() {
+    let mut s = mem();
+    s.upsert_peer_seen(&ALICE, &[1; 32], "alice", 1, None)
+        .unwrap();
+    s.set_trust(&ALICE, TrustLevel::Verified, 1).unwrap();
+    s.upsert_peer_seen(&BOB, &[2; 32], "bob", 5, None).unwrap();
+    s.upsert_peer_seen(&CAROL, &[3; 32], "carol", 50, None)
+        .unwrap();
+    s.upsert_peer_seen(&ME, &[4; 32], "other", 60, None)
+        .unwrap();
+    s.insert_outgoing(&public(1, ME, 10, "hi"), &[BOB, CAROL])
+        .unwrap();
+    // Nothing stale before 2, and all three unverified fit under 5.
+    assert!(s.prune_peers(2, 5).unwrap().is_empty());
+    // BOB is stale (seen at 5 < 10); of the others only the newest stays.
+    assert_eq!(s.prune_peers(10, 1).unwrap(), [BOB, CAROL]);
+    assert!(s.get_peer(&ALICE).unwrap().is_some(), "verified peers stay");
+    assert!(s.get_peer(&ME).unwrap().is_some());
+    assert!(s.get_peer(&CAROL).unwrap().is_none());
+    assert!(
+        s.pending_peers(&id(1)).unwrap().is_empty(),
+        "their outbox rows go too"
+    );
 }

@@ -105,16 +105,17 @@ fn body(ev: &Event) -> (&'static str, Value) {
                 },
             }),
         ),
-        Event::PeerLost { peer: p, reason } => {
-            ("peer_lost", json!({ "peer": peer(p), "reason": reason }))
-        }
+        Event::PeerLost { peer: p, reason } => (
+            "peer_lost",
+            json!({ "peer": peer(p), "reason": reason.to_string() }),
+        ),
         Event::PeerExpired { peer: p } => ("peer_expired", json!({ "peer": peer(p) })),
         Event::PeerRenamed { peer: p, old } => {
             ("peer_renamed", json!({ "peer": peer(p), "old": old }))
         }
         Event::LinkFailed { addr, reason } => (
             "link_failed",
-            json!({ "addr": addr.to_string(), "reason": reason }),
+            json!({ "addr": addr.to_string(), "reason": reason.to_string() }),
         ),
         Event::Peers { peers } => (
             "peers",
@@ -219,10 +220,10 @@ mod tests {
     fn peer_events_keep_their_names_and_formats() {
         let v = event(&Event::PeerLost {
             peer: info(2),
-            reason: "gone".into(),
+            reason: natter_core::node::CloseCause::ClosedByPeer.into(),
         });
         let expected = format!(
-            r#"{{"event":"peer_lost","peer":{{"identity":"{}","fingerprint":"{}","nickname":"bob","state":"established","addr":"10.0.0.2:47475","trust":"key_changed"}},"reason":"gone"}}"#,
+            r#"{{"event":"peer_lost","peer":{{"identity":"{}","fingerprint":"{}","nickname":"bob","state":"established","addr":"10.0.0.2:47475","trust":"key_changed"}},"reason":"connection closed by peer"}}"#,
             hex(&key(2).0),
             key(2).fingerprint().grouped()
         );

@@ -270,6 +270,34 @@ impl ChatStore for MemoryStore {
         Ok(before - self.outbox.len())
     }
 
+    fn prune_peers(
+        &mut self,
+        unseen_since_ms: u64,
+        keep_unverified: usize,
+    ) -> Result<Vec<IdentityBytes>, StoreError> {
+        let mut unverified: Vec<(u64, IdentityBytes)> = self
+            .peers
+            .values()
+            .filter(|p| p.trust == TrustLevel::Unverified)
+            .map(|p| (p.last_seen_ms, p.identity))
+            .collect();
+        // Newest first, as the SQLite store orders them.
+        unverified.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        let gone: Vec<IdentityBytes> = unverified
+            .iter()
+            .enumerate()
+            .filter(|(i, (seen, _))| *seen < unseen_since_ms || *i >= keep_unverified)
+            .map(|(_, (_, id))| *id)
+            .collect();
+        for id in &gone {
+            self.peers.remove(id);
+        }
+        self.outbox.retain(|(peer, _)| !gone.contains(peer));
+        let mut sorted = gone;
+        sorted.sort_unstable();
+        Ok(sorted)
+    }
+
     fn pending_peers(&self, id: &MessageId) -> Result<Vec<IdentityBytes>, StoreError> {
         Ok(self
             .outbox

@@ -153,6 +153,17 @@ pub const OUTBOX_MAX_PEERS: usize = 256;
 /// not been seen for this long (7 days, the catch-up window) are dropped.
 pub const ONE_OFF_OUTBOX_TTL_MS: u64 = 7 * 24 * 60 * 60 * 1000;
 
+/// The trust store keeps at most this many unverified peers (the most
+/// recently seen); verified peers are never dropped.
+pub const MAX_UNVERIFIED_PEERS: usize = 10_000;
+
+/// An unverified peer not seen for this long (30 days) is forgotten.
+pub const UNVERIFIED_PEER_TTL_MS: u64 = 30 * 24 * 60 * 60 * 1000;
+
+/// New identities recorded between two prunings of the trust store (so a
+/// flood of them costs one pruning per this many, not one per handshake).
+const PRUNE_EVERY_NEW_PEERS: u32 = 256;
+
 /// How often that expiry runs, and how long a computed recipient list is
 /// reused when nothing changed (1 hour).
 const OUTBOX_EXPIRY_EVERY_MS: u64 = 60 * 60 * 1000;
@@ -512,6 +523,12 @@ pub struct Chat {
     /// [`Chat::outbox_recipients`]'s last answer and when it was computed.
     recipients: Option<(u64, Vec<[u8; 32]>)>,
     next_outbox_expiry_ms: u64,
+    /// New identities recorded since the trust store was last pruned, and
+    /// when the next pruning is due regardless.
+    new_peers_since_prune: u32,
+    next_prune_ms: u64,
+    /// Identities the last pruning forgot, for the node's directory.
+    pruned: Vec<IdentityKey>,
     local: IdentityKey,
     resend: HashMap<IdentityKey, ResendPage>,
     sync: HashMap<IdentityKey, SyncProgress>,
@@ -525,6 +542,9 @@ impl Chat {
             store,
             recipients: None,
             next_outbox_expiry_ms: 0,
+            new_peers_since_prune: 0,
+            next_prune_ms: 0,
+            pruned: Vec::new(),
             local,
             resend: HashMap::new(),
             sync: HashMap::new(),
@@ -569,9 +589,33 @@ impl Chat {
         if keys.identity == self.local {
             return Ok(false);
         }
-        Ok(self
-            .store
-            .upsert_peer_seen(&keys.identity.0, &keys.noise.0, nickname, now_ms, addr)?)
+        let new =
+            self.store
+                .upsert_peer_seen(&keys.identity.0, &keys.noise.0, nickname, now_ms, addr)?;
+        if new {
+            self.new_peers_since_prune += 1;
+        }
+        if self.new_peers_since_prune >= PRUNE_EVERY_NEW_PEERS || now_ms >= self.next_prune_ms {
+            self.prune(now_ms)?;
+        }
+        Ok(new)
+    }
+
+    /// Bounds the trust store: unverified peers unseen for
+    /// [`UNVERIFIED_PEER_TTL_MS`] and those beyond the newest
+    /// [`MAX_UNVERIFIED_PEERS`] are forgotten (see [`Chat::take_pruned`]).
+    fn prune(&mut self, now_ms: u64) -> Result<(), ChatError> {
+        self.new_peers_since_prune = 0;
+        self.next_prune_ms = now_ms.saturating_add(OUTBOX_EXPIRY_EVERY_MS);
+        let cutoff = now_ms.saturating_sub(UNVERIFIED_PEER_TTL_MS);
+        let gone = self.store.prune_peers(cutoff, MAX_UNVERIFIED_PEERS)?;
+        self.pruned.extend(gone.into_iter().map(IdentityKey));
+        Ok(())
+    }
+
+    /// The identities pruning forgot since the last call.
+    pub fn take_pruned(&mut self) -> Vec<IdentityKey> {
+        std::mem::take(&mut self.pruned)
     }
 
     /// An authenticated link to `peer` is up: the first page of its outbox

@@ -232,6 +232,15 @@ pub trait ChatStore: Send + std::fmt::Debug {
     /// verified, not long known) and not seen since `unseen_since_ms`.
     /// Returns how many rows went.
     fn expire_outbox(&mut self, unseen_since_ms: u64) -> Result<usize, StoreError>;
+    /// Forgets unverified peers last seen before `unseen_since_ms`, and the
+    /// least recently seen unverified ones beyond the newest
+    /// `keep_unverified`, with their outbox rows; verified peers are never
+    /// forgotten. Returns who was forgotten.
+    fn prune_peers(
+        &mut self,
+        unseen_since_ms: u64,
+        keep_unverified: usize,
+    ) -> Result<Vec<IdentityBytes>, StoreError>;
     /// The peers that have not acked this message yet, in key order.
     fn pending_peers(&self, id: &MessageId) -> Result<Vec<IdentityBytes>, StoreError>;
     /// Every peer with at least one unacked message, in key order.

@@ -1526,3 +1526,34 @@ fn minted_identities_cannot_crowd_genuine_peers_out_of_the_outbox() {
         pending.len()
     );
 }
+
+/// Every identity that completed a handshake used to be kept forever.
+/// Unverified ones beyond the newest MAX_UNVERIFIED_PEERS are forgotten;
+/// a verified contact never is.
+#[test]
+fn the_trust_store_keeps_a_bounded_number_of_unverified_peers() {
+    let (_me, mut chat) = lone_chat(1);
+    let alice = identity(2);
+    chat.peer_seen(T0, alice.bound_keys(), "alice", None).unwrap();
+    chat.set_trust(alice.identity_key(), store::TrustLevel::Verified, T0)
+        .unwrap();
+    let extra = 300u32;
+    for n in 0..(MAX_UNVERIFIED_PEERS as u32 + extra) {
+        let mut seed = [9u8; 32];
+        seed[..4].copy_from_slice(&n.to_le_bytes());
+        let minted = LocalIdentity::from_secrets(seed, seed).unwrap();
+        chat.peer_seen(T0 + 1 + u64::from(n), minted.bound_keys(), "x", None)
+            .unwrap();
+    }
+    let stored = chat.store().peers().unwrap();
+    let unverified = stored
+        .iter()
+        .filter(|p| p.trust == store::TrustLevel::Unverified)
+        .count();
+    assert!(
+        unverified <= MAX_UNVERIFIED_PEERS + PRUNE_EVERY_NEW_PEERS as usize,
+        "{unverified} unverified peers kept"
+    );
+    assert!(stored.iter().any(|p| p.identity == alice.identity_key().0));
+    assert!(!chat.take_pruned().is_empty());
+}

@@ -1,7 +1,7 @@
 //! The node's side of the chat core: routing chat frames and commands,
 //! naming peers, and turning messages into lines the UI can show.
 
-use super::{Command, Node, NodeError};
+use super::{CloseCause, Command, Node, NodeError};
 use crate::chat::store::TrustLevel;
 use crate::chat::ChatStore;
 use crate::chat::{ChatEvent, Conversation, MessageView};
@@ -58,6 +58,11 @@ impl Node {
             Ok(_) => self.names.mark_stored(id),
             Err(e) => self.error(NodeError::RecordPeer(e)),
         }
+        for gone in self.chat.take_pruned() {
+            if !self.peers.contains(&gone) {
+                self.names.remove(gone);
+            }
+        }
         let others = self.names.verified_lookalikes(&id, &hello.nickname);
         if !others.is_empty() && self.trust_of(&id, &hello.nickname) == TrustState::KeyChanged {
             let verified: Vec<PeerInfo> = others.iter().map(|v| self.info_of(v)).collect();
@@ -96,9 +101,9 @@ impl Node {
                 for ev in actions.events {
                     self.chat_event(ev);
                 }
-                if let Some(v) = actions.rejected.first() {
-                    let why = format!("peer broke the chat rules: {v}");
-                    self.close(link, &why, Some(CloseReason::ProtocolError));
+                if let Some(v) = actions.rejected.into_iter().next() {
+                    let cause = CloseCause::ChatRules(v);
+                    self.close(link, cause, Some(CloseReason::ProtocolError));
                 }
             }
             Err(e) => {

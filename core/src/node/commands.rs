@@ -1,7 +1,7 @@
 //! The user's commands that are not chat: connect, list peers, change
 //! nickname, send opaque data, quit. Chat commands go to `node/chat.rs`.
 
-use super::{Command, Node, NodeError};
+use super::{CloseCause, Command, Node, NodeError};
 use crate::event::Event;
 use crate::identity::IdentityKey;
 use crate::peer::LinkId;
@@ -59,7 +59,7 @@ impl Node {
         self.shutting_down = true;
         let links: Vec<LinkId> = self.conns.keys().copied().collect();
         for l in links {
-            self.close(l, "shutting down", Some(CloseReason::Shutdown));
+            self.close(l, CloseCause::ShuttingDown, Some(CloseReason::Shutdown));
         }
         self.emit(Event::Shutdown);
     }

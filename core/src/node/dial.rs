@@ -5,12 +5,13 @@
 //! the one dial rule); this module starts the dials that are due, within
 //! [`MAX_PENDING_DIALS`](super::MAX_PENDING_DIALS).
 
-use super::{ManualTarget, Node, Output, MAX_PENDING_DIALS};
+use super::{CloseCause, ManualTarget, Node, Output, MAX_PENDING_DIALS};
 use crate::event::Event;
 use crate::identity::IdentityKey;
 use crate::link::{Connection, Direction, Purpose, Stage};
 use crate::peer::{LinkId, PeerLink};
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 impl Node {
     /// Start the dials that are due.
@@ -75,7 +76,7 @@ impl Node {
         }
         match c.on_connected(&self.local, &cfg) {
             Ok(()) => self.transmit(link_id),
-            Err(e) => self.close(link_id, &format!("cannot start handshake: {e}"), None),
+            Err(e) => self.close(link_id, CloseCause::CannotStart(e), None),
         }
     }
 
@@ -128,7 +129,7 @@ impl Node {
 
     /// A gone link that was a `/connect` target's dial: retry after the
     /// backoff. False if the link served no target.
-    pub(super) fn manual_dial_failed(&mut self, c: &Connection, why: &str) -> bool {
+    pub(super) fn manual_dial_failed(&mut self, c: &Connection, why: &Arc<CloseCause>) -> bool {
         if c.purpose() != Purpose::Manual || c.is_established() {
             return false;
         }

@@ -2,8 +2,10 @@
 //! side (the store). Peers' misbehaviour is not here: it closes their
 //! link and is reported as the link's close reason.
 
-use crate::chat::{ChatError, StoreError};
+use crate::chat::{ChatError, StoreError, Violation};
+use crate::link::{Expiry, LinkError};
 use crate::trust::{FingerprintError, ResolveError};
+use crate::wire::CloseReason;
 
 /// An error the node reports to the user ([`crate::event::Event::Error`]).
 /// The display text is a full sentence for the user; sources are kept.
@@ -66,4 +68,44 @@ pub enum NodeError {
     /// what was not acked.
     #[error("cannot store messages: {0}")]
     StoreMessages(#[source] ChatError),
+}
+
+/// Why a link went, typed ([`crate::event::Event::PeerLost`] and
+/// [`crate::event::Event::LinkFailed`] carry it). The display text is the
+/// sentence the user sees, and what a `Close` frame's detail says.
+#[derive(Debug, thiserror::Error)]
+pub enum CloseCause {
+    /// Our TCP connect failed; the shell's description of why.
+    #[error("connect failed: {0}")]
+    ConnectFailed(String),
+    /// The peer closed the TCP connection.
+    #[error("connection closed by peer")]
+    ClosedByPeer,
+    /// The socket failed; the shell's description of why.
+    #[error("{0}")]
+    Socket(String),
+    /// The peer sent `Close`. Its detail is untrusted text.
+    #[error("peer closed the link ({reason:?}: {detail})")]
+    PeerClosed { reason: CloseReason, detail: String },
+    /// A timer of the link expired.
+    #[error("{}", .0.why())]
+    Expired(Expiry),
+    /// Framing, the handshake or the transport failed.
+    #[error(transparent)]
+    Link(LinkError),
+    #[error("cannot start handshake: {0}")]
+    CannotStart(#[source] LinkError),
+    #[error("cannot send: {0}")]
+    CannotSend(#[source] LinkError),
+    /// The peer's frames broke a chat rule.
+    #[error("peer broke the chat rules: {0}")]
+    ChatRules(#[source] Violation),
+    /// Another link to the same peer won the tie-break.
+    #[error("duplicate link")]
+    DuplicateLink,
+    /// The handshake slots were full and a newer connection took this one's.
+    #[error("handshake slots full: gave way to a newer connection")]
+    Displaced,
+    #[error("shutting down")]
+    ShuttingDown,
 }

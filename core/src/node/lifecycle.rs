@@ -6,7 +6,7 @@
 //! stage. So the transitions here only decide which link stands for a
 //! peer, and what to do when none does.
 
-use super::{Node, Output};
+use super::{CloseCause, Node, Output};
 use crate::event::Event;
 use crate::handshake::PeerHello;
 use crate::identity::IdentityKey;
@@ -14,6 +14,7 @@ use crate::link::{Connection, Direction};
 use crate::peer::{LinkId, PeerLink};
 use crate::wire::CloseReason;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 impl Node {
     /// A link's handshake authenticated its peer.
@@ -79,7 +80,11 @@ impl Node {
         if let Some(p) = self.peers.get_mut(&id) {
             p.link = PeerLink::Linked(keep);
         }
-        self.close(drop, "duplicate link", Some(CloseReason::DuplicateLink));
+        self.close(
+            drop,
+            CloseCause::DuplicateLink,
+            Some(CloseReason::DuplicateLink),
+        );
         if keep == link_id {
             // Whatever was in flight on the old link is resent here.
             self.chat_link_up(id);
@@ -147,17 +152,17 @@ impl Node {
     }
 
     /// A connection is gone: update the peer or target it stood for.
-    pub(super) fn on_gone(&mut self, link_id: LinkId, why: &str) {
+    pub(super) fn on_gone(&mut self, link_id: LinkId, why: Arc<CloseCause>) {
         let Some(c) = self.conns.remove(&link_id) else {
             return;
         };
-        if self.manual_dial_failed(&c, why) {
+        if self.manual_dial_failed(&c, &why) {
             return;
         }
         let id = c.peer().or(c.expected());
         let Some(id) = id.filter(|id| self.peers.contains(id)) else {
             if !c.is_established() {
-                self.link_failed(&c, why);
+                self.link_failed(&c, &why);
             }
             return;
         };
@@ -170,15 +175,15 @@ impl Node {
             return;
         }
         if c.is_established() {
-            self.established_link_gone(id, why);
+            self.established_link_gone(id, &why);
         } else {
-            self.dial_failed(id, &c, why);
+            self.dial_failed(id, &c, &why);
         }
     }
 
     /// A peer's established link went: another established link to it
     /// takes over, or it is lost and redialled by the dial rule.
-    fn established_link_gone(&mut self, id: IdentityKey, why: &str) {
+    fn established_link_gone(&mut self, id: IdentityKey, why: &Arc<CloseCause>) {
         let now = self.now_ms;
         let other = self
             .conns
@@ -200,14 +205,14 @@ impl Node {
             let info = self.info_of(&id);
             self.emit(Event::PeerLost {
                 peer: info,
-                reason: why.into(),
+                reason: why.clone(),
             });
         }
     }
 
     /// Our dial of a peer failed: forget the peer if discovery did, else
     /// redial after the backoff.
-    fn dial_failed(&mut self, id: IdentityKey, c: &Connection, why: &str) {
+    fn dial_failed(&mut self, id: IdentityKey, c: &Connection, why: &Arc<CloseCause>) {
         let now = self.now_ms;
         let Some(p) = self.peers.get_mut(&id) else {
             return;
@@ -232,10 +237,10 @@ impl Node {
         self.link_failed(c, why);
     }
 
-    pub(super) fn link_failed(&mut self, c: &Connection, why: &str) {
+    pub(super) fn link_failed(&mut self, c: &Connection, why: &Arc<CloseCause>) {
         self.emit(Event::LinkFailed {
             addr: c.remote(),
-            reason: why.into(),
+            reason: why.clone(),
         });
     }
 }

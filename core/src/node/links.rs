@@ -2,13 +2,14 @@
 //! right handler, the links' timers, closing a link, and sealing every
 //! link's pending frames when the shell drains.
 
-use super::{Node, Output};
+use super::{CloseCause, Node, Output};
 use crate::event::Event;
 use crate::identity::IdentityKey;
 use crate::link::{Expiry, LinkEvent, SealError};
 use crate::peer::LinkId;
 use crate::trust::TrustState;
 use crate::wire::{CloseReason, Frame};
+use std::sync::Arc;
 
 impl Node {
     pub(super) fn on_received(&mut self, link_id: LinkId, data: &[u8]) {
@@ -28,7 +29,7 @@ impl Node {
                 }
             }
             // A link whose transport failed cannot carry a Close frame.
-            Err(e) => self.close(link_id, &e.to_string(), None),
+            Err(e) => self.close(link_id, CloseCause::Link(e), None),
         }
     }
 
@@ -68,9 +69,11 @@ impl Node {
             Frame::Ping(n) => c.queue(Frame::Pong(n)),
             Frame::Pong(_) => {}
             Frame::Close(close) => {
-                let detail = &close.detail;
-                let reason = format!("peer closed the link ({:?}: {detail})", close.reason);
-                self.close(link_id, &reason, None);
+                let cause = CloseCause::PeerClosed {
+                    reason: close.reason,
+                    detail: close.detail,
+                };
+                self.close(link_id, cause, None);
             }
             Frame::Data(data) => self.emit(Event::Data {
                 from: id,
@@ -119,15 +122,21 @@ impl Node {
             .filter_map(|(l, c)| c.handle_timeout(now).map(|e| (*l, e)))
             .collect();
         for (l, e) in expired {
-            self.close(l, e.why(), e.close_reason());
+            self.close(l, CloseCause::Expired(e), e.close_reason());
         }
     }
 
     /// Close a link: optionally tell the peer why, then drop it.
-    pub(super) fn close(&mut self, link_id: LinkId, why: &str, reason: Option<CloseReason>) {
+    pub(super) fn close(
+        &mut self,
+        link_id: LinkId,
+        cause: CloseCause,
+        reason: Option<CloseReason>,
+    ) {
+        let why = Arc::new(cause);
         if let Some(reason) = reason {
             if let Some(c) = self.conns.get_mut(&link_id) {
-                c.queue_close(reason, why);
+                c.queue_close(reason, &why.to_string());
             }
             self.flush_link(link_id);
         }
@@ -170,11 +179,11 @@ impl Node {
         };
         match c.seal_pending() {
             Ok(()) => self.transmit(link_id),
-            Err(SealError::Link(e)) => self.close(link_id, &format!("cannot send: {e}"), None),
+            Err(SealError::Link(e)) => self.close(link_id, CloseCause::CannotSend(e), None),
             Err(SealError::TooSlow) => {
                 // Not reading: drop the link. What it missed stays in the outbox.
                 self.out.push_back(Output::Close { link: link_id });
-                self.on_gone(link_id, Expiry::SendStall.why());
+                self.on_gone(link_id, Arc::new(CloseCause::Expired(Expiry::SendStall)));
             }
         }
     }

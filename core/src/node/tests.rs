@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::testkit::sim::{self, NetConfig, Sim};
+use crate::wire::CloseReason;
 
 fn mesh_time(sim: &mut Sim, limit_ms: u64) -> Option<u64> {
     let start = sim.now_ms;
@@ -223,7 +224,13 @@ fn quit_closes_links_and_the_peer_notices_at_once() {
         _ => None,
     });
     assert!(
-        lost.is_some_and(|r| r.contains("Shutdown")),
+        lost.is_some_and(|r| matches!(
+            *r,
+            CloseCause::PeerClosed {
+                reason: CloseReason::Shutdown,
+                ..
+            }
+        )),
         "peer was not told why"
     );
 }
@@ -436,7 +443,7 @@ fn a_relayed_public_message_with_a_broken_signature_is_rejected_and_closes_that_
     let lost = s.nodes[0]
         .events
         .iter()
-        .any(|e| matches!(e, Event::PeerLost { reason, .. } if reason.contains("chat rules")));
+        .any(|e| matches!(e, Event::PeerLost { reason, .. } if matches!(**reason, CloseCause::ChatRules(_))));
     assert!(lost, "the offending link was not closed");
 }
 
