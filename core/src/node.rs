@@ -286,6 +286,11 @@ impl Node {
         &self.cfg.nickname
     }
 
+    /// The monotonic time at which the wall clock reads `wall_ms`.
+    fn mono_ms(&self, wall_ms: u64) -> u64 {
+        u64::try_from(i128::from(wall_ms) - self.wall_offset_ms).unwrap_or(0)
+    }
+
     /// Unix time in ms, derived from the monotonic clock.
     pub fn wall_ms(&self, now_ms: u64) -> u64 {
         u64::try_from(i128::from(now_ms) + self.wall_offset_ms).unwrap_or(0)
@@ -442,11 +447,13 @@ impl Node {
         let discovery = self.discovery.as_ref().and_then(|d| d.poll_timeout());
         let links = self.conns.values().filter_map(Connection::poll_timeout);
         let manual = self.manual.iter().filter_map(|m| m.next_dial_ms);
+        let chat = self.chat.poll_timeout().map(|wall| self.mono_ms(wall));
         discovery
             .into_iter()
             .chain(links)
             .chain(self.peers.next_dial())
             .chain(manual)
+            .chain(chat)
             .min()
     }
 
@@ -459,6 +466,7 @@ impl Node {
         self.run_discovery();
         self.check_links();
         self.run_dials();
+        self.chat_timeout();
     }
 
     /// Queue a frame for a peer's established link; false if not connected.

@@ -178,6 +178,18 @@ pub const SYNC_SLACK_MS: u64 = 10 * 60 * 1000;
 /// How far back catch-up reaches at most (7 days), for requester and
 /// responder alike.
 pub const SYNC_WINDOW_MS: u64 = 7 * 24 * 60 * 60 * 1000;
+/// Catch-up answers to one peer are paced at this many bytes per second
+/// (1 MiB/s), after a burst of [`SYNC_BURST_BYTES`].
+pub const SYNC_RATE_BYTES_PER_S: u64 = 1024 * 1024;
+/// What a peer may get at once before the pacing starts (4 MiB: the first
+/// pages of a catch-up go out without delay).
+pub const SYNC_BURST_BYTES: u64 = 4 * 1024 * 1024;
+/// Bytes counted per answered message beside its text (keys, signature,
+/// framing).
+const SYNC_FRAME_OVERHEAD: usize = 160;
+/// A page is answered only when the budget holds a whole page's worth.
+const SYNC_PAGE_COST: u64 = (SYNC_MAX_BYTES + SYNC_MAX_MESSAGES * SYNC_FRAME_OVERHEAD) as u64;
+
 /// Most outbox messages resent at once after a link comes up.
 pub const RESEND_PAGE: usize = 1000;
 
@@ -481,6 +493,44 @@ struct ResendPage {
     more: bool,
 }
 
+/// One peer's token bucket for catch-up answers, in bytes.
+#[derive(Debug, Clone, Copy)]
+struct SyncBudget {
+    tokens: u64,
+    at_ms: u64,
+}
+
+impl SyncBudget {
+    fn full(now_ms: u64) -> Self {
+        SyncBudget {
+            tokens: SYNC_BURST_BYTES,
+            at_ms: now_ms,
+        }
+    }
+
+    fn refill(&mut self, now_ms: u64) {
+        let elapsed = now_ms.saturating_sub(self.at_ms);
+        let gained = elapsed.saturating_mul(SYNC_RATE_BYTES_PER_S) / 1000;
+        self.tokens = self.tokens.saturating_add(gained).min(SYNC_BURST_BYTES);
+        self.at_ms = self.at_ms.max(now_ms);
+    }
+
+    fn allows_a_page(&mut self, now_ms: u64) -> bool {
+        self.refill(now_ms);
+        self.tokens >= SYNC_PAGE_COST
+    }
+
+    fn spend(&mut self, bytes: usize) {
+        self.tokens = self.tokens.saturating_sub(bytes as u64);
+    }
+
+    /// When the bucket will hold a page's worth again.
+    fn page_due_ms(&self) -> u64 {
+        let missing = SYNC_PAGE_COST.saturating_sub(self.tokens);
+        self.at_ms + missing.saturating_mul(1000).div_ceil(SYNC_RATE_BYTES_PER_S)
+    }
+}
+
 /// A catch-up in progress with one peer (see "Paging").
 #[derive(Debug)]
 struct SyncProgress {
@@ -529,6 +579,10 @@ pub struct Chat {
     next_prune_ms: u64,
     /// Identities the last pruning forgot, for the node's directory.
     pruned: Vec<IdentityKey>,
+    /// Per peer: how many bytes of catch-up answers it may still get now,
+    /// and its latest request still waiting for that budget.
+    sync_budget: HashMap<IdentityKey, SyncBudget>,
+    deferred_sync: HashMap<IdentityKey, u64>,
     local: IdentityKey,
     resend: HashMap<IdentityKey, ResendPage>,
     sync: HashMap<IdentityKey, SyncProgress>,
@@ -545,6 +599,8 @@ impl Chat {
             new_peers_since_prune: 0,
             next_prune_ms: 0,
             pruned: Vec::new(),
+            sync_budget: HashMap::new(),
+            deferred_sync: HashMap::new(),
             local,
             resend: HashMap::new(),
             sync: HashMap::new(),
@@ -636,6 +692,8 @@ impl Chat {
     pub fn on_link_down(&mut self, peer: IdentityKey) {
         self.resend.remove(&peer);
         self.sync.remove(&peer);
+        self.deferred_sync.remove(&peer);
+        self.sync_budget.remove(&peer);
     }
 
     /// The next page of `peer`'s outbox as frames, remembering what awaits
@@ -791,14 +849,67 @@ impl Chat {
         }
         self.apply_acks(now_ms, from, &acked, &mut actions)?;
         self.continue_sync(from, &mut actions);
-        // One answer per batch (the last request): a message full of
-        // SyncRequests must not make us build thousands of answers. A real
-        // requester asks again only after a page has arrived, and a peer
-        // that asks without reading hits the node's send-queue bound.
+        // One answer per batch (the last request), and answers to one peer
+        // are paced in bytes per second: a message full of SyncRequests, or
+        // one per segment from a peer that never reads, cannot make us
+        // build answers faster than SYNC_RATE_BYTES_PER_S. A request that
+        // finds the budget short waits (the latest one per peer) and is
+        // answered by `handle_timeout`.
         if let Some(since_ms) = sync_requests.last().copied() {
-            for m in self.sync_answer(now_ms, since_ms)? {
-                actions.send.push((from, Frame::Public(m)));
-            }
+            self.deferred_sync.insert(from, since_ms);
+            self.answer_deferred_sync(now_ms, from, &mut actions)?;
+        }
+        Ok(actions)
+    }
+
+    /// Answers `peer`'s waiting catch-up request if its budget allows.
+    fn answer_deferred_sync(
+        &mut self,
+        now_ms: u64,
+        peer: IdentityKey,
+        actions: &mut Actions,
+    ) -> Result<(), ChatError> {
+        let Some(&since_ms) = self.deferred_sync.get(&peer) else {
+            return Ok(());
+        };
+        let budget = self
+            .sync_budget
+            .entry(peer)
+            .or_insert_with(|| SyncBudget::full(now_ms));
+        if !budget.allows_a_page(now_ms) {
+            return Ok(());
+        }
+        self.deferred_sync.remove(&peer);
+        let answer = self.sync_answer(now_ms, since_ms)?;
+        let cost: usize = answer
+            .iter()
+            .map(|m| m.text.len() + SYNC_FRAME_OVERHEAD)
+            .sum();
+        if let Some(b) = self.sync_budget.get_mut(&peer) {
+            b.spend(cost);
+        }
+        for m in answer {
+            actions.send.push((peer, Frame::Public(m)));
+        }
+        Ok(())
+    }
+
+    /// When a waiting catch-up request can next be answered (wall clock,
+    /// the `now_ms` the chat core is fed).
+    pub fn poll_timeout(&self) -> Option<u64> {
+        self.deferred_sync
+            .keys()
+            .filter_map(|p| self.sync_budget.get(p))
+            .map(SyncBudget::page_due_ms)
+            .min()
+    }
+
+    /// Answers the waiting catch-up requests whose budget has refilled.
+    pub fn handle_timeout(&mut self, now_ms: u64) -> Result<Actions, ChatError> {
+        let mut actions = Actions::default();
+        let waiting: Vec<IdentityKey> = self.deferred_sync.keys().copied().collect();
+        for peer in waiting {
+            self.answer_deferred_sync(now_ms, peer, &mut actions)?;
         }
         Ok(actions)
     }

@@ -1534,7 +1534,8 @@ fn minted_identities_cannot_crowd_genuine_peers_out_of_the_outbox() {
 fn the_trust_store_keeps_a_bounded_number_of_unverified_peers() {
     let (_me, mut chat) = lone_chat(1);
     let alice = identity(2);
-    chat.peer_seen(T0, alice.bound_keys(), "alice", None).unwrap();
+    chat.peer_seen(T0, alice.bound_keys(), "alice", None)
+        .unwrap();
     chat.set_trust(alice.identity_key(), store::TrustLevel::Verified, T0)
         .unwrap();
     let extra = 300u32;
@@ -1556,4 +1557,61 @@ fn the_trust_store_keeps_a_bounded_number_of_unverified_peers() {
     );
     assert!(stored.iter().any(|p| p.identity == alice.identity_key().0));
     assert!(!chat.take_pruned().is_empty());
+}
+
+/// A peer that sends SyncRequest after SyncRequest (in separate reads)
+/// and never reads used to get a full answer to each: about 1 MiB per
+/// 10-byte request. Answers to one peer are now paced in bytes per second;
+/// the latest request waits for the budget and is answered by the timer.
+#[test]
+fn catch_up_answers_are_paced_per_peer() {
+    let (me, mut chat) = lone_chat(1);
+    let author = identity(2);
+    let text = "x".repeat(2_000);
+    let frames: Vec<Frame> = (0..2_500u32)
+        .map(|n| {
+            let mut id = [0u8; 16];
+            id[..4].copy_from_slice(&n.to_le_bytes());
+            Frame::Public(sign_public(&author, id, T0 + u64::from(n), text.clone()))
+        })
+        .collect();
+    chat.on_frames(T0 + 3_000, author.identity_key(), frames, &[])
+        .unwrap();
+    let greedy = identity(6);
+    let now = T0 + 10_000;
+    let mut sent = 0usize;
+    for _ in 0..90 {
+        let actions = chat
+            .on_frames(
+                now,
+                greedy.identity_key(),
+                vec![Frame::SyncRequest(SyncRequest { since_ms: T0 })],
+                &[],
+            )
+            .unwrap();
+        sent += actions
+            .send
+            .iter()
+            .map(|(_, f)| match f {
+                Frame::Public(m) => m.text.len(),
+                _ => 0,
+            })
+            .sum::<usize>();
+    }
+    assert!(
+        sent as u64 <= SYNC_BURST_BYTES,
+        "90 requests drew {sent} bytes at once"
+    );
+    assert!(sent > 0, "the first requests are answered at once");
+    // The latest request waits; the timer answers it once the budget refills.
+    let due = chat.poll_timeout().expect("a waiting request");
+    assert!(due > now);
+    assert!(chat.handle_timeout(due - 1).unwrap().send.is_empty());
+    let later = chat.handle_timeout(due).unwrap();
+    assert!(
+        !later.send.is_empty(),
+        "the waiting request was never answered"
+    );
+    assert_eq!(chat.poll_timeout(), None);
+    let _ = me;
 }

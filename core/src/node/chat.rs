@@ -114,6 +114,20 @@ impl Node {
         }
     }
 
+    /// The chat core's timers: catch-up answers that waited for their
+    /// peer's byte budget.
+    pub(super) fn chat_timeout(&mut self) {
+        let now = self.wall_ms(self.now_ms);
+        match self.chat.handle_timeout(now) {
+            Ok(actions) => {
+                for (to, f) in actions.send {
+                    self.queue_frame(&to, f);
+                }
+            }
+            Err(e) => self.error(NodeError::CatchUp(e)),
+        }
+    }
+
     fn chat_event(&mut self, ev: ChatEvent) {
         match ev {
             ChatEvent::Received(view) => {

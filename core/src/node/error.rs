@@ -64,6 +64,9 @@ pub enum NodeError {
     RecordPeer(#[source] ChatError),
     #[error("cannot load the outbox: {0}")]
     LoadOutbox(#[source] ChatError),
+    /// Our store failed while answering a catch-up request.
+    #[error("cannot answer a catch-up request: {0}")]
+    CatchUp(#[source] ChatError),
     /// Our store failed while taking a peer's messages; the peer resends
     /// what was not acked.
     #[error("cannot store messages: {0}")]
