@@ -1,7 +1,7 @@
 //! The sans-IO node: a router over connections, with the peer table and
 //! the `/connect` targets.
 //!
-//! The shell (`net`, or a simulation) feeds it [`Input`]s and the time, and
+//! The shell (`natter::shell`, or the simulator) feeds it [`Input`]s and the time, and
 //! drains [`Output`]s: datagrams to send, TCP dials, bytes to write, sockets
 //! to close and events for the user. The node never reads a clock or touches
 //! a socket, so every rule here can be tested deterministically.

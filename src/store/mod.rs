@@ -42,7 +42,9 @@
 //! The schema is built by an ordered list of migrations ([`MIGRATIONS`]);
 //! `PRAGMA user_version` counts how many have been applied, and each one runs
 //! in its own transaction together with the version bump. The current schema
-//! is [`MIGRATIONS`] applied in order (today a single step, reproduced here):
+//! is [`MIGRATIONS`] applied in order (`schema_v1.sql`, then `schema_v2.sql`
+//! and `schema_v3.sql`; version 1 is reproduced here, the later steps say
+//! what they change):
 //!
 //! ```sql
 #![doc = include_str!("schema_v1.sql")]
@@ -52,12 +54,15 @@
 //!
 //! - `messages.seq` is the rowid: the insertion order, used to break timestamp
 //!   ties in history, as the key of the full-text index and as a compact
-//!   foreign key. `messages.id` is the 128-bit message id, `UNIQUE`, which is
-//!   what drops duplicates forever (`ON CONFLICT(id) DO NOTHING`).
+//!   foreign key. `messages.id` is the author's 128-bit message id; since
+//!   version 3 `(author, id)` is `UNIQUE`, which is what drops duplicates
+//!   forever (`ON CONFLICT(author, id) DO NOTHING`) without letting one
+//!   author's message hide another's.
 //! - `conv_peer` is `NULL` for the public room and the peer's identity key for
-//!   a direct conversation (seen from the local user). The index
-//!   `(conv_peer, timestamp_ms, seq)` serves both history and public catch-up
-//!   without sorting.
+//!   a direct conversation (seen from the local user). `order_ms` (version 3)
+//!   is the author's timestamp capped at arrival plus the clock skew; the
+//!   index `(conv_peer, order_ms, seq)` serves both history and public
+//!   catch-up without sorting.
 //! - `messages_fts` is an FTS5 *external-content* table over `messages.text`
 //!   (tokenizer `unicode61 remove_diacritics 2`), keyed by `seq` and kept in
 //!   sync by triggers, so the text is stored once. Search asks FTS5 for

@@ -1148,8 +1148,9 @@ fn peer_records_come_from_peer_seen() {
 }
 
 /// Not a pass/fail test: how many received messages per second one chat
-/// core stores and acks, on a real database file. Run with
-/// `cargo test --release --lib chat::tests::throughput -- --ignored --nocapture`.
+/// core stores and acks over the in-memory store (the chat core's own cost;
+/// the SQLite cost is in the e2e benchmark). Run with
+/// `cargo test --release -p natter-core --lib chat::tests::throughput -- --ignored --nocapture`.
 #[test]
 #[ignore]
 fn throughput_of_received_batches() {
