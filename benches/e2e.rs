@@ -179,6 +179,7 @@ const GROUPS: &[Group] = &[
     natter("natter-bulk", natter_bulk),
     natter("natter-one-way", natter_one_way),
     natter("natter-ping-pong", natter_ping_pong),
+    natter("natter-node-round-trip", natter_node_round_trip),
     natter("natter-chat", natter_chat),
     natter("natter-search", natter_search),
     natter("natter-idle-peers", natter_idle_peers),
@@ -252,6 +253,23 @@ fn natter_ping_pong(ctx: &mut Ctx) -> Result<()> {
         p99.ratio_to(names::RAW_TCP_PING_P99)
             .ratio_to(names::REF_PING_P99),
     );
+    Ok(())
+}
+
+fn natter_node_round_trip(ctx: &mut Ctx) -> Result<()> {
+    let b = ctx.budget;
+    let l = ctx.rt.block_on(natter_rows::node_round_trip(
+        64,
+        b.ping_warmup / 4,
+        b.ping_rounds / 4,
+    ))?;
+    let (p50, p99) = latency_rows(
+        "natter node round trip 64 B p50",
+        "natter node round trip 64 B p99",
+        &l,
+    );
+    ctx.report.add(p50.ratio_to(names::RAW_TCP_PING_P50));
+    ctx.report.add(p99.ratio_to(names::RAW_TCP_PING_P99));
     Ok(())
 }
 

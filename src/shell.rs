@@ -1,19 +1,45 @@
-//! The tokio shell: sockets, timers and tasks around the sans-IO [`Node`].
+//! The tokio shell: sockets and tasks around the sans-IO [`Node`], which
+//! runs on a thread of its own so that its SQLite commits (fsync with
+//! synchronous=FULL) never block the async runtime. The tokio side does IO
+//! and nothing else.
 //!
-//! One task owns the node and runs a `select!` over the listener, the beacon
-//! socket, link traffic, user commands and the node's next deadline. Every
-//! link has a reader task (bounded channel into the node, so a fast sender
-//! waits for us instead of filling memory) and a writer task (coalesces
-//! queued messages into one write and reports what it flushed).
+//! ```text
+//!  tokio runtime: IO only                           thread natter-node
+//!
+//!  reader task per link ─ Received ─┐ permit (64, shared
+//!  beacon task ────────── Datagram ─┤  by reads and beacons)
+//!  command task ───────── Command ──┤ permit (1024)
+//!  writer task per link ─ Flushed ──┤
+//!  io loop ─ Accept{token},         ├── std mpsc ───▶ Node::accept, handle,
+//!            Connected, Closed, … ──┘                 handle_timeout
+//!  io loop ◀─ Outputs(Send, Dial, Close, Datagram), ─ poll_output
+//!             Accepted{token, link}  (tokio unbounded)
+//!  UI ◀──────────────────────── Event ────────────── (straight from the thread)
+//! ```
+//!
+//! - The **io loop** accepts (parking the stream until the node answers
+//!   `Accept`), dials, starts and stops the link tasks, sends beacons and
+//!   carries out the node's outputs.
+//! - A **reader task** reads up to 64 KiB at a time and queues it for the
+//!   node once it holds a permit; the node thread gives permits back as it
+//!   handles reads, so a fast sender waits for us instead of filling memory.
+//! - A **writer task** coalesces queued `Send`s into one write and reports
+//!   what it flushed.
+//! - The **node thread** ([`node_thread`]) is the only owner of the node.
+
+mod node_thread;
 
 use natter_core::event::Event;
 use natter_core::node::{Command, Input, Node, Output};
 use natter_core::peer::LinkId;
+use node_thread::{NodeTx, ToIo, ToNode};
 use socket2::{Domain, Protocol, Socket, Type};
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -28,10 +54,11 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const READ_CHUNK: usize = 64 * 1024;
 /// Most bytes the writer coalesces into one write.
 const WRITE_BATCH: usize = 256 * 1024;
-/// Inputs of one kind handled back to back before outputs are drained.
-const BATCH_INPUTS: usize = 1024;
-/// Reads buffered between reader tasks and the node.
-const READ_QUEUE: usize = 64;
+/// Inbound connections waiting for the node's verdict; beyond this the
+/// listener is not polled.
+const MAX_PARKED: usize = 64;
+/// How long shutting down waits for writers to flush.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Shell-level errors (setting sockets up).
 #[derive(Debug, thiserror::Error)]
@@ -102,11 +129,86 @@ pub fn default_beacon_targets(port: u16) -> Vec<SocketAddr> {
     out
 }
 
-/// Messages from link tasks to the node task.
+/// Run the node until it shuts down (`Command::Quit`, or the command channel
+/// closes). Events go to `events`; the function returns after a best-effort
+/// flush of every link and once the node thread has ended. If that thread
+/// panics, the shell reports an [`Event::Error`] and ends the same way.
+pub async fn run(
+    node: Node,
+    listener: TcpListener,
+    beacons: Option<UdpSocket>,
+    commands: mpsc::Receiver<Command>,
+    events: mpsc::UnboundedSender<Event>,
+    clock: Instant,
+) {
+    let (tx, mut from_node, thread) = match node_thread::spawn(node, events.clone(), clock) {
+        Ok(started) => started,
+        Err(e) => {
+            let text = format!("cannot start the node thread: {e}");
+            let _ = events.send(shell_error(text));
+            return;
+        }
+    };
+    let beacons = beacons.map(Arc::new);
+    let mut helpers = vec![tokio::spawn(forward_commands(commands, tx.clone()))];
+    if let Some(sock) = &beacons {
+        helpers.push(tokio::spawn(read_beacons(Arc::clone(sock), tx.clone())));
+    }
+    let (ctl_tx, mut ctl_rx) = mpsc::unbounded_channel();
+    let mut io = Io {
+        node: tx,
+        ctl: ctl_tx,
+        beacons,
+        links: HashMap::new(),
+        writers: Vec::new(),
+        parked: HashMap::new(),
+        next_token: 0,
+    };
+
+    loop {
+        tokio::select! {
+            accepted = listener.accept(), if io.parked.len() < MAX_PARKED => {
+                if let Ok((stream, remote)) = accepted {
+                    io.park(stream, remote);
+                }
+            }
+            msg = from_node.recv() => match msg {
+                Some(ToIo::Outputs(outputs)) => outputs.into_iter().for_each(|o| io.carry_out(o)),
+                Some(ToIo::Accepted { token, link }) => io.accepted(token, link),
+                // The node shut down (or its thread died).
+                None => break,
+            },
+            Some(msg) = ctl_rx.recv() => io.on_link_msg(msg),
+        }
+    }
+
+    io.node.close();
+    helpers.iter().for_each(JoinHandle::abort);
+    io.flush().await;
+    if let Ok(Err(panic)) = tokio::task::spawn_blocking(move || thread.join()).await {
+        let text = format!("the node stopped unexpectedly: {}", panic_text(&*panic));
+        let _ = events.send(shell_error(text));
+    }
+}
+
+/// An error of the shell itself, for the user interface.
+fn shell_error(text: String) -> Event {
+    Event::Error {
+        error: Arc::new(natter_core::node::NodeError::Shell(text)),
+    }
+}
+
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> &str {
+    match panic.downcast_ref::<&str>() {
+        Some(s) => s,
+        None => panic.downcast_ref::<String>().map_or("", String::as_str),
+    }
+}
+
+/// Messages from dial and link tasks to the io loop.
 enum LinkMsg {
     Connected { link: LinkId, stream: TcpStream },
     ConnectFailed { link: LinkId, error: String },
-    Flushed { link: LinkId, bytes: usize },
     Closed { link: LinkId, error: Option<String> },
 }
 
@@ -115,219 +217,198 @@ struct LinkTasks {
     reader: JoinHandle<()>,
 }
 
-/// Run the node until it shuts down (`Command::Quit`, or the command channel
-/// closes). Events go to `events`; the function returns after a best-effort
-/// flush of every link.
-pub async fn run(
-    mut node: Node,
-    listener: TcpListener,
-    beacons: Option<UdpSocket>,
-    mut commands: mpsc::Receiver<Command>,
-    events: mpsc::UnboundedSender<Event>,
-    clock: Instant,
-) {
-    let now = || u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX);
-    let (data_tx, mut data_rx) = mpsc::channel::<(LinkId, Vec<u8>)>(READ_QUEUE);
-    let (ctl_tx, mut ctl_rx) = mpsc::unbounded_channel::<LinkMsg>();
-    let mut links: HashMap<LinkId, LinkTasks> = HashMap::new();
-    let mut writers: Vec<JoinHandle<()>> = Vec::new();
-    let mut udp_buf = vec![0u8; 2048];
-    let mut commands_open = true;
+/// The io loop's state.
+struct Io {
+    node: NodeTx,
+    ctl: mpsc::UnboundedSender<LinkMsg>,
+    beacons: Option<Arc<UdpSocket>>,
+    links: HashMap<LinkId, LinkTasks>,
+    writers: Vec<JoinHandle<()>>,
+    parked: HashMap<u64, TcpStream>,
+    next_token: u64,
+}
 
-    loop {
-        // Carry out everything the node asked for.
-        while let Some(out) = node.poll_output() {
-            match out {
-                Output::Datagram { to, data } => {
-                    if let Some(sock) = &beacons {
-                        // A lost beacon is harmless; the next one follows.
-                        let _ = sock.try_send_to(&data, to);
-                    }
-                }
-                Output::Dial { link, addr } => {
-                    let ctl = ctl_tx.clone();
-                    tokio::spawn(async move {
-                        let msg =
-                            match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
-                                .await
-                            {
-                                Ok(Ok(stream)) => LinkMsg::Connected { link, stream },
-                                Ok(Err(e)) => LinkMsg::ConnectFailed {
-                                    link,
-                                    error: e.to_string(),
-                                },
-                                Err(_) => LinkMsg::ConnectFailed {
-                                    link,
-                                    error: "timed out".into(),
-                                },
-                            };
-                        let _ = ctl.send(msg);
-                    });
-                }
-                Output::Send { link, data } => {
-                    if let Some(t) = links.get(&link) {
-                        let _ = t.writer.send(data);
-                    }
-                }
-                Output::Close { link } => {
-                    if let Some(t) = links.remove(&link) {
-                        // Dropping the sender lets the writer flush and shut down.
-                        t.reader.abort();
-                    }
-                }
-                Output::Event(e) => {
-                    let _ = events.send(e);
+impl Io {
+    fn carry_out(&mut self, out: Output) {
+        match out {
+            Output::Datagram { to, data } => {
+                if let Some(sock) = &self.beacons {
+                    // A lost beacon is harmless; the next one follows.
+                    let _ = sock.try_send_to(&data, to);
                 }
             }
-        }
-        if node.is_shut_down() {
-            break;
-        }
-
-        let deadline = node
-            .poll_timeout()
-            .map(|t| clock + Duration::from_millis(t));
-        tokio::select! {
-            accepted = listener.accept() => {
-                if let Ok((stream, remote)) = accepted {
-                    if let Some(link) = node.accept(now(), remote) {
-                        let tasks = spawn_link(link, stream, data_tx.clone(), ctl_tx.clone(), &mut writers);
-                        links.insert(link, tasks);
-                    }
-                    // Over the limits: the stream is dropped, which closes it.
+            Output::Dial { link, addr } => {
+                tokio::spawn(dial(link, addr, self.ctl.clone()));
+            }
+            Output::Send { link, data } => {
+                if let Some(t) = self.links.get(&link) {
+                    let _ = t.writer.send(data);
                 }
             }
-            received = recv_beacon(beacons.as_ref(), &mut udp_buf) => {
-                if let Some((n, from)) = received {
-                    node.handle(now(), Input::Datagram { from, data: udp_buf[..n].to_vec() });
+            Output::Close { link } => {
+                if let Some(t) = self.links.remove(&link) {
+                    // Dropping the sender lets the writer flush and shut down.
+                    t.reader.abort();
                 }
             }
-                        Some((link, data)) = data_rx.recv() => {
-                let t = now();
-                node.handle(t, Input::Received { link, data });
-                // Handle what else is ready before draining, so replies
-                // (acks, pongs) of many reads share Noise messages.
-                for _ in 0..BATCH_INPUTS {
-                    match data_rx.try_recv() {
-                        Ok((link, data)) => node.handle(t, Input::Received { link, data }),
-                        Err(_) => break,
-                    }
-                }
-            }
-            Some(msg) = ctl_rx.recv() => match msg {
-                LinkMsg::Connected { link, stream } => {
-                    let tasks = spawn_link(link, stream, data_tx.clone(), ctl_tx.clone(), &mut writers);
-                    links.insert(link, tasks);
-                    node.handle(now(), Input::Connected { link });
-                }
-                LinkMsg::ConnectFailed { link, error } => node.handle(now(), Input::ConnectFailed { link, error }),
-                LinkMsg::Flushed { link, bytes } => node.handle(now(), Input::Flushed { link, bytes }),
-                LinkMsg::Closed { link, error } => {
-                    if let Some(t) = links.remove(&link) {
-                        t.reader.abort();
-                        node.handle(now(), Input::Closed { link, error });
-                    }
-                }
-            },
-            cmd = commands.recv(), if commands_open => match cmd {
-                                Some(cmd) => {
-                    let t = now();
-                    node.handle(t, Input::Command(cmd));
-                    for _ in 0..BATCH_INPUTS {
-                        match commands.try_recv() {
-                            Ok(cmd) => node.handle(t, Input::Command(cmd)),
-                            Err(_) => break,
-                        }
-                    }
-                }
-                None => {
-                    commands_open = false;
-                    node.handle(now(), Input::Command(Command::Quit));
-                }
-            },
-            _ = sleep_until(deadline) => node.handle_timeout(now()),
+            // The node thread sends events to the UI itself.
+            Output::Event(_) => {}
         }
     }
 
-    // Let writers flush the Close frames, within reason.
-    drop(links);
-    let flush = async {
-        for w in writers {
-            let _ = w.await;
+    /// Hold an inbound stream until the node says whether it takes it.
+    fn park(&mut self, stream: TcpStream, remote: SocketAddr) {
+        let token = self.next_token;
+        self.next_token += 1;
+        self.parked.insert(token, stream);
+        let _ = self.node.send(ToNode::Accept { token, remote });
+    }
+
+    fn accepted(&mut self, token: u64, link: Option<LinkId>) {
+        // Refused (over the limits): dropping the stream closes it.
+        if let (Some(stream), Some(link)) = (self.parked.remove(&token), link) {
+            self.start_link(link, stream);
         }
-    };
-    let _ = tokio::time::timeout(Duration::from_secs(2), flush).await;
-}
-
-async fn recv_beacon(sock: Option<&UdpSocket>, buf: &mut [u8]) -> Option<(usize, SocketAddr)> {
-    match sock {
-        Some(s) => s.recv_from(buf).await.ok(),
-        None => std::future::pending().await,
     }
-}
 
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d.into()).await,
-        None => std::future::pending().await,
-    }
-}
-
-fn spawn_link(
-    link: LinkId,
-    stream: TcpStream,
-    data_tx: mpsc::Sender<(LinkId, Vec<u8>)>,
-    ctl_tx: mpsc::UnboundedSender<LinkMsg>,
-    writers: &mut Vec<JoinHandle<()>>,
-) -> LinkTasks {
-    let _ = stream.set_nodelay(true);
-    let (mut rd, mut wr) = stream.into_split();
-    let (writer_tx, mut writer_rx) = mpsc::unbounded_channel::<Vec<u8>>();
-    let ctl = ctl_tx.clone();
-    let reader = tokio::spawn(async move {
-        let mut buf = vec![0u8; READ_CHUNK];
-        let error = loop {
-            match rd.read(&mut buf).await {
-                Ok(0) => break None,
-                Ok(n) => {
-                    if data_tx.send((link, buf[..n].to_vec())).await.is_err() {
-                        return;
-                    }
+    fn on_link_msg(&mut self, msg: LinkMsg) {
+        match msg {
+            LinkMsg::Connected { link, stream } => {
+                // Before the reader exists, so the node hears of the link
+                // before any of its bytes.
+                let _ = self.node.send(ToNode::Input(Input::Connected { link }));
+                self.start_link(link, stream);
+            }
+            LinkMsg::ConnectFailed { link, error } => {
+                let _ = self
+                    .node
+                    .send(ToNode::Input(Input::ConnectFailed { link, error }));
+            }
+            LinkMsg::Closed { link, error } => {
+                if let Some(t) = self.links.remove(&link) {
+                    t.reader.abort();
+                    let _ = self.node.send(ToNode::Input(Input::Closed { link, error }));
                 }
-                Err(e) => break Some(e.to_string()),
+            }
+        }
+    }
+
+    fn start_link(&mut self, link: LinkId, stream: TcpStream) {
+        let _ = stream.set_nodelay(true);
+        let (rd, wr) = stream.into_split();
+        let (writer, queue) = mpsc::unbounded_channel();
+        let reader = tokio::spawn(read_link(link, rd, self.node.clone(), self.ctl.clone()));
+        let w = tokio::spawn(write_link(
+            link,
+            wr,
+            queue,
+            self.node.clone(),
+            self.ctl.clone(),
+        ));
+        self.writers.retain(|w| !w.is_finished());
+        self.writers.push(w);
+        self.links.insert(link, LinkTasks { writer, reader });
+    }
+
+    /// Stop reading, let writers flush what is queued (the `Close` frames),
+    /// within reason.
+    async fn flush(self) {
+        for t in self.links.values() {
+            t.reader.abort();
+        }
+        drop(self.links);
+        let all = async {
+            for w in self.writers {
+                let _ = w.await;
             }
         };
-        let _ = ctl.send(LinkMsg::Closed { link, error });
-    });
-    let writer = tokio::spawn(async move {
-        let mut batch = Vec::new();
-        while let Some(first) = writer_rx.recv().await {
-            batch.clear();
-            batch.extend_from_slice(&first);
-            while batch.len() < WRITE_BATCH {
-                match writer_rx.try_recv() {
-                    Ok(more) => batch.extend_from_slice(&more),
-                    Err(_) => break,
+        let _ = tokio::time::timeout(FLUSH_TIMEOUT, all).await;
+    }
+}
+
+async fn dial(link: LinkId, addr: SocketAddr, ctl: mpsc::UnboundedSender<LinkMsg>) {
+    let msg = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
+        Ok(Ok(stream)) => LinkMsg::Connected { link, stream },
+        Ok(Err(e)) => LinkMsg::ConnectFailed {
+            link,
+            error: e.to_string(),
+        },
+        Err(_) => LinkMsg::ConnectFailed {
+            link,
+            error: "timed out".into(),
+        },
+    };
+    let _ = ctl.send(msg);
+}
+
+async fn read_link(
+    link: LinkId,
+    mut rd: OwnedReadHalf,
+    node: NodeTx,
+    ctl: mpsc::UnboundedSender<LinkMsg>,
+) {
+    let mut buf = vec![0u8; READ_CHUNK];
+    let error = loop {
+        match rd.read(&mut buf).await {
+            Ok(0) => break None,
+            Ok(n) => {
+                let data = buf[..n].to_vec();
+                if !node.input(Input::Received { link, data }).await {
+                    return;
                 }
             }
-            if let Err(e) = wr.write_all(&batch).await {
-                let _ = ctl_tx.send(LinkMsg::Closed {
-                    link,
-                    error: Some(e.to_string()),
-                });
+            Err(e) => break Some(e.to_string()),
+        }
+    };
+    let _ = ctl.send(LinkMsg::Closed { link, error });
+}
+
+async fn write_link(
+    link: LinkId,
+    mut wr: OwnedWriteHalf,
+    mut queue: mpsc::UnboundedReceiver<Vec<u8>>,
+    node: NodeTx,
+    ctl: mpsc::UnboundedSender<LinkMsg>,
+) {
+    let mut batch = Vec::new();
+    while let Some(first) = queue.recv().await {
+        batch.clear();
+        batch.extend_from_slice(&first);
+        while batch.len() < WRITE_BATCH {
+            match queue.try_recv() {
+                Ok(more) => batch.extend_from_slice(&more),
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = wr.write_all(&batch).await {
+            let error = Some(e.to_string());
+            let _ = ctl.send(LinkMsg::Closed { link, error });
+            return;
+        }
+        let bytes = batch.len();
+        let _ = node.send(ToNode::Input(Input::Flushed { link, bytes }));
+    }
+    let _ = wr.shutdown().await;
+}
+
+async fn read_beacons(sock: Arc<UdpSocket>, node: NodeTx) {
+    let mut buf = vec![0u8; 2048];
+    loop {
+        if let Ok((n, from)) = sock.recv_from(&mut buf).await {
+            let data = buf[..n].to_vec();
+            if !node.input(Input::Datagram { from, data }).await {
                 return;
             }
-            let _ = ctl_tx.send(LinkMsg::Flushed {
-                link,
-                bytes: batch.len(),
-            });
         }
-        let _ = wr.shutdown().await;
-    });
-    writers.retain(|w| !w.is_finished());
-    writers.push(writer);
-    LinkTasks {
-        writer: writer_tx,
-        reader,
     }
+}
+
+async fn forward_commands(mut commands: mpsc::Receiver<Command>, node: NodeTx) {
+    while let Some(cmd) = commands.recv().await {
+        if !node.input(Input::Command(cmd)).await {
+            return;
+        }
+    }
+    // The UI went away: stop as if it had asked to.
+    node.input(Input::Command(Command::Quit)).await;
 }

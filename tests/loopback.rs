@@ -6,10 +6,16 @@ mod common;
 
 use common::{data_dir, free_udp_port, Proc};
 use natter::shell as net;
+use natter::store::Store;
+use natter_core::chat::store::{
+    ConversationKey, IdentityBytes, NoiseStaticKey, PeerRecord, StoredMessage, TrustLevel,
+};
+use natter_core::chat::{ChatStore, MemoryStore, StoreError};
 use natter_core::event::Event;
 use natter_core::identity::LocalIdentity;
 use natter_core::node::{Command, Node, NodeConfig};
 use natter_core::rng::Rng;
+use natter_core::wire::MessageId;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -19,9 +25,14 @@ struct InProcess {
     events: mpsc::UnboundedReceiver<Event>,
     addr: SocketAddr,
     id: LocalIdentity,
+    shell: tokio::task::JoinHandle<()>,
 }
 
 async fn start(seed: u8) -> InProcess {
+    start_with(seed, Box::new(Store::open_in_memory().unwrap())).await
+}
+
+async fn start_with(seed: u8, store: Box<dyn ChatStore>) -> InProcess {
     let id = LocalIdentity::from_secrets([seed; 32], [seed + 1; 32]).unwrap();
     let listener = net::listen("127.0.0.1:0".parse().unwrap(), false)
         .await
@@ -36,14 +47,14 @@ async fn start(seed: u8) -> InProcess {
     let node = Node::new(
         LocalIdentity::from_secrets([seed; 32], [seed + 1; 32]).unwrap(),
         cfg,
-        Box::new(natter::store::Store::open_in_memory().unwrap()),
+        store,
         Rng::new(u64::from(seed)),
         0,
         1_700_000_000_000,
     );
     let (cmd, cmd_rx) = mpsc::channel(16);
     let (ev_tx, events) = mpsc::unbounded_channel();
-    tokio::spawn(net::run(
+    let shell = tokio::spawn(net::run(
         node,
         listener,
         None,
@@ -56,6 +67,7 @@ async fn start(seed: u8) -> InProcess {
         events,
         addr,
         id,
+        shell,
     }
 }
 
@@ -171,6 +183,144 @@ async fn garbage_and_wrong_identity_do_not_disturb_a_live_link() {
         .unwrap();
     wait_for(&mut b.events, "data still flows", |e| {
         matches!(e, Event::Data { len: 10, .. })
+    })
+    .await;
+}
+
+/// A store whose `search` panics, standing for any bug in the node.
+#[derive(Debug, Default)]
+struct PanicOnSearch(MemoryStore);
+
+impl ChatStore for PanicOnSearch {
+    fn search(&self, _: &str, _: usize) -> Result<Vec<StoredMessage>, StoreError> {
+        panic!("search exploded");
+    }
+    fn insert_messages(&mut self, m: &[StoredMessage]) -> Result<Vec<bool>, StoreError> {
+        self.0.insert_messages(m)
+    }
+    fn has_message(&self, a: &IdentityBytes, id: &MessageId) -> Result<bool, StoreError> {
+        self.0.has_message(a, id)
+    }
+    fn get_message(
+        &self,
+        a: &IdentityBytes,
+        id: &MessageId,
+    ) -> Result<Option<StoredMessage>, StoreError> {
+        self.0.get_message(a, id)
+    }
+    fn message_count(&self) -> Result<u64, StoreError> {
+        self.0.message_count()
+    }
+    fn history(&self, c: &ConversationKey, n: usize) -> Result<Vec<StoredMessage>, StoreError> {
+        self.0.history(c, n)
+    }
+    fn public_since(
+        &self,
+        since: u64,
+        until: u64,
+        n: usize,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        self.0.public_since(since, until, n)
+    }
+    fn newest_public_timestamp(&self, at_most: u64) -> Result<Option<u64>, StoreError> {
+        self.0.newest_public_timestamp(at_most)
+    }
+    fn insert_outgoing_batch(
+        &mut self,
+        items: &[(&StoredMessage, &[IdentityBytes])],
+    ) -> Result<Vec<bool>, StoreError> {
+        self.0.insert_outgoing_batch(items)
+    }
+    fn outbox_for_peer(
+        &self,
+        p: &IdentityBytes,
+        n: usize,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        self.0.outbox_for_peer(p, n)
+    }
+    fn outbox_ack(
+        &mut self,
+        p: &IdentityBytes,
+        ids: &[MessageId],
+        now: u64,
+    ) -> Result<Vec<MessageId>, StoreError> {
+        self.0.outbox_ack(p, ids, now)
+    }
+    fn outbox_recipients(&self, since: u64, n: usize) -> Result<Vec<IdentityBytes>, StoreError> {
+        self.0.outbox_recipients(since, n)
+    }
+    fn expire_outbox(&mut self, before: u64) -> Result<usize, StoreError> {
+        self.0.expire_outbox(before)
+    }
+    fn prune_peers(&mut self, before: u64, keep: usize) -> Result<Vec<IdentityBytes>, StoreError> {
+        self.0.prune_peers(before, keep)
+    }
+    fn pending_peers(&self, id: &MessageId) -> Result<Vec<IdentityBytes>, StoreError> {
+        self.0.pending_peers(id)
+    }
+    fn outbox_peers(&self) -> Result<Vec<IdentityBytes>, StoreError> {
+        self.0.outbox_peers()
+    }
+    fn delivered_to(&self, id: &MessageId) -> Result<Vec<IdentityBytes>, StoreError> {
+        self.0.delivered_to(id)
+    }
+    fn upsert_peer_seen(
+        &mut self,
+        id: &IdentityBytes,
+        noise: &NoiseStaticKey,
+        nick: &str,
+        now: u64,
+        addr: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        self.0.upsert_peer_seen(id, noise, nick, now, addr)
+    }
+    fn get_peer(&self, id: &IdentityBytes) -> Result<Option<PeerRecord>, StoreError> {
+        self.0.get_peer(id)
+    }
+    fn peers(&self) -> Result<Vec<PeerRecord>, StoreError> {
+        self.0.peers()
+    }
+    fn set_trust(&mut self, id: &IdentityBytes, t: TrustLevel, now: u64) -> Result<(), StoreError> {
+        self.0.set_trust(id, t, now)
+    }
+    fn known_addrs(&self) -> Result<Vec<(IdentityBytes, String)>, StoreError> {
+        self.0.known_addrs()
+    }
+    fn get_meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.0.get_meta(key)
+    }
+    fn set_meta(&mut self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.0.set_meta(key, value)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_panics_ends_its_shell_with_an_error_and_closes_its_links() {
+    let mut a = start_with(50, Box::new(PanicOnSearch::default())).await;
+    let mut b = start(60).await;
+    a.cmd.send(Command::Connect(b.addr)).await.unwrap();
+    wait_for(&mut b.events, "b connected", |e| {
+        matches!(e, Event::PeerConnected { .. })
+    })
+    .await;
+    a.cmd
+        .send(Command::Search {
+            query: "anything".into(),
+            limit: 10,
+        })
+        .await
+        .unwrap();
+    let err = wait_for(&mut a.events, "the error", |e| {
+        matches!(e, Event::Error { .. })
+    })
+    .await;
+    assert!(format!("{err:?}").contains("search exploded"), "{err:?}");
+    tokio::time::timeout(Duration::from_secs(5), a.shell)
+        .await
+        .expect("the shell returns")
+        .unwrap();
+    wait_for(&mut b.events, "b sees a go", |e| {
+        matches!(e, Event::PeerLost { .. })
     })
     .await;
 }

@@ -373,6 +373,40 @@ pub async fn chat(count: usize, direct: bool) -> Result<f64> {
     Ok(count as f64 / secs)
 }
 
+/// Round trips of a `size`-byte `Data` frame between two whole nodes on
+/// the caller's (multi-thread) runtime, as the app runs them: a command in
+/// at one node, its `Data` event out of the other, and back. Unlike
+/// `ping_pong` this goes through the shell, so it shows what the hops
+/// between the tokio tasks and the node's thread cost.
+pub async fn node_round_trip(size: usize, warmup: usize, rounds: usize) -> Result<Latency> {
+    let (da, db) = (tempfile::tempdir()?, tempfile::tempdir()?);
+    let mut a = start_node(1, da.path()).await?;
+    let mut b = start_node(2, db.path()).await?;
+    a.cmd.send(Command::Connect(b.addr)).await?;
+    while !matches!(next_event(&mut a).await?, Event::PeerConnected { .. }) {}
+    while !matches!(next_event(&mut b).await?, Event::PeerConnected { .. }) {}
+    let (ia, ib) = (identity(1).identity_key(), identity(2).identity_key());
+    let mut samples = Vec::with_capacity(rounds);
+    for i in 0..warmup + rounds {
+        let t = Instant::now();
+        let data = vec![0x5A; size];
+        a.cmd.send(Command::SendData { peer: ib, data }).await?;
+        while !matches!(next_event(&mut b).await?, Event::Data { .. }) {}
+        let data = vec![0x5A; size];
+        b.cmd.send(Command::SendData { peer: ia, data }).await?;
+        while !matches!(next_event(&mut a).await?, Event::Data { .. }) {}
+        if i >= warmup {
+            samples.push(t.elapsed());
+        }
+    }
+    let _ = a.cmd.send(Command::Quit).await;
+    let _ = b.cmd.send(Command::Quit).await;
+    match Latency::from_samples(samples) {
+        Some(l) => Ok(l),
+        None => bail!("no round-trip samples"),
+    }
+}
+
 /// `/search` latency over a history of `messages` messages: p50 of
 /// `queries` searches for words of varying frequency.
 pub fn search(messages: usize, queries: usize) -> Result<(Latency, Duration)> {

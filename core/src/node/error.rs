@@ -64,6 +64,10 @@ pub enum NodeError {
     RecordPeer(#[source] ChatError),
     #[error("cannot load the outbox: {0}")]
     LoadOutbox(#[source] ChatError),
+    /// The shell around the node failed to run it, or its thread ended
+    /// abnormally; the shell's description.
+    #[error("{0}")]
+    Shell(String),
     /// Our store failed while answering a catch-up request.
     #[error("cannot answer a catch-up request: {0}")]
     CatchUp(#[source] ChatError),

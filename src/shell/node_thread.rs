@@ -1,0 +1,228 @@
+//! The thread that owns the [`Node`]: every `Node::handle`, and the SQLite
+//! commits inside it, runs here and never on a tokio worker.
+//!
+//! The loop: drain `poll_output` (events straight to the UI, everything
+//! else to the IO side in one message), wait for the next input until
+//! `poll_timeout`, handle it and whatever else is already queued (up to
+//! [`BATCH_INPUTS`], so the replies to many reads share Noise messages and
+//! a burst of posts shares one transaction), run the timers that are due.
+
+use natter_core::event::Event;
+use natter_core::node::{Input, Node, Output};
+use natter_core::peer::LinkId;
+use std::net::SocketAddr;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, Semaphore};
+
+/// Inputs handled back to back before outputs are drained.
+const BATCH_INPUTS: usize = 1024;
+/// Reads and beacons queued for the node thread: when it falls behind,
+/// reader tasks wait and stop reading, so TCP pushes back on fast senders.
+const SOCKET_QUEUE: usize = 64;
+/// User commands queued for the node thread: one batch, so a pasted burst
+/// is stored in one transaction.
+const COMMAND_QUEUE: usize = BATCH_INPUTS;
+
+/// What the IO side tells the node thread.
+pub(super) enum ToNode {
+    Input(Input),
+    /// An inbound connection, parked under `token`: does the node take it?
+    Accept {
+        token: u64,
+        remote: SocketAddr,
+    },
+}
+
+/// What the node thread asks of the IO side.
+pub(super) enum ToIo {
+    /// The non-event outputs of one drain, in order.
+    Outputs(Vec<Output>),
+    /// The answer to [`ToNode::Accept`]: the new link, or drop the stream.
+    Accepted { token: u64, link: Option<LinkId> },
+}
+
+/// Permits for the inputs that come from outside at a rate we do not
+/// choose. The IO side takes one before queueing such an input; the node
+/// thread gives it back once the input is handled.
+pub(super) struct Bounds {
+    socket: Semaphore,
+    commands: Semaphore,
+}
+
+impl Bounds {
+    fn new() -> Bounds {
+        Bounds {
+            socket: Semaphore::new(SOCKET_QUEUE),
+            commands: Semaphore::new(COMMAND_QUEUE),
+        }
+    }
+
+    fn of(&self, input: &Input) -> Option<&Semaphore> {
+        match input {
+            Input::Received { .. } | Input::Datagram { .. } => Some(&self.socket),
+            Input::Command(_) => Some(&self.commands),
+            _ => None,
+        }
+    }
+
+    /// Wake everything waiting for a permit, for good (the node is gone).
+    pub(super) fn close(&self) {
+        self.socket.close();
+        self.commands.close();
+    }
+}
+
+/// The IO side's handle on the node thread's input queue.
+#[derive(Clone)]
+pub(super) struct NodeTx {
+    tx: Sender<ToNode>,
+    bounds: Arc<Bounds>,
+}
+
+impl NodeTx {
+    /// Queue a message at once. False when the node thread is gone.
+    pub(super) fn send(&self, msg: ToNode) -> bool {
+        self.tx.send(msg).is_ok()
+    }
+
+    /// Queue an input, first waiting for a permit if its kind is bounded.
+    /// False when the node thread is gone.
+    pub(super) async fn input(&self, input: Input) -> bool {
+        if let Some(bound) = self.bounds.of(&input) {
+            match bound.acquire().await {
+                Ok(permit) => permit.forget(),
+                Err(_) => return false,
+            }
+        }
+        self.send(ToNode::Input(input))
+    }
+
+    pub(super) fn close(&self) {
+        self.bounds.close();
+    }
+}
+
+/// Start the node thread. Events go to `events`, the rest to the returned
+/// receiver, which closes when the thread ends.
+pub(super) fn spawn(
+    node: Node,
+    events: mpsc::UnboundedSender<Event>,
+    clock: Instant,
+) -> std::io::Result<(
+    NodeTx,
+    mpsc::UnboundedReceiver<ToIo>,
+    std::thread::JoinHandle<()>,
+)> {
+    let (tx, inputs) = std::sync::mpsc::channel();
+    let (io, from_node) = mpsc::unbounded_channel();
+    let bounds = Arc::new(Bounds::new());
+    let thread = NodeThread {
+        node,
+        inputs,
+        io,
+        events,
+        bounds: Arc::clone(&bounds),
+        clock,
+    };
+    let handle = std::thread::Builder::new()
+        .name("natter-node".into())
+        .spawn(move || thread.run())?;
+    Ok((NodeTx { tx, bounds }, from_node, handle))
+}
+
+struct NodeThread {
+    node: Node,
+    inputs: Receiver<ToNode>,
+    io: mpsc::UnboundedSender<ToIo>,
+    events: mpsc::UnboundedSender<Event>,
+    bounds: Arc<Bounds>,
+    clock: Instant,
+}
+
+impl NodeThread {
+    fn run(mut self) {
+        loop {
+            self.drain();
+            if self.node.is_shut_down() {
+                return;
+            }
+            match self.wait() {
+                Ok(first) => {
+                    let now = self.now();
+                    self.handle(now, first);
+                    for _ in 0..BATCH_INPUTS {
+                        match self.inputs.try_recv() {
+                            Ok(msg) => self.handle(now, msg),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                // The shell was dropped without waiting for us.
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+            // Checked after every batch, so a steady stream of inputs
+            // cannot hold the timers back.
+            let now = self.now();
+            if self.node.poll_timeout().is_some_and(|t| t <= now) {
+                self.node.handle_timeout(now);
+            }
+        }
+    }
+
+    fn now(&self) -> u64 {
+        u64::try_from(self.clock.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// The next input, or `Timeout` once the node's deadline has come.
+    fn wait(&self) -> Result<ToNode, RecvTimeoutError> {
+        let deadline = self
+            .node
+            .poll_timeout()
+            .and_then(|t| self.clock.checked_add(Duration::from_millis(t)));
+        match deadline {
+            Some(d) => self
+                .inputs
+                .recv_timeout(d.saturating_duration_since(Instant::now())),
+            None => self
+                .inputs
+                .recv()
+                .map_err(|_| RecvTimeoutError::Disconnected),
+        }
+    }
+
+    fn handle(&mut self, now: u64, msg: ToNode) {
+        match msg {
+            ToNode::Accept { token, remote } => {
+                let link = self.node.accept(now, remote);
+                let _ = self.io.send(ToIo::Accepted { token, link });
+            }
+            ToNode::Input(input) => {
+                let bound = self.bounds.of(&input);
+                self.node.handle(now, input);
+                if let Some(b) = bound {
+                    b.add_permits(1);
+                }
+            }
+        }
+    }
+
+    /// Carry everything the node wants done out of the thread. The first
+    /// `poll_output` makes the node seal what the batch queued.
+    fn drain(&mut self) {
+        let mut outputs = Vec::new();
+        while let Some(out) = self.node.poll_output() {
+            match out {
+                Output::Event(e) => {
+                    let _ = self.events.send(e);
+                }
+                other => outputs.push(other),
+            }
+        }
+        if !outputs.is_empty() {
+            let _ = self.io.send(ToIo::Outputs(outputs));
+        }
+    }
+}
