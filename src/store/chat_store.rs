@@ -1,7 +1,7 @@
 //! The SQLite store as the chat core's [`ChatStore`]: each method is the
 //! inherent method of the same name; errors keep their SQLite source.
 
-use super::{ConversationKey, DbError, IdentityKey, MessageId, PeerRecord, Store, StoredMessage};
+use super::{ConversationKey, DbError, IdentityBytes, MessageId, PeerRecord, Store, StoredMessage};
 use natter_core::chat::store::{ChatStore, NoiseStaticKey, StoreError, TrustLevel};
 
 impl From<DbError> for StoreError {
@@ -20,12 +20,12 @@ impl ChatStore for Store {
     fn insert_messages(&mut self, msgs: &[StoredMessage]) -> Result<Vec<bool>, StoreError> {
         Ok(Store::insert_messages(self, msgs)?)
     }
-    fn has_message(&self, author: &IdentityKey, id: &MessageId) -> Result<bool, StoreError> {
+    fn has_message(&self, author: &IdentityBytes, id: &MessageId) -> Result<bool, StoreError> {
         Ok(Store::has_message(self, author, id)?)
     }
     fn get_message(
         &self,
-        author: &IdentityKey,
+        author: &IdentityBytes,
         id: &MessageId,
     ) -> Result<Option<StoredMessage>, StoreError> {
         Ok(Store::get_message(self, author, id)?)
@@ -56,20 +56,20 @@ impl ChatStore for Store {
     }
     fn insert_outgoing_batch(
         &mut self,
-        items: &[(&StoredMessage, &[IdentityKey])],
+        items: &[(&StoredMessage, &[IdentityBytes])],
     ) -> Result<Vec<bool>, StoreError> {
         Ok(Store::insert_outgoing_batch(self, items)?)
     }
     fn outbox_for_peer(
         &self,
-        peer: &IdentityKey,
+        peer: &IdentityBytes,
         limit: usize,
     ) -> Result<Vec<StoredMessage>, StoreError> {
         Ok(Store::outbox_for_peer(self, peer, limit)?)
     }
     fn outbox_ack(
         &mut self,
-        peer: &IdentityKey,
+        peer: &IdentityBytes,
         ids: &[MessageId],
         now_ms: u64,
     ) -> Result<Vec<MessageId>, StoreError> {
@@ -79,7 +79,7 @@ impl ChatStore for Store {
         &self,
         seen_since_ms: u64,
         limit: usize,
-    ) -> Result<Vec<IdentityKey>, StoreError> {
+    ) -> Result<Vec<IdentityBytes>, StoreError> {
         Ok(Store::outbox_recipients(self, seen_since_ms, limit)?)
     }
     fn expire_outbox(&mut self, unseen_since_ms: u64) -> Result<usize, StoreError> {
@@ -89,21 +89,21 @@ impl ChatStore for Store {
         &mut self,
         unseen_since_ms: u64,
         keep_unverified: usize,
-    ) -> Result<Vec<IdentityKey>, StoreError> {
+    ) -> Result<Vec<IdentityBytes>, StoreError> {
         Ok(Store::prune_peers(self, unseen_since_ms, keep_unverified)?)
     }
-    fn pending_peers(&self, id: &MessageId) -> Result<Vec<IdentityKey>, StoreError> {
+    fn pending_peers(&self, id: &MessageId) -> Result<Vec<IdentityBytes>, StoreError> {
         Ok(Store::pending_peers(self, id)?)
     }
-    fn outbox_peers(&self) -> Result<Vec<IdentityKey>, StoreError> {
+    fn outbox_peers(&self) -> Result<Vec<IdentityBytes>, StoreError> {
         Ok(Store::outbox_peers(self)?)
     }
-    fn delivered_to(&self, id: &MessageId) -> Result<Vec<IdentityKey>, StoreError> {
+    fn delivered_to(&self, id: &MessageId) -> Result<Vec<IdentityBytes>, StoreError> {
         Ok(Store::delivered_to(self, id)?)
     }
     fn upsert_peer_seen(
         &mut self,
-        identity: &IdentityKey,
+        identity: &IdentityBytes,
         noise_static: &NoiseStaticKey,
         nickname: &str,
         now_ms: u64,
@@ -118,7 +118,7 @@ impl ChatStore for Store {
             addr,
         )?)
     }
-    fn get_peer(&self, identity: &IdentityKey) -> Result<Option<PeerRecord>, StoreError> {
+    fn get_peer(&self, identity: &IdentityBytes) -> Result<Option<PeerRecord>, StoreError> {
         Ok(Store::get_peer(self, identity)?)
     }
     fn peers(&self) -> Result<Vec<PeerRecord>, StoreError> {
@@ -126,13 +126,13 @@ impl ChatStore for Store {
     }
     fn set_trust(
         &mut self,
-        identity: &IdentityKey,
+        identity: &IdentityBytes,
         trust: TrustLevel,
         now_ms: u64,
     ) -> Result<(), StoreError> {
         Ok(Store::set_trust(self, identity, trust, now_ms)?)
     }
-    fn known_addrs(&self) -> Result<Vec<(IdentityKey, String)>, StoreError> {
+    fn known_addrs(&self) -> Result<Vec<(IdentityBytes, String)>, StoreError> {
         Ok(Store::known_addrs(self)?)
     }
     fn get_meta(&self, key: &str) -> Result<Option<String>, StoreError> {

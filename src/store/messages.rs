@@ -6,7 +6,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 use natter_core::chat::store::order_ms;
 
 use super::{
-    from_sql_i64, sql_limit, to_array, to_sql_u64, ConversationKey, DbError, IdentityKey,
+    from_sql_i64, sql_limit, to_array, to_sql_u64, ConversationKey, DbError, IdentityBytes,
     MessageId, Store, StoredMessage,
 };
 
@@ -197,7 +197,7 @@ impl Store {
     }
 
     /// Whether `author`'s message with this id is stored.
-    pub fn has_message(&self, author: &IdentityKey, id: &MessageId) -> Result<bool, DbError> {
+    pub fn has_message(&self, author: &IdentityBytes, id: &MessageId) -> Result<bool, DbError> {
         let mut stmt = self
             .conn
             .prepare_cached("SELECT 1 FROM messages WHERE author = ?1 AND id = ?2")?;
@@ -207,7 +207,7 @@ impl Store {
     /// `author`'s stored message with this id.
     pub fn get_message(
         &self,
-        author: &IdentityKey,
+        author: &IdentityBytes,
         id: &MessageId,
     ) -> Result<Option<StoredMessage>, DbError> {
         let mut stmt = self.conn.prepare_cached(&format!(

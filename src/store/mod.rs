@@ -107,8 +107,8 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
 
 pub use natter_core::chat::store::{
-    ConversationKey, IdentityBytes as IdentityKey, NoiseStaticKey, PeerRecord, Signature,
-    StoredMessage, TrustLevel,
+    ConversationKey, IdentityBytes, NoiseStaticKey, PeerRecord, Signature, StoredMessage,
+    TrustLevel,
 };
 pub use natter_core::wire::MessageId;
 
@@ -161,7 +161,7 @@ pub enum DbError {
     UnknownMessage { id: MessageId },
     /// The identity key is not in the trust store.
     #[error("no peer with identity key {}", Hex(identity))]
-    UnknownPeer { identity: IdentityKey },
+    UnknownPeer { identity: IdentityBytes },
     /// A number does not fit in SQLite's signed 64-bit integers.
     #[error("{field} = {value} is too large to store")]
     OutOfRange { field: &'static str, value: u64 },

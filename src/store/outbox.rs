@@ -5,13 +5,13 @@ use rusqlite::{params, Connection, TransactionBehavior};
 
 use super::messages::{insert_one, query_messages, SeqRange, MESSAGE_COLUMNS};
 use super::{
-    from_sql_i64, sql_limit, to_array, to_sql_u64, DbError, IdentityKey, MessageId, Store,
+    from_sql_i64, sql_limit, to_array, to_sql_u64, DbError, IdentityBytes, MessageId, Store,
     StoredMessage,
 };
 
 /// Queues the message stored as `seq` for `peer`; returns whether the row is
 /// new.
-fn queue(conn: &Connection, seq: i64, peer: &IdentityKey) -> Result<bool, DbError> {
+fn queue(conn: &Connection, seq: i64, peer: &IdentityBytes) -> Result<bool, DbError> {
     let mut stmt = conn.prepare_cached(
         "INSERT INTO outbox (peer, message_seq) VALUES (?1, ?2) \
          ON CONFLICT (peer, message_seq) DO NOTHING",
@@ -24,7 +24,7 @@ fn query_keys<P: rusqlite::Params>(
     conn: &Connection,
     sql: &str,
     params: P,
-) -> Result<Vec<IdentityKey>, DbError> {
+) -> Result<Vec<IdentityBytes>, DbError> {
     let mut stmt = conn.prepare_cached(sql)?;
     let rows = stmt.query_map(params, |row| row.get::<_, Vec<u8>>(0))?;
     rows.map(|key| to_array("peer", key?)).collect()
@@ -38,7 +38,7 @@ impl Store {
     pub fn insert_outgoing(
         &mut self,
         msg: &StoredMessage,
-        recipients: &[IdentityKey],
+        recipients: &[IdentityBytes],
     ) -> Result<bool, DbError> {
         let inserted = self.insert_outgoing_batch(&[(msg, recipients)])?;
         Ok(inserted.first().copied().unwrap_or(false))
@@ -50,7 +50,7 @@ impl Store {
     /// message. On error nothing at all is stored.
     pub fn insert_outgoing_batch(
         &mut self,
-        items: &[(&StoredMessage, &[IdentityKey])],
+        items: &[(&StoredMessage, &[IdentityBytes])],
     ) -> Result<Vec<bool>, DbError> {
         let tx = self
             .conn
@@ -77,7 +77,7 @@ impl Store {
     /// `(message, peer)` rows were new. Fails with
     /// [`DbError::UnknownMessage`] (and queues nothing) if a message is not
     /// stored.
-    pub fn outbox_add(&mut self, entries: &[(MessageId, IdentityKey)]) -> Result<usize, DbError> {
+    pub fn outbox_add(&mut self, entries: &[(MessageId, IdentityBytes)]) -> Result<usize, DbError> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -96,7 +96,7 @@ impl Store {
     /// then storage order), at most `limit`.
     pub fn outbox_for_peer(
         &self,
-        peer: &IdentityKey,
+        peer: &IdentityBytes,
         limit: usize,
     ) -> Result<Vec<StoredMessage>, DbError> {
         query_messages(
@@ -117,7 +117,7 @@ impl Store {
     /// this peer (unknown, already acked, never queued) change nothing.
     pub fn outbox_ack(
         &mut self,
-        peer: &IdentityKey,
+        peer: &IdentityBytes,
         ids: &[MessageId],
         now_ms: u64,
     ) -> Result<Vec<MessageId>, DbError> {
@@ -159,7 +159,7 @@ impl Store {
     }
 
     /// The peers that have not acked this message yet, in key order.
-    pub fn pending_peers(&self, id: &MessageId) -> Result<Vec<IdentityKey>, DbError> {
+    pub fn pending_peers(&self, id: &MessageId) -> Result<Vec<IdentityBytes>, DbError> {
         query_keys(
             &self.conn,
             "SELECT o.peer FROM outbox AS o JOIN messages AS m ON m.seq = o.message_seq \
@@ -169,7 +169,7 @@ impl Store {
     }
 
     /// Every peer with at least one unacked message, in key order.
-    pub fn outbox_peers(&self) -> Result<Vec<IdentityKey>, DbError> {
+    pub fn outbox_peers(&self) -> Result<Vec<IdentityBytes>, DbError> {
         query_keys(
             &self.conn,
             "SELECT DISTINCT peer FROM outbox ORDER BY peer",
@@ -179,7 +179,7 @@ impl Store {
 
     /// The peers that acked this message (after it was queued for them), in
     /// the order their acks arrived. Empty if nobody has acked it yet.
-    pub fn delivered_to(&self, id: &MessageId) -> Result<Vec<IdentityKey>, DbError> {
+    pub fn delivered_to(&self, id: &MessageId) -> Result<Vec<IdentityBytes>, DbError> {
         query_keys(
             &self.conn,
             "SELECT d.peer FROM deliveries AS d JOIN messages AS m ON m.seq = d.message_seq \

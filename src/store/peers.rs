@@ -5,7 +5,7 @@ use natter_core::chat::store::LONG_KNOWN_MS;
 use rusqlite::{params, Row, TransactionBehavior};
 
 use super::{
-    from_sql_i64, to_array, to_sql_u64, trust_from_db, DbError, IdentityKey, NoiseStaticKey,
+    from_sql_i64, to_array, to_sql_u64, trust_from_db, DbError, IdentityBytes, NoiseStaticKey,
     PeerRecord, Store, TrustLevel,
 };
 
@@ -80,7 +80,7 @@ impl Store {
     /// checked) and a nickname they have sanitised.
     pub fn upsert_peer_seen(
         &mut self,
-        identity: &IdentityKey,
+        identity: &IdentityBytes,
         noise_static: &NoiseStaticKey,
         nickname: &str,
         now_ms: u64,
@@ -123,7 +123,7 @@ impl Store {
     }
 
     /// The trust-store entry of this identity.
-    pub fn get_peer(&self, identity: &IdentityKey) -> Result<Option<PeerRecord>, DbError> {
+    pub fn get_peer(&self, identity: &IdentityBytes) -> Result<Option<PeerRecord>, DbError> {
         let mut peers = self.query_peers(
             &format!("SELECT {PEER_COLUMNS} FROM peers WHERE identity = ?1"),
             [&identity[..]],
@@ -161,7 +161,7 @@ impl Store {
     /// [`DbError::UnknownPeer`] for an identity never seen.
     pub fn set_trust(
         &mut self,
-        identity: &IdentityKey,
+        identity: &IdentityBytes,
         trust: TrustLevel,
         now_ms: u64,
     ) -> Result<(), DbError> {
@@ -189,7 +189,7 @@ impl Store {
         &self,
         seen_since_ms: u64,
         limit: usize,
-    ) -> Result<Vec<IdentityKey>, DbError> {
+    ) -> Result<Vec<IdentityBytes>, DbError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT identity FROM peers WHERE last_seen_ms >= ?1 \
              ORDER BY trust = 'verified' DESC, last_seen_ms - first_seen_ms >= ?2 DESC, \
@@ -228,12 +228,12 @@ impl Store {
         &mut self,
         unseen_since_ms: u64,
         keep_unverified: usize,
-    ) -> Result<Vec<IdentityKey>, DbError> {
+    ) -> Result<Vec<IdentityBytes>, DbError> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let since = i64::try_from(unseen_since_ms).unwrap_or(i64::MAX);
-        let gone: Vec<IdentityKey> = {
+        let gone: Vec<IdentityBytes> = {
             let mut stmt = tx.prepare_cached(
                 "SELECT identity FROM peers WHERE trust = 'unverified' AND (last_seen_ms < ?1 \
                    OR identity IN (SELECT identity FROM peers WHERE trust = 'unverified' \
@@ -262,7 +262,7 @@ impl Store {
     /// The last known address of every peer that has one, ranked as
     /// [`Store::outbox_recipients`]: what to dial at start when no beacon
     /// arrives.
-    pub fn known_addrs(&self) -> Result<Vec<(IdentityKey, String)>, DbError> {
+    pub fn known_addrs(&self) -> Result<Vec<(IdentityBytes, String)>, DbError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT identity, last_addr FROM peers WHERE last_addr IS NOT NULL \
              ORDER BY trust = 'verified' DESC, last_seen_ms - first_seen_ms >= ?1 DESC, \

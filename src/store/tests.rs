@@ -7,10 +7,10 @@ use std::path::Path;
 use super::messages::fts_query;
 use super::*;
 
-const ALICE: IdentityKey = [0xa1; 32];
-const BOB: IdentityKey = [0xb0; 32];
-const CAROL: IdentityKey = [0xc4; 32];
-const ME: IdentityKey = [0x01; 32];
+const ALICE: IdentityBytes = [0xa1; 32];
+const BOB: IdentityBytes = [0xb0; 32];
+const CAROL: IdentityBytes = [0xc4; 32];
+const ME: IdentityBytes = [0x01; 32];
 
 fn id(n: u32) -> MessageId {
     let mut id = [0u8; 16];
@@ -19,7 +19,7 @@ fn id(n: u32) -> MessageId {
     id
 }
 
-fn public(n: u32, author: IdentityKey, ts: u64, text: &str) -> StoredMessage {
+fn public(n: u32, author: IdentityBytes, ts: u64, text: &str) -> StoredMessage {
     StoredMessage {
         id: id(n),
         conversation: ConversationKey::Public,
@@ -32,7 +32,13 @@ fn public(n: u32, author: IdentityKey, ts: u64, text: &str) -> StoredMessage {
     }
 }
 
-fn direct(n: u32, with: IdentityKey, author: IdentityKey, ts: u64, text: &str) -> StoredMessage {
+fn direct(
+    n: u32,
+    with: IdentityBytes,
+    author: IdentityBytes,
+    ts: u64,
+    text: &str,
+) -> StoredMessage {
     StoredMessage {
         id: id(n),
         conversation: ConversationKey::Direct(with),
