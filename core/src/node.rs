@@ -249,7 +249,8 @@ impl Node {
         let discovery = new_discovery(&cfg, &local, &mut rng);
         // Loaded once; kept in step as names and trust change, so no
         // event needs a store query (a failing store starts it empty).
-        let names = Directory::load(store.peers().unwrap_or_default());
+        let mut names = Directory::load(store.peers().unwrap_or_default());
+        names.set_local(local.identity_key(), &cfg.nickname);
         let chat = Chat::new(store, local.identity_key());
         let peers = PeerTable::new(
             local.identity_key(),
@@ -506,9 +507,6 @@ impl Node {
     }
 
     fn emit(&mut self, ev: Event) {
-        // Events come out in input order: posts typed before whatever
-        // caused this event are reported first.
-        self.flush_posts();
         self.out.push_back(Output::Event(ev));
     }
 }

@@ -42,6 +42,9 @@ pub enum TrustState {
 pub struct Directory {
     entries: HashMap<IdentityKey, Entry>,
     by_skeleton: HashMap<String, BTreeSet<IdentityKey>>,
+    /// Our own identity, nickname and its skeleton: never a candidate for
+    /// a typed name, but our own lines are checked for look-alikes too.
+    local: Option<(IdentityKey, String, String)>,
 }
 
 #[derive(Debug, Clone)]
@@ -139,15 +142,26 @@ impl Directory {
         self.entries.is_empty()
     }
 
-    /// Other identities whose nickname looks like `nickname`.
+    /// Our own identity and nickname (at start and after `/nick`).
+    pub fn set_local(&mut self, id: IdentityKey, nickname: &str) {
+        self.local = Some((id, nickname.to_owned(), skeleton(nickname)));
+    }
+
+    /// Other identities whose nickname looks like `nickname`. The skeleton
+    /// of a known identity's current nickname is not computed again.
     fn alike(&self, id: &IdentityKey, nickname: &str) -> impl Iterator<Item = &IdentityKey> {
-        let skeleton = match self.entries.get(id) {
-            Some(e) if e.nickname == nickname => e.skeleton.clone(),
-            _ => skeleton(nickname),
+        let known = match (self.entries.get(id), &self.local) {
+            (Some(e), _) if e.nickname == nickname => Some(e.skeleton.as_str()),
+            (_, Some((l, n, s))) if l == id && n == nickname => Some(s.as_str()),
+            _ => None,
+        };
+        let skeleton: std::borrow::Cow<'_, str> = match known {
+            Some(s) => s.into(),
+            None => skeleton(nickname).into(),
         };
         let id = *id;
         self.by_skeleton
-            .get(&skeleton)
+            .get(skeleton.as_ref())
             .into_iter()
             .flatten()
             .filter(move |other| **other != id)

@@ -128,7 +128,7 @@ pub(super) fn insert_one(conn: &Connection, msg: &StoredMessage) -> Result<Optio
         "INSERT INTO messages \
          (id, conv_peer, author, timestamp_ms, text, signature, outgoing, received_ms, order_ms) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
-         ON CONFLICT (author, id) DO NOTHING",
+         ON CONFLICT (id, author) DO NOTHING",
     )?;
     let inserted = stmt.execute(params![
         &msg.id[..],
@@ -200,7 +200,7 @@ impl Store {
     pub fn has_message(&self, author: &IdentityBytes, id: &MessageId) -> Result<bool, DbError> {
         let mut stmt = self
             .conn
-            .prepare_cached("SELECT 1 FROM messages WHERE author = ?1 AND id = ?2")?;
+            .prepare_cached("SELECT 1 FROM messages WHERE id = ?2 AND author = ?1")?;
         Ok(stmt.exists([&author[..], &id[..]])?)
     }
 
@@ -211,7 +211,7 @@ impl Store {
         id: &MessageId,
     ) -> Result<Option<StoredMessage>, DbError> {
         let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages AS m WHERE m.author = ?1 AND m.id = ?2"
+            "SELECT {MESSAGE_COLUMNS} FROM messages AS m WHERE m.id = ?2 AND m.author = ?1"
         ))?;
         let raw = stmt
             .query_row([&author[..], &id[..]], RawMessage::from_row)

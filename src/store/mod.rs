@@ -55,8 +55,8 @@
 //! - `messages.seq` is the rowid: the insertion order, used to break timestamp
 //!   ties in history, as the key of the full-text index and as a compact
 //!   foreign key. `messages.id` is the author's 128-bit message id; since
-//!   version 3 `(author, id)` is `UNIQUE`, which is what drops duplicates
-//!   forever (`ON CONFLICT(author, id) DO NOTHING`) without letting one
+//!   version 3 `(id, author)` is `UNIQUE`, which is what drops duplicates
+//!   forever (`ON CONFLICT(id, author) DO NOTHING`) without letting one
 //!   author's message hide another's.
 //! - `conv_peer` is `NULL` for the public room and the peer's identity key for
 //!   a direct conversation (seen from the local user). `order_ms` (version 3)

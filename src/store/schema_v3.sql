@@ -28,7 +28,9 @@ CREATE TABLE messages_v3 (
     outgoing     INTEGER NOT NULL CHECK (outgoing IN (0, 1)),
     received_ms  INTEGER NOT NULL CHECK (received_ms >= 0),
     order_ms     INTEGER NOT NULL CHECK (order_ms >= 0 AND order_ms <= timestamp_ms),
-    UNIQUE (author, id)
+    -- id first: acks and the outbox look messages up by bare id, and this
+    -- one index serves them and the (author, id) rule alike.
+    UNIQUE (id, author)
 ) STRICT;
 INSERT INTO messages_v3 SELECT seq, id, conv_peer, author, timestamp_ms, text, signature,
     outgoing, received_ms, min(timestamp_ms, received_ms + 600000) FROM messages;
@@ -56,8 +58,6 @@ ALTER TABLE outbox_v3 RENAME TO outbox;
 ALTER TABLE deliveries_v3 RENAME TO deliveries;
 
 CREATE INDEX messages_by_conversation ON messages (conv_peer, order_ms, seq);
--- Acks and outbox look-ups name a message by its bare id.
-CREATE INDEX messages_by_id ON messages (id);
 CREATE INDEX outbox_by_message ON outbox (message_seq);
 
 -- The index's update and delete triggers went with the old table.

@@ -624,6 +624,12 @@ fn hot_queries_do_not_sort_or_scan() {
     // The statements below are the ones in messages.rs with literals in place
     // of parameters; a temp b-tree here would mean sorting every match.
     let s = search_store();
+    // Acks name a bare id (outbox.rs: message_seq): an index, never a scan.
+    let by_id = plan(
+        &s,
+        "SELECT seq FROM messages WHERE id = x'00' ORDER BY outgoing DESC, seq LIMIT 1",
+    );
+    assert!(!by_id.contains("SCAN messages"), "{by_id}");
     let cols = messages::MESSAGE_COLUMNS;
     let search = plan(
         &s,

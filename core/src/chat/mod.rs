@@ -447,6 +447,14 @@ enum Seen {
     Different,
 }
 
+/// The direct messages of a batch after the insert: ids of the new ones,
+/// and those whose (author, id) was already held.
+#[derive(Default)]
+struct DirectOutcome {
+    new: Vec<MessageId>,
+    held: Vec<StoredMessage>,
+}
+
 /// Two stored messages of one (author, id) say the same thing.
 fn same_content(a: &StoredMessage, b: &StoredMessage) -> bool {
     a.conversation == b.conversation
@@ -583,6 +591,7 @@ pub struct Chat {
     /// and its latest request still waiting for that budget.
     sync_budget: HashMap<IdentityKey, SyncBudget>,
     deferred_sync: HashMap<IdentityKey, u64>,
+
     local: IdentityKey,
     resend: HashMap<IdentityKey, ResendPage>,
     sync: HashMap<IdentityKey, SyncProgress>,
@@ -601,6 +610,7 @@ impl Chat {
             pruned: Vec::new(),
             sync_budget: HashMap::new(),
             deferred_sync: HashMap::new(),
+
             local,
             resend: HashMap::new(),
             sync: HashMap::new(),
@@ -820,21 +830,19 @@ impl Chat {
                         outgoing: false,
                         received_ms: now_ms,
                     };
-                    match self.seen(&batch, &stored)? {
-                        Seen::New => {
-                            to_ack.push(m.id);
+                    // Not looked up first: the insert tells a new message
+                    // from a held one, and only held ones are compared
+                    // (after the commit, in `settle_directs`).
+                    match batch.get(&(from, m.id)) {
+                        None => {
                             batch.insert((from, m.id), stored.clone());
                             incoming.push((stored, None));
                         }
-                        Seen::Same => {
+                        Some(b) if same_content(b, &stored) => {
                             to_ack.push(m.id);
                             self.stats.duplicates += 1;
                         }
-                        // The link's own peer reused its id for other
-                        // content: nothing to ack truthfully.
-                        Seen::Different => {
-                            self.reject(&mut actions, Violation::IdReused { id: m.id })
-                        }
+                        Some(_) => self.reject(&mut actions, Violation::IdReused { id: m.id }),
                     }
                 }
                 Frame::Ack(ids) => acked.extend(ids),
@@ -843,7 +851,8 @@ impl Chat {
             }
         }
 
-        self.store_incoming(from, incoming, connected, &mut actions)?;
+        let held = self.store_incoming(from, incoming, connected, &mut actions)?;
+        self.settle_directs(from, held, &mut to_ack, &mut actions)?;
         for ids in to_ack.ids.chunks(MAX_ACK_IDS) {
             actions.send.push((from, Frame::Ack(ids.to_vec())));
         }
@@ -949,25 +958,40 @@ impl Chat {
 
     /// Stores the new messages of a batch in one transaction, then reports
     /// and relays the ones that were really new.
+    /// Returns what [`Chat::settle_directs`] decides about the direct
+    /// messages: the ids of the new ones, and the ones already held.
     fn store_incoming(
         &mut self,
         from: IdentityKey,
         incoming: Vec<(StoredMessage, Option<PublicMessage>)>,
         connected: &[IdentityKey],
         actions: &mut Actions,
-    ) -> Result<(), ChatError> {
+    ) -> Result<DirectOutcome, ChatError> {
+        let mut out = DirectOutcome::default();
         if incoming.is_empty() {
-            return Ok(());
+            return Ok(out);
         }
         let (stored, relays): (Vec<StoredMessage>, Vec<Option<PublicMessage>>) =
             incoming.into_iter().unzip();
         let new = self.store.insert_messages(&stored)?;
         for ((m, relay), is_new) in stored.into_iter().zip(relays).zip(new) {
+            let direct = relay.is_none() && m.conversation != ConversationKey::Public;
             if !is_new {
-                self.stats.duplicates += 1;
+                if direct {
+                    out.held.push(m);
+                } else {
+                    self.stats.duplicates += 1;
+                }
                 continue;
             }
             self.stats.received += 1;
+            if direct {
+                out.new.push(m.id);
+                actions
+                    .events
+                    .push(ChatEvent::Received(MessageView::new(m, false)));
+                continue;
+            }
             if let Some(public) = relay {
                 for &peer in connected {
                     if peer != from && peer != public.author && peer != self.local {
@@ -979,6 +1003,31 @@ impl Chat {
             actions
                 .events
                 .push(ChatEvent::Received(MessageView::new(m, false)));
+        }
+        Ok(out)
+    }
+
+    /// Direct messages from `from` whose id it had used already: a resend
+    /// of the same message is acked, other content under that id is a
+    /// violation and not acked. New ones stored this batch are acked too.
+    fn settle_directs(
+        &mut self,
+        from: IdentityKey,
+        outcome: DirectOutcome,
+        to_ack: &mut AckList,
+        actions: &mut Actions,
+    ) -> Result<(), ChatError> {
+        for id in outcome.new {
+            to_ack.push(id);
+        }
+        for m in outcome.held {
+            match self.store.get_message(&from.0, &m.id)? {
+                Some(h) if same_content(&h, &m) => {
+                    self.stats.duplicates += 1;
+                    to_ack.push(m.id);
+                }
+                _ => self.reject(actions, Violation::IdReused { id: m.id }),
+            }
         }
         Ok(())
     }

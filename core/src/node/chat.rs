@@ -148,6 +148,8 @@ impl Node {
 
     pub(super) fn on_chat_command(&mut self, cmd: Command) {
         if let Err(e) = self.try_chat_command(cmd) {
+            // The answer to a command follows the posts typed before it.
+            self.flush_posts();
             self.error(e);
         }
     }

@@ -37,6 +37,7 @@ impl Node {
             return;
         }
         self.cfg.nickname = nick.clone();
+        self.names.set_local(self.local.identity_key(), &nick);
         if let Err(e) = self.chat.set_setting("nickname", &nick) {
             self.error(NodeError::NicknameNotSaved(e));
         }
