@@ -59,6 +59,13 @@ const WRITE_BATCH: usize = 256 * 1024;
 const MAX_PARKED: usize = 64;
 /// How long shutting down waits for writers to flush.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a link the node closed may take to write what it had queued
+/// before its socket is dropped (the node counts it until then).
+const CLOSE_FLUSH: Duration = Duration::from_millis(natter_core::node::CLOSE_FLUSH_MS);
+/// Unacknowledged data may sit in the kernel this long before the
+/// connection fails (`TCP_USER_TIMEOUT`), longer than the node's own 15 s
+/// dead-link rule, so a vanished peer cannot pin socket buffers.
+const TCP_USER_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Shell-level errors (setting sockets up).
 #[derive(Debug, thiserror::Error)]
@@ -215,6 +222,10 @@ enum LinkMsg {
 struct LinkTasks {
     writer: mpsc::UnboundedSender<Vec<u8>>,
     reader: JoinHandle<()>,
+    /// Dropped to tell the writer the link is closing: it then has
+    /// `CLOSE_FLUSH` to write what is queued.
+    _closing: tokio::sync::oneshot::Sender<()>,
+    writer_task: tokio::task::AbortHandle,
 }
 
 /// The io loop's state.
@@ -247,13 +258,32 @@ impl Io {
             }
             Output::Close { link } => {
                 if let Some(t) = self.links.remove(&link) {
-                    // Dropping the sender lets the writer flush and shut down.
+                    // Dropping the sender and the closing signal lets the
+                    // writer flush for at most CLOSE_FLUSH, then it reports
+                    // the socket gone.
                     t.reader.abort();
+                } else {
+                    self.gone(link);
                 }
+            }
+            Output::Abort { link } => {
+                if let Some(t) = self.links.remove(&link) {
+                    t.reader.abort();
+                    t.writer_task.abort();
+                }
+                // Both halves are dropped with their tasks.
+                self.gone(link);
             }
             // The node thread sends events to the UI itself.
             Output::Event(_) => {}
         }
+    }
+
+    /// Tell the node a closed link's socket is gone.
+    fn gone(&self, link: LinkId) {
+        let _ = self
+            .node
+            .send(ToNode::Input(Input::Closed { link, error: None }));
     }
 
     /// Hold an inbound stream until the node says whether it takes it.
@@ -295,19 +325,28 @@ impl Io {
 
     fn start_link(&mut self, link: LinkId, stream: TcpStream) {
         let _ = stream.set_nodelay(true);
+        let _ = socket2::SockRef::from(&stream).set_tcp_user_timeout(Some(TCP_USER_TIMEOUT));
         let (rd, wr) = stream.into_split();
         let (writer, queue) = mpsc::unbounded_channel();
+        let (closing_tx, closing) = tokio::sync::oneshot::channel();
         let reader = tokio::spawn(read_link(link, rd, self.node.clone(), self.ctl.clone()));
         let w = tokio::spawn(write_link(
             link,
             wr,
-            queue,
+            Queue { queue, closing },
             self.node.clone(),
             self.ctl.clone(),
         ));
+        let writer_task = w.abort_handle();
         self.writers.retain(|w| !w.is_finished());
         self.writers.push(w);
-        self.links.insert(link, LinkTasks { writer, reader });
+        let tasks = LinkTasks {
+            writer,
+            reader,
+            _closing: closing_tx,
+            writer_task,
+        };
+        self.links.insert(link, tasks);
     }
 
     /// Stop reading, let writers flush what is queued (the `Close` frames),
@@ -363,32 +402,81 @@ async fn read_link(
     let _ = ctl.send(LinkMsg::Closed { link, error });
 }
 
+/// A writer's input: the bytes to write, and the signal that the link is
+/// closing (its sender dropped).
+struct Queue {
+    queue: mpsc::UnboundedReceiver<Vec<u8>>,
+    closing: tokio::sync::oneshot::Receiver<()>,
+}
+
+impl Queue {
+    /// The next buffer; once the link is closing, `deadline` is set and
+    /// what is still queued is drained.
+    async fn next(&mut self, deadline: &mut Option<tokio::time::Instant>) -> Option<Vec<u8>> {
+        loop {
+            if deadline.is_some() {
+                return self.queue.recv().await;
+            }
+            tokio::select! {
+                buf = self.queue.recv() => return buf,
+                _ = &mut self.closing => {
+                    *deadline = Some(tokio::time::Instant::now() + CLOSE_FLUSH);
+                }
+            }
+        }
+    }
+}
+
+/// Writes a link's queued bytes. Once the node closes the link the writer
+/// has `CLOSE_FLUSH` to write what is left; then the socket is dropped,
+/// whatever remains discarded, and the node told it is gone.
 async fn write_link(
     link: LinkId,
     mut wr: OwnedWriteHalf,
-    mut queue: mpsc::UnboundedReceiver<Vec<u8>>,
+    mut input: Queue,
     node: NodeTx,
     ctl: mpsc::UnboundedSender<LinkMsg>,
 ) {
     let mut batch = Vec::new();
-    while let Some(first) = queue.recv().await {
+    let mut deadline = None;
+    let mut failed = false;
+    while let Some(first) = input.next(&mut deadline).await {
         batch.clear();
         batch.extend_from_slice(&first);
         while batch.len() < WRITE_BATCH {
-            match queue.try_recv() {
+            match input.queue.try_recv() {
                 Ok(more) => batch.extend_from_slice(&more),
                 Err(_) => break,
             }
         }
-        if let Err(e) = wr.write_all(&batch).await {
-            let error = Some(e.to_string());
-            let _ = ctl.send(LinkMsg::Closed { link, error });
-            return;
+        let written = match deadline {
+            Some(d) => tokio::time::timeout_at(d, wr.write_all(&batch)).await,
+            None => Ok(wr.write_all(&batch).await),
+        };
+        match written {
+            Ok(Ok(())) => {
+                let bytes = batch.len();
+                let _ = node.send(ToNode::Input(Input::Flushed { link, bytes }));
+            }
+            Ok(Err(e)) => {
+                let error = Some(e.to_string());
+                let _ = ctl.send(LinkMsg::Closed { link, error });
+                failed = true;
+                break;
+            }
+            // The flush time of a closed link is up.
+            Err(_) => break,
         }
-        let bytes = batch.len();
-        let _ = node.send(ToNode::Input(Input::Flushed { link, bytes }));
     }
-    let _ = wr.shutdown().await;
+    if failed {
+        return;
+    }
+    // The link was closed (the queue's sender is gone): shut the socket
+    // down within what is left of the flush time, then report it gone.
+    let d = deadline.unwrap_or_else(|| tokio::time::Instant::now() + CLOSE_FLUSH);
+    let _ = tokio::time::timeout_at(d, wr.shutdown()).await;
+    drop(wr);
+    let _ = node.send(ToNode::Input(Input::Closed { link, error: None }));
 }
 
 async fn read_beacons(sock: Arc<UdpSocket>, node: NodeTx) {

@@ -38,6 +38,15 @@ fn identity(seed: u8) -> LocalIdentity {
 /// A node with a real listener and a real beacon socket, beacons aimed at
 /// the loopback broadcast address only.
 async fn start(seed: u8, nick: &str, tune: impl FnOnce(&mut NodeConfig)) -> Running {
+    start_with_store(seed, nick, tune, Store::open_in_memory().unwrap()).await
+}
+
+async fn start_with_store(
+    seed: u8,
+    nick: &str,
+    tune: impl FnOnce(&mut NodeConfig),
+    store: Store,
+) -> Running {
     let listener = net::listen("127.0.0.1:0".parse().unwrap(), false)
         .await
         .unwrap();
@@ -57,7 +66,7 @@ async fn start(seed: u8, nick: &str, tune: impl FnOnce(&mut NodeConfig)) -> Runn
     let node = Node::new(
         identity(seed),
         cfg,
-        Box::new(Store::open_in_memory().unwrap()),
+        Box::new(store),
         Rng::new(u64::from(seed)),
         0,
         now_wall(),
@@ -601,4 +610,104 @@ async fn nicknames_full_of_escape_sequences_are_neutralised() {
     let text = frontend::describe(&ev, &Style { color: false });
     assert!(!text.contains('\u{1b}'), "{text:?}");
     still_serving(&mut v, &mut h, "hostile nickname").await;
+}
+
+/// This process's resident memory, in MiB.
+fn rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kib| kib / 1024.0)
+}
+
+/// 20 throwaway identities complete a handshake, each send 90 SyncRequests
+/// in separate segments with a 4 KiB receive buffer, and never read. The
+/// queued answers used to pile up without bound (over 750 MiB); now no
+/// catch-up answer is built for a peer whose link has 1 MiB unwritten, a
+/// closed link's queue is flushed for at most 2 s, and growth stays within
+/// 64 MiB.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_that_ask_for_catch_up_and_never_read_cannot_exhaust_memory() {
+    use natter_core::chat::sign_public;
+    use natter_core::wire::frame::SyncRequest;
+    let author = identity(40);
+    let mut store = Store::open_in_memory().unwrap();
+    let start_ms = now_wall() - 3_600_000;
+    let text = "h".repeat(3_000);
+    let rows: Vec<_> = (0..3_000u32)
+        .map(|n| {
+            let mut id = [0u8; 16];
+            id[..4].copy_from_slice(&n.to_le_bytes());
+            let m = sign_public(&author, id, start_ms + u64::from(n), text.clone());
+            natter::store::StoredMessage {
+                id: m.id,
+                conversation: natter::store::ConversationKey::Public,
+                author: m.author.0,
+                timestamp_ms: m.timestamp_ms,
+                text: m.text,
+                signature: Some(m.signature.0),
+                outgoing: false,
+                received_ms: m.timestamp_ms,
+            }
+        })
+        .collect();
+    store.insert_messages(&rows).unwrap();
+    drop(rows);
+    let mut v = start_with_store(
+        1,
+        "victim",
+        |c| {
+            c.keepalive_ms = 1_000;
+            c.dead_after_ms = 3_000;
+        },
+        store,
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let baseline = rss_mib();
+    let mut attackers = Vec::new();
+    for n in 0..20u8 {
+        let id = identity(100 + n);
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.set_recv_buffer_size(4096).unwrap();
+        let mut stream = sock.connect(v.addr).await.unwrap();
+        stream.set_nodelay(true).unwrap();
+        let cfg = HandshakeConfig::new(format!("greedy{n}"), 0);
+        let (init, m1) = Initiator::start(&id, &cfg, None).unwrap();
+        stream.write_all(&framed(&m1)).await.unwrap();
+        let m2 = read_framed(&mut stream).await.unwrap();
+        let (mut est, m3) = init.read_msg2(&m2).unwrap();
+        stream.write_all(&framed(&m3)).await.unwrap();
+        for _ in 0..90 {
+            let ask = Frame::SyncRequest(SyncRequest { since_ms: 0 });
+            let bytes = est.transport.seal_one(&ask).unwrap();
+            if stream.write_all(&bytes).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        attackers.push(stream);
+    }
+    let mut peak = rss_mib();
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        peak = peak.max(rss_mib());
+    }
+    // The victim closes them (silent: no keepalive answer) and drops
+    // whatever their sockets still held.
+    let _ = events_for(&mut v, 5_000).await;
+    let after = rss_mib();
+    println!(
+        "20 greedy non-readers: RSS {baseline:.1} MiB before, peak {peak:.1} MiB (+{:.1}), \
+         {after:.1} MiB after they are gone",
+        peak - baseline
+    );
+    assert!(
+        peak - baseline <= 64.0,
+        "RSS grew by {:.1} MiB under 20 peers that never read",
+        peak - baseline
+    );
+    drop(attackers);
 }

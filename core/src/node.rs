@@ -45,6 +45,14 @@ use std::sync::Arc;
 /// (an honest initiator sends its 34 bytes as soon as TCP is up).
 pub const FIRST_MESSAGE_MS: u64 = 2_000;
 
+/// How long the shell may take to write what a closed link had queued
+/// before it drops the socket.
+pub const CLOSE_FLUSH_MS: u64 = 2_000;
+
+/// A closed socket the shell has not reported gone is counted against
+/// `max_links` for at most this long.
+const CLOSING_GRACE_MS: u64 = CLOSE_FLUSH_MS + 1_000;
+
 /// Most dials of ours that may be unfinished at once.
 pub const MAX_PENDING_DIALS: usize = 32;
 
@@ -195,8 +203,15 @@ pub enum Output {
         link: LinkId,
         data: Vec<u8>,
     },
-    /// Write what is queued, then close the socket. No `Closed` is needed.
+    /// Write what is queued (for at most [`CLOSE_FLUSH_MS`]), then close
+    /// the socket; report `Closed` once it is gone. Until then it counts
+    /// against `max_links`.
     Close {
+        link: LinkId,
+    },
+    /// Close the socket now and discard what is queued (a peer that does
+    /// not read gets nothing more); report `Closed` once it is gone.
+    Abort {
         link: LinkId,
     },
     Event(Event),
@@ -225,6 +240,9 @@ pub struct Node {
     names: Directory,
     /// Every link, in any stage: the one source of truth for link state.
     conns: BTreeMap<LinkId, Connection>,
+    /// Links the node closed whose sockets the shell has not reported gone,
+    /// and when: they still hold sockets and memory.
+    closing: BTreeMap<LinkId, u64>,
     peers: PeerTable,
     manual: Vec<ManualTarget>,
     out: VecDeque<Output>,
@@ -267,6 +285,7 @@ impl Node {
             posts: Vec::new(),
             names,
             conns: BTreeMap::new(),
+            closing: BTreeMap::new(),
             peers,
             manual: Vec::new(),
             out: VecDeque::new(),
@@ -327,6 +346,22 @@ impl Node {
             .and_then(|p| self.state_of(p).established_link())
     }
 
+    /// Sockets the node closed and the shell has not reported gone.
+    pub fn closing_count(&self) -> usize {
+        self.closing.len()
+    }
+
+    /// Tell the shell to close a link's socket, keeping count until it is
+    /// gone; `discard` drops what is queued instead of writing it.
+    fn release(&mut self, link: LinkId, discard: bool) {
+        self.closing.insert(link, self.now_ms);
+        self.out.push_back(if discard {
+            Output::Abort { link }
+        } else {
+            Output::Close { link }
+        });
+    }
+
     /// Number of connections in the table, in any state.
     pub fn link_count(&self) -> usize {
         self.conns.len()
@@ -372,7 +407,10 @@ impl Node {
                 self.evict_least_advanced(&all);
             }
         }
-        if self.conns.len() >= self.cfg.max_links {
+        // Sockets still closing hold resources like live ones.
+        self.closing
+            .retain(|_, at| now_ms < at.saturating_add(CLOSING_GRACE_MS));
+        if self.conns.len() + self.closing.len() >= self.cfg.max_links {
             let all = self.unauthenticated_inbound(|_| true);
             if all.is_empty() {
                 return None;
@@ -424,8 +462,12 @@ impl Node {
                 if let Some(c) = self.conns.get_mut(&link) {
                     c.on_flushed(now_ms, bytes);
                 }
+                self.note_backlog(link);
             }
             Input::Closed { link, error } => {
+                if self.closing.remove(&link).is_some() {
+                    return;
+                }
                 let cause = error.map_or(CloseCause::ClosedByPeer, CloseCause::Socket);
                 self.on_gone(link, Arc::new(cause))
             }

@@ -178,12 +178,17 @@ pub const SYNC_SLACK_MS: u64 = 10 * 60 * 1000;
 /// How far back catch-up reaches at most (7 days), for requester and
 /// responder alike.
 pub const SYNC_WINDOW_MS: u64 = 7 * 24 * 60 * 60 * 1000;
+/// No catch-up answer is built for a peer whose link has more than this
+/// unwritten (1 MiB): answers wait until it reads.
+pub const SYNC_BACKLOG_LIMIT: usize = 1024 * 1024;
+
 /// Catch-up answers to one peer are paced at this many bytes per second
 /// (1 MiB/s), after a burst of [`SYNC_BURST_BYTES`].
 pub const SYNC_RATE_BYTES_PER_S: u64 = 1024 * 1024;
-/// What a peer may get at once before the pacing starts (4 MiB: the first
-/// pages of a catch-up go out without delay).
-pub const SYNC_BURST_BYTES: u64 = 4 * 1024 * 1024;
+/// What a peer may get at once before the pacing starts (2 MiB: the first
+/// page of a catch-up goes out without delay, the next once the budget
+/// refills or, for a link that is backed up, once it drains).
+pub const SYNC_BURST_BYTES: u64 = 2 * 1024 * 1024;
 /// Bytes counted per answered message beside its text (keys, signature,
 /// framing).
 const SYNC_FRAME_OVERHEAD: usize = 160;
@@ -591,6 +596,9 @@ pub struct Chat {
     /// and its latest request still waiting for that budget.
     sync_budget: HashMap<IdentityKey, SyncBudget>,
     deferred_sync: HashMap<IdentityKey, u64>,
+    /// Peers whose link has more than [`SYNC_BACKLOG_LIMIT`] unwritten:
+    /// no catch-up answer is built for them until it drains.
+    backlogged: HashSet<IdentityKey>,
 
     local: IdentityKey,
     resend: HashMap<IdentityKey, ResendPage>,
@@ -610,6 +618,7 @@ impl Chat {
             pruned: Vec::new(),
             sync_budget: HashMap::new(),
             deferred_sync: HashMap::new(),
+            backlogged: HashSet::new(),
 
             local,
             resend: HashMap::new(),
@@ -704,6 +713,19 @@ impl Chat {
         self.sync.remove(&peer);
         self.deferred_sync.remove(&peer);
         self.sync_budget.remove(&peer);
+        self.backlogged.remove(&peer);
+    }
+
+    /// Whether `peer`'s link has more than [`SYNC_BACKLOG_LIMIT`] bytes
+    /// unwritten. While it does, its catch-up requests wait: a peer that
+    /// does not read gets no answer beyond what already waits for it.
+    /// Returns whether the state changed.
+    pub fn set_backlogged(&mut self, peer: IdentityKey, backlogged: bool) -> bool {
+        if backlogged {
+            self.backlogged.insert(peer)
+        } else {
+            self.backlogged.remove(&peer)
+        }
     }
 
     /// The next page of `peer`'s outbox as frames, remembering what awaits
@@ -881,6 +903,9 @@ impl Chat {
         let Some(&since_ms) = self.deferred_sync.get(&peer) else {
             return Ok(());
         };
+        if self.backlogged.contains(&peer) {
+            return Ok(());
+        }
         let budget = self
             .sync_budget
             .entry(peer)
@@ -908,6 +933,7 @@ impl Chat {
     pub fn poll_timeout(&self) -> Option<u64> {
         self.deferred_sync
             .keys()
+            .filter(|p| !self.backlogged.contains(*p))
             .filter_map(|p| self.sync_budget.get(p))
             .map(SyncBudget::page_due_ms)
             .min()

@@ -1616,3 +1616,30 @@ fn catch_up_answers_are_paced_per_peer() {
     assert_eq!(chat.poll_timeout(), None);
     let _ = me;
 }
+
+/// No catch-up answer is built for a peer whose link is backed up: its
+/// request waits until the link drains, whatever the byte budget says.
+#[test]
+fn catch_up_waits_while_the_peers_link_is_backed_up() {
+    let (_me, mut chat) = lone_chat(1);
+    let author = identity(2);
+    let m = sign_public(&author, [1; 16], T0, "hello".into());
+    chat.on_frames(T0, author.identity_key(), vec![Frame::Public(m)], &[])
+        .unwrap();
+    let slow = identity(6).identity_key();
+    assert!(chat.set_backlogged(slow, true));
+    let ask = vec![Frame::SyncRequest(SyncRequest { since_ms: T0 - 1 })];
+    let answer = chat.on_frames(T0 + 10, slow, ask, &[]).unwrap();
+    assert!(answer
+        .send
+        .iter()
+        .all(|(_, f)| !matches!(f, Frame::Public(_))));
+    assert_eq!(chat.poll_timeout(), None, "no timer while backed up");
+    assert!(chat.handle_timeout(T0 + 60_000).unwrap().send.is_empty());
+    assert!(chat.set_backlogged(slow, false));
+    let later = chat.handle_timeout(T0 + 60_001).unwrap();
+    assert!(later
+        .send
+        .iter()
+        .any(|(_, f)| matches!(f, Frame::Public(_))));
+}

@@ -6,7 +6,7 @@
 //! stage. So the transitions here only decide which link stands for a
 //! peer, and what to do when none does.
 
-use super::{CloseCause, Node, Output};
+use super::{CloseCause, Node};
 use crate::event::Event;
 use crate::handshake::PeerHello;
 use crate::identity::IdentityKey;
@@ -112,7 +112,7 @@ impl Node {
             .collect();
         for l in pending {
             self.conns.remove(&l);
-            self.out.push_back(Output::Close { link: l });
+            self.release(l, false);
         }
     }
 

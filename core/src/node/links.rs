@@ -122,7 +122,14 @@ impl Node {
             .filter_map(|(l, c)| c.handle_timeout(now).map(|e| (*l, e)))
             .collect();
         for (l, e) in expired {
-            self.close(l, CloseCause::Expired(e), e.close_reason());
+            if e == Expiry::SendStall {
+                // Behind a backlog it does not read, a Close frame would
+                // never arrive: drop the link and its queue.
+                self.release(l, true);
+                self.on_gone(l, Arc::new(CloseCause::Expired(e)));
+            } else {
+                self.close(l, CloseCause::Expired(e), e.close_reason());
+            }
         }
     }
 
@@ -141,7 +148,7 @@ impl Node {
             self.flush_link(link_id);
         }
         if self.conns.contains_key(&link_id) {
-            self.out.push_back(Output::Close { link: link_id });
+            self.release(link_id, false);
         }
         self.on_gone(link_id, why);
     }
@@ -153,6 +160,20 @@ impl Node {
                 link: link_id,
                 data,
             });
+            self.note_backlog(link_id);
+        }
+    }
+
+    /// Tell the chat core whether a peer's link is backed up; when it has
+    /// drained, catch-up answers that waited for it go out.
+    pub(super) fn note_backlog(&mut self, link_id: LinkId) {
+        let Some(c) = self.conns.get(&link_id) else {
+            return;
+        };
+        let Some(peer) = c.peer() else { return };
+        let backed_up = c.queued() > crate::chat::SYNC_BACKLOG_LIMIT;
+        if self.chat.set_backlogged(peer, backed_up) && !backed_up {
+            self.chat_timeout();
         }
     }
 
@@ -181,8 +202,9 @@ impl Node {
             Ok(()) => self.transmit(link_id),
             Err(SealError::Link(e)) => self.close(link_id, CloseCause::CannotSend(e), None),
             Err(SealError::TooSlow) => {
-                // Not reading: drop the link. What it missed stays in the outbox.
-                self.out.push_back(Output::Close { link: link_id });
+                // Not reading: drop the link and what is queued for it.
+                // What it missed stays in the outbox.
+                self.release(link_id, true);
                 self.on_gone(link_id, Arc::new(CloseCause::Expired(Expiry::SendStall)));
             }
         }

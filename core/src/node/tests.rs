@@ -257,7 +257,7 @@ fn a_peer_that_does_not_read_is_disconnected() {
             }),
         );
         while let Some(o) = s.nodes[0].node.poll_output() {
-            if matches!(o, Output::Close { link: l } if l == link) {
+            if matches!(o, Output::Close { link: l } | Output::Abort { link: l } if l == link) {
                 closed = true;
             }
         }
@@ -268,7 +268,7 @@ fn a_peer_that_does_not_read_is_disconnected() {
     let later = now + 5_001;
     s.nodes[0].node.handle_timeout(later);
     while let Some(o) = s.nodes[0].node.poll_output() {
-        if matches!(o, Output::Close { link: l } if l == link) {
+        if matches!(o, Output::Close { link: l } | Output::Abort { link: l } if l == link) {
             closed = true;
         }
     }
@@ -579,4 +579,47 @@ fn stalled_connections_cannot_keep_an_honest_handshake_out() {
         assert_eq!(node.unauthenticated_inbound(|_| true).len(), 0);
         assert_eq!(node.connected().len(), 1);
     }
+}
+
+/// A closed link's socket still holds memory and a descriptor until the
+/// shell reports it gone: it counts against `max_links` until then (or
+/// until the grace time passes), so closing links cannot be used to exceed
+/// the limit.
+#[test]
+fn closing_sockets_count_against_the_link_limit_until_gone() {
+    let mut cfg = sim::node_config(0);
+    cfg.max_links = 3;
+    let mut node = Node::new(
+        sim::identity(0),
+        cfg,
+        sim::memory_store(),
+        Rng::new(1),
+        0,
+        1_700_000_000_000,
+    );
+    let remote = |i: u16| SocketAddr::new([10, 9, 0, i as u8].into(), 4000 + i);
+    let links: Vec<LinkId> = (0..3).filter_map(|i| node.accept(1, remote(i))).collect();
+    assert_eq!(links.len(), 3);
+    // They never send message 1: closed at the first-message deadline.
+    node.handle_timeout(1 + FIRST_MESSAGE_MS);
+    let mut closed = Vec::new();
+    while let Some(out) = node.poll_output() {
+        if let Output::Close { link } | Output::Abort { link } = out {
+            closed.push(link);
+        }
+    }
+    assert_eq!(closed.len(), 3);
+    assert_eq!(node.link_count(), 0);
+    assert_eq!(node.closing_count(), 3);
+    let now = 2 + FIRST_MESSAGE_MS;
+    assert_eq!(
+        node.accept(now, remote(7)),
+        None,
+        "closing sockets are not free"
+    );
+    for link in closed {
+        node.handle(now, Input::Closed { link, error: None });
+    }
+    assert_eq!(node.closing_count(), 0);
+    assert!(node.accept(now, remote(8)).is_some());
 }

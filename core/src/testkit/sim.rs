@@ -403,7 +403,12 @@ impl Sim {
                         .node
                         .handle(now, Input::Flushed { link, bytes: len });
                 }
-                Output::Close { link } => {
+                Output::Close { link } | Output::Abort { link } => {
+                    // The simulated socket is gone at once.
+                    let now = self.now_ms;
+                    self.nodes[i]
+                        .node
+                        .handle(now, Input::Closed { link, error: None });
                     if let Some(conn) = self.link_conn.remove(&(i, link)) {
                         if let Some(c) = self.conns.get(&conn) {
                             let to_dialer = c.dialer != (i, link);

@@ -361,9 +361,12 @@ impl Driver {
                         };
                         self.links.insert(link, info);
                     }
-                    Output::Close { link } => {
+                    Output::Close { link } | Output::Abort { link } => {
                         let l = self.links.remove(&link);
                         assert!(l.is_some(), "Close of link {link}, not open");
+                        // The socket is gone at once.
+                        let now = self.now;
+                        self.node.handle(now, Input::Closed { link, error: None });
                     }
                     Output::Datagram { data, .. } => {
                         let body = crate::wire::decode_beacon(&data).expect("own beacon");
