@@ -86,6 +86,9 @@ pub struct Budget {
     pub search_queries: usize,
     /// Idle peers for the memory figure.
     pub idle_peers: usize,
+    /// Peers in the trust store for the latency figure, and messages timed.
+    pub stored_peers: usize,
+    pub stored_peer_rounds: usize,
 }
 
 impl Budget {
@@ -103,6 +106,8 @@ impl Budget {
             search_history: 1_000_000,
             search_queries: 300,
             idle_peers: 300,
+            stored_peers: 100_000,
+            stored_peer_rounds: 300,
         }
     }
 
@@ -120,6 +125,8 @@ impl Budget {
             search_history: 50_000,
             search_queries: 100,
             idle_peers: 50,
+            stored_peers: 100_000,
+            stored_peer_rounds: 50,
         }
     }
 
@@ -138,6 +145,8 @@ impl Budget {
             search_history: 2_000,
             search_queries: 20,
             idle_peers: 5,
+            stored_peers: 1_000,
+            stored_peer_rounds: 10,
         }
     }
 }
@@ -181,6 +190,7 @@ const GROUPS: &[Group] = &[
     natter("natter-ping-pong", natter_ping_pong),
     natter("natter-node-round-trip", natter_node_round_trip),
     natter("natter-chat", natter_chat),
+    natter("natter-stored-peers", natter_stored_peers),
     natter("natter-search", natter_search),
     natter("natter-idle-peers", natter_idle_peers),
 ];
@@ -296,6 +306,29 @@ fn natter_chat(ctx: &mut Ctx) -> Result<()> {
                 )),
         );
     }
+    Ok(())
+}
+
+fn natter_stored_peers(ctx: &mut Ctx) -> Result<()> {
+    let b = ctx.budget;
+    let l = ctx.rt.block_on(natter_rows::latency_with_stored_peers(
+        b.stored_peers,
+        b.stored_peer_rounds,
+    ))?;
+    ctx.report.add(
+        Measurement::new(
+            "natter message-to-ack latency p50",
+            l.p50.as_secs_f64() * 1e3,
+            "ms",
+        )
+        .goal(Target::AtMost(5.0))
+        .note(format!(
+            "direct, one at a time, with {} stored peers; {} messages, p99 {:.2} ms",
+            b.stored_peers,
+            l.n,
+            l.p99.as_secs_f64() * 1e3
+        )),
+    );
     Ok(())
 }
 

@@ -557,3 +557,54 @@ pub async fn idle_peer_memory(peers: usize) -> Result<(f64, u64)> {
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
+
+/// Message-to-ack latency of direct messages, one at a time, from a node
+/// whose trust store holds `stored` other peers (verified, so none is
+/// pruned): what every message costs in name and trust look-ups once many
+/// identities are known. Each sample is one `/msg` in until its
+/// `MessageDelivered` event out.
+pub async fn latency_with_stored_peers(stored: usize, rounds: usize) -> Result<Latency> {
+    let (da, db) = (tempfile::tempdir()?, tempfile::tempdir()?);
+    drop(Store::open(da.path())?);
+    {
+        let mut conn = rusqlite::Connection::open(da.path().join(natter::store::DB_FILE))?;
+        let tx = conn.transaction()?;
+        {
+            let mut stmt = tx.prepare(
+                "INSERT INTO peers (identity, noise_static, nickname, first_seen_ms, \
+                 last_seen_ms, last_addr, trust, verified_ms) \
+                 VALUES (?1, ?2, ?3, 1, 1, NULL, 'verified', 1)",
+            )?;
+            for n in 0..stored as u64 {
+                let mut id = [0x5au8; 32];
+                id[..8].copy_from_slice(&n.to_le_bytes());
+                stmt.execute(rusqlite::params![
+                    &id[..],
+                    &[7u8; 32][..],
+                    format!("peer{n}")
+                ])?;
+            }
+        }
+        tx.commit()?;
+    }
+    let mut a = start_node(1, da.path()).await?;
+    let mut b = start_node(2, db.path()).await?;
+    a.cmd.send(Command::Connect(b.addr)).await?;
+    while !matches!(next_event(&mut a).await?, Event::PeerConnected { .. }) {}
+    while !matches!(next_event(&mut b).await?, Event::PeerConnected { .. }) {}
+    let mut samples = Vec::with_capacity(rounds);
+    for i in 0..rounds {
+        let t = Instant::now();
+        let peer = "bench2".into();
+        let text = format!("latency probe {i}");
+        a.cmd.send(Command::Msg { peer, text }).await?;
+        while !matches!(next_event(&mut a).await?, Event::MessageDelivered { .. }) {}
+        samples.push(t.elapsed());
+    }
+    let _ = a.cmd.send(Command::Quit).await;
+    let _ = b.cmd.send(Command::Quit).await;
+    match Latency::from_samples(samples) {
+        Some(l) => Ok(l),
+        None => bail!("no latency samples"),
+    }
+}

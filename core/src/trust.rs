@@ -42,6 +42,8 @@ pub enum TrustState {
 pub struct Directory {
     entries: HashMap<IdentityKey, Entry>,
     by_skeleton: HashMap<String, BTreeSet<IdentityKey>>,
+    /// Nickname, ASCII case folded (as `/msg` matches it) → identities.
+    by_nick: HashMap<String, BTreeSet<IdentityKey>>,
     /// Our own identity, nickname and its skeleton: never a candidate for
     /// a typed name, but our own lines are checked for look-alikes too.
     local: Option<(IdentityKey, String, String)>,
@@ -82,6 +84,10 @@ impl Directory {
             .entry(skeleton.clone())
             .or_default()
             .insert(id);
+        self.by_nick
+            .entry(nickname.to_ascii_lowercase())
+            .or_default()
+            .insert(id);
         let entry = Entry {
             nickname: nickname.to_owned(),
             skeleton,
@@ -120,6 +126,13 @@ impl Directory {
                 set.remove(&id);
                 if set.is_empty() {
                     self.by_skeleton.remove(&old.skeleton);
+                }
+            }
+            let nick = old.nickname.to_ascii_lowercase();
+            if let Some(set) = self.by_nick.get_mut(&nick) {
+                set.remove(&id);
+                if set.is_empty() {
+                    self.by_nick.remove(&nick);
                 }
             }
         }
@@ -194,6 +207,27 @@ impl Directory {
         }
     }
 
+    /// The peer a typed name means (see [`resolve`]): a nickname is looked
+    /// up in the index, and only a name that is no known nickname (a
+    /// fingerprint prefix) is compared with every identity.
+    pub fn resolve(&self, name: &str) -> Result<IdentityKey, ResolveError> {
+        let trimmed = name.trim();
+        let nick = trimmed.split_once('#').map_or(trimmed, |(n, _)| n);
+        let pool: Vec<Candidate> = match self.by_nick.get(&nick.to_ascii_lowercase()) {
+            Some(ids) if !nick.is_empty() => ids
+                .iter()
+                .filter_map(|id| {
+                    self.entries.get(id).map(|e| Candidate {
+                        identity: *id,
+                        nickname: e.nickname.clone(),
+                    })
+                })
+                .collect(),
+            _ => self.candidates(),
+        };
+        resolve(&pool, name)
+    }
+
     /// Everyone a typed name could refer to.
     pub fn candidates(&self) -> Vec<Candidate> {
         self.entries
@@ -223,6 +257,21 @@ pub enum ResolveError {
         name: String,
         candidates: Vec<String>,
     },
+}
+
+/// Most peers an error lists by name.
+const MAX_LISTED: usize = 20;
+
+/// The first [`MAX_LISTED`] candidates by name, sorted, and how many more.
+fn listed(candidates: &[Candidate]) -> Vec<String> {
+    let mut names: Vec<String> = candidates.iter().map(display_name).collect();
+    names.sort();
+    let more = names.len().saturating_sub(MAX_LISTED);
+    names.truncate(MAX_LISTED);
+    if more > 0 {
+        names.push(format!("and {more} more"));
+    }
+    names
 }
 
 fn known_list(names: &[String]) -> String {
@@ -263,12 +312,18 @@ pub fn resolve(candidates: &[Candidate], name: &str) -> Result<IdentityKey, Reso
             [one] => Ok(one.identity),
             [] => Err(ResolveError::Unknown {
                 name: name.into(),
-                known: candidates.iter().map(display_name).collect(),
+                known: listed(candidates),
             }),
-            many => Err(ResolveError::Ambiguous {
-                name: name.into(),
-                candidates: many.iter().map(|c| display_name(c)).collect(),
-            }),
+            many => {
+                // Sorted, so the list reads the same whatever order the
+                // candidates came in.
+                let mut candidates: Vec<String> = many.iter().map(|c| display_name(c)).collect();
+                candidates.sort();
+                Err(ResolveError::Ambiguous {
+                    name: name.into(),
+                    candidates,
+                })
+            }
         }
     };
     if let Some(fp) = fp_part {
@@ -454,5 +509,37 @@ mod tests {
         let bob = key(40);
         d.learn(bob, "alicf");
         assert_eq!(d.trust_state(&me, &bob, "alicf"), TrustState::Unverified);
+    }
+
+    /// Resolving through the directory gives what resolving over every
+    /// candidate gives, and an error lists at most 20 names.
+    #[test]
+    fn directory_resolution_matches_the_candidate_scan() {
+        let mut d = Directory::default();
+        for (n, nick) in [(1, "alice"), (2, "bob"), (3, "Bob"), (4, "b0b")] {
+            d.learn(key(n), nick);
+        }
+        for n in 10..60u8 {
+            d.learn(key(n), &format!("x{n}"));
+        }
+        let all = d.candidates();
+        let fp2 = key(2).fingerprint();
+        for name in [
+            "ALICE".to_string(),
+            "bob".into(),
+            format!("bob#{}", &fp2.as_str()[..4]),
+            fp2.short(),
+            "carol".into(),
+            "#".into(),
+        ] {
+            assert_eq!(d.resolve(&name), resolve(&all, &name), "{name}");
+        }
+        match d.resolve("carol") {
+            Err(ResolveError::Unknown { known, .. }) => {
+                assert_eq!(known.len(), MAX_LISTED + 1);
+                assert!(known[MAX_LISTED].starts_with("and "));
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -265,7 +265,7 @@ impl Node {
     }
 
     fn resolve(&self, name: &str) -> Result<IdentityKey, NodeError> {
-        Ok(trust::resolve(&self.names.candidates(), name)?)
+        Ok(self.names.resolve(name)?)
     }
 
     /// Like `resolve`, but a bare nickname that now belongs to a key other
