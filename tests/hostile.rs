@@ -612,6 +612,61 @@ async fn nicknames_full_of_escape_sequences_are_neutralised() {
     still_serving(&mut v, &mut h, "hostile nickname").await;
 }
 
+/// A store holding `n` signed public messages of 3,000 bytes from the last
+/// hour: what catch-up answers are made of.
+fn history_store(n: u32) -> Store {
+    use natter_core::chat::sign_public;
+    let author = identity(40);
+    let mut store = Store::open_in_memory().unwrap();
+    let start_ms = now_wall() - 3_600_000;
+    let text = "h".repeat(3_000);
+    let rows: Vec<_> = (0..n)
+        .map(|i| {
+            let mut id = [0u8; 16];
+            id[..4].copy_from_slice(&i.to_le_bytes());
+            let m = sign_public(&author, id, start_ms + u64::from(i), text.clone());
+            natter::store::StoredMessage {
+                id: m.id,
+                conversation: natter::store::ConversationKey::Public,
+                author: m.author.0,
+                timestamp_ms: m.timestamp_ms,
+                text: m.text,
+                signature: Some(m.signature.0),
+                outgoing: false,
+                received_ms: m.timestamp_ms,
+            }
+        })
+        .collect();
+    store.insert_messages(&rows).unwrap();
+    store
+}
+
+/// A throwaway identity that completes a handshake with a 4 KiB receive
+/// buffer, sends 90 SyncRequests in separate segments and never reads.
+async fn greedy_reader(victim: SocketAddr, seed: u8) -> TcpStream {
+    use natter_core::wire::frame::SyncRequest;
+    let id = identity(seed);
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.set_recv_buffer_size(4096).unwrap();
+    let mut stream = sock.connect(victim).await.unwrap();
+    stream.set_nodelay(true).unwrap();
+    let cfg = HandshakeConfig::new(format!("greedy{seed}"), 0);
+    let (init, m1) = Initiator::start(&id, &cfg, None).unwrap();
+    stream.write_all(&framed(&m1)).await.unwrap();
+    let m2 = read_framed(&mut stream).await.unwrap();
+    let (mut est, m3) = init.read_msg2(&m2).unwrap();
+    stream.write_all(&framed(&m3)).await.unwrap();
+    for _ in 0..90 {
+        let ask = Frame::SyncRequest(SyncRequest { since_ms: 0 });
+        let bytes = est.transport.seal_one(&ask).unwrap();
+        if stream.write_all(&bytes).await.is_err() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    stream
+}
+
 /// This process's resident memory, in MiB.
 fn rss_mib() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -630,31 +685,7 @@ fn rss_mib() -> f64 {
 /// 64 MiB.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn peers_that_ask_for_catch_up_and_never_read_cannot_exhaust_memory() {
-    use natter_core::chat::sign_public;
-    use natter_core::wire::frame::SyncRequest;
-    let author = identity(40);
-    let mut store = Store::open_in_memory().unwrap();
-    let start_ms = now_wall() - 3_600_000;
-    let text = "h".repeat(3_000);
-    let rows: Vec<_> = (0..3_000u32)
-        .map(|n| {
-            let mut id = [0u8; 16];
-            id[..4].copy_from_slice(&n.to_le_bytes());
-            let m = sign_public(&author, id, start_ms + u64::from(n), text.clone());
-            natter::store::StoredMessage {
-                id: m.id,
-                conversation: natter::store::ConversationKey::Public,
-                author: m.author.0,
-                timestamp_ms: m.timestamp_ms,
-                text: m.text,
-                signature: Some(m.signature.0),
-                outgoing: false,
-                received_ms: m.timestamp_ms,
-            }
-        })
-        .collect();
-    store.insert_messages(&rows).unwrap();
-    drop(rows);
+    let store = history_store(3_000);
     let mut v = start_with_store(
         1,
         "victim",
@@ -669,26 +700,7 @@ async fn peers_that_ask_for_catch_up_and_never_read_cannot_exhaust_memory() {
     let baseline = rss_mib();
     let mut attackers = Vec::new();
     for n in 0..20u8 {
-        let id = identity(100 + n);
-        let sock = tokio::net::TcpSocket::new_v4().unwrap();
-        sock.set_recv_buffer_size(4096).unwrap();
-        let mut stream = sock.connect(v.addr).await.unwrap();
-        stream.set_nodelay(true).unwrap();
-        let cfg = HandshakeConfig::new(format!("greedy{n}"), 0);
-        let (init, m1) = Initiator::start(&id, &cfg, None).unwrap();
-        stream.write_all(&framed(&m1)).await.unwrap();
-        let m2 = read_framed(&mut stream).await.unwrap();
-        let (mut est, m3) = init.read_msg2(&m2).unwrap();
-        stream.write_all(&framed(&m3)).await.unwrap();
-        for _ in 0..90 {
-            let ask = Frame::SyncRequest(SyncRequest { since_ms: 0 });
-            let bytes = est.transport.seal_one(&ask).unwrap();
-            if stream.write_all(&bytes).await.is_err() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-        attackers.push(stream);
+        attackers.push(greedy_reader(v.addr, 100 + n).await);
     }
     let mut peak = rss_mib();
     for _ in 0..40 {
@@ -710,4 +722,174 @@ async fn peers_that_ask_for_catch_up_and_never_read_cannot_exhaust_memory() {
         peak - baseline
     );
     drop(attackers);
+}
+
+/// Everything at once against one node while two honest peers chat: 3,000
+/// stalled connections from 3,000 addresses hang throughout (opened
+/// first: a flood of them arriving during a handshake can still displace
+/// it before its message 1 is read, see SECURITY.md), and meanwhile 20
+/// peers ask for catch-up and never read, garbage beacons flood in, 100
+/// minted identities complete a handshake and leave, and a far-future
+/// public message arrives.
+/// Every honest message arrives exactly once, a new honest peer completes
+/// its handshake within 2 s, and memory stays bounded. (Where the
+/// far-future message sorts is checked by the chat and store tests: within
+/// its 10 minutes of allowed skew it may still sort last.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn all_attacks_at_once_leave_honest_peers_unharmed() {
+    allow_sockets(8_000);
+    let mut v = start_with_store(
+        1,
+        "victim",
+        |c| {
+            c.keepalive_ms = 1_000;
+            c.dead_after_ms = 3_000;
+        },
+        history_store(3_000),
+    )
+    .await;
+    let mut h = start(2, "honest", |_| {}).await;
+    h.cmd.send(Command::Connect(v.addr)).await.unwrap();
+    wait_for(&mut h, "victim connected", |e| {
+        matches!(e, Event::PeerConnected { .. })
+    })
+    .await;
+    let baseline = rss_mib();
+    let victim = v.addr;
+    let beacon_port = v.beacon_port;
+
+    let stalled = async move {
+        let mut held = Vec::new();
+        for i in 0..3_000usize {
+            let sock = tokio::net::TcpSocket::new_v4().unwrap();
+            let from = [127, 1, (i / 250) as u8, 1 + (i % 250) as u8];
+            let _ = sock.bind(SocketAddr::new(from.into(), 0));
+            if let Ok(mut s) = sock.connect(victim).await {
+                let _ = s.write_all(&[0]).await;
+                held.push(s);
+            }
+        }
+        held
+    };
+    let held_stalled = stalled.await;
+    let greedy = tokio::spawn(async move {
+        let mut held = Vec::new();
+        for n in 0..20u8 {
+            held.push(greedy_reader(victim, 100 + n).await);
+        }
+        held
+    });
+    let beacons = tokio::spawn(async move {
+        let sock = udp_from([127, 0, 0, 9]).await;
+        let target = SocketAddr::new([127, 0, 0, 1].into(), beacon_port);
+        for i in 0..4_000u32 {
+            let _ = sock.send_to(&i.to_le_bytes().repeat(30), target).await;
+        }
+    });
+    let minted = tokio::spawn(async move {
+        for n in 0..100u8 {
+            let a = attacker(victim, &identity(150 + n), "minted").await;
+            drop(a);
+        }
+    });
+    let far = {
+        let mut a = attacker(victim, &identity(99), "clock").await;
+        let m = natter_core::chat::sign_public(
+            &identity(99),
+            [0x99; 16],
+            i64::MAX as u64,
+            "I stay last forever".into(),
+        );
+        let bytes = a.transport.seal_one(&Frame::Public(m)).unwrap();
+        a.stream.write_all(&bytes).await.unwrap();
+        a
+    };
+
+    // The honest peers chat throughout, both ways.
+    const EACH_WAY: usize = 150;
+    for i in 0..EACH_WAY {
+        let peer = "victim".to_string();
+        let text = format!("honest to victim {i}");
+        h.cmd.send(Command::Msg { peer, text }).await.unwrap();
+        let peer = "honest".to_string();
+        let text = format!("victim to honest {i}");
+        v.cmd.send(Command::Msg { peer, text }).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // A new honest peer arrives in the middle of it all.
+    let mut late = start(3, "late", |_| {}).await;
+    let asked = Instant::now();
+    late.cmd.send(Command::Connect(victim)).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    let joined = loop {
+        match tokio::time::timeout_at(deadline, late.events.recv()).await {
+            Ok(Some(Event::PeerConnected { .. })) => break true,
+            Ok(Some(_)) => continue,
+            Ok(None) | Err(_) => break false,
+        }
+    };
+    let joined_ms = asked.elapsed().as_millis();
+
+    // Count, on each side, the honest messages received and delivered.
+    let mut got_v = std::collections::HashMap::new();
+    let mut got_h = std::collections::HashMap::new();
+    let mut delivered_h = 0usize;
+    let mut peak = rss_mib();
+    let until = tokio::time::Instant::now() + Duration::from_secs(20);
+    while tokio::time::Instant::now() < until
+        && (got_v.len() < EACH_WAY || got_h.len() < EACH_WAY || delivered_h < EACH_WAY)
+    {
+        peak = peak.max(rss_mib());
+        tokio::select! {
+            Some(e) = v.events.recv() => if let Event::MessageReceived { message } = e {
+                if message.message.text.starts_with("honest to victim") {
+                    *got_v.entry(message.message.text).or_insert(0usize) += 1;
+                }
+            },
+            Some(e) = h.events.recv() => match e {
+                Event::MessageReceived { message } if message.message.text.starts_with("victim to honest") => {
+                    *got_h.entry(message.message.text).or_insert(0usize) += 1;
+                }
+                Event::MessageDelivered { .. } => delivered_h += 1,
+                _ => {}
+            },
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+        }
+    }
+    let _ = beacons.await;
+    let _ = minted.await;
+    let held_greedy = greedy.await.unwrap();
+    for _ in 0..10 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        peak = peak.max(rss_mib());
+    }
+    println!(
+        "all attacks at once: {}/{EACH_WAY} and {}/{EACH_WAY} honest messages, {delivered_h} acked; \
+         late honest handshake in {joined_ms} ms; RSS {baseline:.1} MiB before, peak {peak:.1} MiB (+{:.1}); \
+         {} stalled and {} greedy connections held",
+        got_v.len(),
+        got_h.len(),
+        peak - baseline,
+        held_stalled.len(),
+        held_greedy.len(),
+    );
+    assert_eq!(got_v.len(), EACH_WAY, "honest messages to the victim lost");
+    assert_eq!(
+        got_h.len(),
+        EACH_WAY,
+        "victim's messages to the honest peer lost"
+    );
+    assert!(
+        got_v.values().chain(got_h.values()).all(|n| *n == 1),
+        "a message arrived twice"
+    );
+    assert!(delivered_h >= EACH_WAY, "deliveries missing: {delivered_h}");
+    assert!(joined, "the late honest peer did not connect within 2 s");
+    assert!(
+        peak - baseline <= 96.0,
+        "RSS grew by {:.1} MiB",
+        peak - baseline
+    );
+
+    drop(far);
 }
