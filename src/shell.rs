@@ -55,8 +55,11 @@ const READ_CHUNK: usize = 64 * 1024;
 /// Most bytes the writer coalesces into one write.
 const WRITE_BATCH: usize = 256 * 1024;
 /// Inbound connections waiting for the node's verdict; beyond this the
-/// listener is not polled.
-const MAX_PARKED: usize = 64;
+/// listener is not polled. Small on purpose: a flood of new connections
+/// must not run ahead of the reads of those already accepted, or it could
+/// displace an honest handshake from its slot before its message 1 (already
+/// in the kernel) is read.
+const MAX_PARKED: usize = 4;
 /// How long shutting down waits for writers to flush.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a link the node closed may take to write what it had queued

@@ -725,12 +725,10 @@ async fn peers_that_ask_for_catch_up_and_never_read_cannot_exhaust_memory() {
 }
 
 /// Everything at once against one node while two honest peers chat: 3,000
-/// stalled connections from 3,000 addresses hang throughout (opened
-/// first: a flood of them arriving during a handshake can still displace
-/// it before its message 1 is read, see SECURITY.md), and meanwhile 20
-/// peers ask for catch-up and never read, garbage beacons flood in, 100
-/// minted identities complete a handshake and leave, and a far-future
-/// public message arrives.
+/// stalled connections arrive from 3,000 addresses while 20 peers ask for
+/// catch-up and never read, garbage beacons flood in, 100 minted
+/// identities complete a handshake and leave (each handshake racing the
+/// flood for a slot), and a far-future public message arrives.
 /// Every honest message arrives exactly once, a new honest peer completes
 /// its handshake within 2 s, and memory stays bounded. (Where the
 /// far-future message sorts is checked by the chat and store tests: within
@@ -771,7 +769,7 @@ async fn all_attacks_at_once_leave_honest_peers_unharmed() {
         }
         held
     };
-    let held_stalled = stalled.await;
+    let stalled = tokio::spawn(stalled);
     let greedy = tokio::spawn(async move {
         let mut held = Vec::new();
         for n in 0..20u8 {
@@ -859,6 +857,7 @@ async fn all_attacks_at_once_leave_honest_peers_unharmed() {
     let _ = beacons.await;
     let _ = minted.await;
     let held_greedy = greedy.await.unwrap();
+    let held_stalled = stalled.await.unwrap();
     for _ in 0..10 {
         tokio::time::sleep(Duration::from_millis(100)).await;
         peak = peak.max(rss_mib());
@@ -885,8 +884,10 @@ async fn all_attacks_at_once_leave_honest_peers_unharmed() {
     );
     assert!(delivered_h >= EACH_WAY, "deliveries missing: {delivered_h}");
     assert!(joined, "the late honest peer did not connect within 2 s");
+    // This process holds all sides: three nodes, 3,000 stalled client
+    // sockets and the attackers.
     assert!(
-        peak - baseline <= 96.0,
+        peak - baseline <= 128.0,
         "RSS grew by {:.1} MiB",
         peak - baseline
     );
