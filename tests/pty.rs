@@ -132,7 +132,11 @@ impl Terminal {
             .lines()
             .filter(|l| !l.starts_with("Pane is dead"))
             .collect();
-        s.join("\n").trim_end().to_owned()
+        // The bidi isolates around untrusted fields draw nothing.
+        s.join("\n")
+            .replace(['\u{2068}', '\u{2069}'], "")
+            .trim_end()
+            .to_owned()
     }
 
     /// The last non-blank line on the screen, trailing spaces dropped.

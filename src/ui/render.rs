@@ -23,15 +23,23 @@ pub const CONTINUATION_INDENT: &str = "        ";
 /// Indent of the second and later lines of a system line.
 const SYSTEM_INDENT: &str = "    ";
 
-/// Whether to use colour. The caller decides; see [`Style::from_env`].
+/// Whether to use colour, and bidi isolates. The caller decides; see
+/// [`Style::from_env`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Style {
     pub color: bool,
+    /// Wrap untrusted fields in bidi isolates: on a terminal only, so
+    /// scripts reading line mode get the text as it is.
+    pub isolate: bool,
 }
 
 impl Style {
-    /// No colour: the output contains no escape sequences at all.
-    pub const PLAIN: Style = Style { color: false };
+    /// No colour, no isolates: the output contains no escape sequences or
+    /// format characters at all.
+    pub const PLAIN: Style = Style {
+        color: false,
+        isolate: false,
+    };
 
     /// Colour when the output is a terminal and `NO_COLOR` is not set to a
     /// non-empty value (<https://no-color.org>).
@@ -43,6 +51,7 @@ impl Style {
     pub fn decide(is_tty: bool, no_color: Option<&OsStr>) -> Style {
         Style {
             color: is_tty && no_color.is_none_or(OsStr::is_empty),
+            isolate: is_tty,
         }
     }
 
@@ -252,14 +261,14 @@ pub fn chat_line(style: &Style, v: &ChatLineView) -> String {
         let blank = line.trim().is_empty();
         if i == 0 {
             out.push(' ');
-            out.push_str(line);
+            out.push_str(&isolate(style, line));
         } else if blank && previous_blank {
             continue; // collapse runs of empty lines
         } else {
             out.push('\n');
             if !blank {
                 out.push_str(CONTINUATION_INDENT);
-                out.push_str(line);
+                out.push_str(&isolate(style, line));
             }
         }
         previous_blank = blank;
@@ -276,8 +285,21 @@ pub fn chat_line(style: &Style, v: &ChatLineView) -> String {
 }
 
 /// A sanitised nickname, with its fingerprint suffix if given, coloured.
+/// First strong isolate … pop directional isolate: untrusted text between
+/// them cannot reorder what is around it on a bidi-aware terminal (an
+/// Arabic or Hebrew nickname cannot pull the time, the trust mark or the
+/// text across). The sanitiser has removed every bidi control from the text
+/// itself, so the pair is always balanced; terminals draw neither.
+pub fn isolate(style: &Style, s: &str) -> String {
+    if style.isolate {
+        format!("\u{2068}{s}\u{2069}")
+    } else {
+        s.to_owned()
+    }
+}
+
 fn name(style: &Style, nick: &str, fp_suffix: Option<&str>, seed: u64, own: bool) -> String {
-    let nick = sanitize_nick(nick);
+    let nick = isolate(style, &sanitize_nick(nick));
     let sgr = if own { BOLD } else { peer_sgr(seed) };
     let mut out = style.paint(sgr, &nick);
     if let Some(suffix) = fp_suffix {
@@ -543,7 +565,10 @@ mod tests {
     use super::*;
     use crate::ui::testutil::{assert_inert, random_line, Rng};
 
-    const COLOR: Style = Style { color: true };
+    const COLOR: Style = Style {
+        color: true,
+        isolate: false,
+    };
 
     const HOSTILE: &[&str] = &[
         "\u{1b}[2J",
@@ -582,6 +607,39 @@ mod tests {
     /// No ESC, no C0 other than `\n`, no DEL/C1, no bidi or zero-width.
     fn assert_clean(s: &str) {
         assert_inert(s, true);
+    }
+
+    /// The line as these tests compare it: without the isolates, which
+    /// `untrusted_fields_are_isolated` checks on their own.
+    fn chat_line(style: &Style, v: &ChatLineView) -> String {
+        super::chat_line(style, v).replace(['\u{2068}', '\u{2069}'], "")
+    }
+
+    /// Each untrusted field is wrapped in a balanced isolate, so
+    /// right-to-left text cannot reorder the line around it.
+    #[test]
+    fn untrusted_fields_are_isolated() {
+        // A terminal without colour: isolates, no escapes.
+        let style = Style::decide(true, Some(OsStr::new("1")));
+        let rtl = "\u{5e9}\u{5dc}\u{5d5}\u{5dd}";
+        let line = super::chat_line(&style, &view(rtl, "abc \u{5e9} 123\nsecond line"));
+        assert!(line.contains(&format!("\u{2068}{rtl}\u{2069}")), "{line:?}");
+        assert!(line.contains("\u{2068}abc \u{5e9} 123\u{2069}"), "{line:?}");
+        assert!(line.contains("\u{2068}second line\u{2069}"), "{line:?}");
+        for l in line.lines() {
+            assert_eq!(
+                l.matches('\u{2068}').count(),
+                l.matches('\u{2069}').count(),
+                "{l:?}"
+            );
+        }
+        // A hostile field's own bidi controls never reach the line.
+        let hostile = super::chat_line(&style, &view("a\u{2069}\u{202e}b", "x\u{2066}y"));
+        assert_eq!(hostile.matches('\u{2069}').count(), 2, "{hostile:?}");
+        assert!(!hostile.contains(['\u{202e}', '\u{2066}']), "{hostile:?}");
+        // Not a terminal (line mode for scripts): the text as it is.
+        let piped = super::chat_line(&Style::decide(false, None), &view(rtl, "x"));
+        assert!(!piped.contains(['\u{2068}', '\u{2069}']), "{piped:?}");
     }
 
     fn view<'a>(nick: &'a str, text: &'a str) -> ChatLineView<'a> {
