@@ -583,7 +583,11 @@ async fn nicknames_full_of_escape_sequences_are_neutralised() {
     assert!(hostile.len() <= 32);
     let mut a = attacker(v.addr, &identity(68), hostile).await;
     let ev = wait_for(&mut v, "hostile peer connects", |e| matches!(e, Event::PeerConnected { .. } if !matches!(e, Event::PeerConnected { peer, .. } if peer.nickname == "honest"))).await;
-    for style in [Style { color: true }, Style { color: false }] {
+    let terminal = Style {
+        color: true,
+        isolate: true,
+    };
+    for style in [terminal, Style::PLAIN] {
         let text = frontend::describe(&ev, &style);
         let raw_escape = text.contains("\u{1b}]")
             || text.contains("\u{1b}[2J")
@@ -607,7 +611,7 @@ async fn nicknames_full_of_escape_sequences_are_neutralised() {
         matches!(e, Event::MessageReceived { .. })
     })
     .await;
-    let text = frontend::describe(&ev, &Style { color: false });
+    let text = frontend::describe(&ev, &terminal);
     assert!(!text.contains('\u{1b}'), "{text:?}");
     still_serving(&mut v, &mut h, "hostile nickname").await;
 }
