@@ -611,7 +611,11 @@ async fn nicknames_full_of_escape_sequences_are_neutralised() {
         matches!(e, Event::MessageReceived { .. })
     })
     .await;
-    let text = frontend::describe(&ev, &terminal);
+    let no_colour = Style {
+        color: false,
+        isolate: true,
+    };
+    let text = frontend::describe(&ev, &no_colour);
     assert!(!text.contains('\u{1b}'), "{text:?}");
     still_serving(&mut v, &mut h, "hostile nickname").await;
 }
