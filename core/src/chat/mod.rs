@@ -636,7 +636,9 @@ impl Chat {
         self.store
     }
 
-    pub fn store_mut(&mut self) -> &mut dyn ChatStore {
+    /// Writes go through the chat core's own methods; tests reach in.
+    #[cfg(test)]
+    pub(crate) fn store_mut(&mut self) -> &mut dyn ChatStore {
         self.store.as_mut()
     }
 
