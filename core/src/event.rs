@@ -146,4 +146,7 @@ pub enum Event {
     Error { error: Arc<NodeError> },
     /// The node has closed every link and stops.
     Shutdown,
+    /// Answer to `Command::Marker`: every command before it has taken
+    /// effect and reported.
+    Marker(u64),
 }

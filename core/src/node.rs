@@ -184,6 +184,11 @@ pub enum Command {
     Untrust { peer: String },
     /// Close every link and stop.
     Quit,
+    /// Answered with [`Event::Marker`] once every earlier command has
+    /// taken effect: a front end that answers some lines itself (help, a
+    /// mistake) prints its answer on the marker, so line mode's output
+    /// follows the input order.
+    Marker(u64),
 }
 
 /// Something the shell must do.

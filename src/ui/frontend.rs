@@ -342,6 +342,8 @@ pub fn describe(ev: &Event, style: &Style) -> String {
         }
         Event::Error { error } => render::error(style, &error.to_string()),
         Event::Shutdown => render::info(style, "bye"),
+        // Bookkeeping of the front ends: never shown.
+        Event::Marker(_) => String::new(),
     }
 }
 

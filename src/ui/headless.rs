@@ -2,10 +2,11 @@
 //! line and prints one line per event (or one JSON object per line with
 //! `--json`). Scripts and tests drive natter through this.
 
-use super::frontend::{describe, describe_reply, handle_line};
+use super::frontend::{describe, describe_reply, handle_line, Reply};
 use super::render::Style;
 use natter_core::event::Event;
 use natter_core::node::Command;
+use std::collections::BTreeMap;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::mpsc;
 
@@ -16,8 +17,20 @@ pub async fn run(
     json: bool,
 ) {
     let style = Style::from_env(false);
+    let print_reply = |r: &Reply| {
+        if json {
+            println!("{}", super::json::reply(r));
+        } else {
+            println!("{}", describe_reply(r, &style));
+        }
+    };
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     let mut stdin_open = true;
+    // Answers given here wait for a marker through the node, so they come
+    // out after the events of the lines before them (scripts read them in
+    // input order).
+    let mut waiting: BTreeMap<u64, Reply> = BTreeMap::new();
+    let mut next_marker = 0u64;
     loop {
         tokio::select! {
             line = lines.next_line(), if stdin_open => {
@@ -29,23 +42,32 @@ pub async fn run(
                         continue;
                     }
                 };
-                let reply = handle_line(&line, &commands).await;
-                if let Some(r) = reply {
-                    if json {
-                        println!("{}", super::json::reply(&r));
+                if let Some(r) = handle_line(&line, &commands).await {
+                    next_marker += 1;
+                    if commands.send(Command::Marker(next_marker)).await.is_ok() {
+                        waiting.insert(next_marker, r);
                     } else {
-                        println!("{}", describe_reply(&r, &style));
+                        print_reply(&r);
                     }
                 }
             }
             ev = events.recv() => match ev {
+                Some(Event::Marker(n)) => {
+                    if let Some(r) = waiting.remove(&n) {
+                        print_reply(&r);
+                    }
+                }
                 Some(ev) => {
                     print_event(&ev, json, &style);
                     if matches!(ev, Event::Shutdown) {
+                        waiting.values().for_each(print_reply);
                         return;
                     }
                 }
-                None => return,
+                None => {
+                    waiting.values().for_each(print_reply);
+                    return;
+                }
             },
         }
     }

@@ -170,6 +170,7 @@ fn body(ev: &Event) -> (&'static str, Value) {
         ),
         Event::Error { error } => ("error", json!({ "text": error.to_string() })),
         Event::Shutdown => ("shutdown", json!({})),
+        Event::Marker(n) => ("marker", json!({ "n": n })),
     }
 }
 

@@ -26,6 +26,7 @@ impl Node {
             | Command::Trust { .. }
             | Command::Untrust { .. } => self.on_chat_command(cmd),
             Command::Quit => self.quit(),
+            Command::Marker(n) => self.emit(Event::Marker(n)),
         }
     }
 

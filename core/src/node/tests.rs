@@ -623,3 +623,30 @@ fn closing_sockets_count_against_the_link_limit_until_gone() {
     assert_eq!(node.closing_count(), 0);
     assert!(node.accept(now, remote(8)).is_some());
 }
+
+/// A marker is answered after everything typed before it has reported, so
+/// a front end can print its own answers in input order.
+#[test]
+fn a_marker_follows_the_events_of_earlier_commands() {
+    let cfg = sim::node_config(0);
+    let mut node = Node::new(
+        sim::identity(0),
+        cfg,
+        sim::memory_store(),
+        Rng::new(1),
+        0,
+        1_700_000_000_000,
+    );
+    node.handle(1, Input::Command(Command::Say("first".into())));
+    node.handle(1, Input::Command(Command::Marker(7)));
+    node.handle(1, Input::Command(Command::Say("second".into())));
+    let mut order = Vec::new();
+    while let Some(out) = node.poll_output() {
+        match out {
+            Output::Event(Event::MessageSent { message }) => order.push(message.message.text),
+            Output::Event(Event::Marker(n)) => order.push(format!("marker {n}")),
+            _ => {}
+        }
+    }
+    assert_eq!(order, ["first", "marker 7", "second"]);
+}
