@@ -322,6 +322,19 @@ async fn start_node(seed: u8, dir: &std::path::Path) -> Result<RunningNode> {
     Ok(RunningNode { cmd, events, addr })
 }
 
+/// Nodes 1 and 2 with their stores in `da` and `db`, linked.
+async fn linked_pair(
+    da: &std::path::Path,
+    db: &std::path::Path,
+) -> Result<(RunningNode, RunningNode)> {
+    let mut a = start_node(1, da).await?;
+    let mut b = start_node(2, db).await?;
+    a.cmd.send(Command::Connect(b.addr)).await?;
+    while !matches!(next_event(&mut a).await?, Event::PeerConnected { .. }) {}
+    while !matches!(next_event(&mut b).await?, Event::PeerConnected { .. }) {}
+    Ok((a, b))
+}
+
 async fn next_event(n: &mut RunningNode) -> Result<Event> {
     match tokio::time::timeout(Duration::from_secs(30), n.events.recv()).await {
         Ok(Some(e)) => Ok(e),
@@ -336,11 +349,7 @@ async fn next_event(n: &mut RunningNode) -> Result<Event> {
 /// other node and acked; the clock stops when every ack is back.
 pub async fn chat(count: usize, direct: bool) -> Result<f64> {
     let (da, db) = (tempfile::tempdir()?, tempfile::tempdir()?);
-    let mut a = start_node(1, da.path()).await?;
-    let mut b = start_node(2, db.path()).await?;
-    a.cmd.send(Command::Connect(b.addr)).await?;
-    while !matches!(next_event(&mut a).await?, Event::PeerConnected { .. }) {}
-    while !matches!(next_event(&mut b).await?, Event::PeerConnected { .. }) {}
+    let (mut a, b) = linked_pair(da.path(), db.path()).await?;
     let start = Instant::now();
     let feeder = {
         let cmd = a.cmd.clone();
@@ -380,11 +389,7 @@ pub async fn chat(count: usize, direct: bool) -> Result<f64> {
 /// between the tokio tasks and the node's thread cost.
 pub async fn node_round_trip(size: usize, warmup: usize, rounds: usize) -> Result<Latency> {
     let (da, db) = (tempfile::tempdir()?, tempfile::tempdir()?);
-    let mut a = start_node(1, da.path()).await?;
-    let mut b = start_node(2, db.path()).await?;
-    a.cmd.send(Command::Connect(b.addr)).await?;
-    while !matches!(next_event(&mut a).await?, Event::PeerConnected { .. }) {}
-    while !matches!(next_event(&mut b).await?, Event::PeerConnected { .. }) {}
+    let (mut a, mut b) = linked_pair(da.path(), db.path()).await?;
     let (ia, ib) = (identity(1).identity_key(), identity(2).identity_key());
     let mut samples = Vec::with_capacity(rounds);
     for i in 0..warmup + rounds {
@@ -587,11 +592,7 @@ pub async fn latency_with_stored_peers(stored: usize, rounds: usize) -> Result<L
         }
         tx.commit()?;
     }
-    let mut a = start_node(1, da.path()).await?;
-    let mut b = start_node(2, db.path()).await?;
-    a.cmd.send(Command::Connect(b.addr)).await?;
-    while !matches!(next_event(&mut a).await?, Event::PeerConnected { .. }) {}
-    while !matches!(next_event(&mut b).await?, Event::PeerConnected { .. }) {}
+    let (mut a, b) = linked_pair(da.path(), db.path()).await?;
     let mut samples = Vec::with_capacity(rounds);
     for i in 0..rounds {
         let t = Instant::now();

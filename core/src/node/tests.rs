@@ -447,19 +447,24 @@ fn a_relayed_public_message_with_a_broken_signature_is_rejected_and_closes_that_
     assert!(lost, "the offending link was not closed");
 }
 
-/// Scripts rely on order: a `/search` right after a post sees it, and the
-/// post's echo comes first, even when both arrive before the next drain.
-#[test]
-fn commands_take_effect_in_the_order_given() {
-    let cfg = sim::node_config(0);
-    let mut node = Node::new(
+/// One node with nobody around, at time 0, for tests that drive it by hand.
+fn lone_node(cfg: NodeConfig) -> Node {
+    Node::new(
         sim::identity(0),
         cfg,
         sim::memory_store(),
         Rng::new(1),
         0,
         1_700_000_000_000,
-    );
+    )
+}
+
+/// Scripts rely on order: a `/search` right after a post sees it, and the
+/// post's echo comes first, even when both arrive before the next drain.
+#[test]
+fn commands_take_effect_in_the_order_given() {
+    let cfg = sim::node_config(0);
+    let mut node = lone_node(cfg);
     node.handle(1, Input::Command(Command::Say("zebra crossing".into())));
     node.handle(1, Input::Command(Command::Say("zebra again".into())));
     node.handle(
@@ -538,14 +543,7 @@ fn honest_handshake(node: &mut Node, now: u64, remote: SocketAddr) -> bool {
 fn stalled_connections_cannot_keep_an_honest_handshake_out() {
     for (stalled, many_sources) in [(300, false), (300, true), (3_000, true), (3_000, false)] {
         let cfg = sim::node_config(0);
-        let mut node = Node::new(
-            sim::identity(0),
-            cfg,
-            sim::memory_store(),
-            Rng::new(1),
-            0,
-            1_700_000_000_000,
-        );
+        let mut node = lone_node(cfg);
         let honest: SocketAddr = "127.0.0.1:40000".parse().unwrap();
         for i in 0..stalled {
             let remote = if many_sources {
@@ -589,14 +587,7 @@ fn stalled_connections_cannot_keep_an_honest_handshake_out() {
 fn closing_sockets_count_against_the_link_limit_until_gone() {
     let mut cfg = sim::node_config(0);
     cfg.max_links = 3;
-    let mut node = Node::new(
-        sim::identity(0),
-        cfg,
-        sim::memory_store(),
-        Rng::new(1),
-        0,
-        1_700_000_000_000,
-    );
+    let mut node = lone_node(cfg);
     let remote = |i: u16| SocketAddr::new([10, 9, 0, i as u8].into(), 4000 + i);
     let links: Vec<LinkId> = (0..3).filter_map(|i| node.accept(1, remote(i))).collect();
     assert_eq!(links.len(), 3);
@@ -629,14 +620,7 @@ fn closing_sockets_count_against_the_link_limit_until_gone() {
 #[test]
 fn a_marker_follows_the_events_of_earlier_commands() {
     let cfg = sim::node_config(0);
-    let mut node = Node::new(
-        sim::identity(0),
-        cfg,
-        sim::memory_store(),
-        Rng::new(1),
-        0,
-        1_700_000_000_000,
-    );
+    let mut node = lone_node(cfg);
     node.handle(1, Input::Command(Command::Say("first".into())));
     node.handle(1, Input::Command(Command::Marker(7)));
     node.handle(1, Input::Command(Command::Say("second".into())));
