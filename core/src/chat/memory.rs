@@ -18,6 +18,9 @@ pub struct MemoryStore {
     messages: Vec<StoredMessage>,
     /// (author, id) → index in `messages`.
     by_key: HashMap<(IdentityBytes, MessageId), usize>,
+    /// id → indexes of every author's message with it, in storage order:
+    /// what acks name.
+    by_id: HashMap<MessageId, Vec<usize>>,
     /// `(peer, message)` rows awaiting an ack.
     /// (peer, index in `messages`): rows awaiting an ack.
     outbox: BTreeSet<(IdentityBytes, usize)>,
@@ -47,6 +50,10 @@ impl MemoryStore {
 
     fn push(&mut self, m: &StoredMessage) {
         self.by_key.insert((m.author, m.id), self.messages.len());
+        self.by_id
+            .entry(m.id)
+            .or_default()
+            .push(self.messages.len());
         self.messages.push(m.clone());
     }
 
@@ -57,16 +64,11 @@ impl MemoryStore {
     /// Our own message with this id, else the first stored: what acks name
     /// (as the SQLite store's `message_seq`).
     fn index_of_id(&self, id: &MessageId) -> Option<usize> {
-        let mut found = None;
-        for (i, m) in self.messages.iter().enumerate() {
-            if m.id == *id {
-                if m.outgoing {
-                    return Some(i);
-                }
-                found = found.or(Some(i));
-            }
-        }
-        found
+        let held = self.by_id.get(id)?;
+        held.iter()
+            .copied()
+            .find(|&i| self.messages[i].outgoing)
+            .or_else(|| held.first().copied())
     }
 
     /// Messages matching `keep`, by (author timestamp, storage order).
