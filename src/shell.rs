@@ -454,7 +454,21 @@ async fn write_link(
         }
         let written = match deadline {
             Some(d) => tokio::time::timeout_at(d, wr.write_all(&batch)).await,
-            None => Ok(wr.write_all(&batch).await),
+            // A write to a peer that does not read can block for good: the
+            // close must reach it here too, or the socket and everything
+            // queued behind it would stay until the peer goes away.
+            None => {
+                let write = wr.write_all(&batch);
+                tokio::pin!(write);
+                tokio::select! {
+                    done = &mut write => Ok(done),
+                    _ = &mut input.closing => {
+                        let d = tokio::time::Instant::now() + CLOSE_FLUSH;
+                        deadline = Some(d);
+                        tokio::time::timeout_at(d, write).await
+                    }
+                }
+            }
         };
         match written {
             Ok(Ok(())) => {
