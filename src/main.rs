@@ -218,8 +218,8 @@ async fn run(
     let node = Node::new(identity, cfg, Box::new(store), rng, 0, wall);
 
     let (cmd_tx, cmd_rx) = mpsc::channel::<Command>(64);
-    let (ev_tx, ev_rx) = mpsc::unbounded_channel::<Event>();
-    let _ = ev_tx.send(started);
+    let (ev_tx, ev_rx) = net::event_channel();
+    let _ = ev_tx.try_send(started);
     let shell = tokio::spawn(net::run(node, listener, beacons, cmd_rx, ev_tx, clock));
 
     for target in &cli.connect {

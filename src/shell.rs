@@ -139,6 +139,22 @@ pub fn default_beacon_targets(port: u16) -> Vec<SocketAddr> {
     out
 }
 
+/// Events waiting for the user interface. A UI that falls this far behind
+/// (a terminal that prints slower than messages arrive) misses the newest
+/// events and is told how many (`Event::EventsDropped`); the messages
+/// themselves are in the history. Bounded, so a flood cannot grow it.
+pub const EVENT_QUEUE: usize = 65_536;
+
+/// The node's side of the UI's event queue.
+pub type EventTx = mpsc::Sender<Event>;
+/// The UI's side of it.
+pub type EventRx = mpsc::Receiver<Event>;
+
+/// A queue of [`EVENT_QUEUE`] events for [`run`].
+pub fn event_channel() -> (EventTx, EventRx) {
+    mpsc::channel(EVENT_QUEUE)
+}
+
 /// Run the node until it shuts down (`Command::Quit`, or the command channel
 /// closes). Events go to `events`; the function returns after a best-effort
 /// flush of every link and once the node thread has ended. If that thread
@@ -148,14 +164,14 @@ pub async fn run(
     listener: TcpListener,
     beacons: Option<UdpSocket>,
     commands: mpsc::Receiver<Command>,
-    events: mpsc::UnboundedSender<Event>,
+    events: EventTx,
     clock: Instant,
 ) {
     let (tx, mut from_node, thread) = match node_thread::spawn(node, events.clone(), clock) {
         Ok(started) => started,
         Err(e) => {
             let text = format!("cannot start the node thread: {e}");
-            let _ = events.send(shell_error(text));
+            let _ = events.try_send(shell_error(text));
             return;
         }
     };
@@ -197,7 +213,7 @@ pub async fn run(
     io.flush().await;
     if let Ok(Err(panic)) = tokio::task::spawn_blocking(move || thread.join()).await {
         let text = format!("the node stopped unexpectedly: {}", panic_text(&*panic));
-        let _ = events.send(shell_error(text));
+        let _ = events.try_send(shell_error(text));
     }
 }
 

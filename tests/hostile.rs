@@ -25,7 +25,7 @@ const DEADLINE_MS: u64 = 1_500;
 
 struct Running {
     cmd: mpsc::Sender<Command>,
-    events: mpsc::UnboundedReceiver<Event>,
+    events: mpsc::Receiver<Event>,
     addr: SocketAddr,
     beacon_port: u16,
     id: LocalIdentity,
@@ -72,7 +72,7 @@ async fn start_with_store(
         now_wall(),
     );
     let (cmd, cmd_rx) = mpsc::channel(64);
-    let (ev_tx, events) = mpsc::unbounded_channel();
+    let (ev_tx, events) = natter::shell::event_channel();
     tokio::spawn(net::run(
         node,
         listener,
@@ -222,6 +222,7 @@ async fn udp_from(ip: [u8; 4]) -> UdpSocket {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forged_flipped_truncated_oversized_and_replayed_beacons_are_ignored() {
+    let _serial = SERIAL.lock().await;
     let (mut v, mut h) = pair(|_| {}).await;
     let target = SocketAddr::new([127, 0, 0, 1].into(), v.beacon_port);
     let honest_keys = *h.id.bound_keys();
@@ -272,6 +273,7 @@ async fn forged_flipped_truncated_oversized_and_replayed_beacons_are_ignored() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_beacon_flood_costs_little_and_changes_nothing() {
+    let _serial = SERIAL.lock().await;
     let (mut v, mut h) = pair(|_| {}).await;
     let target = SocketAddr::new([127, 0, 0, 1].into(), v.beacon_port);
     let sock = udp_from([127, 0, 0, 3]).await;
@@ -299,6 +301,7 @@ async fn a_beacon_flood_costs_little_and_changes_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_slowloris_and_short_length_prefixes_are_closed_by_the_deadline() {
+    let _serial = SERIAL.lock().await;
     let (mut v, mut h) = pair(|_| {}).await;
     // Garbage: an oversized length prefix is refused at once.
     let mut g = TcpStream::connect(v.addr).await.unwrap();
@@ -355,6 +358,7 @@ fn allow_sockets(n: u64) {
 /// first-message deadline.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thousands_of_stalled_connections_do_not_lock_out_honest_peers() {
+    let _serial = SERIAL.lock().await;
     allow_sockets(8_000);
     for (count, many_sources) in [(300usize, false), (3_000, true), (3_000, false)] {
         let (mut v, mut h) = pair(|_| {}).await;
@@ -421,6 +425,7 @@ async fn thousands_of_stalled_connections_do_not_lock_out_honest_peers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_valid_handshake_with_someone_elses_identity_is_refused() {
+    let _serial = SERIAL.lock().await;
     let (mut v, mut h) = pair(|_| {}).await;
     // Mallory runs Noise with her own static key but presents the honest
     // peer's identity and genuine binding (copied from its beacons).
@@ -465,6 +470,7 @@ async fn a_valid_handshake_with_someone_elses_identity_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flipped_replayed_unknown_and_oversized_frames_close_only_that_link() {
+    let _serial = SERIAL.lock().await;
     let (mut v, mut h) = pair(|_| {}).await;
     let mallory = identity(66);
     type Attack = fn(&mut Transport) -> Vec<u8>;
@@ -525,8 +531,79 @@ async fn flipped_replayed_unknown_and_oversized_frames_close_only_that_link() {
     }
 }
 
+/// `count` valid direct messages ("flood N"), 500 to a Noise message.
+async fn flood_directs(a: &mut Attacker, count: u32) {
+    let frames: Vec<Frame> = (0..count)
+        .map(|n| {
+            let mut id = [0x68; 16];
+            id[..4].copy_from_slice(&n.to_be_bytes());
+            Frame::Direct(DirectMessage {
+                id,
+                timestamp_ms: 1_700_000_000_000,
+                text: format!("flood {n}"),
+            })
+        })
+        .collect();
+    for chunk in frames.chunks(500) {
+        let mut out = Vec::new();
+        a.transport.seal(chunk, &mut out).unwrap();
+        if a.stream.write_all(&out).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// A minted identity floods the victim with valid direct messages: it gets
+/// a stranger's daily share of history (10,000 messages), the rest is
+/// neither stored nor acked, the user is told once, and the honest peer is
+/// served as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_strangers_flood_of_valid_messages_is_capped_at_its_daily_share() {
+    let _serial = SERIAL.lock().await;
+    let (mut v, mut h) = pair(|_| {}).await;
+    let flood = identity(68);
+    let mut a = attacker(v.addr, &flood, "flood").await;
+    wait_for(
+        &mut v,
+        "flood connects",
+        |e| matches!(e, Event::PeerConnected { peer, .. } if peer.nickname == "flood"),
+    )
+    .await;
+    flood_directs(&mut a, 12_000).await;
+    let mut received = 0u32;
+    let mut warned = 0;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        match tokio::time::timeout(Duration::from_millis(1_500), v.events.recv()).await {
+            Ok(Some(Event::MessageReceived { .. })) => received += 1,
+            Ok(Some(Event::OverQuota { author, .. })) => {
+                assert_eq!(author.nickname, "flood");
+                warned += 1;
+            }
+            Ok(Some(_)) => {}
+            _ => break,
+        }
+    }
+    assert_eq!(received, 10_000, "a stranger's daily share is stored");
+    assert_eq!(warned, 1, "the user is told once");
+    // Acks came back for the stored ones only.
+    let mut acked = std::collections::HashSet::new();
+    while let Ok(Ok(msg)) =
+        tokio::time::timeout(Duration::from_millis(500), read_framed(&mut a.stream)).await
+    {
+        for f in a.transport.open(&msg).unwrap_or_default() {
+            if let Frame::Ack(ids) = f {
+                acked.extend(ids);
+            }
+        }
+    }
+    assert_eq!(acked.len(), 10_000, "only stored messages are acked");
+    still_serving(&mut v, &mut h, "flood").await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_that_never_reads_is_disconnected_and_gets_everything_when_it_returns() {
+    let _serial = SERIAL.lock().await;
     let (mut v, mut h) = pair(|c| c.max_queued_bytes = 256 * 1024).await;
     let sloth = identity(67);
     let mut a = attacker(v.addr, &sloth, "sloth").await;
@@ -578,6 +655,7 @@ async fn a_peer_that_never_reads_is_disconnected_and_gets_everything_when_it_ret
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nicknames_full_of_escape_sequences_are_neutralised() {
+    let _serial = SERIAL.lock().await;
     let (mut v, mut h) = pair(|_| {}).await;
     let hostile = "\u{1b}]0;pwned\u{7}\u{1b}[2J\u{202e}evil\u{9b}";
     assert!(hostile.len() <= 32);
@@ -675,6 +753,10 @@ async fn greedy_reader(victim: SocketAddr, seed: u8) -> TcpStream {
     stream
 }
 
+/// The tests of this file run one at a time: some measure this process's
+/// memory, which the others would disturb.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// This process's resident memory, in MiB.
 fn rss_mib() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -695,6 +777,7 @@ fn rss_mib() -> f64 {
 /// attackers still hold their sockets open.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn peers_that_ask_for_catch_up_and_never_read_cannot_exhaust_memory() {
+    let _serial = SERIAL.lock().await;
     let store = history_store(3_000);
     let mut v = start_with_store(
         1,
@@ -751,6 +834,7 @@ async fn peers_that_ask_for_catch_up_and_never_read_cannot_exhaust_memory() {
 /// its 10 minutes of allowed skew it may still sort last.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn all_attacks_at_once_leave_honest_peers_unharmed() {
+    let _serial = SERIAL.lock().await;
     allow_sockets(8_000);
     let mut v = start_with_store(
         1,
@@ -819,6 +903,14 @@ async fn all_attacks_at_once_leave_honest_peers_unharmed() {
         a
     };
 
+    // A minted identity floods valid direct messages, far beyond a
+    // stranger's daily share.
+    let flood = tokio::spawn(async move {
+        let mut a = attacker(victim, &identity(98), "flood").await;
+        flood_directs(&mut a, 12_000).await;
+        a
+    });
+
     // The honest peers chat throughout, both ways.
     const EACH_WAY: usize = 150;
     for i in 0..EACH_WAY {
@@ -848,6 +940,7 @@ async fn all_attacks_at_once_leave_honest_peers_unharmed() {
     let mut got_v = std::collections::HashMap::new();
     let mut got_h = std::collections::HashMap::new();
     let mut delivered_h = 0usize;
+    let mut flooded = 0usize;
     let mut peak = rss_mib();
     let until = tokio::time::Instant::now() + Duration::from_secs(20);
     while tokio::time::Instant::now() < until
@@ -858,6 +951,8 @@ async fn all_attacks_at_once_leave_honest_peers_unharmed() {
             Some(e) = v.events.recv() => if let Event::MessageReceived { message } = e {
                 if message.message.text.starts_with("honest to victim") {
                     *got_v.entry(message.message.text).or_insert(0usize) += 1;
+                } else if message.message.text.starts_with("flood ") {
+                    flooded += 1;
                 }
             },
             Some(e) = h.events.recv() => match e {
@@ -874,6 +969,14 @@ async fn all_attacks_at_once_leave_honest_peers_unharmed() {
     let _ = minted.await;
     let held_greedy = greedy.await.unwrap();
     let held_stalled = stalled.await.unwrap();
+    let held_flood = flood.await.unwrap();
+    while let Ok(Some(e)) = tokio::time::timeout(Duration::from_millis(500), v.events.recv()).await
+    {
+        if matches!(&e, Event::MessageReceived { message } if message.message.text.starts_with("flood "))
+        {
+            flooded += 1;
+        }
+    }
     for _ in 0..10 {
         tokio::time::sleep(Duration::from_millis(100)).await;
         peak = peak.max(rss_mib());
@@ -881,12 +984,16 @@ async fn all_attacks_at_once_leave_honest_peers_unharmed() {
     println!(
         "all attacks at once: {}/{EACH_WAY} and {}/{EACH_WAY} honest messages, {delivered_h} acked; \
          late honest handshake in {joined_ms} ms; RSS {baseline:.1} MiB before, peak {peak:.1} MiB (+{:.1}); \
-         {} stalled and {} greedy connections held",
+         {} stalled and {} greedy connections held; {flooded} of 12000 flood messages stored",
         got_v.len(),
         got_h.len(),
         peak - baseline,
         held_stalled.len(),
         held_greedy.len(),
+    );
+    assert!(
+        flooded <= 10_000,
+        "a stranger stored {flooded} messages in a day"
     );
     assert_eq!(got_v.len(), EACH_WAY, "honest messages to the victim lost");
     assert_eq!(
@@ -909,4 +1016,5 @@ async fn all_attacks_at_once_leave_honest_peers_unharmed() {
     );
 
     drop(far);
+    drop(held_flood);
 }

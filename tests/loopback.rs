@@ -22,7 +22,7 @@ use tokio::sync::mpsc;
 
 struct InProcess {
     cmd: mpsc::Sender<Command>,
-    events: mpsc::UnboundedReceiver<Event>,
+    events: mpsc::Receiver<Event>,
     addr: SocketAddr,
     id: LocalIdentity,
     shell: tokio::task::JoinHandle<()>,
@@ -53,7 +53,7 @@ async fn start_with(seed: u8, store: Box<dyn ChatStore>) -> InProcess {
         1_700_000_000_000,
     );
     let (cmd, cmd_rx) = mpsc::channel(16);
-    let (ev_tx, events) = mpsc::unbounded_channel();
+    let (ev_tx, events) = natter::shell::event_channel();
     let shell = tokio::spawn(net::run(
         node,
         listener,
@@ -72,7 +72,7 @@ async fn start_with(seed: u8, store: Box<dyn ChatStore>) -> InProcess {
 }
 
 async fn wait_for(
-    events: &mut mpsc::UnboundedReceiver<Event>,
+    events: &mut mpsc::Receiver<Event>,
     what: &str,
     pred: impl Fn(&Event) -> bool,
 ) -> Event {

@@ -10,7 +10,6 @@
 //! or `NATTER_REQUIRE_TMUX` is set, in which case a missing tmux fails them.
 
 use natter::shell as net;
-use natter_core::event::Event;
 use natter_core::identity::LocalIdentity;
 use natter_core::node::{Command, Node, NodeConfig};
 use natter_core::rng::Rng;
@@ -605,7 +604,7 @@ fn hostile_peer(
             1_700_000_000_000,
         );
         let (cmd, cmd_rx) = tokio::sync::mpsc::channel(16);
-        let (ev_tx, mut events) = tokio::sync::mpsc::unbounded_channel::<Event>();
+        let (ev_tx, mut events) = net::event_channel();
         tokio::spawn(net::run(
             node,
             listener,

@@ -115,6 +115,15 @@ pub enum Event {
         id: MessageId,
         via: PeerInfo,
     },
+    /// A stranger (neither verified nor long known) sent more than its
+    /// daily share of history (`chat::quota`); its further messages today,
+    /// first seen through `via`, are not stored or acked, so their senders
+    /// keep them for later. Once per author and day.
+    OverQuota { author: PeerInfo, via: PeerInfo },
+    /// The UI fell so far behind that its queue of events was full: it
+    /// missed `count` events before this one (the messages among them are
+    /// in the history).
+    EventsDropped { count: u64 },
     /// Answer to `/history`.
     History {
         conversation: crate::chat::Conversation,

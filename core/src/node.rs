@@ -25,8 +25,7 @@
 //! - `chat`: the glue to the chat core, naming and trust commands;
 //! - `view`: what the UI is shown of a peer (`PeerInfo`, trust).
 
-use crate::chat::Chat;
-use crate::chat::ChatStore;
+use crate::chat::{Chat, ChatStore, QuotaLimits};
 use crate::discovery::{Discovery, DiscoveryConfig};
 use crate::event::Event;
 use crate::handshake::HandshakeConfig;
@@ -96,6 +95,9 @@ pub struct NodeConfig {
     /// write progress for this long is disconnected. Above
     /// `HARD_QUEUE_FACTOR × max_queued_bytes` it is disconnected at once.
     pub send_stall_ms: u64,
+    /// What strangers (neither verified nor long known) may add to history
+    /// per day (`chat::quota`).
+    pub stranger_quota: QuotaLimits,
 }
 
 impl NodeConfig {
@@ -131,6 +133,7 @@ impl Default for NodeConfig {
             first_message_ms: FIRST_MESSAGE_MS,
             max_queued_bytes: 4 << 20,
             send_stall_ms: 5_000,
+            stranger_quota: QuotaLimits::default(),
         }
     }
 }
@@ -274,7 +277,7 @@ impl Node {
         // event needs a store query (a failing store starts it empty).
         let mut names = Directory::load(store.peers().unwrap_or_default());
         names.set_local(local.identity_key(), &cfg.nickname);
-        let chat = Chat::new(store, local.identity_key());
+        let chat = Chat::with_quota(store, local.identity_key(), cfg.stranger_quota);
         let peers = PeerTable::new(
             local.identity_key(),
             cfg.higher_dial_delay_ms,

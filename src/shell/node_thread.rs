@@ -14,6 +14,7 @@ use std::net::SocketAddr;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, Semaphore};
 
 /// Inputs handled back to back before outputs are drained.
@@ -108,7 +109,7 @@ impl NodeTx {
 /// receiver, which closes when the thread ends.
 pub(super) fn spawn(
     node: Node,
-    events: mpsc::UnboundedSender<Event>,
+    events: mpsc::Sender<Event>,
     clock: Instant,
 ) -> std::io::Result<(
     NodeTx,
@@ -122,7 +123,10 @@ pub(super) fn spawn(
         node,
         inputs,
         io,
-        events,
+        events: UiEvents {
+            tx: events,
+            dropped: 0,
+        },
         bounds: Arc::clone(&bounds),
         clock,
     };
@@ -136,7 +140,7 @@ struct NodeThread {
     node: Node,
     inputs: Receiver<ToNode>,
     io: mpsc::UnboundedSender<ToIo>,
-    events: mpsc::UnboundedSender<Event>,
+    events: UiEvents,
     bounds: Arc<Bounds>,
     clock: Instant,
 }
@@ -215,14 +219,71 @@ impl NodeThread {
         let mut outputs = Vec::new();
         while let Some(out) = self.node.poll_output() {
             match out {
-                Output::Event(e) => {
-                    let _ = self.events.send(e);
-                }
+                Output::Event(e) => self.events.emit(e),
                 other => outputs.push(other),
             }
         }
         if !outputs.is_empty() {
             let _ = self.io.send(ToIo::Outputs(outputs));
         }
+    }
+}
+
+/// The UI's bounded event queue, seen from the node thread.
+struct UiEvents {
+    tx: mpsc::Sender<Event>,
+    /// Events the full queue could not take since the last one it did.
+    dropped: u64,
+}
+
+impl UiEvents {
+    /// Hand an event to the UI without ever waiting for it: a UI whose
+    /// queue is full misses the event, and is told how many it missed
+    /// (`Event::EventsDropped`) as soon as it has room again.
+    fn emit(&mut self, event: Event) {
+        if self.dropped > 0 {
+            let notice = Event::EventsDropped {
+                count: self.dropped,
+            };
+            match self.tx.try_send(notice) {
+                Ok(()) => self.dropped = 0,
+                Err(TrySendError::Full(_)) => {
+                    self.dropped += 1;
+                    return;
+                }
+                Err(TrySendError::Closed(_)) => return,
+            }
+        }
+        if let Err(TrySendError::Full(_)) = self.tx.try_send(event) {
+            self.dropped += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ui_that_falls_behind_misses_the_newest_events_and_is_told_how_many() {
+        let (tx, mut rx) = mpsc::channel(2);
+        let mut ui = UiEvents { tx, dropped: 0 };
+        for count in 0..5 {
+            ui.emit(Event::Marker(count));
+        }
+        assert!(matches!(rx.try_recv(), Ok(Event::Marker(0))));
+        assert!(matches!(rx.try_recv(), Ok(Event::Marker(1))));
+        assert!(rx.try_recv().is_err(), "the queue held two");
+        ui.emit(Event::Marker(5));
+        assert!(matches!(
+            rx.try_recv(),
+            Ok(Event::EventsDropped { count: 3 })
+        ));
+        assert!(matches!(rx.try_recv(), Ok(Event::Marker(5))));
+        ui.emit(Event::Marker(6));
+        assert!(
+            matches!(rx.try_recv(), Ok(Event::Marker(6))),
+            "no notice twice"
+        );
     }
 }

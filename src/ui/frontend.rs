@@ -276,6 +276,23 @@ pub fn describe(ev: &Event, style: &Style) -> String {
                 who(via)
             ),
         ),
+        Event::EventsDropped { count } => render::warning(
+            style,
+            &format!(
+                "{count} events were not shown: the screen fell behind \
+                 (/history has every message)"
+            ),
+        ),
+        Event::OverQuota { author, via } => render::warning(
+            style,
+            &format!(
+                "{} sent more than a stranger's daily share of history (through {}); \
+                 its further messages wait with their senders until tomorrow \
+                 (/trust it to lift the limit)",
+                who(author),
+                who(via)
+            ),
+        ),
         Event::History {
             conversation,
             messages,

@@ -11,11 +11,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::mpsc;
 
 /// Run line mode until the node shuts down. EOF on stdin quits.
-pub async fn run(
-    commands: mpsc::Sender<Command>,
-    mut events: mpsc::UnboundedReceiver<Event>,
-    json: bool,
-) {
+pub async fn run(commands: mpsc::Sender<Command>, mut events: mpsc::Receiver<Event>, json: bool) {
     let style = Style::from_env(false);
     let print_reply = |r: &Reply| {
         if json {

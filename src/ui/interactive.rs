@@ -98,7 +98,7 @@ fn prompt_for(nick: &str) -> String {
 /// set up (for example `TERM=dumb`), falls back to line mode.
 pub async fn run(
     commands: mpsc::Sender<Command>,
-    mut events: mpsc::UnboundedReceiver<Event>,
+    mut events: mpsc::Receiver<Event>,
     data_dir: &Path,
 ) {
     let style = Style::from_env(std::io::stdout().is_terminal());

@@ -135,6 +135,11 @@ fn body(ev: &Event) -> (&'static str, Value) {
             "message_collision",
             json!({ "author": peer(author), "id": hex(id), "via": peer(via) }),
         ),
+        Event::EventsDropped { count } => ("events_dropped", json!({ "count": count })),
+        Event::OverQuota { author, via } => (
+            "over_quota",
+            json!({ "author": peer(author), "via": peer(via) }),
+        ),
         Event::History {
             conversation: c,
             messages,

@@ -116,11 +116,13 @@
 //!   fine on a LAN.
 
 mod memory;
+pub mod quota;
 pub mod store;
 #[cfg(test)]
 mod tests;
 
 pub use memory::MemoryStore;
+pub use quota::QuotaLimits;
 pub use store::{ChatStore, StoreError};
 
 use std::collections::{HashMap, HashSet};
@@ -132,6 +134,7 @@ use crate::wire::codec::encode;
 use crate::wire::frame::{SignedPublic, SyncRequest};
 use crate::wire::limits::{MAX_ACK_IDS, MAX_TEXT_LEN};
 use crate::wire::{DirectMessage, Frame, MessageId, PublicMessage, WireError};
+use quota::{Admission, Quota};
 use store::{ConversationKey, StoredMessage};
 
 /// A post ready to store: the row, its outbox recipients, the frame to send.
@@ -274,6 +277,13 @@ pub enum ChatEvent {
         id: MessageId,
         via: IdentityKey,
     },
+    /// A stranger's message (first seen through `via`) was over its daily
+    /// share of history ([`quota`]): not stored, not acked, so its sender
+    /// keeps it for later. Once per author and window.
+    OverQuota {
+        author: IdentityKey,
+        via: IdentityKey,
+    },
 }
 
 /// What a call asks the node to do.
@@ -345,6 +355,8 @@ pub struct ChatStats {
     /// Signed messages dropped because their (author, id) was held with
     /// other content.
     pub collisions: u64,
+    /// New messages of strangers refused for being over the quota.
+    pub over_quota: u64,
 }
 
 /// Whether [`Chat::on_frames`] handles this kind of frame.
@@ -599,6 +611,8 @@ pub struct Chat {
     /// Peers whose link has more than [`SYNC_BACKLOG_LIMIT`] unwritten:
     /// no catch-up answer is built for them until it drains.
     backlogged: HashSet<IdentityKey>,
+    /// What strangers may still add to history today.
+    quota: Quota,
 
     local: IdentityKey,
     resend: HashMap<IdentityKey, ResendPage>,
@@ -607,8 +621,14 @@ pub struct Chat {
 }
 
 impl Chat {
-    /// The chat core of the node whose identity is `local`, over `store`.
+    /// The chat core of the node whose identity is `local`, over `store`,
+    /// with the default stranger quota.
     pub fn new(store: Box<dyn ChatStore>, local: IdentityKey) -> Self {
+        Chat::with_quota(store, local, QuotaLimits::default())
+    }
+
+    /// The same with other limits on what strangers may add.
+    pub fn with_quota(store: Box<dyn ChatStore>, local: IdentityKey, limits: QuotaLimits) -> Self {
         Chat {
             store,
             recipients: None,
@@ -619,6 +639,7 @@ impl Chat {
             sync_budget: HashMap::new(),
             deferred_sync: HashMap::new(),
             backlogged: HashSet::new(),
+            quota: Quota::new(limits),
 
             local,
             resend: HashMap::new(),
@@ -831,6 +852,11 @@ impl Chat {
                     if let Some(progress) = self.sync.get_mut(&from) {
                         progress.count(&m);
                     }
+                    if seen == Seen::New
+                        && !self.admit(now_ms, m.author, &m.text, from, &mut actions)?
+                    {
+                        continue;
+                    }
                     to_ack.push(m.id);
                     if seen == Seen::New {
                         batch.insert((m.author, m.id), stored.clone());
@@ -859,6 +885,9 @@ impl Chat {
                     // (after the commit, in `settle_directs`).
                     match batch.get(&(from, m.id)) {
                         None => {
+                            if !self.admit(now_ms, from, &stored.text, from, &mut actions)? {
+                                continue;
+                            }
                             batch.insert((from, m.id), stored.clone());
                             incoming.push((stored, None));
                         }
@@ -893,6 +922,31 @@ impl Chat {
             self.answer_deferred_sync(now_ms, from, &mut actions)?;
         }
         Ok(actions)
+    }
+
+    /// Whether a new message by `author` fits the stranger quota; reports
+    /// the first refusal per author and window.
+    fn admit(
+        &mut self,
+        now_ms: u64,
+        author: IdentityKey,
+        text: &str,
+        via: IdentityKey,
+        actions: &mut Actions,
+    ) -> Result<bool, ChatError> {
+        let verdict =
+            self.quota
+                .admit(now_ms, author, text.len(), self.local, self.store.as_ref())?;
+        match verdict {
+            Admission::Admitted => Ok(true),
+            Admission::Refused { first } => {
+                self.stats.over_quota += 1;
+                if first {
+                    actions.events.push(ChatEvent::OverQuota { author, via });
+                }
+                Ok(false)
+            }
+        }
     }
 
     /// Answers `peer`'s waiting catch-up request if its budget allows.
@@ -1308,6 +1362,7 @@ impl Chat {
         now_ms: u64,
     ) -> Result<(), StoreError> {
         self.recipients = None;
+        self.quota.trust_changed(peer);
         self.store.set_trust(&peer.0, level, now_ms)
     }
 

@@ -1159,7 +1159,11 @@ fn throughput_of_received_batches() {
     const BATCHES: usize = 200;
     let a = identity(1);
     let b = identity(2);
+    // Far more than a stranger's daily share: the author is verified.
     let mut chat = Chat::new(Box::new(MemoryStore::new()), b.identity_key());
+    chat.peer_seen(T0, a.bound_keys(), "a", None).unwrap();
+    chat.set_trust(a.identity_key(), store::TrustLevel::Verified, T0)
+        .unwrap();
     let text = "a chat line of a typical length, say sixty-four bytes or so....";
     let mut n = 0u64;
     let mut next_id = || {
@@ -1642,4 +1646,123 @@ fn catch_up_waits_while_the_peers_link_is_backed_up() {
         .send
         .iter()
         .any(|(_, f)| matches!(f, Frame::Public(_))));
+}
+
+// ------------------------------------------------------- stranger quota
+
+fn small_quota() -> QuotaLimits {
+    QuotaLimits {
+        per_author_messages: 5,
+        per_author_bytes: 1 << 20,
+        all_messages: 8,
+        all_bytes: 1 << 20,
+        max_authors: 100,
+    }
+}
+
+fn direct(n: u64, text: &str) -> Frame {
+    let mut id = [0u8; 16];
+    id[..8].copy_from_slice(&n.to_be_bytes());
+    Frame::Direct(DirectMessage {
+        id,
+        timestamp_ms: T0,
+        text: text.into(),
+    })
+}
+
+#[test]
+fn a_strangers_messages_beyond_its_quota_are_neither_stored_nor_acked() {
+    let me = identity(1);
+    let stranger = identity(2).identity_key();
+    let mut chat = Chat::with_quota(
+        Box::new(MemoryStore::new()),
+        me.identity_key(),
+        small_quota(),
+    );
+    let frames: Vec<Frame> = (0..7).map(|n| direct(n, "hello")).collect();
+    let a = chat.on_frames(T0, stranger, frames, &[stranger]).unwrap();
+    assert_eq!(acks_in(&a).len(), 5, "only the quota is acked");
+    assert!(a.rejected.is_empty(), "over quota is no violation");
+    let over: Vec<_> = a
+        .events
+        .iter()
+        .filter(|e| matches!(e, ChatEvent::OverQuota { author, .. } if *author == stranger))
+        .collect();
+    assert_eq!(over.len(), 1, "reported once: {:?}", a.events);
+    assert_eq!(chat.store().message_count().unwrap(), 5);
+    assert_eq!(chat.stats().over_quota, 2);
+    // Later the same day: still refused, not reported again.
+    let a = chat
+        .on_frames(T0 + 60_000, stranger, vec![direct(9, "again")], &[stranger])
+        .unwrap();
+    assert!(acks_in(&a).is_empty());
+    assert!(a.events.is_empty());
+    // A day later the held-back message is taken and acked.
+    let a = chat
+        .on_frames(
+            T0 + quota::QUOTA_WINDOW_MS,
+            stranger,
+            vec![direct(9, "again")],
+            &[stranger],
+        )
+        .unwrap();
+    assert_eq!(acks_in(&a).len(), 1);
+    assert_eq!(chat.store().message_count().unwrap(), 6);
+}
+
+#[test]
+fn a_refused_public_message_is_not_relayed_and_verified_authors_are_not_counted() {
+    let me = identity(1);
+    let relay = identity(2);
+    let friend = identity(3);
+    let other = identity(4).identity_key();
+    let mut chat = Chat::with_quota(
+        Box::new(MemoryStore::new()),
+        me.identity_key(),
+        small_quota(),
+    );
+    chat.peer_seen(T0, friend.bound_keys(), "friend", None)
+        .unwrap();
+    chat.set_trust(friend.identity_key(), store::TrustLevel::Verified, T0)
+        .unwrap();
+    let connected = [relay.identity_key(), other];
+    // The relay floods its own messages and relays the friend's.
+    let mut frames = Vec::new();
+    for n in 0..20u8 {
+        frames.push(Frame::Public(signed(&relay, n, T0, "spam")));
+        frames.push(Frame::Public(signed(&friend, n + 100, T0, "real")));
+    }
+    let a = chat
+        .on_frames(T0, relay.identity_key(), frames, &connected)
+        .unwrap();
+    let relayed = |author: IdentityKey| {
+        a.send
+            .iter()
+            .filter(|(to, f)| *to == other && matches!(f, Frame::Public(m) if m.author == author))
+            .count()
+    };
+    assert_eq!(relayed(friend.identity_key()), 20, "verified: all of them");
+    assert_eq!(relayed(relay.identity_key()), 5, "a stranger: its quota");
+    assert_eq!(acks_in(&a).len(), 25);
+    assert_eq!(chat.store().message_count().unwrap(), 25);
+}
+
+#[test]
+fn strangers_together_share_one_daily_budget() {
+    let me = identity(1);
+    let mut chat = Chat::with_quota(
+        Box::new(MemoryStore::new()),
+        me.identity_key(),
+        small_quota(),
+    );
+    let mut stored = 0;
+    for minted in 10..20u8 {
+        let key = identity(minted).identity_key();
+        let a = chat
+            .on_frames(T0, key, vec![direct(1, "hi"), direct(2, "hi")], &[key])
+            .unwrap();
+        stored += acks_in(&a).len();
+    }
+    assert_eq!(stored, 8, "all strangers together: 8 a day");
+    assert_eq!(chat.store().message_count().unwrap(), 8);
 }

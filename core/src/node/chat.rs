@@ -143,6 +143,11 @@ impl Node {
                 let via = self.info_of(&via);
                 self.emit(Event::MessageCollision { author, id, via });
             }
+            ChatEvent::OverQuota { author, via } => {
+                let author = self.info_of(&author);
+                let via = self.info_of(&via);
+                self.emit(Event::OverQuota { author, via });
+            }
         }
     }
 

@@ -1,0 +1,345 @@
+//! How much history strangers may add.
+//!
+//! Anyone can mint an identity, complete a handshake and post validly
+//! signed messages, and every one of them would be stored for good. So new
+//! messages by a **stranger** (an author who is neither verified nor long
+//! known, [`peer_rank`](super::store::peer_rank)) are counted per author and
+//! for all strangers together, in windows of [`QUOTA_WINDOW_MS`] (a day)
+//! that start with the first message counted. A message over either budget
+//! is neither stored nor acked nor relayed: its sender keeps it in its
+//! outbox and sends it again on a later link, when the window has moved on.
+//! Nothing is lost, and a flood of minted identities cannot fill the disk
+//! or crowd verified and long-known contacts out (they are never counted).
+//!
+//! The accounting lives in memory: a restart gives every stranger a fresh
+//! window, which costs an attacker a restart of the victim per day's budget.
+
+use super::store::{peer_rank, ChatStore, StoreError};
+use crate::identity::IdentityKey;
+use std::collections::HashMap;
+
+/// The length of a quota window (a day).
+pub const QUOTA_WINDOW_MS: u64 = 24 * 60 * 60 * 1000;
+
+/// What strangers may add to history per window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QuotaLimits {
+    /// Messages by one stranger.
+    pub per_author_messages: u32,
+    /// Bytes of text by one stranger.
+    pub per_author_bytes: u64,
+    /// Messages by all strangers together.
+    pub all_messages: u32,
+    /// Bytes of text by all strangers together.
+    pub all_bytes: u64,
+    /// Strangers counted at once; a new one beyond this waits for a window
+    /// to end.
+    pub max_authors: usize,
+}
+
+impl Default for QuotaLimits {
+    /// 10,000 messages and 16 MiB per stranger, 100,000 messages and
+    /// 256 MiB for all strangers, 16,384 strangers at once.
+    fn default() -> Self {
+        QuotaLimits {
+            per_author_messages: 10_000,
+            per_author_bytes: 16 << 20,
+            all_messages: 100_000,
+            all_bytes: 256 << 20,
+            max_authors: 16_384,
+        }
+    }
+}
+
+/// One window's count.
+#[derive(Clone, Copy, Debug, Default)]
+struct Window {
+    start_ms: u64,
+    messages: u32,
+    bytes: u64,
+}
+
+impl Window {
+    fn roll(&mut self, now_ms: u64) {
+        if now_ms.saturating_sub(self.start_ms) >= QUOTA_WINDOW_MS {
+            *self = Window {
+                start_ms: now_ms,
+                ..Window::default()
+            };
+        }
+    }
+
+    fn fits(&self, bytes: u64, max_messages: u32, max_bytes: u64) -> bool {
+        self.messages < max_messages && self.bytes.saturating_add(bytes) <= max_bytes
+    }
+
+    fn charge(&mut self, bytes: u64) {
+        self.messages = self.messages.saturating_add(1);
+        self.bytes = self.bytes.saturating_add(bytes);
+    }
+}
+
+/// What is known of one author.
+#[derive(Clone, Copy, Debug)]
+struct Author {
+    /// Verified or long known (or ourselves): never counted.
+    exempt: bool,
+    window: Window,
+    /// Whether the UI has been told this window that the author is over.
+    reported: bool,
+}
+
+/// The verdict on one new message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admission {
+    /// Store it.
+    Admitted,
+    /// Over a budget: do not store or ack it. `first` is true once per
+    /// author and window, for the UI.
+    Refused { first: bool },
+}
+
+/// The counts. See the module documentation.
+#[derive(Debug)]
+pub struct Quota {
+    limits: QuotaLimits,
+    authors: HashMap<IdentityKey, Author>,
+    all: Window,
+}
+
+impl Quota {
+    pub fn new(limits: QuotaLimits) -> Quota {
+        Quota {
+            limits,
+            authors: HashMap::new(),
+            all: Window::default(),
+        }
+    }
+
+    pub fn limits(&self) -> QuotaLimits {
+        self.limits
+    }
+
+    /// Counts a new message of `bytes` of text by `author`, if it fits.
+    /// Whether an author is exempt is read from the trust store once, when
+    /// it is first counted.
+    pub fn admit(
+        &mut self,
+        now_ms: u64,
+        author: IdentityKey,
+        bytes: usize,
+        local: IdentityKey,
+        store: &dyn ChatStore,
+    ) -> Result<Admission, StoreError> {
+        let bytes = bytes as u64;
+        if !self.authors.contains_key(&author) {
+            let exempt = author == local
+                || store
+                    .get_peer(&author.0)?
+                    .is_some_and(|p| matches!(peer_rank(&p), (true, _, _) | (_, true, _)));
+            if !exempt && self.authors.len() >= self.limits.max_authors {
+                self.forget_ended(now_ms);
+                if self.authors.len() >= self.limits.max_authors {
+                    return Ok(Admission::Refused { first: false });
+                }
+            }
+            self.authors.insert(
+                author,
+                Author {
+                    exempt,
+                    window: Window {
+                        start_ms: now_ms,
+                        ..Window::default()
+                    },
+                    reported: false,
+                },
+            );
+        }
+        let Some(a) = self.authors.get_mut(&author) else {
+            return Ok(Admission::Refused { first: false });
+        };
+        if a.exempt {
+            return Ok(Admission::Admitted);
+        }
+        if now_ms.saturating_sub(a.window.start_ms) >= QUOTA_WINDOW_MS {
+            a.reported = false;
+        }
+        a.window.roll(now_ms);
+        self.all.roll(now_ms);
+        let l = &self.limits;
+        if a.window
+            .fits(bytes, l.per_author_messages, l.per_author_bytes)
+            && self.all.fits(bytes, l.all_messages, l.all_bytes)
+        {
+            a.window.charge(bytes);
+            self.all.charge(bytes);
+            return Ok(Admission::Admitted);
+        }
+        let first = !a.reported;
+        a.reported = true;
+        Ok(Admission::Refused { first })
+    }
+
+    /// `/trust` and `/untrust`: a verified author is never counted; one
+    /// made unverified again is judged afresh by its next message.
+    pub fn trust_changed(&mut self, author: IdentityKey) {
+        self.authors.remove(&author);
+    }
+
+    /// Drops the strangers whose window has ended (they start afresh).
+    fn forget_ended(&mut self, now_ms: u64) {
+        self.authors
+            .retain(|_, a| a.exempt || now_ms.saturating_sub(a.window.start_ms) < QUOTA_WINDOW_MS);
+    }
+
+    /// Strangers and exempt authors currently tracked.
+    pub fn tracked(&self) -> usize {
+        self.authors.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chat::store::TrustLevel;
+    use crate::chat::MemoryStore;
+
+    const T0: u64 = 1_700_000_000_000;
+
+    fn key(n: u8) -> IdentityKey {
+        IdentityKey([n; 32])
+    }
+
+    fn small() -> QuotaLimits {
+        QuotaLimits {
+            per_author_messages: 3,
+            per_author_bytes: 100,
+            all_messages: 5,
+            all_bytes: 1_000,
+            max_authors: 4,
+        }
+    }
+
+    fn admit(q: &mut Quota, now: u64, author: u8, bytes: usize, s: &MemoryStore) -> Admission {
+        q.admit(now, key(author), bytes, key(0), s).unwrap()
+    }
+
+    #[test]
+    fn a_stranger_gets_its_budget_per_window_and_is_reported_once() {
+        let s = MemoryStore::new();
+        let mut q = Quota::new(small());
+        for _ in 0..3 {
+            assert_eq!(admit(&mut q, T0, 1, 10, &s), Admission::Admitted);
+        }
+        assert_eq!(
+            admit(&mut q, T0 + 1, 1, 10, &s),
+            Admission::Refused { first: true }
+        );
+        assert_eq!(
+            admit(&mut q, T0 + 2, 1, 10, &s),
+            Admission::Refused { first: false }
+        );
+        // A day later the window has moved on.
+        assert_eq!(
+            admit(&mut q, T0 + QUOTA_WINDOW_MS, 1, 10, &s),
+            Admission::Admitted
+        );
+    }
+
+    #[test]
+    fn bytes_count_as_well_as_messages() {
+        let s = MemoryStore::new();
+        let mut q = Quota::new(small());
+        assert_eq!(admit(&mut q, T0, 1, 60, &s), Admission::Admitted);
+        assert_eq!(
+            admit(&mut q, T0, 1, 41, &s),
+            Admission::Refused { first: true }
+        );
+        assert_eq!(admit(&mut q, T0, 1, 40, &s), Admission::Admitted);
+    }
+
+    #[test]
+    fn all_strangers_share_one_budget() {
+        let s = MemoryStore::new();
+        let mut q = Quota::new(small());
+        for author in 1..=2 {
+            for _ in 0..2 {
+                assert_eq!(admit(&mut q, T0, author, 1, &s), Admission::Admitted);
+            }
+        }
+        assert_eq!(admit(&mut q, T0, 3, 1, &s), Admission::Admitted);
+        assert_eq!(
+            admit(&mut q, T0, 4, 1, &s),
+            Admission::Refused { first: true }
+        );
+    }
+
+    #[test]
+    fn verified_long_known_and_local_authors_are_never_counted() {
+        let mut s = MemoryStore::new();
+        let noise = [9; 32];
+        s.upsert_peer_seen(&key(1).0, &noise, "v", T0, None)
+            .unwrap();
+        s.set_trust(&key(1).0, TrustLevel::Verified, T0).unwrap();
+        s.upsert_peer_seen(
+            &key(2).0,
+            &noise,
+            "old",
+            T0 - 2 * super::super::store::LONG_KNOWN_MS,
+            None,
+        )
+        .unwrap();
+        s.upsert_peer_seen(&key(2).0, &noise, "old", T0, None)
+            .unwrap();
+        let mut q = Quota::new(small());
+        for _ in 0..50 {
+            for author in [0, 1, 2] {
+                assert_eq!(admit(&mut q, T0, author, 50, &s), Admission::Admitted);
+            }
+        }
+        // Strangers still have the whole shared budget.
+        assert_eq!(admit(&mut q, T0, 3, 1, &s), Admission::Admitted);
+    }
+
+    #[test]
+    fn trusting_an_author_lifts_its_quota() {
+        let mut s = MemoryStore::new();
+        let mut q = Quota::new(small());
+        for _ in 0..3 {
+            admit(&mut q, T0, 1, 1, &s);
+        }
+        assert_eq!(
+            admit(&mut q, T0, 1, 1, &s),
+            Admission::Refused { first: true }
+        );
+        s.upsert_peer_seen(&key(1).0, &[9; 32], "a", T0, None)
+            .unwrap();
+        s.set_trust(&key(1).0, TrustLevel::Verified, T0).unwrap();
+        q.trust_changed(key(1));
+        assert_eq!(admit(&mut q, T0, 1, 1, &s), Admission::Admitted);
+    }
+
+    #[test]
+    fn the_author_table_is_bounded() {
+        let s = MemoryStore::new();
+        let limits = QuotaLimits {
+            all_messages: 1_000,
+            ..small()
+        };
+        let mut q = Quota::new(limits);
+        for author in 1..=4 {
+            assert_eq!(admit(&mut q, T0, author, 1, &s), Admission::Admitted);
+        }
+        assert_eq!(
+            admit(&mut q, T0, 5, 1, &s),
+            Admission::Refused { first: false }
+        );
+        assert_eq!(q.tracked(), 4);
+        // Once their windows end, new strangers are counted again.
+        assert_eq!(
+            admit(&mut q, T0 + QUOTA_WINDOW_MS, 5, 1, &s),
+            Admission::Admitted
+        );
+        assert_eq!(q.tracked(), 1);
+    }
+}
