@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, ensure, Context, Result};
 use natter::store::{ConversationKey, Store, StoredMessage};
 use natter_core::chat::store::TrustLevel;
-use natter_core::chat::ChatStore;
 use natter_core::event::Event;
 use natter_core::handshake::HandshakeConfig;
 use natter_core::identity::{IdentityKey, LocalIdentity};
