@@ -73,7 +73,14 @@ pub fn cli_parse(data: &[u8]) {
                 assert_ne!(addr.port, 0);
                 assert!(!addr.host.is_empty());
             }
-            Command::Peers | Command::Help { .. } | Command::Quit => {}
+            Command::Send { peer, path } => {
+                assert!(!peer.is_empty() && !peer.contains(char::is_whitespace));
+                assert!(!path.is_empty() && path == path.trim());
+            }
+            Command::Accept { id } | Command::Reject { id } | Command::Cancel { id } => {
+                assert!(id.len() >= 4 && id.bytes().all(|b| b.is_ascii_hexdigit()));
+            }
+            Command::Peers | Command::Files | Command::Help { .. } | Command::Quit => {}
         },
         Err(e) => {
             let text = e.to_string();

@@ -13,6 +13,7 @@
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+pub mod files;
 pub mod keyfile;
 pub mod shell;
 pub mod store;

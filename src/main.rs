@@ -69,6 +69,21 @@ struct Cli {
     #[arg(long)]
     json: bool,
 
+    /// Where received files are saved. Default: your download directory,
+    /// else <data-dir>/downloads.
+    #[arg(long, value_name = "DIR")]
+    download_dir: Option<PathBuf>,
+
+    /// Refuse offered files larger than this many bytes (suffixes K, M, G,
+    /// T: powers of 1024).
+    #[arg(long, value_name = "SIZE", default_value = "16G", value_parser = parse_size)]
+    max_file_size: u64,
+
+    /// Accept files offered by verified contacts without asking (never by
+    /// unverified keys).
+    #[arg(long)]
+    auto_accept_verified: bool,
+
     /// Milliseconds between discovery beacons.
     #[arg(long, hide = true, default_value_t = 5_000)]
     beacon_interval_ms: u64,
@@ -88,6 +103,24 @@ enum Sub {
     Id,
     /// Start the node (the default).
     Run,
+}
+
+/// `16G` → 16 × 1024³; a plain number is bytes.
+fn parse_size(s: &str) -> std::result::Result<u64, String> {
+    let s = s.trim();
+    let (digits, shift) = match s.char_indices().last() {
+        Some((i, 'k' | 'K')) => (&s[..i], 10),
+        Some((i, 'm' | 'M')) => (&s[..i], 20),
+        Some((i, 'g' | 'G')) => (&s[..i], 30),
+        Some((i, 't' | 'T')) => (&s[..i], 40),
+        _ => (s, 0),
+    };
+    let n: u64 = digits
+        .trim()
+        .parse()
+        .map_err(|_| format!("\"{s}\" is not a size (a number, optionally with K, M, G or T)"))?;
+    n.checked_mul(1u64 << shift)
+        .ok_or_else(|| format!("\"{s}\" is too large"))
 }
 
 /// Store key of the nickname chosen with --nick or /nick.
@@ -201,6 +234,10 @@ async fn run(
         beacon_targets: targets.clone(),
         keepalive_ms: cli.keepalive_ms,
         dead_after_ms: cli.dead_after_ms,
+        files: natter_core::files::FileLimits {
+            max_size: cli.max_file_size,
+            auto_accept_verified: cli.auto_accept_verified,
+        },
         ..NodeConfig::default()
     };
     let rng = Rng::from_os().map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -215,12 +252,32 @@ async fn run(
         listen: listen_addr,
         beacon_targets: targets.clone(),
     };
-    let node = Node::new(identity, cfg, Box::new(store), rng, 0, wall);
+    let mut node = Node::new(identity, cfg, Box::new(store), rng, 0, wall);
+    let files_dir = dir.join(natter::files::FILES_DIR);
+    let download_dir = cli
+        .download_dir
+        .clone()
+        .unwrap_or_else(|| natter::files::default_download_dir(&dir));
+    let file_store = natter::files::FsFileStore::open(
+        &dir.join(natter::store::DB_FILE),
+        files_dir.clone(),
+        download_dir,
+    )
+    .map_err(|e| anyhow::anyhow!("cannot set up file transfers: {e}"))?;
+    node.set_file_store(Box::new(file_store));
 
     let (cmd_tx, cmd_rx) = mpsc::channel::<Command>(64);
     let (ev_tx, ev_rx) = net::event_channel();
     let _ = ev_tx.try_send(started);
-    let shell = tokio::spawn(net::run(node, listener, beacons, cmd_rx, ev_tx, clock));
+    let shell = tokio::spawn(net::run_with_files(
+        node,
+        listener,
+        beacons,
+        cmd_rx,
+        ev_tx,
+        clock,
+        Some(files_dir),
+    ));
 
     for target in &cli.connect {
         let addr = tokio::net::lookup_host(target.as_str())

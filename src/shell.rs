@@ -167,6 +167,20 @@ pub async fn run(
     events: EventTx,
     clock: Instant,
 ) {
+    run_with_files(node, listener, beacons, commands, events, clock, None).await
+}
+
+/// [`run`], with the directory where offered files' trees are written
+/// (`Output::HashFile`); without one, offering a file fails with a reason.
+pub async fn run_with_files(
+    node: Node,
+    listener: TcpListener,
+    beacons: Option<UdpSocket>,
+    commands: mpsc::Receiver<Command>,
+    events: EventTx,
+    clock: Instant,
+    files_dir: Option<std::path::PathBuf>,
+) {
     let (tx, mut from_node, thread) = match node_thread::spawn(node, events.clone(), clock) {
         Ok(started) => started,
         Err(e) => {
@@ -189,6 +203,7 @@ pub async fn run(
         writers: Vec::new(),
         parked: HashMap::new(),
         next_token: 0,
+        files_dir,
     };
 
     loop {
@@ -256,6 +271,8 @@ struct Io {
     writers: Vec<JoinHandle<()>>,
     parked: HashMap<u64, TcpStream>,
     next_token: u64,
+    /// Where offered files' trees go.
+    files_dir: Option<std::path::PathBuf>,
 }
 
 impl Io {
@@ -293,6 +310,7 @@ impl Io {
                 // Both halves are dropped with their tasks.
                 self.gone(link);
             }
+            Output::HashFile { transfer, path } => self.hash_file(transfer, path),
             // The node thread sends events to the UI itself.
             Output::Event(_) => {}
         }
@@ -311,6 +329,22 @@ impl Io {
         self.next_token += 1;
         self.parked.insert(token, stream);
         let _ = self.node.send(ToNode::Accept { token, remote });
+    }
+
+    /// Hash a file to offer on a blocking thread (it reads the whole
+    /// file), then tell the node.
+    fn hash_file(&self, transfer: natter_core::wire::frame::TransferId, path: String) {
+        let node = self.node.clone();
+        let Some(dir) = self.files_dir.clone() else {
+            let result = Err("file transfer is not set up in this process".to_string());
+            node.send(ToNode::Input(Input::FileHashed { transfer, result }));
+            return;
+        };
+        tokio::task::spawn_blocking(move || {
+            let outboard = crate::files::outboard_path(&dir, &transfer);
+            let result = crate::files::hash_file(std::path::Path::new(&path), &outboard);
+            node.send(ToNode::Input(Input::FileHashed { transfer, result }));
+        });
     }
 
     fn accepted(&mut self, token: u64, link: Option<LinkId>) {

@@ -4,10 +4,12 @@
 //! lines or JSON objects.
 
 use crate::chat::MessageView;
+use crate::files::{FileFailure, TransferState};
 use crate::identity::IdentityKey;
 use crate::link::Direction;
 use crate::node::{CloseCause, NodeError};
 use crate::trust::TrustState;
+use crate::wire::frame::TransferId;
 use crate::wire::MessageId;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -68,6 +70,27 @@ pub struct ChatLine {
     pub nick_collides: bool,
 }
 
+/// A file transfer as the UI shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TransferView {
+    pub id: TransferId,
+    /// The other side: the receiver of an outgoing transfer, the sender of
+    /// an incoming one.
+    pub peer: PeerInfo,
+    pub outgoing: bool,
+    /// For incoming transfers the name as offered: untrusted, sanitise
+    /// before showing it. The file is saved under a safe name (`path`).
+    pub name: String,
+    pub size: u64,
+    /// BLAKE3 of the content.
+    pub root: [u8; 32],
+    pub state: TransferState,
+    /// Bytes verified (incoming) or sent (outgoing) so far.
+    pub done: u64,
+    /// Outgoing: the file sent. Incoming: where it was saved, once complete.
+    pub path: Option<String>,
+}
+
 /// Something the user interface may want to show.
 #[derive(Clone, Debug)]
 pub enum Event {
@@ -124,6 +147,29 @@ pub enum Event {
     /// missed `count` events before this one (the messages among them are
     /// in the history).
     EventsDropped { count: u64 },
+    /// A file was offered: to a peer by us (`outgoing`), or to us, waiting
+    /// for `/accept` or `/reject`.
+    FileOffered { transfer: TransferView },
+    /// A transfer moved on (at most a few of these a second per transfer).
+    FileProgress { transfer: TransferView },
+    /// A transfer is done: the receiver holds the whole file, verified
+    /// against its BLAKE3 root.
+    FileCompleted { transfer: TransferView },
+    /// A transfer ended without the file.
+    FileFailed {
+        transfer: TransferView,
+        reason: Arc<FileFailure>,
+    },
+    /// An offer refused at once and not recorded (too large, too many).
+    FileRefused {
+        peer: PeerInfo,
+        /// Untrusted.
+        name: String,
+        size: u64,
+        reason: Arc<FileFailure>,
+    },
+    /// Answer to `/files`, newest first.
+    Files { transfers: Vec<TransferView> },
     /// Answer to `/history`.
     History {
         conversation: crate::chat::Conversation,

@@ -10,6 +10,7 @@
 pub mod chat;
 pub mod discovery;
 pub mod event;
+pub mod files;
 pub mod handshake;
 pub mod identity;
 pub mod link;

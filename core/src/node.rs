@@ -28,12 +28,14 @@
 use crate::chat::{Chat, ChatStore, QuotaLimits};
 use crate::discovery::{Discovery, DiscoveryConfig};
 use crate::event::Event;
+use crate::files::{FileDigest, FileLimits, FileStore, Files, MemoryDisk, MemoryFileStore};
 use crate::handshake::HandshakeConfig;
 use crate::identity::{IdentityKey, LocalIdentity};
 use crate::link::{Connection, Direction, LinkConfig};
 use crate::peer::{Backoff, LinkId, Peer, PeerState, PeerTable};
 use crate::rng::Rng;
 use crate::trust::Directory;
+use crate::wire::frame::TransferId;
 use crate::wire::limits::HANDSHAKE_DEADLINE_MS;
 use crate::wire::Frame;
 use std::collections::{BTreeMap, VecDeque};
@@ -98,6 +100,8 @@ pub struct NodeConfig {
     /// What strangers (neither verified nor long known) may add to history
     /// per day (`chat::quota`).
     pub stranger_quota: QuotaLimits,
+    /// What files we accept (`files`).
+    pub files: FileLimits,
 }
 
 impl NodeConfig {
@@ -134,6 +138,7 @@ impl Default for NodeConfig {
             max_queued_bytes: 4 << 20,
             send_stall_ms: 5_000,
             stranger_quota: QuotaLimits::default(),
+            files: FileLimits::default(),
         }
     }
 }
@@ -153,6 +158,11 @@ pub enum Input {
     Flushed { link: LinkId, bytes: usize },
     /// The socket closed (EOF or error).
     Closed { link: LinkId, error: Option<String> },
+    /// The answer to `Output::HashFile`.
+    FileHashed {
+        transfer: TransferId,
+        result: Result<FileDigest, String>,
+    },
     /// A user command.
     Command(Command),
 }
@@ -185,6 +195,16 @@ pub enum Command {
     },
     /// Mark a peer unverified again.
     Untrust { peer: String },
+    /// Offer a file to a peer (the path is the local user's).
+    SendFile { peer: String, path: String },
+    /// Accept an incoming offer, or resume a failed one, by id prefix.
+    AcceptFile(String),
+    /// Decline an incoming offer, by id prefix.
+    RejectFile(String),
+    /// Give up a transfer in either direction, by id prefix.
+    CancelFile(String),
+    /// List transfers (answered with [`Event::Files`]).
+    Files,
     /// Close every link and stop.
     Quit,
     /// Answered with [`Event::Marker`] once every earlier command has
@@ -222,6 +242,13 @@ pub enum Output {
     Abort {
         link: LinkId,
     },
+    /// Read the file at `path` (off the node's thread), hash it for an
+    /// offer and keep its tree where the file store finds it by
+    /// `transfer`; answer with `Input::FileHashed`.
+    HashFile {
+        transfer: TransferId,
+        path: String,
+    },
     Event(Event),
 }
 
@@ -243,6 +270,10 @@ pub struct Node {
     chat: Chat,
     /// Posts typed since the last drain: `(None = public | Some(peer), text)`.
     posts: Vec<(Option<IdentityKey>, String)>,
+    /// File transfers, both ways.
+    files: Files,
+    /// Files the user offered that the shell is hashing: for whom, which.
+    hashing: std::collections::HashMap<TransferId, (IdentityKey, String)>,
     /// Every known name and trust level, indexed by look-alike skeleton:
     /// what events and commands are decorated and resolved from.
     names: Directory,
@@ -278,6 +309,11 @@ impl Node {
         let mut names = Directory::load(store.peers().unwrap_or_default());
         names.set_local(local.identity_key(), &cfg.nickname);
         let chat = Chat::with_quota(store, local.identity_key(), cfg.stranger_quota);
+        // Until the application gives it its own (`set_file_store`).
+        let files = Files::new(
+            Box::new(MemoryFileStore::new(MemoryDisk::default())),
+            cfg.files,
+        );
         let peers = PeerTable::new(
             local.identity_key(),
             cfg.higher_dial_delay_ms,
@@ -290,6 +326,8 @@ impl Node {
             rng,
             discovery,
             chat,
+            files,
+            hashing: std::collections::HashMap::new(),
             posts: Vec::new(),
             names,
             conns: BTreeMap::new(),
@@ -304,6 +342,12 @@ impl Node {
         };
         node.remember_known_peers();
         node
+    }
+
+    /// Where file transfers are kept and files read and written; the
+    /// unfinished transfers it holds resume.
+    pub fn set_file_store(&mut self, store: Box<dyn FileStore>) {
+        self.files = Files::new(store, self.cfg.files);
     }
 
     pub fn identity(&self) -> &LocalIdentity {
@@ -479,6 +523,7 @@ impl Node {
                 let cause = error.map_or(CloseCause::ClosedByPeer, CloseCause::Socket);
                 self.on_gone(link, Arc::new(cause))
             }
+            Input::FileHashed { transfer, result } => self.on_file_hashed(transfer, result),
             Input::Command(cmd) => {
                 // Commands take effect in the order given: whatever reads
                 // or reports state sees every post typed before it. Posts
@@ -586,6 +631,7 @@ mod commands;
 mod dial;
 mod discover;
 mod error;
+mod files;
 mod lifecycle;
 mod links;
 #[cfg(test)]

@@ -124,6 +124,47 @@ pub const COMMANDS: &[CommandSpec] = &[
                   /connect [fe80::1%eth0]:47474 (IPv6 goes in brackets).",
     },
     CommandSpec {
+        name: "send",
+        aliases: &[],
+        args: "<peer> <path>",
+        summary: "offer a file to a peer",
+        details: "Everything after the peer is the path (spaces allowed, ~ is your home).\n\
+                  The file is hashed (BLAKE3), then offered; the peer accepts or rejects\n\
+                  it. Data is verified as it arrives and resumes after a lost link or a\n\
+                  restart. A directory cannot be sent: send an archive of it.",
+    },
+    CommandSpec {
+        name: "accept",
+        aliases: &[],
+        args: "<id>",
+        summary: "accept a file offered to you (or resume a failed one)",
+        details: "<id> is the transfer id shown with the offer (or its first 4+ characters).\n\
+                  The file is saved in the download directory (--download-dir) under a\n\
+                  safe name, never over another file, once all of it is verified.",
+    },
+    CommandSpec {
+        name: "reject",
+        aliases: &[],
+        args: "<id>",
+        summary: "decline a file offered to you",
+        details: "The sender is told. <id> as shown with the offer.",
+    },
+    CommandSpec {
+        name: "files",
+        aliases: &[],
+        args: "",
+        summary: "list file transfers, their state and progress",
+        details: "One row per transfer, newest first: state, id, name, size, direction,\n\
+                  peer, and how much is done.",
+    },
+    CommandSpec {
+        name: "cancel",
+        aliases: &[],
+        args: "<id>",
+        summary: "give up a file transfer, either way",
+        details: "The peer is told; a partial download is deleted.",
+    },
+    CommandSpec {
         name: "help",
         aliases: &[],
         args: "[command]",
@@ -205,6 +246,16 @@ pub enum Command {
     Nick { name: String },
     /// `/connect <host:port>`.
     Connect { addr: HostPort },
+    /// `/send <peer> <path>`: the path as typed (the rest of the line).
+    Send { peer: String, path: String },
+    /// `/accept <id>`.
+    Accept { id: String },
+    /// `/reject <id>`.
+    Reject { id: String },
+    /// `/files`.
+    Files,
+    /// `/cancel <id>`.
+    Cancel { id: String },
     /// `/help [command]`: the topic is the canonical command name.
     Help { topic: Option<&'static str> },
     /// `/quit` or `/exit`.
@@ -335,13 +386,47 @@ fn parse_args(spec: &'static CommandSpec, rest: &str) -> Result<Command, ParseEr
             }
             [_, extra, ..] => Err(unexpected(extra)),
         },
-        "peers" | "quit" => match words.first() {
-            None => Ok(if spec.name == "peers" {
-                Command::Peers
-            } else {
-                Command::Quit
+        "peers" | "quit" | "files" => match words.first() {
+            None => Ok(match spec.name {
+                "peers" => Command::Peers,
+                "files" => Command::Files,
+                _ => Command::Quit,
             }),
             Some(extra) => Err(unexpected(extra)),
+        },
+        "send" => {
+            let (peer, path) = split_word(rest);
+            if peer.is_empty() {
+                return Err(missing("<peer>"));
+            }
+            let path = path.trim();
+            if path.is_empty() {
+                return Err(missing("<path>"));
+            }
+            Ok(Command::Send {
+                peer: peer.to_owned(),
+                path: path.to_owned(),
+            })
+        }
+        "accept" | "reject" | "cancel" => match words.as_slice() {
+            [] => Err(missing("<id>")),
+            [id] if id.len() >= 4 && id.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                let id = (*id).to_owned();
+                Ok(match spec.name {
+                    "accept" => Command::Accept { id },
+                    "reject" => Command::Reject { id },
+                    _ => Command::Cancel { id },
+                })
+            }
+            [id] => Err(ParseError::InvalidArgument {
+                arg: "<id>",
+                reason: format!(
+                    "a transfer id is hex, at least 4 characters (see /files), got \"{}\"",
+                    echo(id)
+                ),
+                usage: usage(),
+            }),
+            [_, extra, ..] => Err(unexpected(extra)),
         },
         "history" => {
             let bad_n = |given: &str| ParseError::InvalidArgument {
@@ -1216,6 +1301,34 @@ mod tests {
     }
 
     #[test]
+    fn file_commands_parse_and_explain_mistakes() {
+        assert_eq!(
+            parse("/send bob  my files/a b.txt ").unwrap(),
+            Some(Command::Send {
+                peer: "bob".into(),
+                path: "my files/a b.txt".into()
+            })
+        );
+        assert_eq!(
+            parse("/accept 1a2B").unwrap(),
+            Some(Command::Accept { id: "1a2B".into() })
+        );
+        assert_eq!(parse("/files").unwrap(), Some(Command::Files));
+        for bad in [
+            "/send",
+            "/send bob",
+            "/accept",
+            "/accept xyz!",
+            "/accept 12",
+            "/cancel 1234 5",
+            "/files x",
+        ] {
+            let text = parse(bad).unwrap_err().to_string();
+            assert!(text.contains("usage: /"), "{bad}: {text}");
+        }
+    }
+
+    #[test]
     fn every_table_entry_parses() {
         for spec in COMMANDS {
             for name in std::iter::once(&spec.name).chain(spec.aliases) {
@@ -1228,6 +1341,7 @@ mod tests {
                         "[n]" => "5",
                         "[command]" => "msg",
                         "[fingerprint]" => "ABCD",
+                        "<id>" => "abcd1234",
                         _ => "x",
                     })
                     .collect();

@@ -5,7 +5,7 @@ use super::command::{help_for, help_overview, parse, Command as CliCommand, Pars
 use super::render::{self, Style};
 use super::sanitize::sanitize_nick;
 use natter_core::chat::Conversation;
-use natter_core::event::{ChatLine, Event, PeerInfo};
+use natter_core::event::{ChatLine, Event, PeerInfo, TransferView};
 use natter_core::link::Direction;
 use natter_core::node::Command;
 use render::{ChatLineView, DeliveryMark, PeerRowView, TrustMark as _, VerifyView};
@@ -77,7 +77,29 @@ pub async fn to_node_command(cmd: CliCommand) -> Dispatch {
             Dispatch::Node(Command::Trust { peer, fingerprint })
         }
         CliCommand::Untrust { peer } => Dispatch::Node(Command::Untrust { peer }),
+        CliCommand::Send { peer, path } => match absolute_path(&path) {
+            Ok(path) => Dispatch::Node(Command::SendFile { peer, path }),
+            Err(text) => Dispatch::Reply(Reply::Error { text }),
+        },
+        CliCommand::Accept { id } => Dispatch::Node(Command::AcceptFile(id)),
+        CliCommand::Reject { id } => Dispatch::Node(Command::RejectFile(id)),
+        CliCommand::Cancel { id } => Dispatch::Node(Command::CancelFile(id)),
+        CliCommand::Files => Dispatch::Node(Command::Files),
     }
+}
+
+/// The path typed to `/send`, with `~` expanded and made absolute, checked
+/// to exist, so the transfer names the file wherever natter runs from.
+fn absolute_path(typed: &str) -> Result<String, String> {
+    let expanded = match typed.strip_prefix("~/") {
+        Some(rest) => match directories::UserDirs::new() {
+            Some(u) => u.home_dir().join(rest),
+            None => std::path::PathBuf::from(typed),
+        },
+        None => std::path::PathBuf::from(typed),
+    };
+    let path = std::fs::canonicalize(&expanded).map_err(|e| format!("cannot send {typed}: {e}"))?;
+    Ok(path.to_string_lossy().into_owned())
 }
 
 /// Parse and carry out one line of user input, the same in line mode and
@@ -178,6 +200,42 @@ fn addr(p: &PeerInfo) -> String {
     p.addr.map_or_else(|| "?".into(), |a| a.to_string())
 }
 
+/// `1.5 MiB`: sizes the way people read them.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+/// The transfer's short id, its (sanitised) name and size, and the peer
+/// with its trust mark and fingerprint prefix.
+fn transfer_summary(t: &TransferView) -> String {
+    let name = sanitize_nick_like(&t.name);
+    let mark = t.peer.trust.symbol();
+    let id = natter_core::files::short_id(&t.id);
+    format!(
+        "[{id}] \"{name}\" ({}) {} {mark} {}",
+        human_bytes(t.size),
+        if t.outgoing { "to" } else { "from" },
+        who(&t.peer)
+    )
+}
+
+/// A file name from a peer, made inert for the screen (the saved name is
+/// made safe separately).
+fn sanitize_nick_like(name: &str) -> String {
+    super::sanitize::sanitize_line(name)
+}
+
 fn who(p: &PeerInfo) -> String {
     let short = short(p);
     format!("{} ({short})", sanitize_nick(&p.nickname))
@@ -276,6 +334,80 @@ pub fn describe(ev: &Event, style: &Style) -> String {
                 who(via)
             ),
         ),
+        Event::FileOffered { transfer: t } if t.outgoing => render::info(
+            style,
+            &format!("offered {}; waiting for them to accept", transfer_summary(t)),
+        ),
+        Event::FileOffered { transfer: t } => {
+            let id = natter_core::files::short_id(&t.id);
+            render::warning(
+                style,
+                &format!(
+                    "file offered: {}. /accept {id} or /reject {id}",
+                    transfer_summary(t)
+                ),
+            )
+        }
+        Event::FileProgress { transfer: t } => render::info(
+            style,
+            &format!(
+                "{}: {} of {} ({}%)",
+                transfer_summary(t),
+                human_bytes(t.done),
+                human_bytes(t.size),
+                percent(t.done, t.size)
+            ),
+        ),
+        Event::FileCompleted { transfer: t } => {
+            let whre = match (&t.path, t.outgoing) {
+                (Some(p), false) => format!(", saved as {}", super::sanitize::sanitize_line(p)),
+                _ => String::new(),
+            };
+            render::info(
+                style,
+                &format!(
+                    "file complete: {}, BLAKE3 {}{whre}",
+                    transfer_summary(t),
+                    natter_core::hex(&t.root)
+                ),
+            )
+        }
+        Event::FileFailed { transfer: t, reason } => render::warning(
+            style,
+            &format!("file transfer ended: {}: {reason}", transfer_summary(t)),
+        ),
+        Event::FileRefused {
+            peer,
+            name,
+            size,
+            reason,
+        } => render::warning(
+            style,
+            &format!(
+                "refused a file from {} {}: \"{}\" ({}): {reason}",
+                peer.trust.symbol(),
+                who(peer),
+                sanitize_nick_like(name),
+                human_bytes(*size)
+            ),
+        ),
+        Event::Files { transfers } => {
+            if transfers.is_empty() {
+                return render::info(style, "no file transfers");
+            }
+            let mut out = render::info(style, &format!("file transfers ({}):", transfers.len()));
+            for t in transfers {
+                out.push_str(&format!(
+                    "\n    {:<9} {}: {} of {} ({}%)",
+                    t.state.as_str(),
+                    transfer_summary(t),
+                    human_bytes(t.done),
+                    human_bytes(t.size),
+                    percent(t.done, t.size)
+                ));
+            }
+            out
+        }
         Event::EventsDropped { count } => render::warning(
             style,
             &format!(
@@ -376,4 +508,13 @@ fn listing(title: &str, messages: &[ChatLine], style: &Style) -> String {
         out.push_str(&chat_text(m, style));
     }
     out
+}
+
+/// Whole percent done, 100 for an empty file.
+pub fn percent(done: u64, size: u64) -> u64 {
+    if size == 0 {
+        100
+    } else {
+        (u128::from(done) * 100 / u128::from(size)) as u64
+    }
 }

@@ -5,7 +5,7 @@
 //! consumer that prints them must sanitise them).
 
 use natter_core::chat::{Conversation, MessageView};
-use natter_core::event::{ChatLine, Event, PeerInfo};
+use natter_core::event::{ChatLine, Event, PeerInfo, TransferView};
 use natter_core::identity::IdentityKey;
 use natter_core::link::Direction;
 use natter_core::trust::TrustState;
@@ -36,6 +36,30 @@ fn fingerprint(id: &IdentityKey) -> String {
 }
 
 /// A peer: identity, fingerprint, nickname, state, addr, trust.
+/// A transfer as JSON: the same fields for every file event.
+pub fn transfer(t: &TransferView) -> Value {
+    json!({
+        "transfer": hex(&t.id),
+        "peer": peer(&t.peer),
+        "direction": if t.outgoing { "out" } else { "in" },
+        "name": t.name,
+        "size": t.size,
+        "blake3": hex(&t.root),
+        "state": t.state.as_str(),
+        "done": t.done,
+        "path": t.path,
+    })
+}
+
+/// `fields` merged into the transfer's object.
+fn with_transfer(t: &TransferView, fields: Value) -> Value {
+    let mut v = transfer(t);
+    if let (Some(obj), Value::Object(extra)) = (v.as_object_mut(), fields) {
+        obj.extend(extra);
+    }
+    v
+}
+
 pub fn peer(p: &PeerInfo) -> Value {
     json!({
         "identity": hex(&p.identity.0),
@@ -136,6 +160,37 @@ fn body(ev: &Event) -> (&'static str, Value) {
             json!({ "author": peer(author), "id": hex(id), "via": peer(via) }),
         ),
         Event::EventsDropped { count } => ("events_dropped", json!({ "count": count })),
+        Event::FileOffered { transfer: t } => ("file_offered", transfer(t)),
+        Event::FileProgress { transfer: t } => ("file_progress", transfer(t)),
+        Event::FileCompleted { transfer: t } => ("file_completed", transfer(t)),
+        Event::FileFailed {
+            transfer: t,
+            reason,
+        } => (
+            "file_failed",
+            with_transfer(t, json!({ "reason": reason.to_string() })),
+        ),
+        Event::FileRefused {
+            peer: p,
+            name,
+            size,
+            reason,
+        } => (
+            "file_failed",
+            json!({
+                "transfer": null,
+                "peer": peer(p),
+                "direction": "in",
+                "name": name,
+                "size": size,
+                "state": "refused",
+                "reason": reason.to_string(),
+            }),
+        ),
+        Event::Files { transfers } => (
+            "files",
+            json!({ "transfers": transfers.iter().map(transfer).collect::<Vec<_>>() }),
+        ),
         Event::OverQuota { author, via } => (
             "over_quota",
             json!({ "author": peer(author), "via": peer(via) }),

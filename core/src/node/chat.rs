@@ -83,6 +83,7 @@ impl Node {
             }
             Err(e) => self.error(NodeError::LoadOutbox(e)),
         }
+        self.files_link_up(id);
     }
 
     /// Chat frames from one read of a link, handled as one batch (one
@@ -275,7 +276,7 @@ impl Node {
 
     /// Like `resolve`, but a bare nickname that now belongs to a key other
     /// than the verified contact's is refused until the user decides.
-    fn resolve_for_sending(&self, name: &str) -> Result<IdentityKey, NodeError> {
+    pub(super) fn resolve_for_sending(&self, name: &str) -> Result<IdentityKey, NodeError> {
         let id = self.resolve(name)?;
         let nick = self.nick_of(&id);
         let by_fingerprint = name.contains('#') || !nick.eq_ignore_ascii_case(name.trim());

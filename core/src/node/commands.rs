@@ -25,6 +25,11 @@ impl Node {
             | Command::Verify { .. }
             | Command::Trust { .. }
             | Command::Untrust { .. } => self.on_chat_command(cmd),
+            Command::SendFile { .. }
+            | Command::AcceptFile(_)
+            | Command::RejectFile(_)
+            | Command::CancelFile(_)
+            | Command::Files => self.on_file_command(cmd),
             Command::Quit => self.quit(),
             Command::Marker(n) => self.emit(Event::Marker(n)),
         }

@@ -54,6 +54,16 @@ pub enum NodeError {
     NicknameNotSaved(#[source] StoreError),
     #[error("peer is not connected")]
     NotConnected,
+    /// `/accept`, `/reject`, `/cancel` named no single transfer, or one in
+    /// the wrong state.
+    #[error(transparent)]
+    Transfer(#[from] crate::files::TransferCommandError),
+    /// A file to send could not be read.
+    #[error("cannot send {path}: {error}")]
+    CannotReadFile { path: String, error: String },
+    /// The transfer store failed.
+    #[error("file transfer: {0}")]
+    FileStore(#[source] crate::files::FileStoreError),
     #[error("cannot read history: {0}")]
     History(#[source] ChatError),
     #[error("cannot search: {0}")]

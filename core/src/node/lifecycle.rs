@@ -200,6 +200,7 @@ impl Node {
         p.link = PeerLink::Lost { since_ms: now };
         let wait = p.backoff.next_delay(&mut self.rng);
         self.chat.on_link_down(id);
+        self.files.on_link_down(id);
         self.peers.schedule_dial(&id, now, wait);
         if !self.shutting_down {
             let info = self.info_of(&id);

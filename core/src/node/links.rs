@@ -80,6 +80,10 @@ impl Node {
                 len: data.len(),
             }),
             Frame::Nick(nick) => self.on_nick(id, nick),
+            Frame::FileOffer(_)
+            | Frame::FileRequest(_)
+            | Frame::FileData(_)
+            | Frame::FileEnd(_) => self.file_frame(id, frame),
             // Routed to the chat core by route_frames.
             Frame::Public(_) | Frame::Direct(_) | Frame::Ack(_) | Frame::SyncRequest(_) => {}
         }
@@ -181,6 +185,7 @@ impl Node {
     /// one batch per link.
     pub(super) fn flush(&mut self) {
         self.flush_posts();
+        self.pump_files();
         let links: Vec<LinkId> = self
             .conns
             .iter()

@@ -634,3 +634,125 @@ fn a_marker_follows_the_events_of_earlier_commands() {
     }
     assert_eq!(order, ["first", "marker 7", "second"]);
 }
+
+// ------------------------------------------------------------------ files
+
+fn file_content(len: usize, seed: u8) -> Vec<u8> {
+    let mut r = crate::rng::Rng::new(u64::from(seed));
+    (0..len).map(|_| r.next_u64() as u8).collect()
+}
+
+fn offered_id(s: &Sim, i: usize) -> Option<String> {
+    s.nodes[i].events.iter().find_map(|e| match e {
+        Event::FileOffered { transfer } if !transfer.outgoing => {
+            Some(crate::hex(&transfer.id)[..8].to_owned())
+        }
+        _ => None,
+    })
+}
+
+fn send_file(s: &mut Sim, from: usize, to: usize, path: &str) {
+    let peer = format!("node{to}");
+    s.input(
+        from,
+        Input::Command(Command::SendFile {
+            peer,
+            path: path.into(),
+        }),
+    );
+}
+
+#[test]
+fn a_file_is_offered_accepted_verified_and_saved_while_chat_flows() {
+    let mut s = Sim::new(3, NetConfig::default());
+    s.add_nodes(2);
+    assert!(mesh_time(&mut s, 30_000).is_some());
+    let content = file_content(1_000_003, 1);
+    s.nodes[0].disk.put("home/../report.pdf", content.clone());
+    send_file(&mut s, 0, 1, "home/../report.pdf");
+    s.run_for(500);
+    let id = offered_id(&s, 1).expect("the offer reached the receiver");
+    s.input(1, Input::Command(Command::AcceptFile(id)));
+    say(&mut s, 0, "while the file flows");
+    s.run_for(5_000);
+    let done = s.nodes[1].events.iter().find_map(|e| match e {
+        Event::FileCompleted { transfer } => Some(transfer.clone()),
+        _ => None,
+    });
+    let done = done.expect("completed on the receiver");
+    assert_eq!(done.size, content.len() as u64);
+    assert_eq!(done.root, *bao_tree::blake3::hash(&content).as_bytes());
+    let path = done.path.expect("a path");
+    assert_eq!(
+        path, "downloads/report.pdf",
+        "the offered name's last component"
+    );
+    assert_eq!(s.nodes[1].disk.get(&path), Some(content));
+    assert!(
+        s.nodes[0]
+            .events
+            .iter()
+            .any(|e| matches!(e, Event::FileCompleted { transfer } if transfer.outgoing)),
+        "the sender heard it completed"
+    );
+    assert!(!chat_events(&s, 1).is_empty(), "chat kept flowing");
+}
+
+#[test]
+fn a_transfer_resumes_after_the_link_is_lost() {
+    let mut s = Sim::new(4, NetConfig::default());
+    s.add_nodes(2);
+    assert!(mesh_time(&mut s, 30_000).is_some());
+    let content = file_content(64 << 20, 2);
+    s.nodes[0].disk.put("big.bin", content.clone());
+    send_file(&mut s, 0, 1, "big.bin");
+    s.run_for(300);
+    let id = offered_id(&s, 1).expect("offered");
+    s.input(1, Input::Command(Command::AcceptFile(id)));
+    // Cut the link part way through, then heal it.
+    s.run_for(20);
+    s.partition(&[0], &[1]);
+    s.run_for(20_000);
+    let completed = |s: &Sim| {
+        s.nodes[1]
+            .events
+            .iter()
+            .any(|e| matches!(e, Event::FileCompleted { .. }))
+    };
+    assert!(!completed(&s), "the cut came before the end");
+    assert!(s.nodes[1]
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::PeerLost { .. })));
+    s.heal();
+    s.run_for(30_000);
+    let done = s.nodes[1]
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::FileCompleted { .. }));
+    assert!(done, "completed after the link came back");
+    assert_eq!(s.nodes[1].disk.get("downloads/big.bin"), Some(content));
+}
+
+#[test]
+fn a_file_changed_after_the_offer_is_caught_and_nothing_is_saved() {
+    let mut s = Sim::new(5, NetConfig::default());
+    s.add_nodes(2);
+    assert!(mesh_time(&mut s, 30_000).is_some());
+    s.nodes[0].disk.put("a.txt", file_content(100_000, 3));
+    send_file(&mut s, 0, 1, "a.txt");
+    s.run_for(300);
+    s.nodes[0].disk.put("a.txt", file_content(100_000, 4));
+    let id = offered_id(&s, 1).expect("offered");
+    s.input(1, Input::Command(Command::AcceptFile(id)));
+    s.run_for(3_000);
+    assert!(s.nodes[1]
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::FileFailed { .. })));
+    assert!(s.nodes[0]
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::FileFailed { transfer, .. } if transfer.outgoing)));
+    assert!(s.nodes[1].disk.paths().is_empty(), "nothing saved");
+}

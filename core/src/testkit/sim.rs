@@ -8,6 +8,7 @@
 
 use crate::chat::{ChatStore, MemoryStore};
 use crate::event::Event;
+use crate::files::{MemoryDisk, MemoryFileStore};
 use crate::identity::{IdentityKey, LocalIdentity};
 use crate::node::{Input, Node, NodeConfig, Output};
 use crate::peer::LinkId;
@@ -46,6 +47,8 @@ pub struct SimNode {
     pub events: Vec<Event>,
     /// False while the host is "powered off".
     pub up: bool,
+    /// Its files: what it can offer, and where what it receives lands.
+    pub disk: MemoryDisk,
 }
 
 #[derive(Debug)]
@@ -157,7 +160,7 @@ impl Sim {
             cfg.listen_port,
         );
         let seed = self.rng.next_u64();
-        let node = Node::new(
+        let mut node = Node::new(
             id,
             cfg,
             memory_store(),
@@ -165,11 +168,14 @@ impl Sim {
             self.now_ms,
             1_700_000_000_000 + self.now_ms,
         );
+        let disk = MemoryDisk::default();
+        node.set_file_store(Box::new(MemoryFileStore::new(disk.clone())));
         self.nodes.push(SimNode {
             node,
             addr,
             events: Vec::new(),
             up: true,
+            disk,
         });
         self.pump(i);
         i
@@ -317,6 +323,13 @@ impl Sim {
         while let Some(out) = self.nodes[i].node.poll_output() {
             match out {
                 Output::Event(e) => self.nodes[i].events.push(e),
+                Output::HashFile { transfer, path } => {
+                    let result = self.nodes[i].disk.digest(&path);
+                    let now = self.now_ms;
+                    self.nodes[i]
+                        .node
+                        .handle(now, Input::FileHashed { transfer, result });
+                }
                 Output::Datagram { to, data } => {
                     let from = self.nodes[i].addr;
                     let targets: Vec<usize> = (0..self.nodes.len())

@@ -8,7 +8,10 @@
 //! link.
 
 use super::codec::{check_len, decode_prefix, encode_into, WireError};
-use super::limits::{MAX_ACK_IDS, MAX_CLOSE_DETAIL_LEN, MAX_NICK_LEN, MAX_TEXT_LEN};
+use super::limits::{
+    MAX_ACK_IDS, MAX_CLOSE_DETAIL_LEN, MAX_DATA_GROUPS, MAX_FILE_NAME_LEN, MAX_NICK_LEN,
+    MAX_REQUEST_GROUPS, MAX_TEXT_LEN,
+};
 use crate::identity::{IdentityKey, SignatureBytes};
 use serde::{Deserialize, Serialize};
 
@@ -36,6 +39,87 @@ pub enum Frame {
     SyncRequest(SyncRequest),
     /// 8: the sender's nickname changed.
     Nick(String),
+    /// 9: the sender offers a file (section 11 of PROTOCOL.md).
+    FileOffer(FileOffer),
+    /// 10: the receiver of an offer asks for chunk groups of it.
+    FileRequest(FileRequest),
+    /// 11: chunk groups of an offered file with their BLAKE3 proof.
+    FileData(FileData),
+    /// 12: a transfer is over (done, refused or given up), either side.
+    FileEnd(FileEnd),
+}
+
+/// A random 128-bit transfer id, chosen by the sender of the offer; a
+/// transfer is named by (sender, id).
+pub type TransferId = [u8; 16];
+
+/// Payload of [`Frame::FileOffer`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileOffer {
+    pub transfer: TransferId,
+    /// The file's name as the sender has it, at most
+    /// [`MAX_FILE_NAME_LEN`] bytes. Untrusted: the receiver makes its own
+    /// safe name from it.
+    pub name: String,
+    pub size: u64,
+    /// BLAKE3 hash of the whole content (the root of its tree).
+    pub root: [u8; 32],
+}
+
+/// Payload of [`Frame::FileRequest`]: send chunk groups
+/// `first_group .. first_group + count` of `transfer`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileRequest {
+    pub transfer: TransferId,
+    pub first_group: u64,
+    /// 1 to [`MAX_REQUEST_GROUPS`].
+    pub count: u32,
+}
+
+/// Payload of [`Frame::FileData`]: groups `first_group .. first_group +
+/// count` as a bao encoding (the parent hash pairs from the root down, then
+/// the data), verifiable against the offer's root and size alone.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileData {
+    pub transfer: TransferId,
+    pub first_group: u64,
+    /// 1 to [`MAX_DATA_GROUPS`].
+    pub count: u8,
+    #[serde(with = "serde_bytes")]
+    pub encoded: Vec<u8>,
+}
+
+/// Why a transfer ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FileEndReason {
+    /// 0: the receiver holds the whole file, verified.
+    Completed,
+    /// 1: the receiver does not want it.
+    Rejected,
+    /// 2: the user of either side gave it up.
+    Cancelled,
+    /// 3: the receiver refuses files this large.
+    TooLarge,
+    /// 4: too many offers from this sender; try later.
+    Busy,
+    /// 5: the sender cannot serve it (the file is gone or has changed).
+    Unavailable,
+    /// 6: the peer broke the transfer protocol (data not requested, data
+    /// that fails verification, a request outside the file).
+    Invalid,
+    /// 7: the receiver failed locally (disk full, cannot write).
+    Failed,
+}
+
+/// Payload of [`Frame::FileEnd`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEnd {
+    pub transfer: TransferId,
+    pub reason: FileEndReason,
+    /// True when the frame's sender is the transfer's sender (the offer
+    /// was its own); false when it is the receiver. Both sides may use one
+    /// id for transfers of their own.
+    pub from_sender: bool,
 }
 
 /// Why a link is being closed.
@@ -115,7 +199,37 @@ impl Frame {
                 check_len("ack", ids.len(), MAX_ACK_IDS)
             }
             Frame::Nick(n) => check_len("nickname", n.len(), MAX_NICK_LEN),
-            Frame::Ping(_) | Frame::Pong(_) | Frame::Data(_) | Frame::SyncRequest(_) => Ok(()),
+            Frame::FileOffer(o) => {
+                if o.name.is_empty() {
+                    return Err(WireError::Empty("file name"));
+                }
+                check_len("file name", o.name.len(), MAX_FILE_NAME_LEN)
+            }
+            Frame::FileRequest(r) => {
+                if r.count == 0 {
+                    return Err(WireError::Empty("file request"));
+                }
+                check_len(
+                    "file request",
+                    r.count as usize,
+                    MAX_REQUEST_GROUPS as usize,
+                )
+            }
+            Frame::FileData(d) => {
+                if d.count == 0 {
+                    return Err(WireError::Empty("file data"));
+                }
+                check_len(
+                    "file data groups",
+                    d.count as usize,
+                    MAX_DATA_GROUPS as usize,
+                )
+            }
+            Frame::Ping(_)
+            | Frame::Pong(_)
+            | Frame::Data(_)
+            | Frame::SyncRequest(_)
+            | Frame::FileEnd(_) => Ok(()),
         }
     }
 

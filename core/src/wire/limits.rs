@@ -40,3 +40,17 @@ pub const HANDSHAKE_MSG1_LEN: usize = 32;
 
 /// Deadline for a whole handshake, from TCP accept/connect to established.
 pub const HANDSHAKE_DEADLINE_MS: u64 = 10_000;
+
+/// Largest file name in a `FileOffer`, in bytes of UTF-8.
+pub const MAX_FILE_NAME_LEN: usize = 255;
+
+/// A chunk group: the unit of verified file data (BLAKE3 chunks of 1 KiB,
+/// 16 to a group, as bao-tree's `BlockSize::from_chunk_log(4)`).
+pub const FILE_GROUP_SIZE: u64 = 16 * 1024;
+
+/// Most chunk groups in one `FileData` frame (48 KiB with its proof fits
+/// one Noise message).
+pub const MAX_DATA_GROUPS: u8 = 3;
+
+/// Most chunk groups one `FileRequest` may ask for (64 MiB).
+pub const MAX_REQUEST_GROUPS: u32 = 4096;

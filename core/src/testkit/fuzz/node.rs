@@ -361,6 +361,13 @@ impl Driver {
                         };
                         self.links.insert(link, info);
                     }
+                    // Nothing to hash here: the file cannot be read.
+                    Output::HashFile { transfer, .. } => {
+                        let now = self.now;
+                        let result = Err("not in the fuzz target".into());
+                        self.node
+                            .handle(now, Input::FileHashed { transfer, result });
+                    }
                     Output::Close { link } | Output::Abort { link } => {
                         let l = self.links.remove(&link);
                         assert!(l.is_some(), "Close of link {link}, not open");

@@ -1,0 +1,983 @@
+//! File transfer: offers, verified streaming, resume.
+//!
+//! The rules (PROTOCOL.md section 11 restates them for other
+//! implementations):
+//!
+//! 1. **Offer.** The sender hashes the file (off the node thread: the node
+//!    asks its shell with `Output::HashFile`), records the transfer and
+//!    sends `FileOffer { transfer, name, size, root }`, again on every new
+//!    link until the receiver answers. A transfer is named by (sender, id).
+//! 2. **Answer.** The receiver records the offer and asks its user; offers
+//!    above its size limit get `FileEnd(TooLarge)`, offers beyond
+//!    [`OFFER_BURST`] (refilled one per [`OFFER_EVERY_MS`]) or beyond
+//!    [`MAX_PENDING_OFFERS`] waiting get `FileEnd(Busy)`, neither is
+//!    recorded. `/reject` sends `FileEnd(Rejected)`; `/accept` starts it.
+//! 3. **Receiver drives.** The receiver asks for chunk groups in order
+//!    with `FileRequest`, keeping at most its window in flight (4 MiB per
+//!    transfer, 8 MiB per peer shared by its transfers). The sender
+//!    answers each request with `FileData` frames of up to three groups,
+//!    in order, serving its transfers to one peer in turn, and only while
+//!    the link has less than [`SEND_BACKLOG`] unwritten, so chat frames
+//!    never queue behind more than that.
+//! 4. **Verify, then write.** Every `FileData` is checked against the
+//!    offer's root and size ([`proof::verify`]) before a byte is written.
+//!    Data that was not requested next, or that fails the check, ends the
+//!    transfer (`FileEnd(Invalid)`); what was verified before stays. Every
+//!    [`COMMIT_GROUPS`] groups the receiver makes the data durable and
+//!    records its progress, so a restart resumes from there.
+//! 5. **Finish.** When the last group is verified the whole file matches
+//!    the root: the receiver moves it into place (never over another file)
+//!    and sends `FileEnd(Completed)`.
+//! 6. **Resume.** After a lost link or a restart of either side, the
+//!    receiver asks again from its first missing group; the sender keeps
+//!    its transfers until they end. A file changed since it was offered is
+//!    caught when it is read (`FileEnd(Unavailable)`).
+
+pub mod memory;
+pub mod name;
+pub mod proof;
+pub mod store;
+
+pub use memory::{MemoryDisk, MemoryFileStore};
+pub use store::{FileStore, FileStoreError, TransferRecord, TransferState};
+
+use crate::identity::IdentityKey;
+use crate::wire::frame::{FileData, FileEnd, FileEndReason, FileOffer, FileRequest, TransferId};
+use crate::wire::limits::{FILE_GROUP_SIZE, MAX_DATA_GROUPS, MAX_REQUEST_GROUPS};
+use crate::wire::Frame;
+use std::collections::{HashMap, VecDeque};
+
+/// Offers a peer may make at once before the pacing starts.
+pub const OFFER_BURST: u32 = 8;
+/// After the burst, one more offer per this many ms (10 a minute).
+pub const OFFER_EVERY_MS: u64 = 6_000;
+/// Incoming offers waiting for an answer, from all peers together.
+pub const MAX_PENDING_OFFERS: usize = 256;
+/// The receiver makes data durable and records progress every this many
+/// groups (4 MiB).
+pub const COMMIT_GROUPS: u64 = 256;
+/// Groups in flight per transfer (4 MiB) and per peer (8 MiB).
+pub const WINDOW_GROUPS: u64 = 256;
+pub const PEER_WINDOW_GROUPS: u64 = 512;
+/// A sender adds file data to a link only while it has less than this
+/// unwritten (1 MiB).
+pub const SEND_BACKLOG: usize = 1 << 20;
+/// Requests a sender keeps per transfer; more is a protocol error.
+pub const MAX_QUEUED_REQUESTS: usize = 16;
+/// Progress events per transfer at most this often.
+pub const PROGRESS_EVERY_MS: u64 = 250;
+
+/// What hashing a file to offer found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileDigest {
+    /// The file's own name (the last component of its path).
+    pub name: String,
+    pub size: u64,
+    pub root: [u8; 32],
+}
+
+/// Settings of the receiving side.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileLimits {
+    /// Larger offers are refused (`FileEnd(TooLarge)`).
+    pub max_size: u64,
+    /// Accept offers from verified contacts without asking. Never for
+    /// unverified keys.
+    pub auto_accept_verified: bool,
+}
+
+impl Default for FileLimits {
+    /// 16 GiB, asking every time.
+    fn default() -> Self {
+        FileLimits {
+            max_size: 16 << 30,
+            auto_accept_verified: false,
+        }
+    }
+}
+
+/// Why a transfer did not complete.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum FileFailure {
+    #[error("the receiver declined it")]
+    Rejected,
+    #[error("cancelled by the peer")]
+    CancelledByPeer,
+    #[error("cancelled")]
+    Cancelled,
+    #[error("{size} bytes is over the limit of {max} bytes (--max-file-size)")]
+    TooLarge { size: u64, max: u64 },
+    #[error("the receiver is refusing offers for now (too many)")]
+    Busy,
+    #[error("too many offers from this peer; refused")]
+    Flooded,
+    #[error("the sender cannot serve it (the file is gone or has changed)")]
+    Unavailable,
+    #[error("the peer broke the transfer: {0}")]
+    Invalid(&'static str),
+    #[error("the receiver failed to store it")]
+    ReceiverFailed,
+    #[error("{0}")]
+    Store(#[from] FileStoreError),
+}
+
+/// Something the UI should hear about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FileEvent {
+    /// An offer made (outgoing) or received and waiting for `/accept`.
+    Offered(TransferRecord),
+    /// Bytes verified (incoming) or sent (outgoing) so far.
+    Progress { rec: TransferRecord, done: u64 },
+    /// The whole file arrived, verified (`rec.path` is where, incoming).
+    Completed(TransferRecord),
+    /// It ended without the file.
+    Failed {
+        rec: TransferRecord,
+        reason: FileFailure,
+    },
+    /// An offer refused without being recorded.
+    Refused {
+        peer: IdentityKey,
+        name: String,
+        size: u64,
+        reason: FileFailure,
+    },
+}
+
+/// What a call asks the node to do.
+#[derive(Debug, Default)]
+pub struct FileActions {
+    pub send: Vec<(IdentityKey, Frame)>,
+    pub events: Vec<FileEvent>,
+}
+
+/// Why a command about a transfer was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum TransferCommandError {
+    #[error("no transfer matches \"{0}\" (see /files)")]
+    Unknown(String),
+    #[error("\"{0}\" matches several transfers; give more of the id")]
+    Ambiguous(String),
+    #[error("transfer {id} is {state}; {what}")]
+    WrongState {
+        id: String,
+        state: &'static str,
+        what: &'static str,
+    },
+    #[error(transparent)]
+    Store(#[from] FileStoreError),
+}
+
+/// A transfer we receive, while active.
+#[derive(Debug)]
+struct Receiving {
+    rec: TransferRecord,
+    groups: u64,
+    /// The next group to arrive; all before it are verified and written.
+    next_expected: u64,
+    /// The next group to ask for.
+    next_request: u64,
+    /// Groups made durable (`FileStore::commit`).
+    committed: u64,
+    last_progress_ms: u64,
+}
+
+/// A transfer we send, until it ends.
+#[derive(Debug)]
+struct Sending {
+    rec: TransferRecord,
+    groups: u64,
+    /// Requested ranges not yet sent, in order.
+    ranges: VecDeque<(u64, u64)>,
+    /// The end of the highest group sent (progress).
+    sent_groups: u64,
+    last_progress_ms: u64,
+}
+
+/// Offers a peer may still make now.
+#[derive(Debug, Clone, Copy)]
+struct OfferBucket {
+    tokens: u32,
+    refilled_ms: u64,
+}
+
+type Key = (IdentityKey, TransferId);
+
+/// The file-transfer rules of one node, over a [`FileStore`].
+#[derive(Debug)]
+pub struct Files {
+    store: Box<dyn FileStore>,
+    limits: FileLimits,
+    receiving: HashMap<Key, Receiving>,
+    sending: HashMap<Key, Sending>,
+    /// Per peer, the transfers with requests to serve, in turn.
+    turns: HashMap<IdentityKey, VecDeque<TransferId>>,
+    offers: HashMap<IdentityKey, OfferBucket>,
+    pending_offers: usize,
+}
+
+fn key_of(rec: &TransferRecord) -> Key {
+    (IdentityKey(rec.peer), rec.id)
+}
+
+fn end(transfer: TransferId, reason: FileEndReason, from_sender: bool) -> Frame {
+    Frame::FileEnd(FileEnd {
+        transfer,
+        reason,
+        from_sender,
+    })
+}
+
+fn offer_frame(rec: &TransferRecord) -> Frame {
+    Frame::FileOffer(FileOffer {
+        transfer: rec.id,
+        name: rec.name.clone(),
+        size: rec.size,
+        root: rec.root,
+    })
+}
+
+/// Bytes of the first `groups` groups of a file of `size` bytes.
+pub fn bytes_of(size: u64, groups: u64) -> u64 {
+    proof::range_len(size, 0, groups)
+}
+
+impl Files {
+    /// The rules over `store`; transfers it holds unfinished resume.
+    pub fn new(store: Box<dyn FileStore>, limits: FileLimits) -> Files {
+        let mut files = Files {
+            store,
+            limits,
+            receiving: HashMap::new(),
+            sending: HashMap::new(),
+            turns: HashMap::new(),
+            offers: HashMap::new(),
+            pending_offers: 0,
+        };
+        for rec in files.store.unfinished().unwrap_or_default() {
+            match (rec.outgoing, rec.state) {
+                (true, _) => files.start_sending(rec),
+                (false, TransferState::Active) => files.start_receiving(rec),
+                (false, _) => files.pending_offers += 1,
+            }
+        }
+        files
+    }
+
+    pub fn limits(&self) -> FileLimits {
+        self.limits
+    }
+
+    fn start_sending(&mut self, rec: TransferRecord) {
+        let groups = proof::group_count(rec.size);
+        self.sending.insert(
+            key_of(&rec),
+            Sending {
+                rec,
+                groups,
+                ranges: VecDeque::new(),
+                sent_groups: 0,
+                last_progress_ms: 0,
+            },
+        );
+    }
+
+    fn start_receiving(&mut self, rec: TransferRecord) {
+        let groups = proof::group_count(rec.size);
+        let done = rec.done_groups.min(groups);
+        self.receiving.insert(
+            key_of(&rec),
+            Receiving {
+                rec,
+                groups,
+                next_expected: done,
+                next_request: done,
+                committed: done,
+                last_progress_ms: 0,
+            },
+        );
+    }
+
+    /// A file the local user offers to `peer` was hashed: record it and
+    /// offer it now if the peer is `connected`, else on its next link.
+    pub fn offer(
+        &mut self,
+        id: TransferId,
+        peer: IdentityKey,
+        path: String,
+        digest: FileDigest,
+        wall_ms: u64,
+        connected: bool,
+    ) -> Result<FileActions, FileStoreError> {
+        let rec = TransferRecord {
+            id,
+            peer: peer.0,
+            outgoing: true,
+            name: digest.name,
+            size: digest.size,
+            root: digest.root,
+            state: TransferState::Offered,
+            done_groups: 0,
+            path: Some(path),
+            created_ms: wall_ms,
+        };
+        self.store.insert(&rec)?;
+        let mut actions = FileActions::default();
+        if connected {
+            actions.send.push((peer, offer_frame(&rec)));
+        }
+        actions.events.push(FileEvent::Offered(rec.clone()));
+        self.start_sending(rec);
+        Ok(actions)
+    }
+
+    /// A link to `peer` is up: offers it has not answered go out again,
+    /// and transfers from it resume from their first missing group.
+    pub fn on_link_up(&mut self, peer: IdentityKey) -> FileActions {
+        let mut actions = FileActions::default();
+        for s in self.sending.values() {
+            if s.rec.peer == peer.0 && s.rec.state == TransferState::Offered {
+                actions.send.push((peer, offer_frame(&s.rec)));
+            }
+        }
+        let keys: Vec<Key> = self
+            .receiving
+            .keys()
+            .filter(|(p, _)| *p == peer)
+            .copied()
+            .collect();
+        for k in keys {
+            if let Some(r) = self.receiving.get_mut(&k) {
+                r.next_request = r.next_expected;
+            }
+        }
+        self.request_more(peer, &mut actions);
+        actions
+    }
+
+    /// The link to `peer` is gone: what was in flight is lost; the
+    /// sender's queue for it is dropped, the receiver asks again later.
+    pub fn on_link_down(&mut self, peer: IdentityKey) {
+        self.turns.remove(&peer);
+        for (k, s) in self.sending.iter_mut() {
+            if k.0 == peer {
+                s.ranges.clear();
+            }
+        }
+        for (k, r) in self.receiving.iter_mut() {
+            if k.0 == peer {
+                r.next_request = r.next_expected;
+            }
+        }
+    }
+
+    /// A file frame from the authenticated peer `from` (`verified`: the
+    /// user verified its key).
+    pub fn on_frame(
+        &mut self,
+        now_ms: u64,
+        wall_ms: u64,
+        from: IdentityKey,
+        verified: bool,
+        frame: Frame,
+    ) -> FileActions {
+        let mut actions = FileActions::default();
+        match frame {
+            Frame::FileOffer(o) => self.on_offer(now_ms, wall_ms, from, verified, o, &mut actions),
+            Frame::FileRequest(r) => self.on_request(from, r, &mut actions),
+            Frame::FileData(d) => self.on_data(now_ms, from, d, &mut actions),
+            Frame::FileEnd(e) => self.on_end(from, e, &mut actions),
+            _ => {}
+        }
+        actions
+    }
+
+    fn on_offer(
+        &mut self,
+        now_ms: u64,
+        wall_ms: u64,
+        from: IdentityKey,
+        verified: bool,
+        o: FileOffer,
+        actions: &mut FileActions,
+    ) {
+        // The same offer again (the sender restarted or reconnected): the
+        // answer it may have missed, or nothing while the user decides.
+        if let Ok(Some(held)) = self.store.get(&from.0, false, &o.transfer) {
+            let answer = match held.state {
+                TransferState::Completed => Some(FileEndReason::Completed),
+                TransferState::Rejected => Some(FileEndReason::Rejected),
+                TransferState::Cancelled => Some(FileEndReason::Cancelled),
+                _ => None,
+            };
+            if let Some(reason) = answer {
+                actions.send.push((from, end(o.transfer, reason, false)));
+            }
+            return;
+        }
+        let refuse = |reason: FileFailure, wire: FileEndReason, actions: &mut FileActions| {
+            actions.send.push((from, end(o.transfer, wire, false)));
+            actions.events.push(FileEvent::Refused {
+                peer: from,
+                name: o.name.clone(),
+                size: o.size,
+                reason,
+            });
+        };
+        if !self.take_offer_token(now_ms, from) {
+            // No event: a flood of offers must not flood the screen.
+            actions
+                .send
+                .push((from, end(o.transfer, FileEndReason::Busy, false)));
+            return;
+        }
+        if o.size > self.limits.max_size {
+            let reason = FileFailure::TooLarge {
+                size: o.size,
+                max: self.limits.max_size,
+            };
+            return refuse(reason, FileEndReason::TooLarge, actions);
+        }
+        if self.pending_offers >= MAX_PENDING_OFFERS {
+            return refuse(FileFailure::Busy, FileEndReason::Busy, actions);
+        }
+        let rec = TransferRecord {
+            id: o.transfer,
+            peer: from.0,
+            outgoing: false,
+            name: o.name,
+            size: o.size,
+            root: o.root,
+            state: TransferState::Offered,
+            done_groups: 0,
+            path: None,
+            created_ms: wall_ms,
+        };
+        if let Err(e) = self.store.insert(&rec) {
+            actions.events.push(FileEvent::Failed {
+                rec,
+                reason: e.into(),
+            });
+            return;
+        }
+        self.pending_offers += 1;
+        actions.events.push(FileEvent::Offered(rec.clone()));
+        if verified && self.limits.auto_accept_verified {
+            if let Err(e) = self.accept_record(rec.clone(), true, actions) {
+                actions.events.push(FileEvent::Failed {
+                    rec,
+                    reason: FileFailure::Store(e),
+                });
+            }
+        }
+    }
+
+    fn take_offer_token(&mut self, now_ms: u64, from: IdentityKey) -> bool {
+        let b = self.offers.entry(from).or_insert(OfferBucket {
+            tokens: OFFER_BURST,
+            refilled_ms: now_ms,
+        });
+        let refill = now_ms.saturating_sub(b.refilled_ms) / OFFER_EVERY_MS;
+        if refill > 0 {
+            b.tokens = (b.tokens as u64 + refill).min(OFFER_BURST as u64) as u32;
+            b.refilled_ms += refill * OFFER_EVERY_MS;
+        }
+        if b.tokens == 0 {
+            return false;
+        }
+        b.tokens -= 1;
+        true
+    }
+
+    /// Forget the offer buckets of peers that are gone (bounded by links).
+    pub fn forget_peer(&mut self, peer: &IdentityKey) {
+        self.offers.remove(peer);
+    }
+
+    fn on_request(&mut self, from: IdentityKey, r: FileRequest, actions: &mut FileActions) {
+        let k = (from, r.transfer);
+        let Some(s) = self.sending.get_mut(&k) else {
+            // Unknown, or over: say so, so the receiver stops asking.
+            let reason = match self.store.get(&from.0, true, &r.transfer) {
+                Ok(Some(rec)) if rec.state == TransferState::Completed => FileEndReason::Completed,
+                Ok(Some(rec)) if rec.state == TransferState::Cancelled => FileEndReason::Cancelled,
+                _ => FileEndReason::Unavailable,
+            };
+            actions.send.push((from, end(r.transfer, reason, true)));
+            return;
+        };
+        let last = r.first_group.saturating_add(u64::from(r.count));
+        if last > s.groups || s.ranges.len() >= MAX_QUEUED_REQUESTS {
+            let what = if last > s.groups {
+                "asked for data outside the file"
+            } else {
+                "asked for too much at once"
+            };
+            return self.fail_sending(
+                k,
+                FileFailure::Invalid(what),
+                FileEndReason::Invalid,
+                actions,
+            );
+        }
+        if s.rec.state == TransferState::Offered {
+            if let Err(e) = self.store.set_state(&s.rec, TransferState::Active) {
+                return self.fail_sending(k, e.into(), FileEndReason::Unavailable, actions);
+            }
+            s.rec.state = TransferState::Active;
+            actions.events.push(FileEvent::Progress {
+                rec: s.rec.clone(),
+                done: 0,
+            });
+        }
+        s.ranges.push_back((r.first_group, last));
+        let turns = self.turns.entry(from).or_default();
+        if !turns.contains(&r.transfer) {
+            turns.push_back(r.transfer);
+        }
+    }
+
+    /// Whether there is file data to send to `peer`.
+    pub fn has_data_for(&self, peer: &IdentityKey) -> bool {
+        self.turns.get(peer).is_some_and(|t| !t.is_empty())
+    }
+
+    /// `FileData` frames for `peer`, about `budget` bytes of them: its
+    /// transfers take turns, one frame each.
+    pub fn pump(&mut self, now_ms: u64, peer: IdentityKey, budget: usize) -> FileActions {
+        let mut actions = FileActions::default();
+        let mut bytes = 0;
+        while bytes < budget {
+            let Some(id) = self.turns.get_mut(&peer).and_then(VecDeque::pop_front) else {
+                break;
+            };
+            let k = (peer, id);
+            let Some(s) = self.sending.get_mut(&k) else {
+                continue;
+            };
+            let Some((first, last)) = s.ranges.front().copied() else {
+                continue;
+            };
+            let count = (last - first).min(u64::from(MAX_DATA_GROUPS));
+            let mut encoded = Vec::with_capacity((count * FILE_GROUP_SIZE) as usize + 2048);
+            if let Err(e) = self.store.encode(&s.rec, first, count, &mut encoded) {
+                self.fail_sending(k, e.into(), FileEndReason::Unavailable, &mut actions);
+                continue;
+            }
+            bytes += encoded.len();
+            actions.send.push((
+                peer,
+                Frame::FileData(FileData {
+                    transfer: id,
+                    first_group: first,
+                    count: count as u8,
+                    encoded,
+                }),
+            ));
+            if first + count >= last {
+                s.ranges.pop_front();
+            } else if let Some(front) = s.ranges.front_mut() {
+                front.0 = first + count;
+            }
+            s.sent_groups = s.sent_groups.max(first + count);
+            if now_ms.saturating_sub(s.last_progress_ms) >= PROGRESS_EVERY_MS {
+                s.last_progress_ms = now_ms;
+                actions.events.push(FileEvent::Progress {
+                    rec: s.rec.clone(),
+                    done: bytes_of(s.rec.size, s.sent_groups),
+                });
+            }
+            if !s.ranges.is_empty() {
+                self.turns.entry(peer).or_default().push_back(id);
+            }
+        }
+        actions
+    }
+
+    fn on_data(&mut self, now_ms: u64, from: IdentityKey, d: FileData, actions: &mut FileActions) {
+        let k = (from, d.transfer);
+        let Some(r) = self.receiving.get_mut(&k) else {
+            // Data for a transfer that is not running here (cancelled,
+            // finished, never accepted): what was in flight when it
+            // ended. Dropped.
+            return;
+        };
+        let count = u64::from(d.count);
+        if d.first_group != r.next_expected || d.first_group + count > r.next_request {
+            return self.fail_receiving(
+                k,
+                FileFailure::Invalid("sent data that was not requested"),
+                FileEndReason::Invalid,
+                actions,
+            );
+        }
+        let leaves = match proof::verify(&r.rec.root, r.rec.size, d.first_group, count, &d.encoded)
+        {
+            Ok(leaves) => leaves,
+            Err(_) => {
+                return self.fail_receiving(
+                    k,
+                    FileFailure::Invalid("sent data that fails verification"),
+                    FileEndReason::Invalid,
+                    actions,
+                )
+            }
+        };
+        for (offset, data) in &leaves {
+            if let Err(e) = self.store.write(&r.rec, *offset, data) {
+                return self.fail_receiving(k, e.into(), FileEndReason::Failed, actions);
+            }
+        }
+        r.next_expected += count;
+        if r.next_expected >= r.groups {
+            return self.finish_receiving(k, actions);
+        }
+        if r.next_expected - r.committed >= COMMIT_GROUPS {
+            if let Err(e) = self.store.commit(&r.rec, r.next_expected) {
+                return self.fail_receiving(k, e.into(), FileEndReason::Failed, actions);
+            }
+            r.committed = r.next_expected;
+            r.rec.done_groups = r.next_expected;
+        }
+        if now_ms.saturating_sub(r.last_progress_ms) >= PROGRESS_EVERY_MS {
+            r.last_progress_ms = now_ms;
+            actions.events.push(FileEvent::Progress {
+                rec: r.rec.clone(),
+                done: bytes_of(r.rec.size, r.next_expected),
+            });
+        }
+        self.request_more(from, actions);
+    }
+
+    fn finish_receiving(&mut self, k: Key, actions: &mut FileActions) {
+        let Some(r) = self.receiving.remove(&k) else {
+            return;
+        };
+        match self.store.complete(&r.rec) {
+            Ok(path) => {
+                let mut rec = r.rec;
+                rec.state = TransferState::Completed;
+                rec.done_groups = r.groups;
+                rec.path = Some(path);
+                actions
+                    .send
+                    .push((k.0, end(k.1, FileEndReason::Completed, false)));
+                actions.events.push(FileEvent::Completed(rec));
+            }
+            Err(e) => {
+                self.receiving.insert(k, r);
+                self.fail_receiving(k, e.into(), FileEndReason::Failed, actions);
+            }
+        }
+    }
+
+    /// Ask `peer` for more of each of its transfers whose window has room.
+    fn request_more(&mut self, peer: IdentityKey, actions: &mut FileActions) {
+        let mine: Vec<Key> = self
+            .receiving
+            .keys()
+            .filter(|(p, _)| *p == peer)
+            .copied()
+            .collect();
+        if mine.is_empty() {
+            return;
+        }
+        // The peer's window is shared by its transfers.
+        let share = (PEER_WINDOW_GROUPS / mine.len() as u64).clamp(8, WINDOW_GROUPS);
+        for k in mine {
+            let Some(r) = self.receiving.get_mut(&k) else {
+                continue;
+            };
+            let in_flight = r.next_request - r.next_expected;
+            if in_flight > share / 2 || r.next_request >= r.groups {
+                continue;
+            }
+            let count = (share - in_flight)
+                .min(r.groups - r.next_request)
+                .min(u64::from(MAX_REQUEST_GROUPS));
+            actions.send.push((
+                peer,
+                Frame::FileRequest(FileRequest {
+                    transfer: k.1,
+                    first_group: r.next_request,
+                    count: count as u32,
+                }),
+            ));
+            r.next_request += count;
+        }
+    }
+
+    fn on_end(&mut self, from: IdentityKey, e: FileEnd, actions: &mut FileActions) {
+        let k = (from, e.transfer);
+        if e.from_sender {
+            // About a transfer we receive (active, or still an offer).
+            let rec = match self.receiving.remove(&k) {
+                Some(r) => Some(r.rec),
+                None => match self.store.get(&from.0, false, &e.transfer) {
+                    Ok(Some(rec)) if rec.state == TransferState::Offered => {
+                        self.pending_offers = self.pending_offers.saturating_sub(1);
+                        Some(rec)
+                    }
+                    _ => None,
+                },
+            };
+            let Some(rec) = rec else { return };
+            let (state, reason) = match e.reason {
+                FileEndReason::Cancelled => {
+                    (TransferState::Cancelled, FileFailure::CancelledByPeer)
+                }
+                FileEndReason::Invalid => (
+                    TransferState::Failed,
+                    FileFailure::Invalid("said we broke the transfer"),
+                ),
+                _ => (TransferState::Failed, FileFailure::Unavailable),
+            };
+            let _ = self.store.set_state(&rec, state);
+            let mut rec = rec;
+            rec.state = state;
+            actions.events.push(FileEvent::Failed { rec, reason });
+            return;
+        }
+        let Some(s) = self.sending.remove(&k) else {
+            return;
+        };
+        self.drop_turn(&k);
+        let mut rec = s.rec;
+        let (state, reason) = match e.reason {
+            FileEndReason::Completed => {
+                let _ = self.store.set_state(&rec, TransferState::Completed);
+                rec.state = TransferState::Completed;
+                actions.events.push(FileEvent::Completed(rec));
+                return;
+            }
+            FileEndReason::Rejected => (TransferState::Rejected, FileFailure::Rejected),
+            FileEndReason::Cancelled => (TransferState::Cancelled, FileFailure::CancelledByPeer),
+            FileEndReason::TooLarge => (
+                TransferState::Rejected,
+                FileFailure::TooLarge {
+                    size: rec.size,
+                    max: 0,
+                },
+            ),
+            FileEndReason::Busy => (TransferState::Failed, FileFailure::Busy),
+            FileEndReason::Invalid => (
+                TransferState::Failed,
+                FileFailure::Invalid("said we broke the transfer"),
+            ),
+            FileEndReason::Failed | FileEndReason::Unavailable => {
+                (TransferState::Failed, FileFailure::ReceiverFailed)
+            }
+        };
+        let _ = self.store.set_state(&rec, state);
+        rec.state = state;
+        actions.events.push(FileEvent::Failed { rec, reason });
+    }
+
+    fn drop_turn(&mut self, k: &Key) {
+        if let Some(t) = self.turns.get_mut(&k.0) {
+            t.retain(|id| *id != k.1);
+        }
+    }
+
+    fn fail_sending(
+        &mut self,
+        k: Key,
+        reason: FileFailure,
+        wire: FileEndReason,
+        actions: &mut FileActions,
+    ) {
+        self.drop_turn(&k);
+        let Some(s) = self.sending.remove(&k) else {
+            return;
+        };
+        let mut rec = s.rec;
+        let _ = self.store.set_state(&rec, TransferState::Failed);
+        rec.state = TransferState::Failed;
+        actions.send.push((k.0, end(k.1, wire, true)));
+        actions.events.push(FileEvent::Failed { rec, reason });
+    }
+
+    fn fail_receiving(
+        &mut self,
+        k: Key,
+        reason: FileFailure,
+        wire: FileEndReason,
+        actions: &mut FileActions,
+    ) {
+        let Some(r) = self.receiving.remove(&k) else {
+            return;
+        };
+        let mut rec = r.rec;
+        // What was verified and written stays: the partial file and the
+        // progress made durable so far.
+        let _ = self
+            .store
+            .commit(&rec, r.next_expected.min(r.committed.max(rec.done_groups)));
+        let _ = self.store.set_state(&rec, TransferState::Failed);
+        rec.state = TransferState::Failed;
+        actions.send.push((k.0, end(k.1, wire, false)));
+        actions.events.push(FileEvent::Failed { rec, reason });
+    }
+
+    /// The transfer whose hex id starts with `prefix` (at least 4
+    /// characters), among those `keep` accepts.
+    pub fn find(
+        &self,
+        prefix: &str,
+        keep: impl Fn(&TransferRecord) -> bool,
+    ) -> Result<TransferRecord, TransferCommandError> {
+        let p = prefix.trim().to_ascii_lowercase();
+        if p.len() < 4 || !p.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(TransferCommandError::Unknown(prefix.to_owned()));
+        }
+        let mut found: Vec<TransferRecord> = self
+            .store
+            .list(10_000)?
+            .into_iter()
+            .filter(|r| crate::hex(&r.id).starts_with(&p) && keep(r))
+            .collect();
+        match found.len() {
+            0 => Err(TransferCommandError::Unknown(prefix.to_owned())),
+            1 => Ok(found.remove(0)),
+            _ => Err(TransferCommandError::Ambiguous(prefix.to_owned())),
+        }
+    }
+
+    /// `/accept`: start (or resume) an incoming transfer.
+    pub fn accept(
+        &mut self,
+        rec: TransferRecord,
+        connected: bool,
+    ) -> Result<FileActions, TransferCommandError> {
+        if rec.outgoing || !matches!(rec.state, TransferState::Offered | TransferState::Failed) {
+            return Err(TransferCommandError::WrongState {
+                id: short_id(&rec.id),
+                state: rec.state.as_str(),
+                what: "only an incoming offer (or a failed one, to resume) can be accepted",
+            });
+        }
+        let mut actions = FileActions::default();
+        self.accept_record(rec, connected, &mut actions)?;
+        Ok(actions)
+    }
+
+    fn accept_record(
+        &mut self,
+        mut rec: TransferRecord,
+        connected: bool,
+        actions: &mut FileActions,
+    ) -> Result<(), FileStoreError> {
+        if rec.state == TransferState::Offered {
+            self.pending_offers = self.pending_offers.saturating_sub(1);
+        }
+        self.store.set_state(&rec, TransferState::Active)?;
+        rec.state = TransferState::Active;
+        let peer = IdentityKey(rec.peer);
+        let done = bytes_of(rec.size, rec.done_groups);
+        actions.events.push(FileEvent::Progress {
+            rec: rec.clone(),
+            done,
+        });
+        self.start_receiving(rec);
+        if connected {
+            self.request_more(peer, actions);
+        }
+        Ok(())
+    }
+
+    /// `/reject`: decline an incoming offer.
+    pub fn reject(&mut self, rec: TransferRecord) -> Result<FileActions, TransferCommandError> {
+        if rec.outgoing || rec.state != TransferState::Offered {
+            return Err(TransferCommandError::WrongState {
+                id: short_id(&rec.id),
+                state: rec.state.as_str(),
+                what: "only an incoming offer can be rejected",
+            });
+        }
+        self.pending_offers = self.pending_offers.saturating_sub(1);
+        self.store.set_state(&rec, TransferState::Rejected)?;
+        let mut actions = FileActions::default();
+        actions.send.push((
+            IdentityKey(rec.peer),
+            end(rec.id, FileEndReason::Rejected, false),
+        ));
+        let mut rec = rec;
+        rec.state = TransferState::Rejected;
+        actions.events.push(FileEvent::Failed {
+            rec,
+            reason: FileFailure::Rejected,
+        });
+        Ok(actions)
+    }
+
+    /// `/cancel`: give up a transfer in either direction; the peer is told.
+    pub fn cancel(&mut self, rec: TransferRecord) -> Result<FileActions, TransferCommandError> {
+        if rec.state.is_final() {
+            return Err(TransferCommandError::WrongState {
+                id: short_id(&rec.id),
+                state: rec.state.as_str(),
+                what: "it is over already",
+            });
+        }
+        let k = key_of(&rec);
+        if rec.outgoing {
+            self.sending.remove(&k);
+            self.drop_turn(&k);
+        } else {
+            self.receiving.remove(&k);
+            if rec.state == TransferState::Offered {
+                self.pending_offers = self.pending_offers.saturating_sub(1);
+            }
+        }
+        self.store.set_state(&rec, TransferState::Cancelled)?;
+        let mut actions = FileActions::default();
+        actions
+            .send
+            .push((k.0, end(rec.id, FileEndReason::Cancelled, rec.outgoing)));
+        let mut rec = rec;
+        rec.state = TransferState::Cancelled;
+        actions.events.push(FileEvent::Failed {
+            rec,
+            reason: FileFailure::Cancelled,
+        });
+        Ok(actions)
+    }
+
+    /// `/files`: transfers, newest first, with what is done of each.
+    pub fn list(&self, limit: usize) -> Result<Vec<(TransferRecord, u64)>, FileStoreError> {
+        Ok(self
+            .store
+            .list(limit)?
+            .into_iter()
+            .map(|rec| {
+                let k = key_of(&rec);
+                let done = if rec.outgoing {
+                    self.sending
+                        .get(&k)
+                        .map(|s| bytes_of(rec.size, s.sent_groups))
+                        .unwrap_or(if rec.state == TransferState::Completed {
+                            rec.size
+                        } else {
+                            0
+                        })
+                } else {
+                    self.receiving
+                        .get(&k)
+                        .map(|r| bytes_of(rec.size, r.next_expected))
+                        .unwrap_or_else(|| bytes_of(rec.size, rec.done_groups))
+                };
+                (rec, done)
+            })
+            .collect())
+    }
+
+    /// Transfers running now, both ways (for tests and the fuzz target).
+    pub fn running(&self) -> (usize, usize) {
+        (self.sending.len(), self.receiving.len())
+    }
+}
+
+/// The first 8 hex characters of a transfer id, as the UI shows it.
+pub fn short_id(id: &TransferId) -> String {
+    crate::hex(id).chars().take(8).collect()
+}

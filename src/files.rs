@@ -1,0 +1,510 @@
+//! Files on disk for the core's file transfers (`natter_core::files`):
+//! hashing a file to offer (its BLAKE3 tree kept beside the data
+//! directory's database), the transfers table, reading offered files and
+//! writing received ones.
+//!
+//! - Offered files are read where they are; their tree (bao-tree's
+//!   post-order outboard) is `<data-dir>/files/<id>.obao`, written when the
+//!   offer is hashed, so memory stays flat for any size.
+//! - A received file is written to `<download-dir>/.natter-<id>.part`,
+//!   only with verified data, made durable before progress is recorded;
+//!   once the whole file matches its root it is linked to its final name
+//!   (never over an existing file) and the partial removed.
+
+use bao_tree::io::outboard::PostOrderOutboard;
+use bao_tree::io::sync::outboard_post_order;
+use bao_tree::{blake3, BaoTree};
+use natter_core::files::name::{free_name, safe_file_name};
+use natter_core::files::proof::{self, BLOCK_SIZE};
+use natter_core::files::store::PeerBytes;
+use natter_core::files::{FileDigest, FileStore, FileStoreError, TransferRecord, TransferState};
+use natter_core::wire::frame::TransferId;
+use rusqlite::{params, Connection, OptionalExtension};
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{BufReader, BufWriter, ErrorKind, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+/// Where the trees of offered files are kept, inside the data directory.
+pub const FILES_DIR: &str = "files";
+
+/// The tree of the file offered under `id`.
+pub fn outboard_path(files_dir: &Path, id: &TransferId) -> PathBuf {
+    files_dir.join(format!("{}.obao", natter_core::hex(id)))
+}
+
+/// The partial file of an incoming transfer.
+fn partial_path(download_dir: &Path, rec: &TransferRecord) -> PathBuf {
+    let peer = natter_core::hex(&rec.peer[..4]);
+    download_dir.join(format!(".natter-{peer}-{}.part", natter_core::hex(&rec.id)))
+}
+
+/// The default download directory: the user's, else `<data-dir>/downloads`.
+pub fn default_download_dir(data_dir: &Path) -> PathBuf {
+    directories::UserDirs::new()
+        .and_then(|u| u.download_dir().map(Path::to_path_buf))
+        .unwrap_or_else(|| data_dir.join("downloads"))
+}
+
+/// Hash the file at `path` for an offer: its name, size and BLAKE3 root;
+/// its tree goes to `outboard`. Runs off the node's thread (it reads the
+/// whole file).
+pub fn hash_file(path: &Path, outboard: &Path) -> Result<FileDigest, String> {
+    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
+    if meta.is_dir() {
+        return Err("it is a directory; send an archive of it (tar, zip) instead".into());
+    }
+    if !meta.is_file() {
+        return Err("not a regular file".into());
+    }
+    let data = File::open(path).map_err(|e| e.to_string())?;
+    // The size of the handle we read, so a file that grows meanwhile is
+    // hashed as it was when opened (and caught when read for sending).
+    let size = data.metadata().map_err(|e| e.to_string())?.len();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "file".into());
+    let name = natter_core::names::truncate_to_boundary(
+        &name,
+        natter_core::wire::limits::MAX_FILE_NAME_LEN,
+    )
+    .to_owned();
+    if let Some(dir) = outboard.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    }
+    let tmp = outboard.with_extension("obao.tmp");
+    let tree = BaoTree::new(size, BLOCK_SIZE);
+    let result = (|| {
+        let mut out = BufWriter::with_capacity(1 << 16, File::create(&tmp)?);
+        let root = outboard_post_order(BufReader::with_capacity(1 << 20, data), tree, &mut out)?;
+        out.flush()?;
+        out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        std::fs::rename(&tmp, outboard)?;
+        Ok::<_, std::io::Error>(root)
+    })();
+    match result {
+        Ok(root) => Ok(FileDigest {
+            name,
+            size,
+            root: *root.as_bytes(),
+        }),
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(e.to_string())
+        }
+    }
+}
+
+type Key = (PeerBytes, bool, TransferId);
+
+fn key(rec: &TransferRecord) -> Key {
+    (rec.peer, rec.outgoing, rec.id)
+}
+
+fn io_error(e: std::io::Error) -> FileStoreError {
+    match e.kind() {
+        ErrorKind::StorageFull | ErrorKind::QuotaExceeded => FileStoreError::DiskFull,
+        ErrorKind::NotFound => FileStoreError::NotFound(e.to_string()),
+        _ => FileStoreError::Io(e.to_string()),
+    }
+}
+
+fn db_error(e: rusqlite::Error) -> FileStoreError {
+    FileStoreError::Db(e.to_string())
+}
+
+/// [`FileStore`] over the data directory's database and the file system.
+#[derive(Debug)]
+pub struct FsFileStore {
+    conn: Connection,
+    download_dir: PathBuf,
+    files_dir: PathBuf,
+    /// Open offered files and their trees, while they are sent.
+    sources: HashMap<Key, (File, File)>,
+    /// Open partial files, while they are received.
+    partials: HashMap<Key, File>,
+}
+
+impl FsFileStore {
+    /// The transfers of the database at `db` (already migrated by
+    /// `Store::open`), saving into `download_dir`.
+    pub fn open(db: &Path, files_dir: PathBuf, download_dir: PathBuf) -> Result<Self, String> {
+        let conn = Connection::open(db).map_err(|e| e.to_string())?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(|e| e.to_string())?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(|e| e.to_string())?;
+        std::fs::create_dir_all(&download_dir)
+            .map_err(|e| format!("cannot create {}: {e}", download_dir.display()))?;
+        Ok(FsFileStore {
+            conn,
+            download_dir,
+            files_dir,
+            sources: HashMap::new(),
+            partials: HashMap::new(),
+        })
+    }
+
+    fn row(row: &rusqlite::Row<'_>) -> rusqlite::Result<TransferRecord> {
+        let blob32 = |v: Vec<u8>| -> [u8; 32] { v.try_into().unwrap_or([0; 32]) };
+        let blob16 = |v: Vec<u8>| -> [u8; 16] { v.try_into().unwrap_or([0; 16]) };
+        let state: String = row.get(6)?;
+        Ok(TransferRecord {
+            peer: blob32(row.get(0)?),
+            outgoing: row.get(1)?,
+            id: blob16(row.get(2)?),
+            name: row.get(3)?,
+            size: u64::try_from(row.get::<_, i64>(4)?).unwrap_or(0),
+            root: blob32(row.get(5)?),
+            state: TransferState::parse(&state).unwrap_or(TransferState::Failed),
+            done_groups: u64::try_from(row.get::<_, i64>(7)?).unwrap_or(0),
+            path: row.get(8)?,
+            created_ms: u64::try_from(row.get::<_, i64>(9)?).unwrap_or(0),
+        })
+    }
+
+    fn query(&self, sql_tail: &str, limit: usize) -> Result<Vec<TransferRecord>, FileStoreError> {
+        let sql = format!(
+            "SELECT peer, outgoing, id, name, size, root, state, done_groups, path, created_ms \
+             FROM transfers {sql_tail} LIMIT ?1"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql).map_err(db_error)?;
+        let rows = stmt
+            .query_map([limit as i64], Self::row)
+            .map_err(db_error)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(db_error)?;
+        Ok(rows)
+    }
+
+    fn update(
+        &self,
+        rec: &TransferRecord,
+        set: &str,
+        value: &dyn rusqlite::ToSql,
+    ) -> Result<(), FileStoreError> {
+        let sql = format!(
+            "UPDATE transfers SET {set} = ?1 WHERE peer = ?2 AND outgoing = ?3 AND id = ?4"
+        );
+        self.conn
+            .execute(
+                &sql,
+                params![value, &rec.peer[..], rec.outgoing, &rec.id[..]],
+            )
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    fn partial(&mut self, rec: &TransferRecord) -> Result<&File, FileStoreError> {
+        let path = partial_path(&self.download_dir, rec);
+        match self.partials.entry(key(rec)) {
+            std::collections::hash_map::Entry::Occupied(e) => Ok(e.into_mut()),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                let f = OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create(true)
+                    .truncate(false)
+                    .open(&path)
+                    .map_err(io_error)?;
+                Ok(e.insert(f))
+            }
+        }
+    }
+
+    /// Whatever is kept for a transfer that is over.
+    fn clean_up(&mut self, rec: &TransferRecord, state: TransferState) {
+        let k = key(rec);
+        self.sources.remove(&k);
+        self.partials.remove(&k);
+        if rec.outgoing && state.is_final() {
+            let _ = std::fs::remove_file(outboard_path(&self.files_dir, &rec.id));
+        }
+        if !rec.outgoing && matches!(state, TransferState::Cancelled | TransferState::Rejected) {
+            let _ = std::fs::remove_file(partial_path(&self.download_dir, rec));
+        }
+    }
+}
+
+impl FileStore for FsFileStore {
+    fn insert(&mut self, rec: &TransferRecord) -> Result<(), FileStoreError> {
+        let size = i64::try_from(rec.size).map_err(|_| FileStoreError::Db("size".into()))?;
+        self.conn
+            .execute(
+                "INSERT INTO transfers (peer, outgoing, id, name, size, root, state, done_groups, path, created_ms) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                params![
+                    &rec.peer[..],
+                    rec.outgoing,
+                    &rec.id[..],
+                    rec.name,
+                    size,
+                    &rec.root[..],
+                    rec.state.as_str(),
+                    rec.done_groups as i64,
+                    rec.path,
+                    rec.created_ms as i64
+                ],
+            )
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    fn get(
+        &self,
+        peer: &PeerBytes,
+        outgoing: bool,
+        id: &TransferId,
+    ) -> Result<Option<TransferRecord>, FileStoreError> {
+        self.conn
+            .query_row(
+                "SELECT peer, outgoing, id, name, size, root, state, done_groups, path, created_ms \
+                 FROM transfers WHERE peer = ?1 AND outgoing = ?2 AND id = ?3",
+                params![&peer[..], outgoing, &id[..]],
+                Self::row,
+            )
+            .optional()
+            .map_err(db_error)
+    }
+
+    fn list(&self, limit: usize) -> Result<Vec<TransferRecord>, FileStoreError> {
+        self.query("ORDER BY rowid DESC", limit)
+    }
+
+    fn unfinished(&self) -> Result<Vec<TransferRecord>, FileStoreError> {
+        self.query(
+            "WHERE state IN ('offered', 'active') ORDER BY rowid",
+            i64::MAX as usize,
+        )
+    }
+
+    fn set_state(
+        &mut self,
+        rec: &TransferRecord,
+        state: TransferState,
+    ) -> Result<(), FileStoreError> {
+        self.update(rec, "state", &state.as_str())?;
+        if state != TransferState::Active {
+            self.clean_up(rec, state);
+        }
+        Ok(())
+    }
+
+    fn encode(
+        &mut self,
+        rec: &TransferRecord,
+        first: u64,
+        count: u64,
+        out: &mut Vec<u8>,
+    ) -> Result<(), FileStoreError> {
+        let k = key(rec);
+        if !self.sources.contains_key(&k) {
+            let path = rec.path.clone().unwrap_or_default();
+            let data = File::open(&path).map_err(io_error)?;
+            let tree = File::open(outboard_path(&self.files_dir, &rec.id)).map_err(io_error)?;
+            if data.metadata().map_err(io_error)?.len() != rec.size {
+                return Err(FileStoreError::Changed);
+            }
+            self.sources.insert(k, (data, tree));
+        }
+        let Some((data, tree)) = self.sources.get(&k) else {
+            return Err(FileStoreError::Io("source file".into()));
+        };
+        let outboard = PostOrderOutboard {
+            root: blake3::Hash::from_bytes(rec.root),
+            tree: BaoTree::new(rec.size, BLOCK_SIZE),
+            data: tree,
+        };
+        proof::encode(data, &outboard, rec.size, first, count, out).map_err(|e| match e {
+            proof::ProofError::Io(e) => FileStoreError::Io(e),
+            _ => FileStoreError::Changed,
+        })
+    }
+
+    fn write(
+        &mut self,
+        rec: &TransferRecord,
+        offset: u64,
+        data: &[u8],
+    ) -> Result<(), FileStoreError> {
+        self.partial(rec)?
+            .write_all_at(data, offset)
+            .map_err(io_error)
+    }
+
+    fn commit(&mut self, rec: &TransferRecord, done_groups: u64) -> Result<(), FileStoreError> {
+        // The data first, then the claim that it is there.
+        self.partial(rec)?.sync_data().map_err(io_error)?;
+        self.update(rec, "done_groups", &(done_groups as i64))
+    }
+
+    fn complete(&mut self, rec: &TransferRecord) -> Result<String, FileStoreError> {
+        let part = partial_path(&self.download_dir, rec);
+        {
+            let f = self.partial(rec)?;
+            f.set_len(rec.size).map_err(io_error)?;
+            f.sync_all().map_err(io_error)?;
+        }
+        self.partials.remove(&key(rec));
+        let base = safe_file_name(&rec.name);
+        // A hard link never replaces an existing name; try the next free
+        // one if another file took it meanwhile.
+        let mut final_path = None;
+        for _ in 0..100 {
+            let name = free_name(&base, |n| self.download_dir.join(n).exists());
+            let target = self.download_dir.join(&name);
+            match std::fs::hard_link(&part, &target) {
+                Ok(()) => {
+                    final_path = Some(target);
+                    break;
+                }
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(io_error(e)),
+            }
+        }
+        let final_path = final_path.ok_or_else(|| FileStoreError::Io("no free name".into()))?;
+        let _ = std::fs::remove_file(&part);
+        if let Ok(dir) = File::open(&self.download_dir) {
+            let _ = dir.sync_all();
+        }
+        let shown = final_path.to_string_lossy().into_owned();
+        self.conn
+            .execute(
+                "UPDATE transfers SET state = 'completed', done_groups = ?1, path = ?2 \
+                 WHERE peer = ?3 AND outgoing = ?4 AND id = ?5",
+                params![
+                    proof::group_count(rec.size) as i64,
+                    shown,
+                    &rec.peer[..],
+                    rec.outgoing,
+                    &rec.id[..]
+                ],
+            )
+            .map_err(db_error)?;
+        Ok(shown)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use natter_core::files::proof::verify;
+
+    fn store(dir: &Path) -> FsFileStore {
+        let s = crate::store::Store::open(dir).unwrap();
+        drop(s);
+        FsFileStore::open(
+            &dir.join(crate::store::DB_FILE),
+            dir.join(FILES_DIR),
+            dir.join("dl"),
+        )
+        .unwrap()
+    }
+
+    fn rec(outgoing: bool, size: u64, root: [u8; 32], path: Option<String>) -> TransferRecord {
+        TransferRecord {
+            id: [7; 16],
+            peer: [1; 32],
+            outgoing,
+            name: "../evil/ name.txt".into(),
+            size,
+            root,
+            state: TransferState::Active,
+            done_groups: 0,
+            path,
+            created_ms: 1,
+        }
+    }
+
+    #[test]
+    fn an_offered_file_is_hashed_encoded_verified_and_saved_without_overwriting() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src.bin");
+        let content: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&src, &content).unwrap();
+        let mut s = store(dir.path());
+        let digest =
+            hash_file(&src, &outboard_path(&dir.path().join(FILES_DIR), &[7; 16])).unwrap();
+        assert_eq!(digest.root, *blake3::hash(&content).as_bytes());
+        assert_eq!(digest.name, "src.bin");
+        let out = rec(
+            true,
+            digest.size,
+            digest.root,
+            Some(src.to_string_lossy().into()),
+        );
+        s.insert(&out).unwrap();
+        let inc = rec(false, digest.size, digest.root, None);
+        s.insert(&inc).unwrap();
+        assert!(s.insert(&inc).is_err(), "one (peer, direction, id)");
+        std::fs::create_dir_all(dir.path().join("dl")).unwrap();
+        std::fs::write(dir.path().join("dl").join("_evil_ name.txt"), b"mine").unwrap();
+        let groups = proof::group_count(digest.size);
+        let mut g = 0;
+        while g < groups {
+            let n = 3.min(groups - g);
+            let mut enc = Vec::new();
+            s.encode(&out, g, n, &mut enc).unwrap();
+            for (off, data) in verify(&digest.root, digest.size, g, n, &enc).unwrap() {
+                s.write(&inc, off, &data).unwrap();
+            }
+            g += n;
+        }
+        s.commit(&inc, groups).unwrap();
+        let path = s.complete(&inc).unwrap();
+        assert!(path.ends_with("_evil_ name (1).txt"), "{path}");
+        assert_eq!(std::fs::read(&path).unwrap(), content);
+        assert_eq!(
+            std::fs::read(dir.path().join("dl").join("_evil_ name.txt")).unwrap(),
+            b"mine"
+        );
+        let got = s.get(&inc.peer, false, &inc.id).unwrap().unwrap();
+        assert_eq!(got.state, TransferState::Completed);
+        assert_eq!(got.path.as_deref(), Some(path.as_str()));
+        // No partial is left behind.
+        let left: Vec<_> = std::fs::read_dir(dir.path().join("dl"))
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".part"))
+            .collect();
+        assert!(left.is_empty());
+    }
+
+    #[test]
+    fn a_file_changed_after_hashing_is_never_encoded() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src.bin");
+        std::fs::write(&src, vec![1u8; 100_000]).unwrap();
+        let mut s = store(dir.path());
+        let digest =
+            hash_file(&src, &outboard_path(&dir.path().join(FILES_DIR), &[7; 16])).unwrap();
+        let out = rec(
+            true,
+            digest.size,
+            digest.root,
+            Some(src.to_string_lossy().into()),
+        );
+        s.insert(&out).unwrap();
+        let mut changed = vec![1u8; 100_000];
+        changed[50_000] = 2;
+        std::fs::write(&src, changed).unwrap();
+        let mut enc = Vec::new();
+        assert_eq!(s.encode(&out, 3, 1, &mut enc), Err(FileStoreError::Changed));
+        assert!(
+            s.encode(&out, 0, 1, &mut enc).is_ok(),
+            "unchanged groups still verify"
+        );
+    }
+
+    #[test]
+    fn directories_and_missing_files_are_refused_with_a_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let ob = dir.path().join("x.obao");
+        assert!(hash_file(dir.path(), &ob)
+            .unwrap_err()
+            .contains("directory"));
+        assert!(hash_file(&dir.path().join("nope"), &ob).is_err());
+    }
+}
