@@ -47,6 +47,18 @@ async fn start_with_store(
     tune: impl FnOnce(&mut NodeConfig),
     store: Store,
 ) -> Running {
+    start_with_files(seed, nick, tune, store, None).await
+}
+
+/// A node whose files are kept under `files` (its store must be the
+/// database there): received files land in `files/dl`.
+async fn start_with_files(
+    seed: u8,
+    nick: &str,
+    tune: impl FnOnce(&mut NodeConfig),
+    store: Store,
+    files: Option<&std::path::Path>,
+) -> Running {
     let listener = net::listen("127.0.0.1:0".parse().unwrap(), false)
         .await
         .unwrap();
@@ -63,7 +75,7 @@ async fn start_with_store(
         ..NodeConfig::default()
     };
     tune(&mut cfg);
-    let node = Node::new(
+    let mut node = Node::new(
         identity(seed),
         cfg,
         Box::new(store),
@@ -71,6 +83,15 @@ async fn start_with_store(
         0,
         now_wall(),
     );
+    if let Some(dir) = files {
+        let fs = natter::files::FsFileStore::open(
+            &dir.join(natter::store::DB_FILE),
+            dir.join(natter::files::FILES_DIR),
+            dir.join("dl"),
+        )
+        .unwrap();
+        node.set_file_store(Box::new(fs));
+    }
     let (cmd, cmd_rx) = mpsc::channel(64);
     let (ev_tx, events) = natter::shell::event_channel();
     tokio::spawn(net::run(
@@ -751,6 +772,224 @@ async fn greedy_reader(victim: SocketAddr, seed: u8) -> TcpStream {
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     stream
+}
+
+// ---- hostile file senders ---------------------------------------------------
+
+/// What a hostile sender does when asked for data.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Serve {
+    /// Sends the real, verifiable data.
+    Honestly,
+    /// Flips a byte in every encoding.
+    WrongChunk,
+    /// Sends a group that was not asked for.
+    Unrequested,
+}
+
+/// Offers `content` under `name` and answers requests as `how` says, until
+/// the victim ends the transfer; returns the victim's FileEnd.
+async fn hostile_transfer(
+    a: &mut Attacker,
+    name: &str,
+    content: &[u8],
+    how: Serve,
+) -> Option<natter_core::wire::frame::FileEnd> {
+    use natter_core::files::proof;
+    use natter_core::wire::frame::{FileData, FileOffer};
+    let (root, ob) = proof::outboard_in_memory(content);
+    let size = content.len() as u64;
+    let mut transfer = [0u8; 16];
+    transfer.copy_from_slice(&bao_tree::blake3::hash(name.as_bytes()).as_bytes()[..16]);
+    let offer = Frame::FileOffer(FileOffer {
+        transfer,
+        name: name.into(),
+        size,
+        root,
+    });
+    let bytes = a.transport.seal_one(&offer).unwrap();
+    a.stream.write_all(&bytes).await.unwrap();
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(10), read_framed(&mut a.stream))
+            .await
+            .ok()?
+            .ok()?;
+        for f in a.transport.open(&msg).ok()? {
+            match f {
+                Frame::FileRequest(r) => {
+                    let mut g = r.first_group;
+                    let end = g + u64::from(r.count);
+                    while g < end {
+                        let n = (end - g).min(3);
+                        let mut encoded = Vec::new();
+                        let first = if how == Serve::Unrequested {
+                            end + 1
+                        } else {
+                            g
+                        };
+                        let n = if how == Serve::Unrequested { 1 } else { n };
+                        proof::encode(
+                            content,
+                            &ob,
+                            size,
+                            first.min(proof::group_count(size) - 1),
+                            n,
+                            &mut encoded,
+                        )
+                        .unwrap();
+                        if how == Serve::WrongChunk {
+                            let last = encoded.len() - 1;
+                            encoded[last] ^= 1;
+                        }
+                        let data = Frame::FileData(FileData {
+                            transfer,
+                            first_group: first,
+                            count: n as u8,
+                            encoded,
+                        });
+                        let bytes = a.transport.seal_one(&data).unwrap();
+                        a.stream.write_all(&bytes).await.ok()?;
+                        g += n;
+                    }
+                }
+                Frame::FileEnd(e) => return Some(e),
+                Frame::Ping(n) => {
+                    let bytes = a.transport.seal_one(&Frame::Pong(n)).unwrap();
+                    a.stream.write_all(&bytes).await.ok()?;
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Hostile file senders against a victim that accepts everything offered:
+/// a name that climbs out of the download directory, data that fails
+/// verification, data that was not asked for, a size over the limit, and a
+/// flood of offers. Each is contained (the file lands under a safe name, or
+/// nothing is saved and the transfer alone ends), and chat goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_file_senders_cannot_escape_corrupt_or_flood() {
+    let _serial = SERIAL.lock().await;
+    use natter_core::wire::frame::FileEndReason;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let mut v = start_with_files(1, "victim", |_| {}, store, Some(dir.path())).await;
+    let mut h = start(2, "honest", |_| {}).await;
+    h.cmd.send(Command::Connect(v.addr)).await.unwrap();
+    wait_for(&mut v, "honest peer connects", |e| {
+        matches!(e, Event::PeerConnected { .. })
+    })
+    .await;
+    let mallory = identity(70);
+    let content: Vec<u8> = (0..100_000u32).map(|i| (i % 253) as u8).collect();
+    let dl = dir.path().join("dl");
+    let saved = || -> Vec<String> {
+        std::fs::read_dir(&dl)
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| !n.ends_with(".part"))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    for (case, name, how) in [
+        (
+            "traversal name",
+            "../../../tmp/natter-escape\u{202e}txt.sh",
+            Serve::Honestly,
+        ),
+        ("wrong chunk", "wrong.bin", Serve::WrongChunk),
+        ("unrequested data", "unasked.bin", Serve::Unrequested),
+    ] {
+        let mut a = attacker(v.addr, &mallory, "mallory").await;
+        wait_for(
+            &mut v,
+            "mallory connects",
+            |e| matches!(e, Event::PeerConnected { peer, .. } if peer.nickname == "mallory"),
+        )
+        .await;
+        let accepter = async {
+            let offered = wait_for(&mut v, "the offer", |e| {
+                matches!(e, Event::FileOffered { .. })
+            })
+            .await;
+            if let Event::FileOffered { transfer } = offered {
+                let id = natter_core::files::short_id(&transfer.id);
+                v.cmd.send(Command::AcceptFile(id)).await.unwrap();
+            }
+        };
+        let serving = hostile_transfer(&mut a, name, &content, how);
+        let (end, ()) = tokio::join!(serving, accepter);
+        let end = end.unwrap_or_else(|| panic!("{case}: no FileEnd from the victim"));
+        match how {
+            Serve::Honestly => {
+                assert_eq!(end.reason, FileEndReason::Completed, "{case}");
+                let names = saved();
+                assert_eq!(names.len(), 1, "{case}: {names:?}");
+                assert!(
+                    !names[0].contains('/') && !names[0].contains('\u{202e}'),
+                    "{names:?}"
+                );
+                assert_eq!(std::fs::read(dl.join(&names[0])).unwrap(), content);
+                assert!(!std::path::Path::new("/tmp/natter-escape").exists());
+            }
+            _ => {
+                assert_eq!(end.reason, FileEndReason::Invalid, "{case}");
+                wait_for(&mut v, "the transfer fails", |e| {
+                    matches!(e, Event::FileFailed { .. })
+                })
+                .await;
+                assert_eq!(saved().len(), 1, "{case}: nothing more saved");
+            }
+        }
+        drop(a);
+        still_serving(&mut v, &mut h, case).await;
+    }
+
+    // Too large, then a flood of offers: answered, bounded, not shown one by one.
+    let mut a = attacker(v.addr, &mallory, "mallory").await;
+    let mut offers = Vec::new();
+    for n in 0..200u32 {
+        let mut transfer = [0x77; 16];
+        transfer[..4].copy_from_slice(&n.to_be_bytes());
+        offers.push(Frame::FileOffer(natter_core::wire::frame::FileOffer {
+            transfer,
+            name: format!("flood-{n}"),
+            size: if n == 0 { 1 << 40 } else { 10 },
+            root: [0; 32],
+        }));
+    }
+    let mut out = Vec::new();
+    a.transport.seal(&offers, &mut out).unwrap();
+    a.stream.write_all(&out).await.unwrap();
+    let mut ends = std::collections::HashMap::new();
+    while ends.values().sum::<usize>() < 200 {
+        let Ok(Ok(msg)) =
+            tokio::time::timeout(Duration::from_secs(5), read_framed(&mut a.stream)).await
+        else {
+            break;
+        };
+        for f in a.transport.open(&msg).unwrap_or_default() {
+            if let Frame::FileEnd(e) = f {
+                *ends.entry(format!("{:?}", e.reason)).or_insert(0usize) += 1;
+            }
+        }
+        if ends.values().sum::<usize>() >= 200 - 7 {
+            break;
+        }
+    }
+    let evs = events_for(&mut v, 500).await;
+    let shown = evs
+        .iter()
+        .filter(|e| matches!(e, Event::FileOffered { .. } | Event::FileRefused { .. }))
+        .count();
+    assert_eq!(ends.get("TooLarge"), Some(&1), "{ends:?}");
+    assert!(ends.get("Busy").copied().unwrap_or(0) >= 190, "{ends:?}");
+    assert!(shown <= 9, "{shown} offers shown of 200");
+    drop(a);
+    still_serving(&mut v, &mut h, "offer flood").await;
 }
 
 /// The tests of this file run one at a time: some measure this process's
