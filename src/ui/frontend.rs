@@ -340,7 +340,7 @@ pub fn describe(ev: &Event, style: &Style) -> String {
         ),
         Event::FileOffered { transfer: t } => {
             let id = natter_core::files::short_id(&t.id);
-            render::warning(
+            render::info(
                 style,
                 &format!(
                     "file offered: {}. /accept {id} or /reject {id}",

@@ -145,6 +145,7 @@ pub async fn run(
         }
     };
     let out = Printer::start(printer);
+    let mut board = super::progress::Board::default();
 
     // Until the editor says the user quit, or the node stops by itself.
     let node_stopped = loop {
@@ -163,6 +164,19 @@ pub async fn run(
             ev = events.recv() => match ev {
                 Some(ev) => {
                     names.observe(&ev, &shared);
+                    // Progress redraws the bars; the rest is printed as in
+                    // line mode (a finished transfer's bar goes first).
+                    match &ev {
+                        Event::FileProgress { transfer } => {
+                            board.update(std::time::Instant::now(), transfer);
+                            out.show_progress(board.render());
+                            continue;
+                        }
+                        Event::FileCompleted { transfer } | Event::FileFailed { transfer, .. } => {
+                            board.remove(transfer);
+                        }
+                        _ => {}
+                    }
                     out.show(&describe(&ev, &style));
                     if matches!(ev, Event::Shutdown) {
                         break true;
@@ -274,6 +288,9 @@ impl PeerNames {
 struct Printer {
     tx: Option<std_mpsc::Sender<String>>,
     thread: Option<std::thread::JoinHandle<()>>,
+    /// Lines of progress bars printed last, right above the prompt: the
+    /// next bars replace them. Any other text resets it.
+    bars_above: std::cell::Cell<usize>,
 }
 
 impl Printer {
@@ -292,6 +309,31 @@ impl Printer {
         Printer {
             tx: Some(tx),
             thread,
+            bars_above: std::cell::Cell::new(0),
+        }
+    }
+
+    /// Draw the progress bars, over the previous ones if nothing was
+    /// printed since (cursor up over them, clear to the end of the screen;
+    /// rustyline then redraws the prompt and the line being typed below).
+    fn show_progress(&self, lines: Vec<String>) {
+        if lines.is_empty() {
+            return;
+        }
+        let up = self.bars_above.get();
+        let mut text = String::new();
+        if up > 0 {
+            text.push_str(&format!("\x1b[{up}A\x1b[J"));
+        }
+        text.push_str(&lines.join("\n"));
+        self.send(text);
+        self.bars_above.set(lines.len());
+    }
+
+    fn send(&self, text: String) {
+        let sent = self.tx.as_ref().map(|tx| tx.send(format!("{text}\n")));
+        if !matches!(sent, Some(Ok(()))) {
+            print_now(&text);
         }
     }
 
@@ -303,10 +345,8 @@ impl Printer {
         // The newline matters when the editor is between two lines: then
         // rustyline writes the text as it is, and the next prompt would
         // overwrite a last line without one.
-        let sent = self.tx.as_ref().map(|tx| tx.send(format!("{text}\n")));
-        if !matches!(sent, Some(Ok(()))) {
-            print_now(text);
-        }
+        self.bars_above.set(0);
+        self.send(text.to_owned());
     }
 
     /// Wait until everything shown so far has been handed to the terminal.

@@ -12,6 +12,7 @@ pub mod frontend;
 pub mod headless;
 pub mod interactive;
 pub mod json;
+pub mod progress;
 pub mod render;
 pub mod sanitize;
 
