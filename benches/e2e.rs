@@ -89,6 +89,8 @@ pub struct Budget {
     /// Peers in the trust store for the latency figure, and messages timed.
     pub stored_peers: usize,
     pub stored_peer_rounds: usize,
+    /// Size of the file sent between two whole nodes.
+    pub file_bytes: usize,
 }
 
 impl Budget {
@@ -108,6 +110,7 @@ impl Budget {
             idle_peers: 300,
             stored_peers: 100_000,
             stored_peer_rounds: 300,
+            file_bytes: 1 << 30,
         }
     }
 
@@ -127,6 +130,7 @@ impl Budget {
             idle_peers: 50,
             stored_peers: 100_000,
             stored_peer_rounds: 50,
+            file_bytes: 256 << 20,
         }
     }
 
@@ -147,6 +151,7 @@ impl Budget {
             idle_peers: 5,
             stored_peers: 1_000,
             stored_peer_rounds: 10,
+            file_bytes: 8 << 20,
         }
     }
 }
@@ -190,6 +195,7 @@ const GROUPS: &[Group] = &[
     natter("natter-ping-pong", natter_ping_pong),
     natter("natter-node-round-trip", natter_node_round_trip),
     natter("natter-chat", natter_chat),
+    natter("natter-file", natter_file),
     natter("natter-stored-peers", natter_stored_peers),
     natter("natter-search", natter_search),
     natter("natter-idle-peers", natter_idle_peers),
@@ -306,6 +312,49 @@ fn natter_chat(ctx: &mut Ctx) -> Result<()> {
                 )),
         );
     }
+    Ok(())
+}
+
+fn natter_file(ctx: &mut Ctx) -> Result<()> {
+    let b = ctx.budget;
+    let f = ctx.rt.block_on(natter_rows::file_transfer(b.file_bytes))?;
+    let mib = b.file_bytes >> 20;
+    ctx.report.add(
+        Measurement::new("natter file transfer", f.rate / GB, "GB/s")
+            .vs("natter encrypted bulk", Target::AtLeast(0.9))
+            .note(format!(
+                "{mib} MiB, two whole nodes, BLAKE3-verified, written and fsynced every 4 MiB"
+            )),
+    );
+    ctx.report.add(
+        Measurement::new(
+            "natter RSS growth during a file transfer",
+            f.rss_growth as f64 / (1024.0 * 1024.0),
+            "MiB",
+        )
+        .goal(Target::AtMost(64.0))
+        .note(format!("{mib} MiB sent and received in this process")),
+    );
+    ctx.report.add(
+        Measurement::new("natter chat 64 B idle p50", micros(f.chat_idle.p50), "µs").note(format!(
+            "direct message to the receiver's event, {} messages, p99 {:.0} µs",
+            f.chat_idle.n,
+            micros(f.chat_idle.p99)
+        )),
+    );
+    ctx.report.add(
+        Measurement::new(
+            "natter chat 64 B during a file transfer p50",
+            micros(f.chat_during.p50),
+            "µs",
+        )
+        .ratio_to("natter chat 64 B idle p50")
+        .note(format!(
+            "{} messages while {mib} MiB flow the same way, p99 {:.0} µs",
+            f.chat_during.n,
+            micros(f.chat_during.p99)
+        )),
+    );
     Ok(())
 }
 

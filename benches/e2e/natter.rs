@@ -323,15 +323,25 @@ async fn start_node(seed: u8, dir: &std::path::Path) -> Result<RunningNode> {
         0,
         1_764_000_000_000,
     );
+    let files_dir = dir.join(natter::files::FILES_DIR);
+    let fs = natter::files::FsFileStore::open(
+        &dir.join(natter::store::DB_FILE),
+        files_dir.clone(),
+        dir.join("dl"),
+    )
+    .map_err(anyhow::Error::msg)?;
+    let mut node = node;
+    node.set_file_store(Box::new(fs));
     let (cmd, cmd_rx) = mpsc::channel(1024);
     let (ev_tx, events) = natter::shell::event_channel();
-    tokio::spawn(natter::shell::run(
+    tokio::spawn(natter::shell::run_with_files(
         node,
         listener,
         None,
         cmd_rx,
         ev_tx,
         Instant::now(),
+        Some(files_dir),
     ));
     Ok(RunningNode { cmd, events, addr })
 }
@@ -424,6 +434,113 @@ pub async fn node_round_trip(size: usize, warmup: usize, rounds: usize) -> Resul
         Some(l) => Ok(l),
         None => bail!("no round-trip samples"),
     }
+}
+
+/// What one file transfer between two whole nodes measured.
+pub struct FileFigures {
+    /// Bytes per second from `/accept` to the receiver's completion.
+    pub rate: f64,
+    /// Growth of this process's resident memory (both nodes) at its peak.
+    pub rss_growth: u64,
+    /// Direct 64-byte chat messages, post to the receiver's event, while
+    /// idle and during the transfer.
+    pub chat_idle: Latency,
+    pub chat_during: Latency,
+}
+
+/// One 64-byte direct message from `a` to `b`, from the post to `b`'s
+/// event; notes a file completion seen on the way.
+async fn chat_once(a: &mut RunningNode, b: &mut RunningNode, done: &mut bool) -> Result<Duration> {
+    let t = Instant::now();
+    a.cmd
+        .send(Command::Msg {
+            peer: "bench2".into(),
+            text: "x".repeat(64),
+        })
+        .await?;
+    loop {
+        match next_event(b).await? {
+            Event::MessageReceived { .. } => return Ok(t.elapsed()),
+            Event::FileCompleted { .. } => *done = true,
+            Event::FileFailed { reason, .. } => bail!("transfer failed: {reason}"),
+            _ => {}
+        }
+        while a.events.try_recv().is_ok() {}
+    }
+}
+
+/// A file of `size` bytes from node 1 to node 2 (whole nodes, real files,
+/// SQLite, verified streaming), with a 64-byte direct message every 20 ms
+/// from node 1 to node 2 meanwhile.
+pub async fn file_transfer(size: usize) -> Result<FileFigures> {
+    let (da, db) = (tempfile::tempdir()?, tempfile::tempdir()?);
+    let src = da.path().join("payload.bin");
+    {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&src)?);
+        let mut block = vec![0u8; 1 << 20];
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..size.div_ceil(block.len()) {
+            for c in block.chunks_mut(8) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                c.copy_from_slice(&x.to_le_bytes());
+            }
+            std::io::Write::write_all(&mut f, &block)?;
+        }
+        std::io::Write::flush(&mut f)?;
+        f.get_ref().set_len(size as u64)?;
+    }
+    let (mut a, mut b) = linked_pair(da.path(), db.path()).await?;
+    let mut idle = Vec::new();
+    let mut unused = false;
+    for _ in 0..20 {
+        idle.push(chat_once(&mut a, &mut b, &mut unused).await?);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let base_rss = crate::mem::resident_bytes().unwrap_or(0);
+    a.cmd
+        .send(Command::SendFile {
+            peer: "bench2".into(),
+            path: src.to_string_lossy().into_owned(),
+        })
+        .await?;
+    let id = loop {
+        if let Event::FileOffered { transfer } = next_event(&mut b).await? {
+            break natter_core::files::short_id(&transfer.id);
+        }
+    };
+    let start = Instant::now();
+    b.cmd.send(Command::AcceptFile(id)).await?;
+    let mut during = Vec::new();
+    let mut done = false;
+    let mut peak = base_rss;
+    while !done {
+        during.push(chat_once(&mut a, &mut b, &mut done).await?);
+        peak = peak.max(crate::mem::resident_bytes().unwrap_or(0));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        while let Ok(ev) = b.events.try_recv() {
+            match ev {
+                Event::FileCompleted { .. } => done = true,
+                Event::FileFailed { reason, .. } => bail!("transfer failed: {reason}"),
+                _ => {}
+            }
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let _ = a.cmd.send(Command::Quit).await;
+    let _ = b.cmd.send(Command::Quit).await;
+    let (Some(chat_idle), Some(chat_during)) =
+        (Latency::from_samples(idle), Latency::from_samples(during))
+    else {
+        bail!("no chat samples");
+    };
+    Ok(FileFigures {
+        rate: size as f64 / secs,
+        rss_growth: peak.saturating_sub(base_rss),
+        chat_idle,
+        chat_during,
+    })
 }
 
 /// `/search` latency over a history of `messages` messages: p50 of
