@@ -756,3 +756,78 @@ fn a_file_changed_after_the_offer_is_caught_and_nothing_is_saved() {
         .any(|e| matches!(e, Event::FileFailed { transfer, .. } if transfer.outgoing)));
     assert!(s.nodes[1].disk.paths().is_empty(), "nothing saved");
 }
+
+#[test]
+fn two_files_to_one_peer_share_the_link_and_both_arrive() {
+    let mut s = Sim::new(6, NetConfig::default());
+    s.add_nodes(2);
+    assert!(mesh_time(&mut s, 30_000).is_some());
+    let (one, two) = (file_content(3 << 20, 5), file_content(3 << 20, 6));
+    s.nodes[0].disk.put("one.bin", one.clone());
+    s.nodes[0].disk.put("two.bin", two.clone());
+    send_file(&mut s, 0, 1, "one.bin");
+    send_file(&mut s, 0, 1, "two.bin");
+    s.run_for(300);
+    let ids: Vec<String> = s.nodes[1]
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::FileOffered { transfer } => Some(crate::hex(&transfer.id)[..8].to_owned()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ids.len(), 2);
+    for id in ids {
+        s.input(1, Input::Command(Command::AcceptFile(id)));
+    }
+    // Part way through, both have made progress: they take turns.
+    s.run_for(15);
+    let progressed: std::collections::HashSet<_> = s.nodes[1]
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::FileProgress { transfer } if transfer.done > 0 => Some(transfer.id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(progressed.len(), 2, "both transfers moved");
+    s.run_for(10_000);
+    assert_eq!(s.nodes[1].disk.get("downloads/one.bin"), Some(one));
+    assert_eq!(s.nodes[1].disk.get("downloads/two.bin"), Some(two));
+}
+
+#[test]
+fn a_full_disk_fails_the_transfer_with_a_clear_reason_and_keeps_the_link() {
+    let mut s = Sim::new(7, NetConfig::default());
+    s.add_nodes(2);
+    assert!(mesh_time(&mut s, 30_000).is_some());
+    let disk = s.nodes[1].disk.clone();
+    let mut store = crate::files::MemoryFileStore::new(disk.clone());
+    store.capacity = Some(1 << 20);
+    s.nodes[1].node.set_file_store(Box::new(store));
+    let content = file_content(3 << 20, 7);
+    s.nodes[0].disk.put("big.bin", content);
+    send_file(&mut s, 0, 1, "big.bin");
+    s.run_for(300);
+    let id = offered_id(&s, 1).expect("offered");
+    s.input(1, Input::Command(Command::AcceptFile(id.clone())));
+    s.run_for(2_000);
+    let failed = s.nodes[1].events.iter().find_map(|e| match e {
+        Event::FileFailed { reason, .. } => Some(reason.to_string()),
+        _ => None,
+    });
+    assert!(
+        failed
+            .as_deref()
+            .is_some_and(|r| r.contains("disk is full")),
+        "{failed:?}"
+    );
+    assert!(disk.paths().is_empty(), "nothing saved");
+    assert!(!s.nodes[1]
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::PeerLost { .. })));
+    say(&mut s, 0, "still talking");
+    s.run_for(500);
+    assert!(!chat_events(&s, 1).is_empty());
+}
