@@ -170,7 +170,7 @@ impl FileStore for MemoryFileStore {
         &mut self,
         rec: &TransferRecord,
         offset: u64,
-        data: &[u8],
+        data: bytes::Bytes,
     ) -> Result<(), FileStoreError> {
         let held: usize = self.partial.values().map(Vec::len).sum();
         if self.capacity.is_some_and(|c| held + data.len() > c) {
@@ -182,7 +182,7 @@ impl FileStore for MemoryFileStore {
         if buf.len() < end {
             buf.resize(end, 0);
         }
-        buf[start..end].copy_from_slice(data);
+        buf[start..end].copy_from_slice(&data);
         Ok(())
     }
 

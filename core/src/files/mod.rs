@@ -623,8 +623,8 @@ impl Files {
                 )
             }
         };
-        for (offset, data) in &leaves {
-            if let Err(e) = self.store.write(&r.rec, *offset, data) {
+        for (offset, data) in leaves {
+            if let Err(e) = self.store.write(&r.rec, offset, data) {
                 return self.fail_receiving(k, e.into(), FileEndReason::Failed, actions);
             }
         }

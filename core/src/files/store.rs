@@ -140,16 +140,19 @@ pub trait FileStore: Send + std::fmt::Debug {
     ) -> Result<(), FileStoreError>;
 
     /// Receiver: writes verified bytes at `offset` of the partial file
-    /// (created on the first write).
+    /// (created on the first write). A store may queue the write and
+    /// report its failure (a full disk) at a later call for the transfer.
     fn write(
         &mut self,
         rec: &TransferRecord,
         offset: u64,
-        data: &[u8],
+        data: bytes::Bytes,
     ) -> Result<(), FileStoreError>;
 
     /// Receiver: makes what was written durable and records that the first
-    /// `done_groups` groups are verified, so a restart resumes there.
+    /// `done_groups` groups are verified, so a restart resumes there. A
+    /// store may do it later, in order with the writes, as long as the
+    /// record never claims more than is durable.
     fn commit(&mut self, rec: &TransferRecord, done_groups: u64) -> Result<(), FileStoreError>;
 
     /// Receiver: the whole file is verified: make it durable, move it to
