@@ -206,6 +206,19 @@ struct Attacker {
     transport: Transport,
 }
 
+/// An attacker whose handshake the victim has completed (it reported the
+/// peer connected).
+async fn linked_attacker(v: &mut Running, id: &LocalIdentity, nick: &str) -> Attacker {
+    let a = attacker(v.addr, id, nick).await;
+    wait_for(
+        v,
+        "the attacker connects",
+        |e| matches!(e, Event::PeerConnected { peer, .. } if peer.nickname == nick),
+    )
+    .await;
+    a
+}
+
 async fn attacker(victim: SocketAddr, id: &LocalIdentity, nick: &str) -> Attacker {
     let mut stream = TcpStream::connect(victim).await.unwrap();
     let cfg = HandshakeConfig::new(nick, 0);
@@ -529,13 +542,7 @@ async fn flipped_replayed_unknown_and_oversized_frames_close_only_that_link() {
         }),
     ];
     for (name, attack) in cases {
-        let mut a = attacker(v.addr, &mallory, "mallory").await;
-        wait_for(
-            &mut v,
-            "mallory connects",
-            |e| matches!(e, Event::PeerConnected { peer, .. } if peer.nickname == "mallory"),
-        )
-        .await;
+        let mut a = linked_attacker(&mut v, &mallory, "mallory").await;
         let bytes = attack(&mut a.transport);
         a.stream.write_all(&bytes).await.unwrap();
         assert!(
@@ -583,13 +590,7 @@ async fn a_strangers_flood_of_valid_messages_is_capped_at_its_daily_share() {
     let _serial = SERIAL.lock().await;
     let (mut v, mut h) = pair(|_| {}).await;
     let flood = identity(68);
-    let mut a = attacker(v.addr, &flood, "flood").await;
-    wait_for(
-        &mut v,
-        "flood connects",
-        |e| matches!(e, Event::PeerConnected { peer, .. } if peer.nickname == "flood"),
-    )
-    .await;
+    let mut a = linked_attacker(&mut v, &flood, "flood").await;
     flood_directs(&mut a, 12_000).await;
     let mut received = 0u32;
     let mut warned = 0;
@@ -627,13 +628,7 @@ async fn a_peer_that_never_reads_is_disconnected_and_gets_everything_when_it_ret
     let _serial = SERIAL.lock().await;
     let (mut v, mut h) = pair(|c| c.max_queued_bytes = 256 * 1024).await;
     let sloth = identity(67);
-    let mut a = attacker(v.addr, &sloth, "sloth").await;
-    wait_for(
-        &mut v,
-        "sloth connects",
-        |e| matches!(e, Event::PeerConnected { peer, .. } if peer.nickname == "sloth"),
-    )
-    .await;
+    let mut a = linked_attacker(&mut v, &sloth, "sloth").await;
     // The sloth never reads; the victim posts a lot.
     let text = "y".repeat(16_000);
     for _ in 0..400 {
@@ -903,13 +898,7 @@ async fn hostile_file_senders_cannot_escape_corrupt_or_flood() {
         ("wrong chunk", "wrong.bin", Serve::WrongChunk),
         ("unrequested data", "unasked.bin", Serve::Unrequested),
     ] {
-        let mut a = attacker(v.addr, &mallory, "mallory").await;
-        wait_for(
-            &mut v,
-            "mallory connects",
-            |e| matches!(e, Event::PeerConnected { peer, .. } if peer.nickname == "mallory"),
-        )
-        .await;
+        let mut a = linked_attacker(&mut v, &mallory, "mallory").await;
         let accepter = async {
             let offered = wait_for(&mut v, "the offer", |e| {
                 matches!(e, Event::FileOffered { .. })
