@@ -831,3 +831,46 @@ fn a_full_disk_fails_the_transfer_with_a_clear_reason_and_keeps_the_link() {
     s.run_for(500);
     assert!(!chat_events(&s, 1).is_empty());
 }
+
+#[test]
+fn auto_accept_takes_files_from_verified_contacts_only() {
+    let mut s = Sim::new(8, NetConfig::default());
+    for i in 0..3 {
+        let cfg = NodeConfig {
+            files: crate::files::FileLimits {
+                auto_accept_verified: true,
+                ..crate::files::FileLimits::default()
+            },
+            ..sim::node_config(i)
+        };
+        s.add_node_with(sim::identity(i), cfg);
+    }
+    assert!(mesh_time(&mut s, 30_000).is_some());
+    // Node 2 verifies node 0's key, not node 1's.
+    let fingerprint = s.identity_of(0).fingerprint().grouped();
+    s.input(
+        2,
+        Input::Command(Command::Trust {
+            peer: "node0".into(),
+            fingerprint: Some(fingerprint),
+        }),
+    );
+    for from in [0, 1] {
+        let path = format!("from{from}.bin");
+        s.nodes[from]
+            .disk
+            .put(&path, file_content(50_000, from as u8));
+        send_file(&mut s, from, 2, &path);
+    }
+    s.run_for(3_000);
+    let disk = &s.nodes[2].disk;
+    assert!(disk.get("downloads/from0.bin").is_some(), "verified: taken");
+    assert!(
+        disk.get("downloads/from1.bin").is_none(),
+        "unverified: asked"
+    );
+    assert!(s.nodes[2].events.iter().any(|e| matches!(
+        e,
+        Event::FileOffered { transfer } if transfer.peer.nickname == "node1"
+    )));
+}
