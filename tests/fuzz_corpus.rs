@@ -13,7 +13,10 @@ use natter_core::handshake::{Initiator, Responder};
 use natter_core::transport::frame_raw;
 use natter_core::wire::beacon::encode_beacon;
 use natter_core::wire::codec::encode;
-use natter_core::wire::frame::{Close, CloseReason, DirectMessage, Frame, SyncRequest};
+use natter_core::wire::frame::{
+    Close, CloseReason, DirectMessage, FileData, FileEnd, FileEndReason, FileOffer, FileRequest,
+    Frame, SyncRequest,
+};
 use natter_core::wire::limits::PROTOCOL_VERSION;
 use natter_core::wire::{BeaconBody, Hello};
 use std::fs;
@@ -295,6 +298,7 @@ fn seeds(target: &str) -> Vec<(&'static str, Vec<u8>)> {
             ]
         }
         "node" => node_seeds(),
+        "files" => files_seeds(),
         other => panic!("no seeds for fuzz target {other}"),
     }
 }
@@ -421,6 +425,157 @@ fn node_seeds() -> Vec<(&'static str, Vec<u8>)> {
                 wait(75),
                 wait(75),
                 wait(75),
+            ]),
+        ),
+    ]
+}
+
+/// Inputs of the files target (see `natter::fuzz_targets::files`): mode 0
+/// frames, mode 1 a verification, mode 2 a script of `file_op` steps.
+fn files_seeds() -> Vec<(&'static str, Vec<u8>)> {
+    use natter::fuzz_targets::{file_op as op, fuzz_files};
+    // Known files by index into FUZZ_FILE_SIZES: 5 is 40,000 bytes, 6 is
+    // 82,000, 7 is 300 groups and 100 bytes.
+    let f82 = &fuzz_files()[6];
+    let piece = |s: &[u8]| [&[u8::try_from(s.len()).unwrap()][..], s].concat();
+    let offer = Frame::FileOffer(FileOffer {
+        transfer: [6; 16],
+        name: "notes.txt".into(),
+        size: f82.size(),
+        root: f82.root,
+    });
+    let request = Frame::FileRequest(FileRequest {
+        transfer: [6; 16],
+        first_group: 0,
+        count: 6,
+    });
+    // The transfer id's first byte picks the file the data is checked against.
+    let data = |first: u64, count: u8| {
+        Frame::FileData(FileData {
+            transfer: [6; 16],
+            first_group: first,
+            count,
+            encoded: f82.encoding(first, u64::from(count)).unwrap(),
+        })
+    };
+    let end = Frame::FileEnd(FileEnd {
+        transfer: [6; 16],
+        reason: FileEndReason::Completed,
+        from_sender: false,
+    });
+    let frames =
+        |fs: &[Frame]| [&[0u8][..], &fs.iter().flat_map(encode).collect::<Vec<u8>>()].concat();
+    let script = |steps: &[&[u8]]| [&[2u8][..], &steps.concat()].concat();
+    let offer_in = |p: u8, id: u8, file: u8, how: u8| [op::OFFER, p, id, file, how, 0];
+    vec![
+        (
+            "frames-exchange",
+            frames(&[offer.clone(), request, data(5, 1), end]),
+        ),
+        ("frames-data-3", frames(&[data(1, 3)])),
+        // file, size delta + 128, first, count, how (0 genuine, 1 XOR at, 2 cut, 3 raw).
+        ("verify-genuine", vec![1, 6, 128, 5, 1, 0]),
+        ("verify-flip", vec![1, 6, 128, 1, 3, 1, 0, 130, 1]),
+        ("verify-cut", vec![1, 5, 128, 2, 1, 2, 0, 1]),
+        ("verify-size", vec![1, 6, 129, 5, 1, 0]),
+        ("verify-empty", vec![1, 0, 128, 0, 1, 3]),
+        (
+            // Alice (verified) offers; accepted at once, received whole.
+            "receive",
+            script(&[
+                &[op::LINK_UP, 0],
+                &offer_in(0, 1, 6, 0),
+                &[op::DATA_RUN, 0, 2],
+            ]),
+        ),
+        (
+            // Bob's 300-group file: accepted, past a commit, the link lost,
+            // resumed, the node restarted, resumed again, finished.
+            "receive-resume",
+            script(&[
+                &[op::LINK_UP, 1],
+                &offer_in(1, 2, 7, 0),
+                &[op::ACCEPT, 0],
+                &[op::DATA_RUN, 0, 90],
+                &[op::LINK_DOWN, 1],
+                &[op::LINK_UP, 1],
+                &[op::DATA_RUN, 0, 1],
+                &[op::RESTART],
+                &[op::LINK_UP, 1],
+                &[op::DATA_RUN, 0, 20],
+            ]),
+        ),
+        (
+            // Our offer to Bob: offered again on the link, asked for, sent, done.
+            "send",
+            script(&[
+                &[op::OFFER_OUT, 1, 5],
+                &[op::LINK_UP, 1],
+                &[op::REQUEST, 1, 0, 0, 0, 0, 3],
+                &[op::PUMP, 1, 255],
+                &[op::END, 1, 0, 0, 0],
+            ]),
+        ),
+        (
+            // The file changes on disk before it is sent; a request outside it.
+            "send-changed",
+            script(&[
+                &[op::LINK_UP, 0],
+                &[op::OFFER_OUT, 0, 6],
+                &[op::OFFER_OUT, 0, 5],
+                &[op::REQUEST, 0, 0, 0, 0, 0, 6],
+                &[op::CHANGE, 1],
+                &[op::PUMP, 0, 255],
+                &[op::REQUEST, 0, 1, 0, 3, 0, 1],
+            ]),
+        ),
+        (
+            // Flipped and early data, a resume of the failed transfer,
+            // unrequested data for a transfer that is not running.
+            "bad-data",
+            script(&[
+                &[op::LINK_UP, 0],
+                &offer_in(0, 3, 5, 0),
+                &[op::DATA_NEXT, 0, 0, 1, 0, 200, 1],
+                &[op::ACCEPT, 0],
+                &[op::DATA_NEXT, 0, 0, 2, 0, 0, 0],
+                &[op::DATA, 0, 9, 0, 1, 0, 0],
+            ]),
+        ),
+        (
+            // Offers refused: too large, a flood, a wrong root; rejects,
+            // cancels and ends both ways.
+            "offers",
+            script(&[
+                &[op::LINK_UP, 1],
+                &offer_in(1, 1, 7, 0x0c),
+                &offer_in(1, 2, 6, 0x02),
+                &offer_in(1, 3, 5, 0x94),
+                &[op::OFFER, 1, 4, 1, 1, 3, b'a', b'/', b'.'],
+                &offer_in(1, 5, 2, 0),
+                &offer_in(1, 6, 3, 0),
+                &offer_in(1, 7, 4, 0),
+                &offer_in(1, 8, 0, 0),
+                &offer_in(1, 9, 1, 0),
+                &offer_in(1, 10, 2, 0),
+                &[op::REJECT, 0],
+                &[op::CANCEL, 1],
+                &[op::END, 1, 8, 2, 1],
+                &offer_in(1, 10, 2, 0),
+                &[op::WAIT, 255],
+                &offer_in(1, 11, 2, 0),
+            ]),
+        ),
+        (
+            // The disk fills up while receiving; raw frames from the peer.
+            "disk-full",
+            script(&[
+                &[op::DISK, 20],
+                &[op::LINK_UP, 0],
+                &offer_in(0, 4, 6, 0),
+                &[op::DATA_RUN, 0, 2],
+                &[op::RAW, 0],
+                &piece(&encode(&offer)),
             ]),
         ),
     ]

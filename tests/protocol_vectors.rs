@@ -6,12 +6,14 @@
 //! prints them in the document's format.
 
 use natter::keyfile;
+use natter_core::files::proof;
 use natter_core::handshake::{HandshakeConfig, Initiator, Responder};
 use natter_core::identity::{domain, safety_number, LocalIdentity};
 use natter_core::wire::beacon::encode_beacon;
 use natter_core::wire::codec::encode;
 use natter_core::wire::frame::{
-    Close, CloseReason, DirectMessage, Frame, PublicMessage, SignedPublic, SyncRequest,
+    Close, CloseReason, DirectMessage, FileData, FileEnd, FileEndReason, FileOffer, FileRequest,
+    Frame, PublicMessage, SignedPublic, SyncRequest,
 };
 use natter_core::wire::limits::PROTOCOL_VERSION;
 use natter_core::wire::{decode_beacon, decode_frames, BeaconBody, Hello};
@@ -141,7 +143,266 @@ fn compute() -> Vec<(&'static str, String)> {
         assert_eq!(decode_frames(&bytes).unwrap(), vec![f]);
         v.push((name, hex(&bytes)));
     }
+
+    file_vectors(&mut v);
     v
+}
+
+/// The file of section 15.8: `FILE_LEN` bytes, byte `i` is `i mod 251`.
+const FILE_LEN: usize = 82_000;
+
+fn file_content(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i % 251) as u8).collect()
+}
+
+/// Encodes groups `first .. first + count` with the real code.
+fn encoded(content: &[u8], first: u64, count: u64) -> Vec<u8> {
+    let (_, ob) = proof::outboard_in_memory(content);
+    let mut out = Vec::new();
+    proof::encode(content, &ob, content.len() as u64, first, count, &mut out).unwrap();
+    out
+}
+
+/// The file-transfer vectors (sections 15.8 and 15.9), from the real code:
+/// `natter_core::files::proof` for the tree, `natter_core::wire` for the
+/// frames. The tree's chaining values come from the independent model
+/// below ([`doc_tree`]), which must also give the same root.
+fn file_vectors(v: &mut Vec<(&'static str, String)>) {
+    let content = file_content(FILE_LEN);
+    let size = FILE_LEN as u64;
+    let (root, _) = proof::outboard_in_memory(&content);
+    assert_eq!(proof::group_count(size), 6);
+    v.push(("file.root", hex(&root)));
+
+    let tree = DocTree::new(&content);
+    assert_eq!(tree.root(), root);
+    let cv = |lo: u64, hi: u64| hex(&tree.cv(lo, hi));
+    let nodes = [
+        ("cv(0)", cv(0, 1)),
+        ("cv(1)", cv(1, 2)),
+        ("cv(2)", cv(2, 3)),
+        ("cv(3)", cv(3, 4)),
+        ("cv(4)", cv(4, 5)),
+        ("cv(5)", cv(5, 6)),
+        ("cv(0-1)", cv(0, 2)),
+        ("cv(2-3)", cv(2, 4)),
+        ("cv(0-3)", cv(0, 4)),
+        ("cv(4-5)", cv(4, 6)),
+    ];
+    let lines: Vec<String> = nodes.iter().map(|(n, h)| format!("{n} {h}")).collect();
+    v.push(("file.chaining_values", lines.join(" ")));
+
+    let g5 = encoded(&content, 5, 1);
+    assert_eq!(g5, tree.encode(5, 1));
+    v.push(("file.encoded_5", hex(&g5)));
+    let g1_3 = encoded(&content, 1, 3);
+    assert_eq!(g1_3, tree.encode(1, 3));
+    v.push(("file.encoded_1_3.length", g1_3.len().to_string()));
+    v.push((
+        "file.encoded_1_3.blake3",
+        hex(bao_tree::blake3::hash(&g1_3).as_bytes()),
+    ));
+
+    // Verification: each case is (name, root, size, first, count, bytes).
+    let flip = |at: usize| {
+        let mut b = g5.clone();
+        b[at] ^= 1;
+        b
+    };
+    let g0 = encoded(&content, 0, 1);
+    let empty_root = *bao_tree::blake3::hash(b"").as_bytes();
+    type Case<'a> = (&'a str, [u8; 32], u64, u64, u64, Vec<u8>);
+    let cases: [Case; 11] = [
+        ("5", root, size, 5, 1, g5.clone()),
+        ("5-data-flipped", root, size, 5, 1, flip(g5.len() - 1)),
+        ("5-sibling-flipped", root, size, 5, 1, flip(64)),
+        ("5-root-pair-flipped", root, size, 5, 1, flip(0)),
+        ("5-truncated", root, size, 5, 1, g5[..g5.len() - 1].to_vec()),
+        ("5-trailing", root, size, 5, 1, [&g5[..], &[0]].concat()),
+        ("5-size-82001", root, size + 1, 5, 1, g5.clone()),
+        ("5-as-4", root, size, 4, 1, g5.clone()),
+        ("6", root, size, 6, 1, Vec::new()),
+        ("0-size-90000", root, 90_000, 0, 1, g0),
+        ("empty", empty_root, 0, 0, 1, Vec::new()),
+    ];
+    let results: Vec<String> = cases
+        .iter()
+        .map(|(name, root, size, first, count, bytes)| {
+            let verdict = match proof::verify(root, *size, *first, *count, bytes) {
+                Ok(pieces) => {
+                    // What verifies is the content at its offset.
+                    let start = (*first * 16_384) as usize;
+                    let got: Vec<u8> = pieces.iter().flat_map(|(_, b)| b.to_vec()).collect();
+                    if *size > 0 {
+                        assert_eq!(got, content[start..start + got.len()]);
+                    }
+                    "accept"
+                }
+                Err(_) => "reject",
+            };
+            format!("{name} {verdict}")
+        })
+        .collect();
+    v.push(("file.verify", results.join(" ")));
+
+    let transfer = [0x33u8; 16];
+    let frames: [(&'static str, Frame); 5] = [
+        (
+            "frame.file_offer",
+            Frame::FileOffer(FileOffer {
+                transfer,
+                name: "notes.txt".into(),
+                size,
+                root,
+            }),
+        ),
+        (
+            "frame.file_request",
+            Frame::FileRequest(FileRequest {
+                transfer,
+                first_group: 0,
+                count: 6,
+            }),
+        ),
+        (
+            "frame.file_data",
+            Frame::FileData(FileData {
+                transfer,
+                first_group: 5,
+                count: 1,
+                encoded: g5.clone(),
+            }),
+        ),
+        (
+            "frame.file_end",
+            Frame::FileEnd(FileEnd {
+                transfer,
+                reason: FileEndReason::Completed,
+                from_sender: false,
+            }),
+        ),
+        (
+            "frame.file_end_sender",
+            Frame::FileEnd(FileEnd {
+                transfer,
+                reason: FileEndReason::Cancelled,
+                from_sender: true,
+            }),
+        ),
+    ];
+    for (name, f) in frames {
+        let bytes = encode(&f);
+        assert_eq!(decode_frames(&bytes).unwrap(), vec![f]);
+        v.push((name, hex(&bytes)));
+    }
+}
+
+/// The tree of PROTOCOL.md section 11.3 and the encoding of section 11.4,
+/// written from the document with BLAKE3's own subtree functions
+/// (`blake3::hazmat`), not with bao-tree.
+struct DocTree<'a> {
+    content: &'a [u8],
+    groups: u64,
+}
+
+const GROUP: u64 = 16_384;
+
+impl<'a> DocTree<'a> {
+    fn new(content: &'a [u8]) -> Self {
+        let groups = (content.len() as u64).div_ceil(GROUP).max(1);
+        DocTree { content, groups }
+    }
+
+    fn group(&self, g: u64) -> &'a [u8] {
+        let start = (g * GROUP) as usize;
+        let end = ((g + 1) * GROUP).min(self.content.len() as u64) as usize;
+        &self.content[start..end]
+    }
+
+    /// Where a node over groups `lo .. hi` (more than one) splits: its left
+    /// child has the largest power of two of groups less than `hi - lo`.
+    fn split(lo: u64, hi: u64) -> u64 {
+        let n = hi - lo;
+        lo + (1u64 << (63 - (n - 1).leading_zeros()))
+    }
+
+    /// The non-root chaining value of the node over groups `lo .. hi`.
+    fn cv(&self, lo: u64, hi: u64) -> [u8; 32] {
+        use bao_tree::blake3::hazmat::{merge_subtrees_non_root, HasherExt, Mode};
+        if hi - lo == 1 {
+            let mut h = bao_tree::blake3::Hasher::new();
+            h.set_input_offset(lo * GROUP);
+            h.update(self.group(lo));
+            return h.finalize_non_root();
+        }
+        let mid = Self::split(lo, hi);
+        merge_subtrees_non_root(&self.cv(lo, mid), &self.cv(mid, hi), Mode::Hash)
+    }
+
+    fn root(&self) -> [u8; 32] {
+        use bao_tree::blake3::hazmat::{merge_subtrees_root, Mode};
+        if self.groups == 1 {
+            return *bao_tree::blake3::hash(self.content).as_bytes();
+        }
+        let mid = Self::split(0, self.groups);
+        let (l, r) = (self.cv(0, mid), self.cv(mid, self.groups));
+        *merge_subtrees_root(&l, &r, Mode::Hash).as_bytes()
+    }
+
+    /// Section 11.4: pre-order from the root, visiting only nodes that
+    /// hold a group of the range; a parent sends both children's values.
+    fn encode(&self, first: u64, count: u64) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.visit(0, self.groups, first, first + count, &mut out);
+        out
+    }
+
+    fn visit(&self, lo: u64, hi: u64, first: u64, end: u64, out: &mut Vec<u8>) {
+        if hi - lo == 1 {
+            out.extend_from_slice(self.group(lo));
+            return;
+        }
+        let mid = Self::split(lo, hi);
+        out.extend_from_slice(&self.cv(lo, mid));
+        out.extend_from_slice(&self.cv(mid, hi));
+        if first < mid {
+            self.visit(lo, mid, first, end, out);
+        }
+        if end > mid {
+            self.visit(mid, hi, first, end, out);
+        }
+    }
+}
+
+/// The document's tree and encoding agree with the implementation for
+/// sizes around every shape up to 9 groups and every range of 1 to 3
+/// groups, and the encodings verify.
+#[test]
+fn file_tree_and_encoding_are_as_documented() {
+    let mut sizes = vec![0u64, 1, 1023, 1024, 1025, 8192, 16_383, 16_384];
+    for groups in 2..=9u64 {
+        for extra in [1, 1024, 2048 + 7, GROUP] {
+            sizes.push((groups - 1) * GROUP + extra);
+        }
+    }
+    for size in sizes {
+        let content = file_content(size as usize);
+        let tree = DocTree::new(&content);
+        let (root, _) = proof::outboard_in_memory(&content);
+        assert_eq!(tree.root(), root, "root of {size} bytes");
+        assert_eq!(proof::group_count(size), tree.groups);
+        for first in 0..tree.groups {
+            for count in 1..=3u64.min(tree.groups - first) {
+                let bytes = encoded(&content, first, count);
+                assert_eq!(
+                    bytes,
+                    tree.encode(first, count),
+                    "{size} bytes, {first}+{count}"
+                );
+                assert!(proof::verify(&root, size, first, count, &bytes).is_ok());
+            }
+        }
+    }
 }
 
 /// The ```vector NAME blocks of the document, whitespace removed.
@@ -226,6 +487,10 @@ fn protocol_md_states_the_limits_in_force() {
         ("MAX_PLAINTEXT_LEN", MAX_PLAINTEXT_LEN),
         ("MAX_HANDSHAKE_MSG_LEN", MAX_HANDSHAKE_MSG_LEN),
         ("HANDSHAKE_DEADLINE_MS", HANDSHAKE_DEADLINE_MS as usize),
+        ("MAX_FILE_NAME_LEN", MAX_FILE_NAME_LEN),
+        ("FILE_GROUP_SIZE", FILE_GROUP_SIZE as usize),
+        ("MAX_DATA_GROUPS", usize::from(MAX_DATA_GROUPS)),
+        ("MAX_REQUEST_GROUPS", MAX_REQUEST_GROUPS as usize),
     ] {
         let row = format!("| `{name}` | {value} |");
         assert!(doc.contains(&row), "docs/PROTOCOL.md lacks the row {row}");
@@ -233,4 +498,40 @@ fn protocol_md_states_the_limits_in_force() {
     let skew = natter_core::chat::store::MAX_CLOCK_SKEW_MS;
     let row = format!("| {skew} ms | `MAX_CLOCK_SKEW_MS` |");
     assert!(doc.contains(&row), "docs/PROTOCOL.md lacks the row {row}");
+
+    // File transfer's behavioural values: "| setting | where |".
+    use natter_core::files::*;
+    let max_size = FileLimits::default().max_size;
+    for (setting, place) in [
+        (
+            format!("{OFFER_BURST} at once, then one per {OFFER_EVERY_MS} ms; beyond, `FileEnd(Busy)`"),
+            "`OFFER_BURST` / `OFFER_EVERY_MS`",
+        ),
+        (
+            format!("{MAX_PENDING_OFFERS}; beyond, `FileEnd(Busy)`"),
+            "`MAX_PENDING_OFFERS`",
+        ),
+        (
+            format!("{max_size} bytes (16 GiB), `--max-file-size`; beyond, `FileEnd(TooLarge)`"),
+            "`FileLimits::default`",
+        ),
+        (
+            format!(
+                "{WINDOW_GROUPS} per transfer, {PEER_WINDOW_GROUPS} per peer shared by its transfers (at least 8 each)"
+            ),
+            "`WINDOW_GROUPS` / `PEER_WINDOW_GROUPS`",
+        ),
+        (format!("every {COMMIT_GROUPS} groups"), "`COMMIT_GROUPS`"),
+        (
+            format!("{MAX_QUEUED_REQUESTS}; one more ends the transfer with `FileEnd(Invalid)`"),
+            "`MAX_QUEUED_REQUESTS`",
+        ),
+        (
+            format!("only while fewer than {SEND_BACKLOG} bytes are unwritten"),
+            "`SEND_BACKLOG`",
+        ),
+    ] {
+        let row = format!("| {setting} | {place} |");
+        assert!(doc.contains(&row), "docs/PROTOCOL.md lacks the row {row}");
+    }
 }
