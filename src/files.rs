@@ -6,7 +6,8 @@
 //! - Offered files are read where they are; their tree (bao-tree's
 //!   post-order outboard) is `<data-dir>/files/<id>.obao`, written when the
 //!   offer is hashed, so memory stays flat for any size.
-//! - A received file is written to `<download-dir>/.natter-<id>.part`,
+//! - A received file is written to `<download-dir>/.natter-<peer>-<id>.part`
+//!   (`<peer>`: the first 4 bytes of the sender's key, in hex),
 //!   only with verified data, made durable before progress is recorded;
 //!   once the whole file matches its root it is linked to its final name
 //!   (never over an existing file) and the partial removed.

@@ -9,14 +9,27 @@ use bao_tree::io::outboard::PostOrderMemOutboard;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-/// Files by path, in memory.
+/// Files by path, in memory, and how much received data the disk takes.
 #[derive(Clone, Debug, Default)]
-pub struct MemoryDisk(Arc<Mutex<BTreeMap<String, Vec<u8>>>>);
+pub struct MemoryDisk {
+    files: Arc<Mutex<BTreeMap<String, Vec<u8>>>>,
+    capacity: Arc<Mutex<Option<usize>>>,
+}
 
 impl MemoryDisk {
     fn files(&self) -> MutexGuard<'_, BTreeMap<String, Vec<u8>>> {
         // A panic elsewhere cannot leave a map half-written.
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+        self.files.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Writes of received data fail with a full disk once the partial
+    /// files hold this many bytes (`None`: no limit).
+    pub fn set_capacity(&self, bytes: Option<usize>) {
+        *self.capacity.lock().unwrap_or_else(|e| e.into_inner()) = bytes;
+    }
+
+    fn capacity(&self) -> Option<usize> {
+        *self.capacity.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn put(&self, path: &str, content: Vec<u8>) {
@@ -62,8 +75,6 @@ pub struct MemoryFileStore {
     partial: HashMap<Key, Vec<u8>>,
     /// Outgoing: the tree of each offered file, made on first use.
     outboards: HashMap<Key, PostOrderMemOutboard>,
-    /// Writes fail with a full disk once this many bytes are held.
-    pub capacity: Option<usize>,
 }
 
 fn key(rec: &TransferRecord) -> Key {
@@ -173,7 +184,7 @@ impl FileStore for MemoryFileStore {
         data: bytes::Bytes,
     ) -> Result<(), FileStoreError> {
         let held: usize = self.partial.values().map(Vec::len).sum();
-        if self.capacity.is_some_and(|c| held + data.len() > c) {
+        if self.disk.capacity().is_some_and(|c| held + data.len() > c) {
             return Err(FileStoreError::DiskFull);
         }
         let buf = self.partial.entry(key(rec)).or_default();

@@ -62,6 +62,8 @@ pub const PEER_WINDOW_GROUPS: u64 = 512;
 /// A sender adds file data to a link only while it has less than this
 /// unwritten (1 MiB).
 pub const SEND_BACKLOG: usize = 1 << 20;
+/// Offer buckets kept; beyond, those refilled to the full burst go.
+const MAX_OFFER_BUCKETS: usize = 1024;
 /// Requests a sender keeps per transfer; more is a protocol error.
 pub const MAX_QUEUED_REQUESTS: usize = 16;
 /// Progress events per transfer at most this often.
@@ -333,22 +335,18 @@ impl Files {
 
     /// A link to `peer` is up: offers it has not answered go out again,
     /// and transfers from it resume from their first missing group.
+    ///
+    /// A new link may replace one that is still up (the duplicate-link
+    /// rule), so whatever was in flight on the old one is forgotten here
+    /// too. Transfers already accepted are offered again as well: a
+    /// receiver that ended one while we were apart (cancelled, completed)
+    /// answers the offer with that end, which it could not send then.
     pub fn on_link_up(&mut self, peer: IdentityKey) -> FileActions {
+        self.on_link_down(peer);
         let mut actions = FileActions::default();
         for s in self.sending.values() {
-            if s.rec.peer == peer.0 && s.rec.state == TransferState::Offered {
+            if s.rec.peer == peer.0 {
                 actions.send.push((peer, offer_frame(&s.rec)));
-            }
-        }
-        let keys: Vec<Key> = self
-            .receiving
-            .keys()
-            .filter(|(p, _)| *p == peer)
-            .copied()
-            .collect();
-        for k in keys {
-            if let Some(r) = self.receiving.get_mut(&k) {
-                r.next_request = r.next_expected;
             }
         }
         self.request_more(peer, &mut actions);
@@ -473,6 +471,13 @@ impl Files {
     }
 
     fn take_offer_token(&mut self, now_ms: u64, from: IdentityKey) -> bool {
+        if self.offers.len() >= MAX_OFFER_BUCKETS {
+            // A full bucket says no more than a missing one.
+            self.offers.retain(|_, b| {
+                let refill = now_ms.saturating_sub(b.refilled_ms) / OFFER_EVERY_MS;
+                u64::from(b.tokens) + refill < u64::from(OFFER_BURST)
+            });
+        }
         let b = self.offers.entry(from).or_insert(OfferBucket {
             tokens: OFFER_BURST,
             refilled_ms: now_ms,
@@ -489,13 +494,17 @@ impl Files {
         true
     }
 
-    /// Forget the offer buckets of peers that are gone (bounded by links).
-    pub fn forget_peer(&mut self, peer: &IdentityKey) {
-        self.offers.remove(peer);
-    }
-
     fn on_request(&mut self, from: IdentityKey, r: FileRequest, actions: &mut FileActions) {
         let k = (from, r.transfer);
+        if !self.sending.contains_key(&k) {
+            // A transfer that failed (the receiver's disk was full, say) is
+            // served again when the receiver accepts it again.
+            if let Ok(Some(rec)) = self.store.get(&from.0, true, &r.transfer) {
+                if rec.state == TransferState::Failed {
+                    self.start_sending(rec);
+                }
+            }
+        }
         let Some(s) = self.sending.get_mut(&k) else {
             // Unknown, or over: say so, so the receiver stops asking.
             let reason = match self.store.get(&from.0, true, &r.transfer) {
@@ -520,7 +529,7 @@ impl Files {
                 actions,
             );
         }
-        if s.rec.state == TransferState::Offered {
+        if matches!(s.rec.state, TransferState::Offered | TransferState::Failed) {
             if let Err(e) = self.store.set_state(&s.rec, TransferState::Active) {
                 return self.fail_sending(k, e.into(), FileEndReason::Unavailable, actions);
             }
@@ -603,6 +612,11 @@ impl Files {
             return;
         };
         let count = u64::from(d.count);
+        if d.first_group.saturating_add(count) <= r.next_expected {
+            // Groups we hold already: what an old link still carried after
+            // a new one asked again (the duplicate-link rule). Harmless.
+            return;
+        }
         if d.first_group != r.next_expected || d.first_group + count > r.next_request {
             return self.fail_receiving(
                 k,

@@ -23,8 +23,17 @@ pub fn safe_file_name(offered: &str) -> String {
     let mut name = String::with_capacity(offered.len());
     let mut marks = 0;
     for c in offered.nfc() {
+        let c = match c {
+            '/' | '\\' | ':' | '<' | '>' | '"' | '|' | '?' | '*' => '_',
+            c if c.is_control() => continue,
+            // Before the invisibles, which include every space but U+0020.
+            c if c.is_whitespace() => ' ',
+            c if is_invisible(c) => continue,
+            c => c,
+        };
+        // A few marks make real names; hundreds make a smear. Only kept
+        // characters end a run.
         if is_combining_mark(c) {
-            // A few marks make real names; hundreds make a smear.
             marks += 1;
             if marks > 4 {
                 continue;
@@ -32,12 +41,6 @@ pub fn safe_file_name(offered: &str) -> String {
         } else {
             marks = 0;
         }
-        let c = match c {
-            '/' | '\\' | ':' | '<' | '>' | '"' | '|' | '?' | '*' => '_',
-            c if c.is_control() || is_invisible(c) => continue,
-            c if c.is_whitespace() => ' ',
-            c => c,
-        };
         name.push(c);
     }
     // No leading dots (hidden files, `.` and `..`), no trailing dots or
@@ -71,7 +74,9 @@ fn clamp_keeping_extension(name: &str, max: usize) -> String {
         let stem = truncate_to_boundary(stem, max - ext.len() - 1);
         return format!("{}.{ext}", stem.trim_end_matches([' ', '.']));
     }
-    truncate_to_boundary(name, max).to_owned()
+    truncate_to_boundary(name, max)
+        .trim_end_matches([' ', '.'])
+        .to_owned()
 }
 
 /// `("archive.tar", "gz")` for `archive.tar.gz`; no extension for `.x` or
@@ -141,6 +146,11 @@ mod tests {
         assert_eq!(safe_file_name("\u{0}\u{7f}\u{85}"), "file");
         let marks = format!("a{}", "\u{0301}".repeat(100));
         assert!(safe_file_name(&marks).chars().count() <= 5);
+        // A removed character between marks does not start a new run.
+        let split = format!("a{}\u{200b}{}", "\u{0301}".repeat(4), "\u{0301}".repeat(4));
+        assert_eq!(safe_file_name(&split).chars().count(), 5);
+        // Other spaces become plain ones.
+        assert_eq!(safe_file_name("a\u{00a0}b\u{3000}c"), "a b c");
     }
 
     #[test]
@@ -159,6 +169,9 @@ mod tests {
         assert!(s.ends_with(".gz"), "{s}");
         let s = safe_file_name(&"x".repeat(1000));
         assert_eq!(s.len(), MAX_SAVED_NAME_LEN);
+        let dots = format!("{}.{}", "x".repeat(190), ". ".repeat(100));
+        let s = safe_file_name(&dots);
+        assert!(!s.ends_with('.') && !s.ends_with(' '), "{s:?}");
     }
 
     #[test]

@@ -797,14 +797,12 @@ fn two_files_to_one_peer_share_the_link_and_both_arrive() {
 }
 
 #[test]
-fn a_full_disk_fails_the_transfer_with_a_clear_reason_and_keeps_the_link() {
+fn a_full_disk_fails_the_transfer_with_a_clear_reason_and_accepting_again_resumes_it() {
     let mut s = Sim::new(7, NetConfig::default());
     s.add_nodes(2);
     assert!(mesh_time(&mut s, 30_000).is_some());
     let disk = s.nodes[1].disk.clone();
-    let mut store = crate::files::MemoryFileStore::new(disk.clone());
-    store.capacity = Some(1 << 20);
-    s.nodes[1].node.set_file_store(Box::new(store));
+    disk.set_capacity(Some(1 << 20));
     let content = file_content(3 << 20, 7);
     s.nodes[0].disk.put("big.bin", content);
     send_file(&mut s, 0, 1, "big.bin");
@@ -830,6 +828,15 @@ fn a_full_disk_fails_the_transfer_with_a_clear_reason_and_keeps_the_link() {
     say(&mut s, 0, "still talking");
     s.run_for(500);
     assert!(!chat_events(&s, 1).is_empty());
+    // Room again: accepting it again resumes it, and the sender serves it.
+    disk.set_capacity(None);
+    s.input(1, Input::Command(Command::AcceptFile(id)));
+    s.run_for(5_000);
+    assert_eq!(
+        disk.get("downloads/big.bin"),
+        s.nodes[0].disk.get("big.bin"),
+        "resumed and completed"
+    );
 }
 
 #[test]

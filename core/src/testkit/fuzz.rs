@@ -1151,7 +1151,7 @@ impl FilesDriver {
             }
             _ => {
                 let kib = usize::from(input.byte());
-                self.store.lock().capacity = (kib > 0).then_some(kib * 1024);
+                self.disk.set_capacity((kib > 0).then_some(kib * 1024));
             }
         }
     }
