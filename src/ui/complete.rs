@@ -8,7 +8,7 @@ use super::command::{find_command, COMMANDS};
 use super::sanitize::sanitize_line;
 
 /// Commands whose first argument names a peer.
-const PEER_COMMANDS: &[&str] = &["msg", "trust", "untrust", "verify", "history"];
+const PEER_COMMANDS: &[&str] = &["msg", "send", "trust", "untrust", "verify", "history"];
 
 /// Completion for `line` with the cursor at byte `pos` (rustyline style):
 /// returns the byte offset where the word being completed starts and the
@@ -164,6 +164,7 @@ mod tests {
             (5, vec!["Albert".to_owned(), "alice".to_owned()])
         );
         assert_eq!(c("/msg ali"), (5, vec!["alice".to_owned()]));
+        assert_eq!(c("/send ali"), (6, vec!["alice".to_owned()]));
         assert_eq!(c("/msg k3"), (5, vec!["K3QF7XNA".to_owned()]));
         assert_eq!(c("/trust   b"), (9, vec!["bob".to_owned()]));
         assert_eq!(c("/untrust z"), (9, vec!["zoë".to_owned()]));
