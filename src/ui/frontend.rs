@@ -219,7 +219,7 @@ pub fn human_bytes(n: u64) -> String {
 /// The transfer's short id, its (sanitised) name and size, and the peer
 /// with its trust mark and fingerprint prefix.
 fn transfer_summary(t: &TransferView) -> String {
-    let name = sanitize_nick_like(&t.name);
+    let name = super::sanitize::sanitize_line(&t.name);
     let mark = t.peer.trust.symbol();
     let id = natter_core::files::short_id(&t.id);
     format!(
@@ -228,12 +228,6 @@ fn transfer_summary(t: &TransferView) -> String {
         if t.outgoing { "to" } else { "from" },
         who(&t.peer)
     )
-}
-
-/// A file name from a peer, made inert for the screen (the saved name is
-/// made safe separately).
-fn sanitize_nick_like(name: &str) -> String {
-    super::sanitize::sanitize_line(name)
 }
 
 fn who(p: &PeerInfo) -> String {
@@ -387,7 +381,7 @@ pub fn describe(ev: &Event, style: &Style) -> String {
                 "refused a file from {} {}: \"{}\" ({}): {reason}",
                 peer.trust.symbol(),
                 who(peer),
-                sanitize_nick_like(name),
+                super::sanitize::sanitize_line(name),
                 human_bytes(*size)
             ),
         ),

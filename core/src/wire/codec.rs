@@ -85,6 +85,14 @@ pub fn decode_prefix<T: DeserializeOwned + Serialize>(
     Ok((value, rest))
 }
 
+/// Check a list or field that must hold 1 to `max` items.
+pub fn check_count(what: &'static str, len: usize, max: usize) -> Result<(), WireError> {
+    if len == 0 {
+        return Err(WireError::Empty(what));
+    }
+    check_len(what, len, max)
+}
+
 /// Check a UTF-8 field against its limit.
 pub fn check_len(what: &'static str, len: usize, max: usize) -> Result<(), WireError> {
     if len > max {

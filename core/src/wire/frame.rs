@@ -7,7 +7,7 @@
 //! variant or a frame that breaks a limit is a protocol error that closes the
 //! link.
 
-use super::codec::{check_len, decode_prefix, encode_into, WireError};
+use super::codec::{check_count, check_len, decode_prefix, encode_into, WireError};
 use super::limits::{
     MAX_ACK_IDS, MAX_CLOSE_DETAIL_LEN, MAX_DATA_GROUPS, MAX_FILE_NAME_LEN, MAX_NICK_LEN,
     MAX_REQUEST_GROUPS, MAX_TEXT_LEN,
@@ -192,39 +192,19 @@ impl Frame {
             Frame::Close(c) => check_len("close detail", c.detail.len(), MAX_CLOSE_DETAIL_LEN),
             Frame::Public(m) => check_len("text", m.text.len(), MAX_TEXT_LEN),
             Frame::Direct(m) => check_len("text", m.text.len(), MAX_TEXT_LEN),
-            Frame::Ack(ids) => {
-                if ids.is_empty() {
-                    return Err(WireError::Empty("ack"));
-                }
-                check_len("ack", ids.len(), MAX_ACK_IDS)
-            }
+            Frame::Ack(ids) => check_count("ack", ids.len(), MAX_ACK_IDS),
             Frame::Nick(n) => check_len("nickname", n.len(), MAX_NICK_LEN),
-            Frame::FileOffer(o) => {
-                if o.name.is_empty() {
-                    return Err(WireError::Empty("file name"));
-                }
-                check_len("file name", o.name.len(), MAX_FILE_NAME_LEN)
-            }
-            Frame::FileRequest(r) => {
-                if r.count == 0 {
-                    return Err(WireError::Empty("file request"));
-                }
-                check_len(
-                    "file request",
-                    r.count as usize,
-                    MAX_REQUEST_GROUPS as usize,
-                )
-            }
-            Frame::FileData(d) => {
-                if d.count == 0 {
-                    return Err(WireError::Empty("file data"));
-                }
-                check_len(
-                    "file data groups",
-                    d.count as usize,
-                    MAX_DATA_GROUPS as usize,
-                )
-            }
+            Frame::FileOffer(o) => check_count("file name", o.name.len(), MAX_FILE_NAME_LEN),
+            Frame::FileRequest(r) => check_count(
+                "file request",
+                r.count as usize,
+                MAX_REQUEST_GROUPS as usize,
+            ),
+            Frame::FileData(d) => check_count(
+                "file data groups",
+                d.count as usize,
+                MAX_DATA_GROUPS as usize,
+            ),
             Frame::Ping(_)
             | Frame::Pong(_)
             | Frame::Data(_)
