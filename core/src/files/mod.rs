@@ -750,10 +750,7 @@ impl Files {
                 ),
                 _ => (TransferState::Failed, FileFailure::Unavailable),
             };
-            let _ = self.store.set_state(&rec, state);
-            let mut rec = rec;
-            rec.state = state;
-            actions.events.push(FileEvent::Failed { rec, reason });
+            let _ = self.record_end(rec, state, reason, actions);
             return;
         }
         let Some(s) = self.sending.remove(&k) else {
@@ -786,9 +783,22 @@ impl Files {
                 (TransferState::Failed, FileFailure::ReceiverFailed)
             }
         };
-        let _ = self.store.set_state(&rec, state);
+        let _ = self.record_end(rec, state, reason, actions);
+    }
+
+    /// Records that `rec` ended in `state` without the file and tells the
+    /// UI why; the store's answer is the caller's to weigh.
+    fn record_end(
+        &mut self,
+        mut rec: TransferRecord,
+        state: TransferState,
+        reason: FileFailure,
+        actions: &mut FileActions,
+    ) -> Result<(), FileStoreError> {
+        let stored = self.store.set_state(&rec, state);
         rec.state = state;
         actions.events.push(FileEvent::Failed { rec, reason });
+        stored
     }
 
     fn drop_turn(&mut self, k: &Key) {
@@ -808,11 +818,8 @@ impl Files {
         let Some(s) = self.sending.remove(&k) else {
             return;
         };
-        let mut rec = s.rec;
-        let _ = self.store.set_state(&rec, TransferState::Failed);
-        rec.state = TransferState::Failed;
         actions.send.push((k.0, end(k.1, wire, true)));
-        actions.events.push(FileEvent::Failed { rec, reason });
+        let _ = self.record_end(s.rec, TransferState::Failed, reason, actions);
     }
 
     fn fail_receiving(
@@ -825,16 +832,10 @@ impl Files {
         let Some(r) = self.receiving.remove(&k) else {
             return;
         };
-        let mut rec = r.rec;
         // What was verified and written stays: the partial file and the
-        // progress made durable so far.
-        let _ = self
-            .store
-            .commit(&rec, r.next_expected.min(r.committed.max(rec.done_groups)));
-        let _ = self.store.set_state(&rec, TransferState::Failed);
-        rec.state = TransferState::Failed;
+        // progress made durable so far (a resume starts there).
         actions.send.push((k.0, end(k.1, wire, false)));
-        actions.events.push(FileEvent::Failed { rec, reason });
+        let _ = self.record_end(r.rec, TransferState::Failed, reason, actions);
     }
 
     /// The transfer whose hex id starts with `prefix` (at least 4
@@ -913,18 +914,17 @@ impl Files {
             });
         }
         self.pending_offers = self.pending_offers.saturating_sub(1);
-        self.store.set_state(&rec, TransferState::Rejected)?;
         let mut actions = FileActions::default();
         actions.send.push((
             IdentityKey(rec.peer),
             end(rec.id, FileEndReason::Rejected, false),
         ));
-        let mut rec = rec;
-        rec.state = TransferState::Rejected;
-        actions.events.push(FileEvent::Failed {
+        self.record_end(
             rec,
-            reason: FileFailure::Rejected,
-        });
+            TransferState::Rejected,
+            FileFailure::Rejected,
+            &mut actions,
+        )?;
         Ok(actions)
     }
 
@@ -947,17 +947,16 @@ impl Files {
                 self.pending_offers = self.pending_offers.saturating_sub(1);
             }
         }
-        self.store.set_state(&rec, TransferState::Cancelled)?;
         let mut actions = FileActions::default();
         actions
             .send
             .push((k.0, end(rec.id, FileEndReason::Cancelled, rec.outgoing)));
-        let mut rec = rec;
-        rec.state = TransferState::Cancelled;
-        actions.events.push(FileEvent::Failed {
+        self.record_end(
             rec,
-            reason: FileFailure::Cancelled,
-        });
+            TransferState::Cancelled,
+            FileFailure::Cancelled,
+            &mut actions,
+        )?;
         Ok(actions)
     }
 
