@@ -499,6 +499,10 @@ fn protocol_md_states_the_limits_in_force() {
     let row = format!("| {skew} ms | `MAX_CLOCK_SKEW_MS` |");
     assert!(doc.contains(&row), "docs/PROTOCOL.md lacks the row {row}");
 
+    let bindings = natter_core::identity::VERIFIED_BINDINGS_MAX;
+    let row = format!("| {bindings}, oldest forgotten | `VERIFIED_BINDINGS_MAX` |");
+    assert!(doc.contains(&row), "docs/PROTOCOL.md lacks the row {row}");
+
     // File transfer's behavioural values: "| setting | where |".
     use natter_core::files::*;
     let max_size = FileLimits::default().max_size;

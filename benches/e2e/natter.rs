@@ -38,8 +38,11 @@ fn identity(n: u8) -> LocalIdentity {
     LocalIdentity::from_secrets([n; 32], [n.wrapping_add(100); 32]).expect("fixed keys are valid")
 }
 
+/// One config per process, as one node has: the bindings it verified are
+/// shared by all its handshakes (`identity::VerifiedBindings`).
 fn cfg() -> HandshakeConfig {
-    HandshakeConfig::new("bench", 1)
+    static CFG: std::sync::OnceLock<HandshakeConfig> = std::sync::OnceLock::new();
+    CFG.get_or_init(|| HandshakeConfig::new("bench", 1)).clone()
 }
 
 /// Run a link's handshake over `s`. Returns frames that arrived with the
@@ -71,13 +74,31 @@ async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
 }
 
 async fn dial(s: &mut TcpStream, me: &LocalIdentity, expect: IdentityKey) -> Result<Phase> {
-    let (mut link, msg1) = Phase::outbound(me, &cfg(), Some(expect))?;
+    dial_with(s, me, expect, &cfg()).await
+}
+
+async fn dial_with(
+    s: &mut TcpStream,
+    me: &LocalIdentity,
+    expect: IdentityKey,
+    cfg: &HandshakeConfig,
+) -> Result<Phase> {
+    let (mut link, msg1) = Phase::outbound(me, cfg, Some(expect))?;
     handshake(s, &mut link, msg1).await?;
     Ok(link)
 }
 
 async fn answer(s: &mut TcpStream, me: &LocalIdentity) -> Result<Phase> {
-    let (link, early) = answer_with_frames(s, me).await?;
+    answer_with(s, me, &cfg()).await
+}
+
+async fn answer_with(
+    s: &mut TcpStream,
+    me: &LocalIdentity,
+    cfg: &HandshakeConfig,
+) -> Result<Phase> {
+    let mut link = Phase::inbound(me, cfg)?;
+    let early = handshake(s, &mut link, Vec::new()).await?;
     ensure!(
         early.is_empty(),
         "frames arrived with the last handshake message"
@@ -104,7 +125,21 @@ async fn established() -> Result<(TcpStream, Phase, TcpStream, Phase)> {
 
 /// Handshakes per second, same shape as `reference::handshakes`: the
 /// responder closes after the handshake, the dialler waits for that EOF.
-pub async fn handshakes(in_flight: usize, duration: Duration, max: u64) -> Result<f64> {
+/// `first_contact`: each handshake gets fresh configs, so no binding is
+/// remembered from an earlier one (a node meeting peers for the first time).
+pub async fn handshakes(
+    in_flight: usize,
+    duration: Duration,
+    max: u64,
+    first_contact: bool,
+) -> Result<f64> {
+    let config = move || {
+        if first_contact {
+            HandshakeConfig::new("bench", 1)
+        } else {
+            cfg()
+        }
+    };
     let listener = net::listen().await?;
     let addr = listener.local_addr()?;
     let server_id = Arc::new(identity(2));
@@ -117,7 +152,7 @@ pub async fn handshakes(in_flight: usize, duration: Duration, max: u64) -> Resul
             let id = Arc::clone(&server_id);
             tokio::spawn(async move {
                 let _ = s.set_nodelay(true);
-                let _ = answer(&mut s, &id).await;
+                let _ = answer_with(&mut s, &id, &config()).await;
             });
         }
     });
@@ -132,7 +167,7 @@ pub async fn handshakes(in_flight: usize, duration: Duration, max: u64) -> Resul
             while start.elapsed() < duration && done.load(Ordering::Relaxed) < max {
                 let mut s = TcpStream::connect(addr).await?;
                 s.set_nodelay(true)?;
-                dial(&mut s, &id, expect).await?;
+                dial_with(&mut s, &id, expect, &config()).await?;
                 let n = s.read(&mut [0u8; 1]).await?;
                 ensure!(n == 0, "responder sent data after the handshake");
                 done.fetch_add(1, Ordering::Relaxed);

@@ -22,7 +22,9 @@
 //! `verify_strict`, and a dialling side that knows whom it meant to reach
 //! requires that identity. Ephemeral and static keys of low order are refused.
 
-use crate::identity::{domain, is_low_order, BoundKeys, IdentityError, IdentityKey, LocalIdentity};
+use crate::identity::{
+    domain, is_low_order, BoundKeys, IdentityError, IdentityKey, LocalIdentity, VerifiedBindings,
+};
 use crate::transport::Transport;
 use crate::wire::limits::{HANDSHAKE_MSG1_LEN, MAX_HANDSHAKE_MSG_LEN, PROTOCOL_VERSION};
 use crate::wire::{Hello, WireError};
@@ -81,6 +83,9 @@ pub struct HandshakeConfig {
     /// `testkit` feature ([`HandshakeConfig::with_fixed_ephemeral_for_tests`]),
     /// because reusing an ephemeral key destroys forward secrecy.
     fixed_ephemeral: Option<[u8; 32]>,
+    /// Bindings already verified by this node's handshakes; configs of one
+    /// node share it ([`HandshakeConfig::with_bindings`]).
+    bindings: VerifiedBindings,
 }
 
 impl HandshakeConfig {
@@ -89,7 +94,15 @@ impl HandshakeConfig {
             nickname: nickname.into(),
             listen_port,
             fixed_ephemeral: None,
+            bindings: VerifiedBindings::default(),
         }
+    }
+
+    /// The same config remembering verified bindings in `bindings`, shared
+    /// with other configs of the same node.
+    pub fn with_bindings(mut self, bindings: VerifiedBindings) -> Self {
+        self.bindings = bindings;
+        self
     }
 
     /// The same config with a fixed ephemeral secret, for test vectors and
@@ -198,6 +211,7 @@ fn verify_peer(
     payload: &[u8],
     local: &IdentityKey,
     expected: Option<IdentityKey>,
+    bindings: &VerifiedBindings,
 ) -> Result<PeerHello, HandshakeError> {
     let remote_static = hs
         .get_remote_static()
@@ -206,7 +220,7 @@ fn verify_peer(
     if remote_static != hello.keys.noise.0 {
         return Err(HandshakeError::StaticKeyMismatch);
     }
-    match hello.keys.verify() {
+    match bindings.verify(&hello.keys) {
         Ok(()) => {}
         Err(IdentityError::LowOrderNoiseKey) => return Err(HandshakeError::LowOrderKey("static")),
         Err(_) => return Err(HandshakeError::BadBinding),
@@ -246,6 +260,7 @@ pub struct Initiator {
     hello: Vec<u8>,
     local: IdentityKey,
     expected: Option<IdentityKey>,
+    bindings: VerifiedBindings,
 }
 
 impl Initiator {
@@ -268,6 +283,7 @@ impl Initiator {
                 hello,
                 local: local.identity_key(),
                 expected,
+                bindings: cfg.bindings.clone(),
             },
             msg1,
         ))
@@ -285,7 +301,13 @@ impl Initiator {
         }
         check_ephemeral(msg2)?;
         let payload = read(&mut self.hs, msg2, 2)?;
-        let peer = verify_peer(&self.hs, &payload, &self.local, self.expected)?;
+        let peer = verify_peer(
+            &self.hs,
+            &payload,
+            &self.local,
+            self.expected,
+            &self.bindings,
+        )?;
         let msg3 = write(&mut self.hs, &self.hello)?;
         Ok((establish(self.hs, peer)?, msg3))
     }
@@ -296,6 +318,7 @@ pub struct Responder {
     hs: snow::HandshakeState,
     hello: Vec<u8>,
     local: IdentityKey,
+    bindings: VerifiedBindings,
 }
 
 impl Responder {
@@ -308,6 +331,7 @@ impl Responder {
             hs,
             hello,
             local: local.identity_key(),
+            bindings: cfg.bindings.clone(),
         })
     }
 
@@ -331,6 +355,7 @@ impl Responder {
             ResponderAwaitingMsg3 {
                 hs: self.hs,
                 local: self.local,
+                bindings: self.bindings,
             },
             msg2,
         ))
@@ -341,6 +366,7 @@ impl Responder {
 pub struct ResponderAwaitingMsg3 {
     hs: snow::HandshakeState,
     local: IdentityKey,
+    bindings: VerifiedBindings,
 }
 
 impl ResponderAwaitingMsg3 {
@@ -354,7 +380,7 @@ impl ResponderAwaitingMsg3 {
             });
         }
         let payload = read(&mut self.hs, msg3, 3)?;
-        let peer = verify_peer(&self.hs, &payload, &self.local, None)?;
+        let peer = verify_peer(&self.hs, &payload, &self.local, None, &self.bindings)?;
         establish(self.hs, peer)
     }
 }

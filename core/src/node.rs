@@ -30,7 +30,7 @@ use crate::discovery::{Discovery, DiscoveryConfig};
 use crate::event::Event;
 use crate::files::{FileDigest, FileLimits, FileStore, Files, MemoryDisk, MemoryFileStore};
 use crate::handshake::HandshakeConfig;
-use crate::identity::{IdentityKey, LocalIdentity};
+use crate::identity::{IdentityKey, LocalIdentity, VerifiedBindings};
 use crate::link::{Connection, Direction, LinkConfig};
 use crate::peer::{Backoff, LinkId, Peer, PeerState, PeerTable};
 use crate::rng::Rng;
@@ -285,6 +285,9 @@ pub struct Node {
     peers: PeerTable,
     manual: Vec<ManualTarget>,
     out: VecDeque<Output>,
+    /// Identity bindings our handshakes have verified: a reconnecting peer
+    /// costs no second signature check.
+    bindings: VerifiedBindings,
     next_link: LinkId,
     now_ms: u64,
     /// `wall clock ms − monotonic ms` at creation.
@@ -335,6 +338,7 @@ impl Node {
             peers,
             manual: Vec::new(),
             out: VecDeque::new(),
+            bindings: VerifiedBindings::default(),
             next_link: 1,
             now_ms,
             wall_offset_ms: i128::from(wall_ms) - i128::from(now_ms),
@@ -585,6 +589,7 @@ impl Node {
 
     fn handshake_config(&self) -> HandshakeConfig {
         HandshakeConfig::new(self.cfg.nickname.clone(), self.cfg.listen_port)
+            .with_bindings(self.bindings.clone())
     }
 
     fn new_backoff(&self) -> Backoff {

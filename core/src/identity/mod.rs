@@ -12,6 +12,9 @@ use sha2::{Digest, Sha256, Sha512};
 use x25519_dalek::{PublicKey, StaticSecret};
 use zeroize::Zeroizing;
 
+mod bindings;
+pub use bindings::{VerifiedBindings, VERIFIED_BINDINGS_MAX};
+
 /// Domain separation strings. Every signature and hash in natter starts with
 /// one of these, so a signature made for one purpose is never valid for another.
 pub mod domain {
