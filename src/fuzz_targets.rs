@@ -60,11 +60,25 @@ pub fn cli_parse(data: &[u8]) {
             Command::Untrust { peer } | Command::Verify { peer } => {
                 assert!(!peer.is_empty() && !peer.contains(char::is_whitespace));
             }
-            Command::History { peer, limit } => {
-                assert!(peer.is_none_or(|p| !p.is_empty()));
+            Command::History { peer, room, limit } => {
+                assert!(peer.is_none_or(|p| !p.is_empty() && !p.starts_with('#')));
+                assert!(room.is_none_or(|r| natter_core::wire::is_room_name(&r)));
                 assert!(limit.is_none_or(|n| (1..=MAX_HISTORY).contains(&n)));
             }
-            Command::Search { query } => assert!(!query.is_empty() && query == query.trim()),
+            Command::Search { room, query } => {
+                assert!(room.is_none_or(|r| natter_core::wire::is_room_name(&r)));
+                assert!(!query.is_empty() && query == query.trim());
+            }
+            Command::Join { room } | Command::Room { room } => {
+                assert!(natter_core::wire::is_room_name(&room));
+            }
+            Command::Leave { room } | Command::Who { room } => {
+                assert!(room.is_none_or(|r| natter_core::wire::is_room_name(&r)));
+            }
+            Command::Info { id } => {
+                assert!((4..=32).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_hexdigit()));
+            }
+            Command::Rooms => {}
             Command::Nick { name } => {
                 assert!(!name.is_empty() && name.len() <= MAX_NICK_BYTES);
                 assert_eq!(sanitize_nick(&name), name);

@@ -84,6 +84,11 @@ struct Cli {
     #[arg(long)]
     auto_accept_verified: bool,
 
+    /// Do not ring the terminal bell for private messages and messages
+    /// that name you.
+    #[arg(long)]
+    no_bell: bool,
+
     /// Milliseconds between discovery beacons.
     #[arg(long, hide = true, default_value_t = 5_000)]
     beacon_interval_ms: u64,
@@ -246,13 +251,15 @@ async fn run(
         .duration_since(UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(0))
         .unwrap_or(0);
+    let local = identity.identity_key();
+    let mut node = Node::new(identity, cfg, Box::new(store), rng, 0, wall);
     let started = Event::Started {
-        identity: identity.identity_key(),
+        identity: local,
         nickname: nick,
         listen: listen_addr,
         beacon_targets: targets.clone(),
+        rooms: node.joined_rooms(),
     };
-    let mut node = Node::new(identity, cfg, Box::new(store), rng, 0, wall);
     let files_dir = dir.join(natter::files::FILES_DIR);
     let download_dir = cli
         .download_dir
@@ -306,7 +313,7 @@ async fn run(
     let interactive =
         std::io::stdin().is_terminal() && std::io::stdout().is_terminal() && !cli.json;
     if interactive {
-        interactive::run(cmd_tx, ev_rx, &dir).await;
+        interactive::run(cmd_tx, ev_rx, &dir, !cli.no_bell).await;
     } else {
         headless::run(cmd_tx, ev_rx, cli.json).await;
     }

@@ -140,6 +140,14 @@ fn seeds(target: &str) -> Vec<(&'static str, Vec<u8>)> {
                 Frame::Ack(vec![[0x11; 16], [0x22; 16]]),
                 Frame::SyncRequest(SyncRequest { since_ms: 5 }),
                 Frame::Nick("bobby".into()),
+                Frame::RoomPost(natter_core::chat::sign_room_post(
+                    &alice().id,
+                    natter_core::chat::open_room_id("ops"),
+                    [0x11; 16],
+                    1_764_000_000_123,
+                    "hello, world".into(),
+                )),
+                Frame::Rooms(vec!["lobby".into(), "ops".into()]),
             ];
             let all = frames.iter().flat_map(encode).collect();
             vec![
@@ -147,6 +155,8 @@ fn seeds(target: &str) -> Vec<(&'static str, Vec<u8>)> {
                 ("close", encode(&frames[2])),
                 ("direct", encode(&frames[4])),
                 ("ack", encode(&frames[5])),
+                ("room-post", encode(&frames[8])),
+                ("rooms", encode(&frames[9])),
                 ("all", all),
             ]
         }
@@ -413,6 +423,32 @@ fn node_seeds() -> Vec<(&'static str, Vec<u8>)> {
                 wait(100),
                 wait(100),
                 command(cmd::QUIT, &[]),
+            ]),
+        ),
+        (
+            // Rooms: join, post, a peer's posts (one moved to another
+            // room), its Rooms frames (one invalid), who, info, leave.
+            "rooms",
+            script(&[
+                vec![op::PEER_DIALS_IN, 0, 0],
+                command(cmd::JOIN, &[4]),
+                command(cmd::POST, &[&[4][..], &piece(b"to ops")].concat()),
+                frames(
+                    frame::ROOM_POST,
+                    &[&[1, 4, 3, 16][..], &piece(b"ops from bob via alice")].concat(),
+                ),
+                frames(frame::ROOMS, &[2, 0, 4]),
+                command(cmd::WHO, &[4]),
+                command(cmd::ROOMS, &[]),
+                command(cmd::INFO, &piece(b"abcd")),
+                command(cmd::HISTORY, &[2, 4, 10]),
+                command(cmd::READ_ROOM, &[4]),
+                command(cmd::LEAVE, &[4]),
+                frames(frame::ROOMS, &[1, 20, 3, b'B', b'A', b'D']),
+                frames(
+                    frame::ROOM_POST,
+                    &[&[1, 8, 5, 16][..], &piece(b"moved")].concat(),
+                ),
             ]),
         ),
         (

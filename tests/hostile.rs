@@ -655,7 +655,7 @@ async fn a_peer_that_never_reads_is_disconnected_and_gets_everything_when_it_ret
             break;
         };
         for f in back.transport.open(&msg).unwrap() {
-            if let Frame::Public(p) = f {
+            if let Frame::RoomPost(p) = f {
                 if p.text.len() == 16_000 {
                     ids.insert(p.id);
                 }

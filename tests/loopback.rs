@@ -192,8 +192,16 @@ async fn garbage_and_wrong_identity_do_not_disturb_a_live_link() {
 struct PanicOnSearch(MemoryStore);
 
 impl ChatStore for PanicOnSearch {
-    fn search(&self, _: &str, _: usize) -> Result<Vec<StoredMessage>, StoreError> {
+    fn search(
+        &self,
+        _: &str,
+        _: Option<&[u8; 32]>,
+        _: usize,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
         panic!("search exploded");
+    }
+    fn outgoing_by_id_prefix(&self, p: &[u8], n: usize) -> Result<Vec<StoredMessage>, StoreError> {
+        self.0.outgoing_by_id_prefix(p, n)
     }
     fn insert_messages(&mut self, m: &[StoredMessage]) -> Result<Vec<bool>, StoreError> {
         self.0.insert_messages(m)
@@ -306,6 +314,7 @@ async fn a_node_that_panics_ends_its_shell_with_an_error_and_closes_its_links() 
     a.cmd
         .send(Command::Search {
             query: "anything".into(),
+            room: None,
             limit: 10,
         })
         .await

@@ -823,6 +823,135 @@ fn a_big_file_survives_kill_9_of_either_side() {
 /// A beacons rarely here (once at start, once after it finds B), so a forged
 /// beacon that B wrongly accepted would stay visible in B's peer list instead
 /// of being overwritten by A's next genuine beacon half a second later.
+impl Lab {
+    /// A second bridge (in switch namespace `sw2`, subnet 10.78.N.0/24)
+    /// joining the new node `only` (its `eth0`) and the existing node
+    /// `both` (a second interface, `eth1`): `both` is then on two LANs and
+    /// nothing else links them.
+    fn add_second_bridge(&mut self, both: &str, only: &str) {
+        let sw = self.name("sw2");
+        ip(&["netns", "add", &sw]);
+        self.namespaces.push(sw.clone());
+        ip(&["-n", &sw, "link", "add", "br1", "type", "bridge"]);
+        ip(&["-n", &sw, "link", "set", "br1", "up"]);
+        let ns = self.name(only);
+        ip(&["netns", "add", &ns]);
+        self.namespaces.push(ns.clone());
+        let subnet = self.subnet.to_string();
+        for (port, node, dev, host) in [("q0", only, "eth0", "1"), ("q1", both, "eth1", "2")] {
+            let target = self.name(node);
+            ip(&[
+                "-n", &sw, "link", "add", port, "type", "veth", "peer", "name", dev, "netns",
+                &target,
+            ]);
+            ip(&["-n", &sw, "link", "set", port, "master", "br1"]);
+            ip(&["-n", &sw, "link", "set", port, "up"]);
+            let cidr = format!("10.78.{subnet}.{host}/24");
+            ip(&["-n", &target, "addr", "add", &cidr, "brd", "+", "dev", dev]);
+            ip(&["-n", &target, "link", "set", dev, "up"]);
+        }
+        ip(&["-n", &ns, "link", "set", "lo", "up"]);
+    }
+}
+
+/// The room's messages that `n` showed so far (and more arriving within
+/// `period`), by text.
+fn room_texts(n: &mut Node, room: &str, period: Duration) -> Vec<String> {
+    n.collect(period);
+    n.seen_events("message_received")
+        .into_iter()
+        .filter(|v| v["message"]["room"] == room)
+        .filter_map(|v| v["message"]["text"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// A on one bridge, C on another, B on both: A and C cannot reach each
+/// other, yet talk in #ops through B (which did not join #ops and shows
+/// nothing of it), and C catches up through B after being killed.
+#[test]
+fn a_room_reaches_across_two_bridges_through_the_host_on_both() {
+    let Some(_serial) = netns_or_skip("a_room_reaches_across_two_bridges_through_the_host_on_both")
+    else {
+        return;
+    };
+    let mut lab = Lab::new("rooms", 9, &["a", "b"], Brd::Set);
+    lab.add_second_bridge("b", "c");
+    let args = ["--beacon-interval-ms", BEACON_MS];
+    let mut a = Node::spawn(&lab, "a", "node-a", &args);
+    let mut b = Node::spawn(&lab, "b", "node-b", &args);
+    let mut c = Node::spawn(&lab, "c", "node-c", &args);
+    assert_eq!(
+        b.started["beacon_targets"].as_array().map(Vec::len),
+        Some(2),
+        "b beacons on both LANs: {}",
+        b.started
+    );
+    let (ia, ib, ic) = (a.identity(), b.identity(), c.identity());
+    b.wait_connected(&[ia.clone(), ic.clone()], Duration::from_secs(15));
+    a.wait_connected(std::slice::from_ref(&ib), Duration::from_secs(5));
+    c.wait_connected(std::slice::from_ref(&ib), Duration::from_secs(5));
+    for n in [&mut a, &mut c] {
+        n.send("/join #ops");
+        n.wait("room_joined", Duration::from_secs(5), |v| {
+            v["event"] == "room_joined" && v["room"] == "#ops"
+        });
+    }
+    // Plain text goes to the current room, #ops.
+    a.send("hello from a");
+    let sent = a.wait("message_sent", Duration::from_secs(5), |v| {
+        v["event"] == "message_sent"
+    });
+    assert_eq!(sent["message"]["room"], "#ops");
+    c.wait("a's message", Duration::from_secs(10), |v| {
+        v["event"] == "message_received" && v["message"]["text"] == "hello from a"
+    });
+    c.send("hello from c");
+    a.wait("c's message", Duration::from_secs(10), |v| {
+        v["event"] == "message_received"
+            && v["message"]["text"] == "hello from c"
+            && v["message"]["room"] == "#ops"
+    });
+    // A and C never linked: everything went through B.
+    assert!(a.peers().iter().all(|p| p["identity"] != ic.as_str()));
+
+    // C is killed; A posts; C comes back and catches up through B.
+    let dir = c.kill9();
+    let missed: Vec<String> = (0..3).map(|i| format!("while c was away {i}")).collect();
+    for m in &missed {
+        a.send(m);
+    }
+    for m in &missed {
+        let m = m.clone();
+        a.wait("sent", Duration::from_secs(5), move |v| {
+            v["event"] == "message_sent" && v["message"]["text"] == m.as_str()
+        });
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let mut c = Node::spawn_in(&lab, "c", "node-c", &args, dir);
+    assert_eq!(c.started["rooms"], serde_json::json!(["#lobby", "#ops"]));
+    c.wait_connected(std::slice::from_ref(&ib), Duration::from_secs(15));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        let got = room_texts(&mut c, "#ops", Duration::from_millis(500));
+        if missed.iter().all(|m| got.contains(m)) {
+            break;
+        }
+    }
+    let got = room_texts(&mut c, "#ops", Duration::from_secs(1));
+    for m in &missed {
+        assert_eq!(
+            got.iter().filter(|t| *t == m).count(),
+            1,
+            "{m:?} once: {got:?}"
+        );
+    }
+    // B carried #ops without joining it: it showed none of it.
+    assert!(room_texts(&mut b, "#ops", Duration::ZERO).is_empty());
+    for n in [&mut a, &mut b, &mut c] {
+        n.quit();
+    }
+}
+
 #[test]
 fn forged_and_replayed_beacons_do_not_disturb_a_live_link() {
     let Some(_serial) = netns_or_skip("forged_and_replayed_beacons_do_not_disturb_a_live_link")

@@ -144,6 +144,40 @@ fn compute() -> Vec<(&'static str, String)> {
         v.push((name, hex(&bytes)));
     }
 
+    // Rooms (section 10.12): ids, a room post, the list of rooms.
+    use natter_core::chat::{open_room_id, sign_room_post};
+    let ops = open_room_id("ops");
+    v.push(("room.id.lobby", hex(&open_room_id("lobby").0)));
+    v.push(("room.id.ops", hex(&ops.0)));
+    let post = sign_room_post(&alice, ops, id, ts, text.into());
+    // The signed data is the frame less its variant byte and signature.
+    let signed_post = encode(&natter_core::wire::room::SignedRoomPost {
+        room: &ops,
+        id: &id,
+        author: &ak.identity,
+        timestamp_ms: ts,
+        text,
+    });
+    let frame = Frame::RoomPost(post);
+    let bytes = encode(&frame);
+    assert_eq!(&bytes[1..bytes.len() - 64], &signed_post[..]);
+    ak.identity
+        .verify(
+            domain::ROOM_POST,
+            &signed_post,
+            &match &frame {
+                Frame::RoomPost(p) => p.signature,
+                _ => unreachable!(),
+            },
+        )
+        .unwrap();
+    assert_eq!(decode_frames(&bytes).unwrap(), vec![frame]);
+    v.push(("frame.room_post", hex(&bytes)));
+    let rooms = Frame::Rooms(vec!["lobby".into(), "ops".into()]);
+    let bytes = encode(&rooms);
+    assert_eq!(decode_frames(&bytes).unwrap(), vec![rooms]);
+    v.push(("frame.rooms", hex(&bytes)));
+
     file_vectors(&mut v);
     v
 }
@@ -491,6 +525,8 @@ fn protocol_md_states_the_limits_in_force() {
         ("FILE_GROUP_SIZE", FILE_GROUP_SIZE as usize),
         ("MAX_DATA_GROUPS", usize::from(MAX_DATA_GROUPS)),
         ("MAX_REQUEST_GROUPS", MAX_REQUEST_GROUPS as usize),
+        ("MAX_ROOM_NAME_LEN", MAX_ROOM_NAME_LEN),
+        ("MAX_ROOMS_ANNOUNCED", MAX_ROOMS_ANNOUNCED),
     ] {
         let row = format!("| `{name}` | {value} |");
         assert!(doc.contains(&row), "docs/PROTOCOL.md lacks the row {row}");
@@ -499,6 +535,9 @@ fn protocol_md_states_the_limits_in_force() {
     let row = format!("| {skew} ms | `MAX_CLOCK_SKEW_MS` |");
     assert!(doc.contains(&row), "docs/PROTOCOL.md lacks the row {row}");
 
+    let who = natter_core::node::WHO_RECENT_MS;
+    let row = format!("stamped within {who} ms | `WHO_RECENT_MS` |");
+    assert!(doc.contains(&row), "docs/PROTOCOL.md lacks the row {row}");
     let bindings = natter_core::identity::VERIFIED_BINDINGS_MAX;
     let row = format!("| {bindings}, oldest forgotten | `VERIFIED_BINDINGS_MAX` |");
     assert!(doc.contains(&row), "docs/PROTOCOL.md lacks the row {row}");

@@ -351,10 +351,10 @@ fn events_print_above_the_line_being_typed() {
     let mut bob = Peer::spawn("bob");
     let a = Terminal::start(data.path(), &strs(&connect_args(&bob)), &[]);
     a.wait_for_text("connected to bob");
-    a.wait_for_last_line("[alice]>");
+    a.wait_for_last_line("[alice #lobby]>");
 
     a.type_text("hello wor");
-    a.wait_for_last_line("[alice]> hello wor");
+    a.wait_for_last_line("[alice #lobby]> hello wor");
 
     // Bob renames himself while alice is in the middle of a line.
     bob.send("/nick bobby");
@@ -364,7 +364,7 @@ fn events_print_above_the_line_being_typed() {
         renamed.starts_with("-!- bob is now known as bobby (") && renamed.ends_with(')'),
         "{renamed:?}"
     );
-    assert_eq!(a.last_line(), "[alice]> hello wor", "screen:\n{s}");
+    assert_eq!(a.last_line(), "[alice #lobby]> hello wor", "screen:\n{s}");
 
     // Then he leaves.
     bob.send("/quit");
@@ -373,7 +373,7 @@ fn events_print_above_the_line_being_typed() {
         line_with(&s, "lost bobby").starts_with("-!- WARNING: lost bobby ("),
         "{s}"
     );
-    assert_eq!(a.last_line(), "[alice]> hello wor", "screen:\n{s}");
+    assert_eq!(a.last_line(), "[alice #lobby]> hello wor", "screen:\n{s}");
 
     // The line is finished as if nothing had happened.
     a.type_text("ld");
@@ -381,11 +381,14 @@ fn events_print_above_the_line_being_typed() {
     // The echo of the stored message is printed asynchronously, after the
     // prompt may already have been redrawn: wait for both.
     let s = a.wait_for("the finished line and its echo", |s| {
-        matches!(s.lines().last(), Some(l) if l.trim_end() == "[alice]>")
-            && s.contains("[alice]> hello world\n")
+        matches!(s.lines().last(), Some(l) if l.trim_end() == "[alice #lobby]>")
+            && s.contains("[alice #lobby]> hello world\n")
             && s.contains("alice: hello world")
     });
-    assert_eq!(line_with(&s, "[alice]> hello"), "[alice]> hello world");
+    assert_eq!(
+        line_with(&s, "[alice #lobby]> hello"),
+        "[alice #lobby]> hello world"
+    );
     // The finished line was posted whole: natter echoes the stored message.
     let echo = line_with(&s, "alice: hello");
     assert!(echo.contains("· alice: hello world"), "{s}");
@@ -409,19 +412,19 @@ fn a_burst_of_keys_is_not_held_back() {
     let mut bob = Peer::spawn("bob");
     let a = Terminal::start(data.path(), &strs(&connect_args(&bob)), &[]);
     a.wait_for_text("connected to bob");
-    a.wait_for_last_line("[alice]>");
+    a.wait_for_last_line("[alice #lobby]>");
 
     a.tmux(&["send-keys", "-t", "=main:", "-l", "hello wor"]);
-    a.wait_for_last_line("[alice]> hello wor");
+    a.wait_for_last_line("[alice #lobby]> hello wor");
     bob.send("/nick bobby");
     a.wait_for_text("is now known as bobby");
-    assert_eq!(a.last_line(), "[alice]> hello wor", "{}", a.screen());
+    assert_eq!(a.last_line(), "[alice #lobby]> hello wor", "{}", a.screen());
     // The rest of the line and Enter in one burst.
     a.tmux(&["send-keys", "-t", "=main:", "-l", "ld\r"]);
-    a.wait_for_text("[alice]> hello world\n");
-    a.wait_for_last_line("[alice]>");
+    a.wait_for_text("[alice #lobby]> hello world\n");
+    a.wait_for_last_line("[alice #lobby]>");
     a.tmux(&["send-keys", "-t", "=main:", "-l", "これはテストです"]);
-    a.wait_for_last_line("[alice]> これはテストです");
+    a.wait_for_last_line("[alice #lobby]> これはテストです");
     a.press("C-c");
     a.press("C-d");
     assert_eq!(a.wait_exit(), 0, "screen:\n{}", a.screen());
@@ -437,11 +440,11 @@ fn tab_completes_commands_and_peer_names() {
     let bob = Peer::spawn("bobcat");
     let a = Terminal::start(data.path(), &strs(&connect_args(&bob)), &[]);
     a.wait_for_text("connected to bobcat");
-    a.wait_for_last_line("[alice]>");
+    a.wait_for_last_line("[alice #lobby]>");
 
     a.type_text("/pe");
     a.press("Tab");
-    a.wait_for_last_line("[alice]> /peers");
+    a.wait_for_last_line("[alice #lobby]> /peers");
     a.press("Enter");
     let s = a.wait_for_text("FINGERPRINT  TRUST");
     let row = line_with(&s, "? unverified");
@@ -452,19 +455,19 @@ fn tab_completes_commands_and_peer_names() {
 
     a.type_text("/msg bo");
     a.press("Tab");
-    a.wait_for_last_line("[alice]> /msg bobcat");
+    a.wait_for_last_line("[alice #lobby]> /msg bobcat");
 
     // Ctrl-C with text on the line clears the line and stays.
     a.press("C-c");
-    a.wait_for_last_line("[alice]>");
+    a.wait_for_last_line("[alice #lobby]>");
     // A usage hint after a command name, not inserted by the right arrow.
     a.type_text("/msg ");
-    a.wait_for_last_line("[alice]> /msg <peer> <text>");
+    a.wait_for_last_line("[alice #lobby]> /msg <peer> <text>");
     a.press("Right");
     a.type_text("x");
-    a.wait_for_last_line("[alice]> /msg x");
+    a.wait_for_last_line("[alice #lobby]> /msg x");
     a.press("C-c");
-    a.wait_for_last_line("[alice]>");
+    a.wait_for_last_line("[alice #lobby]>");
 
     // Ctrl-C on an empty line quits cleanly.
     a.press("C-c");
@@ -489,12 +492,12 @@ fn mistakes_get_one_line_of_explanation_and_usage() {
         ],
         &[],
     );
-    a.wait_for_last_line("[alice]>");
+    a.wait_for_last_line("[alice #lobby]>");
     a.type_text("/nick");
     a.press("Enter");
     let s = a.wait_for_text("usage: /nick <name>");
     assert!(
-        s.contains("-!- error: missing argument <name>\n    usage: /nick <name>\n[alice]>"),
+        s.contains("-!- error: missing argument <name>\n    usage: /nick <name>\n[alice #lobby]>"),
         "{s}"
     );
     a.type_text("/pee");
@@ -503,7 +506,20 @@ fn mistakes_get_one_line_of_explanation_and_usage() {
     a.type_text("/nick carol");
     a.press("Enter");
     // The prompt follows our nickname.
-    a.wait_for_last_line("[carol]>");
+    a.wait_for_last_line("[carol #lobby]>");
+    // And the current room: /join makes a room current, /room switches,
+    // plain text goes there; /room to a room not joined says what to do.
+    a.type_text("/join #Ops");
+    a.press("Enter");
+    a.wait_for_text("joined #ops");
+    a.wait_for_last_line("[carol #ops]>");
+    a.type_text("/room #nowhere");
+    a.press("Enter");
+    a.wait_for_text("you are not in #nowhere: /join #nowhere first");
+    a.type_text("/room #lobby");
+    a.press("Enter");
+    a.wait_for_text("talking in #lobby");
+    a.wait_for_last_line("[carol #lobby]>");
     a.type_text("/quit");
     a.press("Enter");
     assert_eq!(a.wait_exit(), 0, "screen:\n{}", a.screen());
@@ -523,20 +539,20 @@ fn ctrl_d_exits_restores_the_terminal_and_keeps_history() {
         "127.0.0.1:0",
     ];
     let a = Terminal::start(data.path(), &args, &[]);
-    a.wait_for_last_line("[alice]>");
+    a.wait_for_last_line("[alice #lobby]>");
     a.type_text("first line");
     a.press("Enter");
-    a.wait_for_text("[alice]> first line\n");
-    a.wait_for_last_line("[alice]>");
+    a.wait_for_text("[alice #lobby]> first line\n");
+    a.wait_for_last_line("[alice #lobby]>");
     a.type_text("/peers");
     a.press("Enter");
     a.wait_for_text("no peers known yet");
-    a.wait_for_last_line("[alice]>");
+    a.wait_for_last_line("[alice #lobby]>");
     // A line starting with a space is not kept, as in shells.
     a.type_text(" not kept");
     a.press("Enter");
-    a.wait_for_text("[alice]>  not kept\n");
-    a.wait_for_last_line("[alice]>");
+    a.wait_for_text("[alice #lobby]>  not kept\n");
+    a.wait_for_last_line("[alice #lobby]>");
     a.press("C-d");
     assert_eq!(a.wait_exit(), 0, "screen:\n{}", a.screen());
     assert!(a.screen().ends_with("-!- bye"), "{}", a.screen());
@@ -563,13 +579,13 @@ fn ctrl_d_exits_restores_the_terminal_and_keeps_history() {
 
     // The next session starts with the history: Up recalls the last line.
     let b = Terminal::start(data.path(), &args, &[]);
-    b.wait_for_last_line("[alice]>");
+    b.wait_for_last_line("[alice #lobby]>");
     b.press("Up");
-    b.wait_for_last_line("[alice]> /peers");
+    b.wait_for_last_line("[alice #lobby]> /peers");
     b.press("Up");
-    b.wait_for_last_line("[alice]> first line");
+    b.wait_for_last_line("[alice #lobby]> first line");
     b.press("C-c");
-    b.wait_for_last_line("[alice]>");
+    b.wait_for_last_line("[alice #lobby]>");
     b.press("C-d");
     assert_eq!(b.wait_exit(), 0, "screen:\n{}", b.screen());
 }
@@ -646,7 +662,7 @@ fn hostile_nicknames_reach_the_terminal_inert() {
         &[],
     );
     let addr = a.listen_addr();
-    a.wait_for_last_line("[alice]>");
+    a.wait_for_last_line("[alice #lobby]>");
     let evil = hostile_peer(&rt, addr);
     a.wait_for_text("connected to ");
 
@@ -660,9 +676,9 @@ fn hostile_nicknames_reach_the_terminal_inert() {
         .unwrap()
         .fingerprint()
         .short();
-    a.wait_for_last_line(&format!("[alice]> /msg {short}"));
+    a.wait_for_last_line(&format!("[alice #lobby]> /msg {short}"));
     a.press("C-c");
-    a.wait_for_last_line("[alice]>");
+    a.wait_for_last_line("[alice #lobby]>");
 
     rt.block_on(evil.send(Command::Nick(HOSTILE_RENAME.into())))
         .unwrap();

@@ -626,7 +626,7 @@ pub fn search(messages: usize, queries: usize) -> Result<(Latency, Duration)> {
             _ => format!("{}", (q * 7919) % messages.max(1)),
         };
         let t = Instant::now();
-        let found = store.search(&query, 50)?;
+        let found = store.search(&query, None, 50)?;
         samples.push(t.elapsed());
         ensure!(
             !found.is_empty() || q % 3 == 2,

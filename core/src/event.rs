@@ -68,6 +68,24 @@ pub struct ChatLine {
     /// The nickname is shared with (or looks like) another known peer's:
     /// show the fingerprint beside it.
     pub nick_collides: bool,
+    /// The room's name, for a room message (`None` for a direct message,
+    /// or a room whose name this node does not know).
+    pub room: Option<String>,
+    /// An incoming message that names the local user's nickname as a word,
+    /// or any incoming direct message: worth the terminal bell.
+    pub calls_me: bool,
+}
+
+/// A joined room, as `/rooms` lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoomView {
+    pub name: String,
+    /// Messages that arrived since the room was last read (this run).
+    pub unread: u32,
+    /// Of those, how many name the local user.
+    pub mentions: u32,
+    /// Linked peers that say they joined it.
+    pub linked_members: usize,
 }
 
 /// A file transfer as the UI shows it.
@@ -100,6 +118,8 @@ pub enum Event {
         nickname: String,
         listen: SocketAddr,
         beacon_targets: Vec<SocketAddr>,
+        /// The open rooms joined (from earlier runs), by name.
+        rooms: Vec<String>,
     },
     /// A new identity was seen in a valid beacon or hello.
     PeerDiscovered { peer: PeerInfo },
@@ -167,6 +187,28 @@ pub enum Event {
         name: String,
         size: u64,
         reason: Arc<FileFailure>,
+    },
+    /// We joined an open room (or were already in it).
+    RoomJoined { room: String },
+    /// We left a room: its messages are still stored and relayed, not shown.
+    RoomLeft { room: String },
+    /// Answer to `/rooms`: the joined rooms, by name, and the peers whose
+    /// private messages are unread (since `/history` or `/msg` to them).
+    Rooms {
+        rooms: Vec<RoomView>,
+        private: Vec<(PeerInfo, u32)>,
+    },
+    /// Answer to `/who`: linked peers that say they joined the room, then
+    /// authors heard in it within the last hour.
+    Who {
+        room: String,
+        members: Vec<PeerInfo>,
+    },
+    /// Answer to `/info`: one of our messages, and who has it.
+    MessageInfo {
+        message: ChatLine,
+        delivered_to: Vec<PeerInfo>,
+        pending: Vec<PeerInfo>,
     },
     /// Answer to `/files`, newest first.
     Files { transfers: Vec<TransferView> },

@@ -25,7 +25,7 @@
 //! - `chat`: the glue to the chat core, naming and trust commands;
 //! - `view`: what the UI is shown of a peer (`PeerInfo`, trust).
 
-use crate::chat::{Chat, ChatStore, QuotaLimits};
+use crate::chat::{Chat, ChatStore, QuotaLimits, Target};
 use crate::discovery::{Discovery, DiscoveryConfig};
 use crate::event::Event;
 use crate::files::{FileDigest, FileLimits, FileStore, Files, MemoryDisk, MemoryFileStore};
@@ -178,14 +178,38 @@ pub enum Command {
     Nick(String),
     /// Send opaque data to a peer (tests and benchmarks).
     SendData { peer: IdentityKey, data: Vec<u8> },
-    /// Post to the public room.
+    /// Post to the default room (`#lobby`).
     Say(String),
+    /// Post to a joined room, named as typed (`#ops` or `ops`).
+    Post { room: String, text: String },
+    /// Join an open room.
+    Join(String),
+    /// Leave a joined room.
+    Leave(String),
+    /// List the joined rooms (answered with [`Event::Rooms`]).
+    Rooms,
+    /// The user read a room (made it current): its unread count restarts.
+    ReadRoom(String),
+    /// Who is in a joined room (answered with [`Event::Who`]).
+    Who(String),
+    /// Who has one of our messages, named by a hex prefix of its id
+    /// (answered with [`Event::MessageInfo`]).
+    Info(String),
     /// Private message to a peer named by nickname or fingerprint prefix.
     Msg { peer: String, text: String },
-    /// The last `limit` messages of the public room or of a conversation.
-    History { peer: Option<String>, limit: usize },
-    /// Full-text search over all history.
-    Search { query: String, limit: usize },
+    /// The last `limit` messages of a direct conversation (`peer`), of a
+    /// joined room (`room`), or of the default room.
+    History {
+        peer: Option<String>,
+        room: Option<String>,
+        limit: usize,
+    },
+    /// Full-text search over all history, or one joined room's.
+    Search {
+        query: String,
+        room: Option<String>,
+        limit: usize,
+    },
     /// Show fingerprints and the safety number of a peer.
     Verify { peer: String },
     /// Mark a peer verified; `fingerprint` must be typed out in full.
@@ -268,8 +292,10 @@ pub struct Node {
     rng: Rng,
     discovery: Option<Discovery>,
     chat: Chat,
-    /// Posts typed since the last drain: `(None = public | Some(peer), text)`.
-    posts: Vec<(Option<IdentityKey>, String)>,
+    /// Posts typed since the last drain: where to, and the text.
+    posts: Vec<(Target, String)>,
+    /// Joined rooms, what linked peers joined, unread counts.
+    rooms: RoomBook,
     /// File transfers, both ways.
     files: Files,
     /// Files the user offered that the shell is hashing: for whom, which.
@@ -311,6 +337,7 @@ impl Node {
         // event needs a store query (a failing store starts it empty).
         let mut names = Directory::load(store.peers().unwrap_or_default());
         names.set_local(local.identity_key(), &cfg.nickname);
+        let rooms = RoomBook::load(Node::joined_setting(store.as_ref()));
         let chat = Chat::with_quota(store, local.identity_key(), cfg.stranger_quota);
         // Until the application gives it its own (`set_file_store`).
         let files = Files::new(
@@ -332,6 +359,7 @@ impl Node {
             files,
             hashing: std::collections::HashMap::new(),
             posts: Vec::new(),
+            rooms,
             names,
             conns: BTreeMap::new(),
             closing: BTreeMap::new(),
@@ -639,6 +667,11 @@ mod error;
 mod files;
 mod lifecycle;
 mod links;
+mod rooms;
+use rooms::RoomBook;
+pub use rooms::WHO_RECENT_MS;
+#[cfg(test)]
+mod room_tests;
 #[cfg(test)]
 mod tests;
 mod view;

@@ -40,8 +40,20 @@ impl ChatStore for Store {
     ) -> Result<Vec<StoredMessage>, StoreError> {
         Ok(Store::history(self, conv, limit)?)
     }
-    fn search(&self, words: &str, limit: usize) -> Result<Vec<StoredMessage>, StoreError> {
-        Ok(Store::search(self, words, limit)?)
+    fn search(
+        &self,
+        words: &str,
+        room: Option<&[u8; 32]>,
+        limit: usize,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        Ok(Store::search(self, words, room, limit)?)
+    }
+    fn outgoing_by_id_prefix(
+        &self,
+        prefix: &[u8],
+        limit: usize,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        Ok(Store::outgoing_by_id_prefix(self, prefix, limit)?)
     }
     fn public_since(
         &self,

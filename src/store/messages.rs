@@ -11,8 +11,8 @@ use super::{
 };
 
 /// The columns [`RawMessage::from_row`] reads, from a table aliased `m`.
-pub(super) const MESSAGE_COLUMNS: &str =
-    "m.id, m.conv_peer, m.author, m.timestamp_ms, m.text, m.signature, m.outgoing, m.received_ms";
+pub(super) const MESSAGE_COLUMNS: &str = "m.id, m.conv_peer, m.author, m.timestamp_ms, m.text, \
+     m.signature, m.outgoing, m.received_ms, m.room, m.legacy";
 
 /// A message row as SQLite hands it over, before its invariants are checked.
 pub(super) struct RawMessage {
@@ -24,6 +24,8 @@ pub(super) struct RawMessage {
     signature: Option<Vec<u8>>,
     outgoing: i64,
     received_ms: i64,
+    room: Option<Vec<u8>>,
+    legacy: i64,
 }
 
 impl RawMessage {
@@ -37,6 +39,8 @@ impl RawMessage {
             signature: row.get(5)?,
             outgoing: row.get(6)?,
             received_ms: row.get(7)?,
+            room: row.get(8)?,
+            legacy: row.get(9)?,
         })
     }
 }
@@ -47,9 +51,12 @@ impl TryFrom<RawMessage> for StoredMessage {
     fn try_from(raw: RawMessage) -> Result<Self, DbError> {
         Ok(StoredMessage {
             id: to_array("messages.id", raw.id)?,
-            conversation: match raw.conv_peer {
-                None => ConversationKey::Public,
-                Some(peer) => ConversationKey::Direct(to_array("messages.conv_peer", peer)?),
+            conversation: match (raw.conv_peer, raw.room, raw.legacy) {
+                (Some(peer), _, _) => {
+                    ConversationKey::Direct(to_array("messages.conv_peer", peer)?)
+                }
+                (None, _, 1) | (None, None, _) => ConversationKey::Public,
+                (None, Some(room), _) => ConversationKey::Room(to_array("messages.room", room)?),
             },
             author: to_array("messages.author", raw.author)?,
             timestamp_ms: from_sql_i64("messages.timestamp_ms", raw.timestamp_ms)?,
@@ -75,9 +82,22 @@ impl TryFrom<RawMessage> for StoredMessage {
 /// The `conv_peer` column value of a conversation.
 pub(super) fn conv_peer(conv: &ConversationKey) -> Option<&[u8]> {
     match conv {
-        ConversationKey::Public => None,
+        ConversationKey::Public | ConversationKey::Room(_) => None,
         ConversationKey::Direct(peer) => Some(peer),
     }
+}
+
+/// The smallest byte string above every string that starts with `prefix`,
+/// if there is one (none for an empty or all-0xff prefix).
+fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
 }
 
 /// Runs a query whose rows are [`MESSAGE_COLUMNS`] and converts every row.
@@ -126,8 +146,9 @@ impl SeqRange {
 pub(super) fn insert_one(conn: &Connection, msg: &StoredMessage) -> Result<Option<i64>, DbError> {
     let mut stmt = conn.prepare_cached(
         "INSERT INTO messages \
-         (id, conv_peer, author, timestamp_ms, text, signature, outgoing, received_ms, order_ms) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+         (id, conv_peer, author, timestamp_ms, text, signature, outgoing, received_ms, order_ms, \
+          room, legacy) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) \
          ON CONFLICT (id, author) DO NOTHING",
     )?;
     let inserted = stmt.execute(params![
@@ -140,6 +161,8 @@ pub(super) fn insert_one(conn: &Connection, msg: &StoredMessage) -> Result<Optio
         msg.outgoing,
         to_sql_u64("received_ms", msg.received_ms)?,
         to_sql_u64("order_ms", order_ms(msg))?,
+        msg.conversation.room().map(|r| r.to_vec()),
+        msg.conversation == ConversationKey::Public,
     ])?;
     Ok((inserted == 1).then(|| conn.last_insert_rowid()))
 }
@@ -235,15 +258,28 @@ impl Store {
         conv: &ConversationKey,
         limit: usize,
     ) -> Result<Vec<StoredMessage>, DbError> {
-        let mut msgs = query_messages(
-            &self.conn,
-            &format!(
-                "SELECT {MESSAGE_COLUMNS} FROM messages AS m \
-                 WHERE m.conv_peer IS ?1 \
-                 ORDER BY m.order_ms DESC, m.seq DESC LIMIT ?2"
-            ),
-            params![conv_peer(conv), sql_limit(limit)],
-        )?;
+        // A room's history holds both forms of its messages (`room` is set
+        // for legacy ones too).
+        let mut msgs = match (conv.room(), conv_peer(conv)) {
+            (Some(room), _) => query_messages(
+                &self.conn,
+                &format!(
+                    "SELECT {MESSAGE_COLUMNS} FROM messages AS m \
+                     WHERE m.room = ?1 \
+                     ORDER BY m.order_ms DESC, m.seq DESC LIMIT ?2"
+                ),
+                params![&room[..], sql_limit(limit)],
+            )?,
+            (None, peer) => query_messages(
+                &self.conn,
+                &format!(
+                    "SELECT {MESSAGE_COLUMNS} FROM messages AS m \
+                     WHERE m.conv_peer IS ?1 \
+                     ORDER BY m.order_ms DESC, m.seq DESC LIMIT ?2"
+                ),
+                params![peer, sql_limit(limit)],
+            )?,
+        };
         msgs.reverse();
         Ok(msgs)
     }
@@ -254,7 +290,12 @@ impl Store {
     /// whitespace-separated word is searched for literally (FTS5 operators
     /// and punctuation have no effect), and input without any letter or digit
     /// is [`DbError::EmptyQuery`].
-    pub fn search(&self, words: &str, limit: usize) -> Result<Vec<StoredMessage>, DbError> {
+    pub fn search(
+        &self,
+        words: &str,
+        room: Option<&[u8; 32]>,
+        limit: usize,
+    ) -> Result<Vec<StoredMessage>, DbError> {
         let query = fts_query(words)?;
         // FTS5 is the outer loop and consumes `ORDER BY rowid DESC`: it walks
         // its index backwards and stops after `limit` hits, with no sort over
@@ -265,10 +306,29 @@ impl Store {
             &format!(
                 "SELECT {MESSAGE_COLUMNS} FROM messages_fts AS f \
                  JOIN messages AS m ON m.seq = f.rowid \
-                 WHERE messages_fts MATCH ?1 \
+                 WHERE messages_fts MATCH ?1 AND (?3 IS NULL OR m.room = ?3) \
                  ORDER BY f.rowid DESC LIMIT ?2"
             ),
-            params![query, sql_limit(limit)],
+            params![query, sql_limit(limit), room.map(|r| &r[..])],
+        )
+    }
+
+    /// The local user's messages whose id starts with `prefix`, in id
+    /// order, at most `limit`: a range of the (id, author) index.
+    pub fn outgoing_by_id_prefix(
+        &self,
+        prefix: &[u8],
+        limit: usize,
+    ) -> Result<Vec<StoredMessage>, DbError> {
+        let end = prefix_end(prefix);
+        query_messages(
+            &self.conn,
+            &format!(
+                "SELECT {MESSAGE_COLUMNS} FROM messages AS m \
+                 WHERE m.id >= ?1 AND (?2 IS NULL OR m.id < ?2) AND m.outgoing = 1 \
+                 ORDER BY m.id LIMIT ?3"
+            ),
+            params![prefix, end, sql_limit(limit)],
         )
     }
 

@@ -238,6 +238,12 @@ impl Store {
         Ok(Store { conn, _lock: None })
     }
 
+    /// A store over a connection a test has migrated itself.
+    #[cfg(test)]
+    pub(crate) fn from_connection_for_tests(conn: Connection) -> Store {
+        Store { conn, _lock: None }
+    }
+
     fn setup(conn: &mut Connection) -> Result<(), DbError> {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;

@@ -141,7 +141,7 @@ fn reopen_keeps_everything() {
         s.get_message(&ALICE, &id(1)).unwrap(),
         Some(public(1, ALICE, 100, "hello world"))
     );
-    assert_eq!(ids(&s.search("world", 10).unwrap()), vec![id(1)]);
+    assert_eq!(ids(&s.search("world", None, 10).unwrap()), vec![id(1)]);
     assert_eq!(ids(&s.outbox_for_peer(&BOB, 10).unwrap()), vec![id(2)]);
     let bob = s.get_peer(&BOB).unwrap().unwrap();
     assert_eq!(bob.trust, TrustLevel::Verified);
@@ -340,7 +340,7 @@ fn duplicate_ids_are_dropped_in_a_batch_and_later() {
         "first"
     );
     assert_eq!(s.message_count().unwrap(), 2);
-    assert!(s.search("impostor", 10).unwrap().is_empty());
+    assert!(s.search("impostor", None, 10).unwrap().is_empty());
 }
 
 #[test]
@@ -471,14 +471,17 @@ fn search_store() -> Store {
 #[test]
 fn search_finds_words_newest_stored_first() {
     let s = search_store();
-    assert_eq!(ids(&s.search("quick", 10).unwrap()), [id(4), id(3), id(1)]);
-    assert_eq!(ids(&s.search("quick", 2).unwrap()), [id(4), id(3)]);
-    assert_eq!(ids(&s.search("dog", 10).unwrap()), [id(3), id(2)]);
-    assert!(s.search("cat", 10).unwrap().is_empty());
-    assert!(s.search("quick", 0).unwrap().is_empty());
+    assert_eq!(
+        ids(&s.search("quick", None, 10).unwrap()),
+        [id(4), id(3), id(1)]
+    );
+    assert_eq!(ids(&s.search("quick", None, 2).unwrap()), [id(4), id(3)]);
+    assert_eq!(ids(&s.search("dog", None, 10).unwrap()), [id(3), id(2)]);
+    assert!(s.search("cat", None, 10).unwrap().is_empty());
+    assert!(s.search("quick", None, 0).unwrap().is_empty());
     // The full row comes back, not just the text.
     assert_eq!(
-        s.search("jumps", 1).unwrap(),
+        s.search("jumps", None, 1).unwrap(),
         [direct(3, BOB, ME, 30, "the quick dog jumps")]
     );
 }
@@ -486,17 +489,17 @@ fn search_finds_words_newest_stored_first() {
 #[test]
 fn search_needs_all_words() {
     let s = search_store();
-    assert_eq!(ids(&s.search("quick dog", 10).unwrap()), [id(3)]);
-    assert_eq!(ids(&s.search("  dog\tQUICK  ", 10).unwrap()), [id(3)]);
-    assert!(s.search("quick cat", 10).unwrap().is_empty());
+    assert_eq!(ids(&s.search("quick dog", None, 10).unwrap()), [id(3)]);
+    assert_eq!(ids(&s.search("  dog\tQUICK  ", None, 10).unwrap()), [id(3)]);
+    assert!(s.search("quick cat", None, 10).unwrap().is_empty());
 }
 
 #[test]
 fn search_ignores_case_and_diacritics() {
     let s = search_store();
-    assert_eq!(ids(&s.search("cafe", 10).unwrap()), [id(4)]);
-    assert_eq!(ids(&s.search("CAFÉ", 10).unwrap()), [id(4)]);
-    assert_eq!(ids(&s.search("Fox", 10).unwrap()), [id(1)]);
+    assert_eq!(ids(&s.search("cafe", None, 10).unwrap()), [id(4)]);
+    assert_eq!(ids(&s.search("CAFÉ", None, 10).unwrap()), [id(4)]);
+    assert_eq!(ids(&s.search("Fox", None, 10).unwrap()), [id(1)]);
 }
 
 #[test]
@@ -534,27 +537,27 @@ fn search_treats_fts_syntax_as_plain_text() {
         "\u{202e}quick",
         "🦀",
     ] {
-        match s.search(input, 10) {
+        match s.search(input, None, 10) {
             Ok(_) | Err(DbError::EmptyQuery) => {}
             Err(e) => panic!("search({input:?}) failed: {e}"),
         }
     }
     // A NUL separates words instead of ending the query.
-    assert_eq!(ids(&s.search("quick\0dog", 10).unwrap()), [id(3)]);
+    assert_eq!(ids(&s.search("quick\0dog", None, 10).unwrap()), [id(3)]);
     // Operators are words, not operators.
-    assert_eq!(ids(&s.search("NEAR(a b)", 10).unwrap()), [id(5)]);
+    assert_eq!(ids(&s.search("NEAR(a b)", None, 10).unwrap()), [id(5)]);
     assert_eq!(
-        ids(&s.search("quick NOT dog", 10).unwrap()),
+        ids(&s.search("quick NOT dog", None, 10).unwrap()),
         Vec::<MessageId>::new()
     );
-    assert_eq!(ids(&s.search("quotes\"", 10).unwrap()), [id(5)]);
-    assert_eq!(ids(&s.search("\"quotes\"", 10).unwrap()), [id(5)]);
+    assert_eq!(ids(&s.search("quotes\"", None, 10).unwrap()), [id(5)]);
+    assert_eq!(ids(&s.search("\"quotes\"", None, 10).unwrap()), [id(5)]);
     // `-bar` is not "without bar": message 5 holds "bar".
-    assert_eq!(ids(&s.search("foo -bar", 10).unwrap()), [id(5)]);
+    assert_eq!(ids(&s.search("foo -bar", None, 10).unwrap()), [id(5)]);
     // `foo*` is not a prefix query: "foobar" does not match.
-    assert_eq!(ids(&s.search("foo*", 10).unwrap()), [id(5)]);
+    assert_eq!(ids(&s.search("foo*", None, 10).unwrap()), [id(5)]);
     // `OR` does not widen the search.
-    assert!(s.search("fox OR lazy", 10).unwrap().is_empty());
+    assert!(s.search("fox OR lazy", None, 10).unwrap().is_empty());
 }
 
 #[test]
@@ -562,7 +565,7 @@ fn search_without_words_is_an_empty_query() {
     let s = search_store();
     for input in ["", "   ", "\t\n", "*", "\"\"", "- * ( ) ^ : , . !", "\"*\""] {
         assert!(
-            matches!(s.search(input, 10), Err(DbError::EmptyQuery)),
+            matches!(s.search(input, None, 10), Err(DbError::EmptyQuery)),
             "{input:?}"
         );
     }
@@ -591,12 +594,12 @@ fn fts_index_follows_deletes_and_updates() {
             [&id(2)[..]],
         )
         .unwrap();
-    assert_eq!(ids(&s.search("quick", 10).unwrap()), [id(4), id(3)]);
-    assert!(s.search("lazy", 10).unwrap().is_empty());
-    assert_eq!(ids(&s.search("cat", 10).unwrap()), [id(2)]);
+    assert_eq!(ids(&s.search("quick", None, 10).unwrap()), [id(4), id(3)]);
+    assert!(s.search("lazy", None, 10).unwrap().is_empty());
+    assert_eq!(ids(&s.search("cat", None, 10).unwrap()), [id(2)]);
     s.insert_messages(&[public(9, BOB, 1, "another quick one")])
         .unwrap();
-    assert_eq!(ids(&s.search("quick", 1).unwrap()), [id(9)]);
+    assert_eq!(ids(&s.search("quick", None, 1).unwrap()), [id(9)]);
     // FTS5's own consistency check against the content table.
     s.conn
         .execute(
@@ -792,7 +795,7 @@ fn insert_outgoing_is_atomic() {
     assert!(s.insert_outgoing(&m, &[BOB, CAROL]).is_err());
     assert!(!s.has_message(&m.author, &m.id).unwrap());
     assert_eq!(s.pending_count(&m.id).unwrap(), 0);
-    assert!(s.search("atomic", 10).unwrap().is_empty());
+    assert!(s.search("atomic", None, 10).unwrap().is_empty());
     assert!(s.outbox_peers().unwrap().is_empty());
 
     s.conn
@@ -985,7 +988,7 @@ fn search_at_one_million_messages() {
         let mut hits = 0;
         for _ in 0..21 {
             let t = Instant::now();
-            hits = s.search(q, 50).unwrap().len();
+            hits = s.search(q, None, 50).unwrap().len();
             times.push(t.elapsed());
         }
         times.sort();
@@ -1270,8 +1273,8 @@ fn memory_store_answers_like_sqlite() {
         );
         let w = words[next(4) as usize];
         assert_eq!(
-            ids(&ChatStore::search(&sqlite, w, 6).unwrap()),
-            ids(&memory.search(w, 6).unwrap()),
+            ids(&ChatStore::search(&sqlite, w, None, 6).unwrap()),
+            ids(&memory.search(w, None, 6).unwrap()),
             "{ctx}: search {w}"
         );
         assert_eq!(
@@ -1318,4 +1321,89 @@ fn pruning_forgets_stale_and_surplus_unverified_peers_only() {
         s.pending_peers(&id(1)).unwrap().is_empty(),
         "their outbox rows go too"
     );
+}
+
+/// Version 5 adds rooms: every public message from before becomes a
+/// message of #lobby signed in the old form, found by #lobby's history,
+/// its search and catch-up.
+#[test]
+fn migration_to_v5_puts_the_public_room_into_lobby() {
+    let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+    super::schema::migrate(&mut conn, &super::MIGRATIONS[..4]).unwrap();
+    conn.execute_batch(
+        "INSERT INTO messages (seq, id, conv_peer, author, timestamp_ms, text, signature, outgoing, received_ms, order_ms)
+           VALUES (7, zeroblob(16), NULL, zeroblob(32), 100, 'zebra crossing', zeroblob(64), 0, 100, 100);
+         INSERT INTO messages_fts (rowid, text) VALUES (7, 'zebra crossing');
+         INSERT INTO messages (seq, id, conv_peer, author, timestamp_ms, text, signature, outgoing, received_ms, order_ms)
+           VALUES (8, randomblob(16), randomblob(32), zeroblob(32), 100, 'private zebra', NULL, 0, 100, 100);
+         INSERT INTO messages_fts (rowid, text) VALUES (8, 'private zebra');",
+    )
+    .unwrap();
+    super::schema::migrate(&mut conn, super::MIGRATIONS).unwrap();
+    let lobby: Vec<u8> = conn
+        .query_row("SELECT room FROM messages WHERE seq = 7", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(
+        lobby,
+        natter_core::chat::default_room().0,
+        "the SQL's id is #lobby's"
+    );
+    let direct_room: Option<Vec<u8>> = conn
+        .query_row("SELECT room FROM messages WHERE seq = 8", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(direct_room, None);
+    let s = Store::from_connection_for_tests(conn);
+    let lobby = natter_core::chat::default_room().0;
+    let h = s.history(&ConversationKey::Room(lobby), 10).unwrap();
+    assert_eq!(texts(&h), ["zebra crossing"]);
+    assert_eq!(
+        h[0].conversation,
+        ConversationKey::Public,
+        "served in the old form"
+    );
+    assert_eq!(ids(&s.search("zebra", Some(&lobby), 10).unwrap()).len(), 1);
+    assert_eq!(ids(&s.search("zebra", None, 10).unwrap()).len(), 2);
+    assert_eq!(s.public_since(0, u64::MAX, 10).unwrap().len(), 1);
+}
+
+#[test]
+fn rooms_keep_their_own_history_and_search() {
+    let mut s = mem();
+    let ops = natter_core::chat::open_room_id("ops").0;
+    let mut a = public(1, BOB, 10, "deploy at noon");
+    a.conversation = ConversationKey::Room(ops);
+    let b = public(2, BOB, 20, "lunch at noon");
+    let mut c = public(3, ME, 30, "noon it is");
+    c.conversation = ConversationKey::Room(ops);
+    s.insert_messages(&[a, b, c]).unwrap();
+    let h = s.history(&ConversationKey::Room(ops), 10).unwrap();
+    assert_eq!(ids(&h), [id(1), id(3)]);
+    assert_eq!(h[0].conversation, ConversationKey::Room(ops));
+    let lobby = natter_core::chat::default_room().0;
+    assert_eq!(
+        ids(&s.history(&ConversationKey::Room(lobby), 10).unwrap()),
+        [id(2)]
+    );
+    assert_eq!(
+        ids(&s.search("noon", Some(&ops), 10).unwrap()),
+        [id(3), id(1)]
+    );
+    assert_eq!(
+        s.public_since(0, 100, 10).unwrap().len(),
+        3,
+        "catch-up covers every room"
+    );
+    // Our own messages by id prefix (what /info takes).
+    assert_eq!(
+        ids(&s.outgoing_by_id_prefix(&id(3)[..2], 5).unwrap()),
+        [id(3)]
+    );
+    assert!(
+        s.outgoing_by_id_prefix(&id(1)[..4], 5).unwrap().is_empty(),
+        "not ours"
+    );
+    assert!(s
+        .outgoing_by_id_prefix(&[0xff, 0xff], 5)
+        .unwrap()
+        .is_empty());
 }

@@ -13,6 +13,7 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::sanitize::{sanitize_line, sanitize_nick, MAX_NICK_BYTES};
+use natter_core::chat::room_name;
 
 /// Largest `n` accepted by `/history [peer] [n]`.
 pub const MAX_HISTORY: u32 = 10_000;
@@ -92,19 +93,67 @@ pub const COMMANDS: &[CommandSpec] = &[
         details: "One row per peer: nickname, short fingerprint, trust, link state, address.",
     },
     CommandSpec {
+        name: "join",
+        aliases: &[],
+        args: "<#room>",
+        summary: "join an open room and make it current",
+        details: "Anyone on the network may read and post in an open room. Room names\n\
+                  are 1 to 32 of a-z, 0-9, '-' and '_' (upper case is folded). Plain\n\
+                  text then goes to this room; /room switches between rooms.",
+    },
+    CommandSpec {
+        name: "leave",
+        aliases: &["part"],
+        args: "[#room]",
+        summary: "leave a room (the current one by default)",
+        details: "Its messages are no longer shown; natter still carries them for others.",
+    },
+    CommandSpec {
+        name: "room",
+        aliases: &[],
+        args: "<#room>",
+        summary: "make a joined room current",
+        details: "Plain text goes to the current room; the prompt shows it.",
+    },
+    CommandSpec {
+        name: "rooms",
+        aliases: &[],
+        args: "",
+        summary: "list your rooms with unread counts",
+        details: "One row per joined room: name, unread messages, linked peers in it.",
+    },
+    CommandSpec {
+        name: "who",
+        aliases: &[],
+        args: "[#room]",
+        summary: "list who is in a room",
+        details: "Linked peers that joined the room, then anyone heard in it within the\n\
+                  last hour, with their trust marks. The current room by default.",
+    },
+    CommandSpec {
+        name: "info",
+        aliases: &[],
+        args: "<id>",
+        summary: "show who has one of your messages",
+        details: "The id is shown in /history (its first 4+ hex digits are enough).\n\
+                  Lists the peers that confirmed they stored it, and those still waited for.",
+    },
+    CommandSpec {
         name: "history",
         aliases: &[],
-        args: "[peer] [n]",
+        args: "[#room|peer] [n]",
         summary: "show the last n messages (default 20)",
-        details: "Without a peer, shows the public room; with a peer, your private\n\
-                  conversation with it. n is a whole number from 1 to 10000.",
+        details: "Without a room or peer, shows the current room; with #room, that room;\n\
+                  with a peer, your private conversation with it. n is a whole number\n\
+                  from 1 to 10000.",
     },
     CommandSpec {
         name: "search",
         aliases: &[],
-        args: "<words>",
+        args: "[#room] <words>",
         summary: "full-text search of the history",
-        details: "Finds messages containing all the words, newest first.",
+        details: "Finds messages containing all the words, newest first: everywhere, or\n\
+                  in one room if the first word is #room.",
     },
     CommandSpec {
         name: "nick",
@@ -235,13 +284,27 @@ pub enum Command {
     Verify { peer: String },
     /// `/peers`.
     Peers,
-    /// `/history [peer] [n]`; `None` means the public room / the default count.
+    /// `/history [#room|peer] [n]`; `None` means the current room / the
+    /// default count.
     History {
         peer: Option<String>,
+        room: Option<String>,
         limit: Option<u32>,
     },
-    /// `/search <words>`: the words as typed, trimmed.
-    Search { query: String },
+    /// `/search [#room] <words>`: the words as typed, trimmed.
+    Search { room: Option<String>, query: String },
+    /// `/join <#room>`: the canonical room name.
+    Join { room: String },
+    /// `/leave [#room]`.
+    Leave { room: Option<String> },
+    /// `/room <#room>`.
+    Room { room: String },
+    /// `/rooms`.
+    Rooms,
+    /// `/who [#room]`.
+    Who { room: Option<String> },
+    /// `/info <message id>`: hex digits.
+    Info { id: String },
     /// `/nick <name>`.
     Nick { name: String },
     /// `/connect <host:port>`.
@@ -386,13 +449,49 @@ fn parse_args(spec: &'static CommandSpec, rest: &str) -> Result<Command, ParseEr
             }
             [_, extra, ..] => Err(unexpected(extra)),
         },
-        "peers" | "quit" | "files" => match words.first() {
+        "peers" | "quit" | "files" | "rooms" => match words.first() {
             None => Ok(match spec.name {
                 "peers" => Command::Peers,
                 "files" => Command::Files,
+                "rooms" => Command::Rooms,
                 _ => Command::Quit,
             }),
             Some(extra) => Err(unexpected(extra)),
+        },
+        "join" | "room" | "leave" | "who" => {
+            let room = match words.as_slice() {
+                [] if matches!(spec.name, "leave" | "who") => None,
+                [] => return Err(missing("<#room>")),
+                [room] => Some(room_name(room).map_err(|e| ParseError::InvalidArgument {
+                    arg: "<#room>",
+                    reason: e.to_string(),
+                    usage: usage(),
+                })?),
+                [_, extra, ..] => return Err(unexpected(extra)),
+            };
+            Ok(match (spec.name, room) {
+                ("join", Some(room)) => Command::Join { room },
+                ("room", Some(room)) => Command::Room { room },
+                ("leave", room) => Command::Leave { room },
+                (_, room) => Command::Who { room },
+            })
+        }
+        "info" => match words.as_slice() {
+            [] => Err(missing("<id>")),
+            [id] if (4..=32).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                Ok(Command::Info {
+                    id: id.to_ascii_lowercase(),
+                })
+            }
+            [id] => Err(ParseError::InvalidArgument {
+                arg: "<id>",
+                reason: format!(
+                    "a message id is 4 to 32 hex digits (see /history), got \"{}\"",
+                    echo(id)
+                ),
+                usage: usage(),
+            }),
+            [_, extra, ..] => Err(unexpected(extra)),
         },
         "send" => {
             let (peer, path) = split_word(rest);
@@ -438,32 +537,49 @@ fn parse_args(spec: &'static CommandSpec, rest: &str) -> Result<Command, ParseEr
                 usage: usage(),
             };
             let parse_n = |s: &str| parse_count(s).ok_or_else(|| bad_n(s));
-            match words.as_slice() {
-                [] => Ok(Command::History {
-                    peer: None,
-                    limit: None,
-                }),
-                [one] if looks_numeric(one) => Ok(Command::History {
-                    peer: None,
-                    limit: Some(parse_n(one)?),
-                }),
-                [peer] => Ok(Command::History {
-                    peer: Some((*peer).to_owned()),
-                    limit: None,
-                }),
-                [peer, n] => Ok(Command::History {
-                    peer: Some((*peer).to_owned()),
-                    limit: Some(parse_n(n)?),
-                }),
-                [_, _, extra, ..] => Err(unexpected(extra)),
-            }
+            let bad_room = |e: natter_core::chat::RoomNameError| ParseError::InvalidArgument {
+                arg: "[#room]",
+                reason: e.to_string(),
+                usage: usage(),
+            };
+            // A room starts with '#'; a peer never does.
+            let whose = |w: &str| -> Result<(Option<String>, Option<String>), ParseError> {
+                if w.starts_with('#') {
+                    Ok((None, Some(room_name(w).map_err(bad_room)?)))
+                } else {
+                    Ok((Some(w.to_owned()), None))
+                }
+            };
+            let (who, limit) = match words.as_slice() {
+                [] => ((None, None), None),
+                [one] if looks_numeric(one) => ((None, None), Some(parse_n(one)?)),
+                [one] => (whose(one)?, None),
+                [one, n] => (whose(one)?, Some(parse_n(n)?)),
+                [_, _, extra, ..] => return Err(unexpected(extra)),
+            };
+            Ok(Command::History {
+                peer: who.0,
+                room: who.1,
+                limit,
+            })
         }
         "search" => {
-            let query = rest.trim();
+            let (first, after) = split_word(rest);
+            let (room, query) = if first.starts_with('#') {
+                let room = room_name(first).map_err(|e| ParseError::InvalidArgument {
+                    arg: "[#room]",
+                    reason: e.to_string(),
+                    usage: usage(),
+                })?;
+                (Some(room), after.trim())
+            } else {
+                (None, rest.trim())
+            };
             if query.is_empty() {
                 return Err(missing("<words>"));
             }
             Ok(Command::Search {
+                room,
                 query: query.to_owned(),
             })
         }
@@ -974,6 +1090,7 @@ mod tests {
             ok("/history"),
             Command::History {
                 peer: None,
+                room: None,
                 limit: None
             }
         );
@@ -981,6 +1098,7 @@ mod tests {
             ok("/history 50"),
             Command::History {
                 peer: None,
+                room: None,
                 limit: Some(50)
             }
         );
@@ -988,6 +1106,7 @@ mod tests {
             ok("/history bob"),
             Command::History {
                 peer: Some(peer("bob")),
+                room: None,
                 limit: None
             }
         );
@@ -995,6 +1114,7 @@ mod tests {
             ok("/history bob 10000"),
             Command::History {
                 peer: Some(peer("bob")),
+                room: None,
                 limit: Some(10000)
             }
         );
@@ -1002,6 +1122,7 @@ mod tests {
             ok("/history 1"),
             Command::History {
                 peer: None,
+                room: None,
                 limit: Some(1)
             }
         );
@@ -1009,9 +1130,69 @@ mod tests {
             ok("/history b0b"),
             Command::History {
                 peer: Some(peer("b0b")),
+                room: None,
                 limit: None
             }
         );
+        assert_eq!(
+            ok("/history #Ops 5"),
+            Command::History {
+                peer: None,
+                room: Some("ops".into()),
+                limit: Some(5)
+            }
+        );
+        assert!(matches!(
+            err("/history #no!such"),
+            ParseError::InvalidArgument { .. }
+        ));
+    }
+
+    #[test]
+    fn room_commands() {
+        assert_eq!(ok("/join #Ops"), Command::Join { room: "ops".into() });
+        assert_eq!(ok("/join ops"), Command::Join { room: "ops".into() });
+        assert_eq!(ok("/room #dev"), Command::Room { room: "dev".into() });
+        assert_eq!(ok("/leave"), Command::Leave { room: None });
+        assert_eq!(
+            ok("/part #dev"),
+            Command::Leave {
+                room: Some("dev".into())
+            }
+        );
+        assert_eq!(ok("/who"), Command::Who { room: None });
+        assert_eq!(ok("/rooms"), Command::Rooms);
+        assert_eq!(
+            ok("/info A1B2c3"),
+            Command::Info {
+                id: "a1b2c3".into()
+            }
+        );
+        assert_eq!(
+            ok("/search #ops disk full"),
+            Command::Search {
+                room: Some("ops".into()),
+                query: "disk full".into()
+            }
+        );
+        assert!(matches!(err("/join"), ParseError::MissingArgument { .. }));
+        assert!(matches!(err("/room"), ParseError::MissingArgument { .. }));
+        assert!(matches!(
+            err("/join #оps"),
+            ParseError::InvalidArgument { .. }
+        ));
+        assert!(matches!(
+            err("/info xyz1"),
+            ParseError::InvalidArgument { .. }
+        ));
+        assert!(matches!(
+            err("/search #ops"),
+            ParseError::MissingArgument { .. }
+        ));
+        assert!(matches!(
+            err("/join a b"),
+            ParseError::UnexpectedArgument { .. }
+        ));
     }
 
     #[test]
@@ -1022,7 +1203,9 @@ mod tests {
                 matches!(e, ParseError::InvalidArgument { arg: "[n]", .. }),
                 "{bad}: {e:?}"
             );
-            assert!(e.to_string().ends_with("\nusage: /history [peer] [n]"));
+            assert!(e
+                .to_string()
+                .ends_with("\nusage: /history [#room|peer] [n]"));
         }
         for bad in ["bob 0", "bob ten", "bob 10001", "bob 1.5", "bob ５"] {
             let e = err(&format!("/history {bad}"));
@@ -1033,7 +1216,7 @@ mod tests {
         }
         assert_eq!(
             err("/history bob 5 x").to_string(),
-            "unexpected argument \"x\"\nusage: /history [peer] [n]"
+            "unexpected argument \"x\"\nusage: /history [#room|peer] [n]"
         );
     }
 
@@ -1042,16 +1225,17 @@ mod tests {
         assert_eq!(
             ok("/search  lunch  plans "),
             Command::Search {
+                room: None,
                 query: "lunch  plans".into()
             }
         );
         assert_eq!(
             err("/search").to_string(),
-            "missing argument <words>\nusage: /search <words>"
+            "missing argument <words>\nusage: /search [#room] <words>"
         );
         assert_eq!(
             err("/search   ").to_string(),
-            "missing argument <words>\nusage: /search <words>"
+            "missing argument <words>\nusage: /search [#room] <words>"
         );
         assert_eq!(
             ok("/nick zoë"),
@@ -1342,6 +1526,7 @@ mod tests {
                         "[command]" => "msg",
                         "[fingerprint]" => "ABCD",
                         "<id>" => "abcd1234",
+                        "<#room>" | "[#room]" | "[#room|peer]" => "#ops",
                         _ => "x",
                     })
                     .collect();

@@ -136,8 +136,8 @@ mod tests {
                 0,
                 COMMANDS
                     .iter()
-                    .map(|s| format!("/{}", s.name))
-                    .chain(["/exit".to_owned()])
+                    .flat_map(|s| std::iter::once(&s.name).chain(s.aliases))
+                    .map(|n| format!("/{n}"))
                     .collect()
             )
         );

@@ -4,6 +4,7 @@
 use super::command::{help_for, help_overview, parse, Command as CliCommand, ParseError};
 use super::render::{self, Style};
 use super::sanitize::sanitize_nick;
+use super::session::{lock, SharedSession};
 use natter_core::chat::Conversation;
 use natter_core::event::{ChatLine, Event, PeerInfo, TransferView};
 use natter_core::link::Direction;
@@ -32,12 +33,20 @@ pub fn describe_reply(r: &Reply, style: &Style) -> String {
 pub enum Dispatch {
     /// To the node.
     Node(Command),
+    /// To the node, and answered here too (`/room`).
+    NodeAndReply(Command, Reply),
     /// Answered locally (or refused) without the node.
     Reply(Reply),
 }
 
-/// Map a parsed command to a node command, resolving host names.
-pub async fn to_node_command(cmd: CliCommand) -> Dispatch {
+fn refuse(text: String) -> Dispatch {
+    Dispatch::Reply(Reply::Error { text })
+}
+
+/// Map a parsed command to a node command, resolving host names and the
+/// current room.
+pub async fn to_node_command(cmd: CliCommand, session: &SharedSession) -> Dispatch {
+    let current = |typed: Option<String>| lock(session).room_or_current(typed.as_deref());
     match cmd {
         CliCommand::Peers => Dispatch::Node(Command::Peers),
         CliCommand::Quit => Dispatch::Node(Command::Quit),
@@ -62,16 +71,47 @@ pub async fn to_node_command(cmd: CliCommand) -> Dispatch {
         CliCommand::Help { topic } => Dispatch::Reply(Reply::Info {
             text: help_text(topic),
         }),
-        CliCommand::Say(text) => Dispatch::Node(Command::Say(text)),
+        CliCommand::Say(text) => match current(None) {
+            Ok(room) => Dispatch::Node(Command::Post { room, text }),
+            Err(why) => refuse(format!("not sent: {why}")),
+        },
         CliCommand::Msg { peer, text } => Dispatch::Node(Command::Msg { peer, text }),
-        CliCommand::History { peer, limit } => Dispatch::Node(Command::History {
-            peer,
-            limit: limit.map_or(DEFAULT_HISTORY, |n| n as usize),
-        }),
-        CliCommand::Search { query } => Dispatch::Node(Command::Search {
+        CliCommand::History { peer, room, limit } => {
+            let room = match (&peer, room) {
+                (None, None) => lock(session).current().map(str::to_owned),
+                (_, room) => room,
+            };
+            Dispatch::Node(Command::History {
+                peer,
+                room,
+                limit: limit.map_or(DEFAULT_HISTORY, |n| n as usize),
+            })
+        }
+        CliCommand::Search { room, query } => Dispatch::Node(Command::Search {
             query,
+            room,
             limit: DEFAULT_SEARCH,
         }),
+        CliCommand::Join { room } => Dispatch::Node(Command::Join(room)),
+        CliCommand::Leave { room } => match current(room) {
+            Ok(room) => Dispatch::Node(Command::Leave(room)),
+            Err(why) => refuse(why),
+        },
+        CliCommand::Room { room } => match lock(session).switch_to(&room) {
+            Ok(name) => Dispatch::NodeAndReply(
+                Command::ReadRoom(name.clone()),
+                Reply::Info {
+                    text: format!("talking in #{name} (/history for what you missed)"),
+                },
+            ),
+            Err(why) => refuse(why),
+        },
+        CliCommand::Rooms => Dispatch::Node(Command::Rooms),
+        CliCommand::Who { room } => match current(room) {
+            Ok(room) => Dispatch::Node(Command::Who(room)),
+            Err(why) => refuse(why),
+        },
+        CliCommand::Info { id } => Dispatch::Node(Command::Info(id)),
         CliCommand::Verify { peer } => Dispatch::Node(Command::Verify { peer }),
         CliCommand::Trust { peer, fingerprint } => {
             Dispatch::Node(Command::Trust { peer, fingerprint })
@@ -106,8 +146,12 @@ fn absolute_path(typed: &str) -> Result<String, String> {
 /// in the interactive editor: a command for the node is sent to it; a
 /// mistake, `/help` or a failed look-up is answered here. Returns what to
 /// show, if anything.
-pub async fn handle_line(line: &str, commands: &mpsc::Sender<Command>) -> Option<Reply> {
-    dispatch(parse(line), commands).await
+pub async fn handle_line(
+    line: &str,
+    commands: &mpsc::Sender<Command>,
+    session: &SharedSession,
+) -> Option<Reply> {
+    dispatch(parse(line), commands, session).await
 }
 
 /// [`handle_line`] for a line already parsed (the editor thread parses
@@ -115,6 +159,7 @@ pub async fn handle_line(line: &str, commands: &mpsc::Sender<Command>) -> Option
 pub async fn dispatch(
     parsed: Result<Option<CliCommand>, ParseError>,
     commands: &mpsc::Sender<Command>,
+    session: &SharedSession,
 ) -> Option<Reply> {
     let cmd = match parsed {
         Ok(None) => return None,
@@ -125,9 +170,14 @@ pub async fn dispatch(
             })
         }
     };
-    match to_node_command(cmd).await {
-        Dispatch::Node(c) => commands.send(c).await.err().map(|_| Reply::Error {
-            text: "the node has stopped".into(),
+    let stopped = || Reply::Error {
+        text: "the node has stopped".into(),
+    };
+    match to_node_command(cmd, session).await {
+        Dispatch::Node(c) => commands.send(c).await.err().map(|_| stopped()),
+        Dispatch::NodeAndReply(c, r) => Some(match commands.send(c).await {
+            Ok(()) => r,
+            Err(_) => stopped(),
         }),
         Dispatch::Reply(ev) => Some(ev),
     }
@@ -138,13 +188,22 @@ pub const DEFAULT_HISTORY: usize = 20;
 /// Results `/search` shows.
 pub const DEFAULT_SEARCH: usize = 50;
 
-/// One chat message as a line.
-pub fn chat_text(line: &ChatLine, style: &Style) -> String {
+/// One chat message as a line. A room message names its room unless it
+/// is `current`; `listed` lines (history, search) show the message id and,
+/// for our room messages, how many peers have them.
+pub fn chat_text(line: &ChatLine, style: &Style, current: Option<&str>, listed: bool) -> String {
     let m = &line.message;
     let counterpart = match m.conversation {
         Conversation::Direct(peer) => Some(peer),
-        Conversation::Public => None,
+        Conversation::Room(_) => None,
     };
+    let room = match (&line.room, m.conversation) {
+        (Some(r), _) if Some(r.as_str()) == current => None,
+        (Some(r), _) => Some(format!("#{r}")),
+        (None, Conversation::Room(id)) => Some(format!("#{}?", natter_core::hex(&id.0[..4]))),
+        (None, Conversation::Direct(_)) => None,
+    };
+    let id_tag = listed.then(|| short_id(&m.id));
     let fp_suffix: String = m.author.fingerprint().as_str().chars().take(4).collect();
     let counterpart_fp: Option<String> =
         counterpart.map(|p| p.fingerprint().as_str().chars().take(4).collect());
@@ -171,10 +230,18 @@ pub fn chat_text(line: &ChatLine, style: &Style) -> String {
         } else {
             DeliveryMark::Pending
         }),
+        delivered_to: (listed && counterpart.is_none()).then_some(m.delivered_to),
+        room: room.as_deref(),
+        id_tag: id_tag.as_deref(),
         color_seed: seed,
         text: &m.text,
     };
     render::chat_line(style, &view)
+}
+
+/// The first 8 hex digits of a message id: what `/info` takes.
+pub fn short_id(id: &[u8; 16]) -> String {
+    natter_core::hex(&id[..4])
 }
 
 /// `/help` text.
@@ -236,7 +303,14 @@ fn who(p: &PeerInfo) -> String {
 }
 
 /// One event as a line (or block) of text; empty for events not shown.
+/// Room messages name their room.
 pub fn describe(ev: &Event, style: &Style) -> String {
+    describe_in(ev, style, None)
+}
+
+/// [`describe`] for a front end whose current room is `current`: messages
+/// of that room do not repeat its name.
+pub fn describe_in(ev: &Event, style: &Style, current: Option<&str>) -> String {
     match ev {
         Event::Started {
             identity,
@@ -310,7 +384,87 @@ pub fn describe(ev: &Event, style: &Style) -> String {
             render::peer_table(style, &rows)
         }
         Event::MessageReceived { message } | Event::MessageSent { message } => {
-            chat_text(message, style)
+            chat_text(message, style, current, false)
+        }
+        Event::RoomJoined { room } => render::info(
+            style,
+            &format!("joined #{room}: plain text goes there now (/room switches, /who lists who is in)"),
+        ),
+        Event::RoomLeft { room } => render::info(
+            style,
+            &format!("left #{room}: its messages are no longer shown"),
+        ),
+        Event::Rooms { rooms, private } => {
+            let mut out = if rooms.is_empty() {
+                render::info(style, "you are in no room: /join #lobby")
+            } else {
+                render::info(style, &format!("your rooms ({}):", rooms.len()))
+            };
+            for r in rooms {
+                let here = if Some(r.name.as_str()) == current { " (current)" } else { "" };
+                let mentions = if r.mentions > 0 {
+                    format!(" ({} name you)", r.mentions)
+                } else {
+                    String::new()
+                };
+                out.push_str(&format!(
+                    "\n    #{:<20} {:>5} unread{mentions}, {} linked peer{} in it{here}",
+                    r.name,
+                    r.unread,
+                    r.linked_members,
+                    if r.linked_members == 1 { "" } else { "s" }
+                ));
+            }
+            for (p, n) in private {
+                out.push_str(&format!(
+                    "\n    private from {} {}: {n} unread (/history to read)",
+                    p.trust.symbol(),
+                    who(p)
+                ));
+            }
+            out
+        }
+        Event::Who { room, members } => {
+            if members.is_empty() {
+                return render::info(style, &format!("#{room}: nobody else seen in the last hour"));
+            }
+            let mut out = render::info(style, &format!("#{room} ({} seen):", members.len()));
+            for p in members {
+                out.push_str(&format!("\n    {} {}", p.trust.symbol(), who(p)));
+            }
+            out
+        }
+        Event::MessageInfo {
+            message,
+            delivered_to,
+            pending,
+        } => {
+            let names = |ps: &[PeerInfo]| -> String {
+                if ps.is_empty() {
+                    "nobody".into()
+                } else {
+                    ps.iter().map(who).collect::<Vec<_>>().join(", ")
+                }
+            };
+            let mut out = chat_text(message, style, None, true);
+            out.push('\n');
+            out.push_str(&render::info(
+                style,
+                &format!(
+                    "stored by {} peer{}: {}",
+                    delivered_to.len(),
+                    if delivered_to.len() == 1 { "" } else { "s" },
+                    names(delivered_to)
+                ),
+            ));
+            if !pending.is_empty() {
+                out.push('\n');
+                out.push_str(&render::info(
+                    style,
+                    &format!("still sending to: {}", names(pending)),
+                ));
+            }
+            out
         }
         Event::MessageDelivered { id, peer } => {
             let short: String = natter_core::hex(id).chars().take(8).collect();
@@ -423,19 +577,20 @@ pub fn describe(ev: &Event, style: &Style) -> String {
             conversation,
             messages,
         } => {
-            let title = if *conversation == Conversation::Public {
-                "history of the public room"
-            } else {
-                "history of the private conversation"
+            let room = messages.first().and_then(|m| m.room.as_deref());
+            let title = match (conversation, room) {
+                (Conversation::Room(_), Some(name)) => format!("history of #{name}"),
+                (Conversation::Room(_), None) => "history of the room".to_owned(),
+                (Conversation::Direct(_), _) => "history of the private conversation".to_owned(),
             };
-            listing(title, messages, style)
+            listing(&title, messages, style, room)
         }
         Event::SearchResults { query, messages } => {
             let title = format!(
                 "search results for \"{}\"",
                 super::sanitize::sanitize_line(query)
             );
-            listing(&title, messages, style)
+            listing(&title, messages, style, None)
         }
         Event::Verify {
             peer,
@@ -490,7 +645,8 @@ pub fn describe(ev: &Event, style: &Style) -> String {
     }
 }
 
-fn listing(title: &str, messages: &[ChatLine], style: &Style) -> String {
+/// Messages under a title; `room`'s name is not repeated on its lines.
+fn listing(title: &str, messages: &[ChatLine], style: &Style, room: Option<&str>) -> String {
     if messages.is_empty() {
         return render::info(style, &format!("{title}: nothing"));
     }
@@ -499,7 +655,7 @@ fn listing(title: &str, messages: &[ChatLine], style: &Style) -> String {
     let mut out = render::info(style, &format!("{title} ({n} message{plural}):"));
     for m in messages {
         out.push('\n');
-        out.push_str(&chat_text(m, style));
+        out.push_str(&chat_text(m, style, room, true));
     }
     out
 }

@@ -2,8 +2,9 @@
 //! line and prints one line per event (or one JSON object per line with
 //! `--json`). Scripts and tests drive natter through this.
 
-use super::frontend::{describe, describe_reply, handle_line, Reply};
+use super::frontend::{describe_in, describe_reply, handle_line, Reply};
 use super::render::Style;
+use super::session::{lock, Receipts, SharedSession};
 use natter_core::event::Event;
 use natter_core::node::Command;
 use std::collections::BTreeMap;
@@ -20,6 +21,8 @@ pub async fn run(commands: mpsc::Sender<Command>, mut events: mpsc::Receiver<Eve
             println!("{}", describe_reply(r, &style));
         }
     };
+    let session = SharedSession::default();
+    let mut receipts = Receipts::default();
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     let mut stdin_open = true;
     // Answers given here wait for a marker through the node, so they come
@@ -38,7 +41,7 @@ pub async fn run(commands: mpsc::Sender<Command>, mut events: mpsc::Receiver<Eve
                         continue;
                     }
                 };
-                if let Some(r) = handle_line(&line, &commands).await {
+                if let Some(r) = handle_line(&line, &commands, &session).await {
                     next_marker += 1;
                     if commands.send(Command::Marker(next_marker)).await.is_ok() {
                         waiting.insert(next_marker, r);
@@ -54,7 +57,15 @@ pub async fn run(commands: mpsc::Sender<Command>, mut events: mpsc::Receiver<Eve
                     }
                 }
                 Some(ev) => {
-                    print_event(&ev, json, &style);
+                    lock(&session).observe(&ev);
+                    if json {
+                        println!("{}", super::json::event(&ev));
+                    } else if receipts.shows(&ev) {
+                        let text = describe_in(&ev, &style, lock(&session).current());
+                        if !text.is_empty() {
+                            println!("{text}");
+                        }
+                    }
                     if matches!(ev, Event::Shutdown) {
                         waiting.values().for_each(print_reply);
                         return;
@@ -65,17 +76,6 @@ pub async fn run(commands: mpsc::Sender<Command>, mut events: mpsc::Receiver<Eve
                     return;
                 }
             },
-        }
-    }
-}
-
-fn print_event(ev: &Event, json: bool, style: &Style) {
-    if json {
-        println!("{}", super::json::event(ev));
-    } else {
-        let text = describe(ev, style);
-        if !text.is_empty() {
-            println!("{text}");
         }
     }
 }

@@ -23,9 +23,10 @@
 
 use super::command::{parse, Command as CliCommand, ParseError};
 use super::complete::complete;
-use super::frontend::{describe, describe_reply, dispatch, Reply};
+use super::frontend::{describe, describe_in, describe_reply, dispatch, Reply};
 use super::render::Style;
 use super::sanitize::sanitize_nick;
+use super::session::{self, Receipts, SharedSession, StartOutcome, StartSummary};
 use natter_core::event::{Event, PeerInfo};
 use natter_core::identity::IdentityKey;
 use natter_core::node::Command;
@@ -77,20 +78,37 @@ struct Shared {
     peer_names: Arc<Mutex<Vec<String>>>,
     /// The prompt for the next line.
     prompt: Arc<Mutex<String>>,
+    /// Our nickname, for the prompt.
+    nick: Arc<Mutex<String>>,
+    /// Rooms joined and the current one.
+    session: SharedSession,
+}
+
+impl Shared {
+    /// Sets the prompt from the nickname and the current room.
+    fn refresh_prompt(&self) {
+        let room = session::lock(&self.session).current().map(str::to_owned);
+        let nick = lock(&self.nick).clone();
+        *lock(&self.prompt) = prompt_for(&nick, room.as_deref());
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// The prompt for our nickname.
-fn prompt_for(nick: &str) -> String {
+/// The prompt for our nickname and current room.
+fn prompt_for(nick: &str, room: Option<&str>) -> String {
+    let room = room.map(|r| format!(" #{r}")).unwrap_or_default();
     if nick.trim().is_empty() {
-        "natter> ".to_owned()
+        format!("natter{room}> ")
     } else {
-        format!("[{}]> ", sanitize_nick(nick))
+        format!("[{}{room}]> ", sanitize_nick(nick))
     }
 }
+
+/// The terminal bell, for a message that names us or is private.
+const BELL: &str = "\u{7}";
 
 /// Run the interactive front end until the user quits or the node stops.
 ///
@@ -100,18 +118,24 @@ pub async fn run(
     commands: mpsc::Sender<Command>,
     mut events: mpsc::Receiver<Event>,
     data_dir: &Path,
+    bell: bool,
 ) {
     let style = Style::from_env(std::io::stdout().is_terminal());
     let shared = Shared {
-        prompt: Arc::new(Mutex::new(prompt_for(""))),
+        prompt: Arc::new(Mutex::new(prompt_for("", None))),
         ..Shared::default()
     };
     let mut names = PeerNames::default();
+    let mut receipts = Receipts::default();
+    let mut start = StartSummary::new(std::time::Instant::now());
 
     // Events already waiting (the startup banner) are printed before the
     // first prompt appears, and set the prompt's nickname.
     while let Ok(ev) = events.try_recv() {
         names.observe(&ev, &shared);
+        if start.hold(&ev) {
+            continue;
+        }
         print_now(&describe(&ev, &style));
         if matches!(ev, Event::Shutdown) {
             return;
@@ -152,18 +176,35 @@ pub async fn run(
         tokio::select! {
             input = inputs.recv() => match input {
                 Some(Input::Line(parsed)) => {
-                    if let Some(r) = dispatch(parsed, &commands).await {
+                    if let Some(r) = dispatch(parsed, &commands, &shared.session).await {
                         out.show(&describe_reply(&r, &style));
                     }
+                    shared.refresh_prompt();
                 }
                 Some(Input::Problem(text)) => {
                     out.show(&describe_reply(&Reply::Error { text }, &style));
                 }
                 Some(Input::Quit) | None => break false,
             },
+            () = sleep_until(start.due()) => match start.finish() {
+                StartOutcome::Each(held) => {
+                    for ev in held {
+                        out.show(&describe(&ev, &style));
+                    }
+                }
+                StartOutcome::Summary { connected, verified, discovered } => {
+                    out.show(&start_summary(&style, &connected, verified, discovered));
+                }
+            },
             ev = events.recv() => match ev {
                 Some(ev) => {
                     names.observe(&ev, &shared);
+                    if start.hold(&ev) || !receipts.shows(&ev) {
+                        continue;
+                    }
+                    if bell && matches!(&ev, Event::MessageReceived { message } if message.calls_me) {
+                        out.send(BELL.to_owned());
+                    }
                     // Progress redraws the bars; the rest is printed as in
                     // line mode (a finished transfer's bar goes first).
                     match &ev {
@@ -177,7 +218,8 @@ pub async fn run(
                         }
                         _ => {}
                     }
-                    out.show(&describe(&ev, &style));
+                    let current = session::lock(&shared.session).current().map(str::to_owned);
+                    out.show(&describe_in(&ev, &style, current.as_deref()));
                     if matches!(ev, Event::Shutdown) {
                         break true;
                     }
@@ -226,6 +268,46 @@ pub async fn run(
     terminal::restore(saved_mode.as_ref());
 }
 
+/// Sleeps until `when`, or forever for `None`.
+async fn sleep_until(when: Option<std::time::Instant>) {
+    match when {
+        Some(t) => tokio::time::sleep_until(tokio::time::Instant::from_std(t)).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// One line for the peers found in the first moments after start.
+fn start_summary(
+    style: &Style,
+    connected: &[PeerInfo],
+    verified: usize,
+    discovered: usize,
+) -> String {
+    let names: Vec<String> = connected
+        .iter()
+        .take(8)
+        .map(|p| sanitize_nick(&p.nickname))
+        .collect();
+    let more = if connected.len() > names.len() {
+        ", …"
+    } else {
+        ""
+    };
+    let waiting = if discovered > 0 {
+        format!("; {discovered} more found, not linked yet")
+    } else {
+        String::new()
+    };
+    super::render::info(
+        style,
+        &format!(
+            "linked to {} peers ({verified} verified): {}{more}{waiting}. /peers lists them",
+            connected.len(),
+            names.join(", ")
+        ),
+    )
+}
+
 /// Print directly (before the editor starts, or after it stopped).
 fn print_now(text: &str) {
     let mut out = std::io::stdout().lock();
@@ -245,9 +327,13 @@ struct PeerNames {
 
 impl PeerNames {
     fn observe(&mut self, ev: &Event, shared: &Shared) {
+        if session::lock(&shared.session).observe(ev) {
+            shared.refresh_prompt();
+        }
         let changed = match ev {
             Event::Started { nickname, .. } => {
-                *lock(&shared.prompt) = prompt_for(nickname);
+                *lock(&shared.nick) = nickname.clone();
+                shared.refresh_prompt();
                 false
             }
             Event::PeerDiscovered { peer }
@@ -411,8 +497,20 @@ fn editor_thread(
                 match &parsed {
                     Ok(Some(CliCommand::Quit)) => break,
                     // The node always takes a new nickname; the next prompt
-                    // shows it.
-                    Ok(Some(CliCommand::Nick { name })) => *lock(&shared.prompt) = prompt_for(name),
+                    // shows it. A room joined or switched to shows at once
+                    // too (the events that follow agree).
+                    Ok(Some(CliCommand::Nick { name })) => {
+                        *lock(&shared.nick) = name.clone();
+                        shared.refresh_prompt();
+                    }
+                    Ok(Some(CliCommand::Join { room } | CliCommand::Room { room })) => {
+                        let nick = lock(&shared.nick).clone();
+                        if session::lock(&shared.session).is_joined(room)
+                            || matches!(parsed, Ok(Some(CliCommand::Join { .. })))
+                        {
+                            *lock(&shared.prompt) = prompt_for(&nick, Some(room));
+                        }
+                    }
                     _ => {}
                 }
                 if inputs.send(Input::Line(parsed)).is_err() {
@@ -672,12 +770,15 @@ mod tests {
                 nickname: "alice".into(),
                 listen: "127.0.0.1:1".parse().unwrap(),
                 beacon_targets: Vec::new(),
+                rooms: vec!["lobby".into(), "ops".into()],
             },
             &shared,
         );
-        assert_eq!(*lock(&shared.prompt), "[alice]> ");
-        assert_eq!(prompt_for(""), "natter> ");
-        let hostile = prompt_for("\u{1b}]0;x\u{7}\u{202e}");
+        assert_eq!(*lock(&shared.prompt), "[alice #lobby]> ");
+        PeerNames::default().observe(&Event::RoomJoined { room: "ops".into() }, &shared);
+        assert_eq!(*lock(&shared.prompt), "[alice #ops]> ");
+        assert_eq!(prompt_for("", None), "natter> ");
+        let hostile = prompt_for("\u{1b}]0;x\u{7}\u{202e}", None);
         assert!(
             !hostile.contains(['\u{1b}', '\u{7}', '\u{202e}']),
             "{hostile:?}"

@@ -24,10 +24,24 @@ fn trust(t: TrustState) -> &'static str {
     }
 }
 
+/// `"public"` for the default room (what it was called before rooms),
+/// `"room"` for other rooms (see the `room` field), the peer's key in hex
+/// for a direct conversation.
 fn conversation(c: &Conversation) -> String {
     match c {
-        Conversation::Public => "public".into(),
+        Conversation::Room(r) if *r == natter_core::chat::default_room() => "public".into(),
+        Conversation::Room(_) => "room".into(),
         Conversation::Direct(peer) => hex(&peer.0),
+    }
+}
+
+/// A room message's room as `#name` (`null` for direct messages; the id
+/// in hex for a room whose name is unknown).
+fn room_field(l: &ChatLine) -> Value {
+    match (&l.room, l.message.conversation) {
+        (Some(name), _) => format!("#{name}").into(),
+        (None, Conversation::Room(id)) => hex(&id.0).into(),
+        (None, Conversation::Direct(_)) => Value::Null,
     }
 }
 
@@ -79,6 +93,7 @@ fn message_fields(m: &MessageView, out: &mut Map<String, Value>) {
     out.insert("text".into(), m.text.clone().into());
     out.insert("outgoing".into(), m.outgoing.into());
     out.insert("delivered".into(), m.delivered.into());
+    out.insert("delivered_to".into(), m.delivered_to.into());
 }
 
 /// A chat message with its author's naming and trust.
@@ -93,6 +108,8 @@ pub fn chat_line(l: &ChatLine) -> Value {
     out.insert("trust".into(), trust(l.trust).into());
     out.insert("peer_nick".into(), json!(l.peer_nick));
     out.insert("nick_collides".into(), l.nick_collides.into());
+    out.insert("room".into(), room_field(l));
+    out.insert("calls_me".into(), l.calls_me.into());
     Value::Object(out)
 }
 
@@ -108,6 +125,7 @@ fn body(ev: &Event) -> (&'static str, Value) {
             nickname,
             listen,
             beacon_targets,
+            rooms,
         } => (
             "started",
             json!({
@@ -116,6 +134,7 @@ fn body(ev: &Event) -> (&'static str, Value) {
                 "nickname": nickname,
                 "listen": listen.to_string(),
                 "beacon_targets": beacon_targets.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "rooms": rooms.iter().map(|r| format!("#{r}")).collect::<Vec<_>>(),
             }),
         ),
         Event::PeerDiscovered { peer: p } => ("peer_discovered", json!({ "peer": peer(p) })),
@@ -201,6 +220,42 @@ fn body(ev: &Event) -> (&'static str, Value) {
         } => (
             "history",
             json!({ "conversation": conversation(c), "messages": lines(messages) }),
+        ),
+        Event::RoomJoined { room } => ("room_joined", json!({ "room": format!("#{room}") })),
+        Event::RoomLeft { room } => ("room_left", json!({ "room": format!("#{room}") })),
+        Event::Rooms { rooms, private } => (
+            "rooms",
+            json!({
+                "rooms": rooms.iter().map(|r| json!({
+                    "room": format!("#{}", r.name),
+                    "unread": r.unread,
+                    "mentions": r.mentions,
+                    "linked_members": r.linked_members,
+                })).collect::<Vec<_>>(),
+                "private": private.iter().map(|(p, n)| json!({
+                    "peer": peer(p),
+                    "unread": n,
+                })).collect::<Vec<_>>(),
+            }),
+        ),
+        Event::Who { room, members } => (
+            "who",
+            json!({
+                "room": format!("#{room}"),
+                "members": members.iter().map(peer).collect::<Vec<_>>(),
+            }),
+        ),
+        Event::MessageInfo {
+            message,
+            delivered_to,
+            pending,
+        } => (
+            "message_info",
+            json!({
+                "message": chat_line(message),
+                "delivered_to": delivered_to.iter().map(peer).collect::<Vec<_>>(),
+                "pending": pending.iter().map(peer).collect::<Vec<_>>(),
+            }),
         ),
         Event::SearchResults { query, messages } => (
             "search_results",
@@ -306,13 +361,18 @@ mod tests {
                 text: "hi".into(),
                 outgoing: false,
                 delivered: false,
+                delivered_to: 0,
             },
             author_nick: "carol".into(),
             trust: TrustState::Unverified,
             peer_nick: Some("carol".into()),
             nick_collides: false,
+            room: None,
+            calls_me: true,
         };
-        let v = event(&Event::MessageReceived { message: line });
+        let v = event(&Event::MessageReceived {
+            message: line.clone(),
+        });
         let m = &v["message"];
         assert_eq!(v["event"], "message_received");
         assert_eq!(m["id"], "ab".repeat(16));
@@ -323,8 +383,16 @@ mod tests {
         assert_eq!(m["trust"], "unverified");
         assert_eq!(m["peer_nick"], "carol");
         assert_eq!(m["nick_collides"], false);
+        assert_eq!(m["room"], Value::Null);
+        assert_eq!(m["calls_me"], true);
+        let mut ops = line.clone();
+        ops.message.conversation = Conversation::Room(natter_core::chat::open_room_id("ops"));
+        ops.room = Some("ops".into());
+        let v = event(&Event::MessageReceived { message: ops });
+        assert_eq!(v["message"]["room"], "#ops");
+        assert_eq!(v["message"]["conversation"], "room");
         let h = event(&Event::History {
-            conversation: Conversation::Public,
+            conversation: Conversation::lobby(),
             messages: vec![],
         });
         assert_eq!(

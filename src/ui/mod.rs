@@ -15,6 +15,7 @@ pub mod json;
 pub mod progress;
 pub mod render;
 pub mod sanitize;
+pub mod session;
 
 #[cfg(test)]
 mod testutil;

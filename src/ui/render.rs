@@ -211,6 +211,13 @@ pub struct ChatLineView<'a> {
     pub trust: TrustState,
     /// Our own messages: pending or delivered. Ignored when `None`.
     pub delivery: Option<DeliveryMark>,
+    /// Our own room messages in a listing: how many peers have it, shown
+    /// after the delivery mark.
+    pub delivered_to: Option<usize>,
+    /// The room, `#name`, when the line is not in the room being viewed.
+    pub room: Option<&'a str>,
+    /// The message's short id (listings), for `/info`.
+    pub id_tag: Option<&'a str>,
     /// Colour of the peer named on the line (see [`color_seed`]).
     pub color_seed: u64,
     /// The message text. Untrusted.
@@ -228,7 +235,15 @@ pub struct ChatLineView<'a> {
 /// 14:05 [pm to ? bob] reply ✓✓
 /// ```
 pub fn chat_line(style: &Style, v: &ChatLineView) -> String {
-    let time = style.paint(DIM, &hhmm(v.time_ms));
+    let mut time = style.paint(DIM, &hhmm(v.time_ms));
+    if let Some(id) = v.id_tag {
+        time.push(' ');
+        time.push_str(&style.paint(DIM, id));
+    }
+    if let Some(room) = v.room {
+        time.push(' ');
+        time.push_str(&style.paint(BOLD, room));
+    }
     let header = if v.private {
         let (dir, nick, suffix) = if v.outgoing {
             (
@@ -280,6 +295,9 @@ pub fn chat_line(style: &Style, v: &ChatLineView) -> String {
         };
         out.push(' ');
         out.push_str(&style.paint(sgr, delivery.symbol()));
+        if let Some(n) = v.delivered_to.filter(|n| *n > 0) {
+            out.push_str(&style.paint(sgr, &n.to_string()));
+        }
     }
     out
 }
@@ -653,6 +671,9 @@ mod tests {
             counterpart_fp_suffix: None,
             trust: TrustState::Verified,
             delivery: None,
+            delivered_to: None,
+            room: None,
+            id_tag: None,
             color_seed: 7,
             text,
         }

@@ -6,7 +6,7 @@
 
 use super::store::{
     order_ms, peer_rank, ChatStore, ConversationKey, IdentityBytes, NoiseStaticKey, PeerRecord,
-    StoreError, StoredMessage, TrustLevel, MAX_STORED_INT,
+    RoomBytes, StoreError, StoredMessage, TrustLevel, MAX_STORED_INT,
 };
 use crate::wire::MessageId;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -121,6 +121,22 @@ impl ChatStore for MemoryStore {
             .map(|&i| self.messages[i].clone()))
     }
 
+    fn outgoing_by_id_prefix(
+        &self,
+        prefix: &[u8],
+        limit: usize,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        let mut v: Vec<StoredMessage> = self
+            .messages
+            .iter()
+            .filter(|m| m.outgoing && m.id.starts_with(prefix))
+            .cloned()
+            .collect();
+        v.sort_by_key(|m| m.id);
+        v.truncate(limit);
+        Ok(v)
+    }
+
     fn message_count(&self) -> Result<u64, StoreError> {
         Ok(self.messages.len() as u64)
     }
@@ -130,12 +146,20 @@ impl ChatStore for MemoryStore {
         conv: &ConversationKey,
         limit: usize,
     ) -> Result<Vec<StoredMessage>, StoreError> {
-        let all = self.chronological(|m| m.conversation == *conv);
+        let all = match conv.room() {
+            Some(room) => self.chronological(|m| m.conversation.room() == Some(room)),
+            None => self.chronological(|m| m.conversation == *conv),
+        };
         let skip = all.len().saturating_sub(limit);
         Ok(all.into_iter().skip(skip).cloned().collect())
     }
 
-    fn search(&self, query: &str, limit: usize) -> Result<Vec<StoredMessage>, StoreError> {
+    fn search(
+        &self,
+        query: &str,
+        room: Option<&RoomBytes>,
+        limit: usize,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
         let wanted = words(query);
         if wanted.is_empty() {
             return Err(StoreError::EmptyQuery);
@@ -144,6 +168,7 @@ impl ChatStore for MemoryStore {
             .messages
             .iter()
             .rev()
+            .filter(|m| room.is_none_or(|r| m.conversation.room() == Some(*r)))
             .filter(|m| {
                 let have = words(&m.text);
                 wanted.iter().all(|w| have.contains(w))
@@ -161,7 +186,7 @@ impl ChatStore for MemoryStore {
     ) -> Result<Vec<StoredMessage>, StoreError> {
         Ok(self
             .chronological(|m| {
-                m.conversation == ConversationKey::Public
+                m.conversation.room().is_some()
                     && m.signature.is_some()
                     && order_ms(m) >= since_ms
                     && m.timestamp_ms <= until_ms
@@ -177,7 +202,7 @@ impl ChatStore for MemoryStore {
             .messages
             .iter()
             .map(|m| (m, order_ms(m)))
-            .filter(|(m, t)| m.conversation == ConversationKey::Public && *t <= at_most_ms)
+            .filter(|(m, t)| m.conversation.room().is_some() && *t <= at_most_ms)
             .map(|(_, t)| t)
             .max())
     }

@@ -117,12 +117,16 @@
 
 mod memory;
 pub mod quota;
+pub mod rooms;
 pub mod store;
 #[cfg(test)]
 mod tests;
 
 pub use memory::MemoryStore;
 pub use quota::QuotaLimits;
+pub use rooms::{
+    default_room, open_room_id, room_name, sign_room_post, RoomNameError, SignedPost, DEFAULT_ROOM,
+};
 pub use store::{ChatStore, StoreError};
 
 use std::collections::{HashMap, HashSet};
@@ -133,7 +137,7 @@ use crate::identity::{
 use crate::wire::codec::encode;
 use crate::wire::frame::{SignedPublic, SyncRequest};
 use crate::wire::limits::{MAX_ACK_IDS, MAX_TEXT_LEN};
-use crate::wire::{DirectMessage, Frame, MessageId, PublicMessage, WireError};
+use crate::wire::{DirectMessage, Frame, MessageId, PublicMessage, RoomId, WireError};
 use quota::{Admission, Quota};
 use store::{ConversationKey, StoredMessage};
 
@@ -207,26 +211,44 @@ const MAX_TIMESTAMP_MS: u64 = i64::MAX as u64;
 /// A conversation, seen from the local user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Conversation {
-    /// The public room everyone on the network shares.
-    Public,
+    /// A room (see [`rooms`]); every peer stores and relays its messages.
+    Room(RoomId),
     /// The direct conversation with this peer.
     Direct(IdentityKey),
 }
 
 impl Conversation {
+    /// The default room, natter's public room from before rooms.
+    pub fn lobby() -> Self {
+        Conversation::Room(default_room())
+    }
+
+    /// The store's key for this conversation.
+    pub fn into_store_key(self) -> ConversationKey {
+        self.to_store()
+    }
+
     fn to_store(self) -> ConversationKey {
         match self {
-            Conversation::Public => ConversationKey::Public,
+            Conversation::Room(room) => ConversationKey::Room(room.0),
             Conversation::Direct(peer) => ConversationKey::Direct(peer.0),
         }
     }
 
     fn from_store(key: ConversationKey) -> Self {
         match key {
-            ConversationKey::Public => Conversation::Public,
+            ConversationKey::Public => Conversation::lobby(),
+            ConversationKey::Room(room) => Conversation::Room(RoomId(room)),
             ConversationKey::Direct(peer) => Conversation::Direct(IdentityKey(peer)),
         }
     }
+}
+
+/// Where a post goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Target {
+    Room(RoomId),
+    Direct(IdentityKey),
 }
 
 /// A message as the UI shows it.
@@ -242,20 +264,24 @@ pub struct MessageView {
     /// Written by the local user.
     pub outgoing: bool,
     /// Outgoing only: acked by the recipient (direct) or by at least one
-    /// peer (public). Always `false` for incoming messages.
+    /// peer (room). Always `false` for incoming messages.
     pub delivered: bool,
+    /// Outgoing only: how many peers acked it (as far as this view knows:
+    /// `0` in the event of a message just sent).
+    pub delivered_to: usize,
 }
 
 impl MessageView {
-    fn new(m: StoredMessage, delivered: bool) -> Self {
+    fn new(m: StoredMessage, delivered_to: usize) -> Self {
         MessageView {
+            delivered: delivered_to > 0,
+            delivered_to,
             id: m.id,
             conversation: Conversation::from_store(m.conversation),
             author: IdentityKey(m.author),
             timestamp_ms: m.timestamp_ms,
             text: m.text,
             outgoing: m.outgoing,
-            delivered,
         }
     }
 }
@@ -337,6 +363,8 @@ pub enum ChatError {
     Random(#[from] IdentityError),
     #[error("the new message id is already taken")]
     IdCollision,
+    #[error("{0:?} is not a message id: give 4 to 32 hex digits of one")]
+    BadIdPrefix(String),
 }
 
 /// Counters since this [`Chat`] was made.
@@ -363,7 +391,11 @@ pub struct ChatStats {
 pub fn is_chat_frame(frame: &Frame) -> bool {
     matches!(
         frame,
-        Frame::Public(_) | Frame::Direct(_) | Frame::Ack(_) | Frame::SyncRequest(_)
+        Frame::Public(_)
+            | Frame::RoomPost(_)
+            | Frame::Direct(_)
+            | Frame::Ack(_)
+            | Frame::SyncRequest(_)
     )
 }
 
@@ -426,31 +458,45 @@ pub fn verify_public(m: &PublicMessage) -> Result<(), IdentityError> {
     )
 }
 
-/// A public message as stored: `outgoing` if `local` wrote it.
-fn stored_public(m: &PublicMessage, local: IdentityKey, received_ms: u64) -> StoredMessage {
+/// A room message as stored: `outgoing` if `local` wrote it.
+fn stored_post(p: &SignedPost, local: IdentityKey, received_ms: u64) -> StoredMessage {
     StoredMessage {
-        id: m.id,
-        conversation: ConversationKey::Public,
-        author: m.author.0,
-        timestamp_ms: m.timestamp_ms,
-        text: m.text.clone(),
-        signature: Some(m.signature.0),
-        outgoing: m.author == local,
+        id: p.id(),
+        conversation: match p {
+            SignedPost::Legacy(_) => ConversationKey::Public,
+            SignedPost::Room(r) => ConversationKey::Room(r.room.0),
+        },
+        author: p.author().0,
+        timestamp_ms: p.timestamp_ms(),
+        text: p.text().to_owned(),
+        signature: Some(p.signature().0),
+        outgoing: p.author() == local,
         received_ms,
     }
 }
 
-/// A stored public message as it travels, if it can be relayed (signed).
-fn public_from_stored(m: StoredMessage) -> Option<PublicMessage> {
-    match (m.conversation, m.signature) {
-        (ConversationKey::Public, Some(signature)) => Some(PublicMessage {
-            id: m.id,
-            author: IdentityKey(m.author),
-            timestamp_ms: m.timestamp_ms,
-            text: m.text,
-            signature: SignatureBytes(signature),
-        }),
-        _ => None,
+/// A stored room message as it travels, in the form it was signed in, if
+/// it can be relayed (signed).
+fn post_from_stored(m: StoredMessage) -> Option<SignedPost> {
+    let signature = SignatureBytes(m.signature?);
+    let (id, author, timestamp_ms, text) = (m.id, IdentityKey(m.author), m.timestamp_ms, m.text);
+    match m.conversation {
+        ConversationKey::Public => Some(SignedPost::Legacy(PublicMessage {
+            id,
+            author,
+            timestamp_ms,
+            text,
+            signature,
+        })),
+        ConversationKey::Room(room) => Some(SignedPost::Room(crate::wire::RoomPost {
+            room: RoomId(room),
+            id,
+            author,
+            timestamp_ms,
+            text,
+            signature,
+        })),
+        ConversationKey::Direct(_) => None,
     }
 }
 
@@ -578,11 +624,12 @@ impl SyncProgress {
         }
     }
 
-    fn count(&mut self, m: &PublicMessage) {
-        if (self.since_ms..=self.until_ms).contains(&m.timestamp_ms) {
+    fn count(&mut self, m: &SignedPost) {
+        let t = m.timestamp_ms();
+        if (self.since_ms..=self.until_ms).contains(&t) {
             self.count += 1;
-            self.bytes += m.text.len();
-            self.newest_ms = self.newest_ms.max(m.timestamp_ms);
+            self.bytes += m.text().len();
+            self.newest_ms = self.newest_ms.max(t);
         }
     }
 
@@ -772,8 +819,8 @@ impl Chat {
                     })
                 }
                 ConversationKey::Direct(_) => continue,
-                ConversationKey::Public => match public_from_stored(m) {
-                    Some(public) => Frame::Public(public),
+                ConversationKey::Public | ConversationKey::Room(_) => match post_from_stored(m) {
+                    Some(post) => post.into_frame(),
                     None => continue,
                 },
             };
@@ -809,7 +856,7 @@ impl Chat {
     ) -> Result<Actions, ChatError> {
         let mut actions = Actions::default();
         // Messages to store, with the public frame to relay if new.
-        let mut incoming: Vec<(StoredMessage, Option<PublicMessage>)> = Vec::new();
+        let mut incoming: Vec<(StoredMessage, Option<SignedPost>)> = Vec::new();
         // (author, id) → the message, for the messages of this batch.
         let mut batch: HashMap<(IdentityKey, MessageId), StoredMessage> = HashMap::new();
         let mut to_ack = AckList::default();
@@ -824,21 +871,26 @@ impl Chat {
                 self.reject(&mut actions, e.into());
                 continue;
             }
+            let frame = match frame {
+                Frame::Public(m) => Ok(SignedPost::Legacy(m)),
+                Frame::RoomPost(p) => Ok(SignedPost::Room(p)),
+                other => Err(other),
+            };
             match frame {
-                Frame::Public(m) => {
-                    if let Err(v) = check_received(&m.id, m.timestamp_ms, &m.text) {
+                Ok(m) => {
+                    if let Err(v) = check_received(&m.id(), m.timestamp_ms(), m.text()) {
                         self.reject(&mut actions, v);
                         continue;
                     }
-                    let stored = stored_public(&m, self.local, now_ms);
+                    let stored = stored_post(&m, self.local, now_ms);
                     let seen = self.seen(&batch, &stored)?;
                     // Only a message that would be stored, or one that
                     // differs from what is stored under its (author, id),
                     // needs its signature checked (rule 3).
-                    if seen != Seen::Same && verify_public(&m).is_err() {
+                    if seen != Seen::Same && m.verify().is_err() {
                         let v = Violation::BadSignature {
-                            id: m.id,
-                            author: m.author,
+                            id: m.id(),
+                            author: m.author(),
                         };
                         self.reject(&mut actions, v);
                         continue;
@@ -853,19 +905,19 @@ impl Chat {
                         progress.count(&m);
                     }
                     if seen == Seen::New
-                        && !self.admit(now_ms, m.author, &m.text, from, &mut actions)?
+                        && !self.admit(now_ms, m.author(), m.text(), from, &mut actions)?
                     {
                         continue;
                     }
-                    to_ack.push(m.id);
+                    to_ack.push(m.id());
                     if seen == Seen::New {
-                        batch.insert((m.author, m.id), stored.clone());
+                        batch.insert((m.author(), m.id()), stored.clone());
                         incoming.push((stored, Some(m)));
                     } else {
                         self.stats.duplicates += 1;
                     }
                 }
-                Frame::Direct(m) => {
+                Err(Frame::Direct(m)) => {
                     if let Err(v) = check_received(&m.id, m.timestamp_ms, &m.text) {
                         self.reject(&mut actions, v);
                         continue;
@@ -898,9 +950,9 @@ impl Chat {
                         Some(_) => self.reject(&mut actions, Violation::IdReused { id: m.id }),
                     }
                 }
-                Frame::Ack(ids) => acked.extend(ids),
-                Frame::SyncRequest(r) => sync_requests.push(r.since_ms),
-                _ => {}
+                Err(Frame::Ack(ids)) => acked.extend(ids),
+                Err(Frame::SyncRequest(r)) => sync_requests.push(r.since_ms),
+                Err(_) => {}
             }
         }
 
@@ -973,13 +1025,13 @@ impl Chat {
         let answer = self.sync_answer(now_ms, since_ms)?;
         let cost: usize = answer
             .iter()
-            .map(|m| m.text.len() + SYNC_FRAME_OVERHEAD)
+            .map(|m| m.text().len() + SYNC_FRAME_OVERHEAD)
             .sum();
         if let Some(b) = self.sync_budget.get_mut(&peer) {
             b.spend(cost);
         }
         for m in answer {
-            actions.send.push((peer, Frame::Public(m)));
+            actions.send.push((peer, m.into_frame()));
         }
         Ok(())
     }
@@ -1045,7 +1097,7 @@ impl Chat {
     fn store_incoming(
         &mut self,
         from: IdentityKey,
-        incoming: Vec<(StoredMessage, Option<PublicMessage>)>,
+        incoming: Vec<(StoredMessage, Option<SignedPost>)>,
         connected: &[IdentityKey],
         actions: &mut Actions,
     ) -> Result<DirectOutcome, ChatError> {
@@ -1053,11 +1105,11 @@ impl Chat {
         if incoming.is_empty() {
             return Ok(out);
         }
-        let (stored, relays): (Vec<StoredMessage>, Vec<Option<PublicMessage>>) =
+        let (stored, relays): (Vec<StoredMessage>, Vec<Option<SignedPost>>) =
             incoming.into_iter().unzip();
         let new = self.store.insert_messages(&stored)?;
         for ((m, relay), is_new) in stored.into_iter().zip(relays).zip(new) {
-            let direct = relay.is_none() && m.conversation != ConversationKey::Public;
+            let direct = relay.is_none() && m.conversation.room().is_none();
             if !is_new {
                 if direct {
                     out.held.push(m);
@@ -1071,20 +1123,22 @@ impl Chat {
                 out.new.push(m.id);
                 actions
                     .events
-                    .push(ChatEvent::Received(MessageView::new(m, false)));
+                    .push(ChatEvent::Received(MessageView::new(m, 0)));
                 continue;
             }
-            if let Some(public) = relay {
+            if let Some(post) = relay {
+                let author = post.author();
+                let frame = post.into_frame();
                 for &peer in connected {
-                    if peer != from && peer != public.author && peer != self.local {
+                    if peer != from && peer != author && peer != self.local {
                         self.stats.relayed += 1;
-                        actions.send.push((peer, Frame::Public(public.clone())));
+                        actions.send.push((peer, frame.clone()));
                     }
                 }
             }
             actions
                 .events
-                .push(ChatEvent::Received(MessageView::new(m, false)));
+                .push(ChatEvent::Received(MessageView::new(m, 0)));
         }
         Ok(out)
     }
@@ -1172,7 +1226,7 @@ impl Chat {
     }
 
     /// The answer to `SyncRequest { since_ms }` (rule 6).
-    fn sync_answer(&self, now_ms: u64, since_ms: u64) -> Result<Vec<PublicMessage>, ChatError> {
+    fn sync_answer(&self, now_ms: u64, since_ms: u64) -> Result<Vec<SignedPost>, ChatError> {
         let since_ms = since_ms.max(now_ms.saturating_sub(SYNC_WINDOW_MS));
         let mut bytes = 0usize;
         let mut out = Vec::new();
@@ -1180,8 +1234,8 @@ impl Chat {
         let signed = self
             .store
             .public_since(since_ms, until_ms, SYNC_MAX_MESSAGES)?;
-        for m in signed.into_iter().filter_map(public_from_stored) {
-            bytes += m.text.len();
+        for m in signed.into_iter().filter_map(post_from_stored) {
+            bytes += m.text().len();
             if bytes > SYNC_MAX_BYTES && !out.is_empty() {
                 break;
             }
@@ -1190,9 +1244,7 @@ impl Chat {
         Ok(out)
     }
 
-    /// Posts `text` to the public room: signs it, stores it with an outbox
-    /// row for every known peer, and returns it with the frames for the
-    /// peers `connected` now. One-item [`Chat::post_many`].
+    /// Posts `text` to the default room: [`Chat::post_room`].
     pub fn post_public(
         &mut self,
         now_ms: u64,
@@ -1200,7 +1252,21 @@ impl Chat {
         text: &str,
         connected: &[IdentityKey],
     ) -> Result<(MessageView, Vec<(IdentityKey, Frame)>), ChatError> {
-        self.post_one(now_ms, local, None, text, connected)
+        self.post_room(now_ms, local, default_room(), text, connected)
+    }
+
+    /// Posts `text` to `room`: signs it over the room, stores it with an
+    /// outbox row for every known peer, and returns it with the frames for
+    /// the peers `connected` now. One-item [`Chat::post_many`].
+    pub fn post_room(
+        &mut self,
+        now_ms: u64,
+        local: &LocalIdentity,
+        room: RoomId,
+        text: &str,
+        connected: &[IdentityKey],
+    ) -> Result<(MessageView, Vec<(IdentityKey, Frame)>), ChatError> {
+        self.post_one(now_ms, local, Target::Room(room), text, connected)
     }
 
     /// Sends `text` to `to`: stores it with an outbox row for `to`, and
@@ -1218,7 +1284,7 @@ impl Chat {
         } else {
             &[]
         };
-        let (view, mut frames) = self.post_one(now_ms, local, Some(to), text, linked)?;
+        let (view, mut frames) = self.post_one(now_ms, local, Target::Direct(to), text, linked)?;
         Ok((view, frames.pop().map(|(_, f)| f)))
     }
 
@@ -1226,7 +1292,7 @@ impl Chat {
         &mut self,
         now_ms: u64,
         local: &LocalIdentity,
-        to: Option<IdentityKey>,
+        to: Target,
         text: &str,
         connected: &[IdentityKey],
     ) -> PostResult {
@@ -1238,16 +1304,15 @@ impl Chat {
             .unwrap_or(Err(ChatError::IdCollision))
     }
 
-    /// Many posts in one store transaction (group commit): each item is
-    /// `None` for the public room or `Some(peer)` for a direct message, with
-    /// its text. Returns per item the stored message and the frames to send
+    /// Many posts in one store transaction (group commit): each item is a
+    /// room or a peer (direct message), with its text. Returns per item the stored message and the frames to send
     /// now, or why that item was refused (other items are unaffected). A
     /// store failure fails the whole batch and stores nothing.
     pub fn post_many(
         &mut self,
         now_ms: u64,
         local: &LocalIdentity,
-        items: &[(Option<IdentityKey>, String)],
+        items: &[(Target, String)],
         connected: &[IdentityKey],
     ) -> Result<Vec<PostResult>, ChatError> {
         if local.identity_key() != self.local {
@@ -1260,16 +1325,22 @@ impl Chat {
                 check_text(text)?;
                 let id = new_message_id()?;
                 match to {
-                    None => {
-                        let m = sign_public(local, id, now_ms, text.clone());
+                    Target::Room(room) => {
+                        let m = SignedPost::Room(rooms::sign_room_post(
+                            local,
+                            *room,
+                            id,
+                            now_ms,
+                            text.clone(),
+                        ));
                         Ok((
-                            stored_public(&m, self.local, now_ms),
+                            stored_post(&m, self.local, now_ms),
                             everyone.clone(),
-                            Frame::Public(m),
+                            m.into_frame(),
                         ))
                     }
-                    Some(peer) if *peer == self.local => Err(ChatError::ToSelf),
-                    Some(peer) => {
+                    Target::Direct(peer) if *peer == self.local => Err(ChatError::ToSelf),
+                    Target::Direct(peer) => {
                         let stored = StoredMessage {
                             id,
                             conversation: ConversationKey::Direct(peer.0),
@@ -1304,7 +1375,7 @@ impl Chat {
                     return Err(ChatError::IdCollision);
                 }
                 let targets: Vec<IdentityKey> = match to {
-                    None => {
+                    Target::Room(_) => {
                         let mut seen = HashSet::new();
                         connected
                             .iter()
@@ -1312,7 +1383,7 @@ impl Chat {
                             .filter(|peer| *peer != self.local && seen.insert(*peer))
                             .collect()
                     }
-                    Some(peer) => connected
+                    Target::Direct(peer) => connected
                         .iter()
                         .copied()
                         .filter(|c| c == peer)
@@ -1323,7 +1394,7 @@ impl Chat {
                     .into_iter()
                     .map(|peer| (peer, frame.clone()))
                     .collect();
-                Ok((MessageView::new(stored, false), frames))
+                Ok((MessageView::new(stored, 0), frames))
             }));
         }
         Ok(out)
@@ -1378,16 +1449,66 @@ impl Chat {
     }
 
     /// Messages containing every word of `words`, most recently stored
-    /// first, at most `n` (see [`ChatStore::search`]).
-    pub fn search(&self, words: &str, n: usize) -> Result<Vec<MessageView>, ChatError> {
-        let msgs = self.store.search(words, n)?;
+    /// first, at most `n`, only `room`'s if given (see
+    /// [`ChatStore::search`]).
+    pub fn search(
+        &self,
+        words: &str,
+        room: Option<RoomId>,
+        n: usize,
+    ) -> Result<Vec<MessageView>, ChatError> {
+        let msgs = self.store.search(words, room.map(|r| r.0).as_ref(), n)?;
         self.views(msgs)
+    }
+
+    /// Our own messages whose id starts with the hex digits `prefix` (4 to
+    /// 32 of them), at most `n`.
+    pub fn own_messages_by_id_prefix(
+        &self,
+        prefix: &str,
+        n: usize,
+    ) -> Result<Vec<MessageView>, ChatError> {
+        let p = prefix.trim().to_ascii_lowercase();
+        let bad = || ChatError::BadIdPrefix(prefix.to_owned());
+        if !(4..=32).contains(&p.len()) || !p.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(bad());
+        }
+        let even = &p[..p.len() & !1];
+        let bytes = data_encoding::HEXLOWER
+            .decode(even.as_bytes())
+            .map_err(|_| bad())?;
+        // An odd last digit is matched on the hex form.
+        let msgs: Vec<StoredMessage> = self
+            .store
+            .outgoing_by_id_prefix(&bytes, n.saturating_mul(16))?
+            .into_iter()
+            .filter(|m| m.author == self.local.0 && crate::hex(&m.id).starts_with(&p))
+            .take(n)
+            .collect();
+        self.views(msgs)
+    }
+
+    /// Who acked our message `id`, in the order the acks came, and who has
+    /// not yet.
+    pub fn receipts(
+        &self,
+        id: &MessageId,
+    ) -> Result<(Vec<IdentityKey>, Vec<IdentityKey>), ChatError> {
+        let keys = |v: Vec<[u8; 32]>| v.into_iter().map(IdentityKey).collect();
+        Ok((
+            keys(self.store.delivered_to(id)?),
+            keys(self.store.pending_peers(id)?),
+        ))
     }
 
     fn views(&self, msgs: Vec<StoredMessage>) -> Result<Vec<MessageView>, ChatError> {
         msgs.into_iter()
             .map(|m| {
-                let delivered = m.outgoing && !self.store.delivered_to(&m.id)?.is_empty();
+                let delivered = if m.outgoing {
+                    self.store.delivered_to(&m.id)?.len()
+                } else {
+                    0
+                };
                 Ok(MessageView::new(m, delivered))
             })
             .collect()

@@ -16,13 +16,31 @@ pub type NoiseStaticKey = [u8; 32];
 /// An ed25519 signature.
 pub type Signature = [u8; 64];
 
+/// A room's id, as raw bytes in stored rows.
+pub type RoomBytes = [u8; 32];
+
 /// Which conversation a message belongs to, seen from the local user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ConversationKey {
-    /// The public room everyone on the network shares.
+    /// A message of the default room (`chat::rooms::DEFAULT_ROOM`) signed as
+    /// an old `Public` frame, from before rooms: served again in that form.
     Public,
+    /// A room post in this room.
+    Room(RoomBytes),
     /// The direct conversation with this peer (whoever wrote the message).
     Direct(IdentityBytes),
+}
+
+impl ConversationKey {
+    /// The room a message belongs to (`Public` is the default room's), or
+    /// `None` for a direct message.
+    pub fn room(&self) -> Option<RoomBytes> {
+        match self {
+            ConversationKey::Public => Some(crate::chat::rooms::default_room().0),
+            ConversationKey::Room(r) => Some(*r),
+            ConversationKey::Direct(_) => None,
+        }
+    }
 }
 
 /// One chat message as stored.
@@ -159,20 +177,35 @@ pub trait ChatStore: Send + std::fmt::Debug {
         author: &IdentityBytes,
         id: &MessageId,
     ) -> Result<Option<StoredMessage>, StoreError>;
+    /// Messages written by the local user whose id starts with `prefix`,
+    /// at most `limit`, in id order.
+    fn outgoing_by_id_prefix(
+        &self,
+        prefix: &[u8],
+        limit: usize,
+    ) -> Result<Vec<StoredMessage>, StoreError>;
     /// Number of stored messages.
     fn message_count(&self) -> Result<u64, StoreError>;
     /// The last `limit` messages of a conversation, in chronological order:
-    /// by [`order_ms`], ties in the order they were stored.
+    /// by [`order_ms`], ties in the order they were stored. A room's history
+    /// holds its messages of either form ([`ConversationKey::room`]):
+    /// `Room(default room)` and `Public` give the same history.
     fn history(
         &self,
         conv: &ConversationKey,
         limit: usize,
     ) -> Result<Vec<StoredMessage>, StoreError>;
     /// Messages containing every word of `words` (case ignored), the most
-    /// recently stored first, at most `limit`. `words` is plain user text;
-    /// input without any letter or digit is [`StoreError::EmptyQuery`].
-    fn search(&self, words: &str, limit: usize) -> Result<Vec<StoredMessage>, StoreError>;
-    /// Signed public messages with [`order_ms`] `>= since_ms` and an author
+    /// recently stored first, at most `limit`, only those of `room` if it is
+    /// given. `words` is plain user text; input without any letter or digit
+    /// is [`StoreError::EmptyQuery`].
+    fn search(
+        &self,
+        words: &str,
+        room: Option<&RoomBytes>,
+        limit: usize,
+    ) -> Result<Vec<StoredMessage>, StoreError>;
+    /// Signed room messages (every room, either form) with [`order_ms`] `>= since_ms` and an author
     /// timestamp `<= until_ms`, by [`order_ms`] then storage order, at most
     /// `limit`: a catch-up answer, bounded above so a far-future message is
     /// not handed to every peer that asks.
@@ -182,7 +215,8 @@ pub trait ChatStore: Send + std::fmt::Debug {
         until_ms: u64,
         limit: usize,
     ) -> Result<Vec<StoredMessage>, StoreError>;
-    /// The newest public [`order_ms`] that is at most `at_most_ms`.
+    /// The newest [`order_ms`] of a room message (any room) that is at most
+    /// `at_most_ms`.
     fn newest_public_timestamp(&self, at_most_ms: u64) -> Result<Option<u64>, StoreError>;
     /// Stores messages and queues each for its recipients, all in ONE
     /// transaction. Returns, per message, whether it was new; a duplicate

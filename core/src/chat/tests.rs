@@ -262,12 +262,12 @@ fn public_message_is_delivered_acked_and_marked() {
     let got = net.received(1);
     assert_eq!(texts(&got), ["hello room"]);
     assert_eq!(got[0].author, net.key(0));
-    assert_eq!(got[0].conversation, Conversation::Public);
+    assert_eq!(got[0].conversation, Conversation::lobby());
     assert!(!got[0].outgoing);
     assert_eq!(got[0].id, sent.id);
     assert_eq!(net.deliveries(0), [(sent.id, net.key(1))]);
 
-    let history = net.chat(0).history(Conversation::Public, 10).unwrap();
+    let history = net.chat(0).history(Conversation::lobby(), 10).unwrap();
     assert_eq!(history.len(), 1);
     assert!(history[0].delivered);
     assert!(net
@@ -276,7 +276,7 @@ fn public_message_is_delivered_acked_and_marked() {
         .pending_peers(&sent.id)
         .unwrap()
         .is_empty());
-    let theirs = net.chat(1).history(Conversation::Public, 10).unwrap();
+    let theirs = net.chat(1).history(Conversation::lobby(), 10).unwrap();
     assert_eq!(theirs[0].text, "hello room");
     assert!(!theirs[0].outgoing && !theirs[0].delivered);
 }
@@ -333,7 +333,7 @@ fn direct_to_offline_peer_is_queued_and_delivered_on_link_up() {
     // Only the other conversation of node 1 holds it.
     assert!(net
         .chat(1)
-        .history(Conversation::Public, 10)
+        .history(Conversation::lobby(), 10)
         .unwrap()
         .is_empty());
 }
@@ -513,7 +513,7 @@ fn public_message_is_relayed_to_others_but_not_back() {
         assert_eq!(texts(&net.received(i)), ["spread the word"], "node {i}");
         assert_eq!(net.received(i)[0].author, net.key(0));
     }
-    let is_public = |f: &Frame| matches!(f, Frame::Public(_));
+    let is_public = |f: &Frame| matches!(f, Frame::RoomPost(_));
     assert_eq!(net.count_delivered(1, 2, is_public), 1);
     assert_eq!(net.count_delivered(1, 3, is_public), 1);
     assert_eq!(
@@ -620,7 +620,7 @@ fn catch_up_through_a_third_peer_verifies_signatures() {
             .get_message(&s.author.0, &s.id)
             .unwrap()
             .unwrap();
-        verify_public(&public_from_stored(stored).unwrap()).unwrap();
+        post_from_stored(stored).unwrap().verify().unwrap();
     }
     assert!(net.nodes[2].rejected.is_empty());
     // Node 0 never heard from 2: its outbox still waits for 2's own ack.
@@ -1112,7 +1112,7 @@ fn history_and_search_views_carry_conversation_author_and_delivery() {
     net.direct(1, 0, "a quick word in private");
     net.pump();
 
-    let found = net.chat(0).search("QUICK", 10).unwrap();
+    let found = net.chat(0).search("QUICK", None, 10).unwrap();
     assert_eq!(found.len(), 2);
     assert_eq!(
         found[0].text, "a quick word in private",
@@ -1121,7 +1121,7 @@ fn history_and_search_views_carry_conversation_author_and_delivery() {
     assert_eq!(found[0].conversation, Conversation::Direct(net.key(1)));
     assert_eq!(found[0].author, net.key(1));
     assert!(!found[0].outgoing);
-    assert_eq!(found[1].conversation, Conversation::Public);
+    assert_eq!(found[1].conversation, Conversation::lobby());
     assert!(found[1].delivered);
     assert_eq!(found[1].author, net.key(0));
 
@@ -1132,7 +1132,7 @@ fn history_and_search_views_carry_conversation_author_and_delivery() {
     assert_eq!(direct.len(), 1);
     assert!(direct[0].outgoing && direct[0].delivered);
     assert!(matches!(
-        net.chat(0).search(" *** ", 10),
+        net.chat(0).search(" *** ", None, 10),
         Err(ChatError::Store(StoreError::EmptyQuery))
     ));
 }
@@ -1214,11 +1214,11 @@ fn post_many_stores_a_burst_in_one_go_and_refuses_items_individually() {
     chat.peer_seen(1, peer.bound_keys(), "peer", None).unwrap();
     let p = peer.identity_key();
     let items = vec![
-        (None, "public one".to_string()),
-        (Some(me.identity_key()), "to myself".to_string()),
-        (None, "x".repeat(MAX_TEXT_LEN + 1)),
-        (Some(p), "direct one".to_string()),
-        (None, "   ".to_string()),
+        (Target::Room(default_room()), "public one".to_string()),
+        (Target::Direct(me.identity_key()), "to myself".to_string()),
+        (Target::Room(default_room()), "x".repeat(MAX_TEXT_LEN + 1)),
+        (Target::Direct(p), "direct one".to_string()),
+        (Target::Room(default_room()), "   ".to_string()),
     ];
     let results = chat.post_many(10, &me, &items, &[p]).unwrap();
     assert_eq!(results.len(), 5);
@@ -1229,7 +1229,7 @@ fn post_many_stores_a_burst_in_one_go_and_refuses_items_individually() {
     // Both good ones are stored, queued for the peer and sent to it now.
     assert_eq!(chat.store().message_count().unwrap(), 2);
     let (_, frames) = results[0].as_ref().unwrap();
-    assert!(matches!(&frames[..], [(to, Frame::Public(_))] if *to == p));
+    assert!(matches!(&frames[..], [(to, Frame::RoomPost(_))] if *to == p));
     let (_, frames) = results[3].as_ref().unwrap();
     assert!(matches!(&frames[..], [(to, Frame::Direct(_))] if *to == p));
     assert_eq!(chat.store().outbox_for_peer(&p.0, 10).unwrap().len(), 2);
@@ -1457,7 +1457,7 @@ fn a_far_future_timestamp_neither_pins_history_nor_spreads_by_catch_up() {
             &[],
         )
         .unwrap();
-    let history = carol_chat.history(Conversation::Public, 10).unwrap();
+    let history = carol_chat.history(Conversation::lobby(), 10).unwrap();
     let texts: Vec<&str> = history.iter().map(|v| v.text.as_str()).collect();
     assert_eq!(texts, ["I stay last forever", "a later genuine message"]);
     // A newcomer asks for everything: the far-future message is not served.
@@ -1765,4 +1765,148 @@ fn strangers_together_share_one_daily_budget() {
     }
     assert_eq!(stored, 8, "all strangers together: 8 a day");
     assert_eq!(chat.store().message_count().unwrap(), 8);
+}
+
+// ------------------------------------------------------------------ rooms
+
+impl Net {
+    fn post_to(&mut self, a: usize, room: RoomId, text: &str) -> MessageView {
+        let connected = self.connected(a);
+        let node = &mut self.nodes[a];
+        let (view, frames) = node
+            .chat
+            .post_room(self.now, &node.me, room, text, &connected)
+            .unwrap();
+        for (peer, f) in frames {
+            let to = self.index(peer);
+            self.queue.push_back((a, to, f));
+        }
+        view
+    }
+}
+
+#[test]
+fn a_room_post_travels_as_a_room_post_and_lands_in_its_room_only() {
+    // 0 — 1 — 2: node 1 carries #ops between 0 and 2.
+    let mut net = Net::new(3);
+    net.meet_all();
+    net.link_up(0, 1);
+    net.link_up(1, 2);
+    net.pump();
+    let ops = open_room_id("ops");
+    let sent = net.post_to(0, ops, "disk is full");
+    assert_eq!(sent.conversation, Conversation::Room(ops));
+    net.pump();
+    for i in 1..3 {
+        let got = net.received(i);
+        assert_eq!(texts(&got), ["disk is full"], "node {i}");
+        assert_eq!(got[0].conversation, Conversation::Room(ops));
+        let ops_history = net.chat(i).history(Conversation::Room(ops), 10).unwrap();
+        assert_eq!(ops_history.len(), 1);
+        assert!(net
+            .chat(i)
+            .history(Conversation::lobby(), 10)
+            .unwrap()
+            .is_empty());
+    }
+    assert_eq!(
+        net.count_delivered(1, 2, |f| matches!(f, Frame::RoomPost(p) if p.room == ops)),
+        1
+    );
+    // Search finds it everywhere, or in #ops, and not in #lobby.
+    let c = net.chat(2);
+    assert_eq!(c.search("disk", None, 10).unwrap().len(), 1);
+    assert_eq!(c.search("disk", Some(ops), 10).unwrap().len(), 1);
+    assert!(c
+        .search("disk", Some(default_room()), 10)
+        .unwrap()
+        .is_empty());
+}
+
+#[test]
+fn a_post_moved_to_another_room_is_a_bad_signature() {
+    let (_, mut chat) = lone_chat(1);
+    let author = identity(2);
+    let mut post = rooms::sign_room_post(&author, open_room_id("ops"), [5; 16], T0, "x".into());
+    post.room = open_room_id("dev");
+    let a = chat
+        .on_frame(T0, author.identity_key(), Frame::RoomPost(post), &[])
+        .unwrap();
+    assert!(matches!(a.rejected[..], [Violation::BadSignature { .. }]));
+    assert_eq!(chat.store().message_count().unwrap(), 0);
+    assert!(
+        a.events.is_empty() && a.send.is_empty(),
+        "not acked or shown"
+    );
+}
+
+#[test]
+fn old_public_frames_are_lobby_messages_and_are_served_back_as_they_were_signed() {
+    let mut net = Net::new(2);
+    net.meet_all();
+    let old = identity(9);
+    // Node 0 holds an old-style public message and a new #lobby post.
+    let legacy = signed(&old, 1, T0 - 5_000, "from before rooms");
+    net.nodes[0]
+        .chat
+        .on_frame(T0, old.identity_key(), Frame::Public(legacy.clone()), &[])
+        .unwrap();
+    net.post(0, "after rooms");
+    let lobby = net.chat(0).history(Conversation::lobby(), 10).unwrap();
+    assert_eq!(
+        texts(&lobby.iter().collect::<Vec<_>>()),
+        ["from before rooms", "after rooms"]
+    );
+    // Node 1 catches up through 0: the old one comes as `Public`, the new
+    // one as `RoomPost` (from the outbox and again in the catch-up answer),
+    // and both verify and land in #lobby, once.
+    net.link_up(0, 1);
+    net.pump();
+    assert_eq!(
+        net.count_delivered(0, 1, |f| matches!(f, Frame::Public(m) if *m == legacy)),
+        1
+    );
+    assert!(
+        net.count_delivered(
+            0,
+            1,
+            |f| matches!(f, Frame::RoomPost(p) if p.room == default_room())
+        ) >= 1
+    );
+    let got = net.chat(1).history(Conversation::lobby(), 10).unwrap();
+    assert_eq!(got.len(), 2);
+    assert!(net.nodes[1].rejected.is_empty());
+}
+
+#[test]
+fn rooms_are_caught_up_through_any_peer() {
+    // 0 posts in #ops and #lobby while 2 is away; 2 comes back linked to 1
+    // only, and gets both rooms from 1.
+    let mut net = Net::new(3);
+    net.meet_all();
+    net.link_up(0, 1);
+    net.pump();
+    let ops = open_room_id("ops");
+    for i in 0..5 {
+        net.post_to(0, ops, &format!("ops {i}"));
+        net.post(0, &format!("lobby {i}"));
+    }
+    net.pump();
+    net.link_up(1, 2);
+    net.pump();
+    assert_eq!(
+        net.chat(2)
+            .history(Conversation::Room(ops), 50)
+            .unwrap()
+            .len(),
+        5
+    );
+    assert_eq!(
+        net.chat(2)
+            .history(Conversation::lobby(), 50)
+            .unwrap()
+            .len(),
+        5
+    );
+    assert!(net.nodes[2].rejected.is_empty());
 }

@@ -24,6 +24,10 @@ pub mod domain {
     pub const BEACON: &[u8] = b"natter/1 beacon";
     /// Signs a public chat message so it can be relayed.
     pub const PUBLIC_MESSAGE: &[u8] = b"natter/1 public-message";
+    /// Signs a message in a room, over the room's id.
+    pub const ROOM_POST: &[u8] = b"natter/1 room-post";
+    /// Hashes an open room's name into its id.
+    pub const OPEN_ROOM: &[u8] = b"natter/1 open-room";
     /// Hashes an identity key into its fingerprint.
     pub const FINGERPRINT: &[u8] = b"natter/1 fingerprint";
     /// Hashes a pair of identity keys into their safety number.

@@ -4,7 +4,7 @@
 use super::{CloseCause, Command, Node, NodeError};
 use crate::chat::store::TrustLevel;
 use crate::chat::ChatStore;
-use crate::chat::{ChatEvent, Conversation, MessageView};
+use crate::chat::{default_room, ChatEvent, Conversation, MessageView, Target};
 use crate::event::{ChatLine, Event, PeerInfo};
 use crate::handshake::PeerHello;
 use crate::identity::{safety_number, IdentityKey};
@@ -75,6 +75,8 @@ impl Node {
     /// ask for the public messages we missed.
     pub(super) fn chat_link_up(&mut self, id: IdentityKey) {
         let now = self.wall_ms(self.now_ms);
+        let rooms = self.rooms_frame();
+        self.queue_frame(&id, rooms);
         match self.chat.on_link_up(now, id) {
             Ok(frames) => {
                 for f in frames {
@@ -132,7 +134,17 @@ impl Node {
     fn chat_event(&mut self, ev: ChatEvent) {
         match ev {
             ChatEvent::Received(view) => {
+                // Every room is stored and relayed; only joined ones show.
+                if let Conversation::Room(room) = view.conversation {
+                    if !self.rooms.is_joined(&room) {
+                        return;
+                    }
+                }
                 let message = self.line(view);
+                match message.message.conversation {
+                    Conversation::Room(room) => self.rooms.count_unread(room, message.calls_me),
+                    Conversation::Direct(peer) => self.rooms.count_unread_direct(peer),
+                }
                 self.emit(Event::MessageReceived { message });
             }
             ChatEvent::Delivered { id, peer } => {
@@ -165,15 +177,25 @@ impl Node {
         match cmd {
             // Posts are collected and stored together when the shell next
             // drains (group commit: one fsync for a burst).
-            Command::Say(text) => self.posts.push((None, text)),
+            Command::Say(text) => self.posts.push((Target::Room(default_room()), text)),
+            Command::Post { room, text } => {
+                let (_, id) = self.joined_room(&room)?;
+                self.posts.push((Target::Room(id), text));
+            }
             Command::Msg { peer, text } => {
                 let to = self.resolve_for_sending(&peer)?;
-                self.posts.push((Some(to), text));
+                self.rooms.read_direct(&to);
+                self.posts.push((Target::Direct(to), text));
             }
-            Command::History { peer, limit } => {
-                let conv = match &peer {
-                    Some(name) => Conversation::Direct(self.resolve(name)?),
-                    None => Conversation::Public,
+            Command::History { peer, room, limit } => {
+                let conv = match (&peer, &room) {
+                    (Some(name), _) => {
+                        let peer = self.resolve(name)?;
+                        self.rooms.read_direct(&peer);
+                        Conversation::Direct(peer)
+                    }
+                    (None, Some(room)) => Conversation::Room(self.joined_room(room)?.1),
+                    (None, None) => Conversation::lobby(),
                 };
                 let views = self
                     .chat
@@ -185,14 +207,27 @@ impl Node {
                     messages,
                 });
             }
-            Command::Search { query, limit } => {
+            Command::Search { query, room, limit } => {
+                let room = match &room {
+                    Some(r) => Some(self.joined_room(r)?.1),
+                    None => None,
+                };
                 let views = self
                     .chat
-                    .search(&query, limit.min(MAX_LISTING))
+                    .search(&query, room, limit.min(MAX_LISTING))
                     .map_err(NodeError::Search)?;
-                let messages = views.into_iter().map(|v| self.line(v)).collect();
+                // Rooms the user is not in stay out of sight.
+                let messages = views
+                    .into_iter()
+                    .filter(|v| match v.conversation {
+                        Conversation::Room(r) => self.rooms.is_joined(&r),
+                        Conversation::Direct(_) => true,
+                    })
+                    .map(|v| self.line(v))
+                    .collect();
                 self.emit(Event::SearchResults { query, messages });
             }
+            Command::Info(prefix) => self.message_info(&prefix)?,
             Command::Verify { peer } => {
                 let id = self.resolve(&peer)?;
                 let info = self.info_of(&id);
@@ -305,25 +340,63 @@ impl Node {
         self.names.nickname(id).unwrap_or_default().to_owned()
     }
 
+    /// `/info`: one of our messages by id prefix, and who has it.
+    fn message_info(&mut self, prefix: &str) -> Result<(), NodeError> {
+        let mine: Vec<MessageView> = self
+            .chat
+            .own_messages_by_id_prefix(prefix, 2)
+            .map_err(|e| NodeError::NoSuchMessage(e.to_string()))?;
+        let view = match <[MessageView; 1]>::try_from(mine) {
+            Ok([v]) => v,
+            Err(v) if v.is_empty() => {
+                return Err(NodeError::NoSuchMessage(format!(
+                    "none of your messages has an id starting with {prefix}"
+                )))
+            }
+            Err(_) => {
+                return Err(NodeError::NoSuchMessage(format!(
+                    "several of your messages have ids starting with {prefix}: give more digits"
+                )))
+            }
+        };
+        let (delivered, pending) = self.chat.receipts(&view.id).map_err(NodeError::History)?;
+        let delivered_to = delivered.iter().map(|p| self.info_of(p)).collect();
+        let pending = pending.iter().map(|p| self.info_of(p)).collect();
+        let message = self.line(view);
+        self.emit(Event::MessageInfo {
+            message,
+            delivered_to,
+            pending,
+        });
+        Ok(())
+    }
+
     /// A message with author, trust and naming for display.
     fn line(&self, message: MessageView) -> ChatLine {
         let author = message.author;
         let author_nick = self.nick_of(&author);
         let about = match message.conversation {
             Conversation::Direct(peer) => peer,
-            Conversation::Public => author,
+            Conversation::Room(_) => author,
         };
         let trust = self.trust_of(&about, &self.nick_of(&about));
-        let peer_nick = match message.conversation {
-            Conversation::Direct(peer) => Some(self.nick_of(&peer)),
-            Conversation::Public => None,
+        let (peer_nick, room) = match message.conversation {
+            Conversation::Direct(peer) => (Some(self.nick_of(&peer)), None),
+            Conversation::Room(r) => (None, self.rooms.name_of(&r)),
         };
         let nick_collides = self.names.has_lookalike(&author, &author_nick);
+        let calls_me = !message.outgoing
+            && match message.conversation {
+                Conversation::Direct(_) => true,
+                Conversation::Room(_) => mentions(&message.text, &self.cfg.nickname),
+            };
         ChatLine {
             author_nick,
             trust,
             peer_nick,
             nick_collides,
+            room,
+            calls_me,
             message,
         }
     }
@@ -333,8 +406,43 @@ impl Node {
         self.chat.into_store()
     }
 
+    /// The chat core's counters (received, relayed, duplicates, …).
+    pub fn chat_stats(&self) -> crate::chat::ChatStats {
+        self.chat.stats()
+    }
+
     /// The chat core's store, read-only.
     pub fn store(&self) -> &dyn ChatStore {
         self.chat.store()
+    }
+}
+
+/// Whether `text` names `nick` as a word (case ignored): not inside a longer
+/// word, so "al" is not called by "hallo".
+pub(super) fn mentions(text: &str, nick: &str) -> bool {
+    let nick = nick.trim().to_lowercase();
+    if nick.is_empty() {
+        return false;
+    }
+    let text = text.to_lowercase();
+    let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
+    text.match_indices(&nick).any(|(i, m)| {
+        !word(text[..i].chars().next_back()) && !word(text[i + m.len()..].chars().next())
+    })
+}
+
+#[cfg(test)]
+mod mention_tests {
+    use super::mentions;
+
+    #[test]
+    fn a_mention_is_the_nickname_as_a_word() {
+        assert!(mentions("hi alice", "alice"));
+        assert!(mentions("@Alice: look", "alice"));
+        assert!(mentions("ALICE!", "Alice"));
+        assert!(!mentions("malice aforethought", "alice"));
+        assert!(!mentions("alice_b here", "alice"));
+        assert!(!mentions("anything", ""));
+        assert!(mentions("ping zoë.", "Zoë"));
     }
 }

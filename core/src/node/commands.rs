@@ -18,7 +18,14 @@ impl Node {
             }
             Command::Nick(nick) => self.set_nick(nick),
             Command::SendData { peer, data } => self.send_data(peer, data),
+            Command::Join(_)
+            | Command::Leave(_)
+            | Command::Rooms
+            | Command::ReadRoom(_)
+            | Command::Who(_) => self.on_room_command(cmd),
             Command::Say(_)
+            | Command::Post { .. }
+            | Command::Info(_)
             | Command::Msg { .. }
             | Command::History { .. }
             | Command::Search { .. }

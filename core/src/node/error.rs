@@ -48,6 +48,18 @@ pub enum NodeError {
         #[source]
         source: ChatError,
     },
+    /// A typed room name is not one.
+    #[error(transparent)]
+    RoomName(#[from] crate::chat::RoomNameError),
+    #[error("you are not in #{room}: /join #{room} first")]
+    NotInRoom { room: String },
+    #[error("you are in {max} rooms already: /leave one first")]
+    TooManyRooms { max: usize },
+    #[error("rooms not saved: {0}")]
+    RoomsNotSaved(#[source] StoreError),
+    /// `/info` named no single message of ours.
+    #[error("{0}")]
+    NoSuchMessage(String),
     #[error("a nickname is 1 to {max} bytes")]
     BadNickname { max: usize },
     #[error("nickname not saved: {0}")]

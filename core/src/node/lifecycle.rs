@@ -201,6 +201,7 @@ impl Node {
         let wait = p.backoff.next_delay(&mut self.rng);
         self.chat.on_link_down(id);
         self.files.on_link_down(id);
+        self.rooms.peer_gone(&id);
         self.peers.schedule_dial(&id, now, wait);
         if !self.shutting_down {
             let info = self.info_of(&id);

@@ -84,8 +84,13 @@ impl Node {
             | Frame::FileRequest(_)
             | Frame::FileData(_)
             | Frame::FileEnd(_) => self.file_frame(id, frame),
+            Frame::Rooms(names) => self.on_rooms_frame(id, names),
             // Routed to the chat core by route_frames.
-            Frame::Public(_) | Frame::Direct(_) | Frame::Ack(_) | Frame::SyncRequest(_) => {}
+            Frame::Public(_)
+            | Frame::RoomPost(_)
+            | Frame::Direct(_)
+            | Frame::Ack(_)
+            | Frame::SyncRequest(_) => {}
         }
     }
 

@@ -471,6 +471,7 @@ fn commands_take_effect_in_the_order_given() {
         1,
         Input::Command(Command::Search {
             query: "zebra".into(),
+            room: None,
             limit: 10,
         }),
     );

@@ -12,6 +12,7 @@ use super::limits::{
     MAX_ACK_IDS, MAX_CLOSE_DETAIL_LEN, MAX_DATA_GROUPS, MAX_FILE_NAME_LEN, MAX_NICK_LEN,
     MAX_REQUEST_GROUPS, MAX_TEXT_LEN,
 };
+use super::room::{check_post, check_rooms, RoomPost};
 use crate::identity::{IdentityKey, SignatureBytes};
 use serde::{Deserialize, Serialize};
 
@@ -47,6 +48,10 @@ pub enum Frame {
     FileData(FileData),
     /// 12: a transfer is over (done, refused or given up), either side.
     FileEnd(FileEnd),
+    /// 13: a message in a room, signed over the room by its author.
+    RoomPost(RoomPost),
+    /// 14: the open rooms the sender has joined (all of them, each time).
+    Rooms(Vec<String>),
 }
 
 /// A random 128-bit transfer id, chosen by the sender of the offer; a
@@ -205,6 +210,8 @@ impl Frame {
                 d.count as usize,
                 MAX_DATA_GROUPS as usize,
             ),
+            Frame::RoomPost(p) => check_post(p),
+            Frame::Rooms(names) => check_rooms(names),
             Frame::Ping(_)
             | Frame::Pong(_)
             | Frame::Data(_)

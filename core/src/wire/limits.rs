@@ -54,3 +54,10 @@ pub const MAX_DATA_GROUPS: u8 = 3;
 
 /// Most chunk groups one `FileRequest` may ask for (64 MiB).
 pub const MAX_REQUEST_GROUPS: u32 = 4096;
+
+/// Largest room name (`RoomPost` by name in `Rooms`), in bytes; names are
+/// ASCII `a-z 0-9 - _`, starting with a letter or digit.
+pub const MAX_ROOM_NAME_LEN: usize = 32;
+
+/// Most room names in one `Rooms` frame.
+pub const MAX_ROOMS_ANNOUNCED: usize = 64;

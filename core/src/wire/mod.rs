@@ -7,6 +7,7 @@ pub mod frame;
 pub mod framing;
 pub mod hello;
 pub mod limits;
+pub mod room;
 
 pub use beacon::{decode_beacon, encode_beacon, BeaconBody};
 pub use codec::WireError;
@@ -15,3 +16,4 @@ pub use frame::{
 };
 pub use framing::{Deframer, FramingError};
 pub use hello::Hello;
+pub use room::{is_room_name, RoomId, RoomPost};

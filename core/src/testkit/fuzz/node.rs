@@ -89,7 +89,13 @@ pub mod frame {
     pub const CLOSE: u8 = 8;
     /// `piece`: opaque data.
     pub const DATA: u8 = 9;
-    pub const COUNT: u8 = 10;
+    /// `author room id age piece`: a room post signed by a party; room
+    /// byte 0–3 #lobby, 4–7 #ops, 8 signed for #ops but sent as #dev
+    /// (a moved post), otherwise a room named by a piece.
+    pub const ROOM_POST: u8 = 10;
+    /// `count` then that many `room` bytes as above: a `Rooms` frame.
+    pub const ROOMS: u8 = 11;
+    pub const COUNT: u8 = 12;
 }
 
 /// [`op::COMMAND`] kinds (modulo [`cmd::COUNT`]) and their arguments. A
@@ -119,7 +125,20 @@ pub mod cmd {
     /// `party piece`.
     pub const SEND_DATA: u8 = 10;
     pub const QUIT: u8 = 11;
-    pub const COUNT: u8 = 12;
+    /// `room` (see `read_room`).
+    pub const JOIN: u8 = 12;
+    /// `room`.
+    pub const LEAVE: u8 = 13;
+    /// `room piece`.
+    pub const POST: u8 = 14;
+    pub const ROOMS: u8 = 15;
+    /// `room`.
+    pub const WHO: u8 = 16;
+    /// `room`.
+    pub const READ_ROOM: u8 = 17;
+    /// `piece`: a message id prefix.
+    pub const INFO: u8 = 18;
+    pub const COUNT: u8 = 19;
 }
 
 /// Config of the node under test: small limits, so that they are reached.
@@ -494,6 +513,7 @@ impl PeerEnd {
                     for f in frames {
                         match f {
                             Frame::Public(m) => self.received.push(m.id),
+                            Frame::RoomPost(p) => self.received.push(p.id),
                             Frame::Direct(m) => self.received.push(m.id),
                             _ => {}
                         }
@@ -514,6 +534,16 @@ impl PeerEnd {
         let mut wire = Vec::new();
         t.seal_plaintext(&plain, &mut wire).ok()?;
         Some(wire)
+    }
+}
+
+/// A room name for a frame: a few real ones, or any text (which the frame
+/// checks may refuse).
+fn fuzz_room_name(b: u8, input: &mut Reader) -> String {
+    match b {
+        0..=3 => "lobby".into(),
+        4..=8 => "ops".into(),
+        _ => String::from_utf8_lossy(input.piece()).into_owned(),
     }
 }
 
@@ -542,6 +572,30 @@ fn read_plaintext(input: &mut Reader, now: u64, received: &[MessageId]) -> Optio
             let back = u64::from(input.byte()).pow(2) * 60_000;
             let since_ms = if back == 0 { 0 } else { (WALL_MS + now) - back };
             Frame::SyncRequest(SyncRequest { since_ms })
+        }
+        frame::ROOM_POST => {
+            let author = peer_party(input.byte());
+            let which = input.byte();
+            let name = fuzz_room_name(which, input);
+            let id = [input.byte(); 16];
+            let ts = minutes_ago(input.byte());
+            let room = crate::chat::open_room_id(if which == 8 { "ops" } else { &name });
+            let mut post = crate::chat::sign_room_post(&author.id, room, id, ts, text(input));
+            if which == 8 {
+                post.room = crate::chat::open_room_id("dev");
+            }
+            Frame::RoomPost(post)
+        }
+        frame::ROOMS => {
+            let n = input.byte() % 70;
+            Frame::Rooms(
+                (0..n)
+                    .map(|_| {
+                        let b = input.byte();
+                        fuzz_room_name(b, input)
+                    })
+                    .collect(),
+            )
         }
         frame::NICK => Frame::Nick(text(input)),
         frame::PING => Frame::Ping(u64::from(input.byte())),
@@ -578,6 +632,16 @@ fn read_name(input: &mut Reader) -> String {
     }
 }
 
+/// A room name as a user might type it: a few real ones, or anything.
+fn read_room(input: &mut Reader) -> String {
+    match input.byte() {
+        0..=3 => "lobby".into(),
+        4..=7 => "#ops".into(),
+        8..=9 => "#Dev".into(),
+        _ => String::from_utf8_lossy(input.piece()).into_owned(),
+    }
+}
+
 fn read_command(input: &mut Reader) -> Command {
     let text = |input: &mut Reader| String::from_utf8_lossy(input.piece()).into_owned();
     match input.byte() % cmd::COUNT {
@@ -588,14 +652,29 @@ fn read_command(input: &mut Reader) -> Command {
         },
         cmd::PEERS => Command::Peers,
         cmd::NICK => Command::Nick(text(input)),
-        cmd::HISTORY => Command::History {
-            peer: (input.byte() & 1 == 1).then(|| read_name(input)),
-            limit: usize::from(input.byte()),
-        },
+        cmd::HISTORY => {
+            let b = input.byte();
+            Command::History {
+                peer: (b & 1 == 1).then(|| read_name(input)),
+                room: (b & 2 == 2).then(|| read_room(input)),
+                limit: usize::from(input.byte()),
+            }
+        }
         cmd::SEARCH => Command::Search {
             query: text(input),
+            room: (input.byte() & 1 == 1).then(|| read_room(input)),
             limit: usize::from(input.byte()),
         },
+        cmd::JOIN => Command::Join(read_room(input)),
+        cmd::LEAVE => Command::Leave(read_room(input)),
+        cmd::POST => Command::Post {
+            room: read_room(input),
+            text: text(input),
+        },
+        cmd::ROOMS => Command::Rooms,
+        cmd::WHO => Command::Who(read_room(input)),
+        cmd::READ_ROOM => Command::ReadRoom(read_room(input)),
+        cmd::INFO => Command::Info(text(input)),
         cmd::VERIFY => Command::Verify {
             peer: read_name(input),
         },

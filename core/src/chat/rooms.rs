@@ -1,0 +1,236 @@
+//! Rooms: named conversations that every peer stores and relays, and the
+//! two signed forms a room message travels in.
+//!
+//! An **open room** is named by its name alone: its id is
+//! `SHA-256("natter/1 open-room" || name)`, so `/join #ops` on two machines
+//! that never met lands in the same room. Names are short lowercase ASCII
+//! words ([`is_room_name`]), so no two rooms look alike on screen. The
+//! default room, [`DEFAULT_ROOM`] (`#lobby`), is the public room of natter
+//! before rooms: its old `Public` frames are still accepted and served, as
+//! messages of `#lobby` (their signature has no room in it; a `Public`
+//! frame can only ever be a `#lobby` message, and its domain string differs
+//! from a room post's, so neither can be replayed as the other).
+
+use sha2::{Digest, Sha256};
+
+use crate::identity::{domain, IdentityError, IdentityKey, LocalIdentity, SignatureBytes};
+use crate::wire::codec::encode;
+use crate::wire::frame::SignedPublic;
+use crate::wire::room::SignedRoomPost;
+use crate::wire::{is_room_name, Frame, MessageId, PublicMessage, RoomId, RoomPost};
+
+/// The room everyone is in unless they leave it: natter's public room from
+/// before rooms, whose history it keeps.
+pub const DEFAULT_ROOM: &str = "lobby";
+
+/// Why a typed room name is not one.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RoomNameError {
+    #[error("a room name needs at least one letter or digit after '#'")]
+    Empty,
+    #[error("room names are at most {max} characters")]
+    TooLong { max: usize },
+    #[error(
+        "room names use only a-z, 0-9, '-' and '_', and start with a letter or digit: {0:?} is not one"
+    )]
+    Invalid(String),
+}
+
+/// The canonical name of a room the user typed: without a leading `#`,
+/// ASCII letters lowercased. Anything else must already be canonical.
+pub fn room_name(typed: &str) -> Result<String, RoomNameError> {
+    let name = typed.trim();
+    let name = name.strip_prefix('#').unwrap_or(name).to_ascii_lowercase();
+    let max = crate::wire::limits::MAX_ROOM_NAME_LEN;
+    if name.is_empty() {
+        return Err(RoomNameError::Empty);
+    }
+    if name.len() > max {
+        return Err(RoomNameError::TooLong { max });
+    }
+    if !is_room_name(&name) {
+        return Err(RoomNameError::Invalid(name));
+    }
+    Ok(name)
+}
+
+/// The id of the open room with this (canonical) name.
+pub fn open_room_id(name: &str) -> RoomId {
+    let mut h = Sha256::new();
+    h.update(domain::OPEN_ROOM);
+    h.update(name.as_bytes());
+    RoomId(h.finalize().into())
+}
+
+/// The id of [`DEFAULT_ROOM`].
+pub fn default_room() -> RoomId {
+    open_room_id(DEFAULT_ROOM)
+}
+
+fn signed_room_bytes(
+    room: &RoomId,
+    id: &MessageId,
+    author: &IdentityKey,
+    timestamp_ms: u64,
+    text: &str,
+) -> Vec<u8> {
+    encode(&SignedRoomPost {
+        room,
+        id,
+        author,
+        timestamp_ms,
+        text,
+    })
+}
+
+/// Signs a post to `room` as `local`.
+pub fn sign_room_post(
+    local: &LocalIdentity,
+    room: RoomId,
+    id: MessageId,
+    timestamp_ms: u64,
+    text: String,
+) -> RoomPost {
+    let author = local.identity_key();
+    let signature = local.sign(
+        domain::ROOM_POST,
+        &signed_room_bytes(&room, &id, &author, timestamp_ms, &text),
+    );
+    RoomPost {
+        room,
+        id,
+        author,
+        timestamp_ms,
+        text,
+        signature,
+    }
+}
+
+/// A room message as it travels: a room post, or an old `Public` frame of
+/// the default room. Both are signed by their author and relayable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignedPost {
+    Room(RoomPost),
+    Legacy(PublicMessage),
+}
+
+impl SignedPost {
+    pub fn room(&self) -> RoomId {
+        match self {
+            SignedPost::Room(p) => p.room,
+            SignedPost::Legacy(_) => default_room(),
+        }
+    }
+
+    pub fn id(&self) -> MessageId {
+        match self {
+            SignedPost::Room(p) => p.id,
+            SignedPost::Legacy(m) => m.id,
+        }
+    }
+
+    pub fn author(&self) -> IdentityKey {
+        match self {
+            SignedPost::Room(p) => p.author,
+            SignedPost::Legacy(m) => m.author,
+        }
+    }
+
+    pub fn timestamp_ms(&self) -> u64 {
+        match self {
+            SignedPost::Room(p) => p.timestamp_ms,
+            SignedPost::Legacy(m) => m.timestamp_ms,
+        }
+    }
+
+    pub fn text(&self) -> &str {
+        match self {
+            SignedPost::Room(p) => &p.text,
+            SignedPost::Legacy(m) => &m.text,
+        }
+    }
+
+    pub fn signature(&self) -> &SignatureBytes {
+        match self {
+            SignedPost::Room(p) => &p.signature,
+            SignedPost::Legacy(m) => &m.signature,
+        }
+    }
+
+    pub fn is_legacy(&self) -> bool {
+        matches!(self, SignedPost::Legacy(_))
+    }
+
+    /// Checks the author's signature (strict), each form under its own
+    /// domain string.
+    pub fn verify(&self) -> Result<(), IdentityError> {
+        match self {
+            SignedPost::Room(p) => p.author.verify(
+                domain::ROOM_POST,
+                &signed_room_bytes(&p.room, &p.id, &p.author, p.timestamp_ms, &p.text),
+                &p.signature,
+            ),
+            SignedPost::Legacy(m) => m.author.verify(
+                domain::PUBLIC_MESSAGE,
+                &encode(&SignedPublic {
+                    id: &m.id,
+                    author: &m.author,
+                    timestamp_ms: m.timestamp_ms,
+                    text: &m.text,
+                }),
+                &m.signature,
+            ),
+        }
+    }
+
+    pub fn into_frame(self) -> Frame {
+        match self {
+            SignedPost::Room(p) => Frame::RoomPost(p),
+            SignedPost::Legacy(m) => Frame::Public(m),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typed_names_are_canonicalised_or_refused_with_a_reason() {
+        assert_eq!(room_name("#Ops").unwrap(), "ops");
+        assert_eq!(room_name(" lobby ").unwrap(), "lobby");
+        assert_eq!(room_name("#"), Err(RoomNameError::Empty));
+        assert!(matches!(
+            room_name(&"a".repeat(33)),
+            Err(RoomNameError::TooLong { .. })
+        ));
+        assert!(matches!(room_name("#оps"), Err(RoomNameError::Invalid(_))));
+        assert!(matches!(room_name("#a b"), Err(RoomNameError::Invalid(_))));
+    }
+
+    #[test]
+    fn open_room_ids_depend_on_the_name_only() {
+        assert_eq!(open_room_id("ops"), open_room_id("ops"));
+        assert_ne!(open_room_id("ops"), open_room_id("dev"));
+        assert_eq!(default_room(), open_room_id("lobby"));
+    }
+
+    #[test]
+    fn a_post_verifies_only_in_its_own_room() {
+        let me = LocalIdentity::from_secrets([7; 32], [8; 32]).unwrap();
+        let post = sign_room_post(&me, open_room_id("ops"), [1; 16], 5, "hi".into());
+        assert!(SignedPost::Room(post.clone()).verify().is_ok());
+        let mut moved = post.clone();
+        moved.room = open_room_id("dev");
+        assert!(SignedPost::Room(moved).verify().is_err());
+        // The same signature is no good as an old public message either.
+        let legacy = PublicMessage {
+            id: post.id,
+            author: post.author,
+            timestamp_ms: post.timestamp_ms,
+            text: post.text,
+            signature: post.signature,
+        };
+        assert!(SignedPost::Legacy(legacy).verify().is_err());
+    }
+}

@@ -1,0 +1,266 @@
+//! What a front end remembers between lines: the rooms joined and the
+//! current one (where plain text goes, shown in the prompt). The node is
+//! the authority on rooms; this follows its events.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use natter_core::chat::{room_name, Conversation, DEFAULT_ROOM};
+use natter_core::event::{Event, PeerInfo};
+use natter_core::identity::IdentityKey;
+use natter_core::trust::TrustState;
+use natter_core::wire::MessageId;
+
+/// The rooms joined and the current one.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Session {
+    joined: BTreeSet<String>,
+    current: Option<String>,
+}
+
+/// How many of our direct messages' ids are remembered for their receipts.
+const DIRECT_IDS_KEPT: usize = 4096;
+
+/// Which events the text front ends print. A receipt (`delivered to`) is
+/// printed for our direct messages only: a room message to 30 peers would
+/// print 30; its mark and `/info` say who has it instead.
+#[derive(Debug, Default)]
+pub struct Receipts {
+    direct: HashSet<MessageId>,
+    order: VecDeque<MessageId>,
+}
+
+impl Receipts {
+    /// Whether to print `ev` in text.
+    pub fn shows(&mut self, ev: &Event) -> bool {
+        match ev {
+            Event::MessageSent { message } => {
+                if matches!(message.message.conversation, Conversation::Direct(_))
+                    && self.direct.insert(message.message.id)
+                {
+                    self.order.push_back(message.message.id);
+                    if self.order.len() > DIRECT_IDS_KEPT {
+                        if let Some(old) = self.order.pop_front() {
+                            self.direct.remove(&old);
+                        }
+                    }
+                }
+                true
+            }
+            Event::MessageDelivered { id, .. } => self.direct.contains(id),
+            _ => true,
+        }
+    }
+}
+
+/// For this long after start, peers found and linked are summed up rather
+/// than printed one by one.
+pub const START_QUIET: Duration = Duration::from_secs(2);
+
+/// Up to this many held events are printed as they are when the quiet
+/// time ends; beyond, one summary line.
+const START_SHOW_EACH: usize = 6;
+
+/// The peers discovered and linked in the first moments after start.
+#[derive(Debug)]
+pub struct StartSummary {
+    until: Option<Instant>,
+    held: Vec<Event>,
+    connected: BTreeMap<IdentityKey, PeerInfo>,
+    discovered: BTreeSet<IdentityKey>,
+}
+
+/// What the quiet time after start comes to.
+#[derive(Debug)]
+pub enum StartOutcome {
+    /// Few events: print them as they are.
+    Each(Vec<Event>),
+    /// Many: one line.
+    Summary {
+        connected: Vec<PeerInfo>,
+        verified: usize,
+        discovered: usize,
+    },
+}
+
+impl StartSummary {
+    pub fn new(now: Instant) -> Self {
+        StartSummary {
+            until: Some(now + START_QUIET),
+            held: Vec::new(),
+            connected: BTreeMap::new(),
+            discovered: BTreeSet::new(),
+        }
+    }
+
+    /// When the quiet time ends, while it lasts.
+    pub fn due(&self) -> Option<Instant> {
+        self.until
+    }
+
+    /// Holds a discovery or connection during the quiet time; `false`
+    /// means print the event now.
+    pub fn hold(&mut self, ev: &Event) -> bool {
+        if self.until.is_none() {
+            return false;
+        }
+        match ev {
+            Event::PeerDiscovered { peer } => {
+                self.discovered.insert(peer.identity);
+            }
+            Event::PeerConnected { peer, .. } => {
+                self.connected.insert(peer.identity, peer.clone());
+            }
+            _ => return false,
+        }
+        self.held.push(ev.clone());
+        true
+    }
+
+    /// Ends the quiet time.
+    pub fn finish(&mut self) -> StartOutcome {
+        self.until = None;
+        let held = std::mem::take(&mut self.held);
+        if held.len() <= START_SHOW_EACH {
+            return StartOutcome::Each(held);
+        }
+        let connected: Vec<PeerInfo> = std::mem::take(&mut self.connected).into_values().collect();
+        let verified = connected
+            .iter()
+            .filter(|p| p.trust == TrustState::Verified)
+            .count();
+        let discovered = self
+            .discovered
+            .iter()
+            .filter(|d| !connected.iter().any(|c| c.identity == **d))
+            .count();
+        StartOutcome::Summary {
+            connected,
+            verified,
+            discovered,
+        }
+    }
+}
+
+/// A [`Session`] shared by the editor thread and the async side.
+pub type SharedSession = Arc<Mutex<Session>>;
+
+pub fn lock(s: &SharedSession) -> MutexGuard<'_, Session> {
+    s.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Session {
+    /// Keeps up with the node: the rooms at start, joins and leaves. A room
+    /// joined becomes the current one (as `/join` in IRC); leaving the
+    /// current room moves to the default room, or any other joined one.
+    /// Returns whether the current room changed.
+    pub fn observe(&mut self, ev: &Event) -> bool {
+        let before = self.current.clone();
+        match ev {
+            Event::Started { rooms, .. } => {
+                self.joined = rooms.iter().cloned().collect();
+                self.current = None;
+                self.settle();
+            }
+            Event::RoomJoined { room } => {
+                self.joined.insert(room.clone());
+                self.current = Some(room.clone());
+            }
+            Event::RoomLeft { room } => {
+                self.joined.remove(room);
+                if self.current.as_deref() == Some(room) {
+                    self.current = None;
+                }
+                self.settle();
+            }
+            _ => {}
+        }
+        before != self.current
+    }
+
+    fn settle(&mut self) {
+        if self.current.is_none() {
+            self.current = if self.joined.contains(DEFAULT_ROOM) {
+                Some(DEFAULT_ROOM.to_owned())
+            } else {
+                self.joined.iter().next().cloned()
+            };
+        }
+    }
+
+    /// Where plain text goes, if anywhere.
+    pub fn current(&self) -> Option<&str> {
+        self.current.as_deref()
+    }
+
+    pub fn is_joined(&self, name: &str) -> bool {
+        self.joined.contains(name)
+    }
+
+    /// `/room #name`: makes a joined room current. The error says what to
+    /// type instead.
+    pub fn switch_to(&mut self, typed: &str) -> Result<String, String> {
+        let name = room_name(typed).map_err(|e| e.to_string())?;
+        if !self.joined.contains(&name) {
+            return Err(format!("you are not in #{name}: /join #{name} first"));
+        }
+        self.current = Some(name.clone());
+        Ok(name)
+    }
+
+    /// The room a command means: the one typed, else the current one.
+    pub fn room_or_current(&self, typed: Option<&str>) -> Result<String, String> {
+        match typed {
+            Some(t) => Ok(t.to_owned()),
+            None => self
+                .current
+                .clone()
+                .ok_or_else(|| format!("you are in no room: /join #{DEFAULT_ROOM}")),
+        }
+    }
+
+    /// Joined rooms, for tab completion.
+    pub fn joined(&self) -> impl Iterator<Item = &String> {
+        self.joined.iter()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use natter_core::identity::IdentityKey;
+
+    fn started(rooms: &[&str]) -> Event {
+        Event::Started {
+            identity: IdentityKey([1; 32]),
+            nickname: "me".into(),
+            listen: "127.0.0.1:1".parse().unwrap(),
+            beacon_targets: vec![],
+            rooms: rooms.iter().map(|r| r.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn the_current_room_follows_joins_and_leaves() {
+        let mut s = Session::default();
+        s.observe(&started(&["ops", "lobby"]));
+        assert_eq!(s.current(), Some("lobby"));
+        assert!(s.observe(&Event::RoomJoined { room: "dev".into() }));
+        assert_eq!(s.current(), Some("dev"));
+        assert_eq!(s.switch_to("#OPS"), Ok("ops".into()));
+        assert!(s.switch_to("#nope").unwrap_err().contains("/join #nope"));
+        s.observe(&Event::RoomLeft { room: "ops".into() });
+        assert_eq!(s.current(), Some("lobby"));
+        s.observe(&Event::RoomLeft {
+            room: "lobby".into(),
+        });
+        assert_eq!(s.current(), Some("dev"));
+        s.observe(&Event::RoomLeft { room: "dev".into() });
+        assert_eq!(s.current(), None);
+        assert!(s
+            .room_or_current(None)
+            .unwrap_err()
+            .contains("/join #lobby"));
+    }
+}
