@@ -39,6 +39,12 @@ pub fn keyfile(data: &[u8]) {
 /// Input: one line of user input (invalid UTF-8 replaced). Parsing never
 /// panics and what it accepts is well formed; sanitising leaves nothing a
 /// terminal would act on; naming a peer never panics.
+/// A room as the parser hands it on: `#name` or `+name`, a valid name.
+fn label_ok(l: &str) -> bool {
+    l.strip_prefix(['#', '+'])
+        .is_some_and(natter_core::wire::is_room_name)
+}
+
 pub fn cli_parse(data: &[u8]) {
     use crate::ui::command::{parse, Command, MAX_HISTORY};
     use crate::ui::sanitize::{sanitize_nick, sanitize_text, MAX_NICK_BYTES};
@@ -62,18 +68,22 @@ pub fn cli_parse(data: &[u8]) {
             }
             Command::History { peer, room, limit } => {
                 assert!(peer.is_none_or(|p| !p.is_empty() && !p.starts_with('#')));
-                assert!(room.is_none_or(|r| natter_core::wire::is_room_name(&r)));
+                assert!(room.is_none_or(|r| label_ok(&r)));
                 assert!(limit.is_none_or(|n| (1..=MAX_HISTORY).contains(&n)));
             }
             Command::Search { room, query } => {
-                assert!(room.is_none_or(|r| natter_core::wire::is_room_name(&r)));
+                assert!(room.is_none_or(|r| label_ok(&r)));
                 assert!(!query.is_empty() && query == query.trim());
             }
-            Command::Join { room } | Command::Room { room } => {
-                assert!(natter_core::wire::is_room_name(&room));
-            }
+            Command::Join { room } => assert!(room.starts_with('#') && label_ok(&room)),
+            Command::Room { room } => assert!(label_ok(&room)),
+            Command::Create { room } => assert!(room.starts_with('+') && label_ok(&room)),
             Command::Leave { room } | Command::Who { room } => {
-                assert!(room.is_none_or(|r| natter_core::wire::is_room_name(&r)));
+                assert!(room.is_none_or(|r| label_ok(&r)));
+            }
+            Command::Invite { peer, room } | Command::Kick { peer, room } => {
+                assert!(!peer.is_empty() && !peer.contains(char::is_whitespace));
+                assert!(room.is_none_or(|r| r.starts_with('+') && label_ok(&r)));
             }
             Command::Info { id } => {
                 assert!((4..=32).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_hexdigit()));

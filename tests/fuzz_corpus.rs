@@ -148,6 +148,38 @@ fn seeds(target: &str) -> Vec<(&'static str, Vec<u8>)> {
                     "hello, world".into(),
                 )),
                 Frame::Rooms(vec!["lobby".into(), "ops".into()]),
+                Frame::RoomControl(natter_core::wire::RoomControl {
+                    founding: natter_core::wire::RoomFounding {
+                        name: "team".into(),
+                        founder: alice().id.identity_key(),
+                        created_ms: 5,
+                        nonce: [0x33; 16],
+                    },
+                    seq: 2,
+                    epoch: 1,
+                    timestamp_ms: 5,
+                    change: natter_core::wire::RoomChange::Remove {
+                        member: bob().id.identity_key(),
+                        envelopes: vec![(
+                            alice().id.identity_key(),
+                            natter_core::wire::KeyEnvelope {
+                                ephemeral: [4; 32],
+                                sealed: [5; 48],
+                            },
+                        )],
+                    },
+                    signature: natter_core::identity::SignatureBytes([6; 64]),
+                }),
+                Frame::SealedPost(natter_core::wire::SealedPost {
+                    room: natter_core::wire::RoomId([7; 32]),
+                    id: [0x11; 16],
+                    author: bob().id.identity_key(),
+                    timestamp_ms: 5,
+                    epoch: 1,
+                    nonce: [8; 24],
+                    ciphertext: vec![9; 28],
+                    signature: natter_core::identity::SignatureBytes([6; 64]),
+                }),
             ];
             let all = frames.iter().flat_map(encode).collect();
             vec![
@@ -157,6 +189,8 @@ fn seeds(target: &str) -> Vec<(&'static str, Vec<u8>)> {
                 ("ack", encode(&frames[5])),
                 ("room-post", encode(&frames[8])),
                 ("rooms", encode(&frames[9])),
+                ("room-control", encode(&frames[10])),
+                ("sealed-post", encode(&frames[11])),
                 ("all", all),
             ]
         }
@@ -449,6 +483,40 @@ fn node_seeds() -> Vec<(&'static str, Vec<u8>)> {
                     frame::ROOM_POST,
                     &[&[1, 8, 5, 16][..], &piece(b"moved")].concat(),
                 ),
+            ]),
+        ),
+        (
+            // Alice's invite-only room: founded, we are invited, she posts;
+            // Bob forges an entry and posts without being a member; then our
+            // own room: create, invite Alice (twice: unverified), kick her.
+            "private-rooms",
+            script(&[
+                vec![op::PEER_DIALS_IN, 0, 0],
+                frames(frame::ROOM_CONTROL, &[0, 0, 0, 0, 0]),
+                frames(frame::ROOM_CONTROL, &[0, 1, 1, 3, 0]),
+                frames(
+                    frame::SEALED_POST,
+                    &[&[0, 0, 21][..], &piece(b"for members only")].concat(),
+                ),
+                frames(frame::ROOM_CONTROL, &[1, 2, 2, 3, 1]),
+                frames(
+                    frame::SEALED_POST,
+                    &[&[1, 0, 22][..], &piece(b"not a member")].concat(),
+                ),
+                frames(frame::ROOM_CONTROL, &[0, 2, 2, 3, 1]),
+                frames(
+                    frame::SEALED_POST,
+                    &[&[0, 1, 23][..], &piece(b"after the kick")].concat(),
+                ),
+                command(cmd::CREATE, &[0]),
+                command(cmd::INVITE, &[0, 0]),
+                command(cmd::INVITE, &[0, 0]),
+                command(
+                    cmd::POST,
+                    &[&[10][..], &piece(b"+lobby")[..], &piece(b"x")].concat(),
+                ),
+                command(cmd::KICK, &[0, 0]),
+                command(cmd::ROOMS, &[]),
             ]),
         ),
         (

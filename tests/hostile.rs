@@ -736,6 +736,7 @@ fn history_store(n: u32) -> Store {
                 signature: Some(m.signature.0),
                 outgoing: false,
                 received_ms: m.timestamp_ms,
+                wire: None,
             }
         })
         .collect();

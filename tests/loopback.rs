@@ -200,6 +200,9 @@ impl ChatStore for PanicOnSearch {
     ) -> Result<Vec<StoredMessage>, StoreError> {
         panic!("search exploded");
     }
+    fn room_controls(&self) -> Result<Vec<StoredMessage>, StoreError> {
+        self.0.room_controls()
+    }
     fn outgoing_by_id_prefix(&self, p: &[u8], n: usize) -> Result<Vec<StoredMessage>, StoreError> {
         self.0.outgoing_by_id_prefix(p, n)
     }

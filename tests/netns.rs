@@ -952,6 +952,98 @@ fn a_room_reaches_across_two_bridges_through_the_host_on_both() {
     }
 }
 
+/// Every byte a stopped node keeps in its history database (and WAL).
+fn history_bytes(dir: &std::path::Path) -> Vec<u8> {
+    let mut out = Vec::new();
+    for name in [
+        natter::store::DB_FILE.to_owned(),
+        format!("{}-wal", natter::store::DB_FILE),
+    ] {
+        if let Ok(b) = std::fs::read(dir.join(name)) {
+            out.extend(b);
+        }
+    }
+    out
+}
+
+fn has(hay: &[u8], needle: &str) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+/// A founds +team and invites C; B, linked to both, carries the room but
+/// can read nothing of it: not on its screen, not in its database.
+#[test]
+fn an_invite_only_rooms_text_appears_nowhere_at_a_non_member() {
+    let Some(_serial) = netns_or_skip("an_invite_only_rooms_text_appears_nowhere_at_a_non_member")
+    else {
+        return;
+    };
+    let lab = Lab::new("private", 10, &["a", "b", "c"], Brd::Set);
+    let args = ["--beacon-interval-ms", BEACON_MS];
+    let mut a = Node::spawn(&lab, "a", "node-a", &args);
+    let mut b = Node::spawn(&lab, "b", "node-b", &args);
+    let mut c = Node::spawn(&lab, "c", "node-c", &args);
+    let (ia, ib, ic) = (a.identity(), b.identity(), c.identity());
+    a.wait_connected(&[ib.clone(), ic.clone()], Duration::from_secs(15));
+    b.wait_connected(&[ia.clone(), ic.clone()], Duration::from_secs(15));
+    c.wait_connected(std::slice::from_ref(&ia), Duration::from_secs(15));
+    a.send("/create +team");
+    a.wait("founded", Duration::from_secs(5), |v| {
+        v["event"] == "room_membership" && v["change"] == "you_joined"
+    });
+    // C's key is not verified: a warning first, then the invitation.
+    a.send("/invite node-c");
+    a.wait("warning", Duration::from_secs(5), |v| {
+        v["event"] == "error"
+            && v["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("not verified"))
+    });
+    a.send("/invite node-c");
+    c.wait("invited", Duration::from_secs(10), |v| {
+        v["event"] == "room_membership" && v["room"] == "+team" && v["change"] == "you_joined"
+    });
+    // Plain text goes to A's current room, +team.
+    let secret = "the vault code is 4711";
+    a.send(secret);
+    let got = c.wait("the secret", Duration::from_secs(10), |v| {
+        v["event"] == "message_received" && v["message"]["text"] == secret
+    });
+    assert_eq!(got["message"]["room"], "+team");
+    c.send("/room +team");
+    c.send("received, from c");
+    a.wait("c's answer", Duration::from_secs(10), |v| {
+        v["event"] == "message_received" && v["message"]["text"] == "received, from c"
+    });
+    // B saw the membership (the log is public) but no text.
+    let on_screen: Vec<Value> = b.collect(Duration::from_secs(2));
+    let all: String = b
+        .seen
+        .iter()
+        .map(|(_, v)| v.to_string())
+        .chain(on_screen.iter().map(|v| v.to_string()))
+        .collect();
+    assert!(
+        !all.contains("vault code") && !all.contains("from c"),
+        "B's screen: {all}"
+    );
+    let (bdir, cdir) = (b.dir.path().to_owned(), c.dir.path().to_owned());
+    for n in [&mut a, &mut b, &mut c] {
+        n.quit();
+    }
+    let b_db = history_bytes(&bdir);
+    let c_db = history_bytes(&cdir);
+    assert!(
+        has(&c_db, "vault code"),
+        "the member's database holds the text (the check can fail)"
+    );
+    assert!(!b_db.is_empty());
+    assert!(
+        !has(&b_db, "vault code") && !has(&b_db, "from c"),
+        "B's database holds no text"
+    );
+}
+
 #[test]
 fn forged_and_replayed_beacons_do_not_disturb_a_live_link() {
     let Some(_serial) = netns_or_skip("forged_and_replayed_beacons_do_not_disturb_a_live_link")

@@ -178,6 +178,69 @@ fn compute() -> Vec<(&'static str, String)> {
     assert_eq!(decode_frames(&bytes).unwrap(), vec![rooms]);
     v.push(("frame.rooms", hex(&bytes)));
 
+    // Invite-only rooms (section 10.13).
+    use natter_core::chat::private::{control_id, private_room_id, signed_control_bytes};
+    use natter_core::chat::room_keys::{
+        decrypt_post, encrypt_post_with_nonce, open_key, seal_key_with_ephemeral,
+    };
+    use natter_core::chat::rooms::signed_sealed_bytes;
+    use natter_core::identity::SignatureBytes;
+    use natter_core::wire::{RoomChange, RoomControl, RoomFounding, SealedPost};
+    let founding = RoomFounding {
+        name: "team".into(),
+        founder: ak.identity,
+        created_ms: ts,
+        nonce: [0x33; 16],
+    };
+    v.push(("room.private.founding", hex(&encode(&founding))));
+    let team = private_room_id(&founding);
+    v.push(("room.id.team", hex(&team.0)));
+    v.push(("room.control_id.team_0", hex(&control_id(&team, 0))));
+    let room_key = [0x55u8; 32];
+    // Bob's envelope of the room key for epoch 0, one-time secret 44…44.
+    let env = seal_key_with_ephemeral(&[0x44; 32], &room_key, &team, 0, bk).unwrap();
+    assert_eq!(
+        *open_key(bob.noise_secret(), bk, &env, &team, 0).unwrap(),
+        room_key
+    );
+    v.push(("room.envelope.bob", hex(&encode(&env))));
+    // The founding entry: Alice's own envelope, one-time secret 45…45.
+    let own = seal_key_with_ephemeral(&[0x45; 32], &room_key, &team, 0, ak).unwrap();
+    let mut control = RoomControl {
+        founding: founding.clone(),
+        seq: 0,
+        epoch: 0,
+        timestamp_ms: ts,
+        change: RoomChange::Create { envelope: own },
+        signature: SignatureBytes([0; 64]),
+    };
+    control.signature = alice.sign(domain::ROOM_CONTROL, &signed_control_bytes(&control));
+    natter_core::chat::private::check_control(&control).unwrap();
+    let frame = Frame::RoomControl(control);
+    let bytes = encode(&frame);
+    assert_eq!(decode_frames(&bytes).unwrap(), vec![frame]);
+    v.push(("frame.room_control", hex(&bytes)));
+    // Bob's post "hello, world" under that key, nonce 66…66.
+    let nonce = [0x66u8; 24];
+    let ciphertext =
+        encrypt_post_with_nonce(&nonce, &room_key, &team, 0, &id, &bk.identity, ts, text).unwrap();
+    let mut sealed = SealedPost {
+        room: team,
+        id,
+        author: bk.identity,
+        timestamp_ms: ts,
+        epoch: 0,
+        nonce,
+        ciphertext,
+        signature: SignatureBytes([0; 64]),
+    };
+    sealed.signature = bob.sign(domain::SEALED_POST, &signed_sealed_bytes(&sealed));
+    assert_eq!(decrypt_post(&room_key, &sealed).unwrap(), text);
+    let frame = Frame::SealedPost(sealed);
+    let bytes = encode(&frame);
+    assert_eq!(decode_frames(&bytes).unwrap(), vec![frame]);
+    v.push(("frame.sealed_post", hex(&bytes)));
+
     file_vectors(&mut v);
     v
 }
@@ -527,6 +590,7 @@ fn protocol_md_states_the_limits_in_force() {
         ("MAX_REQUEST_GROUPS", MAX_REQUEST_GROUPS as usize),
         ("MAX_ROOM_NAME_LEN", MAX_ROOM_NAME_LEN),
         ("MAX_ROOMS_ANNOUNCED", MAX_ROOMS_ANNOUNCED),
+        ("MAX_ROOM_MEMBERS", MAX_ROOM_MEMBERS),
     ] {
         let row = format!("| `{name}` | {value} |");
         assert!(doc.contains(&row), "docs/PROTOCOL.md lacks the row {row}");
@@ -535,6 +599,11 @@ fn protocol_md_states_the_limits_in_force() {
     let row = format!("| {skew} ms | `MAX_CLOCK_SKEW_MS` |");
     assert!(doc.contains(&row), "docs/PROTOCOL.md lacks the row {row}");
 
+    let pending = natter_core::chat::private::MAX_PENDING_CONTROLS;
+    let row = format!(
+        "| {pending} (beyond, dropped: catch-up brings them again) | `MAX_PENDING_CONTROLS` |"
+    );
+    assert!(doc.contains(&row), "docs/PROTOCOL.md lacks the row {row}");
     let who = natter_core::node::WHO_RECENT_MS;
     let row = format!("stamped within {who} ms | `WHO_RECENT_MS` |");
     assert!(doc.contains(&row), "docs/PROTOCOL.md lacks the row {row}");

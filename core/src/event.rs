@@ -76,6 +76,19 @@ pub struct ChatLine {
     pub calls_me: bool,
 }
 
+/// What changed in an invite-only room.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MembershipChange {
+    /// We are in: we founded it, or its founder added us.
+    YouJoined { founder: PeerInfo },
+    /// The founder added this peer.
+    Added(PeerInfo),
+    /// The founder removed this peer; the room key was replaced.
+    Removed(PeerInfo),
+    /// The founder removed us: we can no longer read the room.
+    YouWereRemoved,
+}
+
 /// A joined room, as `/rooms` lists it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RoomView {
@@ -187,6 +200,12 @@ pub enum Event {
         name: String,
         size: u64,
         reason: Arc<FileFailure>,
+    },
+    /// An invite-only room's membership changed.
+    RoomMembership {
+        /// `+name`.
+        room: String,
+        change: MembershipChange,
     },
     /// We joined an open room (or were already in it).
     RoomJoined { room: String },

@@ -195,6 +195,13 @@ pub enum Command {
     /// Who has one of our messages, named by a hex prefix of its id
     /// (answered with [`Event::MessageInfo`]).
     Info(String),
+    /// Found an invite-only room (`+name` or `name`).
+    CreateRoom(String),
+    /// The founder adds a peer to an invite-only room.
+    Invite { peer: String, room: String },
+    /// The founder removes a peer from an invite-only room; its key is
+    /// replaced.
+    Kick { peer: String, room: String },
     /// Private message to a peer named by nickname or fingerprint prefix.
     Msg { peer: String, text: String },
     /// The last `limit` messages of a direct conversation (`peer`), of a
@@ -296,6 +303,9 @@ pub struct Node {
     posts: Vec<(Target, String)>,
     /// Joined rooms, what linked peers joined, unread counts.
     rooms: RoomBook,
+    /// An invitation of an unverified key that was warned about: the same
+    /// one again goes ahead.
+    pending_invite: Option<(IdentityKey, crate::wire::RoomId)>,
     /// File transfers, both ways.
     files: Files,
     /// Files the user offered that the shell is hashing: for whom, which.
@@ -338,7 +348,10 @@ impl Node {
         let mut names = Directory::load(store.peers().unwrap_or_default());
         names.set_local(local.identity_key(), &cfg.nickname);
         let rooms = RoomBook::load(Node::joined_setting(store.as_ref()));
-        let chat = Chat::with_quota(store, local.identity_key(), cfg.stranger_quota);
+        let mut chat = Chat::with_quota(store, local.identity_key(), cfg.stranger_quota);
+        // Replays the invite-only rooms' logs; a store that fails here
+        // fails again, visibly, when the rooms are used.
+        let _ = chat.set_own_keys(&local);
         // Until the application gives it its own (`set_file_store`).
         let files = Files::new(
             Box::new(MemoryFileStore::new(MemoryDisk::default())),
@@ -360,6 +373,7 @@ impl Node {
             hashing: std::collections::HashMap::new(),
             posts: Vec::new(),
             rooms,
+            pending_invite: None,
             names,
             conns: BTreeMap::new(),
             closing: BTreeMap::new(),

@@ -48,6 +48,9 @@ impl ChatStore for Store {
     ) -> Result<Vec<StoredMessage>, StoreError> {
         Ok(Store::search(self, words, room, limit)?)
     }
+    fn room_controls(&self) -> Result<Vec<StoredMessage>, StoreError> {
+        Ok(Store::room_controls(self)?)
+    }
     fn outgoing_by_id_prefix(
         &self,
         prefix: &[u8],

@@ -12,7 +12,7 @@ use super::{
 
 /// The columns [`RawMessage::from_row`] reads, from a table aliased `m`.
 pub(super) const MESSAGE_COLUMNS: &str = "m.id, m.conv_peer, m.author, m.timestamp_ms, m.text, \
-     m.signature, m.outgoing, m.received_ms, m.room, m.legacy";
+     m.signature, m.outgoing, m.received_ms, m.room, m.legacy, m.wire";
 
 /// A message row as SQLite hands it over, before its invariants are checked.
 pub(super) struct RawMessage {
@@ -26,6 +26,7 @@ pub(super) struct RawMessage {
     received_ms: i64,
     room: Option<Vec<u8>>,
     legacy: i64,
+    wire: Option<Vec<u8>>,
 }
 
 impl RawMessage {
@@ -41,6 +42,7 @@ impl RawMessage {
             received_ms: row.get(7)?,
             room: row.get(8)?,
             legacy: row.get(9)?,
+            wire: row.get(10)?,
         })
     }
 }
@@ -54,6 +56,9 @@ impl TryFrom<RawMessage> for StoredMessage {
             conversation: match (raw.conv_peer, raw.room, raw.legacy) {
                 (Some(peer), _, _) => {
                     ConversationKey::Direct(to_array("messages.conv_peer", peer)?)
+                }
+                (None, Some(room), 2) => {
+                    ConversationKey::RoomControl(to_array("messages.room", room)?)
                 }
                 (None, _, 1) | (None, None, _) => ConversationKey::Public,
                 (None, Some(room), _) => ConversationKey::Room(to_array("messages.room", room)?),
@@ -75,6 +80,7 @@ impl TryFrom<RawMessage> for StoredMessage {
                 }
             },
             received_ms: from_sql_i64("messages.received_ms", raw.received_ms)?,
+            wire: raw.wire,
         })
     }
 }
@@ -82,8 +88,28 @@ impl TryFrom<RawMessage> for StoredMessage {
 /// The `conv_peer` column value of a conversation.
 pub(super) fn conv_peer(conv: &ConversationKey) -> Option<&[u8]> {
     match conv {
-        ConversationKey::Public | ConversationKey::Room(_) => None,
+        ConversationKey::Public | ConversationKey::Room(_) | ConversationKey::RoomControl(_) => {
+            None
+        }
         ConversationKey::Direct(peer) => Some(peer),
+    }
+}
+
+/// The `room` column: the room of a room message or log entry.
+fn room_column(conv: &ConversationKey) -> Option<Vec<u8>> {
+    match conv {
+        ConversationKey::RoomControl(r) => Some(r.to_vec()),
+        other => other.room().map(|r| r.to_vec()),
+    }
+}
+
+/// The `legacy` column: 1 an old `Public` frame, 2 a membership log entry,
+/// 0 anything else.
+fn form(conv: &ConversationKey) -> i64 {
+    match conv {
+        ConversationKey::Public => 1,
+        ConversationKey::RoomControl(_) => 2,
+        _ => 0,
     }
 }
 
@@ -147,8 +173,8 @@ pub(super) fn insert_one(conn: &Connection, msg: &StoredMessage) -> Result<Optio
     let mut stmt = conn.prepare_cached(
         "INSERT INTO messages \
          (id, conv_peer, author, timestamp_ms, text, signature, outgoing, received_ms, order_ms, \
-          room, legacy) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) \
+          room, legacy, wire) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) \
          ON CONFLICT (id, author) DO NOTHING",
     )?;
     let inserted = stmt.execute(params![
@@ -161,8 +187,9 @@ pub(super) fn insert_one(conn: &Connection, msg: &StoredMessage) -> Result<Optio
         msg.outgoing,
         to_sql_u64("received_ms", msg.received_ms)?,
         to_sql_u64("order_ms", order_ms(msg))?,
-        msg.conversation.room().map(|r| r.to_vec()),
-        msg.conversation == ConversationKey::Public,
+        room_column(&msg.conversation),
+        form(&msg.conversation),
+        msg.wire,
     ])?;
     Ok((inserted == 1).then(|| conn.last_insert_rowid()))
 }
@@ -265,7 +292,7 @@ impl Store {
                 &self.conn,
                 &format!(
                     "SELECT {MESSAGE_COLUMNS} FROM messages AS m \
-                     WHERE m.room = ?1 \
+                     WHERE m.room = ?1 AND m.legacy < 2 \
                      ORDER BY m.order_ms DESC, m.seq DESC LIMIT ?2"
                 ),
                 params![&room[..], sql_limit(limit)],
@@ -310,6 +337,18 @@ impl Store {
                  ORDER BY f.rowid DESC LIMIT ?2"
             ),
             params![query, sql_limit(limit), room.map(|r| &r[..])],
+        )
+    }
+
+    /// Every stored membership log entry, in storage order.
+    pub fn room_controls(&self) -> Result<Vec<StoredMessage>, DbError> {
+        query_messages(
+            &self.conn,
+            &format!(
+                "SELECT {MESSAGE_COLUMNS} FROM messages AS m \
+                 WHERE m.legacy = 2 ORDER BY m.seq"
+            ),
+            [],
         )
     }
 

@@ -29,6 +29,7 @@ fn public(n: u32, author: IdentityBytes, ts: u64, text: &str) -> StoredMessage {
         signature: Some([n as u8; 64]),
         outgoing: author == ME,
         received_ms: ts + 5,
+        wire: None,
     }
 }
 
@@ -48,6 +49,7 @@ fn direct(
         signature: None,
         outgoing: author == ME,
         received_ms: ts + 7,
+        wire: None,
     }
 }
 
@@ -1176,6 +1178,7 @@ fn memory_store_answers_like_sqlite() {
             signature: (next(2) == 0).then_some([next(256) as u8; 64]),
             outgoing: who == ME,
             received_ms: next(60) * 1_000,
+            wire: None,
         };
         let peer = keys[1 + next(3) as usize];
         let ctx = format!("step {step}");

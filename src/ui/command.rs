@@ -13,7 +13,7 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::sanitize::{sanitize_line, sanitize_nick, MAX_NICK_BYTES};
-use natter_core::chat::room_name;
+use natter_core::chat::room_label;
 
 /// Largest `n` accepted by `/history [peer] [n]`.
 pub const MAX_HISTORY: u32 = 10_000;
@@ -104,16 +104,42 @@ pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec {
         name: "leave",
         aliases: &["part"],
-        args: "[#room]",
+        args: "[room]",
         summary: "leave a room (the current one by default)",
         details: "Its messages are no longer shown; natter still carries them for others.",
     },
     CommandSpec {
         name: "room",
         aliases: &[],
-        args: "<#room>",
+        args: "<room>",
         summary: "make a joined room current",
         details: "Plain text goes to the current room; the prompt shows it.",
+    },
+    CommandSpec {
+        name: "create",
+        aliases: &[],
+        args: "<+room>",
+        summary: "found an invite-only room and make it current",
+        details: "Only its members can read it: posts are encrypted end to end to the\n\
+                  room's key, which natter hands to each member you /invite. Other\n\
+                  peers carry its messages without being able to read them.",
+    },
+    CommandSpec {
+        name: "invite",
+        aliases: &[],
+        args: "<peer> [+room]",
+        summary: "add a peer to your invite-only room (the current one by default)",
+        details: "Only the room's founder can invite. The peer must have linked to you\n\
+                  since natter started. If its key is not verified you are warned first;\n\
+                  the same /invite again invites it anyway.",
+    },
+    CommandSpec {
+        name: "kick",
+        aliases: &[],
+        args: "<peer> [+room]",
+        summary: "remove a peer from your invite-only room",
+        details: "Only the room's founder can remove. The room gets a new key that the\n\
+                  removed peer never receives: it cannot read anything posted after.",
     },
     CommandSpec {
         name: "rooms",
@@ -125,7 +151,7 @@ pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec {
         name: "who",
         aliases: &[],
-        args: "[#room]",
+        args: "[room]",
         summary: "list who is in a room",
         details: "Linked peers that joined the room, then anyone heard in it within the\n\
                   last hour, with their trust marks. The current room by default.",
@@ -141,7 +167,7 @@ pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec {
         name: "history",
         aliases: &[],
-        args: "[#room|peer] [n]",
+        args: "[room|peer] [n]",
         summary: "show the last n messages (default 20)",
         details: "Without a room or peer, shows the current room; with #room, that room;\n\
                   with a peer, your private conversation with it. n is a whole number\n\
@@ -150,7 +176,7 @@ pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec {
         name: "search",
         aliases: &[],
-        args: "[#room] <words>",
+        args: "[room] <words>",
         summary: "full-text search of the history",
         details: "Finds messages containing all the words, newest first: everywhere, or\n\
                   in one room if the first word is #room.",
@@ -305,6 +331,12 @@ pub enum Command {
     Who { room: Option<String> },
     /// `/info <message id>`: hex digits.
     Info { id: String },
+    /// `/create <+room>`: the label, `+name`.
+    Create { room: String },
+    /// `/invite <peer> [+room]`.
+    Invite { peer: String, room: Option<String> },
+    /// `/kick <peer> [+room]`.
+    Kick { peer: String, room: Option<String> },
     /// `/nick <name>`.
     Nick { name: String },
     /// `/connect <host:port>`.
@@ -458,22 +490,71 @@ fn parse_args(spec: &'static CommandSpec, rest: &str) -> Result<Command, ParseEr
             }),
             Some(extra) => Err(unexpected(extra)),
         },
-        "join" | "room" | "leave" | "who" => {
+        "join" | "room" | "leave" | "who" | "create" => {
+            let arg = match spec.name {
+                "leave" | "who" => "[room]",
+                "create" => "<+room>",
+                "join" => "<#room>",
+                _ => "<room>",
+            };
+            let invalid = |reason: String| ParseError::InvalidArgument {
+                arg,
+                reason,
+                usage: usage(),
+            };
             let room = match words.as_slice() {
                 [] if matches!(spec.name, "leave" | "who") => None,
-                [] => return Err(missing("<#room>")),
-                [room] => Some(room_name(room).map_err(|e| ParseError::InvalidArgument {
-                    arg: "<#room>",
-                    reason: e.to_string(),
-                    usage: usage(),
-                })?),
+                [] => return Err(missing(arg)),
+                [room] if spec.name == "create" => {
+                    let r = room.strip_prefix('+').unwrap_or(room);
+                    Some(room_label(&format!("+{r}")).map_err(|e| invalid(e.to_string()))?)
+                }
+                [room] => Some(room_label(room).map_err(|e| invalid(e.to_string()))?),
                 [_, extra, ..] => return Err(unexpected(extra)),
             };
-            Ok(match (spec.name, room) {
-                ("join", Some(room)) => Command::Join { room },
-                ("room", Some(room)) => Command::Room { room },
-                ("leave", room) => Command::Leave { room },
-                (_, room) => Command::Who { room },
+            match (spec.name, room) {
+                ("join", Some(room)) if room.starts_with('+') => Err(invalid(
+                    "an invite-only room is joined when its founder invites you".into(),
+                )),
+                ("join", Some(room)) => Ok(Command::Join { room }),
+                ("create", Some(room)) => Ok(Command::Create { room }),
+                ("room", Some(room)) => Ok(Command::Room { room }),
+                ("leave", room) => Ok(Command::Leave { room }),
+                (_, room) => Ok(Command::Who { room }),
+            }
+        }
+        "invite" | "kick" => {
+            let (peer, rest) = split_word(rest);
+            if peer.is_empty() {
+                return Err(missing("<peer>"));
+            }
+            let room = match rest.split_whitespace().collect::<Vec<_>>().as_slice() {
+                [] => None,
+                [room] if room.starts_with('+') => {
+                    Some(room_label(room).map_err(|e| ParseError::InvalidArgument {
+                        arg: "[+room]",
+                        reason: e.to_string(),
+                        usage: usage(),
+                    })?)
+                }
+                [room] => {
+                    return Err(ParseError::InvalidArgument {
+                        arg: "[+room]",
+                        reason: format!(
+                            "only invite-only rooms (+name) have members to {}; got \"{}\"",
+                            spec.name,
+                            echo(room)
+                        ),
+                        usage: usage(),
+                    })
+                }
+                [_, extra, ..] => return Err(unexpected(extra)),
+            };
+            let peer = peer.to_owned();
+            Ok(if spec.name == "invite" {
+                Command::Invite { peer, room }
+            } else {
+                Command::Kick { peer, room }
             })
         }
         "info" => match words.as_slice() {
@@ -538,14 +619,14 @@ fn parse_args(spec: &'static CommandSpec, rest: &str) -> Result<Command, ParseEr
             };
             let parse_n = |s: &str| parse_count(s).ok_or_else(|| bad_n(s));
             let bad_room = |e: natter_core::chat::RoomNameError| ParseError::InvalidArgument {
-                arg: "[#room]",
+                arg: "[room|peer]",
                 reason: e.to_string(),
                 usage: usage(),
             };
-            // A room starts with '#'; a peer never does.
+            // A room starts with '#' or '+'; a peer never does.
             let whose = |w: &str| -> Result<(Option<String>, Option<String>), ParseError> {
-                if w.starts_with('#') {
-                    Ok((None, Some(room_name(w).map_err(bad_room)?)))
+                if w.starts_with(['#', '+']) {
+                    Ok((None, Some(room_label(w).map_err(bad_room)?)))
                 } else {
                     Ok((Some(w.to_owned()), None))
                 }
@@ -565,9 +646,9 @@ fn parse_args(spec: &'static CommandSpec, rest: &str) -> Result<Command, ParseEr
         }
         "search" => {
             let (first, after) = split_word(rest);
-            let (room, query) = if first.starts_with('#') {
-                let room = room_name(first).map_err(|e| ParseError::InvalidArgument {
-                    arg: "[#room]",
+            let (room, query) = if first.starts_with(['#', '+']) {
+                let room = room_label(first).map_err(|e| ParseError::InvalidArgument {
+                    arg: "[room]",
                     reason: e.to_string(),
                     usage: usage(),
                 })?;
@@ -1138,7 +1219,7 @@ mod tests {
             ok("/history #Ops 5"),
             Command::History {
                 peer: None,
-                room: Some("ops".into()),
+                room: Some("#ops".into()),
                 limit: Some(5)
             }
         );
@@ -1150,14 +1231,29 @@ mod tests {
 
     #[test]
     fn room_commands() {
-        assert_eq!(ok("/join #Ops"), Command::Join { room: "ops".into() });
-        assert_eq!(ok("/join ops"), Command::Join { room: "ops".into() });
-        assert_eq!(ok("/room #dev"), Command::Room { room: "dev".into() });
+        assert_eq!(
+            ok("/join #Ops"),
+            Command::Join {
+                room: "#ops".into()
+            }
+        );
+        assert_eq!(
+            ok("/join ops"),
+            Command::Join {
+                room: "#ops".into()
+            }
+        );
+        assert_eq!(
+            ok("/room #dev"),
+            Command::Room {
+                room: "#dev".into()
+            }
+        );
         assert_eq!(ok("/leave"), Command::Leave { room: None });
         assert_eq!(
             ok("/part #dev"),
             Command::Leave {
-                room: Some("dev".into())
+                room: Some("#dev".into())
             }
         );
         assert_eq!(ok("/who"), Command::Who { room: None });
@@ -1171,7 +1267,7 @@ mod tests {
         assert_eq!(
             ok("/search #ops disk full"),
             Command::Search {
-                room: Some("ops".into()),
+                room: Some("#ops".into()),
                 query: "disk full".into()
             }
         );
@@ -1193,6 +1289,47 @@ mod tests {
             err("/join a b"),
             ParseError::UnexpectedArgument { .. }
         ));
+        assert_eq!(
+            ok("/create team"),
+            Command::Create {
+                room: "+team".into()
+            }
+        );
+        assert_eq!(
+            ok("/create +Team"),
+            Command::Create {
+                room: "+team".into()
+            }
+        );
+        assert_eq!(
+            ok("/room +team"),
+            Command::Room {
+                room: "+team".into()
+            }
+        );
+        assert_eq!(
+            ok("/invite bob +team"),
+            Command::Invite {
+                peer: "bob".into(),
+                room: Some("+team".into())
+            }
+        );
+        assert_eq!(
+            ok("/kick bob"),
+            Command::Kick {
+                peer: "bob".into(),
+                room: None
+            }
+        );
+        assert!(matches!(
+            err("/invite bob #ops"),
+            ParseError::InvalidArgument { .. }
+        ));
+        assert!(matches!(
+            err("/join +team"),
+            ParseError::InvalidArgument { .. }
+        ));
+        assert!(matches!(err("/kick"), ParseError::MissingArgument { .. }));
     }
 
     #[test]
@@ -1203,9 +1340,7 @@ mod tests {
                 matches!(e, ParseError::InvalidArgument { arg: "[n]", .. }),
                 "{bad}: {e:?}"
             );
-            assert!(e
-                .to_string()
-                .ends_with("\nusage: /history [#room|peer] [n]"));
+            assert!(e.to_string().ends_with("\nusage: /history [room|peer] [n]"));
         }
         for bad in ["bob 0", "bob ten", "bob 10001", "bob 1.5", "bob ５"] {
             let e = err(&format!("/history {bad}"));
@@ -1216,7 +1351,7 @@ mod tests {
         }
         assert_eq!(
             err("/history bob 5 x").to_string(),
-            "unexpected argument \"x\"\nusage: /history [#room|peer] [n]"
+            "unexpected argument \"x\"\nusage: /history [room|peer] [n]"
         );
     }
 
@@ -1231,11 +1366,11 @@ mod tests {
         );
         assert_eq!(
             err("/search").to_string(),
-            "missing argument <words>\nusage: /search [#room] <words>"
+            "missing argument <words>\nusage: /search [room] <words>"
         );
         assert_eq!(
             err("/search   ").to_string(),
-            "missing argument <words>\nusage: /search [#room] <words>"
+            "missing argument <words>\nusage: /search [room] <words>"
         );
         assert_eq!(
             ok("/nick zoë"),
@@ -1526,7 +1661,9 @@ mod tests {
                         "[command]" => "msg",
                         "[fingerprint]" => "ABCD",
                         "<id>" => "abcd1234",
-                        "<#room>" | "[#room]" | "[#room|peer]" => "#ops",
+                        "<#room>" | "<room>" | "[room]" | "[room|peer]" => "#ops",
+                        "<+room>" => "+team",
+                        "[+room]" => "+team",
                         _ => "x",
                     })
                     .collect();

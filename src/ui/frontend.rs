@@ -6,7 +6,7 @@ use super::render::{self, Style};
 use super::sanitize::sanitize_nick;
 use super::session::{lock, SharedSession};
 use natter_core::chat::Conversation;
-use natter_core::event::{ChatLine, Event, PeerInfo, TransferView};
+use natter_core::event::{ChatLine, Event, MembershipChange, PeerInfo, TransferView};
 use natter_core::link::Direction;
 use natter_core::node::Command;
 use render::{ChatLineView, DeliveryMark, PeerRowView, TrustMark as _, VerifyView};
@@ -43,10 +43,20 @@ fn refuse(text: String) -> Dispatch {
     Dispatch::Reply(Reply::Error { text })
 }
 
+/// Which of `/invite` and `/kick` (they share an arm).
+enum Kind {
+    Kick,
+    Other,
+}
+
 /// Map a parsed command to a node command, resolving host names and the
 /// current room.
 pub async fn to_node_command(cmd: CliCommand, session: &SharedSession) -> Dispatch {
     let current = |typed: Option<String>| lock(session).room_or_current(typed.as_deref());
+    let cmd_kind = match cmd {
+        CliCommand::Kick { .. } => Kind::Kick,
+        _ => Kind::Other,
+    };
     match cmd {
         CliCommand::Peers => Dispatch::Node(Command::Peers),
         CliCommand::Quit => Dispatch::Node(Command::Quit),
@@ -101,7 +111,7 @@ pub async fn to_node_command(cmd: CliCommand, session: &SharedSession) -> Dispat
             Ok(name) => Dispatch::NodeAndReply(
                 Command::ReadRoom(name.clone()),
                 Reply::Info {
-                    text: format!("talking in #{name} (/history for what you missed)"),
+                    text: format!("talking in {name} (/history for what you missed)"),
                 },
             ),
             Err(why) => refuse(why),
@@ -112,6 +122,22 @@ pub async fn to_node_command(cmd: CliCommand, session: &SharedSession) -> Dispat
             Err(why) => refuse(why),
         },
         CliCommand::Info { id } => Dispatch::Node(Command::Info(id)),
+        CliCommand::Create { room } => Dispatch::Node(Command::CreateRoom(room)),
+        CliCommand::Invite { peer, room } | CliCommand::Kick { peer, room } => {
+            let kick = matches!(cmd_kind, Kind::Kick);
+            match current(room) {
+                Ok(room) if room.starts_with('+') => Dispatch::Node(if kick {
+                    Command::Kick { peer, room }
+                } else {
+                    Command::Invite { peer, room }
+                }),
+                Ok(room) => refuse(format!(
+                    "{room} is open to everyone: only invite-only rooms (+name) have members to {}",
+                    if kick { "remove" } else { "invite" }
+                )),
+                Err(why) => refuse(why),
+            }
+        }
         CliCommand::Verify { peer } => Dispatch::Node(Command::Verify { peer }),
         CliCommand::Trust { peer, fingerprint } => {
             Dispatch::Node(Command::Trust { peer, fingerprint })
@@ -199,7 +225,7 @@ pub fn chat_text(line: &ChatLine, style: &Style, current: Option<&str>, listed: 
     };
     let room = match (&line.room, m.conversation) {
         (Some(r), _) if Some(r.as_str()) == current => None,
-        (Some(r), _) => Some(format!("#{r}")),
+        (Some(r), _) => Some(r.clone()),
         (None, Conversation::Room(id)) => Some(format!("#{}?", natter_core::hex(&id.0[..4]))),
         (None, Conversation::Direct(_)) => None,
     };
@@ -388,11 +414,11 @@ pub fn describe_in(ev: &Event, style: &Style, current: Option<&str>) -> String {
         }
         Event::RoomJoined { room } => render::info(
             style,
-            &format!("joined #{room}: plain text goes there now (/room switches, /who lists who is in)"),
+            &format!("joined {room}: plain text goes there now (/room switches, /who lists who is in)"),
         ),
         Event::RoomLeft { room } => render::info(
             style,
-            &format!("left #{room}: its messages are no longer shown"),
+            &format!("left {room}: its messages are no longer shown"),
         ),
         Event::Rooms { rooms, private } => {
             let mut out = if rooms.is_empty() {
@@ -408,7 +434,7 @@ pub fn describe_in(ev: &Event, style: &Style, current: Option<&str>) -> String {
                     String::new()
                 };
                 out.push_str(&format!(
-                    "\n    #{:<20} {:>5} unread{mentions}, {} linked peer{} in it{here}",
+                    "\n    {:<21} {:>5} unread{mentions}, {} linked peer{} in it{here}",
                     r.name,
                     r.unread,
                     r.linked_members,
@@ -424,11 +450,35 @@ pub fn describe_in(ev: &Event, style: &Style, current: Option<&str>) -> String {
             }
             out
         }
+        Event::RoomMembership { room, change } => match change {
+            MembershipChange::YouJoined { founder } => render::info(
+                style,
+                &format!(
+                    "you are in {room}, an invite-only room of {}: only its members can read it \
+                     (/room {room} to talk there)",
+                    who(founder)
+                ),
+            ),
+            MembershipChange::Added(p) => {
+                render::info(style, &format!("{} {} joined {room}", p.trust.symbol(), who(p)))
+            }
+            MembershipChange::Removed(p) => render::info(
+                style,
+                &format!(
+                    "{} was removed from {room}; the room key was replaced, so they cannot read what follows",
+                    who(p)
+                ),
+            ),
+            MembershipChange::YouWereRemoved => render::warning(
+                style,
+                &format!("you were removed from {room}: you can no longer read it"),
+            ),
+        },
         Event::Who { room, members } => {
             if members.is_empty() {
-                return render::info(style, &format!("#{room}: nobody else seen in the last hour"));
+                return render::info(style, &format!("{room}: nobody else seen in the last hour"));
             }
-            let mut out = render::info(style, &format!("#{room} ({} seen):", members.len()));
+            let mut out = render::info(style, &format!("{room} ({} seen):", members.len()));
             for p in members {
                 out.push_str(&format!("\n    {} {}", p.trust.symbol(), who(p)));
             }
@@ -579,7 +629,7 @@ pub fn describe_in(ev: &Event, style: &Style, current: Option<&str>) -> String {
         } => {
             let room = messages.first().and_then(|m| m.room.as_deref());
             let title = match (conversation, room) {
-                (Conversation::Room(_), Some(name)) => format!("history of #{name}"),
+                (Conversation::Room(_), Some(name)) => format!("history of {name}"),
                 (Conversation::Room(_), None) => "history of the room".to_owned(),
                 (Conversation::Direct(_), _) => "history of the private conversation".to_owned(),
             };

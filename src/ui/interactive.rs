@@ -99,7 +99,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// The prompt for our nickname and current room.
 fn prompt_for(nick: &str, room: Option<&str>) -> String {
-    let room = room.map(|r| format!(" #{r}")).unwrap_or_default();
+    let room = room.map(|r| format!(" {r}")).unwrap_or_default();
     if nick.trim().is_empty() {
         format!("natter{room}> ")
     } else {
@@ -770,12 +770,17 @@ mod tests {
                 nickname: "alice".into(),
                 listen: "127.0.0.1:1".parse().unwrap(),
                 beacon_targets: Vec::new(),
-                rooms: vec!["lobby".into(), "ops".into()],
+                rooms: vec!["#lobby".into(), "#ops".into()],
             },
             &shared,
         );
         assert_eq!(*lock(&shared.prompt), "[alice #lobby]> ");
-        PeerNames::default().observe(&Event::RoomJoined { room: "ops".into() }, &shared);
+        PeerNames::default().observe(
+            &Event::RoomJoined {
+                room: "#ops".into(),
+            },
+            &shared,
+        );
         assert_eq!(*lock(&shared.prompt), "[alice #ops]> ");
         assert_eq!(prompt_for("", None), "natter> ");
         let hostile = prompt_for("\u{1b}]0;x\u{7}\u{202e}", None);

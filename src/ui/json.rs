@@ -5,7 +5,7 @@
 //! consumer that prints them must sanitise them).
 
 use natter_core::chat::{Conversation, MessageView};
-use natter_core::event::{ChatLine, Event, PeerInfo, TransferView};
+use natter_core::event::{ChatLine, Event, MembershipChange, PeerInfo, TransferView};
 use natter_core::identity::IdentityKey;
 use natter_core::link::Direction;
 use natter_core::trust::TrustState;
@@ -39,7 +39,7 @@ fn conversation(c: &Conversation) -> String {
 /// in hex for a room whose name is unknown).
 fn room_field(l: &ChatLine) -> Value {
     match (&l.room, l.message.conversation) {
-        (Some(name), _) => format!("#{name}").into(),
+        (Some(name), _) => name.clone().into(),
         (None, Conversation::Room(id)) => hex(&id.0).into(),
         (None, Conversation::Direct(_)) => Value::Null,
     }
@@ -134,7 +134,7 @@ fn body(ev: &Event) -> (&'static str, Value) {
                 "nickname": nickname,
                 "listen": listen.to_string(),
                 "beacon_targets": beacon_targets.iter().map(ToString::to_string).collect::<Vec<_>>(),
-                "rooms": rooms.iter().map(|r| format!("#{r}")).collect::<Vec<_>>(),
+                "rooms": rooms,
             }),
         ),
         Event::PeerDiscovered { peer: p } => ("peer_discovered", json!({ "peer": peer(p) })),
@@ -221,13 +221,25 @@ fn body(ev: &Event) -> (&'static str, Value) {
             "history",
             json!({ "conversation": conversation(c), "messages": lines(messages) }),
         ),
-        Event::RoomJoined { room } => ("room_joined", json!({ "room": format!("#{room}") })),
-        Event::RoomLeft { room } => ("room_left", json!({ "room": format!("#{room}") })),
+        Event::RoomJoined { room } => ("room_joined", json!({ "room": room })),
+        Event::RoomLeft { room } => ("room_left", json!({ "room": room })),
+        Event::RoomMembership { room, change } => {
+            let (what, who) = match change {
+                MembershipChange::YouJoined { founder } => ("you_joined", Some(peer(founder))),
+                MembershipChange::Added(p) => ("added", Some(peer(p))),
+                MembershipChange::Removed(p) => ("removed", Some(peer(p))),
+                MembershipChange::YouWereRemoved => ("you_were_removed", None),
+            };
+            (
+                "room_membership",
+                json!({ "room": room, "change": what, "peer": who }),
+            )
+        }
         Event::Rooms { rooms, private } => (
             "rooms",
             json!({
                 "rooms": rooms.iter().map(|r| json!({
-                    "room": format!("#{}", r.name),
+                    "room": r.name,
                     "unread": r.unread,
                     "mentions": r.mentions,
                     "linked_members": r.linked_members,
@@ -241,7 +253,7 @@ fn body(ev: &Event) -> (&'static str, Value) {
         Event::Who { room, members } => (
             "who",
             json!({
-                "room": format!("#{room}"),
+                "room": room,
                 "members": members.iter().map(peer).collect::<Vec<_>>(),
             }),
         ),
@@ -387,7 +399,7 @@ mod tests {
         assert_eq!(m["calls_me"], true);
         let mut ops = line.clone();
         ops.message.conversation = Conversation::Room(natter_core::chat::open_room_id("ops"));
-        ops.room = Some("ops".into());
+        ops.room = Some("#ops".into());
         let v = event(&Event::MessageReceived { message: ops });
         assert_eq!(v["message"]["room"], "#ops");
         assert_eq!(v["message"]["conversation"], "room");

@@ -6,17 +6,23 @@ use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use natter_core::chat::{room_name, Conversation, DEFAULT_ROOM};
-use natter_core::event::{Event, PeerInfo};
+use natter_core::chat::{room_label, Conversation, DEFAULT_ROOM};
+use natter_core::event::{Event, MembershipChange, PeerInfo};
 use natter_core::identity::IdentityKey;
 use natter_core::trust::TrustState;
 use natter_core::wire::MessageId;
 
-/// The rooms joined and the current one.
+/// The rooms joined and the current one, as labels: `#name` for open
+/// rooms, `+name` for invite-only ones.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Session {
     joined: BTreeSet<String>,
     current: Option<String>,
+    me: Option<IdentityKey>,
+}
+
+fn lobby() -> String {
+    format!("#{DEFAULT_ROOM}")
 }
 
 /// How many of our direct messages' ids are remembered for their receipts.
@@ -152,13 +158,17 @@ pub fn lock(s: &SharedSession) -> MutexGuard<'_, Session> {
 
 impl Session {
     /// Keeps up with the node: the rooms at start, joins and leaves. A room
-    /// joined becomes the current one (as `/join` in IRC); leaving the
-    /// current room moves to the default room, or any other joined one.
-    /// Returns whether the current room changed.
+    /// joined (or founded) becomes the current one (as `/join` in IRC); an
+    /// invitation does not move us. Leaving the current room moves to the
+    /// default room, or any other joined one. Returns whether the current
+    /// room changed.
     pub fn observe(&mut self, ev: &Event) -> bool {
         let before = self.current.clone();
         match ev {
-            Event::Started { rooms, .. } => {
+            Event::Started {
+                rooms, identity, ..
+            } => {
+                self.me = Some(*identity);
                 self.joined = rooms.iter().cloned().collect();
                 self.current = None;
                 self.settle();
@@ -167,12 +177,25 @@ impl Session {
                 self.joined.insert(room.clone());
                 self.current = Some(room.clone());
             }
-            Event::RoomLeft { room } => {
+            Event::RoomLeft { room }
+            | Event::RoomMembership {
+                room,
+                change: MembershipChange::YouWereRemoved,
+            } => {
                 self.joined.remove(room);
                 if self.current.as_deref() == Some(room) {
                     self.current = None;
                 }
                 self.settle();
+            }
+            Event::RoomMembership {
+                room,
+                change: MembershipChange::YouJoined { founder },
+            } => {
+                self.joined.insert(room.clone());
+                if Some(founder.identity) == self.me {
+                    self.current = Some(room.clone());
+                }
             }
             _ => {}
         }
@@ -181,8 +204,8 @@ impl Session {
 
     fn settle(&mut self) {
         if self.current.is_none() {
-            self.current = if self.joined.contains(DEFAULT_ROOM) {
-                Some(DEFAULT_ROOM.to_owned())
+            self.current = if self.joined.contains(&lobby()) {
+                Some(lobby())
             } else {
                 self.joined.iter().next().cloned()
             };
@@ -198,15 +221,19 @@ impl Session {
         self.joined.contains(name)
     }
 
-    /// `/room #name`: makes a joined room current. The error says what to
-    /// type instead.
+    /// `/room #name` or `/room +name`: makes a joined room current. The
+    /// error says what to type instead.
     pub fn switch_to(&mut self, typed: &str) -> Result<String, String> {
-        let name = room_name(typed).map_err(|e| e.to_string())?;
-        if !self.joined.contains(&name) {
-            return Err(format!("you are not in #{name}: /join #{name} first"));
+        let label = room_label(typed).map_err(|e| e.to_string())?;
+        if !self.joined.contains(&label) {
+            return Err(if label.starts_with('+') {
+                format!("you are not in {label}: its founder must invite you")
+            } else {
+                format!("you are not in {label}: /join {label} first")
+            });
         }
-        self.current = Some(name.clone());
-        Ok(name)
+        self.current = Some(label.clone());
+        Ok(label)
     }
 
     /// The room a command means: the one typed, else the current one.
@@ -229,7 +256,8 @@ impl Session {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use natter_core::identity::IdentityKey;
+    use natter_core::event::{LinkState, PeerInfo};
+    use natter_core::trust::TrustState;
 
     fn started(rooms: &[&str]) -> Event {
         Event::Started {
@@ -241,22 +269,55 @@ mod tests {
         }
     }
 
+    fn founder(n: u8) -> PeerInfo {
+        PeerInfo {
+            identity: IdentityKey([n; 32]),
+            nickname: "f".into(),
+            state: LinkState::Offline,
+            addr: None,
+            trust: TrustState::Unverified,
+        }
+    }
+
     #[test]
     fn the_current_room_follows_joins_and_leaves() {
         let mut s = Session::default();
-        s.observe(&started(&["ops", "lobby"]));
-        assert_eq!(s.current(), Some("lobby"));
-        assert!(s.observe(&Event::RoomJoined { room: "dev".into() }));
-        assert_eq!(s.current(), Some("dev"));
-        assert_eq!(s.switch_to("#OPS"), Ok("ops".into()));
+        s.observe(&started(&["#ops", "#lobby"]));
+        assert_eq!(s.current(), Some("#lobby"));
+        assert!(s.observe(&Event::RoomJoined {
+            room: "#dev".into()
+        }));
+        assert_eq!(s.current(), Some("#dev"));
+        assert_eq!(s.switch_to("#OPS"), Ok("#ops".into()));
         assert!(s.switch_to("#nope").unwrap_err().contains("/join #nope"));
-        s.observe(&Event::RoomLeft { room: "ops".into() });
-        assert_eq!(s.current(), Some("lobby"));
-        s.observe(&Event::RoomLeft {
-            room: "lobby".into(),
+        assert!(s
+            .switch_to("+nope")
+            .unwrap_err()
+            .contains("founder must invite"));
+        // An invitation adds a room without moving us; founding one moves.
+        s.observe(&Event::RoomMembership {
+            room: "+team".into(),
+            change: MembershipChange::YouJoined {
+                founder: founder(9),
+            },
         });
-        assert_eq!(s.current(), Some("dev"));
-        s.observe(&Event::RoomLeft { room: "dev".into() });
+        assert_eq!(s.current(), Some("#ops"));
+        assert_eq!(s.switch_to("+team"), Ok("+team".into()));
+        s.observe(&Event::RoomMembership {
+            room: "+mine".into(),
+            change: MembershipChange::YouJoined {
+                founder: founder(1),
+            },
+        });
+        assert_eq!(s.current(), Some("+mine"));
+        s.observe(&Event::RoomMembership {
+            room: "+mine".into(),
+            change: MembershipChange::YouWereRemoved,
+        });
+        assert_eq!(s.current(), Some("#lobby"));
+        for r in ["#ops", "#lobby", "#dev", "+team"] {
+            s.observe(&Event::RoomLeft { room: r.into() });
+        }
         assert_eq!(s.current(), None);
         assert!(s
             .room_or_current(None)

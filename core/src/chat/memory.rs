@@ -137,6 +137,15 @@ impl ChatStore for MemoryStore {
         Ok(v)
     }
 
+    fn room_controls(&self) -> Result<Vec<StoredMessage>, StoreError> {
+        Ok(self
+            .messages
+            .iter()
+            .filter(|m| matches!(m.conversation, ConversationKey::RoomControl(_)))
+            .cloned()
+            .collect())
+    }
+
     fn message_count(&self) -> Result<u64, StoreError> {
         Ok(self.messages.len() as u64)
     }
@@ -186,7 +195,7 @@ impl ChatStore for MemoryStore {
     ) -> Result<Vec<StoredMessage>, StoreError> {
         Ok(self
             .chronological(|m| {
-                m.conversation.room().is_some()
+                m.conversation.is_relayable()
                     && m.signature.is_some()
                     && order_ms(m) >= since_ms
                     && m.timestamp_ms <= until_ms

@@ -116,7 +116,10 @@
 //!   fine on a LAN.
 
 mod memory;
+pub mod private;
 pub mod quota;
+mod room_admin;
+pub mod room_keys;
 pub mod rooms;
 pub mod store;
 #[cfg(test)]
@@ -125,7 +128,8 @@ mod tests;
 pub use memory::MemoryStore;
 pub use quota::QuotaLimits;
 pub use rooms::{
-    default_room, open_room_id, room_name, sign_room_post, RoomNameError, SignedPost, DEFAULT_ROOM,
+    default_room, open_room_id, room_label, room_name, sign_room_post, RoomNameError, SignedPost,
+    DEFAULT_ROOM,
 };
 pub use store::{ChatStore, StoreError};
 
@@ -138,7 +142,10 @@ use crate::wire::codec::encode;
 use crate::wire::frame::{SignedPublic, SyncRequest};
 use crate::wire::limits::{MAX_ACK_IDS, MAX_TEXT_LEN};
 use crate::wire::{DirectMessage, Frame, MessageId, PublicMessage, RoomId, WireError};
+use private::PrivateRooms;
+pub use private::RoomChanged;
 use quota::{Admission, Quota};
+pub use room_admin::PrivateRoomView;
 use store::{ConversationKey, StoredMessage};
 
 /// A post ready to store: the row, its outbox recipients, the frame to send.
@@ -174,6 +181,9 @@ const PRUNE_EVERY_NEW_PEERS: u32 = 256;
 /// How often that expiry runs, and how long a computed recipient list is
 /// reused when nothing changed (1 hour).
 const OUTBOX_EXPIRY_EVERY_MS: u64 = 60 * 60 * 1000;
+
+/// Most peers whose bound keys are kept in memory for invitations.
+pub const MAX_KNOWN_KEYS: usize = 16_384;
 
 /// Most messages in one answer to a `SyncRequest`.
 pub const SYNC_MAX_MESSAGES: usize = 500;
@@ -238,7 +248,9 @@ impl Conversation {
     fn from_store(key: ConversationKey) -> Self {
         match key {
             ConversationKey::Public => Conversation::lobby(),
-            ConversationKey::Room(room) => Conversation::Room(RoomId(room)),
+            ConversationKey::Room(room) | ConversationKey::RoomControl(room) => {
+                Conversation::Room(RoomId(room))
+            }
             ConversationKey::Direct(peer) => Conversation::Direct(IdentityKey(peer)),
         }
     }
@@ -310,6 +322,8 @@ pub enum ChatEvent {
         author: IdentityKey,
         via: IdentityKey,
     },
+    /// An invite-only room's membership changed (or we joined one).
+    RoomChanged(RoomChanged),
 }
 
 /// What a call asks the node to do.
@@ -365,6 +379,14 @@ pub enum ChatError {
     IdCollision,
     #[error("{0:?} is not a message id: give 4 to 32 hex digits of one")]
     BadIdPrefix(String),
+    #[error("you are not a member of that room")]
+    NotAMember,
+    #[error("only the room's founder can change who is in it")]
+    NotFounder,
+    #[error("{0}")]
+    Membership(String),
+    #[error(transparent)]
+    RoomKey(#[from] room_keys::RoomKeyError),
 }
 
 /// Counters since this [`Chat`] was made.
@@ -385,6 +407,9 @@ pub struct ChatStats {
     pub collisions: u64,
     /// New messages of strangers refused for being over the quota.
     pub over_quota: u64,
+    /// Posts to invite-only rooms refused: unknown room, author not a
+    /// member, a stale epoch, or (for a member) not decrypting.
+    pub sealed_refused: u64,
 }
 
 /// Whether [`Chat::on_frames`] handles this kind of frame.
@@ -393,6 +418,8 @@ pub fn is_chat_frame(frame: &Frame) -> bool {
         frame,
         Frame::Public(_)
             | Frame::RoomPost(_)
+            | Frame::SealedPost(_)
+            | Frame::RoomControl(_)
             | Frame::Direct(_)
             | Frame::Ack(_)
             | Frame::SyncRequest(_)
@@ -458,26 +485,32 @@ pub fn verify_public(m: &PublicMessage) -> Result<(), IdentityError> {
     )
 }
 
-/// A room message as stored: `outgoing` if `local` wrote it.
-fn stored_post(p: &SignedPost, local: IdentityKey, received_ms: u64) -> StoredMessage {
+/// A room item as stored: `outgoing` if `local` wrote it. `text` is the
+/// clear text of a sealed post for a member, empty for everyone else.
+fn stored_post(p: &SignedPost, local: IdentityKey, received_ms: u64, text: &str) -> StoredMessage {
     StoredMessage {
         id: p.id(),
         conversation: match p {
             SignedPost::Legacy(_) => ConversationKey::Public,
-            SignedPost::Room(r) => ConversationKey::Room(r.room.0),
+            SignedPost::Room(_) | SignedPost::Sealed(_) => ConversationKey::Room(p.room().0),
+            SignedPost::Control(_) => ConversationKey::RoomControl(p.room().0),
         },
         author: p.author().0,
         timestamp_ms: p.timestamp_ms(),
-        text: p.text().to_owned(),
+        text: p.text().unwrap_or(text).to_owned(),
         signature: Some(p.signature().0),
         outgoing: p.author() == local,
         received_ms,
+        wire: p.wire(),
     }
 }
 
 /// A stored room message as it travels, in the form it was signed in, if
 /// it can be relayed (signed).
 fn post_from_stored(m: StoredMessage) -> Option<SignedPost> {
+    if let Some(wire) = &m.wire {
+        return SignedPost::from_wire(wire);
+    }
     let signature = SignatureBytes(m.signature?);
     let (id, author, timestamp_ms, text) = (m.id, IdentityKey(m.author), m.timestamp_ms, m.text);
     match m.conversation {
@@ -496,7 +529,7 @@ fn post_from_stored(m: StoredMessage) -> Option<SignedPost> {
             text,
             signature,
         })),
-        ConversationKey::Direct(_) => None,
+        ConversationKey::Direct(_) | ConversationKey::RoomControl(_) => None,
     }
 }
 
@@ -524,6 +557,7 @@ fn same_content(a: &StoredMessage, b: &StoredMessage) -> bool {
         && a.timestamp_ms == b.timestamp_ms
         && a.text == b.text
         && a.signature == b.signature
+        && a.wire == b.wire
 }
 
 /// The ids to ack for one batch, in order, each once: acks name bare ids,
@@ -628,7 +662,7 @@ impl SyncProgress {
         let t = m.timestamp_ms();
         if (self.since_ms..=self.until_ms).contains(&t) {
             self.count += 1;
-            self.bytes += m.text().len();
+            self.bytes += m.size();
             self.newest_ms = self.newest_ms.max(t);
         }
     }
@@ -660,6 +694,11 @@ pub struct Chat {
     backlogged: HashSet<IdentityKey>,
     /// What strangers may still add to history today.
     quota: Quota,
+    /// Bound keys of peers that completed a handshake this run (what an
+    /// invitation carries), at most [`MAX_KNOWN_KEYS`].
+    known_keys: HashMap<IdentityKey, BoundKeys>,
+    /// Invite-only rooms, replayed from their stored membership logs.
+    private: PrivateRooms,
 
     local: IdentityKey,
     resend: HashMap<IdentityKey, ResendPage>,
@@ -687,6 +726,8 @@ impl Chat {
             deferred_sync: HashMap::new(),
             backlogged: HashSet::new(),
             quota: Quota::new(limits),
+            private: PrivateRooms::default(),
+            known_keys: HashMap::new(),
 
             local,
             resend: HashMap::new(),
@@ -737,6 +778,7 @@ impl Chat {
         let new =
             self.store
                 .upsert_peer_seen(&keys.identity.0, &keys.noise.0, nickname, now_ms, addr)?;
+        self.remember_keys(*keys);
         if new {
             self.new_peers_since_prune += 1;
         }
@@ -819,7 +861,9 @@ impl Chat {
                     })
                 }
                 ConversationKey::Direct(_) => continue,
-                ConversationKey::Public | ConversationKey::Room(_) => match post_from_stored(m) {
+                ConversationKey::Public
+                | ConversationKey::Room(_)
+                | ConversationKey::RoomControl(_) => match post_from_stored(m) {
                     Some(post) => post.into_frame(),
                     None => continue,
                 },
@@ -874,15 +918,31 @@ impl Chat {
             let frame = match frame {
                 Frame::Public(m) => Ok(SignedPost::Legacy(m)),
                 Frame::RoomPost(p) => Ok(SignedPost::Room(p)),
+                Frame::SealedPost(p) => Ok(SignedPost::Sealed(p)),
+                Frame::RoomControl(c) => Ok(SignedPost::Control(c)),
                 other => Err(other),
             };
             match frame {
                 Ok(m) => {
-                    if let Err(v) = check_received(&m.id(), m.timestamp_ms(), m.text()) {
+                    if let Err(v) =
+                        check_received(&m.id(), m.timestamp_ms(), m.text().unwrap_or("x"))
+                    {
                         self.reject(&mut actions, v);
                         continue;
                     }
-                    let stored = stored_post(&m, self.local, now_ms);
+                    // A sealed post is taken only from a member of a room
+                    // we know, at its current epoch; a member also reads it.
+                    let text = match &m {
+                        SignedPost::Sealed(p) => match self.open_sealed(p) {
+                            Some(text) => text,
+                            None => {
+                                self.stats.sealed_refused += 1;
+                                continue;
+                            }
+                        },
+                        _ => String::new(),
+                    };
+                    let stored = stored_post(&m, self.local, now_ms, &text);
                     let seen = self.seen(&batch, &stored)?;
                     // Only a message that would be stored, or one that
                     // differs from what is stored under its (author, id),
@@ -905,7 +965,7 @@ impl Chat {
                         progress.count(&m);
                     }
                     if seen == Seen::New
-                        && !self.admit(now_ms, m.author(), m.text(), from, &mut actions)?
+                        && !self.admit(now_ms, m.author(), m.size(), from, &mut actions)?
                     {
                         continue;
                     }
@@ -931,13 +991,14 @@ impl Chat {
                         signature: None,
                         outgoing: false,
                         received_ms: now_ms,
+                        wire: None,
                     };
                     // Not looked up first: the insert tells a new message
                     // from a held one, and only held ones are compared
                     // (after the commit, in `settle_directs`).
                     match batch.get(&(from, m.id)) {
                         None => {
-                            if !self.admit(now_ms, from, &stored.text, from, &mut actions)? {
+                            if !self.admit(now_ms, from, stored.text.len(), from, &mut actions)? {
                                 continue;
                             }
                             batch.insert((from, m.id), stored.clone());
@@ -982,13 +1043,13 @@ impl Chat {
         &mut self,
         now_ms: u64,
         author: IdentityKey,
-        text: &str,
+        size: usize,
         via: IdentityKey,
         actions: &mut Actions,
     ) -> Result<bool, ChatError> {
-        let verdict =
-            self.quota
-                .admit(now_ms, author, text.len(), self.local, self.store.as_ref())?;
+        let verdict = self
+            .quota
+            .admit(now_ms, author, size, self.local, self.store.as_ref())?;
         match verdict {
             Admission::Admitted => Ok(true),
             Admission::Refused { first } => {
@@ -1023,10 +1084,7 @@ impl Chat {
         }
         self.deferred_sync.remove(&peer);
         let answer = self.sync_answer(now_ms, since_ms)?;
-        let cost: usize = answer
-            .iter()
-            .map(|m| m.text().len() + SYNC_FRAME_OVERHEAD)
-            .sum();
+        let cost: usize = answer.iter().map(|m| m.size() + SYNC_FRAME_OVERHEAD).sum();
         if let Some(b) = self.sync_budget.get_mut(&peer) {
             b.spend(cost);
         }
@@ -1126,14 +1184,26 @@ impl Chat {
                     .push(ChatEvent::Received(MessageView::new(m, 0)));
                 continue;
             }
+            if let Some(SignedPost::Control(c)) = &relay {
+                let changes = self.private.take(c.clone());
+                actions
+                    .events
+                    .extend(changes.into_iter().map(ChatEvent::RoomChanged));
+            }
             if let Some(post) = relay {
                 let author = post.author();
+                let shown = !matches!(post, SignedPost::Control(_));
                 let frame = post.into_frame();
                 for &peer in connected {
                     if peer != from && peer != author && peer != self.local {
                         self.stats.relayed += 1;
                         actions.send.push((peer, frame.clone()));
                     }
+                }
+                // Log entries are not messages; sealed posts we cannot
+                // read (not a member) show nothing either.
+                if !shown || m.text.is_empty() {
+                    continue;
                 }
             }
             actions
@@ -1235,7 +1305,7 @@ impl Chat {
             .store
             .public_since(since_ms, until_ms, SYNC_MAX_MESSAGES)?;
         for m in signed.into_iter().filter_map(post_from_stored) {
-            bytes += m.text().len();
+            bytes += m.size();
             if bytes > SYNC_MAX_BYTES && !out.is_empty() {
                 break;
             }
@@ -1325,6 +1395,14 @@ impl Chat {
                 check_text(text)?;
                 let id = new_message_id()?;
                 match to {
+                    Target::Room(room) if self.private.contains(room) => {
+                        let m = self.seal_post(local, *room, id, now_ms, text)?;
+                        Ok((
+                            stored_post(&m, self.local, now_ms, text),
+                            everyone.clone(),
+                            m.into_frame(),
+                        ))
+                    }
                     Target::Room(room) => {
                         let m = SignedPost::Room(rooms::sign_room_post(
                             local,
@@ -1334,7 +1412,7 @@ impl Chat {
                             text.clone(),
                         ));
                         Ok((
-                            stored_post(&m, self.local, now_ms),
+                            stored_post(&m, self.local, now_ms, ""),
                             everyone.clone(),
                             m.into_frame(),
                         ))
@@ -1350,6 +1428,7 @@ impl Chat {
                             signature: None,
                             outgoing: true,
                             received_ms: now_ms,
+                            wire: None,
                         };
                         let frame = Frame::Direct(DirectMessage {
                             id,

@@ -13,11 +13,14 @@
 
 use sha2::{Digest, Sha256};
 
+use super::private::{check_control, control_id, private_room_id};
 use crate::identity::{domain, IdentityError, IdentityKey, LocalIdentity, SignatureBytes};
 use crate::wire::codec::encode;
 use crate::wire::frame::SignedPublic;
-use crate::wire::room::SignedRoomPost;
-use crate::wire::{is_room_name, Frame, MessageId, PublicMessage, RoomId, RoomPost};
+use crate::wire::room::{SignedRoomPost, SignedSealedPost};
+use crate::wire::{
+    is_room_name, Frame, MessageId, PublicMessage, RoomControl, RoomId, RoomPost, SealedPost,
+};
 
 /// The room everyone is in unless they leave it: natter's public room from
 /// before rooms, whose history it keeps.
@@ -52,6 +55,16 @@ pub fn room_name(typed: &str) -> Result<String, RoomNameError> {
         return Err(RoomNameError::Invalid(name));
     }
     Ok(name)
+}
+
+/// How a typed room is shown and passed around: `#name` for an open room
+/// (the `#` may be left out when typing), `+name` for an invite-only one.
+pub fn room_label(typed: &str) -> Result<String, RoomNameError> {
+    let t = typed.trim();
+    match t.strip_prefix('+') {
+        Some(rest) => Ok(format!("+{}", room_name(rest)?)),
+        None => Ok(format!("#{}", room_name(t)?)),
+    }
 }
 
 /// The id of the open room with this (canonical) name.
@@ -106,12 +119,29 @@ pub fn sign_room_post(
     }
 }
 
-/// A room message as it travels: a room post, or an old `Public` frame of
-/// the default room. Both are signed by their author and relayable.
+/// A room item as it travels: a post to an open room, an old `Public`
+/// frame of the default room, an encrypted post to an invite-only room, or
+/// an entry of an invite-only room's membership log. Each is signed
+/// (the log by the room's founder) and relayed, stored and served alike.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SignedPost {
     Room(RoomPost),
     Legacy(PublicMessage),
+    Sealed(SealedPost),
+    Control(RoomControl),
+}
+
+/// The bytes an author signs for a sealed post.
+pub fn signed_sealed_bytes(p: &SealedPost) -> Vec<u8> {
+    encode(&SignedSealedPost {
+        room: &p.room,
+        id: &p.id,
+        author: &p.author,
+        timestamp_ms: p.timestamp_ms,
+        epoch: p.epoch,
+        nonce: &p.nonce,
+        ciphertext: &p.ciphertext,
+    })
 }
 
 impl SignedPost {
@@ -119,6 +149,8 @@ impl SignedPost {
         match self {
             SignedPost::Room(p) => p.room,
             SignedPost::Legacy(_) => default_room(),
+            SignedPost::Sealed(p) => p.room,
+            SignedPost::Control(c) => private_room_id(&c.founding),
         }
     }
 
@@ -126,6 +158,8 @@ impl SignedPost {
         match self {
             SignedPost::Room(p) => p.id,
             SignedPost::Legacy(m) => m.id,
+            SignedPost::Sealed(p) => p.id,
+            SignedPost::Control(c) => control_id(&self.room(), c.seq),
         }
     }
 
@@ -133,6 +167,8 @@ impl SignedPost {
         match self {
             SignedPost::Room(p) => p.author,
             SignedPost::Legacy(m) => m.author,
+            SignedPost::Sealed(p) => p.author,
+            SignedPost::Control(c) => c.founding.founder,
         }
     }
 
@@ -140,13 +176,28 @@ impl SignedPost {
         match self {
             SignedPost::Room(p) => p.timestamp_ms,
             SignedPost::Legacy(m) => m.timestamp_ms,
+            SignedPost::Sealed(p) => p.timestamp_ms,
+            SignedPost::Control(c) => c.timestamp_ms,
         }
     }
 
-    pub fn text(&self) -> &str {
+    /// The text, for the forms that carry it in clear.
+    pub fn text(&self) -> Option<&str> {
         match self {
-            SignedPost::Room(p) => &p.text,
-            SignedPost::Legacy(m) => &m.text,
+            SignedPost::Room(p) => Some(&p.text),
+            SignedPost::Legacy(m) => Some(&m.text),
+            SignedPost::Sealed(_) | SignedPost::Control(_) => None,
+        }
+    }
+
+    /// What it adds to history, in bytes (the quota and catch-up pages
+    /// count this).
+    pub fn size(&self) -> usize {
+        match self {
+            SignedPost::Room(p) => p.text.len(),
+            SignedPost::Legacy(m) => m.text.len(),
+            SignedPost::Sealed(p) => p.ciphertext.len(),
+            SignedPost::Control(c) => c.founding.name.len() + 128,
         }
     }
 
@@ -154,6 +205,8 @@ impl SignedPost {
         match self {
             SignedPost::Room(p) => &p.signature,
             SignedPost::Legacy(m) => &m.signature,
+            SignedPost::Sealed(p) => &p.signature,
+            SignedPost::Control(c) => &c.signature,
         }
     }
 
@@ -161,10 +214,26 @@ impl SignedPost {
         matches!(self, SignedPost::Legacy(_))
     }
 
+    /// The frame's encoding, kept in the store for the forms whose fields
+    /// the messages table has no columns for (sealed posts, log entries).
+    pub fn wire(&self) -> Option<Vec<u8>> {
+        match self {
+            SignedPost::Sealed(_) | SignedPost::Control(_) => {
+                Some(encode(&self.clone().into_frame()))
+            }
+            SignedPost::Room(_) | SignedPost::Legacy(_) => None,
+        }
+    }
+
     /// Checks the author's signature (strict), each form under its own
-    /// domain string.
+    /// domain string; a log entry also its shape (`private::check_control`).
     pub fn verify(&self) -> Result<(), IdentityError> {
         match self {
+            SignedPost::Sealed(p) => {
+                p.author
+                    .verify(domain::SEALED_POST, &signed_sealed_bytes(p), &p.signature)
+            }
+            SignedPost::Control(c) => check_control(c).map_err(|_| IdentityError::BadSignature),
             SignedPost::Room(p) => p.author.verify(
                 domain::ROOM_POST,
                 &signed_room_bytes(&p.room, &p.id, &p.author, p.timestamp_ms, &p.text),
@@ -187,6 +256,17 @@ impl SignedPost {
         match self {
             SignedPost::Room(p) => Frame::RoomPost(p),
             SignedPost::Legacy(m) => Frame::Public(m),
+            SignedPost::Sealed(p) => Frame::SealedPost(p),
+            SignedPost::Control(c) => Frame::RoomControl(c),
+        }
+    }
+
+    /// The form a stored frame encoding holds.
+    pub fn from_wire(bytes: &[u8]) -> Option<SignedPost> {
+        match crate::wire::codec::decode_exact::<Frame>(bytes).ok()? {
+            Frame::SealedPost(p) => Some(SignedPost::Sealed(p)),
+            Frame::RoomControl(c) => Some(SignedPost::Control(c)),
+            _ => None,
         }
     }
 }

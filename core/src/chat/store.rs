@@ -25,8 +25,12 @@ pub enum ConversationKey {
     /// A message of the default room (`chat::rooms::DEFAULT_ROOM`) signed as
     /// an old `Public` frame, from before rooms: served again in that form.
     Public,
-    /// A room post in this room.
+    /// A room post in this room (an open room's, or an invite-only room's
+    /// sealed post: then `StoredMessage::wire` holds the frame).
     Room(RoomBytes),
+    /// An entry of this invite-only room's membership log (the frame in
+    /// `StoredMessage::wire`): relayed and served, never shown as a message.
+    RoomControl(RoomBytes),
     /// The direct conversation with this peer (whoever wrote the message).
     Direct(IdentityBytes),
 }
@@ -38,8 +42,14 @@ impl ConversationKey {
         match self {
             ConversationKey::Public => Some(crate::chat::rooms::default_room().0),
             ConversationKey::Room(r) => Some(*r),
-            ConversationKey::Direct(_) => None,
+            ConversationKey::RoomControl(_) | ConversationKey::Direct(_) => None,
         }
+    }
+
+    /// Whether messages of this kind are signed room items, relayed and
+    /// served in catch-up (every kind but direct messages).
+    pub fn is_relayable(&self) -> bool {
+        !matches!(self, ConversationKey::Direct(_))
     }
 }
 
@@ -59,6 +69,9 @@ pub struct StoredMessage {
     pub outgoing: bool,
     /// The local clock when the message was stored.
     pub received_ms: u64,
+    /// The whole frame, for the room items whose fields have no columns of
+    /// their own (sealed posts, membership log entries); `None` otherwise.
+    pub wire: Option<Vec<u8>>,
 }
 
 /// How far the local user trusts a peer's identity key.
@@ -184,6 +197,9 @@ pub trait ChatStore: Send + std::fmt::Debug {
         prefix: &[u8],
         limit: usize,
     ) -> Result<Vec<StoredMessage>, StoreError>;
+    /// Every stored membership log entry of invite-only rooms
+    /// ([`ConversationKey::RoomControl`]), in storage order.
+    fn room_controls(&self) -> Result<Vec<StoredMessage>, StoreError>;
     /// Number of stored messages.
     fn message_count(&self) -> Result<u64, StoreError>;
     /// The last `limit` messages of a conversation, in chronological order:

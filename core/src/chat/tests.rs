@@ -5,6 +5,7 @@ use std::collections::{BTreeSet, VecDeque};
 
 use super::*;
 use crate::chat::store::PeerRecord;
+use crate::wire::{RoomChange, RoomControl, SealedPost};
 
 /// A plausible wall clock to start from.
 const T0: u64 = 1_700_000_000_000;
@@ -35,7 +36,8 @@ impl Net {
         let nodes = (1..=n)
             .map(|i| {
                 let me = identity(i);
-                let chat = Chat::new(Box::new(MemoryStore::new()), me.identity_key());
+                let mut chat = Chat::new(Box::new(MemoryStore::new()), me.identity_key());
+                chat.set_own_keys(&me).unwrap();
                 Node {
                     me,
                     chat,
@@ -405,6 +407,7 @@ fn outbox_rows_that_cannot_be_sent_stay_put() {
         signature,
         outgoing: true,
         received_ms: T0,
+        wire: None,
     };
     let store = chat.store_mut();
     // A direct message to x queued for y, and an unsigned public message.
@@ -1909,4 +1912,277 @@ fn rooms_are_caught_up_through_any_peer() {
         5
     );
     assert!(net.nodes[2].rejected.is_empty());
+}
+
+// --------------------------------------------------------- invite-only rooms
+
+impl Net {
+    /// Hands `frames` (from node `from`'s chat) to the queue.
+    fn send_all(&mut self, from: usize, frames: Vec<(IdentityKey, Frame)>) {
+        for (peer, f) in frames {
+            let to = self.index(peer);
+            self.queue.push_back((from, to, f));
+        }
+    }
+
+    fn shown(&self, i: usize, room: RoomId) -> Vec<String> {
+        self.received(i)
+            .iter()
+            .filter(|v| v.conversation == Conversation::Room(room))
+            .map(|v| v.text.clone())
+            .collect()
+    }
+}
+
+/// 0 founds a room with 1 and 2 in it; 3 is not a member. All linked to 0.
+fn private_net() -> (Net, RoomId) {
+    let mut net = Net::new(4);
+    net.meet_all();
+    for i in 1..4 {
+        net.link_up(0, i);
+    }
+    net.pump();
+    let connected = net.connected(0);
+    let me = identity(1);
+    let (room, (frames, _)) = net.nodes[0]
+        .chat
+        .create_room(net.now, &me, "team", &connected)
+        .unwrap();
+    net.send_all(0, frames);
+    for i in [1, 2] {
+        let keys = *net.nodes[i].me.bound_keys();
+        let (frames, _) = net.nodes[0]
+            .chat
+            .invite(net.now, &me, room, keys, &connected)
+            .unwrap();
+        net.send_all(0, frames);
+    }
+    net.pump();
+    (net, room)
+}
+
+/// The room works: a member's post reaches the other member, readable.
+fn room_still_works(net: &mut Net, room: RoomId, tag: &str) {
+    room_works_between(net, room, tag, 1, 2, &[3]);
+}
+
+/// `from` posts; `reader` reads it; none of `outsiders` does.
+fn room_works_between(
+    net: &mut Net,
+    room: RoomId,
+    tag: &str,
+    from: usize,
+    reader: usize,
+    outsiders: &[usize],
+) {
+    let text = format!("still working after {tag}");
+    net.post_to(from, room, &text);
+    net.pump();
+    assert!(
+        net.shown(reader, room).contains(&text),
+        "{tag}: {reader} did not read it"
+    );
+    for &o in outsiders {
+        assert!(!net.shown(o, room).contains(&text), "{tag}: {o} read it");
+    }
+}
+
+#[test]
+fn members_read_non_members_carry_and_every_node_agrees_on_membership() {
+    let (mut net, room) = private_net();
+    for i in 0..4 {
+        assert_eq!(
+            net.chat(i).is_private(&room),
+            true,
+            "node {i} knows the room"
+        );
+        assert_eq!(net.chat(i).is_private_member(&room), i < 3, "node {i}");
+    }
+    room_still_works(&mut net, room, "setup");
+    // 3 stored the post, sealed, and relays it, but holds no clear text.
+    let held = net.chat(3).history(Conversation::Room(room), 10).unwrap();
+    assert_eq!(held.len(), 1);
+    assert!(held[0].text.is_empty());
+    // A non-member cannot post: it has no key.
+    let me3 = identity(4);
+    assert!(matches!(
+        net.nodes[3]
+            .chat
+            .post_room(T0, &me3, room, "let me in", &[]),
+        Err(ChatError::NotAMember)
+    ));
+}
+
+#[test]
+fn forged_and_malformed_membership_changes_are_refused() {
+    let (mut net, room) = private_net();
+    let mallory = identity(9);
+    let founding = match net.chat(0).private_rooms().first() {
+        Some(r) => r.founder,
+        None => panic!("room"),
+    };
+    assert_eq!(founding, net.key(0));
+    // Mallory signs an entry naming 0's room and 0 as founder: bad signature.
+    let stored = net.chat(0).store().room_controls().unwrap();
+    let Some(SignedPost::Control(first)) =
+        stored[0].wire.as_deref().and_then(SignedPost::from_wire)
+    else {
+        panic!("founding entry");
+    };
+    let member_keys = *mallory.bound_keys();
+    let envelope = room_keys::seal_key(&[7; 32], &room, 0, &member_keys).unwrap();
+    let mut forged = RoomControl {
+        founding: first.founding.clone(),
+        seq: 3,
+        epoch: 0,
+        timestamp_ms: T0,
+        change: RoomChange::Invite {
+            member: member_keys,
+            envelope,
+        },
+        signature: SignatureBytes([0; 64]),
+    };
+    forged.signature = mallory.sign(
+        domain::ROOM_CONTROL,
+        &private::signed_control_bytes(&forged),
+    );
+    let k3 = net.key(3);
+    let a = net.nodes[1]
+        .chat
+        .on_frame(T0, k3, Frame::RoomControl(forged), &[])
+        .unwrap();
+    assert!(matches!(a.rejected[..], [Violation::BadSignature { .. }]));
+    assert!(!net.chat(1).private_rooms()[0]
+        .members
+        .contains(&mallory.identity_key()));
+    room_still_works(&mut net, room, "a forged invitation");
+    // A founder's entry numbered 0 that is not a founding is refused too.
+    let mut odd = first.clone();
+    odd.change = RoomChange::Remove {
+        member: net.key(2),
+        envelopes: vec![],
+    };
+    odd.epoch = 0;
+    let me0 = identity(1);
+    odd.signature = me0.sign(domain::ROOM_CONTROL, &private::signed_control_bytes(&odd));
+    let k0 = net.key(0);
+    let a = net.nodes[1]
+        .chat
+        .on_frame(T0, k0, Frame::RoomControl(odd), &[])
+        .unwrap();
+    assert!(!a.rejected.is_empty());
+    room_still_works(&mut net, room, "a malformed entry");
+}
+
+#[test]
+fn posts_without_the_current_key_are_refused_and_shown_nowhere() {
+    let (mut net, room) = private_net();
+    // 0 removes 2; 2 keeps the old key and posts with it anyway.
+    let me0 = identity(1);
+    let connected = net.connected(0);
+    let old_key: [u8; 32] = net.nodes[2]
+        .chat
+        .private
+        .get(&room)
+        .and_then(|r| r.current_key())
+        .map(|k| **k)
+        .unwrap();
+    let (now, k2) = (net.now, net.key(2));
+    let (frames, _) = net.nodes[0]
+        .chat
+        .remove(now, &me0, room, k2, &connected)
+        .unwrap();
+    net.send_all(0, frames);
+    net.pump();
+    assert!(
+        !net.chat(2).is_private_member(&room),
+        "2 knows it was removed"
+    );
+    let kicked = identity(3);
+    let stale = |text: &str, epoch: u32, key: &[u8; 32], n: u8| {
+        let id = [n; 16];
+        let (nonce, ciphertext) =
+            room_keys::encrypt_post(key, &room, epoch, &id, &kicked.identity_key(), T0, text)
+                .unwrap();
+        let mut p = SealedPost {
+            room,
+            id,
+            author: kicked.identity_key(),
+            timestamp_ms: T0,
+            epoch,
+            nonce,
+            ciphertext,
+            signature: SignatureBytes([0; 64]),
+        };
+        p.signature = kicked.sign(domain::SEALED_POST, &rooms::signed_sealed_bytes(&p));
+        Frame::SealedPost(p)
+    };
+    for (n, epoch) in [(40u8, 0u32), (41, 1)] {
+        for to in [0, 1, 3] {
+            let before = net.chat(to).stats().sealed_refused;
+            let a = net.nodes[to]
+                .chat
+                .on_frame(
+                    T0,
+                    k2,
+                    stale("from the kicked one", epoch, &old_key, n),
+                    &[],
+                )
+                .unwrap();
+            assert!(
+                a.rejected.is_empty(),
+                "not a link error: a relay cannot tell"
+            );
+            assert!(
+                a.send.is_empty() && a.events.is_empty(),
+                "not acked, relayed or shown"
+            );
+            assert_eq!(net.chat(to).stats().sealed_refused, before + 1);
+        }
+    }
+    room_works_between(&mut net, room, "posts by a removed member", 1, 0, &[2, 3]);
+    // A member's post that does not decrypt is refused by members; and a
+    // flood of posts to rooms nobody founded is refused by everyone.
+    let garbage = {
+        let me1 = identity(2);
+        let mut p = SealedPost {
+            room,
+            id: [50; 16],
+            author: me1.identity_key(),
+            timestamp_ms: T0,
+            epoch: 1,
+            nonce: [1; 24],
+            ciphertext: vec![0xAA; 40],
+            signature: SignatureBytes([0; 64]),
+        };
+        p.signature = me1.sign(domain::SEALED_POST, &rooms::signed_sealed_bytes(&p));
+        Frame::SealedPost(p)
+    };
+    let k1 = net.key(1);
+    let a = net.nodes[0].chat.on_frame(T0, k1, garbage, &[]).unwrap();
+    assert!(a.events.is_empty() && a.send.is_empty());
+    let flood: Vec<Frame> = (0..500u32)
+        .map(|n| {
+            let mut p = SealedPost {
+                room: RoomId([n as u8; 32]),
+                id: [n as u8; 16],
+                author: kicked.identity_key(),
+                timestamp_ms: T0,
+                epoch: 0,
+                nonce: [0; 24],
+                ciphertext: vec![1; 20],
+                signature: SignatureBytes([0; 64]),
+            };
+            p.signature = kicked.sign(domain::SEALED_POST, &rooms::signed_sealed_bytes(&p));
+            Frame::SealedPost(p)
+        })
+        .collect();
+    let before = net.chat(3).store().message_count().unwrap();
+    net.nodes[3].chat.on_frames(T0, k2, flood, &[]).unwrap();
+    assert_eq!(
+        net.chat(3).store().message_count().unwrap(),
+        before,
+        "nothing stored"
+    );
+    room_works_between(&mut net, room, "a flood", 0, 1, &[2, 3]);
 }

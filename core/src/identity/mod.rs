@@ -28,6 +28,16 @@ pub mod domain {
     pub const ROOM_POST: &[u8] = b"natter/1 room-post";
     /// Hashes an open room's name into its id.
     pub const OPEN_ROOM: &[u8] = b"natter/1 open-room";
+    /// Hashes an invite-only room's founding record into its id.
+    pub const PRIVATE_ROOM: &[u8] = b"natter/1 private-room";
+    /// Signs an entry of an invite-only room's membership log.
+    pub const ROOM_CONTROL: &[u8] = b"natter/1 room-control";
+    /// Signs an encrypted message in an invite-only room.
+    pub const SEALED_POST: &[u8] = b"natter/1 sealed-post";
+    /// Derives the key that seals a room key to one member (BLAKE3 KDF context).
+    pub const ROOM_KEY_ENVELOPE: &str = "natter/1 room-key-envelope";
+    /// Names a room-control entry's message id in the store.
+    pub const ROOM_CONTROL_ID: &[u8] = b"natter/1 room-control-id";
     /// Hashes an identity key into its fingerprint.
     pub const FINGERPRINT: &[u8] = b"natter/1 fingerprint";
     /// Hashes a pair of identity keys into their safety number.

@@ -136,7 +136,7 @@ impl Node {
             ChatEvent::Received(view) => {
                 // Every room is stored and relayed; only joined ones show.
                 if let Conversation::Room(room) = view.conversation {
-                    if !self.rooms.is_joined(&room) {
+                    if !self.shows_room(&room) {
                         return;
                     }
                 }
@@ -156,6 +156,7 @@ impl Node {
                 let via = self.info_of(&via);
                 self.emit(Event::MessageCollision { author, id, via });
             }
+            ChatEvent::RoomChanged(c) => self.room_changed(c),
             ChatEvent::OverQuota { author, via } => {
                 let author = self.info_of(&author);
                 let via = self.info_of(&via);
@@ -220,7 +221,7 @@ impl Node {
                 let messages = views
                     .into_iter()
                     .filter(|v| match v.conversation {
-                        Conversation::Room(r) => self.rooms.is_joined(&r),
+                        Conversation::Room(r) => self.shows_room(&r),
                         Conversation::Direct(_) => true,
                     })
                     .map(|v| self.line(v))
@@ -305,7 +306,7 @@ impl Node {
         Ok(())
     }
 
-    fn resolve(&self, name: &str) -> Result<IdentityKey, NodeError> {
+    pub(super) fn resolve(&self, name: &str) -> Result<IdentityKey, NodeError> {
         Ok(self.names.resolve(name)?)
     }
 
@@ -382,7 +383,7 @@ impl Node {
         let trust = self.trust_of(&about, &self.nick_of(&about));
         let (peer_nick, room) = match message.conversation {
             Conversation::Direct(peer) => (Some(self.nick_of(&peer)), None),
-            Conversation::Room(r) => (None, self.rooms.name_of(&r)),
+            Conversation::Room(r) => (None, self.room_label(&r)),
         };
         let nick_collides = self.names.has_lookalike(&author, &author_nick);
         let calls_me = !message.outgoing

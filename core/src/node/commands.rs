@@ -22,7 +22,10 @@ impl Node {
             | Command::Leave(_)
             | Command::Rooms
             | Command::ReadRoom(_)
-            | Command::Who(_) => self.on_room_command(cmd),
+            | Command::Who(_)
+            | Command::CreateRoom(_)
+            | Command::Invite { .. }
+            | Command::Kick { .. } => self.on_room_command(cmd),
             Command::Say(_)
             | Command::Post { .. }
             | Command::Info(_)

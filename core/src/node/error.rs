@@ -51,8 +51,27 @@ pub enum NodeError {
     /// A typed room name is not one.
     #[error(transparent)]
     RoomName(#[from] crate::chat::RoomNameError),
-    #[error("you are not in #{room}: /join #{room} first")]
-    NotInRoom { room: String },
+    #[error("you are not in {room}: {hint}")]
+    NotInRoom { room: String, hint: String },
+    #[error("you are in several invite-only rooms called {room}")]
+    AmbiguousRoom { room: String },
+    #[error("{room} is invite-only: you leave it when its founder removes you")]
+    CannotLeavePrivate { room: String },
+    #[error("you are already in an invite-only room called {room}")]
+    RoomExists { room: String },
+    #[error("{0}")]
+    RoomChange(#[source] ChatError),
+    #[error("cannot invite {nickname}: natter has not linked to them since it started (their keys are needed)")]
+    KeysUnknown { nickname: String },
+    #[error(
+        "{nickname}'s key is not verified: anyone could be behind it. Compare fingerprints \
+         (/verify {peer}), or type /invite {peer} {room} again to invite it anyway"
+    )]
+    InviteUnverified {
+        nickname: String,
+        room: String,
+        peer: String,
+    },
     #[error("you are in {max} rooms already: /leave one first")]
     TooManyRooms { max: usize },
     #[error("rooms not saved: {0}")]

@@ -88,6 +88,8 @@ impl Node {
             // Routed to the chat core by route_frames.
             Frame::Public(_)
             | Frame::RoomPost(_)
+            | Frame::SealedPost(_)
+            | Frame::RoomControl(_)
             | Frame::Direct(_)
             | Frame::Ack(_)
             | Frame::SyncRequest(_) => {}

@@ -59,7 +59,7 @@ fn only_joined_rooms_show_but_every_room_is_stored() {
     s.run_for(500);
     post(&mut s, 1, "ops", "one");
     s.run_for(500);
-    assert_eq!(room_lines(&s, 0, "ops").len(), 1);
+    assert_eq!(room_lines(&s, 0, "#ops").len(), 1);
     // /who and /rooms see the other side's membership.
     cmd(&mut s, 0, Command::Who("ops".into()));
     let who = last_event(&s, 0, |e| match e {
@@ -75,7 +75,7 @@ fn only_joined_rooms_show_but_every_room_is_stored() {
         _ => None,
     })
     .unwrap();
-    let ops = rooms.iter().find(|r| r.name == "ops").unwrap();
+    let ops = rooms.iter().find(|r| r.name == "#ops").unwrap();
     assert_eq!((ops.unread, ops.linked_members), (1, 1));
     cmd(&mut s, 0, Command::ReadRoom("ops".into()));
     // After leaving, messages are stored (and relayed) but not shown.
@@ -83,7 +83,7 @@ fn only_joined_rooms_show_but_every_room_is_stored() {
     s.run_for(500);
     post(&mut s, 1, "ops", "two");
     s.run_for(500);
-    assert_eq!(room_lines(&s, 0, "ops").len(), 1, "not shown after /leave");
+    assert_eq!(room_lines(&s, 0, "#ops").len(), 1, "not shown after /leave");
     let stored = s.nodes[0]
         .node
         .store()
@@ -103,7 +103,7 @@ fn only_joined_rooms_show_but_every_room_is_stored() {
     // Rooms survive a restart (they are a setting in the store).
     let store = s.take_store(0);
     s.restart_with(0, sim::identity(0), sim::node_config(0), store);
-    assert_eq!(s.nodes[0].node.joined_rooms(), ["lobby"]);
+    assert_eq!(s.nodes[0].node.joined_rooms(), ["#lobby"]);
 }
 
 /// A graph on `n` nodes: the pairs that may reach each other.
@@ -198,7 +198,7 @@ fn assert_everyone_has_each_once(s: &Sim, texts: &BTreeMap<String, usize>, what:
                 Some(&1),
                 "{what}: node {i} holds {t:?}"
             );
-            let shown = room_lines(s, i, "ops")
+            let shown = room_lines(s, i, "#ops")
                 .iter()
                 .filter(|l| l.message.text == *t)
                 .count();
@@ -273,4 +273,169 @@ fn gossip_survives_crashes_and_catches_up_through_any_peer() {
         s.run_for(5_000);
         assert_everyone_has_each_once(&s, &texts, kind);
     }
+}
+
+fn membership(s: &Sim, i: usize) -> Vec<(String, crate::event::MembershipChange)> {
+    s.nodes[i]
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::RoomMembership { room, change } => Some((room.clone(), change.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Every byte a node stored: message texts and frames.
+fn stored_bytes(s: &Sim, i: usize, room: crate::wire::RoomId) -> Vec<u8> {
+    let store = s.nodes[i].node.store();
+    let mut out = Vec::new();
+    for key in [
+        crate::chat::store::ConversationKey::Room(room.0),
+        crate::chat::store::ConversationKey::Public,
+    ] {
+        for m in store.history(&key, 10_000).unwrap() {
+            out.extend(m.text.as_bytes());
+            out.extend(m.wire.unwrap_or_default());
+        }
+    }
+    for m in store.room_controls().unwrap() {
+        out.extend(m.wire.unwrap_or_default());
+    }
+    out
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+#[test]
+fn an_invite_only_room_is_read_by_its_members_only_and_a_kicked_member_reads_nothing_after() {
+    let mut s = Sim::new(21, NetConfig::default());
+    s.add_nodes(4);
+    s.run_for(5_000);
+    assert!(s.full_mesh());
+    // 0 founds +team and invites 2 and 3; 1 is never a member.
+    cmd(&mut s, 0, Command::CreateRoom("+team".into()));
+    s.run_for(200);
+    assert!(matches!(
+        &membership(&s, 0)[..],
+        [(r, crate::event::MembershipChange::YouJoined { .. })] if r == "+team"
+    ));
+    // An unverified key is warned about first; the same invitation again
+    // goes ahead.
+    let invite = |s: &mut Sim, who: &str| {
+        cmd(
+            s,
+            0,
+            Command::Invite {
+                peer: who.into(),
+                room: "+team".into(),
+            },
+        )
+    };
+    invite(&mut s, "node2");
+    let warned = last_event(&s, 0, |e| match e {
+        Event::Error { error } => Some(error.to_string()),
+        _ => None,
+    });
+    assert!(warned.is_some_and(|w| w.contains("not verified")));
+    invite(&mut s, "node2");
+    invite(&mut s, "node3");
+    invite(&mut s, "node3");
+    s.run_for(1_000);
+    for i in [2, 3] {
+        assert!(
+            membership(&s, i).iter().any(|(r, c)| r == "+team"
+                && matches!(c, crate::event::MembershipChange::YouJoined { .. })),
+            "node {i} joined"
+        );
+    }
+    assert!(membership(&s, 1).is_empty(), "a non-member hears nothing");
+    // Only 1 links 0 with 2 and 3 from now on.
+    s.partition(&[0], &[2, 3]);
+    s.run_for(40_000);
+    let room = crate::chat::private::private_room_id(&match s.nodes[0]
+        .node
+        .store()
+        .room_controls()
+        .unwrap()[0]
+        .wire
+        .as_deref()
+        .and_then(crate::chat::SignedPost::from_wire)
+    {
+        Some(crate::chat::SignedPost::Control(c)) => c.founding,
+        _ => unreachable!("the founding entry is stored"),
+    });
+    post(&mut s, 0, "+team", "the launch code is 0000");
+    s.run_for(2_000);
+    post(&mut s, 2, "+team", "noted, from two");
+    s.run_for(2_000);
+    for i in [0, 2, 3] {
+        let texts: Vec<&str> = room_lines(&s, i, "+team")
+            .iter()
+            .map(|l| l.message.text.as_str())
+            .collect();
+        let expected = match i {
+            0 => vec!["noted, from two"],
+            2 => vec!["the launch code is 0000"],
+            _ => vec!["the launch code is 0000", "noted, from two"],
+        };
+        assert_eq!(texts, expected, "node {i}");
+    }
+    // The relay carried both without being able to read them.
+    assert!(room_lines(&s, 1, "+team").is_empty());
+    let carried = stored_bytes(&s, 1, room);
+    assert!(!carried.is_empty(), "the relay holds the sealed posts");
+    assert!(!contains(&carried, b"launch code") && !contains(&carried, b"from two"));
+    assert_eq!(
+        s.nodes[1]
+            .node
+            .store()
+            .history(&Conversation::Room(room).into_store_key(), 10)
+            .unwrap()
+            .len(),
+        2
+    );
+
+    // 0 removes 3: a new key that 3 never gets.
+    cmd(
+        &mut s,
+        0,
+        Command::Kick {
+            peer: "node3".into(),
+            room: "+team".into(),
+        },
+    );
+    s.run_for(2_000);
+    assert!(membership(&s, 3)
+        .iter()
+        .any(|(_, c)| *c == crate::event::MembershipChange::YouWereRemoved));
+    post(&mut s, 0, "+team", "three is gone now");
+    s.run_for(2_000);
+    assert_eq!(
+        room_lines(&s, 2, "+team").last().unwrap().message.text,
+        "three is gone now"
+    );
+    assert!(!room_lines(&s, 3, "+team")
+        .iter()
+        .any(|l| l.message.text.contains("gone")));
+    assert!(!contains(&stored_bytes(&s, 3, room), b"three is gone"));
+    // 3 can no longer post there.
+    post(&mut s, 3, "+team", "let me back in");
+    assert!(last_event(&s, 3, |e| match e {
+        Event::Error { error } => Some(error.to_string()),
+        _ => None,
+    })
+    .is_some_and(|e| e.contains("not in +team")));
+
+    // A member that restarts keeps its keys (replayed from its log).
+    let store = s.take_store(2);
+    s.restart_with(2, sim::identity(2), sim::node_config(2), store);
+    s.run_for(40_000);
+    post(&mut s, 0, "+team", "after two restarted");
+    s.run_for(3_000);
+    assert!(room_lines(&s, 2, "+team")
+        .iter()
+        .any(|l| l.message.text == "after two restarted"));
 }

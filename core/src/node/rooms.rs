@@ -9,9 +9,10 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::{Command, Node, NodeError};
-use crate::chat::{default_room, open_room_id, room_name, Conversation, DEFAULT_ROOM};
-use crate::event::{Event, PeerInfo, RoomView};
+use crate::chat::{default_room, open_room_id, room_name, Conversation, RoomChanged, DEFAULT_ROOM};
+use crate::event::{Event, MembershipChange, PeerInfo, RoomView};
 use crate::identity::IdentityKey;
+use crate::trust::TrustState;
 use crate::wire::limits::MAX_ROOMS_ANNOUNCED;
 use crate::wire::{Frame, RoomId};
 
@@ -62,12 +63,12 @@ impl RoomBook {
         }
     }
 
-    pub(super) fn is_joined(&self, room: &RoomId) -> bool {
+    fn is_joined_open(&self, room: &RoomId) -> bool {
         self.joined.values().any(|r| r == room)
     }
 
-    /// The name of a joined room, or of one a linked peer announced.
-    pub(super) fn name_of(&self, room: &RoomId) -> Option<String> {
+    /// The name of a joined open room, or of one a linked peer announced.
+    fn open_name_of(&self, room: &RoomId) -> Option<String> {
         if *room == default_room() {
             return Some(DEFAULT_ROOM.to_owned());
         }
@@ -93,13 +94,11 @@ impl RoomBook {
         self.names().join(" ")
     }
 
-    /// A message arrived in `room`: counted if the room is joined.
+    /// A message arrived in a room shown to the user.
     pub(super) fn count_unread(&mut self, room: RoomId, calls_me: bool) {
-        if self.is_joined(&room) {
-            let e = self.unread.entry(room).or_default();
-            e.0 += 1;
-            e.1 += u32::from(calls_me);
-        }
+        let e = self.unread.entry(room).or_default();
+        e.0 += 1;
+        e.1 += u32::from(calls_me);
     }
 
     pub(super) fn count_unread_direct(&mut self, peer: IdentityKey) {
@@ -137,12 +136,39 @@ impl RoomBook {
 }
 
 impl Node {
-    /// The joined open rooms, by name.
+    /// The rooms shown to the user: joined open rooms (`#name`) and the
+    /// invite-only rooms we are a member of (`+name`).
     pub fn joined_rooms(&self) -> Vec<String> {
-        self.rooms.names()
+        let open = self.rooms.names().into_iter().map(|n| format!("#{n}"));
+        let private = self
+            .chat
+            .private_rooms()
+            .into_iter()
+            .map(|r| format!("+{}", r.name));
+        open.chain(private).collect()
     }
 
-    /// The `Rooms` frame for a link that just came up.
+    /// Whether a room's messages are shown: a joined open room, or an
+    /// invite-only room we are in.
+    pub(super) fn shows_room(&self, room: &RoomId) -> bool {
+        self.rooms.is_joined_open(room) || self.chat.is_private_member(room)
+    }
+
+    /// A room as the user sees it named: `#name` or `+name`.
+    pub(super) fn room_label(&self, room: &RoomId) -> Option<String> {
+        if self.chat.is_private(room) {
+            return self
+                .chat
+                .private_rooms()
+                .into_iter()
+                .find(|r| r.id == *room)
+                .map(|r| format!("+{}", r.name));
+        }
+        self.rooms.open_name_of(room).map(|n| format!("#{n}"))
+    }
+
+    /// The `Rooms` frame for a link that just came up (open rooms only:
+    /// invite-only rooms are nobody else's business).
     pub(super) fn rooms_frame(&self) -> Frame {
         Frame::Rooms(self.rooms.names())
     }
@@ -151,14 +177,37 @@ impl Node {
         self.rooms.peer_announced(from, names);
     }
 
-    /// The room a typed name stands for, which the user must have joined.
+    /// The room a typed name stands for (`#ops`, `ops` or `+team`), which
+    /// the user must be in: its label and id.
     pub(super) fn joined_room(&self, typed: &str) -> Result<(String, RoomId), NodeError> {
+        let typed = typed.trim();
+        if let Some(private) = typed.strip_prefix('+') {
+            let name = room_name(private)?;
+            let mut found = self
+                .chat
+                .private_rooms()
+                .into_iter()
+                .filter(|r| r.name == name);
+            return match (found.next(), found.next()) {
+                (Some(r), None) => Ok((format!("+{name}"), r.id)),
+                (None, _) => Err(NodeError::NotInRoom {
+                    room: format!("+{name}"),
+                    hint: "an invite-only room is joined when its founder invites you".into(),
+                }),
+                (Some(_), Some(_)) => Err(NodeError::AmbiguousRoom {
+                    room: format!("+{name}"),
+                }),
+            };
+        }
         let name = room_name(typed)?;
         let id = open_room_id(&name);
-        if !self.rooms.is_joined(&id) {
-            return Err(NodeError::NotInRoom { room: name });
+        if !self.rooms.is_joined_open(&id) {
+            return Err(NodeError::NotInRoom {
+                room: format!("#{name}"),
+                hint: format!("/join #{name} first"),
+            });
         }
-        Ok((name, id))
+        Ok((format!("#{name}"), id))
     }
 
     pub(super) fn on_room_command(&mut self, cmd: Command) {
@@ -171,9 +220,15 @@ impl Node {
     fn try_room_command(&mut self, cmd: Command) -> Result<(), NodeError> {
         match cmd {
             Command::Join(typed) => {
+                if typed.trim().starts_with('+') {
+                    return Err(NodeError::NotInRoom {
+                        room: typed.trim().to_owned(),
+                        hint: "an invite-only room is joined when its founder invites you".into(),
+                    });
+                }
                 let name = room_name(&typed)?;
                 let id = open_room_id(&name);
-                if !self.rooms.is_joined(&id) {
+                if !self.rooms.is_joined_open(&id) {
                     if self.rooms.joined.len() >= MAX_ROOMS_ANNOUNCED {
                         return Err(NodeError::TooManyRooms {
                             max: MAX_ROOMS_ANNOUNCED,
@@ -182,28 +237,44 @@ impl Node {
                     self.rooms.joined.insert(name.clone(), id);
                     self.rooms_changed()?;
                 }
-                self.emit(Event::RoomJoined { room: name });
+                self.emit(Event::RoomJoined {
+                    room: format!("#{name}"),
+                });
             }
             Command::Leave(typed) => {
-                let (name, id) = self.joined_room(&typed)?;
-                self.rooms.joined.remove(&name);
+                let (label, id) = self.joined_room(&typed)?;
+                if self.chat.is_private(&id) {
+                    return Err(NodeError::CannotLeavePrivate { room: label });
+                }
+                self.rooms.joined.remove(label.trim_start_matches('#'));
                 self.rooms.unread.remove(&id);
                 self.rooms_changed()?;
-                self.emit(Event::RoomLeft { room: name });
+                self.emit(Event::RoomLeft { room: label });
             }
             Command::Rooms => {
-                let rooms = self
+                let labels: Vec<(String, RoomId)> = self
                     .rooms
                     .joined
                     .iter()
+                    .map(|(n, id)| (format!("#{n}"), *id))
+                    .chain(
+                        self.chat
+                            .private_rooms()
+                            .into_iter()
+                            .map(|r| (format!("+{}", r.name), r.id)),
+                    )
+                    .collect();
+                let rooms = labels
+                    .into_iter()
                     .map(|(name, id)| {
                         let (unread, mentions) =
-                            self.rooms.unread.get(id).copied().unwrap_or_default();
+                            self.rooms.unread.get(&id).copied().unwrap_or_default();
+                        let linked_members = self.room_linked_members(&name, &id).len();
                         RoomView {
-                            name: name.clone(),
+                            name,
                             unread,
                             mentions,
-                            linked_members: self.rooms.announced_by(name).len(),
+                            linked_members,
                         }
                     })
                     .collect();
@@ -221,25 +292,155 @@ impl Node {
                 self.rooms.unread.remove(&id);
             }
             Command::Who(typed) => {
-                let (name, id) = self.joined_room(&typed)?;
-                let members = self.room_members(&name, id)?;
+                let (label, id) = self.joined_room(&typed)?;
+                let members = self.room_members(&label, id)?;
                 self.emit(Event::Who {
-                    room: name,
+                    room: label,
                     members,
                 });
+            }
+            Command::CreateRoom(typed) => {
+                let typed = typed.trim();
+                let name = room_name(typed.strip_prefix('+').unwrap_or(typed))?;
+                if self.chat.private_rooms().iter().any(|r| r.name == name) {
+                    return Err(NodeError::RoomExists {
+                        room: format!("+{name}"),
+                    });
+                }
+                let now = self.wall_ms(self.now_ms);
+                let connected = self.connected();
+                let (_, (frames, changes)) = self
+                    .chat
+                    .create_room(now, &self.local, &name, &connected)
+                    .map_err(NodeError::RoomChange)?;
+                self.after_room_change(frames, changes);
+            }
+            Command::Invite { peer, room } => {
+                let (label, id) = self.joined_room(&room)?;
+                let member = self.resolve_for_sending(&peer)?;
+                let keys = self
+                    .chat
+                    .known_keys(&member)
+                    .ok_or_else(|| NodeError::KeysUnknown {
+                        nickname: crate::names::clamp_nick(&self.nick_of(&member)),
+                    })?;
+                // An unverified key gets a warning first; the same
+                // invitation again means "yes, invite it anyway".
+                let verified =
+                    self.trust_of(&member, &self.nick_of(&member)) == TrustState::Verified;
+                if !verified && self.pending_invite != Some((member, id)) {
+                    self.pending_invite = Some((member, id));
+                    return Err(NodeError::InviteUnverified {
+                        nickname: crate::names::clamp_nick(&self.nick_of(&member)),
+                        room: label,
+                        peer,
+                    });
+                }
+                self.pending_invite = None;
+                let now = self.wall_ms(self.now_ms);
+                let connected = self.connected();
+                let (frames, changes) = self
+                    .chat
+                    .invite(now, &self.local, id, keys, &connected)
+                    .map_err(NodeError::RoomChange)?;
+                self.after_room_change(frames, changes);
+            }
+            Command::Kick { peer, room } => {
+                let (_, id) = self.joined_room(&room)?;
+                let member = self.resolve(&peer)?;
+                let now = self.wall_ms(self.now_ms);
+                let connected = self.connected();
+                let (frames, changes) = self
+                    .chat
+                    .remove(now, &self.local, id, member, &connected)
+                    .map_err(NodeError::RoomChange)?;
+                self.after_room_change(frames, changes);
             }
             _ => {}
         }
         Ok(())
     }
 
-    /// Linked peers that say they joined the room, then authors heard in it
-    /// within [`WHO_RECENT_MS`].
-    fn room_members(&self, name: &str, id: RoomId) -> Result<Vec<PeerInfo>, NodeError> {
+    fn after_room_change(&mut self, frames: Vec<(IdentityKey, Frame)>, changes: Vec<RoomChanged>) {
+        for (to, f) in frames {
+            self.queue_frame(&to, f);
+        }
+        for c in changes {
+            self.room_changed(c);
+        }
+    }
+
+    /// An invite-only room's membership changed: tell the user.
+    pub(super) fn room_changed(&mut self, c: RoomChanged) {
+        let (room, change) = match c {
+            RoomChanged::Joined { room } => {
+                let founder = self
+                    .chat
+                    .private_rooms()
+                    .into_iter()
+                    .find(|r| r.id == room)
+                    .map(|r| r.founder);
+                let Some(founder) = founder else { return };
+                (
+                    room,
+                    MembershipChange::YouJoined {
+                        founder: self.info_of(&founder),
+                    },
+                )
+            }
+            RoomChanged::Invited { room, member } => {
+                (room, MembershipChange::Added(self.info_of(&member)))
+            }
+            RoomChanged::Removed { room, member } if member == self.local.identity_key() => {
+                self.rooms.unread.remove(&room);
+                (room, MembershipChange::YouWereRemoved)
+            }
+            RoomChanged::Removed { room, member } => {
+                (room, MembershipChange::Removed(self.info_of(&member)))
+            }
+        };
+        // Rooms we are not in change silently: nobody asked.
+        let label = match self.room_label(&room) {
+            Some(l) => l,
+            None if matches!(change, MembershipChange::YouWereRemoved) => "+?".to_owned(),
+            None => return,
+        };
+        self.emit(Event::RoomMembership {
+            room: label,
+            change,
+        });
+    }
+
+    /// Linked peers known to be in a room: those that announced an open
+    /// room, the linked members of an invite-only one.
+    fn room_linked_members(&self, label: &str, id: &RoomId) -> Vec<IdentityKey> {
+        if let Some(r) = self.chat.private_rooms().into_iter().find(|r| r.id == *id) {
+            let linked = self.connected();
+            return r
+                .members
+                .into_iter()
+                .filter(|m| linked.contains(m))
+                .collect();
+        }
+        self.rooms.announced_by(label.trim_start_matches('#'))
+    }
+
+    /// An invite-only room's members, from its log; an open room's linked
+    /// peers that joined it, then authors heard in it within
+    /// [`WHO_RECENT_MS`].
+    fn room_members(&self, label: &str, id: RoomId) -> Result<Vec<PeerInfo>, NodeError> {
         let local = self.local.identity_key();
+        if let Some(r) = self.chat.private_rooms().into_iter().find(|r| r.id == id) {
+            return Ok(r
+                .members
+                .iter()
+                .filter(|m| **m != local)
+                .map(|m| self.info_of(m))
+                .collect());
+        }
         let mut seen: HashSet<IdentityKey> = HashSet::new();
         let mut out = Vec::new();
-        for p in self.rooms.announced_by(name) {
+        for p in self.rooms.announced_by(label.trim_start_matches('#')) {
             if seen.insert(p) {
                 out.push(self.info_of(&p));
             }

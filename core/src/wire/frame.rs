@@ -12,7 +12,9 @@ use super::limits::{
     MAX_ACK_IDS, MAX_CLOSE_DETAIL_LEN, MAX_DATA_GROUPS, MAX_FILE_NAME_LEN, MAX_NICK_LEN,
     MAX_REQUEST_GROUPS, MAX_TEXT_LEN,
 };
-use super::room::{check_post, check_rooms, RoomPost};
+use super::room::{
+    check_control, check_post, check_rooms, check_sealed, RoomControl, RoomPost, SealedPost,
+};
 use crate::identity::{IdentityKey, SignatureBytes};
 use serde::{Deserialize, Serialize};
 
@@ -52,6 +54,10 @@ pub enum Frame {
     RoomPost(RoomPost),
     /// 14: the open rooms the sender has joined (all of them, each time).
     Rooms(Vec<String>),
+    /// 15: an entry of an invite-only room's membership log, by its founder.
+    RoomControl(RoomControl),
+    /// 16: a message in an invite-only room, encrypted to the room key.
+    SealedPost(SealedPost),
 }
 
 /// A random 128-bit transfer id, chosen by the sender of the offer; a
@@ -212,6 +218,8 @@ impl Frame {
             ),
             Frame::RoomPost(p) => check_post(p),
             Frame::Rooms(names) => check_rooms(names),
+            Frame::RoomControl(c) => check_control(c),
+            Frame::SealedPost(p) => check_sealed(p),
             Frame::Ping(_)
             | Frame::Pong(_)
             | Frame::Data(_)

@@ -61,3 +61,7 @@ pub const MAX_ROOM_NAME_LEN: usize = 32;
 
 /// Most room names in one `Rooms` frame.
 pub const MAX_ROOMS_ANNOUNCED: usize = 64;
+
+/// Most members of an invite-only room: a key rotation carries one sealed
+/// key per remaining member in one `RoomControl`.
+pub const MAX_ROOM_MEMBERS: usize = 256;

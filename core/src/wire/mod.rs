@@ -16,4 +16,6 @@ pub use frame::{
 };
 pub use framing::{Deframer, FramingError};
 pub use hello::Hello;
-pub use room::{is_room_name, RoomId, RoomPost};
+pub use room::{
+    is_room_name, KeyEnvelope, RoomChange, RoomControl, RoomFounding, RoomId, RoomPost, SealedPost,
+};

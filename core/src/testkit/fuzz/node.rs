@@ -20,7 +20,7 @@
 //! - everything the node sends to a genuine peer opens and decodes there;
 //! - after `Quit`, no link is left.
 
-use super::{identity, local, peer_party, source, Party, Reader, LOCAL, WALL_MS};
+use super::{alice, identity, local, peer_party, source, Party, Reader, LOCAL, WALL_MS};
 use crate::chat::sign_public;
 use crate::handshake::{Initiator, Responder, ResponderAwaitingMsg3};
 use crate::node::{Command, Input, Node, NodeConfig, Output};
@@ -95,7 +95,13 @@ pub mod frame {
     pub const ROOM_POST: u8 = 10;
     /// `count` then that many `room` bytes as above: a `Rooms` frame.
     pub const ROOMS: u8 = 11;
-    pub const COUNT: u8 = 12;
+    /// `signer seq change member epoch`: an entry of Alice's room `+team`
+    /// (signed by the party `signer`: a forgery unless it is Alice);
+    /// change 0 create, 1 invite `member`, otherwise remove `member`.
+    pub const ROOM_CONTROL: u8 = 12;
+    /// `author epoch id piece`: a post to `+team` under its fixed key.
+    pub const SEALED_POST: u8 = 13;
+    pub const COUNT: u8 = 14;
 }
 
 /// [`op::COMMAND`] kinds (modulo [`cmd::COUNT`]) and their arguments. A
@@ -138,7 +144,13 @@ pub mod cmd {
     pub const READ_ROOM: u8 = 17;
     /// `piece`: a message id prefix.
     pub const INFO: u8 = 18;
-    pub const COUNT: u8 = 19;
+    /// `room`: found an invite-only room.
+    pub const CREATE: u8 = 19;
+    /// `name room`: invite (twice for an unverified key).
+    pub const INVITE: u8 = 20;
+    /// `name room`.
+    pub const KICK: u8 = 21;
+    pub const COUNT: u8 = 22;
 }
 
 /// Config of the node under test: small limits, so that they are reached.
@@ -514,6 +526,7 @@ impl PeerEnd {
                         match f {
                             Frame::Public(m) => self.received.push(m.id),
                             Frame::RoomPost(p) => self.received.push(p.id),
+                            Frame::SealedPost(p) => self.received.push(p.id),
                             Frame::Direct(m) => self.received.push(m.id),
                             _ => {}
                         }
@@ -535,6 +548,107 @@ impl PeerEnd {
         t.seal_plaintext(&plain, &mut wire).ok()?;
         Some(wire)
     }
+}
+
+/// The key of `+team` in every epoch of the fuzzed room.
+const FUZZ_ROOM_KEY: [u8; 32] = [9; 32];
+
+/// A party, or the node under test itself (so it can be invited).
+fn peer_party_or_local(b: u8) -> &'static Party {
+    if b % 4 == 3 {
+        local()
+    } else {
+        peer_party(b)
+    }
+}
+
+fn fuzz_founding() -> crate::wire::RoomFounding {
+    crate::wire::RoomFounding {
+        name: "team".into(),
+        founder: alice().id.identity_key(),
+        created_ms: WALL_MS,
+        nonce: [0; 16],
+    }
+}
+
+/// An entry of Alice's room, signed by `signer`, with envelopes that open.
+fn fuzz_control(
+    signer: &Party,
+    seq: u32,
+    change: u8,
+    member: &Party,
+    epoch: u32,
+) -> crate::wire::RoomControl {
+    use crate::chat::private::{private_room_id, signed_control_bytes};
+    use crate::chat::room_keys::seal_key_with_ephemeral;
+    use crate::wire::RoomChange;
+    let founding = fuzz_founding();
+    let room = private_room_id(&founding);
+    let seal = |to: &Party, epoch| {
+        seal_key_with_ephemeral(&[7; 32], &FUZZ_ROOM_KEY, &room, epoch, to.id.bound_keys())
+            .expect("fixed keys are not of low order")
+    };
+    let change = match change % 3 {
+        0 => RoomChange::Create {
+            envelope: seal(alice(), 0),
+        },
+        1 => RoomChange::Invite {
+            member: *member.id.bound_keys(),
+            envelope: seal(member, epoch),
+        },
+        _ => RoomChange::Remove {
+            member: member.id.identity_key(),
+            envelopes: [alice(), local()]
+                .iter()
+                .map(|p| (p.id.identity_key(), seal(p, epoch)))
+                .collect(),
+        },
+    };
+    let mut c = crate::wire::RoomControl {
+        founding,
+        seq,
+        epoch,
+        timestamp_ms: WALL_MS,
+        change,
+        signature: crate::identity::SignatureBytes([0; 64]),
+    };
+    c.signature = signer.id.sign(
+        crate::identity::domain::ROOM_CONTROL,
+        &signed_control_bytes(&c),
+    );
+    c
+}
+
+/// A post to Alice's room by `author`, under the room's fixed key.
+fn fuzz_sealed(
+    author: &Party,
+    epoch: u32,
+    id: MessageId,
+    ts: u64,
+    text: &str,
+) -> crate::wire::SealedPost {
+    use crate::chat::private::private_room_id;
+    use crate::chat::room_keys::encrypt_post_with_nonce;
+    let room = private_room_id(&fuzz_founding());
+    let who = author.id.identity_key();
+    let ciphertext =
+        encrypt_post_with_nonce(&[3; 24], &FUZZ_ROOM_KEY, &room, epoch, &id, &who, ts, text)
+            .unwrap_or_default();
+    let mut p = crate::wire::SealedPost {
+        room,
+        id,
+        author: who,
+        timestamp_ms: ts,
+        epoch,
+        nonce: [3; 24],
+        ciphertext,
+        signature: crate::identity::SignatureBytes([0; 64]),
+    };
+    p.signature = author.id.sign(
+        crate::identity::domain::SEALED_POST,
+        &crate::chat::rooms::signed_sealed_bytes(&p),
+    );
+    p
 }
 
 /// A room name for a frame: a few real ones, or any text (which the frame
@@ -596,6 +710,21 @@ fn read_plaintext(input: &mut Reader, now: u64, received: &[MessageId]) -> Optio
                     })
                     .collect(),
             )
+        }
+        frame::ROOM_CONTROL => {
+            let signer = peer_party_or_local(input.byte());
+            let seq = u32::from(input.byte() % 8);
+            let change = input.byte();
+            let member = peer_party_or_local(input.byte());
+            let epoch = u32::from(input.byte() % 4);
+            Frame::RoomControl(fuzz_control(signer, seq, change, member, epoch))
+        }
+        frame::SEALED_POST => {
+            let author = peer_party_or_local(input.byte());
+            let epoch = u32::from(input.byte() % 4);
+            let id = [input.byte(); 16];
+            let body = text(input);
+            Frame::SealedPost(fuzz_sealed(author, epoch, id, WALL_MS + now, &body))
         }
         frame::NICK => Frame::Nick(text(input)),
         frame::PING => Frame::Ping(u64::from(input.byte())),
@@ -675,6 +804,15 @@ fn read_command(input: &mut Reader) -> Command {
         cmd::WHO => Command::Who(read_room(input)),
         cmd::READ_ROOM => Command::ReadRoom(read_room(input)),
         cmd::INFO => Command::Info(text(input)),
+        cmd::CREATE => Command::CreateRoom(format!("+{}", read_room(input))),
+        cmd::INVITE => Command::Invite {
+            peer: read_name(input),
+            room: format!("+{}", read_room(input)),
+        },
+        cmd::KICK => Command::Kick {
+            peer: read_name(input),
+            room: format!("+{}", read_room(input)),
+        },
         cmd::VERIFY => Command::Verify {
             peer: read_name(input),
         },

@@ -1,0 +1,312 @@
+//! The chat core's side of invite-only rooms: replaying the stored logs at
+//! start, taking and writing sealed posts, and the founder's changes
+//! (create, invite, remove), which travel like room posts: stored, put in
+//! the outbox of every known peer, relayed, served in catch-up.
+
+use super::private::{control_id, private_room_id, signed_control_bytes, OwnKeys, RoomChanged};
+use super::room_keys::{decrypt_post, encrypt_post, new_room_key, seal_key};
+use super::rooms::signed_sealed_bytes;
+use super::{new_message_id, stored_post, Chat, ChatError, SignedPost};
+use crate::identity::{domain, BoundKeys, IdentityKey, LocalIdentity, SignatureBytes};
+use crate::wire::limits::MAX_ROOM_MEMBERS;
+use crate::wire::{Frame, MessageId, RoomChange, RoomControl, RoomFounding, RoomId, SealedPost};
+use zeroize::Zeroizing;
+
+/// What a membership change gives the node: frames to send now, and what
+/// changed (for the UI).
+pub type Published = (Vec<(IdentityKey, Frame)>, Vec<RoomChanged>);
+
+/// An invite-only room as the node lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrivateRoomView {
+    pub id: RoomId,
+    pub name: String,
+    pub founder: IdentityKey,
+    pub members: Vec<IdentityKey>,
+    pub epoch: u32,
+}
+
+impl Chat {
+    /// Gives the chat core our keys (to open room keys sealed to us) and
+    /// replays every stored membership log.
+    pub fn set_own_keys(&mut self, local: &LocalIdentity) -> Result<Vec<RoomChanged>, ChatError> {
+        self.private.set_own_keys(OwnKeys {
+            keys: *local.bound_keys(),
+            noise_secret: Zeroizing::new(*local.noise_secret()),
+        });
+        let mut changes = Vec::new();
+        for m in self.store.room_controls()? {
+            let entry = m.wire.as_deref().and_then(SignedPost::from_wire);
+            if let Some(SignedPost::Control(c)) = entry {
+                changes.extend(self.private.take(c));
+            }
+        }
+        Ok(changes)
+    }
+
+    /// The text of a sealed post, or `None` if it must be refused: an
+    /// unknown room, an author who is not a member, an old epoch, or (for
+    /// a member) a text that does not decrypt. A non-member takes a
+    /// fitting post with no text: it carries it without reading it.
+    pub(super) fn open_sealed(&self, p: &SealedPost) -> Option<String> {
+        let room = self.private.get(&p.room)?;
+        if !room.is_member(&p.author) || p.epoch != room.epoch() {
+            return None;
+        }
+        let me = self.private.own_identity()?;
+        if !room.is_member(&me) {
+            return Some(String::new());
+        }
+        let key = room.key(p.epoch)?;
+        decrypt_post(key, p).ok().filter(|t| !t.trim().is_empty())
+    }
+
+    /// Our post to an invite-only room, encrypted and signed.
+    pub(super) fn seal_post(
+        &self,
+        local: &LocalIdentity,
+        room: RoomId,
+        id: MessageId,
+        now_ms: u64,
+        text: &str,
+    ) -> Result<SignedPost, ChatError> {
+        let r = self.private.get(&room).ok_or(ChatError::NotAMember)?;
+        let author = local.identity_key();
+        let key = r
+            .current_key()
+            .filter(|_| r.is_member(&author))
+            .ok_or(ChatError::NotAMember)?;
+        let epoch = r.epoch();
+        let (nonce, ciphertext) = encrypt_post(key, &room, epoch, &id, &author, now_ms, text)?;
+        let mut p = SealedPost {
+            room,
+            id,
+            author,
+            timestamp_ms: now_ms,
+            epoch,
+            nonce,
+            ciphertext,
+            signature: SignatureBytes([0; 64]),
+        };
+        p.signature = local.sign(domain::SEALED_POST, &signed_sealed_bytes(&p));
+        Ok(SignedPost::Sealed(p))
+    }
+
+    /// Founds an invite-only room named `name` (already checked): its
+    /// first log entry, stored, queued for every known peer, and the frames
+    /// for the peers connected now.
+    pub fn create_room(
+        &mut self,
+        now_ms: u64,
+        local: &LocalIdentity,
+        name: &str,
+        connected: &[IdentityKey],
+    ) -> Result<(RoomId, Published), ChatError> {
+        let mut nonce = [0u8; 16];
+        crate::identity::random_bytes(&mut nonce)?;
+        let founding = RoomFounding {
+            name: name.to_owned(),
+            founder: local.identity_key(),
+            created_ms: now_ms,
+            nonce,
+        };
+        let id = private_room_id(&founding);
+        let key = new_room_key()?;
+        let envelope = seal_key(&key, &id, 0, local.bound_keys())?;
+        let published = self.publish(
+            now_ms,
+            local,
+            founding,
+            0,
+            0,
+            RoomChange::Create { envelope },
+            connected,
+        )?;
+        Ok((id, published))
+    }
+
+    /// The founder adds `member` (keys from a handshake or the trust
+    /// store) and gives it the current key.
+    pub fn invite(
+        &mut self,
+        now_ms: u64,
+        local: &LocalIdentity,
+        room: RoomId,
+        member: BoundKeys,
+        connected: &[IdentityKey],
+    ) -> Result<Published, ChatError> {
+        let r = self.founded(local, &room)?;
+        if r.is_member(&member.identity) {
+            return Err(ChatError::Membership("already a member".into()));
+        }
+        if r.members().count() >= MAX_ROOM_MEMBERS {
+            return Err(ChatError::Membership(format!(
+                "a room has at most {MAX_ROOM_MEMBERS} members"
+            )));
+        }
+        let key = r.current_key().ok_or(ChatError::NotAMember)?;
+        let (epoch, seq, founding) = (r.epoch(), r.next_seq(), r.founding.clone());
+        let envelope = seal_key(key, &room, epoch, &member)?;
+        self.publish(
+            now_ms,
+            local,
+            founding,
+            seq,
+            epoch,
+            RoomChange::Invite { member, envelope },
+            connected,
+        )
+    }
+
+    /// The founder removes `member`: a new epoch whose key goes to every
+    /// remaining member, so the removed one cannot read what follows.
+    pub fn remove(
+        &mut self,
+        now_ms: u64,
+        local: &LocalIdentity,
+        room: RoomId,
+        member: IdentityKey,
+        connected: &[IdentityKey],
+    ) -> Result<Published, ChatError> {
+        let r = self.founded(local, &room)?;
+        if member == local.identity_key() {
+            return Err(ChatError::Membership(
+                "the founder cannot remove itself".into(),
+            ));
+        }
+        if !r.is_member(&member) {
+            return Err(ChatError::Membership("not a member".into()));
+        }
+        let epoch = r
+            .epoch()
+            .checked_add(1)
+            .ok_or_else(|| ChatError::Membership("no epochs left".into()))?;
+        let key = new_room_key()?;
+        let mut envelopes = Vec::new();
+        for (id, keys) in r.members() {
+            if *id == member {
+                continue;
+            }
+            let keys = match keys {
+                Some(k) => *k,
+                None => *local.bound_keys(),
+            };
+            envelopes.push((*id, seal_key(&key, &room, epoch, &keys)?));
+        }
+        let (seq, founding) = (r.next_seq(), r.founding.clone());
+        self.publish(
+            now_ms,
+            local,
+            founding,
+            seq,
+            epoch,
+            RoomChange::Remove { member, envelopes },
+            connected,
+        )
+    }
+
+    fn founded(
+        &self,
+        local: &LocalIdentity,
+        room: &RoomId,
+    ) -> Result<&super::private::PrivateRoom, ChatError> {
+        let r = self.private.get(room).ok_or(ChatError::NotAMember)?;
+        if r.founder() != local.identity_key() {
+            return Err(ChatError::NotFounder);
+        }
+        Ok(r)
+    }
+
+    /// Signs, stores (with outbox rows for every known peer) and applies a
+    /// log entry; returns the frames for the peers connected now.
+    #[allow(clippy::too_many_arguments)]
+    fn publish(
+        &mut self,
+        now_ms: u64,
+        local: &LocalIdentity,
+        founding: RoomFounding,
+        seq: u32,
+        epoch: u32,
+        change: RoomChange,
+        connected: &[IdentityKey],
+    ) -> Result<Published, ChatError> {
+        let mut c = RoomControl {
+            founding,
+            seq,
+            epoch,
+            timestamp_ms: now_ms,
+            change,
+            signature: SignatureBytes([0; 64]),
+        };
+        c.signature = local.sign(domain::ROOM_CONTROL, &signed_control_bytes(&c));
+        let room = private_room_id(&c.founding);
+        debug_assert_eq!(SignedPost::Control(c.clone()).id(), control_id(&room, seq));
+        let post = SignedPost::Control(c.clone());
+        let stored = stored_post(&post, self.local, now_ms, "");
+        let everyone = self.outbox_recipients(now_ms)?;
+        let new = self.store.insert_outgoing(&stored, &everyone)?;
+        if !new {
+            return Err(ChatError::IdCollision);
+        }
+        let changes = self.private.take(c);
+        let frame = post.into_frame();
+        let frames = connected
+            .iter()
+            .filter(|p| **p != self.local)
+            .map(|p| (*p, frame.clone()))
+            .collect();
+        Ok((frames, changes))
+    }
+
+    /// Whether we are a member of this invite-only room.
+    pub fn is_private_member(&self, room: &RoomId) -> bool {
+        let me = self.local;
+        self.private.get(room).is_some_and(|r| r.is_member(&me))
+    }
+
+    /// Whether this room id names an invite-only room we know.
+    pub fn is_private(&self, room: &RoomId) -> bool {
+        self.private.contains(room)
+    }
+
+    /// The invite-only rooms we are a member of.
+    pub fn private_rooms(&self) -> Vec<PrivateRoomView> {
+        let mut v: Vec<PrivateRoomView> = self
+            .private
+            .mine()
+            .map(|r| PrivateRoomView {
+                id: r.id,
+                name: r.name().to_owned(),
+                founder: r.founder(),
+                members: r.members().map(|(m, _)| *m).collect(),
+                epoch: r.epoch(),
+            })
+            .collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
+        v
+    }
+
+    /// A new message id (for callers outside the chat core's posts).
+    pub fn fresh_id() -> Result<MessageId, ChatError> {
+        new_message_id()
+    }
+}
+
+impl Chat {
+    pub(super) fn remember_keys(&mut self, keys: BoundKeys) {
+        if self.known_keys.len() >= super::MAX_KNOWN_KEYS
+            && !self.known_keys.contains_key(&keys.identity)
+        {
+            // Throwaway identities must not grow it: forget any one.
+            if let Some(k) = self.known_keys.keys().next().copied() {
+                self.known_keys.remove(&k);
+            }
+        }
+        self.known_keys.insert(keys.identity, keys);
+    }
+
+    /// A peer's bound keys, if it completed a handshake this run.
+    pub fn known_keys(&self, id: &IdentityKey) -> Option<BoundKeys> {
+        self.known_keys.get(id).copied()
+    }
+}
