@@ -25,6 +25,8 @@ mod net;
 mod reference;
 #[path = "e2e/report.rs"]
 mod report;
+#[path = "e2e/rooms.rs"]
+mod rooms;
 #[path = "e2e/stats.rs"]
 mod stats;
 #[path = "e2e/sys.rs"]
@@ -91,6 +93,9 @@ pub struct Budget {
     pub stored_peer_rounds: usize,
     /// Size of the file sent between two whole nodes.
     pub file_bytes: usize,
+    /// Members of the fan-out room, and messages posted to it.
+    pub room_members: usize,
+    pub room_messages: usize,
 }
 
 impl Budget {
@@ -111,6 +116,8 @@ impl Budget {
             stored_peers: 100_000,
             stored_peer_rounds: 300,
             file_bytes: 1 << 30,
+            room_members: 50,
+            room_messages: 500,
         }
     }
 
@@ -131,6 +138,8 @@ impl Budget {
             stored_peers: 100_000,
             stored_peer_rounds: 50,
             file_bytes: 256 << 20,
+            room_members: 50,
+            room_messages: 200,
         }
     }
 
@@ -152,6 +161,8 @@ impl Budget {
             stored_peers: 1_000,
             stored_peer_rounds: 10,
             file_bytes: 8 << 20,
+            room_members: 10,
+            room_messages: 20,
         }
     }
 }
@@ -196,6 +207,7 @@ const GROUPS: &[Group] = &[
     natter("natter-node-round-trip", natter_node_round_trip),
     natter("natter-chat", natter_chat),
     natter("natter-file", natter_file),
+    natter("natter-rooms", natter_rooms),
     natter("natter-stored-peers", natter_stored_peers),
     natter("natter-search", natter_search),
     natter("natter-idle-peers", natter_idle_peers),
@@ -326,6 +338,47 @@ fn natter_chat(ctx: &mut Ctx) -> Result<()> {
                     b.chat_messages,
                     runs.describe()
                 )),
+        );
+    }
+    Ok(())
+}
+
+fn natter_rooms(ctx: &mut Ctx) -> Result<()> {
+    let b = ctx.budget;
+    let sim = rooms::simulated(b.room_members, b.room_messages)?;
+    let real = ctx
+        .rt
+        .block_on(rooms::loopback(b.room_members, b.room_messages))?;
+    for (f, where_) in [(&sim, "simulator"), (&real, "loopback")] {
+        let shape = if where_ == "simulator" {
+            format!(
+                "{} nodes on a random sparse graph ({} links), delivery by relaying; one thread",
+                f.members, f.edges
+            )
+        } else {
+            format!(
+                "{} whole nodes, SQLite each; one author linked to the rest; until every ack",
+                f.members
+            )
+        };
+        ctx.report.add(
+            Measurement::new(
+                format!("room fan-out to {} members, {where_}", f.members),
+                f.rate,
+                "msgs/s",
+            )
+            .note(format!("{} messages; {shape}", f.messages)),
+        );
+        ctx.report.add(
+            Measurement::new(
+                format!("room bytes per message per link, {where_}"),
+                f.bytes_per_edge,
+                "B",
+            )
+            .note(format!(
+                "{:.2} copies per link (at most 2: once each way) × the frame's size and Noise framing",
+                f.copies_per_edge
+            )),
         );
     }
     Ok(())

@@ -606,6 +606,7 @@ pub fn search(messages: usize, queries: usize) -> Result<(Latency, Duration)> {
             signature: Some([0; 64]),
             outgoing: false,
             received_ms: i as u64,
+            wire: None,
         });
         if batch.len() == batch.capacity() {
             store.insert_messages(&batch)?;
