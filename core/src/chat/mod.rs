@@ -930,6 +930,15 @@ impl Chat {
                         self.reject(&mut actions, v);
                         continue;
                     }
+                    // An invite-only room takes sealed posts only: a
+                    // clear-text post under its id is refused (no password
+                    // room that accepts plaintext).
+                    if let SignedPost::Room(p) = &m {
+                        if self.private.contains(&p.room) {
+                            self.stats.sealed_refused += 1;
+                            continue;
+                        }
+                    }
                     // A sealed post is taken only from a member of a room
                     // we know, at its current epoch; a member also reads it.
                     let text = match &m {
@@ -1524,7 +1533,19 @@ impl Chat {
     /// The last `n` messages of a conversation, oldest first.
     pub fn history(&self, conv: Conversation, n: usize) -> Result<Vec<MessageView>, ChatError> {
         let msgs = self.store.history(&conv.to_store(), n)?;
-        self.views(msgs)
+        self.views(self.only_sealed_in_private(msgs))
+    }
+
+    /// An invite-only room shows its sealed posts only: a clear-text post
+    /// stored under its id (before its founding arrived) is never shown
+    /// as the room's.
+    fn only_sealed_in_private(&self, msgs: Vec<StoredMessage>) -> Vec<StoredMessage> {
+        msgs.into_iter()
+            .filter(|m| match m.conversation {
+                ConversationKey::Room(r) if self.private.contains(&RoomId(r)) => m.wire.is_some(),
+                _ => true,
+            })
+            .collect()
     }
 
     /// Messages containing every word of `words`, most recently stored
@@ -1537,7 +1558,7 @@ impl Chat {
         n: usize,
     ) -> Result<Vec<MessageView>, ChatError> {
         let msgs = self.store.search(words, room.map(|r| r.0).as_ref(), n)?;
-        self.views(msgs)
+        self.views(self.only_sealed_in_private(msgs))
     }
 
     /// Our own messages whose id starts with the hex digits `prefix` (4 to

@@ -2186,3 +2186,26 @@ fn posts_without_the_current_key_are_refused_and_shown_nowhere() {
     );
     room_works_between(&mut net, room, "a flood", 0, 1, &[2, 3]);
 }
+
+#[test]
+fn a_clear_text_post_to_an_invite_only_room_is_refused_and_shown_nowhere() {
+    let (mut net, room) = private_net();
+    let me2 = identity(3);
+    // A member (or anyone) signs a plain RoomPost under the room's id.
+    let plain = rooms::sign_room_post(&me2, room, [60; 16], T0, "in the clear".into());
+    for to in [0, 1, 3] {
+        let k2 = net.key(2);
+        let a = net.nodes[to]
+            .chat
+            .on_frame(T0, k2, Frame::RoomPost(plain.clone()), &[])
+            .unwrap();
+        assert!(a.events.is_empty() && a.send.is_empty(), "node {to}");
+        assert!(net
+            .chat(to)
+            .history(Conversation::Room(room), 50)
+            .unwrap()
+            .iter()
+            .all(|m| m.text != "in the clear"));
+    }
+    room_still_works(&mut net, room, "a clear-text post");
+}
