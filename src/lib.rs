@@ -16,6 +16,7 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 pub mod files;
 pub mod keyfile;
 pub mod shell;
+pub mod signatures;
 pub mod store;
 pub mod ui;
 

@@ -253,6 +253,7 @@ async fn run(
         .unwrap_or(0);
     let local = identity.identity_key();
     let mut node = Node::new(identity, cfg, Box::new(store), rng, 0, wall);
+    node.set_signature_check(Box::new(natter::signatures::AllCores::new()));
     let started = Event::Started {
         identity: local,
         nickname: nick,

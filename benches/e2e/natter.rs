@@ -367,6 +367,7 @@ async fn start_node(seed: u8, dir: &std::path::Path) -> Result<RunningNode> {
     .map_err(anyhow::Error::msg)?;
     let mut node = node;
     node.set_file_store(Box::new(fs));
+    node.set_signature_check(Box::new(natter::signatures::AllCores::new()));
     let (cmd, cmd_rx) = mpsc::channel(1024);
     let (ev_tx, events) = natter::shell::event_channel();
     tokio::spawn(natter::shell::run_with_files(

@@ -256,6 +256,23 @@ impl Conversation {
     }
 }
 
+/// Checks the signatures of many room items at once: the chat core hands a
+/// whole batch of received frames to it, so it may spread them over cores.
+/// Results are in the order given; `true` means the signature verifies.
+pub trait SignatureCheck: Send + std::fmt::Debug {
+    fn verify_all(&self, posts: &[&SignedPost]) -> Vec<bool>;
+}
+
+/// One check after another, on the calling thread.
+#[derive(Debug, Default)]
+pub struct OneByOne;
+
+impl SignatureCheck for OneByOne {
+    fn verify_all(&self, posts: &[&SignedPost]) -> Vec<bool> {
+        posts.iter().map(|p| p.verify().is_ok()).collect()
+    }
+}
+
 /// Where a post goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Target {
@@ -699,6 +716,8 @@ pub struct Chat {
     known_keys: HashMap<IdentityKey, BoundKeys>,
     /// Invite-only rooms, replayed from their stored membership logs.
     private: PrivateRooms,
+    /// Checks the signatures of a batch of received room items.
+    checker: Box<dyn SignatureCheck>,
 
     local: IdentityKey,
     resend: HashMap<IdentityKey, ResendPage>,
@@ -727,6 +746,7 @@ impl Chat {
             backlogged: HashSet::new(),
             quota: Quota::new(limits),
             private: PrivateRooms::default(),
+            checker: Box::new(OneByOne),
             known_keys: HashMap::new(),
 
             local,
@@ -907,7 +927,10 @@ impl Chat {
         let mut acked: Vec<MessageId> = Vec::new();
         let mut sync_requests: Vec<u64> = Vec::new();
 
-        for frame in frames {
+        // Signatures first, all at once: the checker may spread them over
+        // cores. Only frames not already held identically need one.
+        let verified = self.verify_batch(&frames)?;
+        for (index, frame) in frames.into_iter().enumerate() {
             if !is_chat_frame(&frame) {
                 continue;
             }
@@ -956,7 +979,11 @@ impl Chat {
                     // Only a message that would be stored, or one that
                     // differs from what is stored under its (author, id),
                     // needs its signature checked (rule 3).
-                    if seen != Seen::Same && m.verify().is_err() {
+                    let valid = || match verified.get(&index) {
+                        Some(v) => *v,
+                        None => m.verify().is_ok(),
+                    };
+                    if seen != Seen::Same && !valid() {
                         let v = Violation::BadSignature {
                             id: m.id(),
                             author: m.author(),
@@ -1044,6 +1071,41 @@ impl Chat {
             self.answer_deferred_sync(now_ms, from, &mut actions)?;
         }
         Ok(actions)
+    }
+
+    /// The signature checks of a batch's signed room items that are not
+    /// held already with the same content, by frame index, done by the
+    /// [`SignatureCheck`] (which may use every core).
+    fn verify_batch(&self, frames: &[Frame]) -> Result<HashMap<usize, bool>, ChatError> {
+        let mut todo: Vec<(usize, SignedPost)> = Vec::new();
+        for (i, f) in frames.iter().enumerate() {
+            let post = match f {
+                Frame::Public(m) => SignedPost::Legacy(m.clone()),
+                Frame::RoomPost(p) => SignedPost::Room(p.clone()),
+                Frame::SealedPost(p) => SignedPost::Sealed(p.clone()),
+                Frame::RoomControl(c) => SignedPost::Control(c.clone()),
+                _ => continue,
+            };
+            let held = self.store.get_message(&post.author().0, &post.id())?;
+            let same = held.is_some_and(|h| {
+                h.signature == Some(post.signature().0) && h.timestamp_ms == post.timestamp_ms()
+            });
+            if !same {
+                todo.push((i, post));
+            }
+        }
+        if todo.len() < 2 {
+            return Ok(HashMap::new());
+        }
+        let posts: Vec<&SignedPost> = todo.iter().map(|(_, p)| p).collect();
+        let results = self.checker.verify_all(&posts);
+        Ok(todo.iter().map(|(i, _)| *i).zip(results).collect())
+    }
+
+    /// Spread signature checks with this checker (the application's uses
+    /// every core; the default checks one after another).
+    pub fn set_signature_check(&mut self, checker: Box<dyn SignatureCheck>) {
+        self.checker = checker;
     }
 
     /// Whether a new message by `author` fits the stranger quota; reports

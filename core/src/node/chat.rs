@@ -407,6 +407,12 @@ impl Node {
         self.chat.into_store()
     }
 
+    /// Checks received signatures with `checker` (the application's spreads
+    /// them over cores).
+    pub fn set_signature_check(&mut self, checker: Box<dyn crate::chat::SignatureCheck>) {
+        self.chat.set_signature_check(checker);
+    }
+
     /// The chat core's counters (received, relayed, duplicates, …).
     pub fn chat_stats(&self) -> crate::chat::ChatStats {
         self.chat.stats()
