@@ -214,6 +214,8 @@ fn gossip_reaches_every_member_once_across_lines_rings_and_sparse_graphs() {
         ("line", 10, 1),
         ("ring", 10, 2),
         ("random", 10, 3),
+        ("line", 50, 5),
+        ("ring", 50, 6),
         ("random", 50, 4),
     ] {
         let edges = edges_of(kind, n, seed);
