@@ -2,16 +2,16 @@
 //! graph: delivery by relaying) and over loopback (50 whole nodes, one
 //! author linked to the 49 others).
 
-use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
+use natter_core::chat::open_room_id;
 use natter_core::chat::sign_room_post;
-use natter_core::chat::{open_room_id, ChatStats};
 use natter_core::event::Event;
 use natter_core::identity::LocalIdentity;
 use natter_core::node::{Command, Input, Node, NodeConfig};
 use natter_core::rng::Rng;
+use natter_core::testkit::graph;
 use natter_core::testkit::sim::{NetConfig, Sim};
 use natter_core::wire::codec::encode;
 use natter_core::wire::Frame;
@@ -49,57 +49,15 @@ fn post_frame_len(text_len: usize) -> usize {
     encode(&Frame::RoomPost(post)).len()
 }
 
-fn copies(s: &Sim) -> u64 {
-    s.nodes
-        .iter()
-        .map(|n| {
-            let st: ChatStats = n.node.chat_stats();
-            st.received + st.duplicates
-        })
-        .sum()
-}
-
 /// `n` nodes on a random sparse graph (a spanning tree plus n/2 chords),
 /// all in #ops; `messages` posts by random members.
 pub fn simulated(n: usize, messages: usize) -> Result<FanOut> {
-    let mut rng = Rng::new(7);
-    let mut edges = BTreeSet::new();
-    for i in 1..n {
-        edges.insert((rng.below(i as u64) as usize, i));
-    }
-    for _ in 0..n / 2 {
-        let (a, b) = (rng.below(n as u64) as usize, rng.below(n as u64) as usize);
-        if a != b {
-            edges.insert((a.min(b), a.max(b)));
-        }
-    }
-    let mut s = Sim::new(7, NetConfig::default());
-    for a in 0..n {
-        for b in a + 1..n {
-            if !edges.contains(&(a, b)) {
-                s.partition(&[a], &[b]);
-            }
-        }
-    }
-    s.add_nodes(n);
-    for i in 0..n {
-        s.input(i, Input::Command(Command::Join("ops".into())));
-    }
-    let linked = |s: &Sim| {
-        edges
-            .iter()
-            .all(|&(a, b)| s.nodes[a].node.connected().contains(&s.identity_of(b)))
-    };
-    for _ in 0..600 {
-        if linked(&s) {
-            break;
-        }
-        s.run_for(100);
-    }
-    if !linked(&s) {
+    let edges = graph::random_sparse(n, 7);
+    let Some(mut s) = graph::partial_mesh(7, NetConfig::default(), n, &edges, "ops") else {
         bail!("the simulated graph did not link up");
-    }
-    let before = copies(&s);
+    };
+    let mut rng = Rng::new(7);
+    let before = graph::copies_taken(&s);
     let text = "a line of about forty bytes for the room";
     let start = Instant::now();
     for m in 0..messages {
@@ -132,7 +90,8 @@ pub fn simulated(n: usize, messages: usize) -> Result<FanOut> {
         }
     }
     let secs = start.elapsed().as_secs_f64();
-    let copies_per_edge = (copies(&s) - before) as f64 / (messages * edges.len()) as f64;
+    let copies_per_edge =
+        (graph::copies_taken(&s) - before) as f64 / (messages * edges.len()) as f64;
     let frame = post_frame_len(text.len() + 3);
     Ok(FanOut {
         members: n,

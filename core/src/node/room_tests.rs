@@ -5,8 +5,9 @@
 use super::*;
 use crate::chat::{open_room_id, Conversation};
 use crate::event::ChatLine;
+use crate::testkit::graph::{self, copies_taken as copies};
 use crate::testkit::sim::{self, NetConfig, Sim};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 fn room_lines<'a>(s: &'a Sim, i: usize, room: &str) -> Vec<&'a ChatLine> {
     s.nodes[i]
@@ -107,79 +108,25 @@ fn only_joined_rooms_show_but_every_room_is_stored() {
 }
 
 /// A graph on `n` nodes: the pairs that may reach each other.
-fn edges_of(kind: &str, n: usize, seed: u64) -> BTreeSet<(usize, usize)> {
-    let mut e = BTreeSet::new();
+fn edges_of(kind: &str, n: usize, seed: u64) -> graph::Edges {
     match kind {
-        "line" => (1..n).for_each(|i| {
-            e.insert((i - 1, i));
-        }),
-        "ring" => (0..n).for_each(|i| {
-            let j = (i + 1) % n;
-            e.insert((i.min(j), i.max(j)));
-        }),
-        _ => {
-            // A random spanning tree plus a few chords: sparse, connected.
-            let mut rng = crate::rng::Rng::new(seed);
-            for i in 1..n {
-                let j = rng.below(i as u64) as usize;
-                e.insert((j, i));
-            }
-            for _ in 0..n / 2 {
-                let (a, b) = (rng.below(n as u64) as usize, rng.below(n as u64) as usize);
-                if a != b {
-                    e.insert((a.min(b), a.max(b)));
-                }
-            }
-        }
+        "line" => graph::line(n),
+        "ring" => graph::ring(n),
+        _ => graph::random_sparse(n, seed),
     }
-    e
 }
 
 /// A simulated LAN where only `edges` can reach each other, every node in
-/// `#ops`, each linked to all its neighbours.
-fn partial_mesh(seed: u64, n: usize, edges: &BTreeSet<(usize, usize)>) -> Sim {
-    let mut s = Sim::new(
-        seed,
-        NetConfig {
-            delay_ms: (1, 20),
-            loss: 0.2,
-        },
-    );
-    for a in 0..n {
-        for b in a + 1..n {
-            if !edges.contains(&(a, b)) {
-                s.partition(&[a], &[b]);
-            }
-        }
-    }
-    s.add_nodes(n);
-    for i in 0..n {
-        cmd(&mut s, i, Command::Join("ops".into()));
-    }
-    let linked = |s: &Sim| {
-        edges
-            .iter()
-            .all(|&(a, b)| s.nodes[a].node.connected().contains(&s.identity_of(b)))
+/// `#ops`, each linked to all its neighbours; beacons lost at 20 %.
+fn partial_mesh(seed: u64, n: usize, edges: &graph::Edges) -> Sim {
+    let net = NetConfig {
+        delay_ms: (1, 20),
+        loss: 0.2,
     };
-    for _ in 0..600 {
-        if linked(&s) {
-            break;
-        }
-        s.run_for(100);
+    match graph::partial_mesh(seed, net, n, edges, "ops") {
+        Some(s) => s,
+        None => panic!("seed {seed}: neighbours not all linked in 60 s"),
     }
-    assert!(linked(&s), "seed {seed}: neighbours not all linked in 60 s");
-    s
-}
-
-/// Copies of room messages each node took in (new + duplicate).
-fn copies(s: &Sim) -> u64 {
-    s.nodes
-        .iter()
-        .map(|n| {
-            let st = n.node.chat_stats();
-            st.received + st.duplicates
-        })
-        .sum()
 }
 
 /// Every node holds each text exactly once in #ops, and every node but

@@ -3,4 +3,5 @@
 //! Nothing here is part of natter-core's API for applications.
 
 pub mod fuzz;
+pub mod graph;
 pub mod sim;
