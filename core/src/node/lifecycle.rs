@@ -101,14 +101,9 @@ impl Node {
         }
         let pending: Vec<LinkId> = self
             .conns
-            .iter()
-            .filter(|(l, c)| {
-                **l != link_id
-                    && !c.is_established()
-                    && c.direction() == Direction::Outbound
-                    && c.expected() == Some(id)
-            })
-            .map(|(l, _)| *l)
+            .dialling()
+            .filter(|(l, c)| *l != link_id && c.expected() == Some(id))
+            .map(|(l, _)| l)
             .collect();
         for l in pending {
             self.conns.remove(&l);
@@ -185,11 +180,7 @@ impl Node {
     /// takes over, or it is lost and redialled by the dial rule.
     fn established_link_gone(&mut self, id: IdentityKey, why: &Arc<CloseCause>) {
         let now = self.now_ms;
-        let other = self
-            .conns
-            .iter()
-            .find(|(_, c)| c.peer() == Some(id))
-            .map(|(l, _)| *l);
+        let other = self.conns.established_to(id);
         let Some(p) = self.peers.get_mut(&id) else {
             return;
         };
