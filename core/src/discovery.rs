@@ -77,7 +77,16 @@
 //!   or a known identity restarted: the next beacon is brought forward to
 //!   `now + uniform(soon_after_new_peer_ms)`, but never closer than
 //!   `min_beacon_gap_ms` after the previous beacon, so a flood of new
-//!   identities cannot make us send more than one beacon per gap.
+//!   identities cannot make us send more than one beacon per gap. The
+//!   first such sighting after a beacon sets the time; later ones do not
+//!   move it. A beacon the gap holds back goes out
+//!   `uniform(0, gap_jitter_ms)` after the gap ends. Nodes that start
+//!   together sight each other within milliseconds of their first beacons:
+//!   with the earliest of one draw per new identity, clamped to the gap,
+//!   all their second beacons went out at the same instant, a burst that
+//!   exceeds the receivers' global limit (`global_burst`) on a LAN of more
+//!   than about 100 nodes. Spread over 300 ms, the global limit passes
+//!   `global_burst + 0.3 s × global_rate_per_s` = 250 of them.
 //!
 //! Each beacon carries `seq` one higher than the previous (the first is 1).
 //!
@@ -113,6 +122,12 @@ pub struct DiscoveryConfig {
     /// A beacon brought forward by a new sighting is never sent sooner than
     /// this after the previous beacon.
     pub min_beacon_gap_ms: u64,
+    /// A beacon that gap holds back goes out within this long after the
+    /// gap ends (uniformly), not at its end. Kept below the node's
+    /// `higher_dial_delay_ms` less the gap, so that a lower key that
+    /// missed a peer's first beacon usually hears the next one before the
+    /// higher key starts its own dial.
+    pub gap_jitter_ms: u64,
     /// An identity not sighted for this long is expired.
     pub expire_after_ms: u64,
     /// Per-source token bucket refill, beacons per second.
@@ -137,6 +152,7 @@ impl Default for DiscoveryConfig {
             jitter: 0.2,
             soon_after_new_peer_ms: (200, 800),
             min_beacon_gap_ms: 1000,
+            gap_jitter_ms: 300,
             expire_after_ms: 3 * interval_ms + 1000,
             per_source_rate_per_s: 20.0,
             per_source_burst: 5,
@@ -351,6 +367,8 @@ pub struct Discovery {
     /// When the next beacon is due (0 until the first one: immediately).
     next_beacon_ms: u64,
     last_beacon_ms: Option<u64>,
+    /// A new or restarted peer already brought the next beacon forward.
+    brought_forward: bool,
     /// Latest `now_ms` seen, to report "due now" from `poll_timeout`.
     last_now_ms: u64,
     sources: SourceLimiter,
@@ -386,6 +404,7 @@ impl Discovery {
             rng,
             next_beacon_ms: 0,
             last_beacon_ms: None,
+            brought_forward: false,
             last_now_ms: 0,
             sources: SourceLimiter::default(),
             global,
@@ -515,12 +534,22 @@ impl Discovery {
         }
     }
 
-    /// Bring the next beacon forward after a new or restarted peer.
+    /// Bring the next beacon forward after a new or restarted peer, once
+    /// per beacon.
     fn beacon_soon(&mut self, now_ms: u64) {
+        if self.brought_forward {
+            return;
+        }
+        self.brought_forward = true;
         let (lo, hi) = self.config.soon_after_new_peer_ms;
         let mut at = now_ms.saturating_add(self.rng.range_ms(lo, hi));
         if let Some(last) = self.last_beacon_ms {
-            at = at.max(last.saturating_add(self.config.min_beacon_gap_ms));
+            let gap_end = last.saturating_add(self.config.min_beacon_gap_ms);
+            if at < gap_end {
+                // Nodes started together all land here: spread them out.
+                let spread = self.rng.range_ms(0, self.config.gap_jitter_ms);
+                at = gap_end.saturating_add(spread);
+            }
         }
         self.next_beacon_ms = self.next_beacon_ms.min(at);
     }
@@ -541,6 +570,7 @@ impl Discovery {
         }
         self.seq += 1;
         self.last_beacon_ms = Some(now_ms);
+        self.brought_forward = false;
         let period = self
             .rng
             .jitter(self.config.interval_ms, self.config.jitter)
@@ -728,6 +758,13 @@ mod tests {
         );
         let soon = d.poll_timeout().unwrap();
         assert!((3200..=3800).contains(&soon), "{soon}");
+        // Nor does another new identity: one draw per beacon.
+        assert!(
+            d.handle_datagram(3150, addr(2), &beacon(&ident(3), 1, 1, WALL))
+                .unwrap()
+                .new_identity
+        );
+        assert_eq!(d.poll_timeout(), Some(soon));
 
         // Seeing the same peer again does not move the beacon.
         assert!(
@@ -751,12 +788,14 @@ mod tests {
         assert!(d
             .handle_datagram(100, addr(1), &beacon(&ident(1), 1, 1, WALL))
             .is_ok());
-        assert_eq!(d.poll_timeout(), Some(1000));
-        assert!(d.poll_beacon(1000, WALL, &bob).is_some());
+        // Within 300 ms after the gap, not all at its end.
+        let soon = d.poll_timeout().unwrap();
+        assert!((1000..=1300).contains(&soon), "{soon}");
+        assert!(d.poll_beacon(soon, WALL, &bob).is_some());
         // A flood of new identities gives at most one beacon per gap.
         let mut sent = 0;
         for i in 0..100u32 {
-            let t = 1000 + u64::from(i) * 10;
+            let t = soon + u64::from(i) * 10;
             let id = ident(10 + i as u8);
             assert!(d
                 .handle_datagram(t, addr(100 + i), &beacon(&id, 1, 1, WALL))
@@ -766,7 +805,36 @@ mod tests {
             }
         }
         assert_eq!(sent, 0, "within 1000 ms of the last beacon");
-        assert_eq!(d.poll_timeout(), Some(2000));
+        let next = d.poll_timeout().unwrap();
+        assert!((soon + 1000..=soon + 1300).contains(&next), "{next}");
+    }
+
+    #[test]
+    fn nodes_started_together_spread_their_second_beacons() {
+        let mut second = std::collections::BTreeSet::new();
+        for seed in 0..50u64 {
+            let bob = ident(2);
+            let mut d = Discovery::new(
+                DiscoveryConfig::default(),
+                &bob,
+                "bob".into(),
+                40_000,
+                77,
+                Rng::new(seed),
+            );
+            assert!(d.poll_beacon(0, WALL, &bob).is_some());
+            // Everyone's first beacon arrives a few ms later.
+            for k in 0..20u8 {
+                let id = ident(10 + k);
+                let from = addr(u32::from(k));
+                assert!(d.handle_datagram(3, from, &beacon(&id, 1, 1, WALL)).is_ok());
+            }
+            second.insert(d.poll_timeout().unwrap());
+        }
+        let (first, last) = (second.first().unwrap(), second.last().unwrap());
+        assert!(*first >= 1000 && *last <= 1300, "{first}..{last}");
+        assert!(last - first >= 200, "second beacons within {first}..{last}");
+        assert!(second.len() > 35, "{} distinct times", second.len());
     }
 
     #[test]
@@ -777,14 +845,16 @@ mod tests {
         assert!(d
             .handle_datagram(100, addr(1), &beacon(&alice, 1, 1, WALL))
             .is_ok());
-        assert!(d.poll_beacon(1000, WALL, &bob).is_some());
-        assert!(d.poll_timeout().unwrap() >= 5000);
+        let sent = d.poll_timeout().unwrap();
+        assert!(d.poll_beacon(sent, WALL, &bob).is_some());
+        assert!(d.poll_timeout().unwrap() >= sent + 4000);
+        let at = sent + 2000;
         let s = d
-            .handle_datagram(2000, addr(1), &beacon(&alice, 2, 1, WALL + 2000))
+            .handle_datagram(at, addr(1), &beacon(&alice, 2, 1, WALL + at))
             .unwrap();
         assert!(s.restarted);
         let soon = d.poll_timeout().unwrap();
-        assert!((2200..=2800).contains(&soon), "{soon}");
+        assert!((at + 200..=at + 800).contains(&soon), "{soon}");
     }
 
     #[test]
@@ -1248,11 +1318,14 @@ mod tests {
         assert!(d
             .handle_datagram(0, addr(1), &beacon(&alice, 1, 1, WALL))
             .is_ok());
-        assert!(d.poll_beacon(1000, WALL, &bob).is_some()); // the "soon" beacon
+        let soon = d.poll_timeout().unwrap();
+        assert!(soon < 2000, "{soon}");
+        assert!(d.poll_beacon(soon, WALL, &bob).is_some()); // the "soon" beacon
         assert_eq!(d.poll_timeout(), Some(2000));
+        let at = soon + 100;
         assert!(d
-            .handle_datagram(1500, addr(1), &beacon(&alice, 1, 2, WALL))
+            .handle_datagram(at, addr(1), &beacon(&alice, 1, 2, WALL))
             .is_ok());
-        assert_eq!(d.poll_timeout(), Some(3500));
+        assert_eq!(d.poll_timeout(), Some(at + 2000));
     }
 }
