@@ -25,6 +25,8 @@ mod net;
 mod reference;
 #[path = "e2e/report.rs"]
 mod report;
+#[path = "e2e/scale.rs"]
+mod scale;
 #[path = "e2e/stats.rs"]
 mod stats;
 #[path = "e2e/sys.rs"]
@@ -91,6 +93,10 @@ pub struct Budget {
     pub stored_peer_rounds: usize,
     /// Size of the file sent between two whole nodes.
     pub file_bytes: usize,
+    /// Nodes of each simulated LAN, and the simulated ms it runs idle
+    /// once meshed (longer below 100 nodes, see `e2e/scale.rs`).
+    pub scale_nodes: &'static [usize],
+    pub scale_steady_ms: u64,
 }
 
 impl Budget {
@@ -111,6 +117,8 @@ impl Budget {
             stored_peers: 100_000,
             stored_peer_rounds: 300,
             file_bytes: 1 << 30,
+            scale_nodes: &[25, 50, 100, 200],
+            scale_steady_ms: 30_000,
         }
     }
 
@@ -131,6 +139,8 @@ impl Budget {
             stored_peers: 100_000,
             stored_peer_rounds: 50,
             file_bytes: 256 << 20,
+            scale_nodes: &[25, 50, 100, 200],
+            scale_steady_ms: 10_000,
         }
     }
 
@@ -152,6 +162,8 @@ impl Budget {
             stored_peers: 1_000,
             stored_peer_rounds: 10,
             file_bytes: 8 << 20,
+            scale_nodes: &[25, 50],
+            scale_steady_ms: 2_000,
         }
     }
 }
@@ -199,6 +211,7 @@ const GROUPS: &[Group] = &[
     natter("natter-stored-peers", natter_stored_peers),
     natter("natter-search", natter_search),
     natter("natter-idle-peers", natter_idle_peers),
+    natter("natter-scale", natter_scale),
 ];
 
 const fn natter(name: &'static str, run: fn(&mut Ctx) -> Result<()>) -> Group {
@@ -412,6 +425,21 @@ fn natter_idle_peers(ctx: &mut Ctx) -> Result<()> {
                 base as f64 / (1024.0 * 1024.0)
             )),
     );
+    Ok(())
+}
+
+/// A simulated LAN at each size (`e2e/scale.rs`); rows compare each size
+/// with the one before (each twice as large).
+fn natter_scale(ctx: &mut Ctx) -> Result<()> {
+    let b = ctx.budget;
+    let mut runs = Vec::new();
+    for &n in b.scale_nodes {
+        eprintln!("e2e: natter-scale: {n} nodes");
+        runs.push(scale::measure(n, b.scale_steady_ms)?);
+    }
+    for row in scale::rows(&runs) {
+        ctx.report.add(row);
+    }
     Ok(())
 }
 
