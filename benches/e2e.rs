@@ -433,6 +433,7 @@ fn natter_idle_peers(ctx: &mut Ctx) -> Result<()> {
 fn natter_scale(ctx: &mut Ctx) -> Result<()> {
     let b = ctx.budget;
     let mut runs = Vec::new();
+    scale::warm_up();
     for &n in b.scale_nodes {
         eprintln!("e2e: natter-scale: {n} nodes");
         runs.push(scale::measure(n, b.scale_steady_ms)?);

@@ -56,8 +56,8 @@ pub struct ScaleRun {
     pub global_limited: u64,
     /// Connections dialled plus accepted, all nodes, whole run.
     pub connections: u64,
-    /// Resident memory growth with every node up and linked, after
-    /// jemalloc returned its free pages.
+    /// Resident memory growth with every node up and linked, jemalloc's
+    /// free pages purged before each reading.
     pub rss_growth: Option<u64>,
 }
 
@@ -92,9 +92,9 @@ fn cpu_since(before: Option<f64>) -> Option<f64> {
 /// `steady_ms`, or longer below 100 nodes (`steady_ms × 100 / nodes`), so
 /// that small LANs also average over many beacons.
 pub fn measure(nodes: usize, steady_ms: u64) -> Result<ScaleRun> {
+    let rss_before = settled_rss();
     let stretch = (100 / nodes.max(1)).max(1) as u64;
     let steady_ms = steady_ms * stretch;
-    let rss_before = settled_rss();
     let start = Instant::now();
 
     let cpu = sys::thread_cpu_seconds();
@@ -144,6 +144,15 @@ pub fn measure(nodes: usize, steady_ms: u64) -> Result<ScaleRun> {
         connections: total.dials + total.accepts,
         rss_growth,
     })
+}
+
+/// A small LAN built and dropped before the first measurement: the
+/// process keeps some of what it grows by the first time (allocator
+/// metadata), which would otherwise count against the first size.
+pub fn warm_up() {
+    let mut sim = Sim::new(SEED, NetConfig::default());
+    sim.add_nodes(10);
+    let _ = sim.run_until_mesh(MESH_STEP_MS, MESH_LIMIT_MS);
 }
 
 /// Resident memory once jemalloc has given back every free page, so that
