@@ -27,6 +27,8 @@ mod reference;
 mod report;
 #[path = "e2e/rooms.rs"]
 mod rooms;
+#[path = "e2e/scale.rs"]
+mod scale;
 #[path = "e2e/stats.rs"]
 mod stats;
 #[path = "e2e/sys.rs"]
@@ -98,6 +100,10 @@ pub struct Budget {
     /// Members of the fan-out room, and messages posted to it.
     pub room_members: usize,
     pub room_messages: usize,
+    /// Nodes of each simulated LAN, and the simulated ms it runs idle
+    /// once meshed (longer below 100 nodes, see `e2e/scale.rs`).
+    pub scale_nodes: &'static [usize],
+    pub scale_steady_ms: u64,
 }
 
 impl Budget {
@@ -120,6 +126,8 @@ impl Budget {
             file_bytes: 1 << 30,
             room_members: 50,
             room_messages: 500,
+            scale_nodes: &[25, 50, 100, 200],
+            scale_steady_ms: 30_000,
         }
     }
 
@@ -142,6 +150,8 @@ impl Budget {
             file_bytes: 256 << 20,
             room_members: 50,
             room_messages: 200,
+            scale_nodes: &[25, 50, 100, 200],
+            scale_steady_ms: 10_000,
         }
     }
 
@@ -165,6 +175,8 @@ impl Budget {
             file_bytes: 8 << 20,
             room_members: 10,
             room_messages: 20,
+            scale_nodes: &[25, 50],
+            scale_steady_ms: 2_000,
         }
     }
 }
@@ -214,6 +226,7 @@ const GROUPS: &[Group] = &[
     natter("natter-stored-peers", natter_stored_peers),
     natter("natter-search", natter_search),
     natter("natter-idle-peers", natter_idle_peers),
+    natter("natter-scale", natter_scale),
 ];
 
 const fn natter(name: &'static str, run: fn(&mut Ctx) -> Result<()>) -> Group {
@@ -488,6 +501,22 @@ fn natter_idle_peers(ctx: &mut Ctx) -> Result<()> {
                 base as f64 / (1024.0 * 1024.0)
             )),
     );
+    Ok(())
+}
+
+/// A simulated LAN at each size (`e2e/scale.rs`); rows compare each size
+/// with the one before (each twice as large).
+fn natter_scale(ctx: &mut Ctx) -> Result<()> {
+    let b = ctx.budget;
+    let mut runs = Vec::new();
+    scale::warm_up();
+    for &n in b.scale_nodes {
+        eprintln!("e2e: natter-scale: {n} nodes");
+        runs.push(scale::measure(n, b.scale_steady_ms)?);
+    }
+    for row in scale::rows(&runs) {
+        ctx.report.add(row);
+    }
     Ok(())
 }
 

@@ -33,3 +33,13 @@ pub fn process_cpu_seconds() -> Option<f64> {
     let stime: u64 = fields.next()?.parse().ok()?;
     Some((utime + stime) as f64 / 100.0)
 }
+
+/// CPU time (user + system) the calling thread has used, in seconds, from
+/// getrusage(RUSAGE_THREAD): microseconds, where /proc counts 10 ms ticks.
+pub fn thread_cpu_seconds() -> Option<f64> {
+    use nix::sys::resource::{getrusage, UsageWho};
+    use nix::sys::time::TimeVal;
+    let u = getrusage(UsageWho::RUSAGE_THREAD).ok()?;
+    let secs = |t: TimeVal| t.tv_sec() as f64 + t.tv_usec() as f64 / 1e6;
+    Some(secs(u.user_time()) + secs(u.system_time()))
+}

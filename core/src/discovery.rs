@@ -33,7 +33,14 @@
 //! 7. **Replay**: see below. `Replay`.
 //! 8. **Signature** over `"natter/1 beacon" || body` with the announced
 //!    identity key (`verify_strict`): `BadSignature`. Then the binding of the
-//!    announced Noise key to the identity key: `BadBinding`.
+//!    announced Noise key to the identity key: `BadBinding`. The binding
+//!    is not verified again when the keys (identity, Noise key, binding
+//!    signature) are byte for byte those of the identity's last accepted
+//!    beacon: the check is a deterministic function of those bytes, which
+//!    passed it then, so it would pass again. Every beacon's own signature
+//!    is still verified, and keys that differ in any byte are checked in
+//!    full. This halves the cost of the beacons a node hears from every
+//!    peer, every 5 s.
 //!
 //! Only a beacon that passes all eight updates any per-identity state, so
 //! forged or garbled beacons cannot poison the replay record. Steps 1–7 cost
@@ -70,7 +77,16 @@
 //!   or a known identity restarted: the next beacon is brought forward to
 //!   `now + uniform(soon_after_new_peer_ms)`, but never closer than
 //!   `min_beacon_gap_ms` after the previous beacon, so a flood of new
-//!   identities cannot make us send more than one beacon per gap.
+//!   identities cannot make us send more than one beacon per gap. The
+//!   first such sighting after a beacon sets the time; later ones do not
+//!   move it. A beacon the gap holds back goes out
+//!   `uniform(0, gap_jitter_ms)` after the gap ends. Nodes that start
+//!   together sight each other within milliseconds of their first beacons:
+//!   with the earliest of one draw per new identity, clamped to the gap,
+//!   all their second beacons went out at the same instant, a burst that
+//!   exceeds the receivers' global limit (`global_burst`) on a LAN of more
+//!   than about 100 nodes. Spread over 300 ms, the global limit passes
+//!   `global_burst + 0.3 s × global_rate_per_s` = 250 of them.
 //!
 //! Each beacon carries `seq` one higher than the previous (the first is 1).
 //!
@@ -106,6 +122,12 @@ pub struct DiscoveryConfig {
     /// A beacon brought forward by a new sighting is never sent sooner than
     /// this after the previous beacon.
     pub min_beacon_gap_ms: u64,
+    /// A beacon that gap holds back goes out within this long after the
+    /// gap ends (uniformly), not at its end. Kept below the node's
+    /// `higher_dial_delay_ms` less the gap, so that a lower key that
+    /// missed a peer's first beacon usually hears the next one before the
+    /// higher key starts its own dial.
+    pub gap_jitter_ms: u64,
     /// An identity not sighted for this long is expired.
     pub expire_after_ms: u64,
     /// Per-source token bucket refill, beacons per second.
@@ -130,6 +152,7 @@ impl Default for DiscoveryConfig {
             jitter: 0.2,
             soon_after_new_peer_ms: (200, 800),
             min_beacon_gap_ms: 1000,
+            gap_jitter_ms: 300,
             expire_after_ms: 3 * interval_ms + 1000,
             per_source_rate_per_s: 20.0,
             per_source_burst: 5,
@@ -197,6 +220,9 @@ pub struct DiscoveryStats {
     pub zero_port: u64,
     /// Beacons that reached signature verification (the expensive step).
     pub verify_calls: u64,
+    /// Bindings verified: beacons whose keys differ from their identity's
+    /// last accepted ones.
+    pub binding_checks: u64,
     pub beacons_sent: u64,
     /// Beacons that could not be encoded (a bug: inputs are kept in limits).
     pub encode_errors: u64,
@@ -313,6 +339,8 @@ struct Tracked {
     seq: u64,
     timestamp_ms: u64,
     last_seen_ms: u64,
+    /// The keys of that beacon, binding verified.
+    keys: BoundKeys,
 }
 
 impl Tracked {
@@ -339,6 +367,8 @@ pub struct Discovery {
     /// When the next beacon is due (0 until the first one: immediately).
     next_beacon_ms: u64,
     last_beacon_ms: Option<u64>,
+    /// A new or restarted peer already brought the next beacon forward.
+    brought_forward: bool,
     /// Latest `now_ms` seen, to report "due now" from `poll_timeout`.
     last_now_ms: u64,
     sources: SourceLimiter,
@@ -374,6 +404,7 @@ impl Discovery {
             rng,
             next_beacon_ms: 0,
             last_beacon_ms: None,
+            brought_forward: false,
             last_now_ms: 0,
             sources: SourceLimiter::default(),
             global,
@@ -446,7 +477,11 @@ impl Discovery {
         self.stats.verify_calls += 1;
         id.verify(domain::BEACON, body_bytes, &sig)
             .map_err(|_| Rejected::BadSignature)?;
-        body.keys.verify().map_err(|_| Rejected::BadBinding)?;
+        // The same keys as last time passed this check then (module docs).
+        if prior.is_none_or(|p| p.keys != body.keys) {
+            self.stats.binding_checks += 1;
+            body.keys.verify().map_err(|_| Rejected::BadBinding)?;
+        }
 
         // Accepted: only now does the beacon touch per-identity state.
         let new_identity = prior.is_none();
@@ -464,6 +499,7 @@ impl Discovery {
                 seq: body.seq,
                 timestamp_ms: body.timestamp_ms,
                 last_seen_ms: now_ms,
+                keys: body.keys,
             },
         );
         self.by_age.insert((now_ms, id));
@@ -498,12 +534,22 @@ impl Discovery {
         }
     }
 
-    /// Bring the next beacon forward after a new or restarted peer.
+    /// Bring the next beacon forward after a new or restarted peer, once
+    /// per beacon.
     fn beacon_soon(&mut self, now_ms: u64) {
+        if self.brought_forward {
+            return;
+        }
+        self.brought_forward = true;
         let (lo, hi) = self.config.soon_after_new_peer_ms;
         let mut at = now_ms.saturating_add(self.rng.range_ms(lo, hi));
         if let Some(last) = self.last_beacon_ms {
-            at = at.max(last.saturating_add(self.config.min_beacon_gap_ms));
+            let gap_end = last.saturating_add(self.config.min_beacon_gap_ms);
+            if at < gap_end {
+                // Nodes started together all land here: spread them out.
+                let spread = self.rng.range_ms(0, self.config.gap_jitter_ms);
+                at = gap_end.saturating_add(spread);
+            }
         }
         self.next_beacon_ms = self.next_beacon_ms.min(at);
     }
@@ -524,6 +570,7 @@ impl Discovery {
         }
         self.seq += 1;
         self.last_beacon_ms = Some(now_ms);
+        self.brought_forward = false;
         let period = self
             .rng
             .jitter(self.config.interval_ms, self.config.jitter)
@@ -711,6 +758,13 @@ mod tests {
         );
         let soon = d.poll_timeout().unwrap();
         assert!((3200..=3800).contains(&soon), "{soon}");
+        // Nor does another new identity: one draw per beacon.
+        assert!(
+            d.handle_datagram(3150, addr(2), &beacon(&ident(3), 1, 1, WALL))
+                .unwrap()
+                .new_identity
+        );
+        assert_eq!(d.poll_timeout(), Some(soon));
 
         // Seeing the same peer again does not move the beacon.
         assert!(
@@ -734,12 +788,14 @@ mod tests {
         assert!(d
             .handle_datagram(100, addr(1), &beacon(&ident(1), 1, 1, WALL))
             .is_ok());
-        assert_eq!(d.poll_timeout(), Some(1000));
-        assert!(d.poll_beacon(1000, WALL, &bob).is_some());
+        // Within 300 ms after the gap, not all at its end.
+        let soon = d.poll_timeout().unwrap();
+        assert!((1000..=1300).contains(&soon), "{soon}");
+        assert!(d.poll_beacon(soon, WALL, &bob).is_some());
         // A flood of new identities gives at most one beacon per gap.
         let mut sent = 0;
         for i in 0..100u32 {
-            let t = 1000 + u64::from(i) * 10;
+            let t = soon + u64::from(i) * 10;
             let id = ident(10 + i as u8);
             assert!(d
                 .handle_datagram(t, addr(100 + i), &beacon(&id, 1, 1, WALL))
@@ -749,7 +805,36 @@ mod tests {
             }
         }
         assert_eq!(sent, 0, "within 1000 ms of the last beacon");
-        assert_eq!(d.poll_timeout(), Some(2000));
+        let next = d.poll_timeout().unwrap();
+        assert!((soon + 1000..=soon + 1300).contains(&next), "{next}");
+    }
+
+    #[test]
+    fn nodes_started_together_spread_their_second_beacons() {
+        let mut second = std::collections::BTreeSet::new();
+        for seed in 0..50u64 {
+            let bob = ident(2);
+            let mut d = Discovery::new(
+                DiscoveryConfig::default(),
+                &bob,
+                "bob".into(),
+                40_000,
+                77,
+                Rng::new(seed),
+            );
+            assert!(d.poll_beacon(0, WALL, &bob).is_some());
+            // Everyone's first beacon arrives a few ms later.
+            for k in 0..20u8 {
+                let id = ident(10 + k);
+                let from = addr(u32::from(k));
+                assert!(d.handle_datagram(3, from, &beacon(&id, 1, 1, WALL)).is_ok());
+            }
+            second.insert(d.poll_timeout().unwrap());
+        }
+        let (first, last) = (second.first().unwrap(), second.last().unwrap());
+        assert!(*first >= 1000 && *last <= 1300, "{first}..{last}");
+        assert!(last - first >= 200, "second beacons within {first}..{last}");
+        assert!(second.len() > 35, "{} distinct times", second.len());
     }
 
     #[test]
@@ -760,14 +845,16 @@ mod tests {
         assert!(d
             .handle_datagram(100, addr(1), &beacon(&alice, 1, 1, WALL))
             .is_ok());
-        assert!(d.poll_beacon(1000, WALL, &bob).is_some());
-        assert!(d.poll_timeout().unwrap() >= 5000);
+        let sent = d.poll_timeout().unwrap();
+        assert!(d.poll_beacon(sent, WALL, &bob).is_some());
+        assert!(d.poll_timeout().unwrap() >= sent + 4000);
+        let at = sent + 2000;
         let s = d
-            .handle_datagram(2000, addr(1), &beacon(&alice, 2, 1, WALL + 2000))
+            .handle_datagram(at, addr(1), &beacon(&alice, 2, 1, WALL + at))
             .unwrap();
         assert!(s.restarted);
         let soon = d.poll_timeout().unwrap();
-        assert!((2200..=2800).contains(&soon), "{soon}");
+        assert!((at + 200..=at + 800).contains(&soon), "{soon}");
     }
 
     #[test]
@@ -895,6 +982,40 @@ mod tests {
             Err(Rejected::BadBinding)
         );
         assert_eq!(d.tracked_len(), 0);
+    }
+
+    #[test]
+    fn a_binding_is_verified_again_only_when_the_keys_change() {
+        let (alice, bob) = (ident(1), ident(2));
+        let mut d = node_with(generous(), &bob);
+        for seq in 1..=3 {
+            assert!(d
+                .handle_datagram(seq, addr(1), &beacon(&alice, 1, seq, WALL))
+                .is_ok());
+        }
+        assert_eq!((d.stats().verify_calls, d.stats().binding_checks), (3, 1));
+
+        // Alice's own signature over a binding that does not verify: the
+        // keys differ from the accepted ones, so it is checked, and refused.
+        let mut b = body(&alice, 1, 4, WALL);
+        b.keys.binding.0[0] ^= 1;
+        let pkt = encode_beacon(&b, &alice).unwrap();
+        assert_eq!(
+            d.handle_datagram(4, addr(1), &pkt),
+            Err(Rejected::BadBinding)
+        );
+        // A new Noise key, properly bound, is checked and accepted.
+        let rotated = LocalIdentity::from_secrets([1; 32], [77; 32]).unwrap();
+        assert_eq!(rotated.identity_key(), alice.identity_key());
+        assert!(d
+            .handle_datagram(5, addr(1), &beacon(&rotated, 1, 5, WALL))
+            .is_ok());
+        assert_eq!(d.stats().binding_checks, 3);
+        // And then not again.
+        assert!(d
+            .handle_datagram(6, addr(1), &beacon(&rotated, 1, 6, WALL))
+            .is_ok());
+        assert_eq!((d.stats().verify_calls, d.stats().binding_checks), (6, 3));
     }
 
     #[test]
@@ -1197,11 +1318,14 @@ mod tests {
         assert!(d
             .handle_datagram(0, addr(1), &beacon(&alice, 1, 1, WALL))
             .is_ok());
-        assert!(d.poll_beacon(1000, WALL, &bob).is_some()); // the "soon" beacon
+        let soon = d.poll_timeout().unwrap();
+        assert!(soon < 2000, "{soon}");
+        assert!(d.poll_beacon(soon, WALL, &bob).is_some()); // the "soon" beacon
         assert_eq!(d.poll_timeout(), Some(2000));
+        let at = soon + 100;
         assert!(d
-            .handle_datagram(1500, addr(1), &beacon(&alice, 1, 2, WALL))
+            .handle_datagram(at, addr(1), &beacon(&alice, 1, 2, WALL))
             .is_ok());
-        assert_eq!(d.poll_timeout(), Some(3500));
+        assert_eq!(d.poll_timeout(), Some(at + 2000));
     }
 }

@@ -31,13 +31,14 @@ use crate::event::Event;
 use crate::files::{FileDigest, FileLimits, FileStore, Files, MemoryDisk, MemoryFileStore};
 use crate::handshake::HandshakeConfig;
 use crate::identity::{IdentityKey, LocalIdentity, VerifiedBindings};
-use crate::link::{Connection, Direction, LinkConfig};
+use crate::link::{Connection, LinkConfig};
 use crate::peer::{Backoff, LinkId, Peer, PeerState, PeerTable};
 use crate::rng::Rng;
 use crate::trust::Directory;
 use crate::wire::frame::TransferId;
 use crate::wire::limits::HANDSHAKE_DEADLINE_MS;
 use crate::wire::Frame;
+use conns::Conns;
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -314,7 +315,7 @@ pub struct Node {
     /// what events and commands are decorated and resolved from.
     names: Directory,
     /// Every link, in any stage: the one source of truth for link state.
-    conns: BTreeMap<LinkId, Connection>,
+    conns: Conns,
     /// Links the node closed whose sockets the shell has not reported gone,
     /// and when: they still hold sockets and memory.
     closing: BTreeMap<LinkId, u64>,
@@ -375,7 +376,7 @@ impl Node {
             rooms,
             pending_invite: None,
             names,
-            conns: BTreeMap::new(),
+            conns: Conns::default(),
             closing: BTreeMap::new(),
             peers,
             manual: Vec::new(),
@@ -442,6 +443,12 @@ impl Node {
         self.peers
             .get(id)
             .and_then(|p| self.state_of(p).established_link())
+    }
+
+    /// Discovery's counters (beacons sent, accepted, rejected by reason),
+    /// if discovery is on.
+    pub fn discovery_stats(&self) -> Option<&crate::discovery::DiscoveryStats> {
+        self.discovery.as_ref().map(Discovery::stats)
     }
 
     /// Sockets the node closed and the shell has not reported gone.
@@ -524,13 +531,11 @@ impl Node {
     }
 
     /// Accepted connections not yet authenticated whose remote matches.
-    fn unauthenticated_inbound(&self, keep: impl Fn(&SocketAddr) -> bool) -> Vec<LinkId> {
+    fn unauthenticated_inbound(&mut self, keep: impl Fn(&SocketAddr) -> bool) -> Vec<LinkId> {
         self.conns
-            .iter()
-            .filter(|(_, c)| {
-                c.direction() == Direction::Inbound && !c.is_established() && keep(&c.remote())
-            })
-            .map(|(l, _)| *l)
+            .unauthenticated()
+            .filter(|(_, c)| keep(&c.remote()))
+            .map(|(l, _)| l)
             .collect()
     }
 
@@ -587,7 +592,7 @@ impl Node {
     /// every scheduled dial.
     pub fn poll_timeout(&self) -> Option<u64> {
         let discovery = self.discovery.as_ref().and_then(|d| d.poll_timeout());
-        let links = self.conns.values().filter_map(Connection::poll_timeout);
+        let links = self.conns.next_deadline();
         let manual = self.manual.iter().filter_map(|m| m.next_dial_ms);
         let chat = self.chat.poll_timeout().map(|wall| self.mono_ms(wall));
         discovery
@@ -675,6 +680,7 @@ fn new_discovery(cfg: &NodeConfig, local: &LocalIdentity, rng: &mut Rng) -> Opti
 
 mod chat;
 mod commands;
+mod conns;
 mod dial;
 mod discover;
 mod error;
@@ -686,6 +692,8 @@ use rooms::RoomBook;
 pub use rooms::WHO_RECENT_MS;
 #[cfg(test)]
 mod room_tests;
+#[cfg(test)]
+mod scale_tests;
 #[cfg(test)]
 mod tests;
 mod view;

@@ -28,7 +28,7 @@ use crate::event::LinkState;
 use crate::identity::IdentityKey;
 use crate::link::Stage;
 use crate::rng::Rng;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 
 pub use crate::link::LinkId;
@@ -211,12 +211,25 @@ impl Peer {
 }
 
 /// The peers by identity, and the dial rule.
+///
+/// Scheduled dials are indexed by time, so that finding the next one and
+/// the due ones does not scan every peer on every timer (with a peer per
+/// node of a LAN, that scan made a node's work per second grow with the
+/// square of the LAN). `next_dial_ms` is a public field, so the index is
+/// kept in step lazily: a peer borrowed mutably is marked dirty and
+/// re-read by [`PeerTable::reindex`].
 pub struct PeerTable {
     local: IdentityKey,
     higher_dial_delay_ms: u64,
     backoff_min_ms: u64,
     backoff_max_ms: u64,
     peers: BTreeMap<IdentityKey, Peer>,
+    /// Peers borrowed mutably since their dial time was indexed.
+    dirty: BTreeSet<IdentityKey>,
+    /// `(next_dial_ms, identity)` of every indexed peer with a dial scheduled.
+    dials: BTreeSet<(u64, IdentityKey)>,
+    /// The dial time each of those was indexed with.
+    indexed: BTreeMap<IdentityKey, u64>,
 }
 
 impl PeerTable {
@@ -234,6 +247,9 @@ impl PeerTable {
             backoff_min_ms,
             backoff_max_ms,
             peers: BTreeMap::new(),
+            dirty: BTreeSet::new(),
+            dials: BTreeSet::new(),
+            indexed: BTreeMap::new(),
         }
     }
 
@@ -253,7 +269,7 @@ impl PeerTable {
     /// Schedule a peer's dial by the dial rule.
     pub fn schedule_dial(&mut self, id: &IdentityKey, now_ms: u64, wait_ms: u64) {
         let at = self.dial_at(id, now_ms, wait_ms);
-        if let Some(p) = self.peers.get_mut(id) {
+        if let Some(p) = self.get_mut(id) {
             p.next_dial_ms = Some(at);
         }
     }
@@ -272,6 +288,7 @@ impl PeerTable {
     ) -> (&mut Peer, bool) {
         let backoff = self.new_backoff();
         let is_new = !self.peers.contains_key(&id);
+        self.dirty.insert(id);
         let peer = self
             .peers
             .entry(id)
@@ -283,8 +300,12 @@ impl PeerTable {
         self.peers.get(id)
     }
 
+    /// The peer, marked dirty: its dial time is re-read at the next
+    /// reindex.
     pub fn get_mut(&mut self, id: &IdentityKey) -> Option<&mut Peer> {
-        self.peers.get_mut(id)
+        let p = self.peers.get_mut(id)?;
+        self.dirty.insert(*id);
+        Some(p)
     }
 
     pub fn contains(&self, id: &IdentityKey) -> bool {
@@ -292,6 +313,8 @@ impl PeerTable {
     }
 
     pub fn remove(&mut self, id: &IdentityKey) -> Option<Peer> {
+        self.unindex(id);
+        self.dirty.remove(id);
         self.peers.remove(id)
     }
 
@@ -299,18 +322,62 @@ impl PeerTable {
         self.peers.values()
     }
 
-    /// Peers whose scheduled dial is due.
-    pub fn due(&self, now_ms: u64) -> Vec<IdentityKey> {
-        self.peers
-            .values()
-            .filter(|p| p.next_dial_ms.is_some_and(|t| t <= now_ms))
-            .map(Peer::identity)
-            .collect()
+    /// Peers whose scheduled dial is due, in identity order.
+    pub fn due(&mut self, now_ms: u64) -> Vec<IdentityKey> {
+        self.reindex();
+        let mut due: Vec<IdentityKey> = self
+            .dials
+            .iter()
+            .take_while(|(t, _)| *t <= now_ms)
+            .map(|(_, id)| *id)
+            .collect();
+        due.sort_unstable();
+        due
     }
 
     /// The earliest scheduled dial.
     pub fn next_dial(&self) -> Option<u64> {
-        self.peers.values().filter_map(|p| p.next_dial_ms).min()
+        // A dirty peer's indexed time may be stale: read it from the peer.
+        let indexed = self
+            .dials
+            .iter()
+            .find(|(_, id)| !self.dirty.contains(id))
+            .map(|(t, _)| *t);
+        let dirty = self
+            .dirty
+            .iter()
+            .filter_map(|id| self.peers.get(id).and_then(|p| p.next_dial_ms));
+        indexed.into_iter().chain(dirty).min()
+    }
+
+    /// Re-read the dial times of the peers borrowed mutably since.
+    pub fn reindex(&mut self) {
+        while let Some(id) = self.dirty.pop_first() {
+            self.unindex(&id);
+            if let Some(t) = self.peers.get(&id).and_then(|p| p.next_dial_ms) {
+                self.dials.insert((t, id));
+                self.indexed.insert(id, t);
+            }
+        }
+    }
+
+    fn unindex(&mut self, id: &IdentityKey) {
+        if let Some(t) = self.indexed.remove(id) {
+            self.dials.remove(&(t, *id));
+        }
+    }
+
+    /// Panics if the dial index disagrees with the peers (tests).
+    #[cfg(test)]
+    pub fn assert_consistent(&mut self) {
+        self.reindex();
+        let expected: BTreeSet<(u64, IdentityKey)> = self
+            .peers
+            .values()
+            .filter_map(|p| p.next_dial_ms.map(|t| (t, p.identity)))
+            .collect();
+        assert_eq!(self.dials, expected, "dial index");
+        assert_eq!(self.indexed.len(), expected.len(), "indexed dial times");
     }
 }
 
@@ -349,6 +416,46 @@ mod tests {
             PeerTable::new(hi, 1_500, 500, 30_000).dial_at(&lo, 10, 5),
             1_515
         );
+    }
+
+    #[test]
+    fn the_dial_index_follows_every_change() {
+        let me = IdentityKey([0; 32]);
+        let (a, b, c) = (
+            IdentityKey([1; 32]),
+            IdentityKey([2; 32]),
+            IdentityKey([3; 32]),
+        );
+        let mut t = PeerTable::new(me, 1_500, 500, 30_000);
+        for id in [a, b, c] {
+            t.get_or_insert(id, "", None, 0);
+        }
+        assert_eq!(t.next_dial(), None);
+        t.schedule_dial(&c, 100, 0);
+        t.schedule_dial(&b, 100, 50);
+        // Read before and after the index catches up.
+        assert_eq!(t.next_dial(), Some(100));
+        t.reindex();
+        assert_eq!(t.next_dial(), Some(100));
+        // Changed through a mutable borrow, not yet reindexed.
+        if let Some(p) = t.get_mut(&a) {
+            p.next_dial_ms = Some(20);
+        }
+        assert_eq!(t.next_dial(), Some(20));
+        assert_eq!(t.due(19), Vec::<IdentityKey>::new());
+        assert_eq!(t.due(150), vec![a, b, c], "identity order, not time order");
+        if let Some(p) = t.get_mut(&a) {
+            p.next_dial_ms = None;
+        }
+        t.remove(&c);
+        assert_eq!(t.due(1_000), vec![b]);
+        assert_eq!(t.next_dial(), Some(150));
+        if let Some(p) = t.get_mut(&b) {
+            p.next_dial_ms = None;
+        }
+        assert_eq!(t.next_dial(), None);
+        t.reindex();
+        assert!(t.dials.is_empty() && t.indexed.is_empty());
     }
 
     #[test]

@@ -8,7 +8,7 @@
 use super::{CloseCause, ManualTarget, Node, Output, MAX_PENDING_DIALS};
 use crate::event::Event;
 use crate::identity::IdentityKey;
-use crate::link::{Connection, Direction, Purpose, Stage};
+use crate::link::{Connection, Purpose, Stage};
 use crate::peer::{LinkId, PeerLink};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -31,11 +31,7 @@ impl Node {
     }
 
     fn dial_peer(&mut self, id: IdentityKey) {
-        let pending = self
-            .conns
-            .values()
-            .filter(|c| c.direction() == Direction::Outbound && !c.is_established())
-            .count();
+        let pending = self.conns.dialling().count();
         let retry = self.now_ms + self.rng.range_ms(500, 1_500);
         let Some(p) = self.peers.get_mut(&id) else {
             return;
@@ -106,10 +102,10 @@ impl Node {
     }
 
     /// Whether a `/connect` target's dial is running.
-    fn dialling_manual(&self, addr: SocketAddr) -> bool {
+    fn dialling_manual(&mut self, addr: SocketAddr) -> bool {
         self.conns
-            .values()
-            .any(|c| c.purpose() == Purpose::Manual && c.remote() == addr && !c.is_established())
+            .dialling()
+            .any(|(_, c)| c.purpose() == Purpose::Manual && c.remote() == addr)
     }
 
     /// The `/connect` target this link served, removed now that it reached

@@ -106,6 +106,11 @@ impl Node {
     /// Give each established link with file data to send what fits under
     /// its backlog bound; chat frames queued since go out first.
     pub(super) fn pump_files(&mut self) {
+        // Runs at every drain: with nothing being sent, skip the scan of
+        // every link.
+        if self.files.running().0 == 0 {
+            return;
+        }
         let peers: Vec<(IdentityKey, usize)> = self
             .conns
             .values()

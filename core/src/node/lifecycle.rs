@@ -92,23 +92,20 @@ impl Node {
         true
     }
 
-    /// A dial of ours still running would lose the tie-break if we are the
-    /// higher key: cancel it. If we are the lower key it would win on both
-    /// sides, so let it finish (the tie-break then closes this link).
+    /// A link to the peer is up: a dial of ours to it still running is not
+    /// needed, whichever key is lower. Our dial has not written handshake
+    /// message 3, so the peer cannot have established it, and dropping it
+    /// leaves both ends with the link that is up. (Letting the lower key's
+    /// dial finish, as before, won the tie-break and closed this link: the
+    /// peer, which had it established, saw its only link close when that
+    /// `Close(DuplicateLink)` overtook message 3 of the other, and reported
+    /// the peer lost and found again.)
     fn cancel_losing_dials(&mut self, link_id: LinkId, id: IdentityKey) {
-        if self.local.identity_key() <= id {
-            return;
-        }
         let pending: Vec<LinkId> = self
             .conns
-            .iter()
-            .filter(|(l, c)| {
-                **l != link_id
-                    && !c.is_established()
-                    && c.direction() == Direction::Outbound
-                    && c.expected() == Some(id)
-            })
-            .map(|(l, _)| *l)
+            .dialling()
+            .filter(|(l, c)| *l != link_id && c.expected() == Some(id))
+            .map(|(l, _)| l)
             .collect();
         for l in pending {
             self.conns.remove(&l);
@@ -185,11 +182,7 @@ impl Node {
     /// takes over, or it is lost and redialled by the dial rule.
     fn established_link_gone(&mut self, id: IdentityKey, why: &Arc<CloseCause>) {
         let now = self.now_ms;
-        let other = self
-            .conns
-            .iter()
-            .find(|(_, c)| c.peer() == Some(id))
-            .map(|(l, _)| *l);
+        let other = self.conns.established_to(id);
         let Some(p) = self.peers.get_mut(&id) else {
             return;
         };

@@ -124,14 +124,15 @@ impl Node {
         }
     }
 
-    /// Run every link's timers; close the links whose deadline passed.
+    /// Run the timers that are due; close the links whose deadline passed.
     pub(super) fn check_links(&mut self) {
         let now = self.now_ms;
-        let expired: Vec<(LinkId, Expiry)> = self
-            .conns
-            .iter_mut()
-            .filter_map(|(l, c)| c.handle_timeout(now).map(|e| (*l, e)))
-            .collect();
+        let mut expired: Vec<(LinkId, Expiry)> = Vec::new();
+        for l in self.conns.due(now) {
+            if let Some(e) = self.conns.get_mut(&l).and_then(|c| c.handle_timeout(now)) {
+                expired.push((l, e));
+            }
+        }
         for (l, e) in expired {
             if e == Expiry::SendStall {
                 // Behind a backlog it does not read, a Close frame would
@@ -189,19 +190,16 @@ impl Node {
     }
 
     /// Store the collected posts, then seal every link's pending frames,
-    /// one batch per link.
+    /// one batch per link. The shell drains the node after each input, so
+    /// this is also where the link and peer indexes catch up.
     pub(super) fn flush(&mut self) {
         self.flush_posts();
         self.pump_files();
-        let links: Vec<LinkId> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| c.has_pending())
-            .map(|(l, _)| *l)
-            .collect();
-        for l in links {
+        for l in self.conns.take_pending() {
             self.flush_link(l);
         }
+        self.conns.reindex();
+        self.peers.reindex();
     }
 
     /// Seal and send one link's pending frames; a link whose peer does not

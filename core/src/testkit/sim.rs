@@ -4,7 +4,12 @@
 //! deliver bytes in order after a delay; partitions hold traffic between two
 //! groups (TCP bytes wait, datagrams are dropped) until they heal. Everything
 //! is seeded, so a failing run replays exactly. Used by the node tests
-//! (links and chat over the network); no socket is ever opened.
+//! (links and chat over the network) and the scale benchmark; no socket is
+//! ever opened.
+//!
+//! Each host counts what it sends and receives ([`Traffic`]) and the time
+//! spent inside its node's code ([`SimNode::busy`]); those are measurements
+//! only and never change what the simulation does.
 
 use crate::chat::{ChatStore, MemoryStore};
 use crate::event::Event;
@@ -16,6 +21,7 @@ use crate::rng::Rng;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
 
 /// The simulated broadcast address every node sends its beacons to.
 pub const BROADCAST: SocketAddr =
@@ -49,6 +55,46 @@ pub struct SimNode {
     pub up: bool,
     /// Its files: what it can offer, and where what it receives lands.
     pub disk: MemoryDisk,
+    /// What it sent and received.
+    pub traffic: Traffic,
+    /// Wall time spent in its node's methods (handle, handle_timeout,
+    /// poll_output, poll_timeout, accept): its share of the CPU the
+    /// simulation used, without the simulator's own bookkeeping.
+    pub busy: Duration,
+}
+
+/// What one simulated host sent and received. Beacons are the only
+/// datagrams natter sends; a datagram to the broadcast address counts once
+/// as sent (one packet on the wire) and once per host it reaches as received.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Traffic {
+    pub datagrams_sent: u64,
+    pub datagram_bytes_sent: u64,
+    pub datagrams_received: u64,
+    pub datagram_bytes_received: u64,
+    /// Bytes the node handed out to write on its links, and bytes delivered
+    /// to them (handshakes and frames, after Noise).
+    pub tcp_bytes_sent: u64,
+    pub tcp_bytes_received: u64,
+    /// TCP connects it started, and connections it accepted.
+    pub dials: u64,
+    pub accepts: u64,
+}
+
+impl Traffic {
+    /// The sum of two hosts' counts.
+    pub fn add(&self, o: &Traffic) -> Traffic {
+        Traffic {
+            datagrams_sent: self.datagrams_sent + o.datagrams_sent,
+            datagram_bytes_sent: self.datagram_bytes_sent + o.datagram_bytes_sent,
+            datagrams_received: self.datagrams_received + o.datagrams_received,
+            datagram_bytes_received: self.datagram_bytes_received + o.datagram_bytes_received,
+            tcp_bytes_sent: self.tcp_bytes_sent + o.tcp_bytes_sent,
+            tcp_bytes_received: self.tcp_bytes_received + o.tcp_bytes_received,
+            dials: self.dials + o.dials,
+            accepts: self.accepts + o.accepts,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -104,6 +150,14 @@ pub struct Sim {
     link_conn: BTreeMap<(usize, LinkId), u64>,
     /// Pairs of nodes that cannot reach each other.
     cut: BTreeSet<(usize, usize)>,
+    /// Host by address, for dials.
+    by_addr: BTreeMap<SocketAddr, usize>,
+    /// `(deadline, node)` of every up node with a timer, the deadline
+    /// clamped to the time it was read (so never before `now_ms`): the
+    /// earliest is the next timer without asking every node.
+    timers: BTreeSet<(u64, usize)>,
+    /// The entry each node has in `timers`.
+    timer_of: Vec<Option<u64>>,
 }
 
 /// A fresh in-memory store. Restarting a simulated node with a new one models
@@ -149,16 +203,46 @@ impl Sim {
             next_conn: 1,
             link_conn: BTreeMap::new(),
             cut: BTreeSet::new(),
+            by_addr: BTreeMap::new(),
+            timers: BTreeSet::new(),
+            timer_of: Vec::new(),
+        }
+    }
+
+    /// The address of host `i`: 127.1.0.1, 127.1.0.2, …, carrying into the
+    /// third octet past 255 hosts.
+    fn host_addr(i: usize, port: u16) -> SocketAddr {
+        // 127.1.255.255 is BROADCAST; no simulation comes near 65,534 hosts.
+        let n = u16::try_from(i + 1)
+            .unwrap_or(u16::MAX - 1)
+            .min(u16::MAX - 1);
+        let [hi, lo] = n.to_be_bytes();
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 1, hi, lo)), port)
+    }
+
+    /// Re-read node `i`'s next deadline into the timer index.
+    fn refresh_timer(&mut self, i: usize) {
+        if let Some(t) = self.timer_of.get_mut(i).and_then(Option::take) {
+            self.timers.remove(&(t, i));
+        }
+        if !self.nodes[i].up {
+            return;
+        }
+        let n = &mut self.nodes[i];
+        let started = Instant::now();
+        let next = n.node.poll_timeout();
+        n.busy += started.elapsed();
+        if let Some(t) = next {
+            let t = t.max(self.now_ms);
+            self.timers.insert((t, i));
+            self.timer_of[i] = Some(t);
         }
     }
 
     /// Add a node with a custom configuration; returns its index.
     pub fn add_node_with(&mut self, id: LocalIdentity, cfg: NodeConfig) -> usize {
         let i = self.nodes.len();
-        let addr = SocketAddr::new(
-            IpAddr::V4(Ipv4Addr::new(127, 1, 0, i as u8 + 1)),
-            cfg.listen_port,
-        );
+        let addr = Sim::host_addr(i, cfg.listen_port);
         let seed = self.rng.next_u64();
         let mut node = Node::new(
             id,
@@ -176,7 +260,11 @@ impl Sim {
             events: Vec::new(),
             up: true,
             disk,
+            traffic: Traffic::default(),
+            busy: Duration::ZERO,
         });
+        self.timer_of.push(None);
+        self.by_addr.entry(addr).or_insert(i);
         self.pump(i);
         i
     }
@@ -199,7 +287,10 @@ impl Sim {
             return;
         }
         let now = self.now_ms;
-        self.nodes[i].node.handle(now, input);
+        let n = &mut self.nodes[i];
+        let started = Instant::now();
+        n.node.handle(now, input);
+        n.busy += started.elapsed();
         self.pump(i);
     }
 
@@ -243,6 +334,7 @@ impl Sim {
     /// (peers see the TCP connection close).
     pub fn crash(&mut self, i: usize) {
         self.nodes[i].up = false;
+        self.refresh_timer(i);
         let ids: Vec<u64> = self
             .conns
             .iter()
@@ -318,20 +410,34 @@ impl Sim {
         self.schedule(at - self.now_ms, d);
     }
 
+    /// Feed node `i` an input from inside [`Sim::pump`], timed.
+    fn feed(&mut self, i: usize, input: Input) {
+        let now = self.now_ms;
+        let n = &mut self.nodes[i];
+        let started = Instant::now();
+        n.node.handle(now, input);
+        n.busy += started.elapsed();
+    }
+
     /// Carry out everything node `i` wants done.
     fn pump(&mut self, i: usize) {
-        while let Some(out) = self.nodes[i].node.poll_output() {
+        loop {
+            let n = &mut self.nodes[i];
+            let started = Instant::now();
+            let out = n.node.poll_output();
+            n.busy += started.elapsed();
+            let Some(out) = out else { break };
             match out {
                 Output::Event(e) => self.nodes[i].events.push(e),
                 Output::HashFile { transfer, path } => {
                     let result = self.nodes[i].disk.digest(&path);
-                    let now = self.now_ms;
-                    self.nodes[i]
-                        .node
-                        .handle(now, Input::FileHashed { transfer, result });
+                    self.feed(i, Input::FileHashed { transfer, result });
                 }
                 Output::Datagram { to, data } => {
                     let from = self.nodes[i].addr;
+                    let len = data.len() as u64;
+                    self.nodes[i].traffic.datagrams_sent += 1;
+                    self.nodes[i].traffic.datagram_bytes_sent += len;
                     let targets: Vec<usize> = (0..self.nodes.len())
                         .filter(|&j| {
                             (to == BROADCAST || to.ip() == self.nodes[j].addr.ip())
@@ -354,7 +460,8 @@ impl Sim {
                     }
                 }
                 Output::Dial { link, addr } => {
-                    let target = (0..self.nodes.len()).find(|&j| self.nodes[j].addr == addr);
+                    self.nodes[i].traffic.dials += 1;
+                    let target = self.by_addr.get(&addr).copied();
                     let d = self.delay();
                     match target.filter(|&j| self.reachable(i, j)) {
                         Some(j) => {
@@ -363,8 +470,12 @@ impl Sim {
                             let now = self.now_ms;
                             let from = self.nodes[i].addr;
                             let remote = SocketAddr::new(from.ip(), 40000 + (conn % 20000) as u16);
-                            match self.nodes[j].node.accept(now, remote) {
+                            let started = Instant::now();
+                            let accepted = self.nodes[j].node.accept(now, remote);
+                            self.nodes[j].busy += started.elapsed();
+                            match accepted {
                                 Some(acc) => {
+                                    self.nodes[j].traffic.accepts += 1;
                                     self.conns.insert(
                                         conn,
                                         SimConn {
@@ -389,6 +500,7 @@ impl Sim {
                 }
                 Output::Send { link, data } => {
                     let len = data.len();
+                    self.nodes[i].traffic.tcp_bytes_sent += len as u64;
                     if let Some(&conn) = self.link_conn.get(&(i, link)) {
                         let (to_dialer, other) = match self.conns.get(&conn) {
                             Some(c) if c.dialer == (i, link) => (false, c.acceptor.map(|a| a.0)),
@@ -411,17 +523,11 @@ impl Sim {
                             }
                         }
                     }
-                    let now = self.now_ms;
-                    self.nodes[i]
-                        .node
-                        .handle(now, Input::Flushed { link, bytes: len });
+                    self.feed(i, Input::Flushed { link, bytes: len });
                 }
                 Output::Close { link } | Output::Abort { link } => {
                     // The simulated socket is gone at once.
-                    let now = self.now_ms;
-                    self.nodes[i]
-                        .node
-                        .handle(now, Input::Closed { link, error: None });
+                    self.feed(i, Input::Closed { link, error: None });
                     if let Some(conn) = self.link_conn.remove(&(i, link)) {
                         if let Some(c) = self.conns.get(&conn) {
                             let to_dialer = c.dialer != (i, link);
@@ -443,12 +549,16 @@ impl Sim {
                 }
             }
         }
+        self.refresh_timer(i);
     }
 
     fn deliver(&mut self, d: Delivery) {
         match d {
             Delivery::Datagram { to, from, data } => {
                 if self.nodes[to].up {
+                    let t = &mut self.nodes[to].traffic;
+                    t.datagrams_received += 1;
+                    t.datagram_bytes_received += data.len() as u64;
                     self.input(to, Input::Datagram { from, data });
                 }
             }
@@ -478,6 +588,9 @@ impl Sim {
                 };
                 if let Some((n, l)) = target {
                     if self.link_conn.get(&(n, l)) == Some(&conn) {
+                        if self.nodes[n].up {
+                            self.nodes[n].traffic.tcp_bytes_received += data.len() as u64;
+                        }
                         self.input(n, Input::Received { link: l, data });
                     }
                 }
@@ -509,15 +622,20 @@ impl Sim {
 
     /// Advance simulated time to `until_ms`, delivering and firing timers.
     pub fn run_until(&mut self, until_ms: u64) {
+        // A test may have driven a node directly since the last run: carry
+        // out what that produced (frames it queued are sealed and sent) and
+        // re-read its deadline. A node nobody touched has nothing to give.
+        for i in 0..self.nodes.len() {
+            if self.nodes[i].up {
+                self.pump(i);
+            } else {
+                self.refresh_timer(i);
+            }
+        }
         loop {
             let next_delivery = self.queue.peek().map(|Reverse((t, _))| *t);
-            let next_timer = self
-                .nodes
-                .iter()
-                .enumerate()
-                .filter(|(_, n)| n.up)
-                .filter_map(|(i, n)| n.node.poll_timeout().map(|t| (t.max(self.now_ms), i)))
-                .min();
+            // Ties go to the lowest node index, as (deadline, node) sorts.
+            let next_timer = self.timers.first().copied();
             let next = match (next_delivery, next_timer) {
                 (Some(d), Some((t, _))) => d.min(t),
                 (Some(d), None) => d,
@@ -535,7 +653,10 @@ impl Sim {
                     }
                 }
             } else if let Some((_, i)) = next_timer {
-                self.nodes[i].node.handle_timeout(next);
+                let n = &mut self.nodes[i];
+                let started = Instant::now();
+                n.node.handle_timeout(next);
+                n.busy += started.elapsed();
                 self.pump(i);
             }
         }
@@ -552,12 +673,43 @@ impl Sim {
         let up: Vec<usize> = (0..self.nodes.len())
             .filter(|&i| self.nodes[i].up)
             .collect();
+        let ids: BTreeSet<IdentityKey> = up.iter().map(|&i| self.identity_of(i)).collect();
         up.iter().all(|&i| {
-            let connected = self.nodes[i].node.connected();
-            up.iter()
-                .filter(|&&j| j != i)
-                .all(|&j| connected.contains(&self.identity_of(j)))
+            let me = self.identity_of(i);
+            let connected: BTreeSet<IdentityKey> =
+                self.nodes[i].node.connected().into_iter().collect();
+            // Every other up node, and exactly one link to each.
+            ids.iter()
+                .filter(|k| **k != me)
+                .all(|k| connected.contains(k))
                 && self.nodes[i].node.link_count() == up.len() - 1
         })
+    }
+
+    /// Run in steps of `step_ms` until every pair of up nodes is linked
+    /// ([`Sim::full_mesh`]) or `limit_ms` have passed; the simulated time
+    /// the mesh took (to within a step), or `None`.
+    pub fn run_until_mesh(&mut self, step_ms: u64, limit_ms: u64) -> Option<u64> {
+        let start = self.now_ms;
+        let step = step_ms.max(1);
+        while self.now_ms < start.saturating_add(limit_ms) {
+            self.run_for(step);
+            if self.full_mesh() {
+                return Some(self.now_ms - start);
+            }
+        }
+        None
+    }
+
+    /// Every host's traffic, summed.
+    pub fn traffic(&self) -> Traffic {
+        self.nodes
+            .iter()
+            .fold(Traffic::default(), |acc, n| acc.add(&n.traffic))
+    }
+
+    /// Time spent in every host's node code, summed.
+    pub fn busy(&self) -> Duration {
+        self.nodes.iter().map(|n| n.busy).sum()
     }
 }
