@@ -349,7 +349,10 @@ fn natter_file(ctx: &mut Ctx) -> Result<()> {
             .vs(names::NATTER_BULK, Target::AtLeast(0.9))
             .ratio_to(names::FILE_FLOOR)
             .note(format!(
-                "{mib} MiB, two whole nodes, BLAKE3-verified, written and fsynced every 4 MiB"
+                "{mib} MiB, two whole nodes, BLAKE3-verified, written and fsynced every 4 MiB{}",
+                f.cores
+                    .map(|c| format!(", {c:.1} cores"))
+                    .unwrap_or_default()
             )),
     );
     ctx.report.add(

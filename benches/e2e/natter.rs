@@ -475,6 +475,8 @@ pub async fn node_round_trip(size: usize, warmup: usize, rounds: usize) -> Resul
 pub struct FileFigures {
     /// Bytes per second from `/accept` to the receiver's completion.
     pub rate: f64,
+    /// Cores this process kept busy meanwhile (CPU time / wall time).
+    pub cores: Option<f64>,
     /// Growth of this process's resident memory (both nodes) at its peak.
     pub rss_growth: u64,
     /// Direct 64-byte chat messages, post to the receiver's event, while
@@ -551,6 +553,7 @@ pub async fn file_transfer(size: usize) -> Result<FileFigures> {
         }
     };
     let start = Instant::now();
+    let cpu_before = crate::sys::process_cpu_seconds();
     b.cmd.send(Command::AcceptFile(id)).await?;
     let mut during = Vec::new();
     let mut done = false;
@@ -568,6 +571,10 @@ pub async fn file_transfer(size: usize) -> Result<FileFigures> {
         }
     }
     let secs = start.elapsed().as_secs_f64();
+    let cores = match (cpu_before, crate::sys::process_cpu_seconds()) {
+        (Some(before), Some(after)) => Some((after - before) / secs),
+        _ => None,
+    };
     let _ = a.cmd.send(Command::Quit).await;
     let _ = b.cmd.send(Command::Quit).await;
     let (Some(chat_idle), Some(chat_during)) =
@@ -577,6 +584,7 @@ pub async fn file_transfer(size: usize) -> Result<FileFigures> {
     };
     Ok(FileFigures {
         rate: size as f64 / secs,
+        cores,
         rss_growth: peak.saturating_sub(base_rss),
         chat_idle,
         chat_during,
