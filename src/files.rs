@@ -13,14 +13,15 @@
 //!   (never over an existing file) and the partial removed.
 
 use bao_tree::io::outboard::PostOrderOutboard;
-use bao_tree::io::sync::outboard_post_order;
-use bao_tree::{blake3, BaoTree};
+use bao_tree::io::sync::{outboard_post_order, Outboard};
+use bao_tree::{blake3, BaoTree, TreeNode};
 use natter_core::files::name::{free_name, safe_file_name};
 use natter_core::files::proof::{self, BLOCK_SIZE};
 use natter_core::files::store::PeerBytes;
 use natter_core::files::{FileDigest, FileStore, FileStoreError, TransferRecord, TransferState};
 use natter_core::wire::frame::TransferId;
 use rusqlite::{params, Connection, OptionalExtension};
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufReader, BufWriter, ErrorKind, Write};
@@ -100,6 +101,56 @@ pub fn hash_file(path: &Path, outboard: &Path) -> Result<FileDigest, String> {
 }
 
 type Key = (PeerBytes, bool, TransferId);
+
+/// Hash pairs kept per sending transfer (about 20 KiB).
+const TREE_CACHE: usize = 256;
+
+/// An offered file's tree on disk, with the hash pairs read last kept in
+/// memory: consecutive ranges share most of their path from the root, so
+/// encoding one costs a read of the tree for a level or two instead of one
+/// per level (15 of them for a 256 MiB file).
+#[derive(Debug)]
+struct Tree {
+    file: File,
+    pairs: RefCell<HashMap<TreeNode, (blake3::Hash, blake3::Hash)>>,
+}
+
+/// [`Tree`] as bao-tree's [`Outboard`] of a file of this root and size.
+struct CachedOutboard<'a> {
+    root: blake3::Hash,
+    tree: BaoTree,
+    data: &'a Tree,
+}
+
+impl Outboard for CachedOutboard<'_> {
+    fn root(&self) -> blake3::Hash {
+        self.root
+    }
+
+    fn tree(&self) -> BaoTree {
+        self.tree
+    }
+
+    fn load(&self, node: TreeNode) -> std::io::Result<Option<(blake3::Hash, blake3::Hash)>> {
+        if let Some(pair) = self.data.pairs.borrow().get(&node) {
+            return Ok(Some(*pair));
+        }
+        let on_disk = PostOrderOutboard {
+            root: self.root,
+            tree: self.tree,
+            data: &self.data.file,
+        };
+        let pair = on_disk.load(node)?;
+        if let Some(pair) = pair {
+            let mut pairs = self.data.pairs.borrow_mut();
+            if pairs.len() >= TREE_CACHE {
+                pairs.clear();
+            }
+            pairs.insert(node, pair);
+        }
+        Ok(pair)
+    }
+}
 
 fn key(rec: &TransferRecord) -> Key {
     (rec.peer, rec.outgoing, rec.id)
@@ -291,7 +342,7 @@ pub struct FsFileStore {
     download_dir: PathBuf,
     files_dir: PathBuf,
     /// Open offered files and their trees, while they are sent.
-    sources: HashMap<Key, (File, File)>,
+    sources: HashMap<Key, (File, Tree)>,
     /// Open partial files, while they are received.
     partials: HashMap<Key, Arc<File>>,
     /// Verified data not yet handed to the writer (at most [`WRITE_RUN`]).
@@ -503,7 +554,10 @@ impl FileStore for FsFileStore {
         if !self.sources.contains_key(&k) {
             let path = rec.path.clone().unwrap_or_default();
             let data = File::open(&path).map_err(io_error)?;
-            let tree = File::open(outboard_path(&self.files_dir, &rec.id)).map_err(io_error)?;
+            let tree = Tree {
+                file: File::open(outboard_path(&self.files_dir, &rec.id)).map_err(io_error)?,
+                pairs: RefCell::default(),
+            };
             if data.metadata().map_err(io_error)?.len() != rec.size {
                 return Err(FileStoreError::Changed);
             }
@@ -512,7 +566,7 @@ impl FileStore for FsFileStore {
         let Some((data, tree)) = self.sources.get(&k) else {
             return Err(FileStoreError::Io("source file".into()));
         };
-        let outboard = PostOrderOutboard {
+        let outboard = CachedOutboard {
             root: blake3::Hash::from_bytes(rec.root),
             tree: BaoTree::new(rec.size, BLOCK_SIZE),
             data: tree,
