@@ -537,6 +537,8 @@ async fn write_link(
                 }
             }
         };
+        // What was written is freed now, not when the next write comes.
+        batch.clear();
         match written {
             Ok(Ok(())) => {
                 let _ = node.send(ToNode::Input(Input::Flushed { link, bytes }));
