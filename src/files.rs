@@ -13,14 +13,15 @@
 //!   (never over an existing file) and the partial removed.
 
 use bao_tree::io::outboard::PostOrderOutboard;
-use bao_tree::io::sync::outboard_post_order;
-use bao_tree::{blake3, BaoTree};
+use bao_tree::io::sync::{outboard_post_order, Outboard};
+use bao_tree::{blake3, BaoTree, TreeNode};
 use natter_core::files::name::{free_name, safe_file_name};
 use natter_core::files::proof::{self, BLOCK_SIZE};
 use natter_core::files::store::PeerBytes;
 use natter_core::files::{FileDigest, FileStore, FileStoreError, TransferRecord, TransferState};
 use natter_core::wire::frame::TransferId;
 use rusqlite::{params, Connection, OptionalExtension};
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufReader, BufWriter, ErrorKind, Write};
@@ -101,6 +102,56 @@ pub fn hash_file(path: &Path, outboard: &Path) -> Result<FileDigest, String> {
 
 type Key = (PeerBytes, bool, TransferId);
 
+/// Hash pairs kept per sending transfer (about 20 KiB).
+const TREE_CACHE: usize = 256;
+
+/// An offered file's tree on disk, with the hash pairs read last kept in
+/// memory: consecutive ranges share most of their path from the root, so
+/// encoding one costs a read of the tree for a level or two instead of one
+/// per level (15 of them for a 256 MiB file).
+#[derive(Debug)]
+struct Tree {
+    file: File,
+    pairs: RefCell<HashMap<TreeNode, (blake3::Hash, blake3::Hash)>>,
+}
+
+/// [`Tree`] as bao-tree's [`Outboard`] of a file of this root and size.
+struct CachedOutboard<'a> {
+    root: blake3::Hash,
+    tree: BaoTree,
+    data: &'a Tree,
+}
+
+impl Outboard for CachedOutboard<'_> {
+    fn root(&self) -> blake3::Hash {
+        self.root
+    }
+
+    fn tree(&self) -> BaoTree {
+        self.tree
+    }
+
+    fn load(&self, node: TreeNode) -> std::io::Result<Option<(blake3::Hash, blake3::Hash)>> {
+        if let Some(pair) = self.data.pairs.borrow().get(&node) {
+            return Ok(Some(*pair));
+        }
+        let on_disk = PostOrderOutboard {
+            root: self.root,
+            tree: self.tree,
+            data: &self.data.file,
+        };
+        let pair = on_disk.load(node)?;
+        if let Some(pair) = pair {
+            let mut pairs = self.data.pairs.borrow_mut();
+            if pairs.len() >= TREE_CACHE {
+                pairs.clear();
+            }
+            pairs.insert(node, pair);
+        }
+        Ok(pair)
+    }
+}
+
 fn key(rec: &TransferRecord) -> Key {
     (rec.peer, rec.outgoing, rec.id)
 }
@@ -117,17 +168,22 @@ fn db_error(e: rusqlite::Error) -> FileStoreError {
     FileStoreError::Db(e.to_string())
 }
 
-/// Received data queued for the disk: at most this many pieces (16 KiB
-/// each), so a slow disk holds the node back instead of filling memory.
-const WRITE_QUEUE: usize = 256;
+/// Verified data is gathered into runs of about this many contiguous
+/// bytes of one transfer before it goes to the writer thread: one job and
+/// one wake-up of that thread per run instead of per 16 KiB group.
+const WRITE_RUN: usize = 256 << 10;
+/// Runs queued for the disk: at most this many (4 MiB), so a slow disk
+/// holds the node back instead of filling memory.
+const WRITE_QUEUE: usize = 16;
 
 /// What the writer thread does, in order.
 enum Job {
+    /// Write `data`, back to back, from `offset` on.
     Write {
         key: Key,
         file: Arc<File>,
         offset: u64,
-        data: bytes::Bytes,
+        data: Vec<bytes::Bytes>,
     },
     /// Make the partial durable, then record the progress.
     Commit {
@@ -188,13 +244,18 @@ impl Writer {
                 Job::Write {
                     key,
                     file,
-                    offset,
+                    mut offset,
                     data,
                 } => {
-                    if !failed(&key) {
-                        if let Err(e) = file.write_all_at(&data, offset) {
+                    if failed(&key) {
+                        continue;
+                    }
+                    for piece in data {
+                        if let Err(e) = file.write_all_at(&piece, offset) {
                             fail(key, io_error(e));
+                            break;
                         }
+                        offset += piece.len() as u64;
                     }
                 }
                 Job::Commit {
@@ -281,10 +342,22 @@ pub struct FsFileStore {
     download_dir: PathBuf,
     files_dir: PathBuf,
     /// Open offered files and their trees, while they are sent.
-    sources: HashMap<Key, (File, File)>,
+    sources: HashMap<Key, (File, Tree)>,
     /// Open partial files, while they are received.
     partials: HashMap<Key, Arc<File>>,
+    /// Verified data not yet handed to the writer (at most [`WRITE_RUN`]).
+    run: Option<Run>,
     writer: Writer,
+}
+
+/// Contiguous verified data of one transfer, gathered for one write job.
+#[derive(Debug)]
+struct Run {
+    key: Key,
+    file: Arc<File>,
+    offset: u64,
+    len: usize,
+    data: Vec<bytes::Bytes>,
 }
 
 impl FsFileStore {
@@ -300,6 +373,7 @@ impl FsFileStore {
             files_dir,
             sources: HashMap::new(),
             partials: HashMap::new(),
+            run: None,
             writer: Writer::start(db.to_path_buf())?,
         })
     }
@@ -371,9 +445,25 @@ impl FsFileStore {
         }
     }
 
+    /// Hand the gathered run, if any, to the writer thread.
+    fn flush_run(&mut self) -> Result<(), FileStoreError> {
+        match self.run.take() {
+            Some(r) => self.writer.send(Job::Write {
+                key: r.key,
+                file: r.file,
+                offset: r.offset,
+                data: r.data,
+            }),
+            None => Ok(()),
+        }
+    }
+
     /// Whatever is kept for a transfer that is over.
     fn clean_up(&mut self, rec: &TransferRecord, state: TransferState) {
         let k = key(rec);
+        if self.run.as_ref().is_some_and(|r| r.key == k) {
+            self.run = None;
+        }
         self.sources.remove(&k);
         self.partials.remove(&k);
         if rec.outgoing && state.is_final() {
@@ -464,7 +554,10 @@ impl FileStore for FsFileStore {
         if !self.sources.contains_key(&k) {
             let path = rec.path.clone().unwrap_or_default();
             let data = File::open(&path).map_err(io_error)?;
-            let tree = File::open(outboard_path(&self.files_dir, &rec.id)).map_err(io_error)?;
+            let tree = Tree {
+                file: File::open(outboard_path(&self.files_dir, &rec.id)).map_err(io_error)?,
+                pairs: RefCell::default(),
+            };
             if data.metadata().map_err(io_error)?.len() != rec.size {
                 return Err(FileStoreError::Changed);
             }
@@ -473,7 +566,7 @@ impl FileStore for FsFileStore {
         let Some((data, tree)) = self.sources.get(&k) else {
             return Err(FileStoreError::Io("source file".into()));
         };
-        let outboard = PostOrderOutboard {
+        let outboard = CachedOutboard {
             root: blake3::Hash::from_bytes(rec.root),
             tree: BaoTree::new(rec.size, BLOCK_SIZE),
             data: tree,
@@ -492,13 +585,26 @@ impl FileStore for FsFileStore {
     ) -> Result<(), FileStoreError> {
         let key = key(rec);
         self.writer.error(&key)?;
+        if let Some(r) = &mut self.run {
+            if r.key == key && r.offset + r.len as u64 == offset {
+                r.len += data.len();
+                r.data.push(data);
+                if r.len >= WRITE_RUN {
+                    self.flush_run()?;
+                }
+                return Ok(());
+            }
+        }
+        self.flush_run()?;
         let file = self.partial(rec)?;
-        self.writer.send(Job::Write {
+        self.run = Some(Run {
             key,
             file,
             offset,
-            data,
-        })
+            len: data.len(),
+            data: vec![data],
+        });
+        Ok(())
     }
 
     fn commit(&mut self, rec: &TransferRecord, done_groups: u64) -> Result<(), FileStoreError> {
@@ -506,6 +612,7 @@ impl FileStore for FsFileStore {
         // made durable first, then the claim that it is there.
         let key = key(rec);
         self.writer.error(&key)?;
+        self.flush_run()?;
         let file = self.partial(rec)?;
         self.writer.send(Job::Commit {
             key,
@@ -516,6 +623,7 @@ impl FileStore for FsFileStore {
 
     fn complete(&mut self, rec: &TransferRecord) -> Result<String, FileStoreError> {
         let part = partial_path(&self.download_dir, rec);
+        self.flush_run()?;
         self.writer.drain()?;
         self.writer.error(&key(rec))?;
         {

@@ -52,8 +52,13 @@ pub const DEFAULT_LISTEN_PORT: u16 = 47475;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Largest single read from a socket.
 const READ_CHUNK: usize = 64 * 1024;
-/// Most bytes the writer coalesces into one write.
+/// Reads at least this large are handed to the node in the buffer they
+/// were read into; smaller ones are copied out of it.
+const HAND_OVER: usize = READ_CHUNK / 4;
+/// Most bytes the writer hands to one write.
 const WRITE_BATCH: usize = 256 * 1024;
+/// Most buffers in one write (`writev`; the system's limit is 1024).
+const WRITE_BUFFERS: usize = 64;
 /// Inbound connections waiting for the node's verdict; beyond this the
 /// listener is not polled. Small on purpose: a flood of new connections
 /// must not run ahead of the reads of those already accepted, or it could
@@ -439,12 +444,20 @@ async fn read_link(
     node: NodeTx,
     ctl: mpsc::UnboundedSender<LinkMsg>,
 ) {
-    let mut buf = vec![0u8; READ_CHUNK];
+    let mut buf = Vec::with_capacity(READ_CHUNK);
     let error = loop {
-        match rd.read(&mut buf).await {
+        match rd.read_buf(&mut buf).await {
             Ok(0) => break None,
             Ok(n) => {
-                let data = buf[..n].to_vec();
+                // A large read is handed over as it is (file data: no
+                // copy); a small one is copied out and the buffer kept.
+                let data = if n >= HAND_OVER {
+                    std::mem::replace(&mut buf, Vec::with_capacity(READ_CHUNK))
+                } else {
+                    let small = buf.clone();
+                    buf.clear();
+                    small
+                };
                 if !node.input(Input::Received { link, data }).await {
                     return;
                 }
@@ -490,25 +503,29 @@ async fn write_link(
     node: NodeTx,
     ctl: mpsc::UnboundedSender<LinkMsg>,
 ) {
-    let mut batch = Vec::new();
+    let mut batch: Vec<Vec<u8>> = Vec::new();
     let mut deadline = None;
     let mut failed = false;
     while let Some(first) = input.next(&mut deadline).await {
         batch.clear();
-        batch.extend_from_slice(&first);
-        while batch.len() < WRITE_BATCH {
+        let mut bytes = first.len();
+        batch.push(first);
+        while bytes < WRITE_BATCH && batch.len() < WRITE_BUFFERS {
             match input.queue.try_recv() {
-                Ok(more) => batch.extend_from_slice(&more),
+                Ok(more) => {
+                    bytes += more.len();
+                    batch.push(more);
+                }
                 Err(_) => break,
             }
         }
         let written = match deadline {
-            Some(d) => tokio::time::timeout_at(d, wr.write_all(&batch)).await,
+            Some(d) => tokio::time::timeout_at(d, write_all_vectored(&mut wr, &batch)).await,
             // A write to a peer that does not read can block for good: the
             // close must reach it here too, or the socket and everything
             // queued behind it would stay until the peer goes away.
             None => {
-                let write = wr.write_all(&batch);
+                let write = write_all_vectored(&mut wr, &batch);
                 tokio::pin!(write);
                 tokio::select! {
                     done = &mut write => Ok(done),
@@ -520,9 +537,10 @@ async fn write_link(
                 }
             }
         };
+        // What was written is freed now, not when the next write comes.
+        batch.clear();
         match written {
             Ok(Ok(())) => {
-                let bytes = batch.len();
                 let _ = node.send(ToNode::Input(Input::Flushed { link, bytes }));
             }
             Ok(Err(e)) => {
@@ -544,6 +562,26 @@ async fn write_link(
     let _ = tokio::time::timeout_at(d, wr.shutdown()).await;
     drop(wr);
     let _ = node.send(ToNode::Input(Input::Closed { link, error: None }));
+}
+
+/// Writes every buffer of `bufs`, in order, with as few `writev` calls as
+/// the socket takes: the node's sealed messages are not copied into one
+/// buffer first.
+async fn write_all_vectored(wr: &mut OwnedWriteHalf, bufs: &[Vec<u8>]) -> std::io::Result<()> {
+    let mut slices: Vec<std::io::IoSlice<'_>> = bufs
+        .iter()
+        .filter(|b| !b.is_empty())
+        .map(|b| std::io::IoSlice::new(b))
+        .collect();
+    let mut rest = &mut slices[..];
+    while !rest.is_empty() {
+        let n = wr.write_vectored(rest).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        std::io::IoSlice::advance_slices(&mut rest, n);
+    }
+    Ok(())
 }
 
 async fn read_beacons(sock: Arc<UdpSocket>, node: NodeTx) {

@@ -115,7 +115,7 @@ async fn answer_with_frames(s: &mut TcpStream, me: &LocalIdentity) -> Result<(Ph
 }
 
 /// An established natter link over a loopback pair.
-async fn established() -> Result<(TcpStream, Phase, TcpStream, Phase)> {
+pub async fn established() -> Result<(TcpStream, Phase, TcpStream, Phase)> {
     let (mut a, mut b) = net::pair().await?;
     let (ia, ib) = (identity(1), identity(2));
     let expect = ib.identity_key();
@@ -476,6 +476,8 @@ pub async fn node_round_trip(size: usize, warmup: usize, rounds: usize) -> Resul
 pub struct FileFigures {
     /// Bytes per second from `/accept` to the receiver's completion.
     pub rate: f64,
+    /// Cores this process kept busy meanwhile (CPU time / wall time).
+    pub cores: Option<f64>,
     /// Growth of this process's resident memory (both nodes) at its peak.
     pub rss_growth: u64,
     /// Direct 64-byte chat messages, post to the receiver's event, while
@@ -505,28 +507,33 @@ async fn chat_once(a: &mut RunningNode, b: &mut RunningNode, done: &mut bool) ->
     }
 }
 
+/// Writes `size` pseudo-random bytes (xorshift, incompressible) to `path`.
+/// The file is then in the page cache, as a file someone just made is.
+pub fn write_random_file(path: &std::path::Path, size: usize) -> Result<()> {
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
+    let mut block = vec![0u8; 1 << 20];
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    for _ in 0..size.div_ceil(block.len()) {
+        for c in block.chunks_mut(8) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            c.copy_from_slice(&x.to_le_bytes());
+        }
+        std::io::Write::write_all(&mut f, &block)?;
+    }
+    std::io::Write::flush(&mut f)?;
+    f.get_ref().set_len(size as u64)?;
+    Ok(())
+}
+
 /// A file of `size` bytes from node 1 to node 2 (whole nodes, real files,
 /// SQLite, verified streaming), with a 64-byte direct message every 20 ms
 /// from node 1 to node 2 meanwhile.
 pub async fn file_transfer(size: usize) -> Result<FileFigures> {
     let (da, db) = (tempfile::tempdir()?, tempfile::tempdir()?);
     let src = da.path().join("payload.bin");
-    {
-        let mut f = std::io::BufWriter::new(std::fs::File::create(&src)?);
-        let mut block = vec![0u8; 1 << 20];
-        let mut x = 0x9e37_79b9_7f4a_7c15u64;
-        for _ in 0..size.div_ceil(block.len()) {
-            for c in block.chunks_mut(8) {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                c.copy_from_slice(&x.to_le_bytes());
-            }
-            std::io::Write::write_all(&mut f, &block)?;
-        }
-        std::io::Write::flush(&mut f)?;
-        f.get_ref().set_len(size as u64)?;
-    }
+    write_random_file(&src, size)?;
     let (mut a, mut b) = linked_pair(da.path(), db.path()).await?;
     let mut idle = Vec::new();
     let mut unused = false;
@@ -547,6 +554,7 @@ pub async fn file_transfer(size: usize) -> Result<FileFigures> {
         }
     };
     let start = Instant::now();
+    let cpu_before = crate::sys::process_cpu_seconds();
     b.cmd.send(Command::AcceptFile(id)).await?;
     let mut during = Vec::new();
     let mut done = false;
@@ -564,6 +572,10 @@ pub async fn file_transfer(size: usize) -> Result<FileFigures> {
         }
     }
     let secs = start.elapsed().as_secs_f64();
+    let cores = match (cpu_before, crate::sys::process_cpu_seconds()) {
+        (Some(before), Some(after)) => Some((after - before) / secs),
+        _ => None,
+    };
     let _ = a.cmd.send(Command::Quit).await;
     let _ = b.cmd.send(Command::Quit).await;
     let (Some(chat_idle), Some(chat_during)) =
@@ -573,6 +585,7 @@ pub async fn file_transfer(size: usize) -> Result<FileFigures> {
     };
     Ok(FileFigures {
         rate: size as f64 / secs,
+        cores,
         rss_growth: peak.saturating_sub(base_rss),
         chat_idle,
         chat_during,

@@ -2,7 +2,8 @@
 //! commits inside it, runs here and never on a tokio worker.
 //!
 //! The loop: drain `poll_output` (events straight to the UI, everything
-//! else to the IO side in one message), wait for the next input until
+//! else to the IO side, each `Send` as soon as it is sealed, so a link's
+//! writer writes it while the node seals the next), wait for the next input until
 //! `poll_timeout`, handle it and whatever else is already queued (up to
 //! [`BATCH_INPUTS`], so the replies to many reads share Noise messages and
 //! a burst of posts shares one transaction), run the timers that are due.
@@ -214,12 +215,18 @@ impl NodeThread {
     }
 
     /// Carry everything the node wants done out of the thread. The first
-    /// `poll_output` makes the node seal what the batch queued.
+    /// `poll_output` makes the node seal what the batch queued; a `Send`
+    /// goes out with what came before it at once, not after the rest is
+    /// sealed (file data is sealed half a send backlog at a time).
     fn drain(&mut self) {
         let mut outputs = Vec::new();
         while let Some(out) = self.node.poll_output() {
             match out {
                 Output::Event(e) => self.events.emit(e),
+                send @ Output::Send { .. } => {
+                    outputs.push(send);
+                    let _ = self.io.send(ToIo::Outputs(std::mem::take(&mut outputs)));
+                }
                 other => outputs.push(other),
             }
         }

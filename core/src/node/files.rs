@@ -104,7 +104,9 @@ impl Node {
     }
 
     /// Give each established link with file data to send what fits under
-    /// its backlog bound; chat frames queued since go out first.
+    /// its backlog bound, at most half of it at a time: the shell writes
+    /// one half while the node seals the other. Chat frames queued since
+    /// go out first.
     pub(super) fn pump_files(&mut self) {
         // Runs at every drain: with nothing being sent, skip the scan of
         // every link.
@@ -119,7 +121,8 @@ impl Node {
             .filter(|(p, queued)| *queued < SEND_BACKLOG && self.files.has_data_for(p))
             .collect();
         for (peer, queued) in peers {
-            let actions = self.files.pump(self.now_ms, peer, SEND_BACKLOG - queued);
+            let step = (SEND_BACKLOG - queued).min(SEND_BACKLOG / 2);
+            let actions = self.files.pump(self.now_ms, peer, step);
             self.file_actions(actions);
         }
     }
