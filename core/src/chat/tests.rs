@@ -1991,11 +1991,7 @@ fn room_works_between(
 fn members_read_non_members_carry_and_every_node_agrees_on_membership() {
     let (mut net, room) = private_net();
     for i in 0..4 {
-        assert_eq!(
-            net.chat(i).is_private(&room),
-            true,
-            "node {i} knows the room"
-        );
+        assert!(net.chat(i).is_private(&room), "node {i} knows the room");
         assert_eq!(net.chat(i).is_private_member(&room), i < 3, "node {i}");
     }
     room_still_works(&mut net, room, "setup");
