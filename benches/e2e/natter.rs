@@ -481,9 +481,9 @@ pub struct FileFigures {
     /// Growth of this process's resident memory (both nodes) at its peak.
     pub rss_growth: u64,
     /// Direct 64-byte chat messages, post to the receiver's event, while
-    /// idle and during the transfer.
+    /// idle and during the transfer (none without chat meanwhile).
     pub chat_idle: Latency,
-    pub chat_during: Latency,
+    pub chat_during: Option<Latency>,
 }
 
 /// One 64-byte direct message from `a` to `b`, from the post to `b`'s
@@ -529,8 +529,9 @@ pub fn write_random_file(path: &std::path::Path, size: usize) -> Result<()> {
 
 /// A file of `size` bytes from node 1 to node 2 (whole nodes, real files,
 /// SQLite, verified streaming), with a 64-byte direct message every 20 ms
-/// from node 1 to node 2 meanwhile.
-pub async fn file_transfer(size: usize) -> Result<FileFigures> {
+/// from node 1 to node 2 meanwhile if `chat`. Each of those messages is a
+/// SQLite commit on both node threads, which the transfer waits for.
+pub async fn file_transfer(size: usize, chat: bool) -> Result<FileFigures> {
     let (da, db) = (tempfile::tempdir()?, tempfile::tempdir()?);
     let src = da.path().join("payload.bin");
     write_random_file(&src, size)?;
@@ -559,6 +560,13 @@ pub async fn file_transfer(size: usize) -> Result<FileFigures> {
     let mut during = Vec::new();
     let mut done = false;
     let mut peak = base_rss;
+    while !chat && !done {
+        match next_event(&mut b).await? {
+            Event::FileCompleted { .. } => done = true,
+            Event::FileFailed { reason, .. } => bail!("transfer failed: {reason}"),
+            _ => {}
+        }
+    }
     while !done {
         during.push(chat_once(&mut a, &mut b, &mut done).await?);
         peak = peak.max(crate::mem::resident_bytes().unwrap_or(0));
@@ -578,11 +586,13 @@ pub async fn file_transfer(size: usize) -> Result<FileFigures> {
     };
     let _ = a.cmd.send(Command::Quit).await;
     let _ = b.cmd.send(Command::Quit).await;
-    let (Some(chat_idle), Some(chat_during)) =
-        (Latency::from_samples(idle), Latency::from_samples(during))
-    else {
+    let Some(chat_idle) = Latency::from_samples(idle) else {
         bail!("no chat samples");
     };
+    let chat_during = Latency::from_samples(during);
+    if chat && chat_during.is_none() {
+        bail!("no chat samples during the transfer");
+    }
     Ok(FileFigures {
         rate: size as f64 / secs,
         cores,

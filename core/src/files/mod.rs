@@ -629,19 +629,18 @@ impl Files {
                 actions,
             );
         }
-        let encoded = bytes::Bytes::from(d.encoded);
-        let leaves =
-            match proof::verify_bytes(&r.rec.root, r.rec.size, d.first_group, count, encoded) {
-                Ok(leaves) => leaves,
-                Err(_) => {
-                    return self.fail_receiving(
-                        k,
-                        FileFailure::Invalid("sent data that fails verification"),
-                        FileEndReason::Invalid,
-                        actions,
-                    )
-                }
-            };
+        let leaves = match proof::verify(&r.rec.root, r.rec.size, d.first_group, count, &d.encoded)
+        {
+            Ok(leaves) => leaves,
+            Err(_) => {
+                return self.fail_receiving(
+                    k,
+                    FileFailure::Invalid("sent data that fails verification"),
+                    FileEndReason::Invalid,
+                    actions,
+                )
+            }
+        };
         for (offset, data) in leaves {
             if let Err(e) = self.store.write(&r.rec, offset, data) {
                 return self.fail_receiving(k, e.into(), FileEndReason::Failed, actions);

@@ -9,10 +9,9 @@
 
 use crate::wire::limits::FILE_GROUP_SIZE;
 use bao_tree::io::outboard::PostOrderMemOutboard;
-use bao_tree::io::sync::{encode_ranges_validated, truncate_ranges, Outboard, ReadAt};
-use bao_tree::iter::{BaoChunk, ResponseIterRef};
+use bao_tree::io::sync::{encode_ranges_validated, DecodeResponseIter, Outboard, ReadAt};
+use bao_tree::io::{BaoContentItem, Leaf};
 use bao_tree::{blake3, BaoTree, BlockSize, ChunkNum, ChunkRanges};
-use bytes::Bytes;
 
 /// 16 chunks of 1 KiB: [`FILE_GROUP_SIZE`].
 pub const BLOCK_SIZE: BlockSize = BlockSize::from_chunk_log(4);
@@ -65,117 +64,34 @@ fn ranges(size: u64, first: u64, count: u64) -> Result<ChunkRanges, ProofError> 
 /// Checks the bao encoding of groups `first .. first + count` of the file
 /// with this `root` and `size`; returns the verified data as
 /// `(byte offset, bytes)` pieces, in order. Nothing is returned unless the
-/// whole range verifies and nothing follows it. [`verify_bytes`] on a
-/// copy of `encoded`.
+/// whole range verifies and nothing follows it.
 pub fn verify(
     root: &[u8; 32],
     size: u64,
     first: u64,
     count: u64,
     encoded: &[u8],
-) -> Result<Vec<(u64, Bytes)>, ProofError> {
-    verify_bytes(root, size, first, count, Bytes::copy_from_slice(encoded))
-}
-
-/// [`verify`] without a copy: the pieces returned are slices of `encoded`.
-///
-/// This is bao-tree's `DecodeResponseIter` (0.17) with the data checked
-/// where it lies instead of read into a buffer of its own: the same walk
-/// (bao-tree's `ResponseIterRef` over the same truncated ranges), the
-/// same stack of expected hashes, the same two BLAKE3 functions
-/// ([`hash_group`], [`parent_cv`]). A test checks that both accept and
-/// refuse the same encodings.
-pub fn verify_bytes(
-    root: &[u8; 32],
-    size: u64,
-    first: u64,
-    count: u64,
-    encoded: Bytes,
-) -> Result<Vec<(u64, Bytes)>, ProofError> {
+) -> Result<Vec<(u64, bytes::Bytes)>, ProofError> {
     let ranges = ranges(size, first, count)?;
-    let tree = tree(size);
+    let mut rest = encoded;
     let mut leaves = Vec::with_capacity(count as usize);
-    let mut stack: Vec<blake3::Hash> = Vec::with_capacity(64);
-    stack.push(blake3::Hash::from_bytes(*root));
-    let mut at = 0usize;
-    let mut take = |len: usize| -> Result<std::ops::Range<usize>, ProofError> {
-        let end = at.checked_add(len).filter(|e| *e <= encoded.len());
-        let end = end.ok_or(ProofError::Truncated)?;
-        let taken = at..end;
-        at = end;
-        Ok(taken)
-    };
-    for item in ResponseIterRef::new(tree, truncate_ranges(&ranges, size)) {
-        // The stack holds the hash of every node still to come; it runs
-        // out with the walk (bao-tree stops there too).
-        let Some(expected) = stack.pop() else { break };
+    let root = blake3::Hash::from_bytes(*root);
+    for item in DecodeResponseIter::new(root, tree(size), &mut rest, &ranges) {
         match item {
-            BaoChunk::Parent {
-                is_root,
-                left,
-                right,
-                ..
-            } => {
-                let pair = &encoded[take(64)?];
-                let (mut l, mut r) = ([0u8; 32], [0u8; 32]);
-                l.copy_from_slice(&pair[..32]);
-                r.copy_from_slice(&pair[32..]);
-                let (l, r) = (blake3::Hash::from_bytes(l), blake3::Hash::from_bytes(r));
-                if parent_cv(&l, &r, is_root) != expected {
-                    return Err(ProofError::Mismatch);
-                }
-                if right {
-                    stack.push(r);
-                }
-                if left {
-                    stack.push(l);
-                }
-            }
-            BaoChunk::Leaf {
-                start_chunk,
-                size,
-                is_root,
-                ..
-            } => {
-                let data = take(size)?;
-                if hash_group(start_chunk.0, &encoded[data.clone()], is_root) != expected {
-                    return Err(ProofError::Mismatch);
-                }
-                leaves.push((start_chunk.to_bytes(), encoded.slice(data)));
+            Ok(BaoContentItem::Parent(_)) => {}
+            Ok(BaoContentItem::Leaf(Leaf { offset, data })) => leaves.push((offset, data)),
+            Err(e) => {
+                return Err(match std::io::Error::from(e).kind() {
+                    std::io::ErrorKind::UnexpectedEof => ProofError::Truncated,
+                    _ => ProofError::Mismatch,
+                })
             }
         }
     }
-    if at < encoded.len() {
-        return Err(ProofError::Trailing(encoded.len() - at));
+    if !rest.is_empty() {
+        return Err(ProofError::Trailing(rest.len()));
     }
     Ok(leaves)
-}
-
-/// The chaining value of the data of a tree node that starts at chunk
-/// `start_chunk`, or the root hash if it is the root: bao-tree's
-/// `hash_subtree` in standard mode (not public in bao-tree 0.17).
-fn hash_group(start_chunk: u64, data: &[u8], is_root: bool) -> blake3::Hash {
-    use blake3::hazmat::HasherExt;
-    if is_root {
-        blake3::hash(data)
-    } else {
-        let mut hasher = blake3::Hasher::new();
-        hasher.set_input_offset(start_chunk * 1024);
-        hasher.update(data);
-        blake3::Hash::from(hasher.finalize_non_root())
-    }
-}
-
-/// The chaining value of a parent from its children's: bao-tree's
-/// `parent_cv` in standard mode.
-fn parent_cv(left: &blake3::Hash, right: &blake3::Hash, is_root: bool) -> blake3::Hash {
-    use blake3::hazmat::{merge_subtrees_non_root, merge_subtrees_root, Mode};
-    let (l, r) = (left.as_bytes(), right.as_bytes());
-    if is_root {
-        merge_subtrees_root(l, r, Mode::Hash)
-    } else {
-        blake3::Hash::from(merge_subtrees_non_root(l, r, Mode::Hash))
-    }
 }
 
 /// Appends the bao encoding of groups `first .. first + count` to `out`,
@@ -263,70 +179,6 @@ mod tests {
                 ));
             }
         }
-    }
-
-    /// The decoder this module used before [`verify_bytes`]: bao-tree's
-    /// own, reading into a buffer of its own.
-    fn bao_verify(
-        root: &[u8; 32],
-        size: u64,
-        first: u64,
-        count: u64,
-        encoded: &[u8],
-    ) -> Result<Vec<(u64, Vec<u8>)>, ()> {
-        use bao_tree::io::sync::DecodeResponseIter;
-        use bao_tree::io::{BaoContentItem, Leaf};
-        let ranges = ranges(size, first, count).map_err(|_| ())?;
-        let mut rest = encoded;
-        let mut leaves = Vec::new();
-        let root = blake3::Hash::from_bytes(*root);
-        for item in DecodeResponseIter::new(root, tree(size), &mut rest, &ranges) {
-            match item.map_err(|_| ())? {
-                BaoContentItem::Parent(_) => {}
-                BaoContentItem::Leaf(Leaf { offset, data }) => leaves.push((offset, data.to_vec())),
-            }
-        }
-        if rest.is_empty() {
-            Ok(leaves)
-        } else {
-            Err(())
-        }
-    }
-
-    #[test]
-    fn verify_accepts_and_refuses_exactly_what_bao_trees_decoder_does() {
-        let mut cases = 0;
-        for len in [0, 1, 1024, 16_384, 16_385, 50_000, 100_000, 300_000] {
-            let data = content(len);
-            let size = len as u64;
-            let (root, _) = outboard_in_memory(&data);
-            let groups = group_count(size);
-            for first in 0..groups {
-                for count in 1..=3u64.min(groups - first) {
-                    let enc = encoded(&data, first, count);
-                    let mut variants = vec![enc.clone(), enc[..enc.len() / 2].to_vec()];
-                    for i in (0..enc.len()).step_by(257) {
-                        let mut bad = enc.clone();
-                        bad[i] ^= 0x40;
-                        variants.push(bad);
-                        variants.push(enc[..i].to_vec());
-                    }
-                    let mut long = enc.clone();
-                    long.extend_from_slice(&[0; 64]);
-                    variants.push(long);
-                    for v in &variants {
-                        for (s, f, c) in [(size, first, count), (size + 1, first, count)] {
-                            let ours = verify(&root, s, f, c, v)
-                                .map(|p| p.into_iter().map(|(o, b)| (o, b.to_vec())).collect())
-                                .map_err(|_| ());
-                            assert_eq!(ours, bao_verify(&root, s, f, c, v), "{len} {f}+{c}");
-                            cases += 1;
-                        }
-                    }
-                }
-            }
-        }
-        assert!(cases > 1000, "{cases}");
     }
 
     #[test]
