@@ -384,7 +384,7 @@ impl Node {
                 (
                     room,
                     MembershipChange::YouJoined {
-                        founder: self.info_of(&founder),
+                        founder: self.founder_info(&founder),
                     },
                 )
             }
@@ -409,6 +409,15 @@ impl Node {
             room: label,
             change,
         });
+    }
+
+    /// The founder as shown: our own name when we founded the room.
+    fn founder_info(&self, founder: &IdentityKey) -> PeerInfo {
+        let mut info = self.info_of(founder);
+        if *founder == self.local.identity_key() {
+            info.nickname = self.cfg.nickname.clone();
+        }
+        info
     }
 
     /// Linked peers known to be in a room: those that announced an open
