@@ -503,10 +503,17 @@ fn editor_thread(
                         *lock(&shared.nick) = name.clone();
                         shared.refresh_prompt();
                     }
-                    Ok(Some(CliCommand::Join { room } | CliCommand::Room { room })) => {
+                    Ok(Some(
+                        CliCommand::Join { room }
+                        | CliCommand::Room { room }
+                        | CliCommand::Create { room },
+                    )) => {
                         let nick = lock(&shared.nick).clone();
                         if session::lock(&shared.session).is_joined(room)
-                            || matches!(parsed, Ok(Some(CliCommand::Join { .. })))
+                            || matches!(
+                                parsed,
+                                Ok(Some(CliCommand::Join { .. } | CliCommand::Create { .. }))
+                            )
                         {
                             *lock(&shared.prompt) = prompt_for(&nick, Some(room));
                         }
