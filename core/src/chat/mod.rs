@@ -560,6 +560,34 @@ enum Seen {
     Different,
 }
 
+/// Whether `m`'s (author, id) is new, or already held (earlier in this
+/// batch, or `stored`: what the store held before the batch) with the same
+/// content or with other content.
+fn seen(
+    batch: &HashMap<(IdentityKey, MessageId), StoredMessage>,
+    stored: Option<&StoredMessage>,
+    m: &StoredMessage,
+) -> Seen {
+    match batch.get(&(IdentityKey(m.author), m.id)).or(stored) {
+        None => Seen::New,
+        Some(h) if same_content(h, m) => Seen::Same,
+        Some(_) => Seen::Different,
+    }
+}
+
+/// A chat frame of a received batch, after its wire checks. Items live
+/// for one batch; boxing the large variant would cost an allocation per
+/// message instead.
+#[allow(clippy::large_enum_variant)]
+enum Item {
+    /// A frame that breaks a limit: a violation, in its place in the batch.
+    Invalid(WireError),
+    /// A room item, with what the store held under its (author, id).
+    Signed(SignedPost, Option<StoredMessage>),
+    /// `Direct`, `Ack`, `SyncRequest`.
+    Other(Frame),
+}
+
 /// The direct messages of a batch after the insert: ids of the new ones,
 /// and those whose (author, id) was already held.
 #[derive(Default)]
@@ -927,26 +955,45 @@ impl Chat {
         let mut acked: Vec<MessageId> = Vec::new();
         let mut sync_requests: Vec<u64> = Vec::new();
 
-        // Signatures first, all at once: the checker may spread them over
-        // cores. Only frames not already held identically need one.
-        let verified = self.verify_batch(&frames)?;
-        for (index, frame) in frames.into_iter().enumerate() {
+        // Room items with what the store holds under their (author, id),
+        // looked up once: for the signature checks and for `seen`.
+        let mut items = Vec::with_capacity(frames.len());
+        for frame in frames {
             if !is_chat_frame(&frame) {
                 continue;
             }
-            if let Err(e) = frame.validate() {
-                self.reject(&mut actions, e.into());
-                continue;
-            }
-            let frame = match frame {
-                Frame::Public(m) => Ok(SignedPost::Legacy(m)),
-                Frame::RoomPost(p) => Ok(SignedPost::Room(p)),
-                Frame::SealedPost(p) => Ok(SignedPost::Sealed(p)),
-                Frame::RoomControl(c) => Ok(SignedPost::Control(c)),
-                other => Err(other),
+            items.push(match frame.validate() {
+                Err(e) => Item::Invalid(e),
+                Ok(()) => {
+                    let m = match frame {
+                        Frame::Public(m) => SignedPost::Legacy(m),
+                        Frame::RoomPost(p) => SignedPost::Room(p),
+                        Frame::SealedPost(p) => SignedPost::Sealed(p),
+                        Frame::RoomControl(c) => SignedPost::Control(c),
+                        other => {
+                            items.push(Item::Other(other));
+                            continue;
+                        }
+                    };
+                    let held = self.store.get_message(&m.author().0, &m.id())?;
+                    Item::Signed(m, held)
+                }
+            });
+        }
+        // Signatures first, all at once: the checker may spread them over
+        // cores. Only items not already held identically need one.
+        let verified = self.verify_batch(&items);
+        for (index, item) in items.into_iter().enumerate() {
+            let frame = match item {
+                Item::Invalid(e) => {
+                    self.reject(&mut actions, e.into());
+                    continue;
+                }
+                Item::Signed(m, held) => Ok((m, held)),
+                Item::Other(f) => Err(f),
             };
             match frame {
-                Ok(m) => {
+                Ok((m, held)) => {
                     if let Err(v) =
                         check_received(&m.id(), m.timestamp_ms(), m.text().unwrap_or("x"))
                     {
@@ -975,7 +1022,7 @@ impl Chat {
                         _ => String::new(),
                     };
                     let stored = stored_post(&m, self.local, now_ms, &text);
-                    let seen = self.seen(&batch, &stored)?;
+                    let seen = seen(&batch, held.as_ref(), &stored);
                     // Only a message that would be stored, or one that
                     // differs from what is stored under its (author, id),
                     // needs its signature checked (rule 3).
@@ -1076,30 +1123,27 @@ impl Chat {
     /// The signature checks of a batch's signed room items that are not
     /// held already with the same content, by frame index, done by the
     /// [`SignatureCheck`] (which may use every core).
-    fn verify_batch(&self, frames: &[Frame]) -> Result<HashMap<usize, bool>, ChatError> {
-        let mut todo: Vec<(usize, SignedPost)> = Vec::new();
-        for (i, f) in frames.iter().enumerate() {
-            let post = match f {
-                Frame::Public(m) => SignedPost::Legacy(m.clone()),
-                Frame::RoomPost(p) => SignedPost::Room(p.clone()),
-                Frame::SealedPost(p) => SignedPost::Sealed(p.clone()),
-                Frame::RoomControl(c) => SignedPost::Control(c.clone()),
-                _ => continue,
-            };
-            let held = self.store.get_message(&post.author().0, &post.id())?;
-            let same = held.is_some_and(|h| {
-                h.signature == Some(post.signature().0) && h.timestamp_ms == post.timestamp_ms()
-            });
-            if !same {
-                todo.push((i, post));
-            }
-        }
+    fn verify_batch(&self, items: &[Item]) -> HashMap<usize, bool> {
+        let todo: Vec<(usize, &SignedPost)> = items
+            .iter()
+            .enumerate()
+            .filter_map(|(i, item)| match item {
+                Item::Signed(post, held) => {
+                    let same = held.as_ref().is_some_and(|h| {
+                        h.signature == Some(post.signature().0)
+                            && h.timestamp_ms == post.timestamp_ms()
+                    });
+                    (!same).then_some((i, post))
+                }
+                Item::Invalid(_) | Item::Other(_) => None,
+            })
+            .collect();
         if todo.len() < 2 {
-            return Ok(HashMap::new());
+            return HashMap::new();
         }
-        let posts: Vec<&SignedPost> = todo.iter().map(|(_, p)| p).collect();
+        let posts: Vec<&SignedPost> = todo.iter().map(|(_, p)| *p).collect();
         let results = self.checker.verify_all(&posts);
-        Ok(todo.iter().map(|(i, _)| *i).zip(results).collect())
+        todo.iter().map(|(i, _)| *i).zip(results).collect()
     }
 
     /// Spread signature checks with this checker (the application's uses
@@ -1188,23 +1232,6 @@ impl Chat {
 
     /// Whether `m`'s (author, id) is new, or already held (in this batch or
     /// in the store) with the same content or with other content.
-    fn seen(
-        &self,
-        batch: &HashMap<(IdentityKey, MessageId), StoredMessage>,
-        m: &StoredMessage,
-    ) -> Result<Seen, ChatError> {
-        let key = (IdentityKey(m.author), m.id);
-        let held = match batch.get(&key) {
-            Some(b) => Some(b.clone()),
-            None => self.store.get_message(&m.author, &m.id)?,
-        };
-        Ok(match held {
-            None => Seen::New,
-            Some(h) if same_content(&h, m) => Seen::Same,
-            Some(_) => Seen::Different,
-        })
-    }
-
     fn collision(&mut self, actions: &mut Actions, from: IdentityKey, m: &StoredMessage) {
         self.stats.collisions += 1;
         actions.events.push(ChatEvent::Collision {
