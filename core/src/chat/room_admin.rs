@@ -26,6 +26,16 @@ pub struct PrivateRoomView {
     pub epoch: u32,
 }
 
+fn view(r: &super::private::PrivateRoom) -> PrivateRoomView {
+    PrivateRoomView {
+        id: r.id,
+        name: r.name().to_owned(),
+        founder: r.founder(),
+        members: r.members().map(|(m, _)| *m).collect(),
+        epoch: r.epoch(),
+    }
+}
+
 impl Chat {
     /// Gives the chat core our keys (to open room keys sealed to us) and
     /// replays every stored membership log.
@@ -271,19 +281,15 @@ impl Chat {
 
     /// The invite-only rooms we are a member of.
     pub fn private_rooms(&self) -> Vec<PrivateRoomView> {
-        let mut v: Vec<PrivateRoomView> = self
-            .private
-            .mine()
-            .map(|r| PrivateRoomView {
-                id: r.id,
-                name: r.name().to_owned(),
-                founder: r.founder(),
-                members: r.members().map(|(m, _)| *m).collect(),
-                epoch: r.epoch(),
-            })
-            .collect();
+        let mut v: Vec<PrivateRoomView> = self.private.mine().map(view).collect();
         v.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
         v
+    }
+
+    /// One invite-only room we are a member of, by id.
+    pub fn private_room(&self, id: &RoomId) -> Option<PrivateRoomView> {
+        let me = self.local;
+        self.private.get(id).filter(|r| r.is_member(&me)).map(view)
     }
 
     /// A new message id (for callers outside the chat core's posts).

@@ -157,12 +157,7 @@ impl Node {
     /// A room as the user sees it named: `#name` or `+name`.
     pub(super) fn room_label(&self, room: &RoomId) -> Option<String> {
         if self.chat.is_private(room) {
-            return self
-                .chat
-                .private_rooms()
-                .into_iter()
-                .find(|r| r.id == *room)
-                .map(|r| format!("+{}", r.name));
+            return self.chat.private_room(room).map(|r| format!("+{}", r.name));
         }
         self.rooms.open_name_of(room).map(|n| format!("#{n}"))
     }
@@ -374,12 +369,7 @@ impl Node {
     pub(super) fn room_changed(&mut self, c: RoomChanged) {
         let (room, change) = match c {
             RoomChanged::Joined { room } => {
-                let founder = self
-                    .chat
-                    .private_rooms()
-                    .into_iter()
-                    .find(|r| r.id == room)
-                    .map(|r| r.founder);
+                let founder = self.chat.private_room(&room).map(|r| r.founder);
                 let Some(founder) = founder else { return };
                 (
                     room,
@@ -423,7 +413,7 @@ impl Node {
     /// Linked peers known to be in a room: those that announced an open
     /// room, the linked members of an invite-only one.
     fn room_linked_members(&self, label: &str, id: &RoomId) -> Vec<IdentityKey> {
-        if let Some(r) = self.chat.private_rooms().into_iter().find(|r| r.id == *id) {
+        if let Some(r) = self.chat.private_room(id) {
             let linked = self.connected();
             return r
                 .members
@@ -439,7 +429,7 @@ impl Node {
     /// [`WHO_RECENT_MS`].
     fn room_members(&self, label: &str, id: RoomId) -> Result<Vec<PeerInfo>, NodeError> {
         let local = self.local.identity_key();
-        if let Some(r) = self.chat.private_rooms().into_iter().find(|r| r.id == id) {
+        if let Some(r) = self.chat.private_room(&id) {
             return Ok(r
                 .members
                 .iter()
