@@ -43,20 +43,26 @@ fn refuse(text: String) -> Dispatch {
     Dispatch::Reply(Reply::Error { text })
 }
 
-/// Which of `/invite` and `/kick` (they share an arm).
-enum Kind {
-    Kick,
-    Other,
+/// `/invite` or `/kick` in `room` (typed, or the current one): only an
+/// invite-only room has members to change.
+fn membership(
+    room: Result<String, String>,
+    verb: &str,
+    command: impl FnOnce(String) -> Command,
+) -> Dispatch {
+    match room {
+        Ok(room) if room.starts_with('+') => Dispatch::Node(command(room)),
+        Ok(room) => refuse(format!(
+            "{room} is open to everyone: only invite-only rooms (+name) have members to {verb}"
+        )),
+        Err(why) => refuse(why),
+    }
 }
 
 /// Map a parsed command to a node command, resolving host names and the
 /// current room.
 pub async fn to_node_command(cmd: CliCommand, session: &SharedSession) -> Dispatch {
     let current = |typed: Option<String>| lock(session).room_or_current(typed.as_deref());
-    let cmd_kind = match cmd {
-        CliCommand::Kick { .. } => Kind::Kick,
-        _ => Kind::Other,
-    };
     match cmd {
         CliCommand::Peers => Dispatch::Node(Command::Peers),
         CliCommand::Quit => Dispatch::Node(Command::Quit),
@@ -123,20 +129,11 @@ pub async fn to_node_command(cmd: CliCommand, session: &SharedSession) -> Dispat
         },
         CliCommand::Info { id } => Dispatch::Node(Command::Info(id)),
         CliCommand::Create { room } => Dispatch::Node(Command::CreateRoom(room)),
-        CliCommand::Invite { peer, room } | CliCommand::Kick { peer, room } => {
-            let kick = matches!(cmd_kind, Kind::Kick);
-            match current(room) {
-                Ok(room) if room.starts_with('+') => Dispatch::Node(if kick {
-                    Command::Kick { peer, room }
-                } else {
-                    Command::Invite { peer, room }
-                }),
-                Ok(room) => refuse(format!(
-                    "{room} is open to everyone: only invite-only rooms (+name) have members to {}",
-                    if kick { "remove" } else { "invite" }
-                )),
-                Err(why) => refuse(why),
-            }
+        CliCommand::Invite { peer, room } => membership(current(room), "invite", |room| {
+            Command::Invite { peer, room }
+        }),
+        CliCommand::Kick { peer, room } => {
+            membership(current(room), "remove", |room| Command::Kick { peer, room })
         }
         CliCommand::Verify { peer } => Dispatch::Node(Command::Verify { peer }),
         CliCommand::Trust { peer, fingerprint } => {
