@@ -14,7 +14,7 @@ use natter::store::{ConversationKey, Store, StoredMessage};
 use natter_core::chat::store::TrustLevel;
 use natter_core::event::Event;
 use natter_core::handshake::HandshakeConfig;
-use natter_core::identity::{IdentityKey, LocalIdentity};
+use natter_core::identity::{BoundKeys, IdentityKey, LocalIdentity};
 use natter_core::link::{LinkEvent, Phase};
 use natter_core::node::{Command, Node, NodeConfig};
 use natter_core::rng::Rng;
@@ -321,40 +321,54 @@ pub fn ping_pong(size: usize, warmup: usize, rounds: usize) -> Result<Latency> {
 }
 
 /// A node on 127.0.0.1 with its store in `dir`, driven through channels.
-struct RunningNode {
-    cmd: mpsc::Sender<Command>,
-    events: mpsc::Receiver<Event>,
-    addr: std::net::SocketAddr,
+pub struct RunningNode {
+    pub cmd: mpsc::Sender<Command>,
+    pub events: mpsc::Receiver<Event>,
+    pub addr: std::net::SocketAddr,
 }
 
 async fn start_node(seed: u8, dir: &std::path::Path) -> Result<RunningNode> {
+    // The two ends of a pair (seeds 1 and 2) are each other's verified
+    // contacts, as people who chat this much would be: the stranger quota
+    // (10,000 messages a day) does not apply to them.
+    let other = identity(3 - seed);
+    let name = format!("bench{seed}");
+    start_node_as(identity(seed), &name, dir, Some(other.bound_keys())).await
+}
+
+/// A whole node on loopback (shell, node thread, SQLite and files in
+/// `dir`, discovery off), with `contact` in its trust store as verified.
+pub async fn start_node_as(
+    id: LocalIdentity,
+    nickname: &str,
+    dir: &std::path::Path,
+    contact: Option<&BoundKeys>,
+) -> Result<RunningNode> {
     let listener = natter::shell::listen("127.0.0.1:0".parse()?, false).await?;
     let addr = listener.local_addr()?;
     let cfg = NodeConfig {
-        nickname: format!("bench{seed}"),
+        nickname: nickname.to_owned(),
         listen_port: addr.port(),
         discovery: None,
         ..NodeConfig::default()
     };
-    // The two ends of a pair (seeds 1 and 2) are each other's verified
-    // contacts, as people who chat this much would be: the stranger quota
-    // (10,000 messages a day) does not apply to them.
     let mut store = Store::open(dir)?;
-    let other = identity(3 - seed);
-    let keys = other.bound_keys();
-    store.upsert_peer_seen(
-        &keys.identity.0,
-        &keys.noise.0,
-        "peer",
-        1_764_000_000_000,
-        None,
-    )?;
-    store.set_trust(&keys.identity.0, TrustLevel::Verified, 1_764_000_000_000)?;
+    if let Some(keys) = contact {
+        store.upsert_peer_seen(
+            &keys.identity.0,
+            &keys.noise.0,
+            "peer",
+            1_764_000_000_000,
+            None,
+        )?;
+        store.set_trust(&keys.identity.0, TrustLevel::Verified, 1_764_000_000_000)?;
+    }
+    let seed = u64::from_le_bytes(id.identity_key().0[..8].try_into()?);
     let node = Node::new(
-        identity(seed),
+        id,
         cfg,
         Box::new(store),
-        Rng::new(u64::from(seed)),
+        Rng::new(seed),
         0,
         1_764_000_000_000,
     );
@@ -395,7 +409,7 @@ async fn linked_pair(
     Ok((a, b))
 }
 
-async fn next_event(n: &mut RunningNode) -> Result<Event> {
+pub async fn next_event(n: &mut RunningNode) -> Result<Event> {
     match tokio::time::timeout(Duration::from_secs(30), n.events.recv()).await {
         Ok(Some(e)) => Ok(e),
         Ok(None) => bail!("node stopped"),

@@ -9,13 +9,14 @@ use natter_core::chat::open_room_id;
 use natter_core::chat::sign_room_post;
 use natter_core::event::Event;
 use natter_core::identity::LocalIdentity;
-use natter_core::node::{Command, Input, Node, NodeConfig};
+use natter_core::node::{Command, Input};
 use natter_core::rng::Rng;
 use natter_core::testkit::graph;
 use natter_core::testkit::sim::{NetConfig, Sim};
 use natter_core::wire::codec::encode;
 use natter_core::wire::Frame;
-use tokio::sync::mpsc;
+
+use crate::natter_rows::{next_event, start_node_as, RunningNode};
 
 /// Noise framing per transport message: 2 bytes of length and a 16-byte
 /// tag. Frames are batched into messages, so this bounds the share per
@@ -103,55 +104,10 @@ pub fn simulated(n: usize, messages: usize) -> Result<FanOut> {
     })
 }
 
-struct Member {
-    cmd: mpsc::Sender<Command>,
-    events: mpsc::Receiver<Event>,
-    addr: std::net::SocketAddr,
-}
-
-async fn start_member(i: usize, dir: &std::path::Path) -> Result<Member> {
-    let listener = natter::shell::listen("127.0.0.1:0".parse()?, false).await?;
-    let addr = listener.local_addr()?;
-    let cfg = NodeConfig {
-        nickname: format!("member{i}"),
-        listen_port: addr.port(),
-        discovery: None,
-        ..NodeConfig::default()
-    };
-    let mut seed = [0u8; 32];
-    seed[..8].copy_from_slice(&(i as u64 + 1000).to_le_bytes());
-    let id = LocalIdentity::from_secrets(seed, seed)?;
-    let store = natter::store::Store::open(dir)?;
-    let node = Node::new(
-        id,
-        cfg,
-        Box::new(store),
-        Rng::new(i as u64),
-        0,
-        1_764_000_000_000,
-    );
-    let (cmd, cmd_rx) = mpsc::channel(1024);
-    let (ev_tx, events) = natter::shell::event_channel();
-    tokio::spawn(natter::shell::run(
-        node,
-        listener,
-        None,
-        cmd_rx,
-        ev_tx,
-        Instant::now(),
-    ));
-    Ok(Member { cmd, events, addr })
-}
-
-async fn wait_for(m: &mut Member, what: &str, f: impl Fn(&Event) -> bool) -> Result<()> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        match tokio::time::timeout_at(deadline, m.events.recv()).await {
-            Ok(Some(e)) if f(&e) => return Ok(()),
-            Ok(Some(_)) => {}
-            _ => bail!("no {what} within 60 s"),
-        }
-    }
+/// Waits for the first event of `n` that `f` accepts.
+async fn wait_for(n: &mut RunningNode, f: impl Fn(&Event) -> bool) -> Result<()> {
+    while !f(&next_event(n).await?) {}
+    Ok(())
 }
 
 /// `n` whole nodes over loopback, each with its SQLite store: one author
@@ -163,7 +119,10 @@ pub async fn loopback(n: usize, messages: usize) -> Result<FanOut> {
         .collect::<Result<_, _>>()?;
     let mut nodes = Vec::with_capacity(n);
     for (i, d) in dirs.iter().enumerate() {
-        nodes.push(start_member(i, d.path()).await?);
+        let mut seed = [0u8; 32];
+        seed[..8].copy_from_slice(&(i as u64 + 1000).to_le_bytes());
+        let id = LocalIdentity::from_secrets(seed, seed)?;
+        nodes.push(start_node_as(id, &format!("member{i}"), d.path(), None).await?);
     }
     let (author, members) = nodes.split_at_mut(1);
     let author = &mut author[0];
@@ -172,15 +131,12 @@ pub async fn loopback(n: usize, messages: usize) -> Result<FanOut> {
     }
     let mut connected = 0;
     while connected < n - 1 {
-        wait_for(author, "links", |e| {
-            matches!(e, Event::PeerConnected { .. })
-        })
-        .await?;
+        wait_for(author, |e| matches!(e, Event::PeerConnected { .. })).await?;
         connected += 1;
     }
     for node in std::iter::once(&mut *author).chain(members.iter_mut()) {
         node.cmd.send(Command::Join("ops".into())).await?;
-        wait_for(node, "join", |e| matches!(e, Event::RoomJoined { .. })).await?;
+        wait_for(node, |e| matches!(e, Event::RoomJoined { .. })).await?;
     }
     let text = "a line of about forty bytes for the room";
     let start = Instant::now();
@@ -196,10 +152,7 @@ pub async fn loopback(n: usize, messages: usize) -> Result<FanOut> {
     let want = messages * (n - 1);
     let mut delivered = 0;
     while delivered < want {
-        wait_for(author, "acks", |e| {
-            matches!(e, Event::MessageDelivered { .. })
-        })
-        .await?;
+        wait_for(author, |e| matches!(e, Event::MessageDelivered { .. })).await?;
         delivered += 1;
     }
     let secs = start.elapsed().as_secs_f64();
