@@ -176,10 +176,13 @@ pub async fn run(
         tokio::select! {
             input = inputs.recv() => match input {
                 Some(Input::Line(parsed)) => {
+                    // The editor thread set the prompt for /join, /create and
+                    // /room already; refreshing it from the session here
+                    // would put the old room back before the node's
+                    // room_joined arrives.
                     if let Some(r) = dispatch(parsed, &commands, &shared.session).await {
                         out.show(&describe_reply(&r, &style));
                     }
-                    shared.refresh_prompt();
                 }
                 Some(Input::Problem(text)) => {
                     out.show(&describe_reply(&Reply::Error { text }, &style));
