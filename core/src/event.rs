@@ -51,6 +51,8 @@ pub struct PeerInfo {
     pub addr: Option<SocketAddr>,
     /// How far the local user trusts this key.
     pub trust: TrustState,
+    /// How the established link travels (`None`: no link up).
+    pub path: Option<crate::link::LinkPath>,
 }
 
 /// A chat message with what the UI needs to show it: who wrote it, how far
@@ -152,7 +154,7 @@ pub enum Event {
     PeerRenamed { peer: PeerInfo, old: String },
     /// A connection failed before it was authenticated.
     LinkFailed {
-        addr: SocketAddr,
+        addr: crate::link::Remote,
         reason: Arc<CloseCause>,
     },
     /// Answer to `/peers`.
@@ -257,7 +259,9 @@ pub enum Event {
     /// Opaque data frame received (benchmarks, tests).
     Data { from: IdentityKey, len: usize },
     /// `/connect` to an address we already have a link to.
-    AlreadyConnected { addr: SocketAddr },
+    AlreadyConnected { addr: crate::link::Remote },
+    /// Answer to `/ticket`: our identity and iroh reach as text.
+    Ticket { ticket: String },
     /// A command could not be carried out, or the node's own side failed.
     Error { error: Arc<NodeError> },
     /// The node has closed every link and stops.

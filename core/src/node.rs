@@ -31,7 +31,7 @@ use crate::event::Event;
 use crate::files::{FileDigest, FileLimits, FileStore, Files, MemoryDisk, MemoryFileStore};
 use crate::handshake::HandshakeConfig;
 use crate::identity::{IdentityKey, LocalIdentity, VerifiedBindings};
-use crate::link::{Connection, LinkConfig};
+use crate::link::{Connection, LinkConfig, Remote};
 use crate::peer::{Backoff, LinkId, Peer, PeerState, PeerTable};
 use crate::rng::Rng;
 use crate::trust::Directory;
@@ -103,6 +103,10 @@ pub struct NodeConfig {
     pub stranger_quota: QuotaLimits,
     /// What files we accept (`files`).
     pub files: FileLimits,
+    /// Links beyond the LAN through iroh (section 12): off unless the user
+    /// turned it on (`--wan`). Off, the node never asks for a WAN dial,
+    /// refuses WAN connections, sends no `Reach` and makes no ticket.
+    pub wan: bool,
 }
 
 impl NodeConfig {
@@ -140,6 +144,7 @@ impl Default for NodeConfig {
             send_stall_ms: 5_000,
             stranger_quota: QuotaLimits::default(),
             files: FileLimits::default(),
+            wan: false,
         }
     }
 }
@@ -166,6 +171,14 @@ pub enum Input {
     },
     /// A user command.
     Command(Command),
+    /// Where our iroh endpoint can be reached now (its home relay and
+    /// addresses); the shell reports it whenever it changes.
+    OwnReach(crate::wire::Reach),
+    /// How a WAN link's bytes travel now (direct or relayed).
+    Path {
+        link: LinkId,
+        path: crate::link::LinkPath,
+    },
 }
 
 /// A request from the user interface.
@@ -173,6 +186,11 @@ pub enum Input {
 pub enum Command {
     /// Dial an address; keep retrying until it answers.
     Connect(SocketAddr),
+    /// Dial a ticket's peer over iroh (`--wan`); it becomes a WAN contact,
+    /// dialled again whenever it is not linked.
+    ConnectTicket(crate::wire::Ticket),
+    /// Our ticket (answered with [`Event::Ticket`]).
+    Ticket,
     /// List peers (answered with [`Event::Peers`]).
     Peers,
     /// Change our nickname and tell connected peers.
@@ -258,6 +276,14 @@ pub enum Output {
         link: LinkId,
         addr: SocketAddr,
     },
+    /// Open an iroh connection to `peer`'s endpoint (ALPN `natter/1`),
+    /// looking for it at `reach`, and one bidirectional stream on it;
+    /// answer with `Connected` or `ConnectFailed`.
+    DialWan {
+        link: LinkId,
+        peer: IdentityKey,
+        reach: crate::wire::Reach,
+    },
     /// Write these bytes to the link, then report `Flushed`.
     Send {
         link: LinkId,
@@ -325,6 +351,8 @@ pub struct Node {
     /// Identity bindings our handshakes have verified: a reconnecting peer
     /// costs no second signature check.
     bindings: VerifiedBindings,
+    /// Our iroh reach and our WAN contacts'.
+    wan: wan::WanBook,
     next_link: LinkId,
     now_ms: u64,
     /// `wall clock ms − monotonic ms` at creation.
@@ -349,6 +377,7 @@ impl Node {
         let mut names = Directory::load(store.peers().unwrap_or_default());
         names.set_local(local.identity_key(), &cfg.nickname);
         let rooms = RoomBook::load(Node::joined_setting(store.as_ref()));
+        let wan = wan::WanBook::load(store.get_meta(wan::CONTACTS_SETTING).ok().flatten());
         let mut chat = Chat::with_quota(store, local.identity_key(), cfg.stranger_quota);
         // Replays the invite-only rooms' logs; a store that fails here
         // fails again, visibly, when the rooms are used.
@@ -382,12 +411,14 @@ impl Node {
             manual: Vec::new(),
             out: VecDeque::new(),
             bindings: VerifiedBindings::default(),
+            wan,
             next_link: 1,
             now_ms,
             wall_offset_ms: i128::from(wall_ms) - i128::from(now_ms),
             shutting_down: false,
         };
         node.remember_known_peers();
+        node.load_wan_contacts();
         node
     }
 
@@ -498,12 +529,28 @@ impl Node {
     /// at once and finishes in one round trip, so connections that hang
     /// cannot keep it out however many there are or where they come from.
     pub fn accept(&mut self, now_ms: u64, remote: SocketAddr) -> Option<LinkId> {
+        self.accept_from(now_ms, Remote::Lan(remote))
+    }
+
+    /// A new inbound iroh connection (section 12) from the endpoint that
+    /// iroh authenticated as `peer`; the Noise handshake must authenticate
+    /// the same identity or the link is closed. Limits as for
+    /// [`Node::accept`], with the endpoint key as the source. `None` also
+    /// when `--wan` is off.
+    pub fn accept_wan(&mut self, now_ms: u64, peer: IdentityKey) -> Option<LinkId> {
+        if !self.cfg.wan {
+            return None;
+        }
+        self.accept_from(now_ms, Remote::Wan(peer))
+    }
+
+    fn accept_from(&mut self, now_ms: u64, remote: Remote) -> Option<LinkId> {
         self.now_ms = now_ms;
         if self.shutting_down {
             return None;
         }
-        let source = source_of(remote.ip());
-        let from_source = self.unauthenticated_inbound(|a| source_of(a.ip()) == source);
+        let source = source_of(&remote);
+        let from_source = self.unauthenticated_inbound(|r| source_of(r) == source);
         if from_source.len() >= self.cfg.max_handshakes_per_source {
             self.evict_least_advanced(&from_source);
         } else {
@@ -531,7 +578,7 @@ impl Node {
     }
 
     /// Accepted connections not yet authenticated whose remote matches.
-    fn unauthenticated_inbound(&mut self, keep: impl Fn(&SocketAddr) -> bool) -> Vec<LinkId> {
+    fn unauthenticated_inbound(&mut self, keep: impl Fn(&Remote) -> bool) -> Vec<LinkId> {
         self.conns
             .unauthenticated()
             .filter(|(_, c)| keep(&c.remote()))
@@ -575,6 +622,8 @@ impl Node {
                 self.on_gone(link, Arc::new(cause))
             }
             Input::FileHashed { transfer, result } => self.on_file_hashed(transfer, result),
+            Input::OwnReach(reach) => self.on_own_reach(reach),
+            Input::Path { link, path } => self.on_path(link, path),
             Input::Command(cmd) => {
                 // Commands take effect in the order given: whatever reads
                 // or reports state sees every post typed before it. Posts
@@ -688,8 +737,12 @@ mod files;
 mod lifecycle;
 mod links;
 mod rooms;
+mod wan;
+#[cfg(test)]
+mod wan_tests;
 use rooms::RoomBook;
 pub use rooms::WHO_RECENT_MS;
+pub use wan::MAX_WAN_CONTACTS;
 #[cfg(test)]
 mod room_tests;
 #[cfg(test)]
@@ -702,12 +755,17 @@ pub use error::{CloseCause, NodeError};
 
 /// The source an accepted connection counts against: its IPv4 address, or
 /// the /64 of an IPv6 one (a host usually has a whole /64).
-fn source_of(ip: std::net::IpAddr) -> std::net::IpAddr {
-    match ip {
+fn source_of(remote: &Remote) -> Remote {
+    let ip = match remote {
+        Remote::Wan(_) => return *remote,
+        Remote::Lan(a) => a.ip(),
+    };
+    let source = match ip {
         std::net::IpAddr::V4(v4) => std::net::IpAddr::V4(v4),
         std::net::IpAddr::V6(v6) => {
             let s = v6.segments();
             std::net::IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
         }
-    }
+    };
+    Remote::Lan(SocketAddr::new(source, 0))
 }

@@ -16,11 +16,10 @@
 
 use super::phase::Phase;
 use super::timer::{Expiry, Timer, TimerTable};
-use super::{Direction, LinkError, LinkEvent};
+use super::{Direction, LinkError, LinkEvent, LinkPath, Remote};
 use crate::handshake::HandshakeConfig;
 use crate::identity::{IdentityKey, LocalIdentity};
 use crate::wire::{Close, CloseReason, Frame};
-use std::net::SocketAddr;
 
 /// A link's unwritten data may exceed `max_queued_bytes` by this factor for
 /// a short burst; beyond it the link is dropped at once.
@@ -83,7 +82,9 @@ pub enum SealError {
 /// One link. See the module documentation.
 pub struct Connection {
     purpose: Purpose,
-    remote: SocketAddr,
+    remote: Remote,
+    /// How the bytes travel, as the shell last reported.
+    path: LinkPath,
     opened_ms: u64,
     /// `None` until our TCP connect succeeds.
     phase: Option<Phase>,
@@ -104,20 +105,20 @@ pub struct Connection {
 impl Connection {
     /// A dial we start (`purpose` is `Dial` or `Manual`); the shell
     /// answers with `on_connected` or the link goes.
-    pub fn dial(now_ms: u64, remote: SocketAddr, purpose: Purpose, cfg: LinkConfig) -> Self {
-        Connection::new(now_ms, remote, purpose, None, cfg)
+    pub fn dial(now_ms: u64, remote: impl Into<Remote>, purpose: Purpose, cfg: LinkConfig) -> Self {
+        Connection::new(now_ms, remote.into(), purpose, None, cfg)
     }
 
     /// A connection the peer opened, waiting for message 1.
     pub fn inbound(
         now_ms: u64,
-        remote: SocketAddr,
+        remote: impl Into<Remote>,
         local: &LocalIdentity,
         hs: &HandshakeConfig,
         cfg: LinkConfig,
     ) -> Result<Self, LinkError> {
         let phase = Phase::inbound(local, hs)?;
-        let mut conn = Connection::new(now_ms, remote, Purpose::Inbound, Some(phase), cfg);
+        let mut conn = Connection::new(now_ms, remote.into(), Purpose::Inbound, Some(phase), cfg);
         conn.timers
             .set(Timer::FirstMessage, now_ms + cfg.first_message_ms);
         Ok(conn)
@@ -125,7 +126,7 @@ impl Connection {
 
     fn new(
         now_ms: u64,
-        remote: SocketAddr,
+        remote: Remote,
         purpose: Purpose,
         phase: Option<Phase>,
         cfg: LinkConfig,
@@ -133,9 +134,15 @@ impl Connection {
         let mut timers = TimerTable::default();
         // The deadline covers the TCP connect too.
         timers.set(Timer::Handshake, now_ms + cfg.handshake_deadline_ms);
+        let path = match remote {
+            Remote::Lan(_) => LinkPath::Lan,
+            // Until iroh says otherwise; every WAN link starts at a relay.
+            Remote::Wan(_) => LinkPath::Relayed,
+        };
         Connection {
             purpose,
             remote,
+            path,
             opened_ms: now_ms,
             phase,
             peer: None,
@@ -168,8 +175,17 @@ impl Connection {
     }
 
     /// The address dialled, or the one the peer connected from.
-    pub fn remote(&self) -> SocketAddr {
+    pub fn remote(&self) -> Remote {
         self.remote
+    }
+
+    pub fn path(&self) -> LinkPath {
+        self.path
+    }
+
+    /// The shell's report of how the link's bytes travel now.
+    pub fn set_path(&mut self, path: LinkPath) {
+        self.path = path;
     }
 
     /// The authenticated peer, once established.
@@ -365,6 +381,7 @@ impl Connection {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::SocketAddr;
 
     fn id(n: u8) -> LocalIdentity {
         LocalIdentity::from_secrets([n; 32], [n + 9; 32]).unwrap()

@@ -25,6 +25,66 @@ use crate::wire::Frame;
 /// Link identifiers are allocated by the node; the shell maps them to sockets.
 pub type LinkId = u64;
 
+/// Where a link goes: a TCP address on the LAN, or an iroh endpoint beyond
+/// it, which iroh names by its key (the peer's identity key, PROTOCOL.md
+/// section 12).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Remote {
+    Lan(std::net::SocketAddr),
+    Wan(crate::identity::IdentityKey),
+}
+
+impl Remote {
+    /// The LAN address, if this is a LAN link.
+    pub fn lan(&self) -> Option<std::net::SocketAddr> {
+        match self {
+            Remote::Lan(a) => Some(*a),
+            Remote::Wan(_) => None,
+        }
+    }
+
+    pub fn is_wan(&self) -> bool {
+        matches!(self, Remote::Wan(_))
+    }
+}
+
+impl From<std::net::SocketAddr> for Remote {
+    fn from(a: std::net::SocketAddr) -> Self {
+        Remote::Lan(a)
+    }
+}
+
+impl std::fmt::Display for Remote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Remote::Lan(a) => write!(f, "{a}"),
+            Remote::Wan(id) => write!(f, "wan:{}", id.fingerprint().short()),
+        }
+    }
+}
+
+/// How a link's bytes travel, as the shell reports it: shown by `/peers`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum LinkPath {
+    /// TCP on the local network.
+    #[default]
+    Lan,
+    /// iroh, straight between the two endpoints (hole punched or routed).
+    Direct,
+    /// iroh, through a relay server.
+    Relayed,
+}
+
+impl LinkPath {
+    pub fn name(&self) -> &'static str {
+        match self {
+            LinkPath::Lan => "lan",
+            LinkPath::Direct => "direct",
+            LinkPath::Relayed => "relayed",
+        }
+    }
+}
+
 /// Who opened the TCP connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Direction {

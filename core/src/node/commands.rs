@@ -12,6 +12,8 @@ impl Node {
     pub(super) fn on_command(&mut self, cmd: Command) {
         match cmd {
             Command::Connect(addr) => self.connect(addr),
+            Command::ConnectTicket(ticket) => self.connect_ticket(ticket),
+            Command::Ticket => self.ticket(),
             Command::Peers => {
                 let peers = self.peers.iter().map(|p| self.info(p)).collect();
                 self.emit(Event::Peers { peers });

@@ -8,7 +8,7 @@
 use super::{CloseCause, ManualTarget, Node, Output, MAX_PENDING_DIALS};
 use crate::event::Event;
 use crate::identity::IdentityKey;
-use crate::link::{Connection, Purpose, Stage};
+use crate::link::{Connection, Purpose, Remote, Stage};
 use crate::peer::{LinkId, PeerLink};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -33,12 +33,12 @@ impl Node {
     fn dial_peer(&mut self, id: IdentityKey) {
         let pending = self.conns.dialling().count();
         let retry = self.now_ms + self.rng.range_ms(500, 1_500);
+        let over_wan = self.dial_over_wan(&id);
         let Some(p) = self.peers.get_mut(&id) else {
             return;
         };
         p.next_dial_ms = None;
-        let Some(addr) = p.addr else { return };
-        if !p.is_idle() {
+        if !p.is_idle() || (p.addr.is_none() && !over_wan) {
             return;
         }
         // Beacons name addresses; a flood of them must not turn into a flood
@@ -47,6 +47,10 @@ impl Node {
             p.next_dial_ms = Some(retry);
             return;
         }
+        let Some(addr) = p.addr.filter(|_| !over_wan) else {
+            self.dial_wan(id);
+            return;
+        };
         let link = self.dial(addr, Purpose::Dial(id));
         if let Some(p) = self.peers.get_mut(&id) {
             p.link = PeerLink::Linked(link);
@@ -86,7 +90,9 @@ impl Node {
             .iter()
             .any(|p| p.addr == Some(addr) && self.state_of(p).established_link().is_some());
         if linked {
-            self.emit(Event::AlreadyConnected { addr });
+            self.emit(Event::AlreadyConnected {
+                addr: Remote::Lan(addr),
+            });
             return;
         }
         if self.manual.iter().any(|m| m.addr == addr) {
@@ -105,7 +111,7 @@ impl Node {
     fn dialling_manual(&mut self, addr: SocketAddr) -> bool {
         self.conns
             .dialling()
-            .any(|(_, c)| c.purpose() == Purpose::Manual && c.remote() == addr)
+            .any(|(_, c)| c.purpose() == Purpose::Manual && c.remote() == Remote::Lan(addr))
     }
 
     /// The `/connect` target this link served, removed now that it reached
@@ -117,7 +123,9 @@ impl Node {
         if c.purpose() != Purpose::Manual {
             return false;
         }
-        let addr = c.remote();
+        let Remote::Lan(addr) = c.remote() else {
+            return false;
+        };
         let before = self.manual.len();
         self.manual.retain(|m| m.addr != addr);
         self.manual.len() != before
@@ -129,7 +137,11 @@ impl Node {
         if c.purpose() != Purpose::Manual || c.is_established() {
             return false;
         }
-        let Some(i) = self.manual.iter().position(|m| m.addr == c.remote()) else {
+        let Some(i) = self
+            .manual
+            .iter()
+            .position(|m| Remote::Lan(m.addr) == c.remote())
+        else {
             return false;
         };
         let delay = self.manual[i].backoff.next_delay(&mut self.rng);

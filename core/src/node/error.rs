@@ -3,6 +3,7 @@
 //! link and is reported as the link's close reason.
 
 use crate::chat::{ChatError, StoreError, Violation};
+use crate::identity::IdentityKey;
 use crate::link::{Expiry, LinkError};
 use crate::trust::{FingerprintError, ResolveError};
 use crate::wire::CloseReason;
@@ -48,6 +49,18 @@ pub enum NodeError {
         #[source]
         source: ChatError,
     },
+    /// `/ticket` or a ticket dial without `--wan`.
+    #[error("links beyond the LAN are off: start natter with --wan (or /wan on, then restart)")]
+    WanOff,
+    /// `/ticket` before iroh knows where this node can be reached.
+    #[error("not reachable beyond the LAN yet (no relay connection or address): try again in a few seconds")]
+    WanNotReady,
+    /// `/connect` with our own ticket.
+    #[error("that is your own ticket")]
+    OwnTicket,
+    /// A WAN contact's address could not be saved: it is kept until exit.
+    #[error("cannot save WAN contacts: {0}")]
+    WanContactsNotSaved(#[source] StoreError),
     /// A typed room name is not one.
     #[error(transparent)]
     RoomName(#[from] crate::chat::RoomNameError),
@@ -156,4 +169,11 @@ pub enum CloseCause {
     Displaced,
     #[error("shutting down")]
     ShuttingDown,
+    /// A WAN link's Noise handshake authenticated another identity than
+    /// the iroh endpoint it runs to.
+    #[error("the iroh endpoint {} is not the identity {} that the handshake authenticated", endpoint.fingerprint().short(), identity.fingerprint().short())]
+    EndpointMismatch {
+        endpoint: IdentityKey,
+        identity: IdentityKey,
+    },
 }

@@ -19,6 +19,9 @@ use std::sync::Arc;
 impl Node {
     /// A link's handshake authenticated its peer.
     pub(super) fn on_established(&mut self, link_id: LinkId, hello: PeerHello) {
+        if !self.wan_identity_holds(link_id, &hello) {
+            return;
+        }
         let Some(c) = self.conns.get(&link_id) else {
             return;
         };
@@ -41,6 +44,7 @@ impl Node {
             direction,
         });
         self.chat_link_up(id);
+        self.wan_link_up(id);
     }
 
     /// Create the peer if unknown (pinned if a `/connect` target reached
@@ -127,6 +131,13 @@ impl Node {
                 initiator == lower
             })
         };
+        // A LAN link over a WAN one: both ends know which is which.
+        let wan = |l: LinkId| self.conns.get(&l).is_some_and(|c| c.remote().is_wan());
+        match (wan(a), wan(b)) {
+            (false, true) => return a,
+            (true, false) => return b,
+            _ => {}
+        }
         match (dialled_by_lower(a), dialled_by_lower(b)) {
             (true, false) => a,
             (false, true) => b,
@@ -242,11 +253,13 @@ impl Node {
 
 /// Where to dial the peer back: the address we dialled, or the one it
 /// connected from with the port it listens on (none if it does not).
+/// A WAN link gives no LAN address.
 fn dial_back_addr(c: &Connection, hello: &PeerHello) -> Option<SocketAddr> {
+    let remote = c.remote().lan()?;
     match c.direction() {
-        Direction::Outbound => Some(c.remote()),
+        Direction::Outbound => Some(remote),
         Direction::Inbound => {
-            (hello.listen_port != 0).then(|| SocketAddr::new(c.remote().ip(), hello.listen_port))
+            (hello.listen_port != 0).then(|| SocketAddr::new(remote.ip(), hello.listen_port))
         }
     }
 }

@@ -85,6 +85,7 @@ impl Node {
             | Frame::FileData(_)
             | Frame::FileEnd(_) => self.file_frame(id, frame),
             Frame::Rooms(names) => self.on_rooms_frame(id, names),
+            Frame::Reach(reach) => self.on_reach_frame(id, reach),
             // Routed to the chat core by route_frames.
             Frame::Public(_)
             | Frame::RoomPost(_)

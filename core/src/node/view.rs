@@ -21,6 +21,7 @@ impl Node {
                     nickname,
                     state: LinkState::Offline,
                     addr: None,
+                    path: None,
                 }
             }
         }
@@ -39,6 +40,10 @@ impl Node {
             state: state.link_state(),
             addr: p.addr,
             trust: self.trust_of(&p.identity(), &p.nickname),
+            path: state
+                .established_link()
+                .and_then(|l| self.conns.get(&l))
+                .map(|c| c.path()),
         }
     }
 

@@ -133,6 +133,8 @@ struct SimConn {
     /// Earliest delivery time per direction (index: to_dialer), so that a
     /// stream stays in order whatever the random delays.
     busy_until: [u64; 2],
+    /// Carried over iroh: LAN partitions do not cut it, `wan_cut` does.
+    wan: bool,
 }
 
 /// The simulated network and its hosts.
@@ -152,6 +154,11 @@ pub struct Sim {
     cut: BTreeSet<(usize, usize)>,
     /// Host by address, for dials.
     by_addr: BTreeMap<SocketAddr, usize>,
+    /// Hosts whose iroh endpoint key is not their identity (a node that
+    /// runs its Noise handshake with one key behind another's endpoint).
+    pub wan_endpoints: BTreeMap<usize, IdentityKey>,
+    /// No WAN dial succeeds (every relay down).
+    pub wan_cut: bool,
     /// `(deadline, node)` of every up node with a timer, the deadline
     /// clamped to the time it was read (so never before `now_ms`): the
     /// earliest is the next timer without asking every node.
@@ -169,9 +176,9 @@ pub fn memory_store() -> Box<dyn ChatStore> {
 /// A fixed identity for simulated node `i`.
 pub fn identity(i: usize) -> LocalIdentity {
     let mut seed = [0u8; 32];
-    seed[..8].copy_from_slice(&(i as u64 + 1).to_le_bytes());
+    seed[..8].copy_from_slice(&(i as u64).wrapping_add(1).to_le_bytes());
     let mut dh = [0x42u8; 32];
-    dh[..8].copy_from_slice(&(i as u64 + 1).to_le_bytes());
+    dh[..8].copy_from_slice(&(i as u64).wrapping_add(1).to_le_bytes());
     // Valid secrets by construction: any 32 bytes are a valid seed and scalar.
     match LocalIdentity::from_secrets(seed, dh) {
         Ok(id) => id,
@@ -204,6 +211,8 @@ impl Sim {
             link_conn: BTreeMap::new(),
             cut: BTreeSet::new(),
             by_addr: BTreeMap::new(),
+            wan_endpoints: BTreeMap::new(),
+            wan_cut: false,
             timers: BTreeSet::new(),
             timer_of: Vec::new(),
         }
@@ -326,6 +335,14 @@ impl Sim {
         }
     }
 
+    /// Whether a connection's bytes get from `a` to `b` now.
+    fn conn_reachable(&self, conn: u64, a: usize, b: usize) -> bool {
+        match self.conns.get(&conn) {
+            Some(c) if c.wan => self.nodes[a].up && self.nodes[b].up && !self.wan_cut,
+            _ => self.reachable(a, b),
+        }
+    }
+
     fn reachable(&self, a: usize, b: usize) -> bool {
         self.nodes[a].up && self.nodes[b].up && !self.cut.contains(&(a.min(b), a.max(b)))
     }
@@ -410,6 +427,66 @@ impl Sim {
         self.schedule(at - self.now_ms, d);
     }
 
+    /// A dial of node `i` (its `link`) reaching host `j`, which accepts it
+    /// or not.
+    fn open_conn(
+        &mut self,
+        i: usize,
+        link: LinkId,
+        j: usize,
+        wan: bool,
+        accept: impl FnOnce(&mut Node, u64) -> Option<LinkId>,
+    ) {
+        let d = self.delay();
+        let conn = self.next_conn;
+        self.next_conn += 1;
+        let now = self.now_ms;
+        let started = Instant::now();
+        let accepted = accept(&mut self.nodes[j].node, now);
+        self.nodes[j].busy += started.elapsed();
+        match accepted {
+            Some(acc) => {
+                self.nodes[j].traffic.accepts += 1;
+                self.conns.insert(
+                    conn,
+                    SimConn {
+                        dialer: (i, link),
+                        acceptor: Some((j, acc)),
+                        held: Vec::new(),
+                        open: true,
+                        busy_until: [0; 2],
+                        wan,
+                    },
+                );
+                self.link_conn.insert((i, link), conn);
+                self.link_conn.insert((j, acc), conn);
+                self.schedule(d, Delivery::Connected { node: i, link });
+            }
+            None => self.schedule(d, Delivery::ConnectFailed { node: i, link }),
+        }
+        self.pump(j);
+    }
+
+    /// The host whose iroh endpoint has this key: the node with that
+    /// identity unless [`Sim::wan_endpoints`] says otherwise.
+    fn wan_host_of(&self, key: &IdentityKey) -> Option<usize> {
+        if let Some((&j, _)) = self.wan_endpoints.iter().find(|(_, k)| *k == key) {
+            return Some(j);
+        }
+        self.nodes
+            .iter()
+            .position(|n| n.node.identity().identity_key() == *key)
+            .filter(|j| !self.wan_endpoints.contains_key(j))
+    }
+
+    /// The key of node `i`'s iroh endpoint.
+    fn wan_endpoint_of(&self, i: usize) -> IdentityKey {
+        self.wan_endpoints
+            .get(&i)
+            .copied()
+            .unwrap_or_else(|| self.nodes[i].node.identity().identity_key())
+    }
+
     /// Feed node `i` an input from inside [`Sim::pump`], timed.
     fn feed(&mut self, i: usize, input: Input) {
         let now = self.now_ms;
@@ -462,40 +539,34 @@ impl Sim {
                 Output::Dial { link, addr } => {
                     self.nodes[i].traffic.dials += 1;
                     let target = self.by_addr.get(&addr).copied();
-                    let d = self.delay();
                     match target.filter(|&j| self.reachable(i, j)) {
                         Some(j) => {
-                            let conn = self.next_conn;
-                            self.next_conn += 1;
-                            let now = self.now_ms;
                             let from = self.nodes[i].addr;
-                            let remote = SocketAddr::new(from.ip(), 40000 + (conn % 20000) as u16);
-                            let started = Instant::now();
-                            let accepted = self.nodes[j].node.accept(now, remote);
-                            self.nodes[j].busy += started.elapsed();
-                            match accepted {
-                                Some(acc) => {
-                                    self.nodes[j].traffic.accepts += 1;
-                                    self.conns.insert(
-                                        conn,
-                                        SimConn {
-                                            dialer: (i, link),
-                                            acceptor: Some((j, acc)),
-                                            held: Vec::new(),
-                                            open: true,
-                                            busy_until: [0; 2],
-                                        },
-                                    );
-                                    self.link_conn.insert((i, link), conn);
-                                    self.link_conn.insert((j, acc), conn);
-                                    self.schedule(d, Delivery::Connected { node: i, link });
-                                }
-                                None => self.schedule(d, Delivery::ConnectFailed { node: i, link }),
-                            }
-                            self.pump(j);
+                            let port = 40000 + (self.next_conn % 20000) as u16;
+                            let remote = SocketAddr::new(from.ip(), port);
+                            self.open_conn(i, link, j, false, |n, now| n.accept(now, remote));
                         }
                         // Unreachable hosts time out; refused ones fail fast.
-                        None => self.schedule(d + 3_000, Delivery::ConnectFailed { node: i, link }),
+                        None => {
+                            let d = self.delay();
+                            self.schedule(d + 3_000, Delivery::ConnectFailed { node: i, link })
+                        }
+                    }
+                }
+                // Beyond the LAN every endpoint reaches every other through
+                // a relay, whatever cuts the LAN has, unless the WAN is cut.
+                Output::DialWan { link, peer, .. } => {
+                    self.nodes[i].traffic.dials += 1;
+                    let target = self.wan_host_of(&peer).filter(|&j| self.nodes[j].up);
+                    match target.filter(|_| !self.wan_cut) {
+                        Some(j) => {
+                            let endpoint = self.wan_endpoint_of(i);
+                            self.open_conn(i, link, j, true, |n, now| n.accept_wan(now, endpoint));
+                        }
+                        None => {
+                            let d = self.delay();
+                            self.schedule(d + 3_000, Delivery::ConnectFailed { node: i, link })
+                        }
                     }
                 }
                 Output::Send { link, data } => {
@@ -508,7 +579,7 @@ impl Sim {
                             None => (false, None),
                         };
                         if let Some(other) = other {
-                            if self.reachable(i, other) {
+                            if self.conn_reachable(conn, i, other) {
                                 self.schedule_stream(
                                     conn,
                                     to_dialer,
@@ -537,7 +608,7 @@ impl Sim {
                                 c.acceptor.map(|a| a.0)
                             };
                             // FIN after the data already sent; a partition holds it.
-                            if other.is_some_and(|o| self.reachable(i, o)) {
+                            if other.is_some_and(|o| self.conn_reachable(conn, i, o)) {
                                 self.schedule_stream(
                                     conn,
                                     to_dialer,

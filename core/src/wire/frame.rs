@@ -15,6 +15,7 @@ use super::limits::{
 use super::room::{
     check_control, check_post, check_rooms, check_sealed, RoomControl, RoomPost, SealedPost,
 };
+use super::ticket::Reach;
 use crate::identity::{IdentityKey, SignatureBytes};
 use serde::{Deserialize, Serialize};
 
@@ -58,6 +59,9 @@ pub enum Frame {
     RoomControl(RoomControl),
     /// 16: a message in an invite-only room, encrypted to the room key.
     SealedPost(SealedPost),
+    /// 17: where the sender's iroh endpoint can be reached beyond the LAN
+    /// (section 12); sent by nodes with `--wan` on.
+    Reach(Reach),
 }
 
 /// A random 128-bit transfer id, chosen by the sender of the offer; a
@@ -220,6 +224,7 @@ impl Frame {
             Frame::Rooms(names) => check_rooms(names),
             Frame::RoomControl(c) => check_control(c),
             Frame::SealedPost(p) => check_sealed(p),
+            Frame::Reach(r) => r.validate(),
             Frame::Ping(_)
             | Frame::Pong(_)
             | Frame::Data(_)

@@ -65,3 +65,12 @@ pub const MAX_ROOMS_ANNOUNCED: usize = 64;
 /// Most members of an invite-only room: a key rotation carries one sealed
 /// key per remaining member in one `RoomControl`.
 pub const MAX_ROOM_MEMBERS: usize = 256;
+
+/// Longest ticket text (`natter…`) a decoder looks at.
+pub const MAX_TICKET_LEN: usize = 1024;
+
+/// Most addresses in a ticket or a `Reach` frame.
+pub const MAX_REACH_ADDRS: usize = 16;
+
+/// Longest relay URL in a ticket or a `Reach` frame.
+pub const MAX_RELAY_URL_LEN: usize = 256;

@@ -8,6 +8,7 @@ pub mod framing;
 pub mod hello;
 pub mod limits;
 pub mod room;
+pub mod ticket;
 
 pub use beacon::{decode_beacon, encode_beacon, BeaconBody};
 pub use codec::WireError;
@@ -19,3 +20,4 @@ pub use hello::Hello;
 pub use room::{
     is_room_name, KeyEnvelope, RoomChange, RoomControl, RoomFounding, RoomId, RoomPost, SealedPost,
 };
+pub use ticket::{Reach, Ticket, TicketError, WanAddr};

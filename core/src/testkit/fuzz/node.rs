@@ -383,7 +383,7 @@ impl Driver {
                             }
                         }
                     }
-                    Output::Dial { link, .. } => {
+                    Output::Dial { link, .. } | Output::DialWan { link, .. } => {
                         self.new_link(link);
                         let dialling = true;
                         let info = LinkInfo {
