@@ -15,10 +15,14 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 pub mod files;
 pub mod keyfile;
+#[cfg(feature = "wan")]
+pub mod relay;
 pub mod shell;
 pub mod signatures;
 pub mod store;
 pub mod ui;
+#[cfg(feature = "wan")]
+pub mod wan;
 
 #[cfg(feature = "testkit")]
 #[doc(hidden)]

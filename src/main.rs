@@ -89,6 +89,26 @@ struct Cli {
     #[arg(long)]
     no_bell: bool,
 
+    /// Reach contacts beyond the LAN through iroh (relays, hole punching):
+    /// /ticket, /connect <ticket>. Off unless this or the /wan setting
+    /// turns it on.
+    #[arg(long, conflicts_with = "no_wan")]
+    wan: bool,
+
+    /// Keep links beyond the LAN off for this run, whatever /wan saved.
+    #[arg(long)]
+    no_wan: bool,
+
+    /// With --wan: the iroh relay to use (http:// or https://), e.g. one
+    /// you run with `natter relay`. Default: iroh's public relays (n0).
+    #[arg(long, value_name = "URL")]
+    relay: Option<String>,
+
+    /// With --wan: bind the iroh endpoint's UDP socket to this address
+    /// (port 0: any) instead of every interface.
+    #[arg(long, value_name = "ADDR")]
+    wan_bind: Option<SocketAddr>,
+
     /// Milliseconds between discovery beacons.
     #[arg(long, hide = true, default_value_t = 5_000)]
     beacon_interval_ms: u64,
@@ -108,6 +128,21 @@ enum Sub {
     Id,
     /// Start the node (the default).
     Run,
+    /// Run an iroh relay server for natter nodes (`--relay URL`): plain
+    /// HTTP for a lab or test network, HTTPS with --cert and --key, which
+    /// is what to deploy on the internet.
+    Relay {
+        /// TCP address to serve on.
+        #[arg(long, value_name = "ADDR")]
+        listen: SocketAddr,
+        /// PEM certificate chain (with --key): serve HTTPS, and QUIC
+        /// address discovery on UDP port 7842.
+        #[arg(long, value_name = "FILE", requires = "key")]
+        cert: Option<PathBuf>,
+        /// PEM private key of the certificate.
+        #[arg(long, value_name = "FILE", requires = "cert")]
+        key: Option<PathBuf>,
+    },
 }
 
 /// `16G` → 16 × 1024³; a plain number is bytes.
@@ -137,6 +172,8 @@ Examples:
   natter --beacon-addr 127.255.255.255        discover only processes on this host
   natter --no-discovery --connect 10.0.0.5:47475
   natter id                                   show your fingerprint
+  natter --wan                                reach contacts beyond the LAN (/ticket)
+  natter relay --listen 0.0.0.0:3340          run your own relay (plain HTTP)
 
 Inside natter, type /help for the commands.";
 
@@ -161,6 +198,9 @@ fn default_nick() -> String {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
+    if let Some(Sub::Relay { listen, cert, key }) = &cli.command {
+        return relay(*listen, cert.clone().zip(key.clone()));
+    }
     let dir = data_dir(&cli)?;
     let (identity, created) = keyfile::load_or_create(&dir)?;
     if created {
@@ -188,12 +228,21 @@ fn main() -> Result<()> {
         },
     };
 
+    let wan = !cli.no_wan
+        && (cli.wan || store.get_meta(natter_core::node::WAN_SETTING)?.as_deref() == Some("on"));
+    if !wan && (cli.relay.is_some() || cli.wan_bind.is_some()) {
+        bail!("--relay and --wan-bind need --wan (or /wan on)");
+    }
+    if wan && !cfg!(feature = "wan") {
+        bail!("this natter was built without links beyond the LAN (cargo feature \"wan\")");
+    }
+
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let result = runtime.block_on(run(cli, identity, store, nick, dir));
+    let result = runtime.block_on(run(cli, identity, store, nick, dir, wan));
     // The stdin reader sits in a blocking read that never returns on its
     // own; do not wait for it.
     runtime.shutdown_background();
@@ -206,8 +255,20 @@ async fn run(
     store: Store,
     nick: String,
     dir: PathBuf,
+    wan: bool,
 ) -> Result<()> {
     let listener = net::listen(cli.listen, cli.listen.port() == net::DEFAULT_LISTEN_PORT).await?;
+    #[cfg(feature = "wan")]
+    let endpoint = match wan {
+        true => {
+            let cfg = natter::wan::WanConfig {
+                relay: cli.relay.clone(),
+                bind: cli.wan_bind,
+            };
+            Some(natter::wan::Wan::bind(&identity.ed25519_seed(), &cfg).await?)
+        }
+        false => None,
+    };
     let listen_addr = listener.local_addr().context("listener has no address")?;
 
     let (beacons, targets) = if cli.no_discovery {
@@ -243,6 +304,7 @@ async fn run(
             max_size: cli.max_file_size,
             auto_accept_verified: cli.auto_accept_verified,
         },
+        wan,
         ..NodeConfig::default()
     };
     let rng = Rng::from_os().map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -277,14 +339,13 @@ async fn run(
     let (cmd_tx, cmd_rx) = mpsc::channel::<Command>(64);
     let (ev_tx, ev_rx) = net::event_channel();
     let _ = ev_tx.try_send(started);
-    let shell = tokio::spawn(net::run_with_files(
-        node,
-        listener,
-        beacons,
-        cmd_rx,
-        ev_tx,
-        clock,
-        Some(files_dir),
+    let opts = net::Options {
+        files_dir: Some(files_dir),
+        #[cfg(feature = "wan")]
+        wan: endpoint,
+    };
+    let shell = tokio::spawn(net::run_with(
+        node, listener, beacons, cmd_rx, ev_tx, clock, opts,
     ));
 
     for target in &cli.connect {
@@ -320,4 +381,33 @@ async fn run(
     }
     let _ = shell.await;
     Ok(())
+}
+
+/// `natter relay`: serve until Ctrl-C or SIGTERM.
+#[cfg(feature = "wan")]
+fn relay(listen: SocketAddr, tls: Option<(PathBuf, PathBuf)>) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let opts = natter::relay::RelayOptions { listen, tls };
+        let relay = natter::relay::Relay::spawn(&opts).await?;
+        // The URL alone on its line: scripts and tests read it.
+        println!("natter relay serving at {}", relay.url());
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("cannot wait for SIGTERM")?;
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        relay.shutdown().await;
+        Ok(())
+    })
+}
+
+#[cfg(not(feature = "wan"))]
+fn relay(_: SocketAddr, _: Option<(PathBuf, PathBuf)>) -> Result<()> {
+    bail!("this natter was built without links beyond the LAN (cargo feature \"wan\")")
 }

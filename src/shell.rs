@@ -26,10 +26,17 @@
 //! - A **writer task** coalesces queued `Send`s into one write and reports
 //!   what it flushed.
 //! - The **node thread** ([`node_thread`]) is the only owner of the node.
+//! - With `--wan`, links beyond the LAN are one bidirectional stream of an
+//!   iroh connection ([`crate::wan`]); reader and writer tasks are the same
+//!   for both kinds of stream. An **accept task** per inbound iroh
+//!   connection finishes its QUIC handshake before it is parked like a TCP
+//!   stream, a **path task** per WAN link reports relayed or direct, and a
+//!   **reach task** reports where our endpoint can be reached.
 
 mod node_thread;
 
 use natter_core::event::Event;
+use natter_core::link::Remote;
 use natter_core::node::{Command, Input, Node, Output};
 use natter_core::peer::LinkId;
 use node_thread::{NodeTx, ToIo, ToNode};
@@ -38,8 +45,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -50,6 +56,14 @@ pub const DEFAULT_BEACON_PORT: u16 = 47474;
 pub const DEFAULT_LISTEN_PORT: u16 = 47475;
 /// How long a TCP connect may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long an iroh connect (through a relay, perhaps across the world)
+/// may take, its stream included.
+#[cfg(feature = "wan")]
+const WAN_CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+/// Inbound iroh connections finishing their QUIC handshake at once; more
+/// are refused until one finishes (a stranger cannot make us hold many).
+#[cfg(feature = "wan")]
+const MAX_WAN_ACCEPTING: usize = 16;
 /// Largest single read from a socket.
 const READ_CHUNK: usize = 64 * 1024;
 /// Reads at least this large are handed to the node in the buffer they
@@ -186,6 +200,34 @@ pub async fn run_with_files(
     clock: Instant,
     files_dir: Option<std::path::PathBuf>,
 ) {
+    let opts = Options {
+        files_dir,
+        ..Options::default()
+    };
+    run_with(node, listener, beacons, commands, events, clock, opts).await
+}
+
+/// What a shell may have besides its TCP listener and beacon socket.
+#[derive(Default)]
+pub struct Options {
+    /// Where offered files' trees are written (`Output::HashFile`).
+    pub files_dir: Option<std::path::PathBuf>,
+    /// The iroh endpoint for links beyond the LAN (`--wan`).
+    #[cfg(feature = "wan")]
+    pub wan: Option<crate::wan::Wan>,
+}
+
+/// [`run`], with everything [`Options`] holds.
+pub async fn run_with(
+    node: Node,
+    listener: TcpListener,
+    beacons: Option<UdpSocket>,
+    commands: mpsc::Receiver<Command>,
+    events: EventTx,
+    clock: Instant,
+    opts: Options,
+) {
+    let files_dir = opts.files_dir;
     let (tx, mut from_node, thread) = match node_thread::spawn(node, events.clone(), clock) {
         Ok(started) => started,
         Err(e) => {
@@ -199,6 +241,10 @@ pub async fn run_with_files(
     if let Some(sock) = &beacons {
         helpers.push(tokio::spawn(read_beacons(Arc::clone(sock), tx.clone())));
     }
+    #[cfg(feature = "wan")]
+    if let Some(wan) = &opts.wan {
+        helpers.push(tokio::spawn(report_reach(wan.clone(), tx.clone())));
+    }
     let (ctl_tx, mut ctl_rx) = mpsc::unbounded_channel();
     let mut io = Io {
         node: tx,
@@ -209,15 +255,20 @@ pub async fn run_with_files(
         parked: HashMap::new(),
         next_token: 0,
         files_dir,
+        #[cfg(feature = "wan")]
+        wan: opts.wan,
+        #[cfg(feature = "wan")]
+        wan_accepting: 0,
     };
 
     loop {
         tokio::select! {
             accepted = listener.accept(), if io.parked.len() < MAX_PARKED => {
                 if let Ok((stream, remote)) = accepted {
-                    io.park(stream, remote);
+                    io.park(LinkStream::Tcp(stream), Remote::Lan(remote));
                 }
             }
+            incoming = io.wan_incoming(), if io.wan_ready() => io.wan_accept(incoming),
             msg = from_node.recv() => match msg {
                 Some(ToIo::Outputs(outputs)) => outputs.into_iter().for_each(|o| io.carry_out(o)),
                 Some(ToIo::Accepted { token, link }) => io.accepted(token, link),
@@ -230,7 +281,13 @@ pub async fn run_with_files(
 
     io.node.close();
     helpers.iter().for_each(JoinHandle::abort);
+    #[cfg(feature = "wan")]
+    let wan = io.wan.clone();
     io.flush().await;
+    #[cfg(feature = "wan")]
+    if let Some(wan) = wan {
+        let _ = tokio::time::timeout(FLUSH_TIMEOUT, wan.close()).await;
+    }
     if let Ok(Err(panic)) = tokio::task::spawn_blocking(move || thread.join()).await {
         let text = format!("the node stopped unexpectedly: {}", panic_text(&*panic));
         let _ = events.try_send(shell_error(text));
@@ -253,10 +310,32 @@ fn panic_text(panic: &(dyn std::any::Any + Send)) -> &str {
 
 /// Messages from dial and link tasks to the io loop.
 enum LinkMsg {
-    Connected { link: LinkId, stream: TcpStream },
-    ConnectFailed { link: LinkId, error: String },
-    Closed { link: LinkId, error: Option<String> },
+    Connected {
+        link: LinkId,
+        stream: LinkStream,
+    },
+    ConnectFailed {
+        link: LinkId,
+        error: String,
+    },
+    Closed {
+        link: LinkId,
+        error: Option<String>,
+    },
+    /// An inbound iroh connection finished its handshake (or failed to).
+    #[cfg(feature = "wan")]
+    WanIncoming(Option<(natter_core::identity::IdentityKey, crate::wan::WanStream)>),
 }
+
+/// A link's byte stream: TCP on the LAN, or a stream of an iroh connection.
+enum LinkStream {
+    Tcp(TcpStream),
+    #[cfg(feature = "wan")]
+    Wan(crate::wan::WanStream),
+}
+
+type Reader = Box<dyn AsyncRead + Send + Unpin>;
+type Writer = Box<dyn AsyncWrite + Send + Unpin>;
 
 struct LinkTasks {
     writer: mpsc::UnboundedSender<Vec<u8>>,
@@ -265,6 +344,30 @@ struct LinkTasks {
     /// `CLOSE_FLUSH` to write what is queued.
     _closing: tokio::sync::oneshot::Sender<()>,
     writer_task: tokio::task::AbortHandle,
+    /// A WAN link's connection, closed once the link's stream is done.
+    #[cfg(feature = "wan")]
+    wan: Option<iroh::endpoint::Connection>,
+}
+
+impl LinkTasks {
+    /// The link is gone from the io loop; `now`: its writer was aborted,
+    /// so nothing is left to flush.
+    fn end(self, now: bool) {
+        self.reader.abort();
+        if now {
+            self.writer_task.abort();
+        }
+        #[cfg(feature = "wan")]
+        if let Some(conn) = self.wan {
+            // The writer has CLOSE_FLUSH to write and finish its stream;
+            // closing the QUIC connection before that would drop it.
+            let wait = if now { Duration::ZERO } else { CLOSE_FLUSH * 2 };
+            tokio::spawn(async move {
+                let _ = tokio::time::timeout(wait, conn.closed()).await;
+                conn.close(0u32.into(), b"natter link closed");
+            });
+        }
+    }
 }
 
 /// The io loop's state.
@@ -274,10 +377,15 @@ struct Io {
     beacons: Option<Arc<UdpSocket>>,
     links: HashMap<LinkId, LinkTasks>,
     writers: Vec<JoinHandle<()>>,
-    parked: HashMap<u64, TcpStream>,
+    parked: HashMap<u64, LinkStream>,
     next_token: u64,
     /// Where offered files' trees go.
     files_dir: Option<std::path::PathBuf>,
+    #[cfg(feature = "wan")]
+    wan: Option<crate::wan::Wan>,
+    /// Inbound iroh connections still in their QUIC handshake.
+    #[cfg(feature = "wan")]
+    wan_accepting: usize,
 }
 
 impl Io {
@@ -292,6 +400,7 @@ impl Io {
             Output::Dial { link, addr } => {
                 tokio::spawn(dial(link, addr, self.ctl.clone()));
             }
+            Output::DialWan { link, peer, reach } => self.dial_wan(link, peer, reach),
             Output::Send { link, data } => {
                 if let Some(t) = self.links.get(&link) {
                     let _ = t.writer.send(data);
@@ -302,15 +411,14 @@ impl Io {
                     // Dropping the sender and the closing signal lets the
                     // writer flush for at most CLOSE_FLUSH, then it reports
                     // the socket gone.
-                    t.reader.abort();
+                    t.end(false);
                 } else {
                     self.gone(link);
                 }
             }
             Output::Abort { link } => {
                 if let Some(t) = self.links.remove(&link) {
-                    t.reader.abort();
-                    t.writer_task.abort();
+                    t.end(true);
                 }
                 // Both halves are dropped with their tasks.
                 self.gone(link);
@@ -329,7 +437,7 @@ impl Io {
     }
 
     /// Hold an inbound stream until the node says whether it takes it.
-    fn park(&mut self, stream: TcpStream, remote: SocketAddr) {
+    fn park(&mut self, stream: LinkStream, remote: Remote) {
         let token = self.next_token;
         self.next_token += 1;
         self.parked.insert(token, stream);
@@ -374,17 +482,55 @@ impl Io {
             }
             LinkMsg::Closed { link, error } => {
                 if let Some(t) = self.links.remove(&link) {
-                    t.reader.abort();
+                    t.end(false);
                     let _ = self.node.send(ToNode::Input(Input::Closed { link, error }));
+                }
+            }
+            #[cfg(feature = "wan")]
+            LinkMsg::WanIncoming(done) => {
+                self.wan_accepting = self.wan_accepting.saturating_sub(1);
+                if let Some((peer, stream)) = done {
+                    self.park(LinkStream::Wan(stream), Remote::Wan(peer));
                 }
             }
         }
     }
 
-    fn start_link(&mut self, link: LinkId, stream: TcpStream) {
-        let _ = stream.set_nodelay(true);
-        let _ = socket2::SockRef::from(&stream).set_tcp_user_timeout(Some(TCP_USER_TIMEOUT));
-        let (rd, wr) = stream.into_split();
+    fn start_link(&mut self, link: LinkId, stream: LinkStream) {
+        let (rd, wr): (Reader, Writer) = match stream {
+            LinkStream::Tcp(stream) => {
+                let _ = stream.set_nodelay(true);
+                let sock = socket2::SockRef::from(&stream);
+                let _ = sock.set_tcp_user_timeout(Some(TCP_USER_TIMEOUT));
+                let (rd, wr) = stream.into_split();
+                (Box::new(rd), Box::new(wr))
+            }
+            #[cfg(feature = "wan")]
+            LinkStream::Wan(s) => {
+                let node = self.node.clone();
+                tokio::spawn(crate::wan::watch_path(s.conn.clone(), move |path| {
+                    node.send(ToNode::Input(Input::Path { link, path }))
+                }));
+                self.start_tasks(link, Box::new(s.recv), Box::new(s.send), Some(s.conn));
+                return;
+            }
+        };
+        self.start_tasks(
+            link,
+            rd,
+            wr,
+            #[cfg(feature = "wan")]
+            None,
+        );
+    }
+
+    fn start_tasks(
+        &mut self,
+        link: LinkId,
+        rd: Reader,
+        wr: Writer,
+        #[cfg(feature = "wan")] wan: Option<iroh::endpoint::Connection>,
+    ) {
         let (writer, queue) = mpsc::unbounded_channel();
         let (closing_tx, closing) = tokio::sync::oneshot::channel();
         let reader = tokio::spawn(read_link(link, rd, self.node.clone(), self.ctl.clone()));
@@ -403,6 +549,8 @@ impl Io {
             reader,
             _closing: closing_tx,
             writer_task,
+            #[cfg(feature = "wan")]
+            wan,
         };
         self.links.insert(link, tasks);
     }
@@ -410,10 +558,9 @@ impl Io {
     /// Stop reading, let writers flush what is queued (the `Close` frames),
     /// within reason.
     async fn flush(self) {
-        for t in self.links.values() {
-            t.reader.abort();
+        for t in self.links.into_values() {
+            t.end(false);
         }
-        drop(self.links);
         let all = async {
             for w in self.writers {
                 let _ = w.await;
@@ -425,7 +572,10 @@ impl Io {
 
 async fn dial(link: LinkId, addr: SocketAddr, ctl: mpsc::UnboundedSender<LinkMsg>) {
     let msg = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
-        Ok(Ok(stream)) => LinkMsg::Connected { link, stream },
+        Ok(Ok(stream)) => LinkMsg::Connected {
+            link,
+            stream: LinkStream::Tcp(stream),
+        },
         Ok(Err(e)) => LinkMsg::ConnectFailed {
             link,
             error: e.to_string(),
@@ -440,7 +590,7 @@ async fn dial(link: LinkId, addr: SocketAddr, ctl: mpsc::UnboundedSender<LinkMsg
 
 async fn read_link(
     link: LinkId,
-    mut rd: OwnedReadHalf,
+    mut rd: Reader,
     node: NodeTx,
     ctl: mpsc::UnboundedSender<LinkMsg>,
 ) {
@@ -498,7 +648,7 @@ impl Queue {
 /// whatever remains discarded, and the node told it is gone.
 async fn write_link(
     link: LinkId,
-    mut wr: OwnedWriteHalf,
+    mut wr: Writer,
     mut input: Queue,
     node: NodeTx,
     ctl: mpsc::UnboundedSender<LinkMsg>,
@@ -567,7 +717,7 @@ async fn write_link(
 /// Writes every buffer of `bufs`, in order, with as few `writev` calls as
 /// the socket takes: the node's sealed messages are not copied into one
 /// buffer first.
-async fn write_all_vectored(wr: &mut OwnedWriteHalf, bufs: &[Vec<u8>]) -> std::io::Result<()> {
+async fn write_all_vectored(wr: &mut Writer, bufs: &[Vec<u8>]) -> std::io::Result<()> {
     let mut slices: Vec<std::io::IoSlice<'_>> = bufs
         .iter()
         .filter(|b| !b.is_empty())
@@ -604,4 +754,103 @@ async fn forward_commands(mut commands: mpsc::Receiver<Command>, node: NodeTx) {
     }
     // The UI went away: stop as if it had asked to.
     node.input(Input::Command(Command::Quit)).await;
+}
+
+// ---- beyond the LAN -------------------------------------------------------
+
+#[cfg(feature = "wan")]
+impl Io {
+    /// Whether to take the next inbound iroh connection now.
+    fn wan_ready(&self) -> bool {
+        self.wan.is_some()
+            && self.parked.len() < MAX_PARKED
+            && self.wan_accepting < MAX_WAN_ACCEPTING
+    }
+
+    /// The next inbound iroh connection (never, without `--wan`).
+    async fn wan_incoming(&self) -> Option<iroh::endpoint::Incoming> {
+        match &self.wan {
+            Some(wan) => wan.accept().await,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Finish an inbound connection's handshake off the io loop; it is
+    /// parked when its stream is open.
+    fn wan_accept(&mut self, incoming: Option<iroh::endpoint::Incoming>) {
+        let Some(incoming) = incoming else {
+            // The endpoint closed: nothing more will come.
+            self.wan = None;
+            return;
+        };
+        self.wan_accepting += 1;
+        let ctl = self.ctl.clone();
+        tokio::spawn(async move {
+            let done = crate::wan::finish_accept(incoming);
+            let done = tokio::time::timeout(WAN_CONNECT_TIMEOUT, done).await;
+            let _ = ctl.send(LinkMsg::WanIncoming(done.ok().and_then(Result::ok)));
+        });
+    }
+
+    fn dial_wan(
+        &mut self,
+        link: LinkId,
+        peer: natter_core::identity::IdentityKey,
+        reach: natter_core::wire::Reach,
+    ) {
+        let ctl = self.ctl.clone();
+        let Some(wan) = self.wan.clone() else {
+            let error = "links beyond the LAN are off".to_string();
+            let _ = ctl.send(LinkMsg::ConnectFailed { link, error });
+            return;
+        };
+        tokio::spawn(async move {
+            let dial = tokio::time::timeout(WAN_CONNECT_TIMEOUT, wan.dial(peer, &reach)).await;
+            let msg = match dial {
+                Ok(Ok(s)) => LinkMsg::Connected {
+                    link,
+                    stream: LinkStream::Wan(s),
+                },
+                Ok(Err(e)) => LinkMsg::ConnectFailed {
+                    link,
+                    error: e.to_string(),
+                },
+                Err(_) => LinkMsg::ConnectFailed {
+                    link,
+                    error: "timed out".into(),
+                },
+            };
+            let _ = ctl.send(msg);
+        });
+    }
+}
+
+#[cfg(not(feature = "wan"))]
+impl Io {
+    fn wan_ready(&self) -> bool {
+        false
+    }
+
+    async fn wan_incoming(&self) -> Option<std::convert::Infallible> {
+        std::future::pending().await
+    }
+
+    fn wan_accept(&mut self, _: Option<std::convert::Infallible>) {}
+
+    fn dial_wan(
+        &mut self,
+        link: LinkId,
+        _: natter_core::identity::IdentityKey,
+        _: natter_core::wire::Reach,
+    ) {
+        let error = "this natter was built without links beyond the LAN".to_string();
+        let _ = self.ctl.send(LinkMsg::ConnectFailed { link, error });
+    }
+}
+
+/// Tell the node where our endpoint can be reached, now and on each change.
+#[cfg(feature = "wan")]
+async fn report_reach(wan: crate::wan::Wan, node: NodeTx) {
+    wan.watch_reach(|reach| node.send(ToNode::Input(Input::OwnReach(reach))))
+        .await;
 }

@@ -262,6 +262,9 @@ pub enum Event {
     AlreadyConnected { addr: crate::link::Remote },
     /// Answer to `/ticket`: our identity and iroh reach as text.
     Ticket { ticket: String },
+    /// Answer to `/wan`: whether links beyond the LAN are on in this run,
+    /// and the saved setting for the next start (`None`: never set, off).
+    Wan { active: bool, saved: Option<bool> },
     /// A command could not be carried out, or the node's own side failed.
     Error { error: Arc<NodeError> },
     /// The node has closed every link and stops.

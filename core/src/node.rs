@@ -191,6 +191,9 @@ pub enum Command {
     ConnectTicket(crate::wire::Ticket),
     /// Our ticket (answered with [`Event::Ticket`]).
     Ticket,
+    /// Show the `--wan` setting, or save it for the next start (answered
+    /// with [`Event::Wan`]).
+    Wan(Option<bool>),
     /// List peers (answered with [`Event::Peers`]).
     Peers,
     /// Change our nickname and tell connected peers.
@@ -742,7 +745,7 @@ mod wan;
 mod wan_tests;
 use rooms::RoomBook;
 pub use rooms::WHO_RECENT_MS;
-pub use wan::MAX_WAN_CONTACTS;
+pub use wan::{MAX_WAN_CONTACTS, WAN_SETTING};
 #[cfg(test)]
 mod room_tests;
 #[cfg(test)]

@@ -9,9 +9,9 @@
 //! a burst of posts shares one transaction), run the timers that are due.
 
 use natter_core::event::Event;
+use natter_core::link::Remote;
 use natter_core::node::{Input, Node, Output};
 use natter_core::peer::LinkId;
-use std::net::SocketAddr;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -33,7 +33,7 @@ pub(super) enum ToNode {
     /// An inbound connection, parked under `token`: does the node take it?
     Accept {
         token: u64,
-        remote: SocketAddr,
+        remote: Remote,
     },
 }
 
@@ -201,7 +201,10 @@ impl NodeThread {
     fn handle(&mut self, now: u64, msg: ToNode) {
         match msg {
             ToNode::Accept { token, remote } => {
-                let link = self.node.accept(now, remote);
+                let link = match remote {
+                    Remote::Lan(addr) => self.node.accept(now, addr),
+                    Remote::Wan(peer) => self.node.accept_wan(now, peer),
+                };
                 let _ = self.io.send(ToIo::Accepted { token, link });
             }
             ToNode::Input(input) => {

@@ -90,7 +90,8 @@ pub const COMMANDS: &[CommandSpec] = &[
         aliases: &[],
         args: "",
         summary: "list known peers, their trust and link state",
-        details: "One row per peer: nickname, short fingerprint, trust, link state, address.",
+        details: "One row per peer: nickname, short fingerprint, trust, link state, path\n\
+                  (lan, direct over the internet, or relayed), address.",
     },
     CommandSpec {
         name: "join",
@@ -192,11 +193,31 @@ pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec {
         name: "connect",
         aliases: &[],
-        args: "<host:port>",
-        summary: "dial a peer by address",
+        args: "<host:port|ticket>",
+        summary: "dial a peer by address, or by ticket beyond the LAN",
         details: "For networks where discovery broadcasts do not arrive. Examples:\n\
                   /connect 192.168.1.20:47474, /connect laptop.local:47474,\n\
-                  /connect [fe80::1%eth0]:47474 (IPv6 goes in brackets).",
+                  /connect [fe80::1%eth0]:47474 (IPv6 goes in brackets).\n\
+                  With --wan, /connect natter… dials the ticket a contact gave you\n\
+                  (their /ticket); natter then finds them again after either moves.",
+    },
+    CommandSpec {
+        name: "ticket",
+        aliases: &[],
+        args: "",
+        summary: "print your ticket, for contacts beyond the LAN",
+        details: "With --wan: one line holding your identity and where your node can be\n\
+                  reached (relay, addresses). Hand it to a contact, who types\n\
+                  /connect <ticket>. It reveals your addresses to whoever holds it.",
+    },
+    CommandSpec {
+        name: "wan",
+        aliases: &[],
+        args: "[on|off]",
+        summary: "links beyond the LAN: show, or set for the next start",
+        details: "Off by default: natter then talks only to the LAN. /wan on saves the\n\
+                  setting; it takes effect at the next start (--wan and --no-wan\n\
+                  override it for one run).",
     },
     CommandSpec {
         name: "send",
@@ -341,6 +362,12 @@ pub enum Command {
     Nick { name: String },
     /// `/connect <host:port>`.
     Connect { addr: HostPort },
+    /// `/connect <ticket>`.
+    ConnectTicket { ticket: natter_core::wire::Ticket },
+    /// `/ticket`.
+    Ticket,
+    /// `/wan [on|off]`.
+    Wan { on: Option<bool> },
     /// `/send <peer> <path>`: the path as typed (the rest of the line).
     Send { peer: String, path: String },
     /// `/accept <id>`.
@@ -481,8 +508,20 @@ fn parse_args(spec: &'static CommandSpec, rest: &str) -> Result<Command, ParseEr
             }
             [_, extra, ..] => Err(unexpected(extra)),
         },
-        "peers" | "quit" | "files" | "rooms" => match words.first() {
+        "wan" => match words.as_slice() {
+            [] => Ok(Command::Wan { on: None }),
+            ["on"] => Ok(Command::Wan { on: Some(true) }),
+            ["off"] => Ok(Command::Wan { on: Some(false) }),
+            [other] => Err(ParseError::InvalidArgument {
+                arg: "[on|off]",
+                reason: format!("\"{}\" is neither on nor off", echo(other)),
+                usage: usage(),
+            }),
+            [_, extra, ..] => Err(unexpected(extra)),
+        },
+        "peers" | "quit" | "files" | "rooms" | "ticket" => match words.first() {
             None => Ok(match spec.name {
+                "ticket" => Command::Ticket,
                 "peers" => Command::Peers,
                 "files" => Command::Files,
                 "rooms" => Command::Rooms,
@@ -697,7 +736,16 @@ fn parse_args(spec: &'static CommandSpec, rest: &str) -> Result<Command, ParseEr
             }),
         },
         "connect" => match words.as_slice() {
-            [] => Err(missing("<host:port>")),
+            [] => Err(missing("<host:port|ticket>")),
+            [ticket] if natter_core::wire::Ticket::looks_like(ticket) => {
+                natter_core::wire::Ticket::decode(ticket)
+                    .map(|ticket| Command::ConnectTicket { ticket })
+                    .map_err(|e| ParseError::InvalidArgument {
+                        arg: "<ticket>",
+                        reason: e.to_string(),
+                        usage: usage(),
+                    })
+            }
             [addr] => parse_host_port(addr)
                 .map(|addr| Command::Connect { addr })
                 .map_err(|reason| ParseError::InvalidArgument {

@@ -67,6 +67,9 @@ pub async fn to_node_command(cmd: CliCommand, session: &SharedSession) -> Dispat
         CliCommand::Peers => Dispatch::Node(Command::Peers),
         CliCommand::Quit => Dispatch::Node(Command::Quit),
         CliCommand::Nick { name } => Dispatch::Node(Command::Nick(name)),
+        CliCommand::ConnectTicket { ticket } => Dispatch::Node(Command::ConnectTicket(ticket)),
+        CliCommand::Ticket => Dispatch::Node(Command::Ticket),
+        CliCommand::Wan { on } => Dispatch::Node(Command::Wan(on)),
         CliCommand::Connect { addr } => {
             let target = addr.to_string();
             let resolved = tokio::net::lookup_host(target.as_str())
@@ -400,6 +403,7 @@ pub fn describe_in(ev: &Event, style: &Style, current: Option<&str>) -> String {
                     fingerprint_short: &shorts[i],
                     trust: peers[i].trust,
                     link: peers[i].state.name(),
+                    path: peers[i].path.map_or("-", |p| p.name()),
                     address: &addrs[i],
                     color_seed: render::color_seed(fps[i].as_bytes()),
                 })
@@ -685,6 +689,12 @@ pub fn describe_in(ev: &Event, style: &Style, current: Option<&str>) -> String {
         Event::AlreadyConnected { addr } => {
             render::info(style, &format!("already connected to {addr}"))
         }
+        // The ticket alone on its line, so it can be copied whole.
+        Event::Ticket { ticket } => format!(
+            "{}\n{ticket}",
+            render::info(style, "your ticket (give it to a contact: /connect <ticket>):")
+        ),
+        Event::Wan { active, saved } => render::info(style, &wan_text(*active, *saved)),
         Event::Error { error } => render::error(style, &error.to_string()),
         Event::Shutdown => render::info(style, "bye"),
         // Bookkeeping of the front ends: never shown.
@@ -714,4 +724,13 @@ pub fn percent(done: u64, size: u64) -> u64 {
     } else {
         (u128::from(done) * 100 / u128::from(size)) as u64
     }
+}
+
+/// What `/wan` says.
+pub fn wan_text(active: bool, saved: Option<bool>) -> String {
+    let now = if active { "on" } else { "off" };
+    let next = if saved == Some(true) { "on" } else { "off" };
+    format!(
+        "links beyond the LAN: {now} now, {next} from the next start (unless --wan or --no-wan)"
+    )
 }

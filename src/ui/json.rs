@@ -82,6 +82,7 @@ pub fn peer(p: &PeerInfo) -> Value {
         "state": p.state.name(),
         "addr": p.addr.map(|a| a.to_string()),
         "trust": trust(p.trust),
+        "path": p.path.map(|p| p.name()),
     })
 }
 
@@ -294,6 +295,11 @@ fn body(ev: &Event) -> (&'static str, Value) {
         Event::AlreadyConnected { addr } => (
             "info",
             json!({ "text": format!("already connected to {addr}") }),
+        ),
+        Event::Ticket { ticket } => ("ticket", json!({ "ticket": ticket })),
+        Event::Wan { active, saved } => (
+            "wan",
+            json!({ "active": active, "saved": saved, "text": crate::ui::frontend::wan_text(*active, *saved) }),
         ),
         Event::Error { error } => ("error", json!({ "text": error.to_string() })),
         Event::Shutdown => ("shutdown", json!({})),

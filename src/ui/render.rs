@@ -338,6 +338,8 @@ pub struct PeerRowView<'a> {
     pub trust: TrustState,
     /// Link state in words, e.g. `connected`, `connecting`, `offline`.
     pub link: &'a str,
+    /// How the link travels: `lan`, `direct`, `relayed`, or `-`.
+    pub path: &'a str,
     /// Last known address, or empty.
     pub address: &'a str,
     pub color_seed: u64,
@@ -352,8 +354,8 @@ pub fn peer_table(style: &Style, rows: &[PeerRowView]) -> String {
             "no peers known yet (waiting for discovery; try /connect host:port)",
         );
     }
-    let header = ["NAME", "FINGERPRINT", "TRUST", "LINK", "ADDRESS"];
-    let cells: Vec<[String; 5]> = rows
+    let header = ["NAME", "FINGERPRINT", "TRUST", "LINK", "PATH", "ADDRESS"];
+    let cells: Vec<[String; 6]> = rows
         .iter()
         .map(|r| {
             let address = sanitize_line(r.address);
@@ -362,6 +364,7 @@ pub fn peer_table(style: &Style, rows: &[PeerRowView]) -> String {
                 sanitize_line(r.fingerprint_short),
                 r.trust.label().to_owned(),
                 sanitize_line(r.link),
+                sanitize_line(r.path),
                 if address.trim().is_empty() {
                     "-".to_owned()
                 } else {
@@ -380,7 +383,7 @@ pub fn peer_table(style: &Style, rows: &[PeerRowView]) -> String {
     let head: Vec<String> = header.iter().zip(widths).map(|(h, w)| pad(h, w)).collect();
     lines.push(style.paint(BOLD, head.join("  ").trim_end()));
     for (row, view) in cells.iter().zip(rows) {
-        let sgrs = [peer_sgr(view.color_seed), DIM, view.trust.sgr(), "", ""];
+        let sgrs = [peer_sgr(view.color_seed), DIM, view.trust.sgr(), "", "", ""];
         let last = row.len() - 1;
         let line: Vec<String> = row
             .iter()

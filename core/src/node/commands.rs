@@ -14,6 +14,7 @@ impl Node {
             Command::Connect(addr) => self.connect(addr),
             Command::ConnectTicket(ticket) => self.connect_ticket(ticket),
             Command::Ticket => self.ticket(),
+            Command::Wan(on) => self.wan_setting(on),
             Command::Peers => {
                 let peers = self.peers.iter().map(|p| self.info(p)).collect();
                 self.emit(Event::Peers { peers });

@@ -53,13 +53,14 @@ pub enum NodeError {
     #[error("links beyond the LAN are off: start natter with --wan (or /wan on, then restart)")]
     WanOff,
     /// `/ticket` before iroh knows where this node can be reached.
-    #[error("not reachable beyond the LAN yet (no relay connection or address): try again in a few seconds")]
+    #[error("not reachable beyond the LAN yet (no relay connection): try again in a few seconds, or check --relay")]
     WanNotReady,
     /// `/connect` with our own ticket.
     #[error("that is your own ticket")]
     OwnTicket,
-    /// A WAN contact's address could not be saved: it is kept until exit.
-    #[error("cannot save WAN contacts: {0}")]
+    /// The WAN setting or a contact's address could not be saved (a contact is
+    /// kept until exit).
+    #[error("cannot save the WAN setting or contacts: {0}")]
     WanContactsNotSaved(#[source] StoreError),
     /// A typed room name is not one.
     #[error(transparent)]

@@ -117,6 +117,10 @@ impl Node {
         }
     }
 
+    fn is_wan(&self, link: LinkId) -> bool {
+        self.conns.get(&link).is_some_and(|c| c.remote().is_wan())
+    }
+
     /// Which of two established links to the same peer survives.
     fn preferred(&self, a: LinkId, b: LinkId, peer: IdentityKey) -> LinkId {
         let me = self.local.identity_key();
@@ -131,16 +135,15 @@ impl Node {
                 initiator == lower
             })
         };
-        // A LAN link over a WAN one: both ends know which is which.
-        let wan = |l: LinkId| self.conns.get(&l).is_some_and(|c| c.remote().is_wan());
-        match (wan(a), wan(b)) {
-            (false, true) => return a,
-            (true, false) => return b,
-            _ => {}
-        }
         match (dialled_by_lower(a), dialled_by_lower(b)) {
             (true, false) => a,
             (false, true) => b,
+            // Both dialled by the same side, one of them over iroh: the
+            // newer (section 12.5). A dialler dials only when it has no
+            // link, so it gave the older one up; and a peer that vanished
+            // from a QUIC connection (killed, or gone home from the office
+            // LAN) leaves it looking alive here until keepalives fail.
+            _ if self.is_wan(a) || self.is_wan(b) => a.max(b),
             // Both dialled by the same side: keep the one with the smaller
             // handshake hash, which both ends see alike (link ids do not).
             _ => {

@@ -24,6 +24,10 @@ use std::collections::BTreeMap;
 /// unverified contact heard from longest ago; verified contacts go last.
 pub const MAX_WAN_CONTACTS: usize = 256;
 
+/// Store setting read at start: `on` turns links beyond the LAN on
+/// (`--wan` and `--no-wan` override it for one run).
+pub const WAN_SETTING: &str = "wan";
+
 /// Store setting: one ticket per line, one per contact.
 pub(super) const CONTACTS_SETTING: &str = "wan_contacts";
 
@@ -150,6 +154,29 @@ impl Node {
         self.trust_of(id, &nick) == TrustState::Verified
     }
 
+    /// `/wan [on|off]`: save the setting for the next start, and say
+    /// where it stands.
+    pub(super) fn wan_setting(&mut self, on: Option<bool>) {
+        if let Some(on) = on {
+            let value = if on { "on" } else { "off" };
+            if let Err(e) = self.chat.set_setting(WAN_SETTING, value) {
+                self.error(NodeError::WanContactsNotSaved(e));
+                return;
+            }
+        }
+        let saved = self
+            .chat
+            .store()
+            .get_meta(WAN_SETTING)
+            .ok()
+            .flatten()
+            .map(|v| v == "on");
+        self.emit(Event::Wan {
+            active: self.cfg.wan,
+            saved,
+        });
+    }
+
     /// `/ticket`: our identity and reach as text.
     pub(super) fn ticket(&mut self) {
         if !self.cfg.wan {
@@ -157,7 +184,9 @@ impl Node {
             return;
         }
         match self.wan.own.clone() {
-            Some(reach) if !reach.is_empty() => {
+            // Without its relay a ticket only works where addresses are
+            // reachable, which beyond a LAN they seldom are.
+            Some(reach) if reach.relay.is_some() => {
                 let ticket = Ticket {
                     identity: self.local.identity_key(),
                     reach,

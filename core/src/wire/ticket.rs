@@ -215,11 +215,15 @@ impl Ticket {
         })
     }
 
-    /// Whether `text` is meant as a ticket rather than a `host:port`.
+    /// Whether `text` is meant as a ticket rather than a `host:port`:
+    /// `natter` and letters and digits only (a host name such as
+    /// `natterbox.local:47475` has a dot or a colon).
     pub fn looks_like(text: &str) -> bool {
-        text.trim()
-            .get(..TICKET_PREFIX.len())
+        let text = text.trim();
+        text.get(..TICKET_PREFIX.len())
             .is_some_and(|p| p.eq_ignore_ascii_case(TICKET_PREFIX))
+            && text.len() > TICKET_PREFIX.len()
+            && text.bytes().all(|b| b.is_ascii_alphanumeric())
     }
 }
 
@@ -264,6 +268,8 @@ mod tests {
         let text = t.encode();
         assert!(text.starts_with("natter"));
         assert!(Ticket::looks_like(&text));
+        assert!(!Ticket::looks_like("natterbox.local:47475"));
+        assert!(!Ticket::looks_like("natter"));
         assert_eq!(Ticket::decode(&text).unwrap(), t);
         let shouted = format!("  {}\n", text.to_ascii_uppercase());
         assert_eq!(Ticket::decode(&shouted).unwrap(), t);

@@ -1,0 +1,115 @@
+//! `natter relay`: iroh's relay server, for people who want no third party
+//! between their nodes. It forwards encrypted QUIC packets between iroh
+//! endpoints that cannot reach each other directly and helps them punch
+//! holes; it never sees natter's plaintext (the Noise link inside the QUIC
+//! stream is end to end) and it cannot pose as a node (endpoint ids are
+//! keys).
+//!
+//! Plain HTTP unless given a certificate and key, like iroh-relay's dev
+//! mode: good for a lab or a namespace test. With `--cert` and `--key` it
+//! serves HTTPS on the listen address and QUIC address discovery (which
+//! tells endpoints their public address, for hole punching) on UDP port
+//! 7842 of the same host, iroh's default.
+
+use iroh_relay::server::{CertConfig, QuicConfig, RelayConfig, Server, ServerConfig, TlsConfig};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// UDP port of QUIC address discovery, as iroh clients expect it.
+pub const QUIC_PORT: u16 = iroh_relay::defaults::DEFAULT_RELAY_QUIC_PORT;
+
+/// What `natter relay` was asked for.
+#[derive(Clone, Debug)]
+pub struct RelayOptions {
+    pub listen: SocketAddr,
+    /// PEM certificate chain and private key: HTTPS. Neither: plain HTTP.
+    pub tls: Option<(PathBuf, PathBuf)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    #[error("cannot read {path}: {why}")]
+    Pem { path: String, why: String },
+    #[error("the certificate and key do not make a TLS configuration: {0}")]
+    Tls(String),
+    #[error("cannot start the relay on {addr}: {why}")]
+    Spawn { addr: SocketAddr, why: String },
+}
+
+/// A running relay; it stops when dropped or shut down.
+pub struct Relay {
+    server: Server,
+    url: String,
+}
+
+impl Relay {
+    /// Start serving.
+    pub async fn spawn(opts: &RelayOptions) -> Result<Relay, RelayError> {
+        let mut relay = RelayConfig::new(opts.listen);
+        let mut quic = None;
+        if let Some((cert, key)) = &opts.tls {
+            let server_config = tls_config(cert, key)?;
+            // The HTTP port only answers captive-portal probes; any port.
+            relay.http_bind_addr = SocketAddr::new(opts.listen.ip(), 0);
+            let mut q = QuicConfig::new(SocketAddr::new(opts.listen.ip(), QUIC_PORT));
+            q.server_config = Some(server_config.clone());
+            quic = Some(q);
+            relay.tls = Some(TlsConfig::new(
+                opts.listen,
+                CertConfig::Manual { server_config },
+            ));
+        }
+        let mut config = ServerConfig::default();
+        config.relay = Some(relay);
+        config.quic = quic;
+        let server = Server::spawn(config).await.map_err(|e| RelayError::Spawn {
+            addr: opts.listen,
+            why: e.to_string(),
+        })?;
+        let url = match (server.https_addr(), server.http_addr()) {
+            (Some(a), _) => format!("https://{a}"),
+            (None, Some(a)) => format!("http://{a}"),
+            (None, None) => String::new(),
+        };
+        Ok(Relay { server, url })
+    }
+
+    /// The URL nodes pass as `--relay` (with the bound port when the
+    /// listen port was 0). For HTTPS, use the host name the certificate
+    /// names instead of the address.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub async fn shutdown(self) {
+        let _ = self.server.shutdown().await;
+    }
+}
+
+// ring's default provider, as iroh's own `presets::Minimal` takes it
+// (deprecated only for lacking post-quantum key exchange).
+#[allow(deprecated)]
+fn tls_config(cert: &PathBuf, key: &PathBuf) -> Result<rustls::ServerConfig, RelayError> {
+    let pem = |path: &PathBuf, why: String| RelayError::Pem {
+        path: path.display().to_string(),
+        why,
+    };
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| pem(cert, e.to_string()))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| pem(cert, e.to_string()))?;
+    if certs.is_empty() {
+        return Err(pem(cert, "no certificate in it".into()));
+    }
+    let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| pem(key, e.to_string()))?;
+    rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| RelayError::Tls(e.to_string()))?
+    .with_no_client_auth()
+    .with_single_cert(certs, key_der)
+    .map_err(|e| RelayError::Tls(e.to_string()))
+}

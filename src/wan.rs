@@ -1,0 +1,218 @@
+//! Beyond the LAN (PROTOCOL.md section 12): natter's Noise link inside one
+//! bidirectional stream of an iroh connection (QUIC, relays, hole
+//! punching), and `natter relay`, iroh's relay server.
+//!
+//! The iroh endpoint's secret key is the natter identity's ed25519 key, so
+//! the endpoint id iroh authenticates in its TLS handshake is the identity
+//! key natter's Noise handshake authenticates; the node checks the two
+//! agree on every WAN link (`Node::accept_wan`). Every natter signature has
+//! its own domain string, and iroh signs only inside TLS 1.3's
+//! CertificateVerify, whose signed content starts with 64 spaces and a
+//! context string: no signature of one can stand for the other (SECURITY.md).
+//!
+//! Nothing here looks anything up by itself: no DNS or pkarr address
+//! lookup, no port mapping; iroh talks to the relay it is given (or n0's
+//! public relays when none is) and to the addresses a ticket or a `Reach`
+//! frame names.
+
+use iroh::endpoint::{presets, Connection, RecvStream, SendStream};
+use iroh::{Endpoint, EndpointAddr, RelayMode, RelayUrl, SecretKey, TransportAddr, Watcher};
+use natter_core::identity::IdentityKey;
+use natter_core::link::LinkPath;
+use natter_core::wire::Reach;
+use std::net::SocketAddr;
+
+/// The ALPN of natter links over iroh.
+pub const ALPN: &[u8] = b"natter/1";
+
+/// Why the WAN side could not start or a WAN dial failed.
+#[derive(Debug, thiserror::Error)]
+pub enum WanError {
+    #[error("--relay {url}: {why}")]
+    RelayUrl { url: String, why: String },
+    #[error("cannot bind the iroh endpoint on {addr}: {why}")]
+    Bind { addr: String, why: String },
+    #[error("the peer's key is not a valid iroh endpoint id")]
+    EndpointId,
+    #[error("{0}")]
+    Connect(String),
+}
+
+/// How the endpoint is set up.
+#[derive(Clone, Debug, Default)]
+pub struct WanConfig {
+    /// The relay to use (`--relay`); `None`: iroh's public relays (n0).
+    pub relay: Option<String>,
+    /// Bind the endpoint's UDP socket here instead of every interface
+    /// (port 0: any). Tests bind loopback.
+    pub bind: Option<SocketAddr>,
+}
+
+/// The iroh endpoint of this node.
+#[derive(Clone, Debug)]
+pub struct Wan {
+    endpoint: Endpoint,
+}
+
+/// A WAN link's byte stream, and the connection it lives on (kept so the
+/// shell can watch its path and close it).
+pub struct WanStream {
+    pub conn: Connection,
+    pub send: SendStream,
+    pub recv: RecvStream,
+}
+
+impl Wan {
+    /// Bind the endpoint with the node's identity key.
+    pub async fn bind(seed: &[u8; 32], cfg: &WanConfig) -> Result<Wan, WanError> {
+        let relay_mode = match &cfg.relay {
+            Some(url) => RelayMode::custom([parse_relay(url)?]),
+            None => RelayMode::Default,
+        };
+        let mut builder = Endpoint::builder(presets::Minimal)
+            .secret_key(SecretKey::from_bytes(seed))
+            .alpns(vec![ALPN.to_vec()])
+            .relay_mode(relay_mode);
+        if let Some(addr) = cfg.bind {
+            builder =
+                builder
+                    .clear_ip_transports()
+                    .bind_addr(addr)
+                    .map_err(|e| WanError::Bind {
+                        addr: addr.to_string(),
+                        why: e.to_string(),
+                    })?;
+        }
+        let endpoint = builder.bind().await.map_err(|e| WanError::Bind {
+            addr: cfg
+                .bind
+                .map_or_else(|| "every interface".into(), |a| a.to_string()),
+            why: e.to_string(),
+        })?;
+        Ok(Wan { endpoint })
+    }
+
+    /// Where this endpoint can be reached now.
+    pub fn reach(&self) -> Reach {
+        reach_of(&self.endpoint.addr())
+    }
+
+    /// Reports [`Wan::reach`] every time it changes, until `report` says stop.
+    pub async fn watch_reach(&self, mut report: impl FnMut(Reach) -> bool) {
+        let mut watcher = self.endpoint.watch_addr();
+        loop {
+            if !report(reach_of(&watcher.get())) {
+                return;
+            }
+            if watcher.updated().await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// The next inbound connection that completed its handshake and opened
+    /// its stream; `None` once the endpoint is closed. Connections that
+    /// fail on the way are skipped.
+    pub async fn accept(&self) -> Option<iroh::endpoint::Incoming> {
+        self.endpoint.accept().await
+    }
+
+    /// Dial `peer`'s endpoint where `reach` says, and open the link's stream.
+    pub async fn dial(&self, peer: IdentityKey, reach: &Reach) -> Result<WanStream, WanError> {
+        let id = iroh::EndpointId::from_bytes(&peer.0).map_err(|_| WanError::EndpointId)?;
+        let mut addrs: Vec<TransportAddr> = reach.socket_addrs().map(TransportAddr::Ip).collect();
+        if let Some(url) = reach
+            .relay
+            .as_deref()
+            .and_then(|u| u.parse::<RelayUrl>().ok())
+        {
+            addrs.push(TransportAddr::Relay(url));
+        }
+        let addr = EndpointAddr::from_parts(id, addrs);
+        let conn = self
+            .endpoint
+            .connect(addr, ALPN)
+            .await
+            .map_err(|e| WanError::Connect(e.to_string()))?;
+        let (send, recv) = conn
+            .open_bi()
+            .await
+            .map_err(|e| WanError::Connect(e.to_string()))?;
+        Ok(WanStream { conn, send, recv })
+    }
+
+    /// Close every connection and the endpoint.
+    pub async fn close(&self) {
+        self.endpoint.close().await;
+    }
+}
+
+/// Finish an inbound connection: its handshake, then the stream the
+/// dialler opens (it writes Noise message 1 at once, which is what
+/// announces a QUIC stream). Returns the endpoint key iroh authenticated.
+pub async fn finish_accept(
+    incoming: iroh::endpoint::Incoming,
+) -> Result<(IdentityKey, WanStream), WanError> {
+    let fail = |e: &dyn std::fmt::Display| WanError::Connect(e.to_string());
+    let accepting = incoming.accept().map_err(|e| fail(&e))?;
+    let conn = accepting.await.map_err(|e| fail(&e))?;
+    if conn.alpn() != ALPN {
+        return Err(WanError::Connect("wrong ALPN".into()));
+    }
+    let peer = IdentityKey(*conn.remote_id().as_bytes());
+    let (send, recv) = conn.accept_bi().await.map_err(|e| fail(&e))?;
+    Ok((peer, WanStream { conn, send, recv }))
+}
+
+/// Reports the connection's path each time the selected one changes,
+/// until the connection closes or `report` says stop. Polled every
+/// [`PATH_POLL`]: a path changes seldom, and a snapshot is cheap.
+pub async fn watch_path(conn: Connection, mut report: impl FnMut(LinkPath) -> bool) {
+    let mut last = None;
+    let mut tick = tokio::time::interval(PATH_POLL);
+    loop {
+        tick.tick().await;
+        if conn.close_reason().is_some() {
+            return;
+        }
+        let path = conn.paths().iter().find(|p| p.is_selected()).map(|p| {
+            if p.is_relay() {
+                LinkPath::Relayed
+            } else {
+                LinkPath::Direct
+            }
+        });
+        if let Some(path) = path.filter(|p| Some(*p) != last) {
+            last = Some(path);
+            if !report(path) {
+                return;
+            }
+        }
+    }
+}
+
+/// How often a WAN link's path is looked at.
+const PATH_POLL: std::time::Duration = std::time::Duration::from_millis(500);
+
+fn reach_of(addr: &EndpointAddr) -> Reach {
+    let relay = addr.relay_urls().next().map(relay_text);
+    Reach::new(relay, addr.ip_addrs().copied())
+}
+
+/// iroh writes a relay URL with a trailing slash (`http://h:p/`); a ticket
+/// carries it as the user typed it otherwise.
+fn relay_text(url: &RelayUrl) -> String {
+    url.to_string()
+}
+
+fn parse_relay(url: &str) -> Result<RelayUrl, WanError> {
+    natter_core::wire::ticket::check_relay_url(url).map_err(|e| WanError::RelayUrl {
+        url: url.into(),
+        why: e.to_string(),
+    })?;
+    url.parse()
+        .map_err(|e: iroh::RelayUrlParseError| WanError::RelayUrl {
+            url: url.into(),
+            why: e.to_string(),
+        })
+}
