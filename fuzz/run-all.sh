@@ -30,6 +30,7 @@ fi
 options() {
     case $1 in
         keyfile) echo -max_len=128 ;;
+        ticket) echo -max_len=1100 ;;
         cli_parse) echo -max_len=1024 ;;
         beacon | hello) echo -max_len=600 ;;
         handshake_roundtrip_mutation) echo -max_len=300 -len_control=0 ;;

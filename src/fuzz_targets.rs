@@ -97,6 +97,14 @@ pub fn cli_parse(data: &[u8]) {
                 assert_ne!(addr.port, 0);
                 assert!(!addr.host.is_empty());
             }
+            Command::ConnectTicket { ticket } => {
+                let text = ticket.encode();
+                assert_eq!(
+                    natter_core::wire::Ticket::decode(&text).as_ref(),
+                    Ok(&ticket)
+                );
+            }
+            Command::Ticket | Command::Wan { .. } => {}
             Command::Send { peer, path } => {
                 assert!(!peer.is_empty() && !peer.contains(char::is_whitespace));
                 assert!(!path.is_empty() && path == path.trim());

@@ -104,6 +104,11 @@ struct Cli {
     #[arg(long, value_name = "URL")]
     relay: Option<String>,
 
+    /// With --wan: send every packet through the relay, never directly:
+    /// peers do not learn your addresses (the relay still does).
+    #[arg(long)]
+    relay_only: bool,
+
     /// With --wan: bind the iroh endpoint's UDP socket to this address
     /// (port 0: any) instead of every interface.
     #[arg(long, value_name = "ADDR")]
@@ -230,8 +235,8 @@ fn main() -> Result<()> {
 
     let wan = !cli.no_wan
         && (cli.wan || store.get_meta(natter_core::node::WAN_SETTING)?.as_deref() == Some("on"));
-    if !wan && (cli.relay.is_some() || cli.wan_bind.is_some()) {
-        bail!("--relay and --wan-bind need --wan (or /wan on)");
+    if !wan && (cli.relay.is_some() || cli.wan_bind.is_some() || cli.relay_only) {
+        bail!("--relay, --relay-only and --wan-bind need --wan (or /wan on)");
     }
     if wan && !cfg!(feature = "wan") {
         bail!("this natter was built without links beyond the LAN (cargo feature \"wan\")");
@@ -264,6 +269,7 @@ async fn run(
             let cfg = natter::wan::WanConfig {
                 relay: cli.relay.clone(),
                 bind: cli.wan_bind,
+                relay_only: cli.relay_only,
             };
             Some(natter::wan::Wan::bind(&identity.ed25519_seed(), &cfg).await?)
         }

@@ -46,6 +46,9 @@ pub struct WanConfig {
     /// Bind the endpoint's UDP socket here instead of every interface
     /// (port 0: any). Tests bind loopback.
     pub bind: Option<SocketAddr>,
+    /// No UDP socket at all: every packet goes through the relay (tests
+    /// and the relayed benchmark row).
+    pub relay_only: bool,
 }
 
 /// The iroh endpoint of this node.
@@ -73,7 +76,9 @@ impl Wan {
             .secret_key(SecretKey::from_bytes(seed))
             .alpns(vec![ALPN.to_vec()])
             .relay_mode(relay_mode);
-        if let Some(addr) = cfg.bind {
+        if cfg.relay_only {
+            builder = builder.clear_ip_transports();
+        } else if let Some(addr) = cfg.bind {
             builder =
                 builder
                     .clear_ip_transports()

@@ -84,6 +84,17 @@ fn every_target_has_a_binary_and_nothing_else_does() {
     }
 }
 
+/// A relay and two addresses, one of each family.
+fn reach() -> natter_core::wire::Reach {
+    natter_core::wire::Reach::new(
+        Some("https://relay.example.org./".into()),
+        [
+            "192.0.2.7:4433".parse().unwrap(),
+            "[2001:db8::1]:4433".parse().unwrap(),
+        ],
+    )
+}
+
 /// Seeds per target, from real encodings of the fixed parties.
 fn seeds(target: &str) -> Vec<(&'static str, Vec<u8>)> {
     let (a, b) = (alice(), bob());
@@ -180,6 +191,7 @@ fn seeds(target: &str) -> Vec<(&'static str, Vec<u8>)> {
                     ciphertext: vec![9; 28],
                     signature: natter_core::identity::SignatureBytes([6; 64]),
                 }),
+                Frame::Reach(reach()),
             ];
             let all = frames.iter().flat_map(encode).collect();
             vec![
@@ -191,7 +203,22 @@ fn seeds(target: &str) -> Vec<(&'static str, Vec<u8>)> {
                 ("rooms", encode(&frames[9])),
                 ("room-control", encode(&frames[10])),
                 ("sealed-post", encode(&frames[11])),
+                ("reach", encode(&frames[12])),
                 ("all", all),
+            ]
+        }
+        "ticket" => {
+            let t = |reach| natter_core::wire::Ticket {
+                identity: a.id.identity_key(),
+                reach,
+            };
+            vec![
+                ("full", t(reach()).encode().into_bytes()),
+                ("bare", t(Default::default()).encode().into_bytes()),
+                (
+                    "shouted",
+                    format!("  {}\n", t(reach()).encode().to_uppercase()).into_bytes(),
+                ),
             ]
         }
         "hello" => {

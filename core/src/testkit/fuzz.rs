@@ -38,6 +38,7 @@ pub const CORE_TARGETS: &[Target] = &[
     ("discovery", discovery),
     ("node", node),
     ("files", files),
+    ("ticket", ticket),
 ];
 
 pub mod node;
@@ -207,6 +208,17 @@ pub fn frames(data: &[u8]) {
             f.encode_into(&mut out);
         }
         assert_eq!(out, data);
+    }
+}
+
+/// A ticket as a person pastes it: whatever decodes re-encodes to the
+/// same text (in its canonical lowercase, trimmed), and round-trips.
+pub fn ticket(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    if let Ok(t) = crate::wire::Ticket::decode(&text) {
+        let canonical = t.encode();
+        assert_eq!(canonical, text.trim().to_ascii_lowercase());
+        assert_eq!(crate::wire::Ticket::decode(&canonical), Ok(t));
     }
 }
 
