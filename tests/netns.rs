@@ -952,6 +952,212 @@ fn a_room_reaches_across_two_bridges_through_the_host_on_both() {
     }
 }
 
+// ---- beyond the LAN ----------------------------------------------------------
+
+/// `natter relay` in a namespace, and its URL.
+struct RelayNode {
+    child: Child,
+}
+
+impl RelayNode {
+    fn spawn(lab: &Lab, node: &str, listen: &str) -> RelayNode {
+        let ns = lab.name(node);
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &ns, env!("CARGO_BIN_EXE_natter")])
+            .args(["relay", "--listen", listen])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("natter relay starts");
+        let mut line = String::new();
+        let stdout = child.stdout.take().unwrap();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        assert!(line.contains(&format!("http://{listen}")), "{line:?}");
+        RelayNode { child }
+    }
+}
+
+impl Drop for RelayNode {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `/ticket`, again until the endpoint is connected to its relay.
+fn wan_ticket(n: &mut Node) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        n.send("/ticket");
+        let v = n.wait("ticket or error", Duration::from_secs(5), |v| {
+            v["event"] == "ticket" || v["event"] == "error"
+        });
+        if let Some(t) = v["ticket"].as_str() {
+            return t.to_owned();
+        }
+        assert!(Instant::now() < deadline, "{}: no ticket: {v}", n.label);
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// A message from `from` to `to` (by nickname) arrives within `secs`.
+fn wan_message(from: &mut Node, to: &mut Node, to_nick: &str, text: &str, secs: u64) {
+    from.send(&format!("/msg {to_nick} {text}"));
+    to.wait(text, Duration::from_secs(secs), |v| {
+        v["event"] == "message_received" && v["message"]["text"] == text
+    });
+}
+
+fn path_of(n: &mut Node, id: &str) -> Value {
+    peer(&n.peers(), id)["path"].clone()
+}
+
+/// A and C sit on two bridges with no route between them; R, on both,
+/// runs `natter relay` on an address both reach (routes to it, no
+/// forwarding). A and C link through the relay with a ticket, talk both
+/// ways, and go on talking after the relay is killed and started again.
+#[test]
+fn nodes_with_no_route_between_them_talk_through_a_relay_that_restarts() {
+    let Some(_serial) =
+        netns_or_skip("nodes_with_no_route_between_them_talk_through_a_relay_that_restarts")
+    else {
+        return;
+    };
+    let mut lab = Lab::new("wan", 11, &["a", "r"], Brd::Set);
+    lab.add_second_bridge("r", "c");
+    let relay_ip = "10.79.11.1";
+    let (r, a, c) = (lab.name("r"), lab.name("a"), lab.name("c"));
+    ip(&[
+        "-n",
+        &r,
+        "addr",
+        "add",
+        &format!("{relay_ip}/32"),
+        "dev",
+        "lo",
+    ]);
+    let forwarding = Command::new("ip")
+        .args(["netns", "exec", &r, "sysctl", "-n", "net.ipv4.ip_forward"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&forwarding.stdout).trim(), "0");
+    let to_relay = format!("{relay_ip}/32");
+    ip(&["-n", &a, "route", "add", &to_relay, "via", "10.77.11.2"]);
+    ip(&["-n", &c, "route", "add", &to_relay, "via", "10.78.11.2"]);
+    let listen = format!("{relay_ip}:3340");
+    let mut relay = RelayNode::spawn(&lab, "r", &listen);
+    let url = format!("http://{listen}");
+    let args = ["--no-discovery", "--wan", "--relay", &url];
+    let mut na = Node::spawn(&lab, "a", "alice", &args);
+    let mut nc = Node::spawn(&lab, "c", "carol", &args);
+    let (ia, ic) = (na.identity(), nc.identity());
+    let ticket = wan_ticket(&mut na);
+    nc.send(&format!("/connect {ticket}"));
+    nc.wait_connected(std::slice::from_ref(&ia), Duration::from_secs(20));
+    na.wait_connected(std::slice::from_ref(&ic), Duration::from_secs(5));
+    wan_message(&mut na, &mut nc, "carol", "a to c through the relay", 10);
+    wan_message(&mut nc, &mut na, "alice", "c to a through the relay", 10);
+    assert_eq!(path_of(&mut na, &ic), "relayed");
+    assert_eq!(path_of(&mut nc, &ia), "relayed");
+
+    // The relay dies and comes back on the same address.
+    drop(relay);
+    std::thread::sleep(Duration::from_secs(2));
+    relay = RelayNode::spawn(&lab, "r", &listen);
+    wan_message(&mut na, &mut nc, "carol", "a to c after the restart", 45);
+    wan_message(&mut nc, &mut na, "alice", "c to a after the restart", 45);
+    na.quit();
+    nc.quit();
+    drop(relay);
+}
+
+/// With links beyond the LAN off (the default), a node sends nothing but
+/// its beacons and its LAN links: counted by nftables on its interface.
+/// The same count with `--wan` sees the relay connection, so the count
+/// can tell.
+#[test]
+fn with_wan_off_a_node_sends_only_beacons_and_lan_links() {
+    let Some(_serial) = netns_or_skip("with_wan_off_a_node_sends_only_beacons_and_lan_links")
+    else {
+        return;
+    };
+    let lab = Lab::new("wanoff", 12, &["a", "b"], Brd::Set);
+    let a = lab.name("a");
+    let rules = format!(
+        "table inet count {{
+            counter beacons {{}}
+            counter lan {{}}
+            counter other {{}}
+            chain out {{
+                type filter hook output priority 0; policy accept;
+                oif lo accept
+                udp dport {DEFAULT_BEACON_PORT} counter name beacons accept
+                ip daddr 10.77.12.0/24 tcp dport {DEFAULT_LISTEN_PORT} counter name lan accept
+                ip daddr 10.77.12.0/24 tcp sport {DEFAULT_LISTEN_PORT} counter name lan accept
+                meta nfproto ipv4 counter name other
+                meta l4proto {{ tcp, udp }} counter name other
+            }}
+        }}"
+    );
+    let mut nft = Command::new("ip")
+        .args(["netns", "exec", &a, "nft", "-f", "-"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("nft runs (package nftables)");
+    nft.stdin
+        .take()
+        .unwrap()
+        .write_all(rules.as_bytes())
+        .unwrap();
+    assert!(nft.wait().unwrap().success(), "nft -f failed");
+    let count = |name: &str| -> u64 {
+        let out = Command::new("ip")
+            .args([
+                "netns", "exec", &a, "nft", "list", "counter", "inet", "count", name,
+            ])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let packets = text
+            .split_whitespace()
+            .skip_while(|w| *w != "packets")
+            .nth(1)
+            .and_then(|n| n.parse().ok());
+        packets.unwrap_or_else(|| panic!("no counter {name}: {text}"))
+    };
+    let args = ["--beacon-interval-ms", BEACON_MS];
+    let mut na = Node::spawn(&lab, "a", "node-a", &args);
+    let mut nb = Node::spawn(&lab, "b", "node-b", &args);
+    na.wait_connected(&[nb.identity()], Duration::from_secs(10));
+    wan_message(&mut na, &mut nb, "node-b", "lan only", 10);
+    na.collect(Duration::from_secs(3));
+    na.quit();
+    let (beacons, lan, other) = (count("beacons"), count("lan"), count("other"));
+    eprintln!("[netns] wan off: beacons {beacons}, LAN link packets {lan}, other {other}");
+    assert!(beacons > 0 && lan > 0, "the counters see natter's traffic");
+    assert_eq!(other, 0, "a node with --wan off sent something else");
+
+    // The control: with --wan (and a relay address on the LAN where
+    // nothing answers), the same rules count the relay connection.
+    let url = format!("http://{}:3340", lab.addr(1));
+    let wan_args = [
+        "--beacon-interval-ms",
+        BEACON_MS,
+        "--wan",
+        "--relay",
+        url.as_str(),
+    ];
+    let mut na = Node::spawn(&lab, "a", "node-a", &wan_args);
+    na.collect(Duration::from_secs(3));
+    na.quit();
+    nb.quit();
+    assert!(
+        count("other") > 0,
+        "--wan on went unseen: the count is blind"
+    );
+}
+
 /// Every byte a stopped node keeps in its history database (and WAL).
 fn history_bytes(dir: &std::path::Path) -> Vec<u8> {
     let mut out = Vec::new();
