@@ -231,6 +231,7 @@ const GROUPS: &[Group] = &[
     natter("natter-node-round-trip", natter_node_round_trip),
     natter("natter-chat", natter_chat),
     natter("natter-file", natter_file),
+    natter("natter-wan", natter_wan),
     natter("natter-rooms", natter_rooms),
     natter("natter-stored-peers", natter_stored_peers),
     natter("natter-search", natter_search),
@@ -410,6 +411,58 @@ fn natter_rooms(ctx: &mut Ctx) -> Result<()> {
             )),
         );
     }
+    Ok(())
+}
+
+/// Links beyond the LAN over loopback: a `natter relay` in this process,
+/// both endpoints on 127.0.0.1, direct (iroh finds the path at once) and
+/// relayed (`relay_only`: every packet through the relay).
+fn natter_wan(ctx: &mut Ctx) -> Result<()> {
+    let b = ctx.budget;
+    let relay = ctx
+        .rt
+        .block_on(natter::relay::Relay::spawn(&natter::relay::RelayOptions {
+            listen: "127.0.0.1:0".parse()?,
+            tls: None,
+        }))?;
+    let size = b.file_bytes / 4;
+    for (relay_only, kind) in [(false, "direct"), (true, "relayed")] {
+        let via = natter_rows::Via::Wan {
+            relay: relay.url().to_owned(),
+            relay_only,
+        };
+        let l = ctx.rt.block_on(natter_rows::node_round_trip_via(
+            64,
+            b.ping_warmup / 4,
+            b.ping_rounds / 4,
+            &via,
+        ))?;
+        let (p50, p99) = latency_rows(
+            &format!("natter WAN {kind} round trip 64 B p50"),
+            &format!("natter WAN {kind} round trip 64 B p99"),
+            &l,
+        );
+        ctx.report
+            .add(p50.ratio_to("natter node round trip 64 B p50"));
+        ctx.report
+            .add(p99.ratio_to("natter node round trip 64 B p99"));
+        let f = ctx
+            .rt
+            .block_on(natter_rows::file_transfer_via(size, false, &via))?;
+        ctx.report.add(
+            Measurement::new(
+                format!("natter WAN {kind} file transfer"),
+                f.rate / GB,
+                "GB/s",
+            )
+            .ratio_to("natter file transfer, no chat meanwhile")
+            .note(format!(
+                "{} MiB over iroh (QUIC) on loopback, the Noise link inside one stream",
+                size >> 20
+            )),
+        );
+    }
+    ctx.rt.block_on(relay.shutdown());
     Ok(())
 }
 

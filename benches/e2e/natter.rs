@@ -327,13 +327,35 @@ pub struct RunningNode {
     pub addr: std::net::SocketAddr,
 }
 
-async fn start_node(seed: u8, dir: &std::path::Path) -> Result<RunningNode> {
+/// How the two nodes of a pair are linked.
+#[derive(Clone, Debug)]
+pub enum Via {
+    /// TCP on loopback, as on a LAN.
+    Lan,
+    /// iroh through a relay on loopback: `relay_only` keeps every packet
+    /// on the relay, else the endpoints find the direct path.
+    Wan { relay: String, relay_only: bool },
+}
+
+async fn start_node(seed: u8, dir: &std::path::Path, via: &Via) -> Result<RunningNode> {
     // The two ends of a pair (seeds 1 and 2) are each other's verified
     // contacts, as people who chat this much would be: the stranger quota
     // (10,000 messages a day) does not apply to them.
     let other = identity(3 - seed);
     let name = format!("bench{seed}");
-    start_node_as(identity(seed), &name, dir, Some(other.bound_keys())).await
+    let id = identity(seed);
+    let wan = match via {
+        Via::Lan => None,
+        Via::Wan { relay, relay_only } => {
+            let cfg = natter::wan::WanConfig {
+                relay: Some(relay.clone()),
+                bind: Some("127.0.0.1:0".parse()?),
+                relay_only: *relay_only,
+            };
+            Some(natter::wan::Wan::bind(&id.ed25519_seed(), &cfg).await?)
+        }
+    };
+    start_node_with(id, &name, dir, Some(other.bound_keys()), wan).await
 }
 
 /// A whole node on loopback (shell, node thread, SQLite and files in
@@ -344,12 +366,24 @@ pub async fn start_node_as(
     dir: &std::path::Path,
     contact: Option<&BoundKeys>,
 ) -> Result<RunningNode> {
+    start_node_with(id, nickname, dir, contact, None).await
+}
+
+/// [`start_node_as`], with an iroh endpoint for links beyond the LAN.
+async fn start_node_with(
+    id: LocalIdentity,
+    nickname: &str,
+    dir: &std::path::Path,
+    contact: Option<&BoundKeys>,
+    wan: Option<natter::wan::Wan>,
+) -> Result<RunningNode> {
     let listener = natter::shell::listen("127.0.0.1:0".parse()?, false).await?;
     let addr = listener.local_addr()?;
     let cfg = NodeConfig {
         nickname: nickname.to_owned(),
         listen_port: addr.port(),
         discovery: None,
+        wan: wan.is_some(),
         ..NodeConfig::default()
     };
     let mut store = Store::open(dir)?;
@@ -384,29 +418,68 @@ pub async fn start_node_as(
     node.set_signature_check(Box::new(natter::signatures::AllCores::new()));
     let (cmd, cmd_rx) = mpsc::channel(1024);
     let (ev_tx, events) = natter::shell::event_channel();
-    tokio::spawn(natter::shell::run_with_files(
+    let opts = natter::shell::Options {
+        files_dir: Some(files_dir),
+        wan,
+    };
+    tokio::spawn(natter::shell::run_with(
         node,
         listener,
         None,
         cmd_rx,
         ev_tx,
         Instant::now(),
-        Some(files_dir),
+        opts,
     ));
     Ok(RunningNode { cmd, events, addr })
 }
 
-/// Nodes 1 and 2 with their stores in `da` and `db`, linked.
+/// Nodes 1 and 2 with their stores in `da` and `db`, linked over loopback.
 async fn linked_pair(
     da: &std::path::Path,
     db: &std::path::Path,
 ) -> Result<(RunningNode, RunningNode)> {
-    let mut a = start_node(1, da).await?;
-    let mut b = start_node(2, db).await?;
-    a.cmd.send(Command::Connect(b.addr)).await?;
+    linked_pair_via(da, db, &Via::Lan).await
+}
+
+/// Nodes 1 and 2, linked as `via` says (over iroh: node 1 dials node 2's
+/// ticket).
+pub async fn linked_pair_via(
+    da: &std::path::Path,
+    db: &std::path::Path,
+    via: &Via,
+) -> Result<(RunningNode, RunningNode)> {
+    let mut a = start_node(1, da, via).await?;
+    let mut b = start_node(2, db, via).await?;
+    match via {
+        Via::Lan => a.cmd.send(Command::Connect(b.addr)).await?,
+        Via::Wan { .. } => {
+            let ticket = ticket_of(&mut b).await?;
+            a.cmd.send(Command::ConnectTicket(ticket)).await?;
+        }
+    }
     while !matches!(next_event(&mut a).await?, Event::PeerConnected { .. }) {}
     while !matches!(next_event(&mut b).await?, Event::PeerConnected { .. }) {}
     Ok((a, b))
+}
+
+/// A node's ticket, asked for until its endpoint has its relay.
+async fn ticket_of(n: &mut RunningNode) -> Result<natter_core::wire::Ticket> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        n.cmd.send(Command::Ticket).await?;
+        loop {
+            match next_event(n).await? {
+                Event::Ticket { ticket } => {
+                    return natter_core::wire::Ticket::decode(&ticket).map_err(anyhow::Error::msg)
+                }
+                Event::Error { .. } => break,
+                _ => {}
+            }
+        }
+        ensure!(Instant::now() < deadline, "no ticket within 20 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 pub async fn next_event(n: &mut RunningNode) -> Result<Event> {
@@ -462,8 +535,18 @@ pub async fn chat(count: usize, direct: bool) -> Result<f64> {
 /// `ping_pong` this goes through the shell, so it shows what the hops
 /// between the tokio tasks and the node's thread cost.
 pub async fn node_round_trip(size: usize, warmup: usize, rounds: usize) -> Result<Latency> {
+    node_round_trip_via(size, warmup, rounds, &Via::Lan).await
+}
+
+/// [`node_round_trip`] over the link `via` makes.
+pub async fn node_round_trip_via(
+    size: usize,
+    warmup: usize,
+    rounds: usize,
+    via: &Via,
+) -> Result<Latency> {
     let (da, db) = (tempfile::tempdir()?, tempfile::tempdir()?);
-    let (mut a, mut b) = linked_pair(da.path(), db.path()).await?;
+    let (mut a, mut b) = linked_pair_via(da.path(), db.path(), via).await?;
     let (ia, ib) = (identity(1).identity_key(), identity(2).identity_key());
     let mut samples = Vec::with_capacity(rounds);
     for i in 0..warmup + rounds {
@@ -546,10 +629,15 @@ pub fn write_random_file(path: &std::path::Path, size: usize) -> Result<()> {
 /// from node 1 to node 2 meanwhile if `chat`. Each of those messages is a
 /// SQLite commit on both node threads, which the transfer waits for.
 pub async fn file_transfer(size: usize, chat: bool) -> Result<FileFigures> {
+    file_transfer_via(size, chat, &Via::Lan).await
+}
+
+/// [`file_transfer`] over the link `via` makes.
+pub async fn file_transfer_via(size: usize, chat: bool, via: &Via) -> Result<FileFigures> {
     let (da, db) = (tempfile::tempdir()?, tempfile::tempdir()?);
     let src = da.path().join("payload.bin");
     write_random_file(&src, size)?;
-    let (mut a, mut b) = linked_pair(da.path(), db.path()).await?;
+    let (mut a, mut b) = linked_pair_via(da.path(), db.path(), via).await?;
     let mut idle = Vec::new();
     let mut unused = false;
     for _ in 0..20 {

@@ -733,6 +733,7 @@ mod tests {
             state: natter_core::event::LinkState::Established,
             addr: None,
             trust: natter_core::trust::TrustState::Unverified,
+            path: None,
         }
     }
 

@@ -346,6 +346,7 @@ mod tests {
             state: LinkState::Established,
             addr: Some("10.0.0.2:47475".parse().unwrap()),
             trust: TrustState::KeyChanged,
+            path: None,
         }
     }
 

@@ -153,6 +153,7 @@ mod tests {
                 state: LinkState::Established,
                 addr: None,
                 trust: TrustState::Verified,
+                path: None,
             },
             outgoing: false,
             name: name.into(),

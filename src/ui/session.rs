@@ -276,6 +276,7 @@ mod tests {
             state: LinkState::Offline,
             addr: None,
             trust: TrustState::Unverified,
+            path: None,
         }
     }
 
