@@ -104,6 +104,11 @@ struct Cli {
     #[arg(long, value_name = "URL")]
     relay: Option<String>,
 
+    /// With --wan: also trust the CA certificates in this PEM file for the
+    /// relay's HTTPS (a relay whose certificate comes from a private CA).
+    #[arg(long, value_name = "FILE")]
+    relay_ca: Option<PathBuf>,
+
     /// With --wan: send every packet through the relay, never directly:
     /// peers do not learn your addresses (the relay still does).
     #[arg(long)]
@@ -203,6 +208,14 @@ fn default_nick() -> String {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
+    // iroh logs through `tracing`; NATTER_LOG (e.g. `iroh=debug`) shows it.
+    #[cfg(feature = "wan")]
+    if let Ok(filter) = std::env::var("NATTER_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
     if let Some(Sub::Relay { listen, cert, key }) = &cli.command {
         return relay(*listen, cert.clone().zip(key.clone()));
     }
@@ -235,8 +248,13 @@ fn main() -> Result<()> {
 
     let wan = !cli.no_wan
         && (cli.wan || store.get_meta(natter_core::node::WAN_SETTING)?.as_deref() == Some("on"));
-    if !wan && (cli.relay.is_some() || cli.wan_bind.is_some() || cli.relay_only) {
-        bail!("--relay, --relay-only and --wan-bind need --wan (or /wan on)");
+    if !wan
+        && (cli.relay.is_some()
+            || cli.wan_bind.is_some()
+            || cli.relay_only
+            || cli.relay_ca.is_some())
+    {
+        bail!("--relay, --relay-ca, --relay-only and --wan-bind need --wan (or /wan on)");
     }
     if wan && !cfg!(feature = "wan") {
         bail!("this natter was built without links beyond the LAN (cargo feature \"wan\")");
@@ -270,6 +288,7 @@ async fn run(
                 relay: cli.relay.clone(),
                 bind: cli.wan_bind,
                 relay_only: cli.relay_only,
+                relay_ca: cli.relay_ca.clone(),
             };
             Some(natter::wan::Wan::bind(&identity.ed25519_seed(), &cfg).await?)
         }

@@ -36,6 +36,8 @@ pub enum WanError {
     EndpointId,
     #[error("{0}")]
     Connect(String),
+    #[error("--relay-ca {path}: {why}")]
+    RelayCa { path: String, why: String },
 }
 
 /// How the endpoint is set up.
@@ -49,6 +51,9 @@ pub struct WanConfig {
     /// No UDP socket at all: every packet goes through the relay (tests
     /// and the relayed benchmark row).
     pub relay_only: bool,
+    /// PEM certificates to trust for the relay's HTTPS besides the usual
+    /// web roots (a relay with a certificate from a private CA).
+    pub relay_ca: Option<std::path::PathBuf>,
 }
 
 /// The iroh endpoint of this node.
@@ -76,6 +81,11 @@ impl Wan {
             .secret_key(SecretKey::from_bytes(seed))
             .alpns(vec![ALPN.to_vec()])
             .relay_mode(relay_mode);
+        if let Some(path) = &cfg.relay_ca {
+            let roots = read_certs(path)?;
+            builder = builder
+                .ca_tls_config(iroh_relay::tls::CaTlsConfig::embedded().with_extra_roots(roots));
+        }
         if cfg.relay_only {
             builder = builder.clear_ip_transports();
         } else if let Some(addr) = cfg.bind {
@@ -208,6 +218,24 @@ fn reach_of(addr: &EndpointAddr) -> Reach {
 /// carries it as the user typed it otherwise.
 fn relay_text(url: &RelayUrl) -> String {
     url.to_string()
+}
+
+fn read_certs(
+    path: &std::path::Path,
+) -> Result<Vec<rustls_pki_types::CertificateDer<'static>>, WanError> {
+    use rustls_pki_types::pem::PemObject;
+    let fail = |why: String| WanError::RelayCa {
+        path: path.display().to_string(),
+        why,
+    };
+    let certs: Vec<_> = rustls_pki_types::CertificateDer::pem_file_iter(path)
+        .map_err(|e| fail(e.to_string()))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| fail(e.to_string()))?;
+    if certs.is_empty() {
+        return Err(fail("no certificate in it".into()));
+    }
+    Ok(certs)
 }
 
 fn parse_relay(url: &str) -> Result<RelayUrl, WanError> {

@@ -241,11 +241,36 @@ fn compute() -> Vec<(&'static str, String)> {
     assert_eq!(decode_frames(&bytes).unwrap(), vec![frame]);
     v.push(("frame.sealed_post", hex(&bytes)));
 
+    // Beyond the LAN (section 12): Alice's reach, as a frame and in a ticket.
+    let reach = natter_core::wire::Reach::new(
+        Some("https://relay.example.org/".into()),
+        [
+            "192.0.2.7:4433".parse().unwrap(),
+            "[2001:db8::1]:4433".parse().unwrap(),
+        ],
+    );
+    let frame = Frame::Reach(reach.clone());
+    let bytes = encode(&frame);
+    assert_eq!(decode_frames(&bytes).unwrap(), vec![frame]);
+    v.push(("frame.reach", hex(&bytes)));
+    let ticket = natter_core::wire::Ticket {
+        identity: ak.identity,
+        reach,
+    };
+    let text = ticket.encode();
+    assert_eq!(natter_core::wire::Ticket::decode(&text), Ok(ticket));
+    let raw = data_encoding::BASE32_NOPAD
+        .decode(text["natter".len()..].to_ascii_uppercase().as_bytes())
+        .unwrap();
+    v.push(("ticket.body", hex(&raw[..raw.len() - 4])));
+    v.push(("ticket.checksum", hex(&raw[raw.len() - 4..])));
+    v.push(("ticket.text", text));
+
     file_vectors(&mut v);
     v
 }
 
-/// The file of section 15.8: `FILE_LEN` bytes, byte `i` is `i mod 251`.
+/// The file of section 16.8: `FILE_LEN` bytes, byte `i` is `i mod 251`.
 const FILE_LEN: usize = 82_000;
 
 fn file_content(len: usize) -> Vec<u8> {
@@ -260,7 +285,7 @@ fn encoded(content: &[u8], first: u64, count: u64) -> Vec<u8> {
     out
 }
 
-/// The file-transfer vectors (sections 15.8 and 15.9), from the real code:
+/// The file-transfer vectors (sections 16.8 and 16.9), from the real code:
 /// `natter_core::files::proof` for the tree, `natter_core::wire` for the
 /// frames. The tree's chaining values come from the independent model
 /// below ([`doc_tree`]), which must also give the same root.
@@ -591,6 +616,9 @@ fn protocol_md_states_the_limits_in_force() {
         ("MAX_ROOM_NAME_LEN", MAX_ROOM_NAME_LEN),
         ("MAX_ROOMS_ANNOUNCED", MAX_ROOMS_ANNOUNCED),
         ("MAX_ROOM_MEMBERS", MAX_ROOM_MEMBERS),
+        ("MAX_TICKET_LEN", MAX_TICKET_LEN),
+        ("MAX_REACH_ADDRS", MAX_REACH_ADDRS),
+        ("MAX_RELAY_URL_LEN", MAX_RELAY_URL_LEN),
     ] {
         let row = format!("| `{name}` | {value} |");
         assert!(doc.contains(&row), "docs/PROTOCOL.md lacks the row {row}");
@@ -606,6 +634,11 @@ fn protocol_md_states_the_limits_in_force() {
     assert!(doc.contains(&row), "docs/PROTOCOL.md lacks the row {row}");
     let who = natter_core::node::WHO_RECENT_MS;
     let row = format!("stamped within {who} ms | `WHO_RECENT_MS` |");
+    assert!(doc.contains(&row), "docs/PROTOCOL.md lacks the row {row}");
+    let contacts = natter_core::node::MAX_WAN_CONTACTS;
+    let row = format!(
+        "| {contacts}; a new one replaces the unverified peer heard from longest ago | `MAX_WAN_CONTACTS` |"
+    );
     assert!(doc.contains(&row), "docs/PROTOCOL.md lacks the row {row}");
     let bindings = natter_core::identity::VERIFIED_BINDINGS_MAX;
     let row = format!("| {bindings}, oldest forgotten | `VERIFIED_BINDINGS_MAX` |");

@@ -351,6 +351,7 @@ async fn start_node(seed: u8, dir: &std::path::Path, via: &Via) -> Result<Runnin
                 relay: Some(relay.clone()),
                 bind: Some("127.0.0.1:0".parse()?),
                 relay_only: *relay_only,
+                relay_ca: None,
             };
             Some(natter::wan::Wan::bind(&id.ed25519_seed(), &cfg).await?)
         }
