@@ -571,11 +571,17 @@ impl Io {
 }
 
 async fn dial(link: LinkId, addr: SocketAddr, ctl: mpsc::UnboundedSender<LinkMsg>) {
-    let msg = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
-        Ok(Ok(stream)) => LinkMsg::Connected {
-            link,
-            stream: LinkStream::Tcp(stream),
-        },
+    let connect = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await;
+    let _ = ctl.send(dialled(link, connect.map(|r| r.map(LinkStream::Tcp))));
+}
+
+/// What a dial that ran under a timeout tells the io loop.
+fn dialled<E: std::fmt::Display>(
+    link: LinkId,
+    outcome: Result<Result<LinkStream, E>, tokio::time::error::Elapsed>,
+) -> LinkMsg {
+    match outcome {
+        Ok(Ok(stream)) => LinkMsg::Connected { link, stream },
         Ok(Err(e)) => LinkMsg::ConnectFailed {
             link,
             error: e.to_string(),
@@ -584,8 +590,7 @@ async fn dial(link: LinkId, addr: SocketAddr, ctl: mpsc::UnboundedSender<LinkMsg
             link,
             error: "timed out".into(),
         },
-    };
-    let _ = ctl.send(msg);
+    }
 }
 
 async fn read_link(
@@ -806,21 +811,7 @@ impl Io {
         };
         tokio::spawn(async move {
             let dial = tokio::time::timeout(WAN_CONNECT_TIMEOUT, wan.dial(peer, &reach)).await;
-            let msg = match dial {
-                Ok(Ok(s)) => LinkMsg::Connected {
-                    link,
-                    stream: LinkStream::Wan(s),
-                },
-                Ok(Err(e)) => LinkMsg::ConnectFailed {
-                    link,
-                    error: e.to_string(),
-                },
-                Err(_) => LinkMsg::ConnectFailed {
-                    link,
-                    error: "timed out".into(),
-                },
-            };
-            let _ = ctl.send(msg);
+            let _ = ctl.send(dialled(link, dial.map(|r| r.map(LinkStream::Wan))));
         });
     }
 }

@@ -17,6 +17,9 @@
 //! inside a namespace (`ip netns exec NS <this binary> helper_in_namespace`)
 //! with [`HELPER_ENV`] saying what to do.
 
+mod common;
+
+use common::RelayProc;
 use natter::keyfile;
 use natter::shell::{DEFAULT_BEACON_PORT, DEFAULT_LISTEN_PORT};
 use natter_core::identity::{BoundKeys, LocalIdentity};
@@ -954,35 +957,20 @@ fn a_room_reaches_across_two_bridges_through_the_host_on_both() {
 
 // ---- beyond the LAN ----------------------------------------------------------
 
-/// `natter relay` in a namespace, and its URL.
-struct RelayNode {
-    child: Child,
-}
-
-impl RelayNode {
-    fn spawn(lab: &Lab, node: &str, listen: &str) -> RelayNode {
-        let ns = lab.name(node);
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", &ns, env!("CARGO_BIN_EXE_natter")])
-            .args(["relay", "--listen", listen])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("natter relay starts");
-        let mut line = String::new();
-        let stdout = child.stdout.take().unwrap();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        assert!(line.contains(&format!("http://{listen}")), "{line:?}");
-        RelayNode { child }
-    }
-}
-
-impl Drop for RelayNode {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `natter relay --listen ADDR [extra]` in a namespace, serving at `url`.
+fn relay_in(lab: &Lab, node: &str, listen: &str, extra: &[&str], url: &str) -> RelayProc {
+    let mut cmd = Command::new("ip");
+    cmd.args([
+        "netns",
+        "exec",
+        &lab.name(node),
+        env!("CARGO_BIN_EXE_natter"),
+    ])
+    .args(["relay", "--listen", listen])
+    .args(extra);
+    let relay = RelayProc::start(cmd);
+    assert_eq!(relay.url, url);
+    relay
 }
 
 /// `/ticket`, again until the endpoint is connected to its relay.
@@ -1046,8 +1034,8 @@ fn nodes_with_no_route_between_them_talk_through_a_relay_that_restarts() {
     ip(&["-n", &a, "route", "add", &to_relay, "via", "10.77.11.2"]);
     ip(&["-n", &c, "route", "add", &to_relay, "via", "10.78.11.2"]);
     let listen = format!("{relay_ip}:3340");
-    let mut relay = RelayNode::spawn(&lab, "r", &listen);
     let url = format!("http://{listen}");
+    let mut relay = relay_in(&lab, "r", &listen, &[], &url);
     let args = ["--no-discovery", "--wan", "--relay", &url];
     let mut na = Node::spawn(&lab, "a", "alice", &args);
     let mut nc = Node::spawn(&lab, "c", "carol", &args);
@@ -1064,7 +1052,7 @@ fn nodes_with_no_route_between_them_talk_through_a_relay_that_restarts() {
     // The relay dies and comes back on the same address.
     drop(relay);
     std::thread::sleep(Duration::from_secs(2));
-    relay = RelayNode::spawn(&lab, "r", &listen);
+    relay = relay_in(&lab, "r", &listen, &[], &url);
     wan_message(&mut na, &mut nc, "carol", "a to c after the restart", 45);
     wan_message(&mut nc, &mut na, "alice", "c to a after the restart", 45);
     na.quit();
@@ -1100,17 +1088,7 @@ fn with_wan_off_a_node_sends_only_beacons_and_lan_links() {
             }}
         }}"
     );
-    let mut nft = Command::new("ip")
-        .args(["netns", "exec", &a, "nft", "-f", "-"])
-        .stdin(Stdio::piped())
-        .spawn()
-        .expect("nft runs (package nftables)");
-    nft.stdin
-        .take()
-        .unwrap()
-        .write_all(rules.as_bytes())
-        .unwrap();
-    assert!(nft.wait().unwrap().success(), "nft -f failed");
+    nft(&lab, "a", &rules);
     let count = |name: &str| -> u64 {
         let out = Command::new("ip")
             .args([
@@ -1327,22 +1305,14 @@ fn two_nodes_behind_separate_nats_link_through_an_https_relay() {
     let certs = tempfile::tempdir().unwrap();
     let (ca, cert, key) = relay_certificate(certs.path(), &relay_ip);
     let listen = format!("{relay_ip}:3340");
-    let ns = lab.name("relay");
-    let mut relay = Command::new("ip")
-        .args(["netns", "exec", &ns, env!("CARGO_BIN_EXE_natter")])
-        .args(["relay", "--listen", &listen, "--cert", &cert, "--key", &key])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("natter relay starts");
-    let mut line = String::new();
-    BufReader::new(relay.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(line.contains(&format!("https://{listen}")), "{line:?}");
-    let _relay = RelayNode { child: relay };
     let url = format!("https://{listen}");
+    let _relay = relay_in(
+        &lab,
+        "relay",
+        &listen,
+        &["--cert", &cert, "--key", &key],
+        &url,
+    );
     let args = [
         "--no-discovery",
         "--wan",

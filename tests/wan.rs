@@ -5,42 +5,17 @@
 
 mod common;
 
-use common::{data_dir, Proc};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use common::{data_dir, Proc, RelayProc};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// `natter relay --listen 127.0.0.1:0`, and its URL.
-struct RelayProc {
-    child: Child,
-    url: String,
-}
-
-impl RelayProc {
-    fn spawn(listen: &str) -> RelayProc {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_natter"))
-            .args(["relay", "--listen", listen])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("natter relay starts");
-        let stdout = child.stdout.take().expect("piped");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("the relay prints its URL");
-        let url = line.trim().rsplit(' ').next().expect("a URL").to_owned();
-        assert!(url.starts_with("http://127.0.0.1:"), "{line:?}");
-        RelayProc { child, url }
-    }
-}
-
-impl Drop for RelayProc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `natter relay --listen LISTEN`.
+fn relay(listen: &str) -> RelayProc {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_natter"));
+    cmd.args(["relay", "--listen", listen]);
+    let relay = RelayProc::start(cmd);
+    assert!(relay.url.starts_with("http://127.0.0.1:"), "{}", relay.url);
+    relay
 }
 
 fn wan_node(dir: &std::path::Path, nick: &str, relay: &str, extra: &[&str]) -> Proc {
@@ -105,7 +80,7 @@ fn exchange(a: &mut Proc, b: &mut Proc, a_nick: &str, b_nick: &str, tag: &str) {
 
 #[test]
 fn a_ticket_links_two_nodes_and_they_find_each_other_after_a_restart() {
-    let relay = RelayProc::spawn("127.0.0.1:0");
+    let relay = relay("127.0.0.1:0");
     let (_da, da) = data_dir();
     let (_db, db) = data_dir();
     let mut a = wan_node(&da, "alice", &relay.url, &[]);
@@ -148,7 +123,7 @@ fn a_ticket_links_two_nodes_and_they_find_each_other_after_a_restart() {
 
 #[test]
 fn relay_only_links_go_through_the_relay_and_tickets_hold_no_address() {
-    let relay = RelayProc::spawn("127.0.0.1:0");
+    let relay = relay("127.0.0.1:0");
     let (_da, da) = data_dir();
     let (_db, db) = data_dir();
     let mut a = wan_node(&da, "alice", &relay.url, &["--relay-only"]);
@@ -196,7 +171,7 @@ fn bad_tickets_and_wan_off_get_clear_errors() {
     );
     assert!(p.quit());
     // The setting turns it on at the next start; --no-wan keeps it off.
-    let relay = RelayProc::spawn("127.0.0.1:0");
+    let relay = relay("127.0.0.1:0");
     let mut p = Proc::spawn(
         &d,
         &[

@@ -1510,7 +1510,7 @@ mod tests {
     fn connect_errors() {
         assert_eq!(
             err("/connect").to_string(),
-            "missing argument <host:port>\nusage: /connect <host:port>"
+            "missing argument <host:port|ticket>\nusage: /connect <host:port|ticket>"
         );
         for bad in [
             "host",
@@ -1544,7 +1544,7 @@ mod tests {
                 "{bad}: {e:?}"
             );
             assert!(
-                e.to_string().ends_with("\nusage: /connect <host:port>"),
+                e.to_string().ends_with("\nusage: /connect <host:port|ticket>"),
                 "{bad}"
             );
         }
@@ -1704,7 +1704,8 @@ mod tests {
                     .args
                     .split_whitespace()
                     .map(|a| match a {
-                        "<host:port>" => "host:1",
+                        "<host:port>" | "<host:port|ticket>" => "host:1",
+                        "[on|off]" => "on",
                         "[n]" => "5",
                         "[command]" => "msg",
                         "[fingerprint]" => "ABCD",

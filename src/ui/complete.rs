@@ -142,7 +142,8 @@ mod tests {
             )
         );
         assert_eq!(c("/m"), (0, vec!["/msg".to_owned()]));
-        assert_eq!(c("/t"), (0, vec!["/trust".to_owned()]));
+        assert_eq!(c("/tr"), (0, vec!["/trust".to_owned()]));
+        assert_eq!(c("/ti"), (0, vec!["/ticket".to_owned()]));
         assert_eq!(c("/HI"), (0, vec!["/history".to_owned()]));
         assert_eq!(c("/e"), (0, vec!["/exit".to_owned()]));
         assert_eq!(c("/xyz"), (0, vec![]));

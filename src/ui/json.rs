@@ -358,7 +358,7 @@ mod tests {
             reason: natter_core::node::CloseCause::ClosedByPeer.into(),
         });
         let expected = format!(
-            r#"{{"event":"peer_lost","peer":{{"identity":"{}","fingerprint":"{}","nickname":"bob","state":"established","addr":"10.0.0.2:47475","trust":"key_changed"}},"reason":"connection closed by peer"}}"#,
+            r#"{{"event":"peer_lost","peer":{{"identity":"{}","fingerprint":"{}","nickname":"bob","state":"established","addr":"10.0.0.2:47475","trust":"key_changed","path":null}},"reason":"connection closed by peer"}}"#,
             hex(&key(2).0),
             key(2).fingerprint().grouped()
         );

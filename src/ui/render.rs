@@ -967,13 +967,16 @@ mod tests {
         assert_eq!(lines.len(), 3);
         assert_eq!(
             lines[0],
-            "NAME   FINGERPRINT  TRUST          LINK       ADDRESS"
+            "NAME   FINGERPRINT  TRUST          LINK       PATH  ADDRESS"
         );
         assert_eq!(
             lines[1],
-            "alice  K3QF-7XNA    ✓ verified     connected  192.168.1.7:47474"
+            "alice  K3QF-7XNA    ✓ verified     connected  lan   192.168.1.7:47474"
         );
-        assert_eq!(lines[2], "bob    ZZ2A-9QWE    ! KEY CHANGED  offline    -");
+        assert_eq!(
+            lines[2],
+            "bob    ZZ2A-9QWE    ! KEY CHANGED  offline    -     -"
+        );
         assert_eq!(strip_sgr(&peer_table(&COLOR, &rows)), plain);
         assert!(peer_table(&Style::PLAIN, &[]).starts_with("-!- no peers"));
     }

@@ -121,6 +121,45 @@ impl Drop for Proc {
     }
 }
 
+/// A running `natter relay` and the URL it printed (killed when dropped).
+pub struct RelayProc {
+    child: Child,
+    pub url: String,
+}
+
+impl RelayProc {
+    /// Start `cmd` (a `natter relay` command line) and read its first
+    /// line, `natter relay serving at URL`.
+    pub fn start(mut cmd: Command) -> RelayProc {
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("natter relay starts");
+        let stdout = child.stdout.take().expect("piped");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("the relay prints its URL");
+        let url = line
+            .trim()
+            .rsplit(' ')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(line.starts_with("natter relay serving at "), "{line:?}");
+        RelayProc { child, url }
+    }
+}
+
+impl Drop for RelayProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// A TCP port free on 127.0.0.1 right now.
 pub fn free_tcp_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
