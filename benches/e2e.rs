@@ -94,6 +94,8 @@ pub struct Budget {
     pub ping_rounds: usize,
     /// Chat messages posted end to end.
     pub chat_messages: usize,
+    /// Volumes of the direct chat curve (and its raw SQLite baseline).
+    pub chat_curve: &'static [usize],
     /// History size for the search figure, and searches timed.
     pub search_history: usize,
     pub search_queries: usize,
@@ -125,6 +127,7 @@ impl Budget {
             ping_warmup: 2_000,
             ping_rounds: 20_000,
             chat_messages: 50_000,
+            chat_curve: &[5_000, 50_000, 500_000],
             search_history: 1_000_000,
             search_queries: 300,
             idle_peers: 300,
@@ -149,6 +152,7 @@ impl Budget {
             ping_warmup: 500,
             ping_rounds: 5_000,
             chat_messages: 5_000,
+            chat_curve: &[5_000, 50_000],
             search_history: 50_000,
             search_queries: 100,
             idle_peers: 50,
@@ -174,6 +178,7 @@ impl Budget {
             ping_warmup: 20,
             ping_rounds: 200,
             chat_messages: 200,
+            chat_curve: &[200],
             search_history: 2_000,
             search_queries: 20,
             idle_peers: 5,
@@ -224,12 +229,14 @@ const GROUPS: &[Group] = &[
     baseline("ref-one-way", ref_one_way),
     baseline("ref-ping-pong", ref_ping_pong),
     baseline("file-floor", file_floor),
+    baseline("sqlite-inserts", sqlite_inserts),
     natter("natter-handshakes", natter_handshakes),
     natter("natter-bulk", natter_bulk),
     natter("natter-one-way", natter_one_way),
     natter("natter-ping-pong", natter_ping_pong),
     natter("natter-node-round-trip", natter_node_round_trip),
     natter("natter-chat", natter_chat),
+    natter("natter-chat-curve", natter_chat_curve),
     natter("natter-file", natter_file),
     natter("natter-wan", natter_wan),
     natter("natter-rooms", natter_rooms),
@@ -369,6 +376,53 @@ fn natter_chat(ctx: &mut Ctx) -> Result<()> {
             b.chat_messages,
             runs.describe()
         )));
+    }
+    Ok(())
+}
+
+/// How many messages one SQLite transaction of the raw baseline holds:
+/// natter's node handles at most 1024 inputs per batch, one commit each.
+const SQLITE_BATCH: usize = 1024;
+
+fn sqlite_row(count: usize) -> String {
+    format!("raw SQLite inserts+FTS, {count} msgs")
+}
+
+fn chat_curve_row(count: usize) -> String {
+    format!("natter chat direct, {count} msgs")
+}
+
+fn sqlite_inserts(ctx: &mut Ctx) -> Result<()> {
+    let b = ctx.budget;
+    for &count in b.chat_curve {
+        let runs = if count > 100_000 { 1 } else { b.runs.min(3) };
+        let r = stats::repeat(runs, || baseline::sqlite_inserts(count, SQLITE_BATCH))?;
+        ctx.report.add(
+            throughput(&sqlite_row(count), r, 1.0, "msgs/s").note(format!(
+            "rusqlite, one file, WAL, synchronous=FULL, {SQLITE_BATCH} per transaction, FTS5, {}",
+            r.describe()
+        )),
+        );
+    }
+    Ok(())
+}
+
+/// The direct chat row at every volume of the curve: does the rate hold as
+/// the history and the outbox grow?
+fn natter_chat_curve(ctx: &mut Ctx) -> Result<()> {
+    let b = ctx.budget;
+    for &count in b.chat_curve {
+        let runs = if count > 100_000 { 1 } else { b.runs.min(3) };
+        let r = stats::repeat(runs, || ctx.rt.block_on(natter_rows::chat(count, true)))?;
+        ctx.report.add(
+            throughput(&chat_curve_row(count), r, 1.0, "msgs/s")
+                .goal(Target::AtLeast(50_000.0))
+                .vs(&sqlite_row(count), Target::AtLeast(0.5))
+                .note(format!(
+                    "stored and acked by two nodes (each stores, the sender also records the ack), {}",
+                    r.describe()
+                )),
+        );
     }
     Ok(())
 }

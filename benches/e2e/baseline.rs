@@ -110,3 +110,57 @@ pub fn aead_seal(size: usize, duration: Duration) -> f64 {
     }
     counter as f64 / start.elapsed().as_secs_f64()
 }
+
+/// Raw SQLite, the floor under natter's chat rows: `count` direct messages
+/// (16-byte id, 32-byte peer and author, timestamp, ~34 bytes of text)
+/// inserted by rusqlite into a file with `journal_mode=WAL` and
+/// `synchronous=FULL` (one fsync per commit, as natter), in transactions of
+/// `batch`, with a conversation index and an external-content FTS5 index
+/// filled once per transaction, as natter's store does. No natter code, no
+/// sockets, one thread. Returns messages per second.
+pub fn sqlite_inserts(count: usize, batch: usize) -> Result<f64> {
+    let dir = tempfile::tempdir()?;
+    let conn = rusqlite::Connection::open(dir.path().join("raw.sqlite"))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.execute_batch(
+        "CREATE TABLE messages (
+            seq INTEGER PRIMARY KEY, id BLOB NOT NULL UNIQUE, conv_peer BLOB,
+            author BLOB NOT NULL, timestamp_ms INTEGER NOT NULL, text TEXT NOT NULL,
+            outgoing INTEGER NOT NULL, received_ms INTEGER NOT NULL) STRICT;
+         CREATE INDEX messages_by_conversation ON messages (conv_peer, timestamp_ms, seq);
+         CREATE VIRTUAL TABLE messages_fts USING fts5 (text, content = 'messages',
+            content_rowid = 'seq', tokenize = 'unicode61 remove_diacritics 2');",
+    )?;
+    let (peer, author) = ([0x22u8; 32], [0x11u8; 32]);
+    let mut conn = conn;
+    let start = Instant::now();
+    let mut done = 0usize;
+    while done < count {
+        let n = batch.min(count - done);
+        let tx = conn.transaction()?;
+        let first = {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO messages (id, conv_peer, author, timestamp_ms, text, outgoing, \
+                 received_ms) VALUES (?1, ?2, ?3, ?4, ?5, 0, ?4)",
+            )?;
+            let mut first = None;
+            for i in done..done + n {
+                let mut id = [0u8; 16];
+                id[..8].copy_from_slice(&(i as u64).to_le_bytes());
+                let text = format!("message {i} of the chat benchmark");
+                insert.execute(rusqlite::params![id, peer, author, i as i64, text])?;
+                first.get_or_insert(tx.last_insert_rowid());
+            }
+            first.unwrap_or(0)
+        };
+        tx.execute(
+            "INSERT INTO messages_fts (rowid, text) SELECT seq, text FROM messages \
+             WHERE seq BETWEEN ?1 AND ?2",
+            [first, tx.last_insert_rowid()],
+        )?;
+        tx.commit()?;
+        done += n;
+    }
+    Ok(count as f64 / start.elapsed().as_secs_f64())
+}

@@ -1544,7 +1544,8 @@ mod tests {
                 "{bad}: {e:?}"
             );
             assert!(
-                e.to_string().ends_with("\nusage: /connect <host:port|ticket>"),
+                e.to_string()
+                    .ends_with("\nusage: /connect <host:port|ticket>"),
                 "{bad}"
             );
         }
