@@ -186,31 +186,15 @@ pub async fn run(
     events: EventTx,
     clock: Instant,
 ) {
-    run_with_files(node, listener, beacons, commands, events, clock, None).await
-}
-
-/// [`run`], with the directory where offered files' trees are written
-/// (`Output::HashFile`); without one, offering a file fails with a reason.
-pub async fn run_with_files(
-    node: Node,
-    listener: TcpListener,
-    beacons: Option<UdpSocket>,
-    commands: mpsc::Receiver<Command>,
-    events: EventTx,
-    clock: Instant,
-    files_dir: Option<std::path::PathBuf>,
-) {
-    let opts = Options {
-        files_dir,
-        ..Options::default()
-    };
+    let opts = Options::default();
     run_with(node, listener, beacons, commands, events, clock, opts).await
 }
 
 /// What a shell may have besides its TCP listener and beacon socket.
 #[derive(Default)]
 pub struct Options {
-    /// Where offered files' trees are written (`Output::HashFile`).
+    /// Where offered files' trees are written (`Output::HashFile`);
+    /// without one, offering a file fails with a reason.
     pub files_dir: Option<std::path::PathBuf>,
     /// The iroh endpoint for links beyond the LAN (`--wan`).
     #[cfg(feature = "wan")]

@@ -135,6 +135,9 @@ fn relay_only_links_go_through_the_relay_and_tickets_hold_no_address() {
     b.send(&format!("/connect {t}"));
     let up = b.wait("peer_connected", |v| v["event"] == "peer_connected");
     let ia = up["peer"]["identity"].as_str().unwrap().to_owned();
+    // Alice's side completes a relay round trip later than Bob's: `/msg
+    // bob` before then would name nobody.
+    a.wait("peer_connected", |v| v["event"] == "peer_connected");
     exchange(&mut a, &mut b, "alice", "bob", "relayed");
     assert_eq!(path_to(&mut b, &ia).as_deref(), Some("relayed"));
 }
