@@ -635,6 +635,11 @@ fn protocol_md_states_the_limits_in_force() {
     let who = natter_core::node::WHO_RECENT_MS;
     let row = format!("stamped within {who} ms | `WHO_RECENT_MS` |");
     assert!(doc.contains(&row), "docs/PROTOCOL.md lacks the row {row}");
+    let every = natter_core::node::REACH_SAVE_INTERVAL_MS;
+    let row = format!(
+        "| at most one per {every} ms, all peers together (the latest is kept in memory, and saved at quit) | `REACH_SAVE_INTERVAL_MS` |"
+    );
+    assert!(doc.contains(&row), "docs/PROTOCOL.md lacks the row {row}");
     let contacts = natter_core::node::MAX_WAN_CONTACTS;
     let row = format!(
         "| {contacts}; a new one replaces the unverified peer heard from longest ago | `MAX_WAN_CONTACTS` |"

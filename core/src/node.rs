@@ -745,7 +745,7 @@ mod wan;
 mod wan_tests;
 use rooms::RoomBook;
 pub use rooms::WHO_RECENT_MS;
-pub use wan::{MAX_WAN_CONTACTS, WAN_SETTING};
+pub use wan::{MAX_WAN_CONTACTS, REACH_SAVE_INTERVAL_MS, WAN_SETTING};
 #[cfg(test)]
 mod room_tests;
 #[cfg(test)]

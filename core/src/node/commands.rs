@@ -76,6 +76,7 @@ impl Node {
 
     /// Close every link, telling each peer why, and stop.
     fn quit(&mut self) {
+        self.save_wan_contacts();
         self.shutting_down = true;
         let links: Vec<LinkId> = self.conns.keys().copied().collect();
         for l in links {

@@ -28,6 +28,12 @@ pub const MAX_WAN_CONTACTS: usize = 256;
 /// (`--wan` and `--no-wan` override it for one run).
 pub const WAN_SETTING: &str = "wan";
 
+/// `Reach` frames change the saved contacts at most this often, all peers
+/// together: each save is a SQLite commit with an fsync, and a peer that
+/// sends new reach after new reach must cost memory, not the disk. A
+/// ticket (the user's) is saved at once; what is unsaved is saved at quit.
+pub const REACH_SAVE_INTERVAL_MS: u64 = 10_000;
+
 /// Store setting: one ticket per line, one per contact.
 pub(super) const CONTACTS_SETTING: &str = "wan_contacts";
 
@@ -38,6 +44,10 @@ pub(super) struct WanBook {
     own: Option<Reach>,
     /// Each contact's reach and the wall time we learnt it.
     contacts: BTreeMap<IdentityKey, (Reach, u64)>,
+    /// When the contacts were last saved (wall ms), and whether they
+    /// changed since.
+    saved_ms: Option<u64>,
+    unsaved: bool,
 }
 
 impl WanBook {
@@ -120,15 +130,16 @@ impl Node {
         }
     }
 
-    /// A peer's `Reach` frame: remember (and save) where it can be found.
+    /// A peer's `Reach` frame: remember (and save, within
+    /// [`REACH_SAVE_INTERVAL_MS`]) where it can be found.
     pub(super) fn on_reach_frame(&mut self, id: IdentityKey, reach: Reach) {
         if reach.is_empty() || self.wan.reach_of(&id) == Some(&reach) {
             return;
         }
-        self.remember_reach(id, reach);
+        self.remember_reach(id, reach, false);
     }
 
-    fn remember_reach(&mut self, id: IdentityKey, reach: Reach) {
+    fn remember_reach(&mut self, id: IdentityKey, reach: Reach, save_now: bool) {
         let now = self.wall_ms(self.now_ms);
         if !self.wan.contacts.contains_key(&id) && self.wan.contacts.len() >= MAX_WAN_CONTACTS {
             let victim = self
@@ -143,6 +154,23 @@ impl Node {
             }
         }
         self.wan.contacts.insert(id, (reach, now));
+        self.wan.unsaved = true;
+        let due = self
+            .wan
+            .saved_ms
+            .is_none_or(|at| now >= at.saturating_add(REACH_SAVE_INTERVAL_MS));
+        if save_now || due {
+            self.save_wan_contacts();
+        }
+    }
+
+    /// Save the contacts if they changed since the last save.
+    pub(super) fn save_wan_contacts(&mut self) {
+        if !self.wan.unsaved {
+            return;
+        }
+        self.wan.saved_ms = Some(self.wall_ms(self.now_ms));
+        self.wan.unsaved = false;
         let setting = self.wan.setting();
         if let Err(e) = self.chat.set_setting(CONTACTS_SETTING, &setting) {
             self.error(NodeError::WanContactsNotSaved(e));
@@ -210,7 +238,7 @@ impl Node {
             self.error(NodeError::OwnTicket);
             return;
         }
-        self.remember_reach(id, ticket.reach);
+        self.remember_reach(id, ticket.reach, true);
         let now = self.now_ms;
         let nick = self.stored_nick(&id);
         let (p, _) = self.peers.get_or_insert(id, &nick, None, now);

@@ -5,7 +5,7 @@
 use super::*;
 use crate::link::{LinkPath, Remote};
 use crate::testkit::sim::{self, NetConfig, Sim};
-use crate::wire::{Reach, Ticket};
+use crate::wire::{Frame, Reach, Ticket};
 
 fn wan_config(i: usize) -> NodeConfig {
     NodeConfig {
@@ -234,4 +234,49 @@ fn saved_contacts_survive_damage_and_stay_bounded() {
         s.input(0, Input::Command(Command::ConnectTicket(t)));
     }
     assert_eq!(s.nodes[0].node.wan.contacts().count(), MAX_WAN_CONTACTS);
+}
+
+#[test]
+fn a_peer_changing_its_reach_again_and_again_costs_memory_not_the_disk() {
+    let mut s = Sim::new(9, NetConfig::default());
+    s.add_node_with(sim::identity(0), wan_config(0));
+    s.add_nodes(1);
+    s.run_for(5_000);
+    assert_eq!(linked_over(&s, 0, 1), Some(LinkPath::Lan));
+    let saved = |s: &Sim| -> Option<String> {
+        s.nodes[0]
+            .node
+            .chat
+            .store()
+            .get_meta(wan::CONTACTS_SETTING)
+            .unwrap()
+    };
+    let reach = |port: u16| Reach::new(None, [std::net::SocketAddr::from(([192, 0, 2, 1], port))]);
+    let peer0 = s.identity_of(0);
+    for port in 1..=500u16 {
+        s.nodes[1]
+            .node
+            .queue_frame(&peer0, Frame::Reach(reach(port)));
+        // Any input makes the simulator drain node 1's queued frames.
+        s.input(1, Input::Command(Command::Marker(u64::from(port))));
+        s.run_for(1);
+    }
+    s.run_for(100);
+    let id1 = s.identity_of(1);
+    // Kept in memory: the latest; saved: the first (one save in 10 s).
+    assert_eq!(s.nodes[0].node.wan.reach_of(&id1), Some(&reach(500)));
+    let first = Ticket {
+        identity: id1,
+        reach: reach(1),
+    }
+    .encode();
+    assert_eq!(saved(&s).as_deref(), Some(first.as_str()));
+    // Quitting saves what is unsaved.
+    s.input(0, Input::Command(Command::Quit));
+    let last = Ticket {
+        identity: id1,
+        reach: reach(500),
+    }
+    .encode();
+    assert_eq!(saved(&s).as_deref(), Some(last.as_str()));
 }
