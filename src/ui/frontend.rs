@@ -289,8 +289,16 @@ fn short(p: &PeerInfo) -> String {
 }
 
 /// Where a peer was reached or announced, or `?`.
-fn addr(p: &PeerInfo) -> String {
-    p.addr.map_or_else(|| "?".into(), |a| a.to_string())
+/// Where a peer is: `at` its LAN address, or for a link beyond the LAN
+/// how it travels.
+fn place(p: &PeerInfo) -> String {
+    use natter_core::link::LinkPath;
+    match (p.addr, p.path) {
+        (_, Some(LinkPath::Direct)) => "beyond the LAN (direct)".into(),
+        (_, Some(LinkPath::Relayed)) => "beyond the LAN (relayed)".into(),
+        (Some(a), _) => format!("at {a}"),
+        (None, _) => "at ?".into(),
+    }
 }
 
 /// `1.5 MiB`: sizes the way people read them.
@@ -362,14 +370,14 @@ pub fn describe_in(ev: &Event, style: &Style, current: Option<&str>) -> String {
         }
         Event::PeerDiscovered { peer } => render::info(
             style,
-            &format!("discovered {} at {}", who(peer), addr(peer)),
+            &format!("discovered {} {}", who(peer), place(peer)),
         ),
         Event::PeerConnected { peer, direction } => render::info(
             style,
             &format!(
-                "connected to {} at {} ({})",
+                "connected to {} {} ({})",
                 who(peer),
-                addr(peer),
+                place(peer),
                 match direction {
                     Direction::Outbound => "we dialled",
                     Direction::Inbound => "they dialled",
