@@ -668,6 +668,14 @@ impl Node {
         self.chat_timeout();
     }
 
+    /// Queue a frame on every established link (our nickname, rooms or
+    /// reach changed).
+    fn queue_everywhere(&mut self, frame: Frame) {
+        for c in self.conns.values_mut().filter(|c| c.is_established()) {
+            c.queue(frame.clone());
+        }
+    }
+
     /// Queue a frame for a peer's established link; false if not connected.
     pub fn queue_frame(&mut self, id: &IdentityKey, frame: Frame) -> bool {
         match self.link_of(id).and_then(|l| self.conns.get_mut(&l)) {

@@ -63,9 +63,7 @@ impl Node {
         if let Some(d) = self.discovery.as_mut() {
             d.set_nickname(nick.clone());
         }
-        for c in self.conns.values_mut().filter(|c| c.is_established()) {
-            c.queue(Frame::Nick(nick.clone()));
-        }
+        self.queue_everywhere(Frame::Nick(nick));
     }
 
     fn send_data(&mut self, peer: IdentityKey, data: Vec<u8>) {

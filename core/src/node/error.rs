@@ -61,7 +61,7 @@ pub enum NodeError {
     /// The WAN setting or a contact's address could not be saved (a contact is
     /// kept until exit).
     #[error("cannot save the WAN setting or contacts: {0}")]
-    WanContactsNotSaved(#[source] StoreError),
+    WanNotSaved(#[source] StoreError),
     /// A typed room name is not one.
     #[error(transparent)]
     RoomName(#[from] crate::chat::RoomNameError),

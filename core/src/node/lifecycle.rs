@@ -139,7 +139,7 @@ impl Node {
             (true, false) => a,
             (false, true) => b,
             // Both dialled by the same side, one of them over iroh: the
-            // newer (section 12.5). A dialler dials only when it has no
+            // newer (PROTOCOL.md 12.2). A dialler dials only when it has no
             // link, so it gave the older one up; and a peer that vanished
             // from a QUIC connection (killed, or gone home from the office
             // LAN) leaves it looking alive here until keepalives fail.

@@ -464,9 +464,7 @@ impl Node {
             .set_setting(JOINED_SETTING, &setting)
             .map_err(NodeError::RoomsNotSaved)?;
         let frame = self.rooms_frame();
-        for c in self.conns.values_mut().filter(|c| c.is_established()) {
-            c.queue(frame.clone());
-        }
+        self.queue_everywhere(frame);
         Ok(())
     }
 

@@ -8,15 +8,15 @@
 //! as one side still knows where the other's relay is) the dial rule of
 //! the peer table dials them again, alternating with the LAN address when
 //! there is one. A WAN link is one more link to the same identity: the
-//! duplicate-link rule keeps one, a LAN link over a WAN one.
+//! duplicate-link rule keeps one (PROTOCOL.md 9.3 and 12.2).
 
 use super::{CloseCause, Node, NodeError, Output};
+use crate::chat::store::TrustLevel;
 use crate::event::Event;
 use crate::handshake::PeerHello;
 use crate::identity::IdentityKey;
 use crate::link::{Connection, LinkPath, Purpose, Remote};
 use crate::peer::{LinkId, PeerLink};
-use crate::trust::TrustState;
 use crate::wire::{CloseReason, Frame, Reach, Ticket};
 use std::collections::BTreeMap;
 
@@ -42,7 +42,9 @@ pub(super) const CONTACTS_SETTING: &str = "wan_contacts";
 pub(super) struct WanBook {
     /// Ours, as the shell last reported it; `None` until iroh is up.
     own: Option<Reach>,
-    /// Each contact's reach and the wall time we learnt it.
+    /// Each contact's reach and when we learnt it: wall ms, or for the
+    /// contacts loaded at start their place in the setting (older than
+    /// anything learnt since).
     contacts: BTreeMap<IdentityKey, (Reach, u64)>,
     /// When the contacts were last saved (wall ms), and whether they
     /// changed since.
@@ -117,10 +119,7 @@ impl Node {
             return;
         }
         self.wan.own = Some(reach.clone());
-        let frame = Frame::Reach(reach);
-        for c in self.conns.values_mut().filter(|c| c.is_established()) {
-            c.queue(frame.clone());
-        }
+        self.queue_everywhere(Frame::Reach(reach));
     }
 
     /// A link is up: tell the peer where our endpoint is.
@@ -173,13 +172,12 @@ impl Node {
         self.wan.unsaved = false;
         let setting = self.wan.setting();
         if let Err(e) = self.chat.set_setting(CONTACTS_SETTING, &setting) {
-            self.error(NodeError::WanContactsNotSaved(e));
+            self.error(NodeError::WanNotSaved(e));
         }
     }
 
     fn is_verified(&self, id: &IdentityKey) -> bool {
-        let nick = self.stored_nick(id);
-        self.trust_of(id, &nick) == TrustState::Verified
+        self.names.level(id) == Some(TrustLevel::Verified)
     }
 
     /// `/wan [on|off]`: save the setting for the next start, and say
@@ -188,7 +186,7 @@ impl Node {
         if let Some(on) = on {
             let value = if on { "on" } else { "off" };
             if let Err(e) = self.chat.set_setting(WAN_SETTING, value) {
-                self.error(NodeError::WanContactsNotSaved(e));
+                self.error(NodeError::WanNotSaved(e));
                 return;
             }
         }
@@ -270,8 +268,10 @@ impl Node {
     }
 
     /// Start a WAN dial of a contact; the link stands for the peer.
-    pub(super) fn dial_wan(&mut self, id: IdentityKey) -> Option<LinkId> {
-        let reach = self.wan.reach_of(&id)?.clone();
+    pub(super) fn dial_wan(&mut self, id: IdentityKey) {
+        let Some(reach) = self.wan.reach_of(&id).cloned() else {
+            return;
+        };
         let link = self.alloc_link();
         let conn = Connection::dial(
             self.now_ms,
@@ -289,7 +289,6 @@ impl Node {
             p.link = PeerLink::Linked(link);
             p.next_dial_ms = None;
         }
-        Some(link)
     }
 
     /// The shell's report of how a WAN link's bytes travel now.
