@@ -13,7 +13,7 @@
 
 use iroh_relay::server::{CertConfig, QuicConfig, RelayConfig, Server, ServerConfig, TlsConfig};
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use rustls_pki_types::PrivateKeyDer;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -96,13 +96,7 @@ fn tls_config(cert: &PathBuf, key: &PathBuf) -> Result<rustls::ServerConfig, Rel
         path: path.display().to_string(),
         why,
     };
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-        .map_err(|e| pem(cert, e.to_string()))?
-        .collect::<Result<_, _>>()
-        .map_err(|e| pem(cert, e.to_string()))?;
-    if certs.is_empty() {
-        return Err(pem(cert, "no certificate in it".into()));
-    }
+    let certs = crate::wan::pem_certificates(cert).map_err(|why| pem(cert, why))?;
     let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| pem(key, e.to_string()))?;
     rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
         rustls::crypto::ring::default_provider(),

@@ -481,6 +481,10 @@ impl Io {
     }
 
     fn start_link(&mut self, link: LinkId, stream: LinkStream) {
+        // A WAN link's connection: its path is watched, and it is closed
+        // once the link's stream is done.
+        #[cfg(feature = "wan")]
+        let mut wan = None;
         let (rd, wr): (Reader, Writer) = match stream {
             LinkStream::Tcp(stream) => {
                 let _ = stream.set_nodelay(true);
@@ -495,26 +499,10 @@ impl Io {
                 tokio::spawn(crate::wan::watch_path(s.conn.clone(), move |path| {
                     node.send(ToNode::Input(Input::Path { link, path }))
                 }));
-                self.start_tasks(link, Box::new(s.recv), Box::new(s.send), Some(s.conn));
-                return;
+                wan = Some(s.conn);
+                (Box::new(s.recv), Box::new(s.send))
             }
         };
-        self.start_tasks(
-            link,
-            rd,
-            wr,
-            #[cfg(feature = "wan")]
-            None,
-        );
-    }
-
-    fn start_tasks(
-        &mut self,
-        link: LinkId,
-        rd: Reader,
-        wr: Writer,
-        #[cfg(feature = "wan")] wan: Option<iroh::endpoint::Connection>,
-    ) {
         let (writer, queue) = mpsc::unbounded_channel();
         let (closing_tx, closing) = tokio::sync::oneshot::channel();
         let reader = tokio::spawn(read_link(link, rd, self.node.clone(), self.ctl.clone()));

@@ -82,7 +82,10 @@ impl Wan {
             .alpns(vec![ALPN.to_vec()])
             .relay_mode(relay_mode);
         if let Some(path) = &cfg.relay_ca {
-            let roots = read_certs(path)?;
+            let roots = pem_certificates(path).map_err(|why| WanError::RelayCa {
+                path: path.display().to_string(),
+                why,
+            })?;
             builder = builder
                 .ca_tls_config(iroh_relay::tls::CaTlsConfig::embedded().with_extra_roots(roots));
         }
@@ -107,12 +110,8 @@ impl Wan {
         Ok(Wan { endpoint })
     }
 
-    /// Where this endpoint can be reached now.
-    pub fn reach(&self) -> Reach {
-        reach_of(&self.endpoint.addr())
-    }
-
-    /// Reports [`Wan::reach`] every time it changes, until `report` says stop.
+    /// Reports where this endpoint can be reached, now and every time it
+    /// changes, until `report` says stop.
     pub async fn watch_reach(&self, mut report: impl FnMut(Reach) -> bool) {
         let mut watcher = self.endpoint.watch_addr();
         loop {
@@ -125,9 +124,8 @@ impl Wan {
         }
     }
 
-    /// The next inbound connection that completed its handshake and opened
-    /// its stream; `None` once the endpoint is closed. Connections that
-    /// fail on the way are skipped.
+    /// The next inbound connection, before its QUIC handshake (which
+    /// [`finish_accept`] completes); `None` once the endpoint is closed.
     pub async fn accept(&self) -> Option<iroh::endpoint::Incoming> {
         self.endpoint.accept().await
     }
@@ -210,30 +208,23 @@ pub async fn watch_path(conn: Connection, mut report: impl FnMut(LinkPath) -> bo
 const PATH_POLL: std::time::Duration = std::time::Duration::from_millis(500);
 
 fn reach_of(addr: &EndpointAddr) -> Reach {
-    let relay = addr.relay_urls().next().map(relay_text);
+    // As iroh writes it, with a trailing slash (`http://h:p/`).
+    let relay = addr.relay_urls().next().map(RelayUrl::to_string);
     Reach::new(relay, addr.ip_addrs().copied())
 }
 
-/// iroh writes a relay URL with a trailing slash (`http://h:p/`); a ticket
-/// carries it as the user typed it otherwise.
-fn relay_text(url: &RelayUrl) -> String {
-    url.to_string()
-}
-
-fn read_certs(
+/// The certificates of a PEM file, at least one (`--relay-ca` here, the
+/// relay's own chain in `natter relay --cert`); the error says why not.
+pub(crate) fn pem_certificates(
     path: &std::path::Path,
-) -> Result<Vec<rustls_pki_types::CertificateDer<'static>>, WanError> {
+) -> Result<Vec<rustls_pki_types::CertificateDer<'static>>, String> {
     use rustls_pki_types::pem::PemObject;
-    let fail = |why: String| WanError::RelayCa {
-        path: path.display().to_string(),
-        why,
-    };
     let certs: Vec<_> = rustls_pki_types::CertificateDer::pem_file_iter(path)
-        .map_err(|e| fail(e.to_string()))?
+        .map_err(|e| e.to_string())?
         .collect::<Result<_, _>>()
-        .map_err(|e| fail(e.to_string()))?;
+        .map_err(|e| e.to_string())?;
     if certs.is_empty() {
-        return Err(fail("no certificate in it".into()));
+        return Err("no certificate in it".into());
     }
     Ok(certs)
 }
