@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
+use snow::resolvers::{DefaultResolver, FallbackResolver, RingResolver};
 use snow::{Builder, HandshakeState, Keypair, TransportState};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -28,24 +29,44 @@ pub const MAX_PLAINTEXT: usize = MAX_MESSAGE - TAG;
 /// Flush a batch of small frames once it holds this many bytes.
 pub const BATCH_BYTES: usize = 64 * 1024;
 
-fn builder() -> Builder<'static> {
-    Builder::new(PATTERN.parse().expect("valid Noise pattern"))
+/// Whose ChaCha20-Poly1305 the reference link uses. snow's default (the
+/// pure-Rust `chacha20poly1305` crate) is what a plain implementation gets;
+/// natter's link uses ring's, so the rows with `Ring` compare natter with a
+/// plain link built on the same primitive.
+#[derive(Clone, Copy, Debug)]
+pub enum Cipher {
+    SnowDefault,
+    Ring,
+}
+
+fn builder(cipher: Cipher) -> Builder<'static> {
+    let params = PATTERN.parse().expect("valid Noise pattern");
+    match cipher {
+        Cipher::SnowDefault => Builder::new(params),
+        Cipher::Ring => Builder::with_resolver(
+            params,
+            Box::new(FallbackResolver::new(
+                Box::new(RingResolver),
+                Box::new(DefaultResolver),
+            )),
+        ),
+    }
 }
 
 /// A fresh static key pair.
 pub fn keypair() -> Result<Keypair> {
-    Ok(builder().generate_keypair()?)
+    Ok(builder(Cipher::SnowDefault).generate_keypair()?)
 }
 
-fn initiator(key: &[u8]) -> Result<HandshakeState> {
-    Ok(builder()
+fn initiator(cipher: Cipher, key: &[u8]) -> Result<HandshakeState> {
+    Ok(builder(cipher)
         .local_private_key(key)?
         .prologue(PROLOGUE)?
         .build_initiator()?)
 }
 
-fn responder(key: &[u8]) -> Result<HandshakeState> {
-    Ok(builder()
+fn responder(cipher: Cipher, key: &[u8]) -> Result<HandshakeState> {
+    Ok(builder(cipher)
         .local_private_key(key)?
         .prologue(PROLOGUE)?
         .build_responder()?)
@@ -152,11 +173,11 @@ async fn read_handshake<R: AsyncRead + Unpin>(r: &mut R, hs: &mut HandshakeState
 }
 
 /// XX as initiator: -> e; <- e, ee, s, es; -> s, se.
-pub async fn handshake_initiator<S>(s: &mut S, key: &[u8]) -> Result<TransportState>
+pub async fn handshake_initiator<S>(s: &mut S, cipher: Cipher, key: &[u8]) -> Result<TransportState>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut hs = initiator(key)?;
+    let mut hs = initiator(cipher, key)?;
     write_handshake(s, &mut hs).await?;
     read_handshake(s, &mut hs).await?;
     write_handshake(s, &mut hs).await?;
@@ -164,11 +185,11 @@ where
 }
 
 /// XX as responder.
-pub async fn handshake_responder<S>(s: &mut S, key: &[u8]) -> Result<TransportState>
+pub async fn handshake_responder<S>(s: &mut S, cipher: Cipher, key: &[u8]) -> Result<TransportState>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut hs = responder(key)?;
+    let mut hs = responder(cipher, key)?;
     read_handshake(s, &mut hs).await?;
     write_handshake(s, &mut hs).await?;
     read_handshake(s, &mut hs).await?;
@@ -177,12 +198,14 @@ where
 
 /// An established reference link over a loopback pair:
 /// `(initiator stream, initiator state, responder stream, responder state)`.
-async fn established() -> Result<(TcpStream, TransportState, TcpStream, TransportState)> {
+async fn established(
+    cipher: Cipher,
+) -> Result<(TcpStream, TransportState, TcpStream, TransportState)> {
     let (mut a, mut b) = net::pair().await?;
     let (ka, kb) = (keypair()?, keypair()?);
     let (ta, tb) = tokio::try_join!(
-        handshake_initiator(&mut a, &ka.private),
-        handshake_responder(&mut b, &kb.private)
+        handshake_initiator(&mut a, cipher, &ka.private),
+        handshake_responder(&mut b, cipher, &kb.private)
     )?;
     Ok((a, ta, b, tb))
 }
@@ -209,7 +232,7 @@ pub async fn handshakes(in_flight: usize, duration: Duration, max: u64) -> Resul
             tokio::spawn(async move {
                 let _ = s.set_nodelay(true);
                 // An error here shows up as an error on the dialling side.
-                let _ = handshake_responder(&mut s, &key).await;
+                let _ = handshake_responder(&mut s, Cipher::SnowDefault, &key).await;
             });
         }
     });
@@ -224,7 +247,7 @@ pub async fn handshakes(in_flight: usize, duration: Duration, max: u64) -> Resul
             while start.elapsed() < duration && done.load(Ordering::Relaxed) < max {
                 let mut s = TcpStream::connect(addr).await?;
                 s.set_nodelay(true)?;
-                handshake_initiator(&mut s, &key).await?;
+                handshake_initiator(&mut s, Cipher::SnowDefault, &key).await?;
                 let n = s.read(&mut [0u8; 1]).await?;
                 ensure!(n == 0, "responder sent data after the handshake");
                 done.fetch_add(1, Ordering::Relaxed);
@@ -248,8 +271,8 @@ pub async fn handshakes(in_flight: usize, duration: Duration, max: u64) -> Resul
 /// Encrypted bulk: the initiator seals maximal messages (65519 B of
 /// plaintext) for `duration`, one `write_all` per frame; the responder reads
 /// and opens them until EOF. Returns plaintext bytes per second at the reader.
-pub async fn bulk(duration: Duration) -> Result<f64> {
-    let (mut tx, mut ts_tx, rx, mut ts_rx) = established().await?;
+pub async fn bulk(cipher: Cipher, duration: Duration) -> Result<f64> {
+    let (mut tx, mut ts_tx, rx, mut ts_rx) = established(cipher).await?;
     let writer = tokio::spawn(async move {
         let plain = vec![0xA5u8; MAX_PLAINTEXT];
         let mut frame = Vec::with_capacity(2 + MAX_MESSAGE);
@@ -281,7 +304,7 @@ pub async fn bulk(duration: Duration) -> Result<f64> {
 /// BufWriter would do); the responder reads and opens each one. Returns
 /// messages per second at the reader.
 pub async fn one_way(size: usize, duration: Duration) -> Result<f64> {
-    let (mut tx, mut ts_tx, rx, mut ts_rx) = established().await?;
+    let (mut tx, mut ts_tx, rx, mut ts_rx) = established(Cipher::SnowDefault).await?;
     let writer = tokio::spawn(async move {
         let plain = vec![0x5Au8; size];
         let mut batch = Vec::with_capacity(BATCH_BYTES + 2 + MAX_MESSAGE);
@@ -314,12 +337,12 @@ pub async fn one_way(size: usize, duration: Duration) -> Result<f64> {
 
 /// Encrypted ping-pong of `size`-byte payloads, one Noise message each way,
 /// on a current-thread runtime like the raw TCP ping-pong.
-pub fn ping_pong(size: usize, warmup: usize, rounds: usize) -> Result<Latency> {
+pub fn ping_pong(cipher: Cipher, size: usize, warmup: usize, rounds: usize) -> Result<Latency> {
     let total = warmup + rounds;
     let (ka, kb) = (keypair()?, keypair()?);
     let samples = net::ping_pong(
         move |mut s: TcpStream| async move {
-            let mut ts = handshake_responder(&mut s, &kb.private).await?;
+            let mut ts = handshake_responder(&mut s, cipher, &kb.private).await?;
             let (rd, mut wr) = s.into_split();
             let mut frames = FrameReader::new(rd);
             let mut plain = vec![0u8; MAX_MESSAGE];
@@ -336,7 +359,7 @@ pub fn ping_pong(size: usize, warmup: usize, rounds: usize) -> Result<Latency> {
             Ok(())
         },
         move |mut s: TcpStream| async move {
-            let mut ts = handshake_initiator(&mut s, &ka.private).await?;
+            let mut ts = handshake_initiator(&mut s, cipher, &ka.private).await?;
             let (rd, mut wr) = s.into_split();
             let mut frames = FrameReader::new(rd);
             let mut plain = vec![0x5Au8; MAX_MESSAGE];

@@ -146,12 +146,45 @@ impl std::fmt::Debug for Established {
     }
 }
 
+/// snow's resolver with one change: ChaCha20-Poly1305 is ring's. The same
+/// cipher, byte for byte (RFC 8439 with Noise's 64-bit little-endian
+/// counter nonce); ring's implementation costs 0.17 µs on a 64-byte message
+/// where the pure-Rust one costs 1.6 µs, which is most of what a link adds
+/// to a small message's round trip.
+struct CipherFromRing;
+
+impl snow::resolvers::CryptoResolver for CipherFromRing {
+    fn resolve_rng(&self) -> Option<Box<dyn snow::types::Random>> {
+        snow::resolvers::DefaultResolver.resolve_rng()
+    }
+
+    fn resolve_dh(&self, choice: &snow::params::DHChoice) -> Option<Box<dyn snow::types::Dh>> {
+        snow::resolvers::DefaultResolver.resolve_dh(choice)
+    }
+
+    fn resolve_hash(
+        &self,
+        choice: &snow::params::HashChoice,
+    ) -> Option<Box<dyn snow::types::Hash>> {
+        snow::resolvers::DefaultResolver.resolve_hash(choice)
+    }
+
+    fn resolve_cipher(
+        &self,
+        choice: &snow::params::CipherChoice,
+    ) -> Option<Box<dyn snow::types::Cipher>> {
+        snow::resolvers::RingResolver
+            .resolve_cipher(choice)
+            .or_else(|| snow::resolvers::DefaultResolver.resolve_cipher(choice))
+    }
+}
+
 fn builder<'a>(
     local: &'a LocalIdentity,
     cfg: &'a HandshakeConfig,
 ) -> Result<snow::Builder<'a>, HandshakeError> {
     let params = NOISE_PARAMS.parse().map_err(HandshakeError::Snow)?;
-    let mut b = snow::Builder::new(params)
+    let mut b = snow::Builder::with_resolver(params, Box::new(CipherFromRing))
         .local_private_key(local.noise_secret())
         .map_err(HandshakeError::Snow)?
         .prologue(domain::NOISE_PROLOGUE)
