@@ -277,11 +277,20 @@ fn verify_peer(
     })
 }
 
-fn establish(hs: snow::HandshakeState, peer: PeerHello) -> Result<Established, HandshakeError> {
+fn establish(mut hs: snow::HandshakeState, peer: PeerHello) -> Result<Established, HandshakeError> {
+    // `into_transport_mode` refuses an unfinished handshake; the raw split
+    // does not check, so check here.
+    if !hs.is_handshake_finished() {
+        return Err(HandshakeError::Snow(snow::Error::State(
+            snow::error::StateProblem::HandshakeNotFinished,
+        )));
+    }
     let handshake_hash = hs.get_handshake_hash().to_vec();
-    let noise = hs.into_transport_mode().map_err(HandshakeError::Snow)?;
+    // The two keys of Noise's Split(); the transport seals and opens with
+    // them itself (transport.rs says why).
+    let (k1, k2) = hs.dangerously_get_raw_split();
     Ok(Established {
-        transport: Transport::new(noise),
+        transport: Transport::new(hs.is_initiator(), &k1, &k2),
         peer,
         handshake_hash,
     })

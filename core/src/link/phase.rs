@@ -112,7 +112,7 @@ impl Phase {
 
     fn drain(&mut self, out: &mut Vec<u8>, events: &mut Vec<LinkEvent>) -> Result<(), LinkError> {
         loop {
-            let Some(msg) = self.deframer.next_message()? else {
+            let Some(msg) = self.deframer.next_message_mut()? else {
                 return Ok(());
             };
             // Step the typed state machine; each arm consumes its state.
@@ -132,7 +132,7 @@ impl Phase {
                     self.open(est, events)
                 }
                 State::Open(mut t) => {
-                    let frames = t.open(msg)?;
+                    let frames = t.open_in_place(msg)?;
                     match events.last_mut() {
                         Some(LinkEvent::Frames(v)) => v.extend(frames),
                         _ => events.push(LinkEvent::Frames(frames)),

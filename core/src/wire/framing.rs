@@ -67,6 +67,12 @@ impl Deframer {
 
     /// The next whole message, `Ok(None)` if more bytes are needed.
     pub fn next_message(&mut self) -> Result<Option<&[u8]>, FramingError> {
+        Ok(self.next_message_mut()?.map(|m| &*m))
+    }
+
+    /// [`Deframer::next_message`], writable: the transport decrypts it in
+    /// place. The bytes are consumed either way.
+    pub fn next_message_mut(&mut self) -> Result<Option<&mut [u8]>, FramingError> {
         let avail = &self.buf[self.start..];
         if avail.len() < 2 {
             self.compact();
@@ -88,7 +94,7 @@ impl Deframer {
         }
         let body = self.start + 2;
         self.start = body + len;
-        Ok(Some(&self.buf[body..body + len]))
+        Ok(Some(&mut self.buf[body..body + len]))
     }
 
     /// Move unread bytes to the front so the buffer does not grow without bound.
