@@ -72,6 +72,9 @@ pub mod names {
     pub const REF_BULK_RING: &str = "ref encrypted bulk, ring cipher";
     pub const VERIFY_ONE_CORE: &str = "verify_strict, one core";
     pub const VERIFY_ALL_CORES: &str = "verify_strict, all cores";
+    pub const SIGN_ONE_CORE: &str = "ed25519 sign, one core";
+    /// What sign + verify on the same cores allows (derived, see the note).
+    pub const SIGN_VERIFY_BOUND: &str = "sign+verify bound, all cores";
     pub const REF_ONE_WAY_64: &str = "ref one-way 64 B";
     pub const REF_PING_P50: &str = "ref ping-pong 64 B p50";
     pub const REF_PING_P99: &str = "ref ping-pong 64 B p99";
@@ -379,6 +382,7 @@ fn natter_chat(ctx: &mut Ctx) -> Result<()> {
             // Both nodes share the machine: the sender signs while the
             // receiver checks, so all cores are not the receiver's alone.
             m.vs(names::VERIFY_ALL_CORES, Target::AtLeast(0.8))
+                .ratio_to(names::SIGN_VERIFY_BOUND)
         };
         ctx.report.add(m.note(format!(
             "{} {what} msgs, two nodes, SQLite files, {}",
@@ -742,6 +746,46 @@ fn ed25519_verify(ctx: &mut Ctx) -> Result<()> {
         ctx.report
             .add(throughput(name, runs, 1.0, "verifies/s").note("batches of 256 room posts"));
     }
+    // Signing, the author's share of a public message: when author and
+    // receiver share the machine (as in the chat rows), every message costs
+    // one sign and one verify of the same cores.
+    let runs = stats::repeat(b.runs, || {
+        let start = std::time::Instant::now();
+        let mut n = 0u32;
+        while start.elapsed() < b.seal {
+            for _ in 0..64 {
+                let mut id = [0u8; 16];
+                id[..4].copy_from_slice(&n.to_le_bytes());
+                std::hint::black_box(sign_room_post(
+                    &me,
+                    open_room_id("lobby"),
+                    id,
+                    1,
+                    "message of the chat benchmark".into(),
+                ));
+                n += 1;
+            }
+        }
+        anyhow::Ok(f64::from(n) / start.elapsed().as_secs_f64())
+    })?;
+    let sign = runs.median;
+    ctx.report.add(
+        throughput(names::SIGN_ONE_CORE, runs, 1.0, "signs/s").note("sign_room_post, one thread"),
+    );
+    let verify = ctx
+        .report
+        .get(names::VERIFY_ONE_CORE)
+        .map_or(f64::NAN, |m| m.value);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let bound = cores / (1.0 / sign + 1.0 / verify);
+    ctx.report.add(
+        Measurement::new(names::SIGN_VERIFY_BOUND, bound, "msgs/s")
+            .ratio_to(names::VERIFY_ALL_CORES)
+            .note(format!(
+                "{cores} cores / (1/sign + 1/verify one core): public messages per second if \
+                 signing and checking were all the cores did"
+            )),
+    );
     Ok(())
 }
 

@@ -301,11 +301,6 @@ impl Connection {
             return Ok(());
         }
         let frames = std::mem::take(&mut self.pending);
-        let Some(phase) = self.phase.as_mut() else {
-            return Ok(());
-        };
-        let mut data = Vec::new();
-        phase.send(&frames, &mut data).map_err(SealError::Link)?;
         // The backlog already handed out, not this batch, decides: a batch
         // is bounded by the chat core's page sizes, and a peer that reads
         // must be able to receive a whole resend page.
@@ -313,8 +308,14 @@ impl Connection {
         if self.queued > hard {
             return Err(SealError::TooSlow);
         }
-        self.transmit.extend_from_slice(&data);
-        Ok(())
+        let Some(phase) = self.phase.as_mut() else {
+            return Ok(());
+        };
+        // Sealed straight into the bytes waiting for `poll_transmit`; on an
+        // error only whole messages are left there.
+        phase
+            .send(&frames, &mut self.transmit)
+            .map_err(SealError::Link)
     }
 
     /// Bytes to write now; they count as queued until `on_flushed`.
