@@ -25,7 +25,7 @@
 //! - `chat`: the glue to the chat core, naming and trust commands;
 //! - `view`: what the UI is shown of a peer (`PeerInfo`, trust).
 
-use crate::chat::{Chat, ChatStore, QuotaLimits, Target};
+use crate::chat::{Chat, ChatStore, Linked, QuotaLimits, Target};
 use crate::discovery::{Discovery, DiscoveryConfig};
 use crate::event::Event;
 use crate::files::{FileDigest, FileLimits, FileStore, Files, MemoryDisk, MemoryFileStore};
@@ -465,11 +465,16 @@ impl Node {
 
     /// Identities with an established link.
     pub fn connected(&self) -> Vec<IdentityKey> {
-        self.peers
-            .iter()
-            .filter(|p| self.state_of(p).established_link().is_some())
-            .map(|p| p.identity())
-            .collect()
+        self.linked_now().linked()
+    }
+
+    /// Who is linked, for the chat core: one peer's answer costs a look-up,
+    /// not a list of every linked peer.
+    fn linked_now(&self) -> LinkedNow<'_> {
+        LinkedNow {
+            peers: &self.peers,
+            conns: &self.conns,
+        }
     }
 
     /// The established link of a peer.
@@ -736,6 +741,36 @@ fn new_discovery(cfg: &NodeConfig, local: &LocalIdentity, rng: &mut Rng) -> Opti
         instance,
         Rng::new(rng.next_u64()),
     ))
+}
+
+/// The peers with an established link, as the chat core asks about them
+/// ([`Linked`]): borrowed from the node's peer table and links, so the node
+/// can hand it to its chat core while that is borrowed mutably.
+struct LinkedNow<'a> {
+    peers: &'a PeerTable,
+    conns: &'a Conns,
+}
+
+impl LinkedNow<'_> {
+    fn established(&self, p: &Peer) -> bool {
+        p.state(|l| self.conns.get(&l).map(Connection::stage))
+            .established_link()
+            .is_some()
+    }
+}
+
+impl Linked for LinkedNow<'_> {
+    fn is_linked(&self, id: &IdentityKey) -> bool {
+        self.peers.get(id).is_some_and(|p| self.established(p))
+    }
+
+    fn linked(&self) -> Vec<IdentityKey> {
+        self.peers
+            .iter()
+            .filter(|p| self.established(p))
+            .map(|p| p.identity())
+            .collect()
+    }
 }
 
 mod chat;

@@ -148,6 +148,48 @@ use quota::{Admission, Quota};
 pub use room_admin::PrivateRoomView;
 use store::{ConversationKey, StoredMessage};
 
+/// Who the node has a link to now, as the chat core asks it: whether one
+/// peer is linked (a direct message goes out at once or waits in the
+/// outbox), or everyone linked (relaying and room posts go to all of them
+/// anyway). A node answers the first from its peer table, so a batch of
+/// direct messages costs nothing per linked peer.
+pub trait Linked {
+    fn is_linked(&self, id: &IdentityKey) -> bool;
+    /// Every linked peer, each once.
+    fn linked(&self) -> Vec<IdentityKey>;
+}
+
+impl Linked for [IdentityKey] {
+    fn is_linked(&self, id: &IdentityKey) -> bool {
+        self.contains(id)
+    }
+
+    fn linked(&self) -> Vec<IdentityKey> {
+        let mut seen = HashSet::new();
+        self.iter().copied().filter(|p| seen.insert(*p)).collect()
+    }
+}
+
+impl Linked for Vec<IdentityKey> {
+    fn is_linked(&self, id: &IdentityKey) -> bool {
+        self.as_slice().is_linked(id)
+    }
+
+    fn linked(&self) -> Vec<IdentityKey> {
+        self.as_slice().linked()
+    }
+}
+
+impl<const N: usize> Linked for [IdentityKey; N] {
+    fn is_linked(&self, id: &IdentityKey) -> bool {
+        self.as_slice().is_linked(id)
+    }
+
+    fn linked(&self) -> Vec<IdentityKey> {
+        self.as_slice().linked()
+    }
+}
+
 /// A post ready to store: the row, its outbox recipients, the frame to send.
 type Prepared = (StoredMessage, Vec<[u8; 32]>, Frame);
 
@@ -929,7 +971,7 @@ impl Chat {
         now_ms: u64,
         from: IdentityKey,
         frame: Frame,
-        connected: &[IdentityKey],
+        connected: &(impl Linked + ?Sized),
     ) -> Result<Actions, ChatError> {
         self.on_frames(now_ms, from, vec![frame], connected)
     }
@@ -944,7 +986,7 @@ impl Chat {
         now_ms: u64,
         from: IdentityKey,
         frames: Vec<Frame>,
-        connected: &[IdentityKey],
+        connected: &(impl Linked + ?Sized),
     ) -> Result<Actions, ChatError> {
         let mut actions = Actions::default();
         // Messages to store, with the public frame to relay if new.
@@ -1254,7 +1296,7 @@ impl Chat {
         &mut self,
         from: IdentityKey,
         incoming: Vec<(StoredMessage, Option<SignedPost>)>,
-        connected: &[IdentityKey],
+        connected: &(impl Linked + ?Sized),
         actions: &mut Actions,
     ) -> Result<DirectOutcome, ChatError> {
         let mut out = DirectOutcome::default();
@@ -1264,6 +1306,8 @@ impl Chat {
         let (stored, relays): (Vec<StoredMessage>, Vec<Option<SignedPost>>) =
             incoming.into_iter().unzip();
         let new = self.store.insert_messages(&stored)?;
+        // Listed once, and only if something is relayed.
+        let mut linked_now: Option<Vec<IdentityKey>> = None;
         for ((m, relay), is_new) in stored.into_iter().zip(relays).zip(new) {
             let direct = relay.is_none() && m.conversation.room().is_none();
             if !is_new {
@@ -1292,7 +1336,7 @@ impl Chat {
                 let author = post.author();
                 let shown = !matches!(post, SignedPost::Control(_));
                 let frame = post.into_frame();
-                for &peer in connected {
+                for &peer in linked_now.get_or_insert_with(|| connected.linked()).iter() {
                     if peer != from && peer != author && peer != self.local {
                         self.stats.relayed += 1;
                         actions.send.push((peer, frame.clone()));
@@ -1418,7 +1462,7 @@ impl Chat {
         now_ms: u64,
         local: &LocalIdentity,
         text: &str,
-        connected: &[IdentityKey],
+        connected: &(impl Linked + ?Sized),
     ) -> Result<(MessageView, Vec<(IdentityKey, Frame)>), ChatError> {
         self.post_room(now_ms, local, default_room(), text, connected)
     }
@@ -1432,7 +1476,7 @@ impl Chat {
         local: &LocalIdentity,
         room: RoomId,
         text: &str,
-        connected: &[IdentityKey],
+        connected: &(impl Linked + ?Sized),
     ) -> Result<(MessageView, Vec<(IdentityKey, Frame)>), ChatError> {
         self.post_one(now_ms, local, Target::Room(room), text, connected)
     }
@@ -1462,7 +1506,7 @@ impl Chat {
         local: &LocalIdentity,
         to: Target,
         text: &str,
-        connected: &[IdentityKey],
+        connected: &(impl Linked + ?Sized),
     ) -> PostResult {
         // Check before the store is touched, as post_many does per item.
         check_text(text)?;
@@ -1481,7 +1525,7 @@ impl Chat {
         now_ms: u64,
         local: &LocalIdentity,
         items: &[(Target, String)],
-        connected: &[IdentityKey],
+        connected: &(impl Linked + ?Sized),
     ) -> Result<Vec<PostResult>, ChatError> {
         if local.identity_key() != self.local {
             return Err(ChatError::WrongIdentity);
@@ -1546,26 +1590,23 @@ impl Chat {
             .collect();
         let mut inserted = self.store.insert_outgoing_batch(&batch)?.into_iter();
         let mut out = Vec::with_capacity(prepared.len());
+        // Listed once, and only for a room post.
+        let mut linked_now: Option<Vec<IdentityKey>> = None;
         for (item, (to, _)) in prepared.into_iter().zip(items) {
             out.push(item.and_then(|(stored, _, frame)| {
                 if !inserted.next().unwrap_or(false) {
                     return Err(ChatError::IdCollision);
                 }
                 let targets: Vec<IdentityKey> = match to {
-                    Target::Room(_) => {
-                        let mut seen = HashSet::new();
-                        connected
-                            .iter()
-                            .copied()
-                            .filter(|peer| *peer != self.local && seen.insert(*peer))
-                            .collect()
-                    }
-                    Target::Direct(peer) => connected
-                        .iter()
-                        .copied()
-                        .filter(|c| c == peer)
-                        .take(1)
-                        .collect(),
+                    Target::Room(_) => linked_now
+                        .get_or_insert_with(|| {
+                            let mut all = connected.linked();
+                            all.retain(|peer| *peer != self.local);
+                            all
+                        })
+                        .clone(),
+                    Target::Direct(peer) if connected.is_linked(peer) => vec![*peer],
+                    Target::Direct(_) => Vec::new(),
                 };
                 let frames = targets
                     .into_iter()

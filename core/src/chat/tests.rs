@@ -2205,3 +2205,52 @@ fn a_clear_text_post_to_an_invite_only_room_is_refused_and_shown_nowhere() {
     }
     room_still_works(&mut net, room, "a clear-text post");
 }
+
+/// Who is linked, answered one peer at a time; listing everyone is what
+/// direct messages must never need (it would cost every batch of them a
+/// pass over every linked peer: O(peers²) for a node chatting with all).
+struct OnlyLookups(Vec<IdentityKey>);
+
+impl Linked for OnlyLookups {
+    fn is_linked(&self, id: &IdentityKey) -> bool {
+        self.0.contains(id)
+    }
+
+    fn linked(&self) -> Vec<IdentityKey> {
+        panic!("direct messages listed every linked peer");
+    }
+}
+
+#[test]
+fn direct_messages_ask_about_one_peer_not_everyone_linked() {
+    let (a, mut chat) = lone_chat(1);
+    let (peer, away) = (identity(2).identity_key(), identity(3).identity_key());
+    let linked = OnlyLookups(vec![peer]);
+    let items = [
+        (Target::Direct(peer), "to a linked peer".to_string()),
+        (Target::Direct(away), "to one not linked".to_string()),
+    ];
+    let posted = chat.post_many(T0, &a, &items, &linked).unwrap();
+    let sends: Vec<usize> = posted
+        .iter()
+        .map(|r| r.as_ref().map(|(_, frames)| frames.len()).unwrap())
+        .collect();
+    assert_eq!(
+        sends,
+        [1, 0],
+        "sent to the linked peer only, the other waits"
+    );
+
+    let frames = (0..3u8)
+        .map(|i| {
+            Frame::Direct(DirectMessage {
+                id: [i + 40; 16],
+                timestamp_ms: T0,
+                text: format!("dm {i}"),
+            })
+        })
+        .collect();
+    let actions = chat.on_frames(T0, peer, frames, &linked).unwrap();
+    assert_eq!(actions.events.len(), 3);
+    assert_eq!(acks_in(&actions).len(), 3);
+}

@@ -555,6 +555,20 @@ impl Files {
         self.turns.get(peer).is_some_and(|t| !t.is_empty())
     }
 
+    /// The peers there is file data to send to, in key order (the node's
+    /// outputs do not depend on a hash map's order): the node pumps these
+    /// without looking at every link.
+    pub fn peers_with_data(&self) -> Vec<IdentityKey> {
+        let mut peers: Vec<IdentityKey> = self
+            .turns
+            .iter()
+            .filter(|(_, t)| !t.is_empty())
+            .map(|(p, _)| *p)
+            .collect();
+        peers.sort_unstable();
+        peers
+    }
+
     /// `FileData` frames for `peer`, about `budget` bytes of them: its
     /// transfers take turns, one frame each.
     pub fn pump(&mut self, now_ms: u64, peer: IdentityKey, budget: usize) -> FileActions {

@@ -1,7 +1,7 @@
 //! The node's side of the chat core: routing chat frames and commands,
 //! naming peers, and turning messages into lines the UI can show.
 
-use super::{CloseCause, Command, Node, NodeError};
+use super::{CloseCause, Command, LinkedNow, Node, NodeError};
 use crate::chat::store::TrustLevel;
 use crate::chat::ChatStore;
 use crate::chat::{default_room, ChatEvent, Conversation, MessageView, Target};
@@ -95,8 +95,11 @@ impl Node {
             return;
         };
         let now = self.wall_ms(self.now_ms);
-        let connected = self.connected();
-        match self.chat.on_frames(now, from, frames, &connected) {
+        let linked = LinkedNow {
+            peers: &self.peers,
+            conns: &self.conns,
+        };
+        match self.chat.on_frames(now, from, frames, &linked) {
             Ok(actions) => {
                 for (to, f) in actions.send {
                     self.queue_frame(&to, f);
@@ -273,8 +276,11 @@ impl Node {
         }
         let items = std::mem::take(&mut self.posts);
         let now = self.wall_ms(self.now_ms);
-        let connected = self.connected();
-        match self.chat.post_many(now, &self.local, &items, &connected) {
+        let linked = LinkedNow {
+            peers: &self.peers,
+            conns: &self.conns,
+        };
+        match self.chat.post_many(now, &self.local, &items, &linked) {
             Ok(results) => {
                 for r in results {
                     match r {

@@ -107,10 +107,6 @@ impl Conns {
         self.map.keys()
     }
 
-    pub fn values(&self) -> impl Iterator<Item = &Connection> {
-        self.map.values()
-    }
-
     /// Every connection, each marked dirty (for changes made to all links,
     /// such as a new nickname).
     pub fn values_mut(&mut self) -> impl Iterator<Item = &mut Connection> {

@@ -113,12 +113,17 @@ impl Node {
         if self.files.running().0 == 0 {
             return;
         }
+        // Only the peers with data waiting, each through its established
+        // link: O(peers sending to), not O(links), per drain.
         let peers: Vec<(IdentityKey, usize)> = self
-            .conns
-            .values()
-            .filter(|c| c.is_established())
-            .filter_map(|c| Some((c.peer()?, c.queued())))
-            .filter(|(p, queued)| *queued < SEND_BACKLOG && self.files.has_data_for(p))
+            .files
+            .peers_with_data()
+            .into_iter()
+            .filter_map(|p| {
+                let link = self.link_of(&p)?;
+                Some((p, self.conns.get(&link)?.queued()))
+            })
+            .filter(|(_, queued)| *queued < SEND_BACKLOG)
             .collect();
         for (peer, queued) in peers {
             let step = (SEND_BACKLOG - queued).min(SEND_BACKLOG / 2);
