@@ -21,8 +21,8 @@ pub const PING_SIZE: usize = 64;
 /// Raw TCP bulk: one task writes 64 KiB buffers for `duration`, another reads
 /// until EOF. Returns bytes per second as seen by the reader.
 pub async fn tcp_bulk(duration: Duration) -> Result<f64> {
-    let (mut tx, mut rx) = net::pair().await?;
-    let writer = tokio::spawn(async move {
+    let (tx, rx) = net::pair().await?;
+    let writer = net::own_thread(tx, move |mut tx| async move {
         let buf = vec![0xA5u8; BULK_WRITE];
         let start = Instant::now();
         while start.elapsed() < duration {
@@ -31,7 +31,7 @@ pub async fn tcp_bulk(duration: Duration) -> Result<f64> {
         tx.shutdown().await?;
         anyhow::Ok(())
     });
-    let reader = tokio::spawn(async move {
+    let reader = net::own_thread(rx, move |mut rx| async move {
         let mut buf = vec![0u8; 4 * BULK_WRITE];
         let mut total = 0u64;
         let start = Instant::now();

@@ -209,8 +209,8 @@ async fn drain(mut rx: TcpStream, mut link: Phase, mut count: impl FnMut(&[Frame
 
 /// Encrypted bulk: maximal `Data` frames, one Noise message each.
 pub async fn bulk(duration: Duration) -> Result<f64> {
-    let (mut tx, mut la, rx, lb) = established().await?;
-    let writer = tokio::spawn(async move {
+    let (tx, mut la, rx, lb) = established().await?;
+    let writer = net::own_thread(tx, move |mut tx| async move {
         let frames = [Frame::Data(vec![0xA5; DATA_MAX])];
         let mut out = Vec::with_capacity(2 + 65_535);
         let start = Instant::now();
@@ -222,17 +222,20 @@ pub async fn bulk(duration: Duration) -> Result<f64> {
         tx.shutdown().await?;
         anyhow::Ok(())
     });
-    let mut bytes = 0u64;
-    let secs = drain(rx, lb, |fs| {
-        for f in fs {
-            if let Frame::Data(d) = f {
-                bytes += d.len() as u64;
+    let reader = net::own_thread(rx, move |rx| async move {
+        let mut bytes = 0u64;
+        let secs = drain(rx, lb, |fs| {
+            for f in fs {
+                if let Frame::Data(d) = f {
+                    bytes += d.len() as u64;
+                }
             }
-        }
-    })
-    .await?;
+        })
+        .await?;
+        anyhow::Ok(bytes as f64 / secs)
+    });
     writer.await??;
-    Ok(bytes as f64 / secs)
+    reader.await?
 }
 
 /// One-way small messages: `size`-byte `Data` frames handed to the link in

@@ -30,6 +30,30 @@ pub fn current_thread_runtime() -> Result<Runtime> {
         .context("building a current-thread runtime")
 }
 
+/// Runs `task` with `stream` on a current-thread runtime of its own, on a
+/// thread of its own (tokio's blocking pool). Both ends of every bulk row
+/// run like this. On one shared multi-thread runtime, tokio often runs a
+/// woken task on the worker that woke it, so the reader and the writer
+/// shared one worker for stretches of a run: the same row came out at 1.4
+/// or at 1.8 cores busy, and 0.8–1.45 GB/s, from one run to the next
+/// (docs/PERFORMANCE.md, "Why the bulk ratio swung").
+pub fn own_thread<T, F, Fut>(stream: TcpStream, task: F) -> tokio::task::JoinHandle<Result<T>>
+where
+    T: Send + 'static,
+    F: FnOnce(TcpStream) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<T>>,
+{
+    let stream = stream.into_std();
+    tokio::task::spawn_blocking(move || {
+        let stream = stream.context("taking the socket off the shared runtime")?;
+        let rt = current_thread_runtime()?;
+        rt.block_on(async move {
+            let stream = TcpStream::from_std(stream)?;
+            task(stream).await
+        })
+    })
+}
+
 /// A listener on 127.0.0.1 with a free port.
 pub async fn listen() -> Result<TcpListener> {
     TcpListener::bind(LOOPBACK)

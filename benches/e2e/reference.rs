@@ -272,8 +272,8 @@ pub async fn handshakes(in_flight: usize, duration: Duration, max: u64) -> Resul
 /// plaintext) for `duration`, one `write_all` per frame; the responder reads
 /// and opens them until EOF. Returns plaintext bytes per second at the reader.
 pub async fn bulk(cipher: Cipher, duration: Duration) -> Result<f64> {
-    let (mut tx, mut ts_tx, rx, mut ts_rx) = established(cipher).await?;
-    let writer = tokio::spawn(async move {
+    let (tx, mut ts_tx, rx, mut ts_rx) = established(cipher).await?;
+    let writer = net::own_thread(tx, move |mut tx| async move {
         let plain = vec![0xA5u8; MAX_PLAINTEXT];
         let mut frame = Vec::with_capacity(2 + MAX_MESSAGE);
         let start = Instant::now();
@@ -285,7 +285,7 @@ pub async fn bulk(cipher: Cipher, duration: Duration) -> Result<f64> {
         tx.shutdown().await?;
         anyhow::Ok(())
     });
-    let reader = tokio::spawn(async move {
+    let reader = net::own_thread(rx, move |rx| async move {
         let mut frames = FrameReader::new(rx);
         let mut plain = vec![0u8; MAX_MESSAGE];
         let mut total = 0u64;
