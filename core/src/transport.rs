@@ -74,7 +74,8 @@ impl CipherState {
     }
 }
 
-/// Noise transport state (one cipher each way) plus a reusable buffer.
+/// Noise transport state (one cipher each way) plus reusable buffers: the
+/// plaintext of [`Transport::open`], and a frame that starts the next message.
 pub struct Transport {
     send: CipherState,
     recv: CipherState,
@@ -142,30 +143,29 @@ impl Transport {
     /// Seal the plaintext after the 2-byte placeholder at `msg` in place,
     /// append its tag and fill in the length. On error the message is removed.
     fn finish(&mut self, msg: usize, out: &mut Vec<u8>) -> Result<(), TransportError> {
-        let nonce = match self.send.nonce() {
-            Ok(n) => n,
-            Err(e) => {
-                out.truncate(msg);
-                return Err(e);
-            }
-        };
-        let tag =
-            self.send
-                .key
-                .seal_in_place_separate_tag(nonce, Aad::empty(), &mut out[msg + 2..]);
-        let tag = match tag {
-            Ok(t) => t,
-            // ring fails only for a plaintext over 2^38 bytes, far above ours.
-            Err(_) => {
-                out.truncate(msg);
-                return Err(TransportError::FrameTooLarge(out.len() - msg - 2));
-            }
-        };
+        let sealed = self.seal_at(msg, out);
+        if sealed.is_err() {
+            out.truncate(msg);
+        }
+        sealed
+    }
+
+    /// [`Transport::finish`] without the clean-up: everything that can fail
+    /// is checked before the nonce is used.
+    fn seal_at(&mut self, msg: usize, out: &mut Vec<u8>) -> Result<(), TransportError> {
+        let body = msg + 2;
+        let len = out.len() - body + NOISE_TAG_LEN;
+        let prefix = u16::try_from(len).map_err(|_| TransportError::FrameTooLarge(len))?;
+        let nonce = self.send.nonce()?;
+        let tag = self
+            .send
+            .key
+            .seal_in_place_separate_tag(nonce, Aad::empty(), &mut out[body..])
+            // ring refuses only a plaintext over 2^38 bytes, far above ours.
+            .map_err(|_| TransportError::FrameTooLarge(len))?;
         self.send.advance();
         out.extend_from_slice(tag.as_ref());
-        let len = out.len() - msg - 2;
-        let prefix = u16::try_from(len).map_err(|_| TransportError::FrameTooLarge(len))?;
-        out[msg..msg + 2].copy_from_slice(&prefix.to_be_bytes());
+        out[msg..body].copy_from_slice(&prefix.to_be_bytes());
         Ok(())
     }
 
