@@ -469,7 +469,8 @@ impl Node {
     }
 
     /// Who is linked, for the chat core: one peer's answer costs a look-up,
-    /// not a list of every linked peer.
+    /// not a list of every linked peer. (Where the chat core is borrowed
+    /// mutably, the node builds the view from the two fields instead.)
     fn linked_now(&self) -> LinkedNow<'_> {
         LinkedNow {
             peers: &self.peers,
@@ -696,7 +697,7 @@ impl Node {
 
     /// A peer's state: the stage of the link standing for it, or idle.
     fn state_of(&self, p: &Peer) -> PeerState {
-        p.state(|l| self.conns.get(&l).map(Connection::stage))
+        self.linked_now().state_of(p)
     }
 
     fn handshake_config(&self) -> HandshakeConfig {
@@ -752,10 +753,13 @@ struct LinkedNow<'a> {
 }
 
 impl LinkedNow<'_> {
-    fn established(&self, p: &Peer) -> bool {
+    /// A peer's state: the stage of the link standing for it, or idle.
+    fn state_of(&self, p: &Peer) -> PeerState {
         p.state(|l| self.conns.get(&l).map(Connection::stage))
-            .established_link()
-            .is_some()
+    }
+
+    fn established(&self, p: &Peer) -> bool {
+        self.state_of(p).established_link().is_some()
     }
 }
 

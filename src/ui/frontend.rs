@@ -288,7 +288,6 @@ fn short(p: &PeerInfo) -> String {
     fingerprint(p).chars().take(9).collect()
 }
 
-/// Where a peer was reached or announced, or `?`.
 /// Where a peer is: `at` its LAN address, or for a link beyond the LAN
 /// how it travels.
 fn place(p: &PeerInfo) -> String {

@@ -550,11 +550,6 @@ impl Files {
         }
     }
 
-    /// Whether there is file data to send to `peer`.
-    pub fn has_data_for(&self, peer: &IdentityKey) -> bool {
-        self.turns.get(peer).is_some_and(|t| !t.is_empty())
-    }
-
     /// The peers there is file data to send to, in key order (the node's
     /// outputs do not depend on a hash map's order): the node pumps these
     /// without looking at every link.
