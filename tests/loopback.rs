@@ -203,8 +203,8 @@ impl ChatStore for PanicOnSearch {
     fn room_controls(&self) -> Result<Vec<StoredMessage>, StoreError> {
         self.0.room_controls()
     }
-    fn outgoing_by_id_prefix(&self, p: &[u8], n: usize) -> Result<Vec<StoredMessage>, StoreError> {
-        self.0.outgoing_by_id_prefix(p, n)
+    fn outgoing_by_id_tag(&self, t: &[u8], n: usize) -> Result<Vec<StoredMessage>, StoreError> {
+        self.0.outgoing_by_id_tag(t, n)
     }
     fn insert_messages(&mut self, m: &[StoredMessage]) -> Result<Vec<bool>, StoreError> {
         self.0.insert_messages(m)

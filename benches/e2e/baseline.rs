@@ -139,7 +139,9 @@ pub fn aead_seal_ring(size: usize, duration: Duration) -> f64 {
 }
 
 /// Raw SQLite, the floor under natter's chat rows: `count` direct messages
-/// (16-byte id, 32-byte peer and author, timestamp, ~34 bytes of text)
+/// (16-byte id laid out as natter makes them, the clock's milliseconds
+/// then random bytes (`natter_core::chat::ID_CLOCK_BYTES`), 32-byte peer
+/// and author, timestamp, ~34 bytes of text)
 /// inserted by rusqlite into a file with `journal_mode=WAL` and
 /// `synchronous=FULL` (one fsync per commit, as natter), in transactions of
 /// `batch`, with a conversation index and an external-content FTS5 index
@@ -163,6 +165,7 @@ pub fn sqlite_inserts(count: usize, batch: usize) -> Result<f64> {
     let mut conn = conn;
     let start = Instant::now();
     let mut done = 0usize;
+    let mut random = 0x9e37_79b9_7f4a_7c15u64;
     while done < count {
         let n = batch.min(count - done);
         let tx = conn.transaction()?;
@@ -173,8 +176,16 @@ pub fn sqlite_inserts(count: usize, batch: usize) -> Result<f64> {
             )?;
             let mut first = None;
             for i in done..done + n {
+                let clock = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as u64);
+                random ^= random << 13;
+                random ^= random >> 7;
+                random ^= random << 17;
+                let split = natter_core::chat::ID_CLOCK_BYTES;
                 let mut id = [0u8; 16];
-                id[..8].copy_from_slice(&(i as u64).to_le_bytes());
+                id[..split].copy_from_slice(&clock.to_be_bytes()[8 - split..]);
+                id[split..].copy_from_slice(&random.to_le_bytes().repeat(2)[..16 - split]);
                 let text = format!("message {i} of the chat benchmark");
                 insert.execute(rusqlite::params![id, peer, author, i as i64, text])?;
                 first.get_or_insert(tx.last_insert_rowid());

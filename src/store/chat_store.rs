@@ -51,12 +51,12 @@ impl ChatStore for Store {
     fn room_controls(&self) -> Result<Vec<StoredMessage>, StoreError> {
         Ok(Store::room_controls(self)?)
     }
-    fn outgoing_by_id_prefix(
+    fn outgoing_by_id_tag(
         &self,
-        prefix: &[u8],
+        tag: &[u8],
         limit: usize,
     ) -> Result<Vec<StoredMessage>, StoreError> {
-        Ok(Store::outgoing_by_id_prefix(self, prefix, limit)?)
+        Ok(Store::outgoing_by_id_tag(self, tag, limit)?)
     }
     fn public_since(
         &self,

@@ -113,19 +113,6 @@ fn form(conv: &ConversationKey) -> i64 {
     }
 }
 
-/// The smallest byte string above every string that starts with `prefix`,
-/// if there is one (none for an empty or all-0xff prefix).
-fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
-    let mut end = prefix.to_vec();
-    while let Some(last) = end.pop() {
-        if last < 0xff {
-            end.push(last + 1);
-            return Some(end);
-        }
-    }
-    None
-}
-
 /// Runs a query whose rows are [`MESSAGE_COLUMNS`] and converts every row.
 pub(super) fn query_messages<P: rusqlite::Params>(
     conn: &Connection,
@@ -169,29 +156,53 @@ impl SeqRange {
     }
 }
 
-pub(super) fn insert_one(conn: &Connection, msg: &StoredMessage) -> Result<Option<i64>, DbError> {
-    let mut stmt = conn.prepare_cached(
-        "INSERT INTO messages \
-         (id, conv_peer, author, timestamp_ms, text, signature, outgoing, received_ms, order_ms, \
-          room, legacy, wire) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) \
-         ON CONFLICT (id, author) DO NOTHING",
-    )?;
-    let inserted = stmt.execute(params![
-        &msg.id[..],
-        conv_peer(&msg.conversation),
-        &msg.author[..],
-        to_sql_u64("timestamp_ms", msg.timestamp_ms)?,
-        msg.text,
-        msg.signature.as_ref().map(|s| &s[..]),
-        msg.outgoing,
-        to_sql_u64("received_ms", msg.received_ms)?,
-        to_sql_u64("order_ms", order_ms(msg))?,
-        room_column(&msg.conversation),
-        form(&msg.conversation),
-        msg.wire,
-    ])?;
-    Ok((inserted == 1).then(|| conn.last_insert_rowid()))
+/// The statement that inserts one message, prepared once per transaction:
+/// a batch of a thousand messages looks the cached statement up once, not
+/// a thousand times (rusqlite hashes the SQL text at every look-up).
+pub(super) struct MessageInsert<'c> {
+    conn: &'c Connection,
+    stmt: rusqlite::CachedStatement<'c>,
+}
+
+impl<'c> MessageInsert<'c> {
+    pub(super) fn new(conn: &'c Connection) -> Result<Self, DbError> {
+        let stmt = conn.prepare_cached(
+            "INSERT INTO messages \
+             (id, conv_peer, author, timestamp_ms, text, signature, outgoing, received_ms, \
+              order_ms, room, legacy, wire, awaiting_ack) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) \
+             ON CONFLICT (id, author) DO NOTHING",
+        )?;
+        Ok(MessageInsert { conn, stmt })
+    }
+
+    /// Inserts one message, returning its `seq`, or `None` if that
+    /// author's message with that id is stored. The full-text entry is
+    /// added per batch ([`SeqRange::index`]). `awaiting_ack` marks our own
+    /// direct message as waiting for its peer's ack: its outbox entry
+    /// (schema version 7).
+    pub(super) fn insert(
+        &mut self,
+        msg: &StoredMessage,
+        awaiting_ack: bool,
+    ) -> Result<Option<i64>, DbError> {
+        let inserted = self.stmt.execute(params![
+            &msg.id[..],
+            conv_peer(&msg.conversation),
+            &msg.author[..],
+            to_sql_u64("timestamp_ms", msg.timestamp_ms)?,
+            msg.text,
+            msg.signature.as_ref().map(|s| &s[..]),
+            msg.outgoing,
+            to_sql_u64("received_ms", msg.received_ms)?,
+            to_sql_u64("order_ms", order_ms(msg))?,
+            room_column(&msg.conversation),
+            form(&msg.conversation),
+            msg.wire,
+            awaiting_ack,
+        ])?;
+        Ok((inserted == 1).then(|| self.conn.last_insert_rowid()))
+    }
 }
 
 /// Turns arbitrary user input into an FTS5 query that matches rows holding
@@ -236,10 +247,13 @@ impl Store {
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut new = Vec::with_capacity(msgs.len());
         let mut seqs = SeqRange::default();
-        for msg in msgs {
-            let seq = insert_one(&tx, msg)?;
-            seqs.add(seq);
-            new.push(seq.is_some());
+        {
+            let mut insert = MessageInsert::new(&tx)?;
+            for msg in msgs {
+                let seq = insert.insert(msg, false)?;
+                seqs.add(seq);
+                new.push(seq.is_some());
+            }
         }
         seqs.index(&tx)?;
         tx.commit()?;
@@ -352,22 +366,28 @@ impl Store {
         )
     }
 
-    /// The local user's messages whose id starts with `prefix`, in id
-    /// order, at most `limit`: a range of the (id, author) index.
-    pub fn outgoing_by_id_prefix(
+    /// The local user's messages whose id, after its clock bytes
+    /// ([`natter_core::chat::ID_CLOCK_BYTES`]), starts with `tag`, in id
+    /// order, at most `limit`: what `/info` looks up by short id. The
+    /// random part of an id is not the start of any index's key, so this
+    /// reads every row (about 0.1 s per million messages); `/info` is typed
+    /// by a person, and an index of it would cost a random write per
+    /// message sent.
+    pub fn outgoing_by_id_tag(
         &self,
-        prefix: &[u8],
+        tag: &[u8],
         limit: usize,
     ) -> Result<Vec<StoredMessage>, DbError> {
-        let end = prefix_end(prefix);
+        let from = i64::try_from(natter_core::chat::ID_CLOCK_BYTES + 1)
+            .map_err(|_| DbError::InvalidData("id layout".into()))?;
         query_messages(
             &self.conn,
             &format!(
                 "SELECT {MESSAGE_COLUMNS} FROM messages AS m \
-                 WHERE m.id >= ?1 AND (?2 IS NULL OR m.id < ?2) AND m.outgoing = 1 \
+                 WHERE m.outgoing = 1 AND substr(m.id, ?1, length(?2)) = ?2 \
                  ORDER BY m.id LIMIT ?3"
             ),
-            params![prefix, end, sql_limit(limit)],
+            params![from, tag, sql_limit(limit)],
         )
     }
 

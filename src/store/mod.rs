@@ -43,7 +43,7 @@
 //! `PRAGMA user_version` counts how many have been applied, and each one runs
 //! in its own transaction together with the version bump. The current schema
 //! is [`MIGRATIONS`] applied in order (`schema_v1.sql`, then `schema_v2.sql`
-//! and `schema_v3.sql`; version 1 is reproduced here, the later steps say
+//! to `schema_v7.sql`; version 1 is reproduced here, the later steps say
 //! what they change):
 //!
 //! ```sql
@@ -71,7 +71,12 @@
 //!   order is therefore *most recently stored* first, which is the author's
 //!   time order except for messages that arrived late (catch-up).
 //! - `outbox(peer, message_seq)` holds what a peer has not acked yet;
-//!   `deliveries` records who acked what and when.
+//!   `deliveries` records who acked what and when. Since version 7 our own
+//!   direct message, which waits for one peer only, says both in its own row
+//!   (`awaiting_ack`, `acked_ms`, and a partial index of the waiting rows):
+//!   sending it is one insert and its ack one update, instead of an outbox
+//!   row, a look-up, a delete and a receipt row (`outbox.rs` reads both
+//!   forms).
 //! - `peers` is the trust store: identity key → Noise static key, nickname,
 //!   first/last seen, last address (dialled at start when broadcast is
 //!   blocked), trust level.

@@ -1,16 +1,29 @@
 //! The persistent outbox: which peer still has to ack which message, and the
 //! delivery receipts left behind when they do.
+//!
+//! Two forms (schema version 7). Our own direct message is waiting for one
+//! peer, the other side of its conversation: its own row says so
+//! (`messages.awaiting_ack`, and `messages.acked_ms` once acked), so
+//! sending it is one insert and its ack one update. Every other queued
+//! (message, peer) pair, a room message's, is a row of `outbox`, and its
+//! receipt a row of `deliveries`. Every query here reads both forms.
 
 use rusqlite::{params, Connection, TransactionBehavior};
 
-use super::messages::{insert_one, query_messages, SeqRange, MESSAGE_COLUMNS};
+use super::messages::{query_messages, MessageInsert, SeqRange, MESSAGE_COLUMNS};
 use super::{
-    from_sql_i64, sql_limit, to_array, to_sql_u64, DbError, IdentityBytes, MessageId, Store,
-    StoredMessage,
+    from_sql_i64, sql_limit, to_array, to_sql_u64, ConversationKey, DbError, IdentityBytes,
+    MessageId, Store, StoredMessage,
 };
 
-/// Queues the message stored as `seq` for `peer`; returns whether the row is
-/// new.
+/// Whether `peer`'s entry for `msg` is kept in the message's own row: our
+/// own direct message, to the peer of its conversation.
+fn in_own_row(msg: &StoredMessage, peer: &IdentityBytes) -> bool {
+    msg.outgoing && msg.conversation == ConversationKey::Direct(*peer)
+}
+
+/// Queues the message stored as `seq` for `peer` in the `outbox` table;
+/// returns whether the row is new.
 fn queue(conn: &Connection, seq: i64, peer: &IdentityBytes) -> Result<bool, DbError> {
     let mut stmt = conn.prepare_cached(
         "INSERT INTO outbox (peer, message_seq) VALUES (?1, ?2) \
@@ -57,16 +70,20 @@ impl Store {
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut out = Vec::with_capacity(items.len());
         let mut seqs = SeqRange::default();
-        for (msg, recipients) in items {
-            let Some(seq) = insert_one(&tx, msg)? else {
-                out.push(false);
-                continue;
-            };
-            seqs.add(Some(seq));
-            for peer in recipients.iter() {
-                queue(&tx, seq, peer)?;
+        {
+            let mut insert = MessageInsert::new(&tx)?;
+            for (msg, recipients) in items {
+                let awaiting = recipients.iter().any(|p| in_own_row(msg, p));
+                let Some(seq) = insert.insert(msg, awaiting)? else {
+                    out.push(false);
+                    continue;
+                };
+                seqs.add(Some(seq));
+                for peer in recipients.iter().filter(|p| !in_own_row(msg, p)) {
+                    queue(&tx, seq, peer)?;
+                }
+                out.push(true);
             }
-            out.push(true);
         }
         seqs.index(&tx)?;
         tx.commit()?;
@@ -74,7 +91,7 @@ impl Store {
     }
 
     /// Queues stored messages for peers, in one transaction. Returns how many
-    /// `(message, peer)` rows were new. Fails with
+    /// `(message, peer)` entries were new. Fails with
     /// [`DbError::UnknownMessage`] (and queues nothing) if a message is not
     /// stored.
     pub fn outbox_add(&mut self, entries: &[(MessageId, IdentityBytes)]) -> Result<usize, DbError> {
@@ -82,10 +99,27 @@ impl Store {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut added = 0;
-        for (id, peer) in entries {
-            let seq = message_seq(&tx, id)?.ok_or(DbError::UnknownMessage { id: *id })?;
-            if queue(&tx, seq, peer)? {
-                added += 1;
+        {
+            let mut own_row = tx.prepare_cached(
+                "SELECT awaiting_ack FROM messages \
+                 WHERE seq = ?1 AND outgoing = 1 AND conv_peer = ?2",
+            )?;
+            let mut wait =
+                tx.prepare_cached("UPDATE messages SET awaiting_ack = 1 WHERE seq = ?1")?;
+            for (id, peer) in entries {
+                let seq = message_seq(&tx, id)?.ok_or(DbError::UnknownMessage { id: *id })?;
+                let awaiting: Option<bool> = {
+                    use rusqlite::OptionalExtension;
+                    own_row
+                        .query_row(params![seq, &peer[..]], |row| row.get(0))
+                        .optional()?
+                };
+                let new = match awaiting {
+                    Some(true) => false,
+                    Some(false) => wait.execute([seq])? == 1,
+                    None => queue(&tx, seq, peer)?,
+                };
+                added += usize::from(new);
             }
         }
         tx.commit()?;
@@ -102,19 +136,21 @@ impl Store {
         query_messages(
             &self.conn,
             &format!(
-                "SELECT {MESSAGE_COLUMNS} FROM outbox AS o \
-                 JOIN messages AS m ON m.seq = o.message_seq \
-                 WHERE o.peer = ?1 \
+                "SELECT {MESSAGE_COLUMNS} FROM messages AS m \
+                 WHERE m.seq IN (SELECT message_seq FROM outbox WHERE peer = ?1 \
+                                 UNION ALL \
+                                 SELECT seq FROM messages WHERE awaiting_ack = 1 AND conv_peer = ?1) \
                  ORDER BY m.order_ms, m.seq LIMIT ?2"
             ),
             params![&peer[..], sql_limit(limit)],
         )
     }
 
-    /// Records that `peer` acked `ids` at `now_ms`: removes their outbox rows
-    /// and writes delivery receipts, in one transaction. Returns the ids whose
-    /// outbox row was removed; acks for messages that were not waiting for
-    /// this peer (unknown, already acked, never queued) change nothing.
+    /// Records that `peer` acked `ids` at `now_ms`: ends their outbox entries
+    /// and keeps delivery receipts (the first ack's time), in one
+    /// transaction. Returns the ids whose outbox entry ended; acks for
+    /// messages that were not waiting for this peer (unknown, already acked,
+    /// never queued) change nothing.
     pub fn outbox_ack(
         &mut self,
         peer: &IdentityBytes,
@@ -127,6 +163,15 @@ impl Store {
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut removed = Vec::new();
         {
+            // Our direct message to `peer`: one update through the (id,
+            // author) index. At most one outgoing row has a given id (the
+            // author of every outgoing row is us). The `+`s keep SQLite from
+            // walking the peer's waiting rows instead (a partial index that
+            // also matches, and is as long as the outbox).
+            let mut own_row = tx.prepare_cached(
+                "UPDATE messages SET awaiting_ack = 0, acked_ms = coalesce(acked_ms, ?3) \
+                 WHERE id = ?1 AND +outgoing = 1 AND +awaiting_ack = 1 AND +conv_peer = ?2",
+            )?;
             let mut delete =
                 tx.prepare_cached("DELETE FROM outbox WHERE peer = ?1 AND message_seq = ?2")?;
             let mut receipt = tx.prepare_cached(
@@ -134,6 +179,10 @@ impl Store {
                  ON CONFLICT (message_seq, peer) DO NOTHING",
             )?;
             for id in ids {
+                if own_row.execute(params![&id[..], &peer[..], now])? == 1 {
+                    removed.push(*id);
+                    continue;
+                }
                 let Some(seq) = message_seq(&tx, id)? else {
                     continue;
                 };
@@ -150,8 +199,9 @@ impl Store {
     /// How many peers have not acked this message yet.
     pub fn pending_count(&self, id: &MessageId) -> Result<usize, DbError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT count(*) FROM outbox AS o JOIN messages AS m ON m.seq = o.message_seq \
-             WHERE m.id = ?1",
+            "SELECT (SELECT count(*) FROM outbox AS o JOIN messages AS m \
+                     ON m.seq = o.message_seq WHERE m.id = ?1) \
+                  + (SELECT count(*) FROM messages WHERE id = ?1 AND awaiting_ack = 1)",
         )?;
         let n: i64 = stmt.query_row([&id[..]], |row| row.get(0))?;
         let n = from_sql_i64("count", n)?;
@@ -163,7 +213,10 @@ impl Store {
         query_keys(
             &self.conn,
             "SELECT o.peer FROM outbox AS o JOIN messages AS m ON m.seq = o.message_seq \
-             WHERE m.id = ?1 ORDER BY o.peer",
+             WHERE m.id = ?1 \
+             UNION ALL \
+             SELECT conv_peer FROM messages WHERE id = ?1 AND awaiting_ack = 1 \
+             ORDER BY 1",
             [&id[..]],
         )
     }
@@ -172,7 +225,10 @@ impl Store {
     pub fn outbox_peers(&self) -> Result<Vec<IdentityBytes>, DbError> {
         query_keys(
             &self.conn,
-            "SELECT DISTINCT peer FROM outbox ORDER BY peer",
+            "SELECT peer FROM outbox \
+             UNION \
+             SELECT conv_peer FROM messages WHERE awaiting_ack = 1 \
+             ORDER BY 1",
             [],
         )
     }
@@ -182,8 +238,12 @@ impl Store {
     pub fn delivered_to(&self, id: &MessageId) -> Result<Vec<IdentityBytes>, DbError> {
         query_keys(
             &self.conn,
-            "SELECT d.peer FROM deliveries AS d JOIN messages AS m ON m.seq = d.message_seq \
-             WHERE m.id = ?1 ORDER BY d.acked_ms, d.peer",
+            "SELECT peer FROM ( \
+               SELECT d.peer AS peer, d.acked_ms AS at FROM deliveries AS d \
+                 JOIN messages AS m ON m.seq = d.message_seq WHERE m.id = ?1 \
+               UNION ALL \
+               SELECT conv_peer, acked_ms FROM messages WHERE id = ?1 AND acked_ms IS NOT NULL) \
+             ORDER BY at, peer",
             [&id[..]],
         )
     }

@@ -211,12 +211,25 @@ impl Store {
     /// known) that were not seen since `unseen_since_ms`; returns how many.
     pub fn expire_outbox(&mut self, unseen_since_ms: u64) -> Result<usize, DbError> {
         let since = i64::try_from(unseen_since_ms).unwrap_or(i64::MAX);
-        let n = self.conn.execute(
-            "DELETE FROM outbox WHERE peer IN (SELECT identity FROM peers \
+        let long_known = to_sql_u64("LONG_KNOWN_MS", LONG_KNOWN_MS)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        const MET_ONCE: &str = "SELECT identity FROM peers \
              WHERE trust = 'unverified' AND last_seen_ms < ?1 \
-               AND last_seen_ms - first_seen_ms < ?2)",
-            params![since, to_sql_u64("LONG_KNOWN_MS", LONG_KNOWN_MS)?],
+               AND last_seen_ms - first_seen_ms < ?2";
+        // Both forms of outbox entry (see `outbox`).
+        let n = tx.execute(
+            &format!("DELETE FROM outbox WHERE peer IN ({MET_ONCE})"),
+            params![since, long_known],
+        )? + tx.execute(
+            &format!(
+                "UPDATE messages SET awaiting_ack = 0 \
+                 WHERE awaiting_ack = 1 AND conv_peer IN ({MET_ONCE})"
+            ),
+            params![since, long_known],
         )?;
+        tx.commit()?;
         Ok(n)
     }
 
@@ -249,9 +262,13 @@ impl Store {
         };
         {
             let mut del_outbox = tx.prepare_cached("DELETE FROM outbox WHERE peer = ?1")?;
+            let mut end_waits = tx.prepare_cached(
+                "UPDATE messages SET awaiting_ack = 0 WHERE awaiting_ack = 1 AND conv_peer = ?1",
+            )?;
             let mut del_peer = tx.prepare_cached("DELETE FROM peers WHERE identity = ?1")?;
             for id in &gone {
                 del_outbox.execute([&id[..]])?;
+                end_waits.execute([&id[..]])?;
                 del_peer.execute([&id[..]])?;
             }
         }

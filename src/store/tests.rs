@@ -673,6 +673,22 @@ fn hot_queries_do_not_sort_or_scan() {
     );
     assert!(!newest.contains("TEMP B-TREE"), "{newest}");
     assert!(newest.contains("messages_by_conversation"), "{newest}");
+    // A direct message's ack (outbox.rs: outbox_ack) is found through the
+    // (id, author) index; a peer's waiting direct messages, and ending them
+    // all, through the partial index of waiting rows.
+    let ack = plan(
+        &s,
+        "UPDATE messages SET awaiting_ack = 0, acked_ms = coalesce(acked_ms, 5) \
+         WHERE id = x'00' AND +outgoing = 1 AND +awaiting_ack = 1 AND +conv_peer = x'01'",
+    );
+    assert!(ack.contains("sqlite_autoindex_messages"), "{ack}");
+    for sql in [
+        "SELECT seq FROM messages WHERE awaiting_ack = 1 AND conv_peer = x'01'",
+        "UPDATE messages SET awaiting_ack = 0 WHERE awaiting_ack = 1 AND conv_peer = x'01'",
+    ] {
+        let waiting = plan(&s, sql);
+        assert!(waiting.contains("messages_awaiting_ack"), "{waiting}");
+    }
 }
 
 // ------------------------------------------------------------------ outbox
@@ -1274,6 +1290,11 @@ fn memory_store_answers_like_sqlite() {
             memory.pending_peers(&mid).unwrap(),
             "{ctx}: pending"
         );
+        assert_eq!(
+            ChatStore::outbox_peers(&sqlite).unwrap(),
+            memory.outbox_peers().unwrap(),
+            "{ctx}: outbox peers"
+        );
         let w = words[next(4) as usize];
         assert_eq!(
             ids(&ChatStore::search(&sqlite, w, None, 6).unwrap()),
@@ -1396,17 +1417,142 @@ fn rooms_keep_their_own_history_and_search() {
         3,
         "catch-up covers every room"
     );
-    // Our own messages by id prefix (what /info takes).
+}
+
+/// `/info`'s look-up: our own messages by the start of their id's random
+/// part (after the clock bytes), never by the clock part, never another
+/// author's.
+#[test]
+fn own_messages_are_found_by_short_id() {
+    let mut s = mem();
+    let with = |clock: u8, tag: [u8; 3], author, outgoing| {
+        let mut m = public(0, author, 10, "x");
+        m.id = [clock; 16];
+        m.id[natter_core::chat::ID_CLOCK_BYTES..][..3].copy_from_slice(&tag);
+        m.outgoing = outgoing;
+        m
+    };
+    let mine = with(1, [0xab, 0xcd, 0x01], ME, true);
+    let mine_too = with(2, [0xab, 0xcd, 0x02], ME, true);
+    let theirs = with(3, [0xab, 0xcd, 0x03], BOB, false);
+    s.insert_messages(&[mine.clone(), mine_too.clone(), theirs])
+        .unwrap();
     assert_eq!(
-        ids(&s.outgoing_by_id_prefix(&id(3)[..2], 5).unwrap()),
-        [id(3)]
+        ids(&s.outgoing_by_id_tag(&[0xab, 0xcd], 5).unwrap()),
+        [mine.id, mine_too.id],
+        "both of ours, in id order, not Bob's"
     );
+    assert_eq!(
+        ids(&s.outgoing_by_id_tag(&[0xab, 0xcd, 0x02], 5).unwrap()),
+        [mine_too.id]
+    );
+    assert_eq!(s.outgoing_by_id_tag(&[0xab, 0xcd], 1).unwrap().len(), 1);
     assert!(
-        s.outgoing_by_id_prefix(&id(1)[..4], 5).unwrap().is_empty(),
-        "not ours"
+        s.outgoing_by_id_tag(&[0x01, 0x01], 5).unwrap().is_empty(),
+        "the clock part is not the tag"
     );
-    assert!(s
-        .outgoing_by_id_prefix(&[0xff, 0xff], 5)
-        .unwrap()
-        .is_empty());
+}
+
+/// Our direct message waits for its peer in its own row (schema version 7):
+/// sending it writes no `outbox` row and its ack no `deliveries` row, and
+/// every outbox query still sees it. A room message keeps the tables.
+#[test]
+fn a_direct_message_waits_in_its_own_row() {
+    let mut s = mem();
+    let count = |s: &Store, sql: &str| -> i64 { s.conn.query_row(sql, [], |r| r.get(0)).unwrap() };
+    let dm = direct(1, BOB, ME, 10, "to bob");
+    assert!(s.insert_outgoing(&dm, &[BOB]).unwrap());
+    let room = public(2, ME, 20, "to everyone");
+    assert!(s.insert_outgoing(&room, &[BOB, CAROL]).unwrap());
+    assert_eq!(
+        count(&s, "SELECT count(*) FROM outbox"),
+        2,
+        "the room message's two"
+    );
+    assert_eq!(ids(&s.outbox_for_peer(&BOB, 10).unwrap()), [id(1), id(2)]);
+    assert_eq!(s.pending_peers(&id(1)).unwrap(), [BOB]);
+    assert_eq!(s.pending_count(&id(1)).unwrap(), 1);
+    assert_eq!(s.outbox_peers().unwrap(), [BOB, CAROL]);
+
+    // Carol cannot ack what waits for Bob; Bob's ack ends it, once.
+    assert!(s.outbox_ack(&CAROL, &[id(1)], 30).unwrap().is_empty());
+    assert_eq!(
+        s.outbox_ack(&BOB, &[id(1), id(2)], 40).unwrap(),
+        [id(1), id(2)]
+    );
+    assert!(s.outbox_ack(&BOB, &[id(1)], 50).unwrap().is_empty());
+    assert_eq!(
+        count(&s, "SELECT count(*) FROM deliveries"),
+        1,
+        "the room message's"
+    );
+    assert_eq!(s.delivered_to(&id(1)).unwrap(), [BOB]);
+    assert_eq!(
+        count(
+            &s,
+            "SELECT acked_ms FROM messages WHERE awaiting_ack = 0 AND conv_peer IS NOT NULL"
+        ),
+        40,
+        "the first ack's time"
+    );
+    assert_eq!(s.outbox_for_peer(&BOB, 10).unwrap(), []);
+    assert_eq!(s.outbox_peers().unwrap(), [CAROL]);
+
+    // Queued again by hand: one new entry, then none.
+    assert_eq!(s.outbox_add(&[(id(1), BOB)]).unwrap(), 1);
+    assert_eq!(s.outbox_add(&[(id(1), BOB)]).unwrap(), 0);
+    assert_eq!(s.pending_peers(&id(1)).unwrap(), [BOB]);
+    assert_eq!(
+        count(
+            &s,
+            "SELECT count(*) FROM outbox AS o JOIN messages AS m ON m.seq = o.message_seq \
+             WHERE m.conv_peer IS NOT NULL"
+        ),
+        0,
+        "still in its own row"
+    );
+}
+
+/// Version 7 moves a direct message's outbox row and receipt into its own
+/// row and leaves room messages' rows where they are.
+#[test]
+fn migration_to_v7_moves_direct_messages_into_their_rows() {
+    let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+    conn.pragma_update(None, "foreign_keys", "ON").unwrap();
+    super::schema::migrate(&mut conn, &super::MIGRATIONS[..6]).unwrap();
+    let hex = natter_core::hex;
+    let (bob, carol) = (hex(&BOB), hex(&CAROL));
+    conn.execute_batch(&format!(
+        "INSERT INTO messages (seq, id, conv_peer, author, timestamp_ms, text, outgoing, \
+           received_ms, order_ms) VALUES \
+           (1, zeroblob(16), x'{bob}', x'{me}', 10, 'waiting', 1, 10, 10), \
+           (2, randomblob(16), x'{bob}', x'{me}', 20, 'acked', 1, 20, 20), \
+           (3, randomblob(16), NULL, x'{me}', 30, 'room', 1, 30, 30), \
+           (4, randomblob(16), x'{bob}', x'{bob}', 40, 'from bob', 0, 40, 40);
+         INSERT INTO outbox (peer, message_seq) VALUES (x'{bob}', 1), (x'{bob}', 3), (x'{carol}', 3);
+         INSERT INTO deliveries (message_seq, peer, acked_ms) VALUES (2, x'{bob}', 25), (3, x'{carol}', 35);",
+        me = hex(&ME)
+    ))
+    .unwrap();
+    super::schema::migrate(&mut conn, super::MIGRATIONS).unwrap();
+    let rows = |sql: &str| -> Vec<(i64, Option<i64>)> {
+        let mut st = conn.prepare(sql).unwrap();
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    assert_eq!(
+        rows("SELECT awaiting_ack, acked_ms FROM messages ORDER BY seq"),
+        [(1, None), (0, Some(25)), (0, None), (0, None)]
+    );
+    assert_eq!(
+        rows("SELECT message_seq, NULL FROM outbox ORDER BY message_seq, peer"),
+        [(3, None), (3, None)],
+        "the room message's rows stay"
+    );
+    assert_eq!(
+        rows("SELECT message_seq, acked_ms FROM deliveries"),
+        [(3, Some(35))]
+    );
 }

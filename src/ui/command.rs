@@ -162,7 +162,8 @@ pub const COMMANDS: &[CommandSpec] = &[
         aliases: &[],
         args: "<id>",
         summary: "show who has one of your messages",
-        details: "The id is shown in /history (its first 4+ hex digits are enough).\n\
+        details: "The short id is shown in /history (its first 4+ hex digits are enough);\n\
+                  a whole id (32 hex digits, as --json prints it) works too.\n\
                   Lists the peers that confirmed they stored it, and those still waited for.",
     },
     CommandSpec {
@@ -598,7 +599,9 @@ fn parse_args(spec: &'static CommandSpec, rest: &str) -> Result<Command, ParseEr
         }
         "info" => match words.as_slice() {
             [] => Err(missing("<id>")),
-            [id] if (4..=32).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            [id] if (id.len() == 32 || (4..=20).contains(&id.len()))
+                && id.bytes().all(|b| b.is_ascii_hexdigit()) =>
+            {
                 Ok(Command::Info {
                     id: id.to_ascii_lowercase(),
                 })
@@ -606,7 +609,7 @@ fn parse_args(spec: &'static CommandSpec, rest: &str) -> Result<Command, ParseEr
             [id] => Err(ParseError::InvalidArgument {
                 arg: "<id>",
                 reason: format!(
-                    "a message id is 4 to 32 hex digits (see /history), got \"{}\"",
+                    "give a message's short id (4 to 20 hex digits, see /history) or its whole id (32), got \"{}\"",
                     echo(id)
                 ),
                 usage: usage(),
@@ -1329,6 +1332,15 @@ mod tests {
             err("/info xyz1"),
             ParseError::InvalidArgument { .. }
         ));
+        // A short id is at most 20 digits; a whole id is 32.
+        assert!(matches!(
+            err(&format!("/info {}", "a".repeat(21))),
+            ParseError::InvalidArgument { .. }
+        ));
+        assert_eq!(
+            ok(&format!("/info {}", "A".repeat(32))),
+            Command::Info { id: "a".repeat(32) }
+        );
         assert!(matches!(
             err("/search #ops"),
             ParseError::MissingArgument { .. }

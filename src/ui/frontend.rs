@@ -265,9 +265,9 @@ pub fn chat_text(line: &ChatLine, style: &Style, current: Option<&str>, listed: 
     render::chat_line(style, &view)
 }
 
-/// The first 8 hex digits of a message id: what `/info` takes.
+/// A message's short id, what `/info` takes ([`natter_core::chat::short_id`]).
 pub fn short_id(id: &[u8; 16]) -> String {
-    natter_core::hex(&id[..4])
+    natter_core::chat::short_id(id)
 }
 
 /// `/help` text.

@@ -121,15 +121,15 @@ impl ChatStore for MemoryStore {
             .map(|&i| self.messages[i].clone()))
     }
 
-    fn outgoing_by_id_prefix(
+    fn outgoing_by_id_tag(
         &self,
-        prefix: &[u8],
+        tag: &[u8],
         limit: usize,
     ) -> Result<Vec<StoredMessage>, StoreError> {
         let mut v: Vec<StoredMessage> = self
             .messages
             .iter()
-            .filter(|m| m.outgoing && m.id.starts_with(prefix))
+            .filter(|m| m.outgoing && m.id[crate::chat::ID_CLOCK_BYTES..].starts_with(tag))
             .cloned()
             .collect();
         v.sort_by_key(|m| m.id);

@@ -6,7 +6,7 @@
 use super::private::{control_id, private_room_id, signed_control_bytes, OwnKeys, RoomChanged};
 use super::room_keys::{decrypt_post, encrypt_post, new_room_key, seal_key};
 use super::rooms::signed_sealed_bytes;
-use super::{new_message_id, stored_post, Chat, ChatError, SignedPost};
+use super::{stored_post, Chat, ChatError, SignedPost};
 use crate::identity::{domain, BoundKeys, IdentityKey, LocalIdentity, SignatureBytes};
 use crate::wire::limits::MAX_ROOM_MEMBERS;
 use crate::wire::{Frame, MessageId, RoomChange, RoomControl, RoomFounding, RoomId, SealedPost};
@@ -290,11 +290,6 @@ impl Chat {
     pub fn private_room(&self, id: &RoomId) -> Option<PrivateRoomView> {
         let me = self.local;
         self.private.get(id).filter(|r| r.is_member(&me)).map(view)
-    }
-
-    /// A new message id (for callers outside the chat core's posts).
-    pub fn fresh_id() -> Result<MessageId, ChatError> {
-        new_message_id()
     }
 }
 

@@ -190,11 +190,12 @@ pub trait ChatStore: Send + std::fmt::Debug {
         author: &IdentityBytes,
         id: &MessageId,
     ) -> Result<Option<StoredMessage>, StoreError>;
-    /// Messages written by the local user whose id starts with `prefix`,
-    /// at most `limit`, in id order.
-    fn outgoing_by_id_prefix(
+    /// Messages written by the local user whose id, after its
+    /// [`ID_CLOCK_BYTES`](crate::chat::ID_CLOCK_BYTES) clock bytes, starts
+    /// with `tag` (what `/info` takes), at most `limit`, in id order.
+    fn outgoing_by_id_tag(
         &self,
-        prefix: &[u8],
+        tag: &[u8],
         limit: usize,
     ) -> Result<Vec<StoredMessage>, StoreError>;
     /// Every stored membership log entry of invite-only rooms

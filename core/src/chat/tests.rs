@@ -2254,3 +2254,59 @@ fn direct_messages_ask_about_one_peer_not_everyone_linked() {
     assert_eq!(actions.events.len(), 3);
     assert_eq!(acks_in(&actions).len(), 3);
 }
+
+/// Our ids begin with the clock (so the stores' id index grows at its end);
+/// `/info` finds our messages by short id, the start of the random part, or
+/// by whole id, and never a peer's message.
+#[test]
+fn ids_start_with_the_clock_and_info_finds_them_by_short_id() {
+    let (me, mut chat) = lone_chat(1);
+    let peer = identity(2).identity_key();
+    let now = 0x0123_4567_89ab_u64;
+    let sent = chat.send_direct(now, &me, peer, "first", false).unwrap().0;
+    let later = chat
+        .send_direct(now + 1, &me, peer, "second", false)
+        .unwrap()
+        .0;
+    assert_eq!(
+        sent.id[..ID_CLOCK_BYTES],
+        [0x01, 0x23, 0x45, 0x67, 0x89, 0xab]
+    );
+    assert!(later.id > sent.id, "ids of later messages sort later");
+    assert_ne!(sent.id[ID_CLOCK_BYTES..], later.id[ID_CLOCK_BYTES..]);
+
+    let short = short_id(&sent.id);
+    assert_eq!(
+        short,
+        crate::hex(&sent.id[ID_CLOCK_BYTES..ID_CLOCK_BYTES + 4])
+    );
+    fn by_id(chat: &Chat, digits: &str) -> Result<Vec<MessageId>, ChatError> {
+        chat.own_messages_by_id(digits, 2)
+            .map(|v| v.into_iter().map(|m| m.id).collect())
+    }
+    let found = |digits: &str| by_id(&chat, digits);
+    assert_eq!(found(&short).unwrap(), [sent.id]);
+    assert_eq!(found(&short[..5].to_uppercase()).unwrap(), [sent.id]);
+    assert_eq!(found(&crate::hex(&sent.id)).unwrap(), [sent.id]);
+    // The clock digits are not a short id.
+    assert!(found(&crate::hex(&sent.id[..4]))
+        .unwrap()
+        .iter()
+        .all(|id| id[ID_CLOCK_BYTES..].starts_with(&sent.id[..2])));
+    for bad in ["abc", &"a".repeat(21), &"a".repeat(31), "xyz1"] {
+        assert!(
+            matches!(found(bad), Err(ChatError::BadIdPrefix(_))),
+            "{bad:?} accepted"
+        );
+    }
+
+    // A peer's message is never ours to look up, by either form.
+    let (them, mut theirs) = lone_chat(2);
+    let (m, frame) = theirs
+        .send_direct(now, &them, me.identity_key(), "hi", true)
+        .unwrap();
+    chat.on_frame(now, peer, frame.unwrap(), &[peer]).unwrap();
+    assert_eq!(chat.store().message_count().unwrap(), 3);
+    assert!(by_id(&chat, &short_id(&m.id)).unwrap().is_empty());
+    assert!(by_id(&chat, &crate::hex(&m.id)).unwrap().is_empty());
+}

@@ -347,24 +347,22 @@ impl Node {
         self.names.nickname(id).unwrap_or_default().to_owned()
     }
 
-    /// `/info`: one of our messages by id prefix, and who has it.
+    /// `/info`: one of our messages by short id (or whole id), and who has it.
     fn message_info(&mut self, prefix: &str) -> Result<(), NodeError> {
         let mine: Vec<MessageView> = self
             .chat
-            .own_messages_by_id_prefix(prefix, 2)
+            .own_messages_by_id(prefix, 2)
             .map_err(|e| NodeError::NoSuchMessage(e.to_string()))?;
         let view = match <[MessageView; 1]>::try_from(mine) {
             Ok([v]) => v,
             Err(v) if v.is_empty() => {
                 return Err(NodeError::NoSuchMessage(format!(
-                    "none of your messages has an id starting with {prefix}"
+                    "none of your messages has a short id starting with {prefix}"
                 )))
             }
-            Err(_) => {
-                return Err(NodeError::NoSuchMessage(format!(
-                    "several of your messages have ids starting with {prefix}: give more digits"
-                )))
-            }
+            Err(_) => return Err(NodeError::NoSuchMessage(format!(
+                "several of your messages have short ids starting with {prefix}: give more digits"
+            ))),
         };
         let (delivered, pending) = self.chat.receipts(&view.id).map_err(NodeError::History)?;
         let delivered_to = delivered.iter().map(|p| self.info_of(p)).collect();
