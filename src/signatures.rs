@@ -1,9 +1,11 @@
-//! Signature checks of received room items spread over every core: the
-//! chat core hands each batch of frames to a `SignatureCheck`, and this one
-//! splits a batch of eight or more between the calling (node) thread and
-//! scoped helper threads.
+//! Signature work spread over every core: the chat core hands each batch
+//! of received room items to a `SignatureCheck` to verify, and each batch
+//! of our own open-room posts to sign; this one splits a batch of eight or
+//! more between the calling (node) thread and scoped helper threads.
 
-use natter_core::chat::{SignatureCheck, SignedPost};
+use natter_core::chat::{SignatureCheck, SignedPost, UnsignedPost};
+use natter_core::identity::LocalIdentity;
+use natter_core::wire::RoomPost;
 
 /// Below this many signatures a batch is checked on the calling thread:
 /// starting a thread costs more than a few checks.
@@ -28,31 +30,55 @@ impl Default for AllCores {
     }
 }
 
-fn check(posts: &[&SignedPost]) -> Vec<bool> {
-    posts.iter().map(|p| p.verify().is_ok()).collect()
-}
-
-impl SignatureCheck for AllCores {
-    fn verify_all(&self, posts: &[&SignedPost]) -> Vec<bool> {
-        if posts.len() < SPLIT_FROM || self.threads < 2 {
-            return check(posts);
+impl AllCores {
+    /// `work` applied to every item of `items`, in order: on this thread
+    /// for a small batch, else split between it and scoped helpers. A
+    /// helper that panicked gives `failed()` for each of its items.
+    fn spread<T: Sync, R: Send>(
+        &self,
+        items: &[T],
+        work: impl Fn(&T) -> R + Sync,
+        failed: impl Fn() -> R,
+    ) -> Vec<R> {
+        let work = &work;
+        let all = |part: &[T]| part.iter().map(work).collect::<Vec<R>>();
+        if items.len() < SPLIT_FROM || self.threads < 2 {
+            return all(items);
         }
-        let chunk = posts.len().div_ceil(self.threads);
-        let mut parts = posts.chunks(chunk);
+        let chunk = items.len().div_ceil(self.threads);
+        let mut parts = items.chunks(chunk);
         let Some(own) = parts.next() else {
             return Vec::new();
         };
         std::thread::scope(|s| {
             let helpers: Vec<_> = parts
-                .map(|part| (part.len(), s.spawn(move || check(part))))
+                .map(|part| (part.len(), s.spawn(move || all(part))))
                 .collect();
-            let mut out = check(own);
+            let mut out = all(own);
             for (len, h) in helpers {
-                // A check that panicked verified nothing.
-                out.extend(h.join().unwrap_or_else(|_| vec![false; len]));
+                match h.join() {
+                    Ok(done) => out.extend(done),
+                    Err(_) => out.extend((0..len).map(|_| failed())),
+                }
             }
             out
         })
+    }
+}
+
+impl SignatureCheck for AllCores {
+    fn verify_all(&self, posts: &[&SignedPost]) -> Vec<bool> {
+        // A check that panicked verified nothing.
+        self.spread(posts, |p| p.verify().is_ok(), || false)
+    }
+
+    fn sign_all(&self, local: &LocalIdentity, posts: Vec<UnsignedPost>) -> Vec<RoomPost> {
+        let signed: Vec<Option<RoomPost>> =
+            self.spread(&posts, |p| Some(p.clone().sign(local)), || None);
+        // Signing cannot fail; a helper that panicked leaves the batch
+        // short, and the chat core refuses the posts left unsigned
+        // (`ChatError::Unsigned`).
+        signed.into_iter().map_while(|p| p).collect()
     }
 }
 
@@ -77,6 +103,23 @@ mod tests {
         let refs: Vec<&SignedPost> = posts.iter().collect();
         let many = AllCores { threads: 3 }.verify_all(&refs);
         assert_eq!(many, OneByOne.verify_all(&refs));
+        // Signing spread over threads gives the same posts in the same
+        // order (ed25519 signatures are deterministic).
+        let unsigned: Vec<UnsignedPost> = (0..37u8)
+            .map(|i| UnsignedPost {
+                room: open_room_id("ops"),
+                id: [i; 16],
+                timestamp_ms: 1,
+                text: format!("m{i}"),
+            })
+            .collect();
+        let spread = AllCores { threads: 3 }.sign_all(&me, unsigned.clone());
+        assert_eq!(spread, OneByOne.sign_all(&me, unsigned.clone()));
+        assert_eq!(spread.len(), 37);
+        assert!(spread
+            .iter()
+            .zip(&unsigned)
+            .all(|(p, u)| p.id == u.id && SignedPost::Room(p.clone()).verify().is_ok()));
         assert_eq!(many.iter().filter(|v| !**v).count(), 8);
         assert!(many[0..5]
             .iter()

@@ -129,7 +129,7 @@ pub use memory::MemoryStore;
 pub use quota::QuotaLimits;
 pub use rooms::{
     default_room, open_room_id, room_label, room_name, sign_room_post, RoomNameError, SignedPost,
-    DEFAULT_ROOM,
+    UnsignedPost, DEFAULT_ROOM,
 };
 pub use store::{ChatStore, StoreError};
 
@@ -141,7 +141,7 @@ use crate::identity::{
 use crate::wire::codec::encode;
 use crate::wire::frame::{SignedPublic, SyncRequest};
 use crate::wire::limits::{MAX_ACK_IDS, MAX_TEXT_LEN};
-use crate::wire::{DirectMessage, Frame, MessageId, PublicMessage, RoomId, WireError};
+use crate::wire::{DirectMessage, Frame, MessageId, PublicMessage, RoomId, RoomPost, WireError};
 use private::PrivateRooms;
 pub use private::RoomChanged;
 use quota::{Admission, Quota};
@@ -303,6 +303,13 @@ impl Conversation {
 /// Results are in the order given; `true` means the signature verifies.
 pub trait SignatureCheck: Send + std::fmt::Debug {
     fn verify_all(&self, posts: &[&SignedPost]) -> Vec<bool>;
+
+    /// Signs a batch of our own posts to open rooms, in the order given
+    /// (the author's half of the same work; one after another unless the
+    /// implementation spreads them over cores).
+    fn sign_all(&self, local: &LocalIdentity, posts: Vec<UnsignedPost>) -> Vec<RoomPost> {
+        posts.into_iter().map(|p| p.sign(local)).collect()
+    }
 }
 
 /// One check after another, on the calling thread.
@@ -436,6 +443,8 @@ pub enum ChatError {
     Random(#[from] IdentityError),
     #[error("the new message id is already taken")]
     IdCollision,
+    #[error("the signer returned fewer signed posts than it was given")]
+    Unsigned,
     #[error("{0:?} is not a message id: give its short id (4 to 20 hex digits) or all 32 digits")]
     BadIdPrefix(String),
     #[error("you are not a member of that room")]
@@ -1531,7 +1540,10 @@ impl Chat {
             return Err(ChatError::WrongIdentity);
         }
         let everyone = self.outbox_recipients(now_ms)?;
-        let mut prepared: Vec<Result<Prepared, ChatError>> = Vec::new();
+        // Open-room posts are signed together after this pass, so the
+        // signer may spread them over cores; `None` marks their places.
+        let mut unsigned: Vec<UnsignedPost> = Vec::new();
+        let mut prepared: Vec<Result<Option<Prepared>, ChatError>> = Vec::new();
         for (to, text) in items {
             let item = (|| {
                 check_text(text)?;
@@ -1539,25 +1551,20 @@ impl Chat {
                 match to {
                     Target::Room(room) if self.private.contains(room) => {
                         let m = self.seal_post(local, *room, id, now_ms, text)?;
-                        Ok((
+                        Ok(Some((
                             stored_post(&m, self.local, now_ms, text),
                             everyone.clone(),
                             m.into_frame(),
-                        ))
+                        )))
                     }
                     Target::Room(room) => {
-                        let m = SignedPost::Room(rooms::sign_room_post(
-                            local,
-                            *room,
+                        unsigned.push(UnsignedPost {
+                            room: *room,
                             id,
-                            now_ms,
-                            text.clone(),
-                        ));
-                        Ok((
-                            stored_post(&m, self.local, now_ms, ""),
-                            everyone.clone(),
-                            m.into_frame(),
-                        ))
+                            timestamp_ms: now_ms,
+                            text: text.clone(),
+                        });
+                        Ok(None)
                     }
                     Target::Direct(peer) if *peer == self.local => Err(ChatError::ToSelf),
                     Target::Direct(peer) => {
@@ -1577,12 +1584,32 @@ impl Chat {
                             timestamp_ms: now_ms,
                             text: text.clone(),
                         });
-                        Ok((stored, vec![peer.0], frame))
+                        Ok(Some((stored, vec![peer.0], frame)))
                     }
                 }
             })();
             prepared.push(item);
         }
+        let mut signed = if unsigned.is_empty() {
+            Vec::new()
+        } else {
+            self.checker.sign_all(local, unsigned)
+        }
+        .into_iter();
+        let prepared: Vec<Result<Prepared, ChatError>> = prepared
+            .into_iter()
+            .map(|item| match item? {
+                Some(ready) => Ok(ready),
+                None => {
+                    let m = SignedPost::Room(signed.next().ok_or(ChatError::Unsigned)?);
+                    Ok((
+                        stored_post(&m, self.local, now_ms, ""),
+                        everyone.clone(),
+                        m.into_frame(),
+                    ))
+                }
+            })
+            .collect();
         let batch: Vec<(&StoredMessage, &[[u8; 32]])> = prepared
             .iter()
             .filter_map(|p| p.as_ref().ok())

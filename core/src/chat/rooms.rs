@@ -96,6 +96,23 @@ fn signed_room_bytes(
     })
 }
 
+/// A post to an open room before it is signed: what
+/// [`SignatureCheck::sign_all`](super::SignatureCheck::sign_all) is handed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnsignedPost {
+    pub room: RoomId,
+    pub id: MessageId,
+    pub timestamp_ms: u64,
+    pub text: String,
+}
+
+impl UnsignedPost {
+    /// Signs it as `local` ([`sign_room_post`]).
+    pub fn sign(self, local: &LocalIdentity) -> RoomPost {
+        sign_room_post(local, self.room, self.id, self.timestamp_ms, self.text)
+    }
+}
+
 /// Signs a post to `room` as `local`.
 pub fn sign_room_post(
     local: &LocalIdentity,

@@ -2310,3 +2310,34 @@ fn ids_start_with_the_clock_and_info_finds_them_by_short_id() {
     assert!(by_id(&chat, &short_id(&m.id)).unwrap().is_empty());
     assert!(by_id(&chat, &crate::hex(&m.id)).unwrap().is_empty());
 }
+
+/// A signer that returns fewer posts than it was given (a broken
+/// implementation of `SignatureCheck::sign_all`): the posts it left out are
+/// refused with a clear error and stored nowhere; the others go out.
+#[test]
+fn posts_a_signer_leaves_unsigned_are_refused_not_lost() {
+    #[derive(Debug)]
+    struct DropsTheLast;
+    impl SignatureCheck for DropsTheLast {
+        fn verify_all(&self, posts: &[&SignedPost]) -> Vec<bool> {
+            OneByOne.verify_all(posts)
+        }
+        fn sign_all(&self, local: &LocalIdentity, mut posts: Vec<UnsignedPost>) -> Vec<RoomPost> {
+            posts.pop();
+            OneByOne.sign_all(local, posts)
+        }
+    }
+    let (me, mut chat) = lone_chat(1);
+    chat.set_signature_check(Box::new(DropsTheLast));
+    let ops = Target::Room(open_room_id("ops"));
+    let peer = identity(2).identity_key();
+    let items = [
+        (ops, "one".to_string()),
+        (Target::Direct(peer), "direct".to_string()),
+        (ops, "two".to_string()),
+    ];
+    let out = chat.post_many(T0, &me, &items, &[peer]).unwrap();
+    assert!(out[0].is_ok() && out[1].is_ok());
+    assert!(matches!(out[2], Err(ChatError::Unsigned)), "{:?}", out[2]);
+    assert_eq!(chat.store().message_count().unwrap(), 2);
+}

@@ -360,9 +360,11 @@ impl Node {
                     "none of your messages has a short id starting with {prefix}"
                 )))
             }
-            Err(_) => return Err(NodeError::NoSuchMessage(format!(
+            Err(_) => {
+                return Err(NodeError::NoSuchMessage(format!(
                 "several of your messages have short ids starting with {prefix}: give more digits"
-            ))),
+            )))
+            }
         };
         let (delivered, pending) = self.chat.receipts(&view.id).map_err(NodeError::History)?;
         let delivered_to = delivered.iter().map(|p| self.info_of(p)).collect();
