@@ -405,6 +405,10 @@ fn chat_curve_row(count: usize) -> String {
     format!("natter chat direct, {count} msgs")
 }
 
+fn store_sender_row(count: usize) -> String {
+    format!("natter store alone, sender's writes, {count} msgs")
+}
+
 fn sqlite_inserts(ctx: &mut Ctx) -> Result<()> {
     let b = ctx.budget;
     for &count in b.chat_curve {
@@ -426,11 +430,23 @@ fn natter_chat_curve(ctx: &mut Ctx) -> Result<()> {
     let b = ctx.budget;
     for &count in b.chat_curve {
         let runs = if count > 100_000 { 1 } else { b.runs.min(3) };
+        let r = stats::repeat(runs, || natter_rows::store_sender(count, SQLITE_BATCH))?;
+        ctx.report.add(
+            throughput(&store_sender_row(count), r, 1.0, "msgs/s")
+                .ratio_to(&sqlite_row(count))
+                .note(format!(
+                    "no node, no link: the sender's inserts with outbox entries, {SQLITE_BATCH} per \
+                     transaction, each batch then acked; what the chat row's sender reaches if \
+                     storing were all it did, {}",
+                    r.describe()
+                )),
+        );
         let r = stats::repeat(runs, || ctx.rt.block_on(natter_rows::chat(count, true)))?;
         ctx.report.add(
             throughput(&chat_curve_row(count), r, 1.0, "msgs/s")
                 .goal(Target::AtLeast(50_000.0))
                 .vs(&sqlite_row(count), Target::AtLeast(0.5))
+                .ratio_to(&store_sender_row(count))
                 .note(format!(
                     "stored and acked by two nodes (each stores, the sender also records the ack), {}",
                     r.describe()

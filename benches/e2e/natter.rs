@@ -533,6 +533,65 @@ pub async fn chat(count: usize, direct: bool) -> Result<f64> {
     Ok(count as f64 / secs)
 }
 
+/// The sending node's store work alone, no node, no link: `count` direct
+/// messages as the chat core stores them (ids of natter's layout, the
+/// clock then random bytes), written with their outbox entries in batches
+/// of `batch` (`Store::insert_outgoing_batch`), each batch then acked
+/// (`Store::outbox_ack`), into a SQLite file as the app opens it. What the
+/// chat row's sender could reach if its store were all it did. Messages
+/// per second.
+pub fn store_sender(count: usize, batch: usize) -> Result<f64> {
+    let dir = tempfile::tempdir()?;
+    let mut store = Store::open(dir.path())?;
+    let (me, peer) = (identity(1).identity_key().0, identity(2).identity_key().0);
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64)
+    };
+    let split = natter_core::chat::ID_CLOCK_BYTES;
+    let mut random = 0x9e37_79b9_7f4a_7c15u64;
+    let start = Instant::now();
+    let mut done = 0;
+    while done < count {
+        let n = batch.min(count - done);
+        let msgs: Vec<StoredMessage> = (done..done + n)
+            .map(|i| {
+                let at = now();
+                random ^= random << 13;
+                random ^= random >> 7;
+                random ^= random << 17;
+                let mut id = [0u8; 16];
+                id[..split].copy_from_slice(&at.to_be_bytes()[8 - split..]);
+                id[split..].copy_from_slice(&random.to_le_bytes().repeat(2)[..16 - split]);
+                StoredMessage {
+                    id,
+                    conversation: ConversationKey::Direct(peer),
+                    author: me,
+                    timestamp_ms: at,
+                    text: format!("message {i} of the chat benchmark"),
+                    signature: None,
+                    outgoing: true,
+                    received_ms: at,
+                    wire: None,
+                }
+            })
+            .collect();
+        let items: Vec<(&StoredMessage, &[[u8; 32]])> = msgs
+            .iter()
+            .map(|m| (m, std::slice::from_ref(&peer)))
+            .collect();
+        store.insert_outgoing_batch(&items)?;
+        let ids: Vec<_> = msgs.iter().map(|m| m.id).collect();
+        ensure!(
+            store.outbox_ack(&peer, &ids, now())?.len() == n,
+            "an ack went astray"
+        );
+        done += n;
+    }
+    Ok(count as f64 / start.elapsed().as_secs_f64())
+}
+
 /// Round trips of a `size`-byte `Data` frame between two whole nodes on
 /// the caller's (multi-thread) runtime, as the app runs them: a command in
 /// at one node, its `Data` event out of the other, and back. Unlike
