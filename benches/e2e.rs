@@ -67,6 +67,9 @@ pub mod names {
     pub const AEAD_SEALS_64_RING: &str = "AEAD seal rate 64 B, ring";
     pub const REF_HANDSHAKES_SERIAL: &str = "ref handshakes serial";
     pub const REF_HANDSHAKES_16: &str = "ref handshakes 16 in flight";
+    pub const NATTER_HANDSHAKES_SERIAL: &str = "natter handshakes serial";
+    pub const NATTER_HANDSHAKES_16: &str = "natter handshakes 16 in flight";
+    pub const NATTER_HANDSHAKES_FIRST: &str = "natter handshakes serial, first contact";
     pub const REF_BULK: &str = "ref encrypted bulk";
     /// The reference link with ring's cipher, natter's primitive.
     pub const REF_BULK_RING: &str = "ref encrypted bulk, ring cipher";
@@ -208,6 +211,9 @@ pub struct Ctx<'a> {
     pub rt: &'a Runtime,
     pub budget: &'a Budget,
     pub report: &'a mut Report,
+    /// natter rows a baseline group measured in turn with its own rows
+    /// (`stats::repeat_interleaved`), for their natter group to report.
+    pub paired: std::collections::HashMap<&'static str, stats::Runs>,
 }
 
 /// A named set of rows measured together; `section` is the table section its
@@ -270,37 +276,44 @@ fn natter_handshakes(ctx: &mut Ctx) -> Result<()> {
         (
             1,
             false,
-            "natter handshakes serial",
+            names::NATTER_HANDSHAKES_SERIAL,
             names::REF_HANDSHAKES_SERIAL,
         ),
         (
             16,
             false,
-            "natter handshakes 16 in flight",
+            names::NATTER_HANDSHAKES_16,
             names::REF_HANDSHAKES_16,
         ),
         (
             1,
             true,
-            "natter handshakes serial, first contact",
+            names::NATTER_HANDSHAKES_FIRST,
             names::REF_HANDSHAKES_SERIAL,
         ),
     ] {
-        let runs = stats::repeat(b.runs, || {
-            ctx.rt.block_on(natter_rows::handshakes(
-                in_flight,
-                b.handshake,
-                b.handshake_max,
-                first_contact,
-            ))
-        })?;
+        // Measured in turn with the reference by `ref_handshakes`, unless
+        // only this group runs.
+        let runs = match ctx.paired.remove(name) {
+            Some(runs) => runs,
+            None => stats::repeat(b.runs, || {
+                ctx.rt.block_on(natter_rows::handshakes(
+                    in_flight,
+                    b.handshake,
+                    b.handshake_max,
+                    first_contact,
+                ))
+            })?,
+        };
         let m = throughput(name, runs, 1.0, "handshakes/s");
         ctx.report.add(if first_contact {
             m.ratio_to(reference)
                 .note("as above, but no binding remembered: one verify_strict more per side")
         } else {
-            m.vs(reference, Target::AtLeast(0.95))
-                .note("identity payloads and checks; a binding verified before is remembered")
+            m.vs(reference, Target::AtLeast(0.95)).note(
+                "identity payloads and checks; a binding verified before is remembered; \
+                 measured in turn with the reference",
+            )
         });
     }
     Ok(())
@@ -836,25 +849,37 @@ fn aead_seal(ctx: &mut Ctx) -> Result<()> {
     Ok(())
 }
 
+/// The reference's handshake rows, each measured in turn with the natter
+/// rows compared with it (stashed in `ctx.paired` for `natter_handshakes`),
+/// so a ratio compares the two links on the same machine state.
 fn ref_handshakes(ctx: &mut Ctx) -> Result<()> {
     let b = ctx.budget;
-    for (in_flight, name) in [
-        (1, names::REF_HANDSHAKES_SERIAL),
-        (16, names::REF_HANDSHAKES_16),
-    ] {
-        let runs = stats::repeat(b.runs, || {
-            ctx.rt.block_on(reference::handshakes(
-                in_flight,
-                b.handshake,
-                b.handshake_max,
-            ))
-        })?;
-        let mut m = throughput(name, runs, 1.0, "handshakes/s");
-        if in_flight > 1 {
-            m = m.ratio_to(names::REF_HANDSHAKES_SERIAL);
-        }
-        ctx.report.add(m);
-    }
+    let (rt, hs, max) = (ctx.rt, b.handshake, b.handshake_max);
+    let reference = |n| move || rt.block_on(reference::handshakes(n, hs, max));
+    let natter = |n, first| move || rt.block_on(natter_rows::handshakes(n, hs, max, first));
+    let (mut r1, mut n1, mut f1) = (reference(1), natter(1, false), natter(1, true));
+    let serial = stats::repeat_interleaved(b.runs, &mut [&mut r1, &mut n1, &mut f1])?;
+    let (mut r16, mut n16) = (reference(16), natter(16, false));
+    let parallel = stats::repeat_interleaved(b.runs, &mut [&mut r16, &mut n16])?;
+    let [ref_serial, natter_serial, natter_first] =
+        <[stats::Runs; 3]>::try_from(serial).map_err(|_| anyhow::anyhow!("three rows measured"))?;
+    let [ref_16, natter_16] =
+        <[stats::Runs; 2]>::try_from(parallel).map_err(|_| anyhow::anyhow!("two rows measured"))?;
+    ctx.paired
+        .insert(names::NATTER_HANDSHAKES_SERIAL, natter_serial);
+    ctx.paired
+        .insert(names::NATTER_HANDSHAKES_FIRST, natter_first);
+    ctx.paired.insert(names::NATTER_HANDSHAKES_16, natter_16);
+    ctx.report.add(throughput(
+        names::REF_HANDSHAKES_SERIAL,
+        ref_serial,
+        1.0,
+        "handshakes/s",
+    ));
+    ctx.report.add(
+        throughput(names::REF_HANDSHAKES_16, ref_16, 1.0, "handshakes/s")
+            .ratio_to(names::REF_HANDSHAKES_SERIAL),
+    );
     Ok(())
 }
 
@@ -960,6 +985,7 @@ fn main() {
         rt: &rt,
         budget: &budget,
         report: &mut report,
+        paired: std::collections::HashMap::new(),
     };
     for group in GROUPS {
         if !filters.is_empty() && !filters.iter().any(|f| group.name.contains(f)) {

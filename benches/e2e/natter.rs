@@ -5,7 +5,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command as Process, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -140,52 +140,28 @@ pub async fn handshakes(
             cfg()
         }
     };
-    let listener = net::listen().await?;
-    let addr = listener.local_addr()?;
     let server_id = Arc::new(identity(2));
-    let server = tokio::spawn(async move {
-        loop {
-            let Ok((mut s, _)) = listener.accept().await else {
-                tokio::time::sleep(Duration::from_millis(1)).await;
-                continue;
-            };
-            let id = Arc::clone(&server_id);
-            tokio::spawn(async move {
-                let _ = s.set_nodelay(true);
-                let _ = answer_with(&mut s, &id, &config()).await;
-            });
-        }
-    });
     let client_id = Arc::new(identity(1));
     let expect = identity(2).identity_key();
-    let done = Arc::new(AtomicU64::new(0));
-    let start = Instant::now();
-    let mut clients = Vec::new();
-    for _ in 0..in_flight.max(1) {
-        let (id, done) = (Arc::clone(&client_id), Arc::clone(&done));
-        clients.push(tokio::spawn(async move {
-            while start.elapsed() < duration && done.load(Ordering::Relaxed) < max {
-                let mut s = TcpStream::connect(addr).await?;
-                s.set_nodelay(true)?;
+    net::handshake_rate(
+        in_flight,
+        duration,
+        max,
+        move |mut s| {
+            let id = Arc::clone(&client_id);
+            async move {
                 dial_with(&mut s, &id, expect, &config()).await?;
-                let n = s.read(&mut [0u8; 1]).await?;
-                ensure!(n == 0, "responder sent data after the handshake");
-                done.fetch_add(1, Ordering::Relaxed);
+                Ok(s)
             }
-            anyhow::Ok(())
-        }));
-    }
-    let mut result = Ok(());
-    for c in clients {
-        let r = c.await.context("handshake task").and_then(|r| r);
-        if result.is_ok() {
-            result = r;
-        }
-    }
-    let elapsed = start.elapsed();
-    server.abort();
-    result?;
-    Ok(done.load(Ordering::Relaxed) as f64 / elapsed.as_secs_f64())
+        },
+        move |mut s| {
+            let id = Arc::clone(&server_id);
+            async move {
+                let _ = answer_with(&mut s, &id, &config()).await;
+            }
+        },
+    )
+    .await
 }
 
 /// Read frames from `rx` until EOF, calling `count` on each batch.

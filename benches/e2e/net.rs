@@ -3,9 +3,12 @@
 
 use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::{ensure, Context, Result};
+use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::{Builder, Runtime};
 
@@ -108,4 +111,111 @@ where
         served?;
         Ok(samples)
     })
+}
+
+/// Handshakes per second: `in_flight` loops each dial, run `dial` on the
+/// new connection and wait for the server to close it, against one server
+/// that runs `answer` on every connection it accepts; for `duration` or
+/// until `max` handshakes are done. The reference and natter handshake rows
+/// both run here, so they differ only in `dial` and `answer`.
+///
+/// One in flight: the server and the dialler each run on a current-thread
+/// runtime of their own thread (as the bulk rows, [`own_thread`]), the
+/// server answering one connection after the other. On the shared
+/// runtime, whether tokio ran both on one worker or on two changed the rate
+/// from run to run, and the ratio of two rows with it. Sixteen in flight
+/// keep both workers of the shared runtime busy either way and run there.
+pub async fn handshake_rate<D, DF, A, AF>(
+    in_flight: usize,
+    duration: Duration,
+    max: u64,
+    dial: D,
+    answer: A,
+) -> Result<f64>
+where
+    D: Fn(TcpStream) -> DF + Clone + Send + Sync + 'static,
+    DF: Future<Output = Result<TcpStream>> + Send + 'static,
+    A: Fn(TcpStream) -> AF + Clone + Send + Sync + 'static,
+    AF: Future<Output = ()> + Send + 'static,
+{
+    let listener = listen().await?;
+    let addr = listener.local_addr()?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let server = if in_flight <= 1 {
+        let (listener, stop) = (listener.into_std()?, Arc::clone(&stop));
+        tokio::task::spawn_blocking(move || {
+            current_thread_runtime()?.block_on(async move {
+                let listener = TcpListener::from_std(listener)?;
+                while !stop.load(Ordering::Relaxed) {
+                    match tokio::time::timeout(Duration::from_millis(20), listener.accept()).await {
+                        Ok(Ok((s, _))) => {
+                            let _ = s.set_nodelay(true);
+                            answer(s).await;
+                        }
+                        // E.g. out of file descriptors: back off.
+                        Ok(Err(_)) => tokio::time::sleep(Duration::from_millis(1)).await,
+                        Err(_) => {}
+                    }
+                }
+                anyhow::Ok(())
+            })
+        })
+    } else {
+        let stop = Arc::clone(&stop);
+        tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                match tokio::time::timeout(Duration::from_millis(20), listener.accept()).await {
+                    Ok(Ok((s, _))) => {
+                        let _ = s.set_nodelay(true);
+                        tokio::spawn(answer.clone()(s));
+                    }
+                    Ok(Err(_)) => tokio::time::sleep(Duration::from_millis(1)).await,
+                    Err(_) => {}
+                }
+            }
+            anyhow::Ok(())
+        })
+    };
+    let done = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let dial_loop = {
+        let done = Arc::clone(&done);
+        move || {
+            let (dial, done) = (dial.clone(), Arc::clone(&done));
+            async move {
+                while start.elapsed() < duration && done.load(Ordering::Relaxed) < max {
+                    let s = TcpStream::connect(addr).await?;
+                    s.set_nodelay(true)?;
+                    let mut s = dial(s).await?;
+                    let n = s.read(&mut [0u8; 1]).await?;
+                    ensure!(n == 0, "responder sent data after the handshake");
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+                anyhow::Ok(())
+            }
+        }
+    };
+    let mut clients = Vec::new();
+    if in_flight <= 1 {
+        clients.push(tokio::task::spawn_blocking(move || {
+            current_thread_runtime()?.block_on(dial_loop())
+        }));
+    } else {
+        for _ in 0..in_flight {
+            clients.push(tokio::spawn(dial_loop()));
+        }
+    }
+    let mut result = Ok(());
+    for c in clients {
+        let r = c.await.context("handshake task").and_then(|r| r);
+        if result.is_ok() {
+            result = r;
+        }
+    }
+    let elapsed = start.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    let served = server.await.context("handshake server").and_then(|r| r);
+    result?;
+    served?;
+    Ok(done.load(Ordering::Relaxed) as f64 / elapsed.as_secs_f64())
 }

@@ -5,11 +5,10 @@
 //! Handshake payloads are empty (natter's carry an identity payload and a
 //! signature, which costs extra; the target allows for that).
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{bail, ensure, Result};
 use snow::resolvers::{DefaultResolver, FallbackResolver, RingResolver};
 use snow::{Builder, HandshakeState, Keypair, TransportState};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -210,62 +209,34 @@ async fn established(
     Ok((a, ta, b, tb))
 }
 
-/// Handshakes per second: `in_flight` dialling tasks each loop `connect,
+/// Handshakes per second: `in_flight` dialling loops each `connect,
 /// handshake` against one accepting server until `duration` has passed or
-/// `max` handshakes were done. A handshake counts once both sides finished:
-/// the responder closes the socket after reading msg3 and the initiator waits
-/// for that EOF. Runs on the caller's (multi-thread) runtime.
+/// `max` handshakes were done ([`net::handshake_rate`]). A handshake counts
+/// once both sides finished: the responder closes the socket after reading
+/// msg3 and the initiator waits for that EOF.
 pub async fn handshakes(in_flight: usize, duration: Duration, max: u64) -> Result<f64> {
-    let listener = net::listen().await?;
-    let addr = listener.local_addr()?;
     let server_key = Arc::new(keypair()?.private);
     let client_key = Arc::new(keypair()?.private);
-
-    let server = tokio::spawn(async move {
-        loop {
-            let Ok((mut s, _)) = listener.accept().await else {
-                // E.g. out of file descriptors: back off instead of spinning.
-                tokio::time::sleep(Duration::from_millis(1)).await;
-                continue;
-            };
+    net::handshake_rate(
+        in_flight,
+        duration,
+        max,
+        move |mut s| {
+            let key = Arc::clone(&client_key);
+            async move {
+                handshake_initiator(&mut s, Cipher::SnowDefault, &key).await?;
+                Ok(s)
+            }
+        },
+        move |mut s| {
             let key = Arc::clone(&server_key);
-            tokio::spawn(async move {
-                let _ = s.set_nodelay(true);
+            async move {
                 // An error here shows up as an error on the dialling side.
                 let _ = handshake_responder(&mut s, Cipher::SnowDefault, &key).await;
-            });
-        }
-    });
-
-    let done = Arc::new(AtomicU64::new(0));
-    let start = Instant::now();
-    let mut clients = Vec::with_capacity(in_flight);
-    for _ in 0..in_flight.max(1) {
-        let key = Arc::clone(&client_key);
-        let done = Arc::clone(&done);
-        clients.push(tokio::spawn(async move {
-            while start.elapsed() < duration && done.load(Ordering::Relaxed) < max {
-                let mut s = TcpStream::connect(addr).await?;
-                s.set_nodelay(true)?;
-                handshake_initiator(&mut s, Cipher::SnowDefault, &key).await?;
-                let n = s.read(&mut [0u8; 1]).await?;
-                ensure!(n == 0, "responder sent data after the handshake");
-                done.fetch_add(1, Ordering::Relaxed);
             }
-            anyhow::Ok(())
-        }));
-    }
-    let mut result = Ok(());
-    for c in clients {
-        let r = c.await.context("handshake task").and_then(|r| r);
-        if result.is_ok() {
-            result = r;
-        }
-    }
-    let elapsed = start.elapsed();
-    server.abort();
-    result?;
-    Ok(done.load(Ordering::Relaxed) as f64 / elapsed.as_secs_f64())
+        },
+    )
+    .await
 }
 
 /// Encrypted bulk: the initiator seals maximal messages (65519 B of

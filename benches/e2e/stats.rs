@@ -115,3 +115,39 @@ pub fn repeat<E>(runs: usize, mut f: impl FnMut() -> Result<f64, E>) -> Result<R
     }
     Ok(summary)
 }
+
+/// Runs every measurement of `fs` once per round, in turn, for `runs`
+/// rounds (at least one), and summarises each one's values with the cores
+/// it used. Rows whose ratio is a target are measured this way: taken
+/// minutes apart, two rows also compare the machine's load and clock at two
+/// moments (a full run once put the handshake rows at 0.83-0.90 x the
+/// reference where quick runs gave 0.99-1.17 x).
+pub fn repeat_interleaved<E>(
+    runs: usize,
+    fs: &mut [&mut dyn FnMut() -> Result<f64, E>],
+) -> Result<Vec<Runs>, E> {
+    let mut values = vec![Vec::with_capacity(runs.max(1)); fs.len()];
+    let mut cpu = vec![Some(0.0); fs.len()];
+    let mut wall = vec![0.0; fs.len()];
+    for _ in 0..runs.max(1) {
+        for (i, f) in fs.iter_mut().enumerate() {
+            let before = sys::process_cpu_seconds();
+            let start = Instant::now();
+            values[i].push(f()?);
+            wall[i] += start.elapsed().as_secs_f64();
+            cpu[i] = match (cpu[i], before, sys::process_cpu_seconds()) {
+                (Some(sum), Some(b), Some(a)) => Some(sum + (a - b)),
+                _ => None,
+            };
+        }
+    }
+    Ok(values
+        .iter()
+        .zip(cpu.iter().zip(&wall))
+        .map(|(v, (cpu, wall))| {
+            let mut summary = Runs::from_values(v).expect("at least one run");
+            summary.cores = cpu.map(|c| c / wall);
+            summary
+        })
+        .collect())
+}
