@@ -900,8 +900,8 @@ fn ref_bulk(ctx: &mut Ctx) -> Result<()> {
     let mut ring = || rt.block_on(reference::bulk(Cipher::Ring, run));
     let mut natter = || rt.block_on(natter_rows::bulk(run));
     let rows = stats::repeat_interleaved(b.runs, &mut [&mut snow, &mut ring, &mut natter])?;
-    let [snow, ring, natter] = <[stats::Runs; 3]>::try_from(rows)
-        .map_err(|_| anyhow::anyhow!("three rows measured"))?;
+    let [snow, ring, natter] =
+        <[stats::Runs; 3]>::try_from(rows).map_err(|_| anyhow::anyhow!("three rows measured"))?;
     ctx.paired.insert(names::NATTER_BULK, natter);
     for (runs, name, seal) in [
         (snow, names::REF_BULK, names::AEAD_SEAL_MAX),

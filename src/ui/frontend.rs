@@ -524,19 +524,16 @@ pub fn describe_in(ev: &Event, style: &Style, current: Option<&str>) -> String {
             }
             out
         }
-        Event::MessageDelivered { id, peer } => {
-            let short: String = natter_core::hex(id).chars().take(8).collect();
-            render::info(
-                style,
-                &format!("message {short} delivered to {}", who(peer)),
-            )
-        }
+        Event::MessageDelivered { id, peer } => render::info(
+            style,
+            &format!("message {} delivered to {}", short_id(id), who(peer)),
+        ),
         Event::MessageCollision { author, id, via } => render::warning(
             style,
             &format!(
                 "{} signed two different messages with one id ({}); the second, relayed by {}, was dropped",
                 who(author),
-                natter_core::hex(id).chars().take(8).collect::<String>(),
+                short_id(id),
                 who(via)
             ),
         ),
@@ -740,4 +737,33 @@ pub fn wan_text(active: bool, saved: Option<bool>) -> String {
     format!(
         "links beyond the LAN: {now} now, {next} from the next start (unless --wan or --no-wan)"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use natter_core::event::LinkState;
+    use natter_core::identity::LocalIdentity;
+    use natter_core::trust::TrustState;
+
+    /// A receipt names the message by the short id listings show and
+    /// `/info` takes, not by the id's first digits (the sender's clock).
+    #[test]
+    fn a_receipt_names_the_message_by_its_short_id() {
+        let peer = PeerInfo {
+            identity: LocalIdentity::from_secrets([2; 32], [2; 32])
+                .unwrap()
+                .identity_key(),
+            nickname: "bob".into(),
+            state: LinkState::Established,
+            addr: None,
+            trust: TrustState::Unverified,
+            path: None,
+        };
+        let id: [u8; 16] = [
+            0x01, 0x9a, 0xee, 0x00, 0x11, 0x22, 0xab, 0xcd, 0xef, 0x01, 0, 0, 0, 0, 0, 0,
+        ];
+        let text = describe(&Event::MessageDelivered { id, peer }, &Style::PLAIN);
+        assert!(text.contains("message abcdef01 delivered to bob"), "{text}");
+    }
 }
