@@ -73,12 +73,16 @@ impl SignatureCheck for AllCores {
     }
 
     fn sign_all(&self, local: &LocalIdentity, posts: Vec<UnsignedPost>) -> Vec<RoomPost> {
-        let signed: Vec<Option<RoomPost>> =
-            self.spread(&posts, |p| Some(p.clone().sign(local)), || None);
+        let signatures = self.spread(&posts, |p| Some(p.signature(local)), || None);
+        let author = local.identity_key();
         // Signing cannot fail; a helper that panicked leaves the batch
         // short, and the chat core refuses the posts left unsigned
         // (`ChatError::Unsigned`).
-        signed.into_iter().map_while(|p| p).collect()
+        posts
+            .into_iter()
+            .zip(signatures)
+            .map_while(|(post, signature)| Some(post.with_signature(author, signature?)))
+            .collect()
     }
 }
 

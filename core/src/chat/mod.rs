@@ -1792,21 +1792,29 @@ impl Chat {
 /// the stores' unique index of (id, author) grows at its end, a few hot
 /// pages per commit, instead of at a random place per message (which made
 /// the chat rate fall with the size of the history; PERFORMANCE.md). Any
-/// 16 bytes unique per author are a valid id (PROTOCOL.md section 4):
+/// 16 bytes unique per author are a valid id (PROTOCOL.md section 10.1):
 /// nothing relies on this layout but speed and the short id.
 pub const ID_CLOCK_BYTES: usize = 6;
 
 /// Bytes of a message id its short id shows: the first of its random part.
 const SHORT_ID_BYTES: usize = 4;
 
-/// A fresh message id made at `now_ms`: [`ID_CLOCK_BYTES`] of clock, then
-/// random bytes.
+/// A fresh message id made at `now_ms` ([`message_id_at`] with random
+/// bytes from the operating system).
 fn new_message_id(now_ms: u64) -> Result<MessageId, ChatError> {
+    let mut random = [0u8; 16 - ID_CLOCK_BYTES];
+    random_bytes(&mut random)?;
+    Ok(message_id_at(now_ms, &random))
+}
+
+/// natter's id layout: [`ID_CLOCK_BYTES`] of `now_ms`, then `random`.
+/// Public so that benchmarks store ids of the same shape.
+pub fn message_id_at(now_ms: u64, random: &[u8; 16 - ID_CLOCK_BYTES]) -> MessageId {
     let mut id = [0u8; 16];
-    let (clock, random) = id.split_at_mut(ID_CLOCK_BYTES);
+    let (clock, rest) = id.split_at_mut(ID_CLOCK_BYTES);
     clock.copy_from_slice(&now_ms.to_be_bytes()[8 - ID_CLOCK_BYTES..]);
-    random_bytes(random)?;
-    Ok(id)
+    rest.copy_from_slice(random);
+    id
 }
 
 /// A message's short id, what listings show and `/info` takes: 8 hex

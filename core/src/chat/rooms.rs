@@ -107,9 +107,37 @@ pub struct UnsignedPost {
 }
 
 impl UnsignedPost {
-    /// Signs it as `local` ([`sign_room_post`]).
+    /// `local`'s signature of it. Borrows the post, so a signer may sign
+    /// posts where they lie and move each into its [`RoomPost`] after.
+    pub fn signature(&self, local: &LocalIdentity) -> SignatureBytes {
+        local.sign(
+            domain::ROOM_POST,
+            &signed_room_bytes(
+                &self.room,
+                &self.id,
+                &local.identity_key(),
+                self.timestamp_ms,
+                &self.text,
+            ),
+        )
+    }
+
+    /// The post signed by `author` with `signature` ([`Self::signature`]).
+    pub fn with_signature(self, author: IdentityKey, signature: SignatureBytes) -> RoomPost {
+        RoomPost {
+            room: self.room,
+            id: self.id,
+            author,
+            timestamp_ms: self.timestamp_ms,
+            text: self.text,
+            signature,
+        }
+    }
+
+    /// Signs it as `local`.
     pub fn sign(self, local: &LocalIdentity) -> RoomPost {
-        sign_room_post(local, self.room, self.id, self.timestamp_ms, self.text)
+        let signature = self.signature(local);
+        self.with_signature(local.identity_key(), signature)
     }
 }
 
@@ -121,19 +149,13 @@ pub fn sign_room_post(
     timestamp_ms: u64,
     text: String,
 ) -> RoomPost {
-    let author = local.identity_key();
-    let signature = local.sign(
-        domain::ROOM_POST,
-        &signed_room_bytes(&room, &id, &author, timestamp_ms, &text),
-    );
-    RoomPost {
+    UnsignedPost {
         room,
         id,
-        author,
         timestamp_ms,
         text,
-        signature,
     }
+    .sign(local)
 }
 
 /// A room item as it travels: a post to an open room, an old `Public`

@@ -231,7 +231,7 @@ impl Node {
                     .collect();
                 self.emit(Event::SearchResults { query, messages });
             }
-            Command::Info(prefix) => self.message_info(&prefix)?,
+            Command::Info(digits) => self.message_info(&digits)?,
             Command::Verify { peer } => {
                 let id = self.resolve(&peer)?;
                 let info = self.info_of(&id);
@@ -348,22 +348,23 @@ impl Node {
     }
 
     /// `/info`: one of our messages by short id (or whole id), and who has it.
-    fn message_info(&mut self, prefix: &str) -> Result<(), NodeError> {
+    fn message_info(&mut self, digits: &str) -> Result<(), NodeError> {
         let mine: Vec<MessageView> = self
             .chat
-            .own_messages_by_id(prefix, 2)
+            .own_messages_by_id(digits, 2)
             .map_err(|e| NodeError::NoSuchMessage(e.to_string()))?;
         let view = match <[MessageView; 1]>::try_from(mine) {
             Ok([v]) => v,
             Err(v) if v.is_empty() => {
                 return Err(NodeError::NoSuchMessage(format!(
-                    "none of your messages has a short id starting with {prefix}"
+                    "none of your messages has a short id starting with {digits}"
                 )))
             }
             Err(_) => {
                 return Err(NodeError::NoSuchMessage(format!(
-                "several of your messages have short ids starting with {prefix}: give more digits"
-            )))
+                    "several of your messages have short ids starting with {digits}: \
+                     give more digits"
+                )))
             }
         };
         let (delivered, pending) = self.chat.receipts(&view.id).map_err(NodeError::History)?;
