@@ -138,6 +138,28 @@ pub fn aead_seal_ring(size: usize, duration: Duration) -> f64 {
     })
 }
 
+/// Message ids as natter's chat core makes them, with the wall clock they
+/// carry: `natter_core::chat::message_id_at` of the clock now and cheap
+/// pseudo-random bytes (xorshift; the benchmarks need the shape, not
+/// secrecy). The raw SQLite floor and the store-only row both use it, so
+/// they store "the same rows" as the chat rows do.
+pub fn natter_ids() -> impl FnMut() -> ([u8; 16], u64) {
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    move || {
+        let clock = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let mut random = [0u8; 16 - natter_core::chat::ID_CLOCK_BYTES];
+        for chunk in random.chunks_mut(8) {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            chunk.copy_from_slice(&state.to_le_bytes()[..chunk.len()]);
+        }
+        (natter_core::chat::message_id_at(clock, &random), clock)
+    }
+}
+
 /// Raw SQLite, the floor under natter's chat rows: `count` direct messages
 /// (16-byte id laid out as natter makes them, the clock's milliseconds
 /// then random bytes (`natter_core::chat::ID_CLOCK_BYTES`), 32-byte peer
@@ -165,7 +187,7 @@ pub fn sqlite_inserts(count: usize, batch: usize) -> Result<f64> {
     let mut conn = conn;
     let start = Instant::now();
     let mut done = 0usize;
-    let mut random = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next_id = natter_ids();
     while done < count {
         let n = batch.min(count - done);
         let tx = conn.transaction()?;
@@ -176,16 +198,7 @@ pub fn sqlite_inserts(count: usize, batch: usize) -> Result<f64> {
             )?;
             let mut first = None;
             for i in done..done + n {
-                let clock = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_millis() as u64);
-                random ^= random << 13;
-                random ^= random >> 7;
-                random ^= random << 17;
-                let split = natter_core::chat::ID_CLOCK_BYTES;
-                let mut id = [0u8; 16];
-                id[..split].copy_from_slice(&clock.to_be_bytes()[8 - split..]);
-                id[split..].copy_from_slice(&random.to_le_bytes().repeat(2)[..16 - split]);
+                let (id, _) = next_id();
                 let text = format!("message {i} of the chat benchmark");
                 insert.execute(rusqlite::params![id, peer, author, i as i64, text])?;
                 first.get_or_insert(tx.last_insert_rowid());

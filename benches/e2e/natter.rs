@@ -5,7 +5,6 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command as Process, Stdio};
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -520,26 +519,14 @@ pub fn store_sender(count: usize, batch: usize) -> Result<f64> {
     let dir = tempfile::tempdir()?;
     let mut store = Store::open(dir.path())?;
     let (me, peer) = (identity(1).identity_key().0, identity(2).identity_key().0);
-    let now = || {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64)
-    };
-    let split = natter_core::chat::ID_CLOCK_BYTES;
-    let mut random = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next_id = crate::baseline::natter_ids();
     let start = Instant::now();
     let mut done = 0;
     while done < count {
         let n = batch.min(count - done);
         let msgs: Vec<StoredMessage> = (done..done + n)
             .map(|i| {
-                let at = now();
-                random ^= random << 13;
-                random ^= random >> 7;
-                random ^= random << 17;
-                let mut id = [0u8; 16];
-                id[..split].copy_from_slice(&at.to_be_bytes()[8 - split..]);
-                id[split..].copy_from_slice(&random.to_le_bytes().repeat(2)[..16 - split]);
+                let (id, at) = next_id();
                 StoredMessage {
                     id,
                     conversation: ConversationKey::Direct(peer),
@@ -559,8 +546,9 @@ pub fn store_sender(count: usize, batch: usize) -> Result<f64> {
             .collect();
         store.insert_outgoing_batch(&items)?;
         let ids: Vec<_> = msgs.iter().map(|m| m.id).collect();
+        let acked_at = msgs.last().map_or(0, |m| m.timestamp_ms);
         ensure!(
-            store.outbox_ack(&peer, &ids, now())?.len() == n,
+            store.outbox_ack(&peer, &ids, acked_at)?.len() == n,
             "an ack went astray"
         );
         done += n;

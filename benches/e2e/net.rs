@@ -135,46 +135,41 @@ pub async fn handshake_rate<D, DF, A, AF>(
 where
     D: Fn(TcpStream) -> DF + Clone + Send + Sync + 'static,
     DF: Future<Output = Result<TcpStream>> + Send + 'static,
-    A: Fn(TcpStream) -> AF + Clone + Send + Sync + 'static,
+    A: Fn(TcpStream) -> AF + Send + Sync + 'static,
     AF: Future<Output = ()> + Send + 'static,
 {
     let listener = listen().await?;
     let addr = listener.local_addr()?;
     let stop = Arc::new(AtomicBool::new(false));
-    let server = if in_flight <= 1 {
+    let serial = in_flight <= 1;
+    // One connection answered after the other when serial; else each on a
+    // task of its own. The listener is rebuilt on the runtime that runs it.
+    let accept_loop = {
         let (listener, stop) = (listener.into_std()?, Arc::clone(&stop));
-        tokio::task::spawn_blocking(move || {
-            current_thread_runtime()?.block_on(async move {
-                let listener = TcpListener::from_std(listener)?;
-                while !stop.load(Ordering::Relaxed) {
-                    match tokio::time::timeout(Duration::from_millis(20), listener.accept()).await {
-                        Ok(Ok((s, _))) => {
-                            let _ = s.set_nodelay(true);
-                            answer(s).await;
-                        }
-                        // E.g. out of file descriptors: back off.
-                        Ok(Err(_)) => tokio::time::sleep(Duration::from_millis(1)).await,
-                        Err(_) => {}
-                    }
-                }
-                anyhow::Ok(())
-            })
-        })
-    } else {
-        let stop = Arc::clone(&stop);
-        tokio::spawn(async move {
+        async move {
+            let listener = TcpListener::from_std(listener)?;
             while !stop.load(Ordering::Relaxed) {
                 match tokio::time::timeout(Duration::from_millis(20), listener.accept()).await {
                     Ok(Ok((s, _))) => {
                         let _ = s.set_nodelay(true);
-                        tokio::spawn(answer.clone()(s));
+                        if serial {
+                            answer(s).await;
+                        } else {
+                            tokio::spawn(answer(s));
+                        }
                     }
+                    // E.g. out of file descriptors: back off.
                     Ok(Err(_)) => tokio::time::sleep(Duration::from_millis(1)).await,
                     Err(_) => {}
                 }
             }
             anyhow::Ok(())
-        })
+        }
+    };
+    let server = if serial {
+        tokio::task::spawn_blocking(move || current_thread_runtime()?.block_on(accept_loop))
+    } else {
+        tokio::spawn(accept_loop)
     };
     let done = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
@@ -196,7 +191,7 @@ where
         }
     };
     let mut clients = Vec::new();
-    if in_flight <= 1 {
+    if serial {
         clients.push(tokio::task::spawn_blocking(move || {
             current_thread_runtime()?.block_on(dial_loop())
         }));

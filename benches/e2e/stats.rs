@@ -102,18 +102,8 @@ impl Runs {
 /// Runs `f` `runs` times (at least once) and summarises the values it
 /// returns, with the cores used over all runs.
 pub fn repeat<E>(runs: usize, mut f: impl FnMut() -> Result<f64, E>) -> Result<Runs, E> {
-    let mut values = Vec::with_capacity(runs.max(1));
-    let cpu_before = sys::process_cpu_seconds();
-    let start = Instant::now();
-    for _ in 0..runs.max(1) {
-        values.push(f()?);
-    }
-    let wall = start.elapsed().as_secs_f64();
-    let mut summary = Runs::from_values(&values).expect("at least one run");
-    if let (Some(before), Some(after)) = (cpu_before, sys::process_cpu_seconds()) {
-        summary.cores = Some((after - before) / wall);
-    }
-    Ok(summary)
+    let mut rows = repeat_interleaved(runs, &mut [&mut f])?;
+    Ok(rows.remove(0))
 }
 
 /// Runs every measurement of `fs` once per round, in turn, for `runs`
