@@ -78,6 +78,8 @@ pub mod names {
     pub const SIGN_ONE_CORE: &str = "ed25519 sign, one core";
     /// What sign + verify on the same cores allows (derived, see the note).
     pub const SIGN_VERIFY_BOUND: &str = "sign+verify bound, all cores";
+    /// One node taking in posts signed beforehand (`natter_rows::public_intake`).
+    pub const NATTER_PUBLIC_INTAKE: &str = "natter public intake, pre-signed";
     pub const REF_ONE_WAY_64: &str = "ref one-way 64 B";
     pub const REF_PING_P50: &str = "ref ping-pong 64 B p50";
     pub const REF_PING_P99: &str = "ref ping-pong 64 B p99";
@@ -410,6 +412,20 @@ fn natter_chat(ctx: &mut Ctx) -> Result<()> {
             runs.describe()
         )));
     }
+    // The receiving side alone: posts signed before the clock starts.
+    let runs = stats::repeat(b.runs.min(3), || {
+        ctx.rt.block_on(natter_rows::public_intake(b.chat_messages))
+    })?;
+    ctx.report.add(
+        throughput(names::NATTER_PUBLIC_INTAKE, runs, 1.0, "msgs/s")
+            .vs(names::VERIFY_ALL_CORES, Target::AtLeast(0.8))
+            .note(format!(
+                "{} public msgs signed beforehand by a verified author and written to one node \
+                 as fast as it reads; it checks (every core), stores and acks each, {}",
+                b.chat_messages,
+                runs.describe()
+            )),
+    );
     Ok(())
 }
 
@@ -423,6 +439,10 @@ fn sqlite_row(count: usize) -> String {
 
 fn chat_curve_row(count: usize) -> String {
     format!("natter chat direct, {count} msgs")
+}
+
+fn sqlite_natter_row(count: usize) -> String {
+    format!("raw SQLite, natter's rows+acks, {count} msgs")
 }
 
 fn store_sender_row(count: usize) -> String {
@@ -440,6 +460,17 @@ fn sqlite_inserts(ctx: &mut Ctx) -> Result<()> {
             r.describe()
         )),
         );
+        let r = stats::repeat(runs, || baseline::sqlite_natter_rows(count, SQLITE_BATCH))?;
+        ctx.report.add(
+            throughput(&sqlite_natter_row(count), r, 1.0, "msgs/s")
+                .ratio_to(&sqlite_row(count))
+                .note(format!(
+                    "natter's schema and statements by plain rusqlite: the sender's inserts \
+                     (awaiting their ack), {SQLITE_BATCH} per transaction, each batch then acked; \
+                     no natter code, {}",
+                    r.describe()
+                )),
+        );
     }
     Ok(())
 }
@@ -454,6 +485,7 @@ fn natter_chat_curve(ctx: &mut Ctx) -> Result<()> {
         ctx.report.add(
             throughput(&store_sender_row(count), r, 1.0, "msgs/s")
                 .ratio_to(&sqlite_row(count))
+                .ratio_to(&sqlite_natter_row(count))
                 .note(format!(
                     "no node, no link: the sender's inserts with outbox entries, {SQLITE_BATCH} per \
                      transaction, each batch then acked; what the chat row's sender reaches if \

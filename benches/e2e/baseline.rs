@@ -160,6 +160,80 @@ pub fn natter_ids() -> impl FnMut() -> ([u8; 16], u64) {
     }
 }
 
+/// Raw SQLite on natter's own schema: what SQLite alone needs for the
+/// sending node's rows. A store is created by `natter::store::Store::open`
+/// (every migration, so every index and trigger of the app's file), closed,
+/// and reopened by plain rusqlite with the store's pragmas; then `count`
+/// direct messages are written with the statements the store runs, in
+/// transactions of `batch` (the insert with `awaiting_ack = 1`, then the
+/// batch's full-text entries), and each batch is then acked by the ack's
+/// `UPDATE`, one transaction. No natter code runs while the clock does.
+/// Sets apart what natter's rows cost SQLite (this against the floor) from
+/// what natter's code adds (`natter store alone` against this). Returns
+/// messages per second.
+pub fn sqlite_natter_rows(count: usize, batch: usize) -> Result<f64> {
+    let dir = tempfile::tempdir()?;
+    drop(natter::store::Store::open(dir.path())?);
+    let mut conn = rusqlite::Connection::open(dir.path().join(natter::store::DB_FILE))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    let (peer, me) = ([0x22u8; 32], [0x11u8; 32]);
+    let mut next_id = natter_ids();
+    let start = Instant::now();
+    let mut done = 0usize;
+    while done < count {
+        let n = batch.min(count - done);
+        let mut ids = Vec::with_capacity(n);
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let (mut first, mut last) = (None, 0);
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO messages \
+                 (id, conv_peer, author, timestamp_ms, text, signature, outgoing, received_ms, \
+                  order_ms, room, legacy, wire, awaiting_ack) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, NULL, 1, ?4, ?4, NULL, 0, NULL, 1) \
+                 ON CONFLICT (id, author) DO NOTHING",
+            )?;
+            for i in done..done + n {
+                let (id, at) = next_id();
+                let text = format!("message {i} of the chat benchmark");
+                insert.execute(rusqlite::params![id, peer, me, at as i64, text])?;
+                last = tx.last_insert_rowid();
+                first.get_or_insert(last);
+                ids.push(id);
+            }
+        }
+        tx.execute(
+            "INSERT INTO messages_fts (rowid, text) SELECT seq, text FROM messages \
+             WHERE seq BETWEEN ?1 AND ?2",
+            [first.unwrap_or(0), last],
+        )?;
+        tx.commit()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        {
+            let mut ack = tx.prepare_cached(
+                "UPDATE messages SET awaiting_ack = 0, acked_ms = coalesce(acked_ms, ?3) \
+                 WHERE id = ?1 AND +outgoing = 1 AND +awaiting_ack = 1 AND +conv_peer = ?2",
+            )?;
+            let now = i64::try_from(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)?
+                    .as_millis(),
+            )?;
+            for id in &ids {
+                anyhow::ensure!(
+                    ack.execute(rusqlite::params![id, peer, now])? == 1,
+                    "an ack found no row"
+                );
+            }
+        }
+        tx.commit()?;
+        done += n;
+    }
+    Ok(count as f64 / start.elapsed().as_secs_f64())
+}
+
 /// Raw SQLite, the floor under natter's chat rows: `count` direct messages
 /// (16-byte id laid out as natter makes them, the clock's milliseconds
 /// then random bytes (`natter_core::chat::ID_CLOCK_BYTES`), 32-byte peer

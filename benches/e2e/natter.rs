@@ -508,6 +508,74 @@ pub async fn chat(count: usize, direct: bool) -> Result<f64> {
     Ok(count as f64 / secs)
 }
 
+/// Public messages one node takes in, per second: `count` posts to the
+/// default room, signed beforehand by an author the node has verified
+/// (identity 1, so the stranger quota does not apply) and sealed
+/// beforehand on a natter link, are written to node 2 as fast as it reads;
+/// the node checks each signature (on every core), stores it (SQLite file,
+/// synchronous=FULL) and acks it; the clock stops when every ack is back.
+/// Unlike [`chat`], no author signs while the clock runs, so the
+/// receiving node has the machine's cores to itself (less the writer's
+/// `write` calls and the ack reader): what the goal "public messages at
+/// 0.8 × the all-cores verify rate" asks of a node.
+pub async fn public_intake(count: usize) -> Result<f64> {
+    let db = tempfile::tempdir()?;
+    let node = start_node(2, db.path(), &Via::Lan).await?;
+    let author = identity(1);
+    let room = natter_core::chat::default_room();
+    // The node's wall clock starts at this instant (`start_node_with`).
+    let at = 1_764_000_000_000u64;
+    let mut random = [0u8; 16 - natter_core::chat::ID_CLOCK_BYTES];
+    let posts: Vec<Frame> = (0..count)
+        .map(|i| {
+            random[..8].copy_from_slice(&(i as u64).to_le_bytes());
+            Frame::RoomPost(natter_core::chat::sign_room_post(
+                &author,
+                room,
+                natter_core::chat::message_id_at(at, &random),
+                at,
+                format!("message {i} of the chat benchmark"),
+            ))
+        })
+        .collect();
+    let mut s = TcpStream::connect(node.addr).await?;
+    s.set_nodelay(true)?;
+    let mut link = dial(&mut s, &author, identity(2).identity_key()).await?;
+    let mut sealed = Vec::new();
+    for chunk in posts.chunks(SMALL_BATCH) {
+        link.send(chunk, &mut sealed)?;
+    }
+    drop(posts);
+    let (mut rx, mut tx) = s.into_split();
+    let start = Instant::now();
+    let writer = tokio::spawn(async move {
+        tx.write_all(&sealed).await?;
+        anyhow::Ok(tx)
+    });
+    let mut acked = 0;
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut sink = Vec::new();
+    while acked < count {
+        let n = tokio::time::timeout(Duration::from_secs(30), rx.read(&mut buf))
+            .await
+            .context("no ack for 30 s")??;
+        ensure!(n > 0, "the node closed the link after {acked} acks");
+        for ev in link.on_bytes(&buf[..n], &mut sink)? {
+            if let LinkEvent::Frames(frames) = ev {
+                for f in frames {
+                    if let Frame::Ack(ids) = f {
+                        acked += ids.len();
+                    }
+                }
+            }
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    drop(writer.await??);
+    let _ = node.cmd.send(Command::Quit).await;
+    Ok(count as f64 / secs)
+}
+
 /// The sending node's store work alone, no node, no link: `count` direct
 /// messages as the chat core stores them (ids of natter's layout, the
 /// clock then random bytes), written with their outbox entries in batches
