@@ -2,8 +2,8 @@
 //! measured in the same run over real loopback sockets (127.0.0.1 only), and
 //! reported as one table with ratios.
 //!
-//! Run: `cargo bench --bench e2e` (about a minute on 2 cores),
-//! `NATTER_BENCH_QUICK=1 cargo bench --bench e2e` (a few seconds, CI smoke),
+//! Run: `cargo bench --bench e2e` (about four minutes on 2 cores),
+//! `NATTER_BENCH_QUICK=1 cargo bench --bench e2e` (about a minute, CI smoke),
 //! `cargo bench --bench e2e -- ping` (only groups whose name contains "ping").
 //! Without `--bench` (e.g. `cargo test --all-targets`) every group runs once
 //! with a tiny budget, to check it still works.
