@@ -599,9 +599,7 @@ fn parse_args(spec: &'static CommandSpec, rest: &str) -> Result<Command, ParseEr
         }
         "info" => match words.as_slice() {
             [] => Err(missing("<id>")),
-            [id] if (id.len() == 32 || (4..=20).contains(&id.len()))
-                && id.bytes().all(|b| b.is_ascii_hexdigit()) =>
-            {
+            [id] if natter_core::chat::is_id_digits(id) => {
                 Ok(Command::Info {
                     id: id.to_ascii_lowercase(),
                 })

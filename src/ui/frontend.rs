@@ -5,7 +5,7 @@ use super::command::{help_for, help_overview, parse, Command as CliCommand, Pars
 use super::render::{self, Style};
 use super::sanitize::sanitize_nick;
 use super::session::{lock, SharedSession};
-use natter_core::chat::Conversation;
+use natter_core::chat::{short_id, Conversation};
 use natter_core::event::{ChatLine, Event, MembershipChange, PeerInfo, TransferView};
 use natter_core::link::Direction;
 use natter_core::node::Command;
@@ -263,11 +263,6 @@ pub fn chat_text(line: &ChatLine, style: &Style, current: Option<&str>, listed: 
         text: &m.text,
     };
     render::chat_line(style, &view)
-}
-
-/// A message's short id, what `/info` takes ([`natter_core::chat::short_id`]).
-pub fn short_id(id: &[u8; 16]) -> String {
-    natter_core::chat::short_id(id)
 }
 
 /// `/help` text.

@@ -1728,13 +1728,10 @@ impl Chat {
     ) -> Result<Vec<MessageView>, ChatError> {
         let p = digits.trim().to_ascii_lowercase();
         let bad = || ChatError::BadIdPrefix(digits.to_owned());
-        let random_digits = 2 * (16 - ID_CLOCK_BYTES);
-        let whole = p.len() == 32;
-        if !(whole || (4..=random_digits).contains(&p.len()))
-            || !p.bytes().all(|b| b.is_ascii_hexdigit())
-        {
+        if !is_id_digits(&p) {
             return Err(bad());
         }
+        let whole = p.len() == 2 * 16;
         let even = &p[..p.len() & !1];
         let bytes = data_encoding::HEXLOWER
             .decode(even.as_bytes())
@@ -1815,6 +1812,15 @@ pub fn message_id_at(now_ms: u64, random: &[u8; 16 - ID_CLOCK_BYTES]) -> Message
     clock.copy_from_slice(&now_ms.to_be_bytes()[8 - ID_CLOCK_BYTES..]);
     rest.copy_from_slice(random);
     id
+}
+
+/// Whether `digits` name a message as `/info` takes it: the start of a
+/// short id (4 hex digits up to the whole random part, 20) or a whole id
+/// (32 hex digits). Either case.
+pub fn is_id_digits(digits: &str) -> bool {
+    let random_digits = 2 * (16 - ID_CLOCK_BYTES);
+    (digits.len() == 2 * 16 || (4..=random_digits).contains(&digits.len()))
+        && digits.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// A message's short id, what listings show and `/info` takes: 8 hex
