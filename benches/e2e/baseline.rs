@@ -164,7 +164,8 @@ pub fn natter_ids() -> impl FnMut() -> ([u8; 16], u64) {
 /// sending node's rows. A store is created by `natter::store::Store::open`
 /// (every migration, so every index and trigger of the app's file), closed,
 /// and reopened by plain rusqlite with the store's pragmas; then `count`
-/// direct messages are written with the statements the store runs, in
+/// direct messages are written with the statements the store runs
+/// (`natter::store::INSERT_MESSAGE`, `INDEX_INSERTED`, `ACK_OWN_ROW`), in
 /// transactions of `batch` (the insert with `awaiting_ack = 1`, then the
 /// batch's full-text entries), and each batch is then acked by the ack's
 /// `UPDATE`, one transaction. No natter code runs while the clock does.
@@ -188,34 +189,27 @@ pub fn sqlite_natter_rows(count: usize, batch: usize) -> Result<f64> {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let (mut first, mut last) = (None, 0);
         {
-            let mut insert = tx.prepare_cached(
-                "INSERT INTO messages \
-                 (id, conv_peer, author, timestamp_ms, text, signature, outgoing, received_ms, \
-                  order_ms, room, legacy, wire, awaiting_ack) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, NULL, 1, ?4, ?4, NULL, 0, NULL, 1) \
-                 ON CONFLICT (id, author) DO NOTHING",
-            )?;
+            let mut insert = tx.prepare_cached(natter::store::INSERT_MESSAGE)?;
             for i in done..done + n {
                 let (id, at) = next_id();
+                let at = i64::try_from(at)?;
                 let text = format!("message {i} of the chat benchmark");
-                insert.execute(rusqlite::params![id, peer, me, at as i64, text])?;
+                // A direct message of ours, awaiting its ack: no signature,
+                // room or wire form; `legacy` 0 as for every direct message.
+                let none: Option<&[u8]> = None;
+                insert.execute(rusqlite::params![
+                    id, peer, me, at, text, none, true, at, at, none, 0, none, true
+                ])?;
                 last = tx.last_insert_rowid();
                 first.get_or_insert(last);
                 ids.push(id);
             }
         }
-        tx.execute(
-            "INSERT INTO messages_fts (rowid, text) SELECT seq, text FROM messages \
-             WHERE seq BETWEEN ?1 AND ?2",
-            [first.unwrap_or(0), last],
-        )?;
+        tx.execute(natter::store::INDEX_INSERTED, [first.unwrap_or(0), last])?;
         tx.commit()?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         {
-            let mut ack = tx.prepare_cached(
-                "UPDATE messages SET awaiting_ack = 0, acked_ms = coalesce(acked_ms, ?3) \
-                 WHERE id = ?1 AND +outgoing = 1 AND +awaiting_ack = 1 AND +conv_peer = ?2",
-            )?;
+            let mut ack = tx.prepare_cached(natter::store::ACK_OWN_ROW)?;
             let now = i64::try_from(
                 std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)?

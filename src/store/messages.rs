@@ -146,15 +146,28 @@ impl SeqRange {
     /// is one of ours.
     pub(super) fn index(&self, conn: &Connection) -> Result<(), DbError> {
         if let Some((lo, hi)) = self.0 {
-            let mut stmt = conn.prepare_cached(
-                "INSERT INTO messages_fts (rowid, text) \
-                 SELECT seq, text FROM messages WHERE seq BETWEEN ?1 AND ?2",
-            )?;
+            let mut stmt = conn.prepare_cached(INDEX_INSERTED)?;
             stmt.execute([lo, hi])?;
         }
         Ok(())
     }
 }
+
+/// Inserts one message: `id`, `conv_peer`, `author`, `timestamp_ms`,
+/// `text`, `signature`, `outgoing`, `received_ms`, `order_ms`, `room`,
+/// `legacy`, `wire`, `awaiting_ack` as ?1 to ?13. Public (with
+/// [`INDEX_INSERTED`] and `outbox::ACK_OWN_ROW`) so that the benchmark of
+/// natter's rows on plain SQLite runs these very statements.
+pub const INSERT_MESSAGE: &str = "INSERT INTO messages \
+     (id, conv_peer, author, timestamp_ms, text, signature, outgoing, received_ms, \
+      order_ms, room, legacy, wire, awaiting_ack) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) \
+     ON CONFLICT (id, author) DO NOTHING";
+
+/// Adds the full-text entries of the messages stored as `seq` ?1 to ?2
+/// (one transaction's inserts, [`SeqRange::index`]).
+pub const INDEX_INSERTED: &str = "INSERT INTO messages_fts (rowid, text) \
+     SELECT seq, text FROM messages WHERE seq BETWEEN ?1 AND ?2";
 
 /// The statement that inserts one message, prepared once per transaction:
 /// a batch of a thousand messages looks the cached statement up once, not
@@ -166,13 +179,7 @@ pub(super) struct MessageInsert<'c> {
 
 impl<'c> MessageInsert<'c> {
     pub(super) fn new(conn: &'c Connection) -> Result<Self, DbError> {
-        let stmt = conn.prepare_cached(
-            "INSERT INTO messages \
-             (id, conv_peer, author, timestamp_ms, text, signature, outgoing, received_ms, \
-              order_ms, room, legacy, wire, awaiting_ack) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) \
-             ON CONFLICT (id, author) DO NOTHING",
-        )?;
+        let stmt = conn.prepare_cached(INSERT_MESSAGE)?;
         Ok(MessageInsert { conn, stmt })
     }
 

@@ -100,6 +100,8 @@ use std::time::Duration;
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, ErrorCode, OptionalExtension};
 
+pub use messages::{INDEX_INSERTED, INSERT_MESSAGE};
+pub use outbox::ACK_OWN_ROW;
 pub use schema::{MIGRATIONS, SCHEMA_VERSION};
 
 /// File name of the lock file inside the data directory.

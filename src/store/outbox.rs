@@ -16,6 +16,16 @@ use super::{
     MessageId, Store, StoredMessage,
 };
 
+/// The ack of our direct message `id` ?1 by `peer` ?2 at ?3 ms: one
+/// update through the (id, author) index. At most one outgoing row has a
+/// given id (the author of every outgoing row is us). The `+`s keep SQLite
+/// from walking the peer's waiting rows instead (a partial index that also
+/// matches, and is as long as the outbox). Public for the benchmark, like
+/// `messages::INSERT_MESSAGE`.
+pub const ACK_OWN_ROW: &str =
+    "UPDATE messages SET awaiting_ack = 0, acked_ms = coalesce(acked_ms, ?3) \
+     WHERE id = ?1 AND +outgoing = 1 AND +awaiting_ack = 1 AND +conv_peer = ?2";
+
 /// Whether `peer`'s entry for `msg` is kept in the message's own row: our
 /// own direct message, to the peer of its conversation.
 fn in_own_row(msg: &StoredMessage, peer: &IdentityBytes) -> bool {
@@ -163,15 +173,7 @@ impl Store {
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut removed = Vec::new();
         {
-            // Our direct message to `peer`: one update through the (id,
-            // author) index. At most one outgoing row has a given id (the
-            // author of every outgoing row is us). The `+`s keep SQLite from
-            // walking the peer's waiting rows instead (a partial index that
-            // also matches, and is as long as the outbox).
-            let mut own_row = tx.prepare_cached(
-                "UPDATE messages SET awaiting_ack = 0, acked_ms = coalesce(acked_ms, ?3) \
-                 WHERE id = ?1 AND +outgoing = 1 AND +awaiting_ack = 1 AND +conv_peer = ?2",
-            )?;
+            let mut own_row = tx.prepare_cached(ACK_OWN_ROW)?;
             let mut delete =
                 tx.prepare_cached("DELETE FROM outbox WHERE peer = ?1 AND message_seq = ?2")?;
             let mut receipt = tx.prepare_cached(
