@@ -408,8 +408,9 @@ impl Io {
                 self.gone(link);
             }
             Output::HashFile { transfer, path } => self.hash_file(transfer, path),
-            // The node thread sends events to the UI itself.
-            Output::Event(_) => {}
+            // The node thread sends events to the UI itself, and checks to
+            // its pool.
+            Output::Event(_) | Output::CheckSignatures { .. } => {}
         }
     }
 

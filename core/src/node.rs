@@ -164,6 +164,9 @@ pub enum Input {
     Flushed { link: LinkId, bytes: usize },
     /// The socket closed (EOF or error).
     Closed { link: LinkId, error: Option<String> },
+    /// The answer to `Output::CheckSignatures`: per post, in its order,
+    /// whether the signature verifies.
+    SignaturesChecked { ticket: u64, valid: Vec<bool> },
     /// The answer to `Output::HashFile`.
     FileHashed {
         transfer: TransferId,
@@ -310,6 +313,13 @@ pub enum Output {
         transfer: TransferId,
         path: String,
     },
+    /// Check these posts' signatures (off the node's thread); answer with
+    /// `Input::SignaturesChecked`. Only when the shell said it has a pool
+    /// (`Node::set_check_pool`).
+    CheckSignatures {
+        ticket: u64,
+        posts: Vec<crate::chat::SignedPost>,
+    },
     Event(Event),
 }
 
@@ -356,6 +366,8 @@ pub struct Node {
     bindings: VerifiedBindings,
     /// Our iroh reach and our WAN contacts'.
     wan: wan::WanBook,
+    /// Chat batches waiting for the shell's signature checks.
+    checks: checks::Checks,
     next_link: LinkId,
     now_ms: u64,
     /// `wall clock ms − monotonic ms` at creation.
@@ -415,6 +427,7 @@ impl Node {
             out: VecDeque::new(),
             bindings: VerifiedBindings::default(),
             wan,
+            checks: checks::Checks::default(),
             next_link: 1,
             now_ms,
             wall_offset_ms: i128::from(wall_ms) - i128::from(now_ms),
@@ -522,6 +535,9 @@ impl Node {
     /// shell starts draining: small frames then share Noise messages and
     /// writes, which is what makes bursts of small messages cheap.
     pub fn poll_output(&mut self) -> Option<Output> {
+        if let Some(check) = self.poll_check() {
+            return Some(check);
+        }
         if self.out.is_empty() {
             self.flush();
         }
@@ -630,6 +646,7 @@ impl Node {
                 let cause = error.map_or(CloseCause::ClosedByPeer, CloseCause::Socket);
                 self.on_gone(link, Arc::new(cause))
             }
+            Input::SignaturesChecked { ticket, valid } => self.on_signatures_checked(ticket, valid),
             Input::FileHashed { transfer, result } => self.on_file_hashed(transfer, result),
             Input::OwnReach(reach) => self.on_own_reach(reach),
             Input::Path { link, path } => self.on_path(link, path),
@@ -649,6 +666,10 @@ impl Node {
     /// discovery's next beacon or expiry, every connection's timers, and
     /// every scheduled dial.
     pub fn poll_timeout(&self) -> Option<u64> {
+        // A node that quit runs no timers (`handle_timeout` does nothing).
+        if self.shutting_down {
+            return None;
+        }
         let discovery = self.discovery.as_ref().and_then(|d| d.poll_timeout());
         let links = self.conns.next_deadline();
         let manual = self.manual.iter().filter_map(|m| m.next_dial_ms);
@@ -778,6 +799,7 @@ impl Linked for LinkedNow<'_> {
 }
 
 mod chat;
+mod checks;
 mod commands;
 mod conns;
 mod dial;
@@ -794,6 +816,8 @@ use rooms::RoomBook;
 pub use rooms::WHO_RECENT_MS;
 pub use wan::{MAX_WAN_CONTACTS, REACH_SAVE_INTERVAL_MS, WAN_SETTING};
 #[cfg(test)]
+mod check_tests;
+#[cfg(test)]
 mod room_tests;
 #[cfg(test)]
 mod scale_tests;
@@ -801,6 +825,7 @@ mod scale_tests;
 mod tests;
 mod view;
 
+pub use checks::MAX_PARKED_POSTS;
 pub use error::{CloseCause, NodeError};
 
 /// The source an accepted connection counts against: its IPv4 address, or

@@ -7,16 +7,25 @@
 //! `poll_timeout`, handle it and whatever else is already queued (up to
 //! [`BATCH_INPUTS`], so the replies to many reads share Noise messages and
 //! a burst of posts shares one transaction), run the timers that are due.
+//!
+//! Signature checks of received posts run on a [`CheckPool`] beside this
+//! thread; while the node has [`natter_core::node::MAX_PARKED_POSTS`]
+//! waiting for their verdicts, the loop handles verdicts only and keeps
+//! everything else for later, holding on to its permits, so reader tasks
+//! stop reading and TCP pushes back.
 
 use natter_core::event::Event;
 use natter_core::link::Remote;
 use natter_core::node::{Input, Node, Output};
 use natter_core::peer::LinkId;
+use std::collections::VecDeque;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, Semaphore};
+
+use crate::signatures::{CheckPool, Deliver};
 
 /// Inputs handled back to back before outputs are drained.
 const BATCH_INPUTS: usize = 1024;
@@ -120,8 +129,16 @@ pub(super) fn spawn(
     let (tx, inputs) = std::sync::mpsc::channel();
     let (io, from_node) = mpsc::unbounded_channel();
     let bounds = Arc::new(Bounds::new());
+    let verdicts = tx.clone();
+    let deliver: Deliver = Arc::new(move |ticket, valid| {
+        let _ = verdicts.send(ToNode::Input(Input::SignaturesChecked { ticket, valid }));
+    });
+    let mut node = node;
+    node.set_check_pool(true);
     let thread = NodeThread {
         node,
+        pool: CheckPool::new(deliver),
+        kept: VecDeque::new(),
         inputs,
         io,
         events: UiEvents {
@@ -139,6 +156,10 @@ pub(super) fn spawn(
 
 struct NodeThread {
     node: Node,
+    /// Checks the signatures of received posts.
+    pool: CheckPool,
+    /// Inputs received while the node's checks were backlogged, in order.
+    kept: VecDeque<ToNode>,
     inputs: Receiver<ToNode>,
     io: mpsc::UnboundedSender<ToIo>,
     events: UiEvents,
@@ -158,9 +179,9 @@ impl NodeThread {
                     let now = self.now();
                     self.handle(now, first);
                     for _ in 0..BATCH_INPUTS {
-                        match self.inputs.try_recv() {
-                            Ok(msg) => self.handle(now, msg),
-                            Err(_) => break,
+                        match self.next_now() {
+                            Some(msg) => self.handle(now, msg),
+                            None => break,
                         }
                     }
                 }
@@ -181,8 +202,22 @@ impl NodeThread {
         u64::try_from(self.clock.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
+    /// The next input already here, if any: a kept one first, once the
+    /// node takes inputs again.
+    fn next_now(&mut self) -> Option<ToNode> {
+        if !self.node.checks_backlogged() {
+            if let Some(kept) = self.kept.pop_front() {
+                return Some(kept);
+            }
+        }
+        self.inputs.try_recv().ok()
+    }
+
     /// The next input, or `Timeout` once the node's deadline has come.
-    fn wait(&self) -> Result<ToNode, RecvTimeoutError> {
+    fn wait(&mut self) -> Result<ToNode, RecvTimeoutError> {
+        if let Some(kept) = self.next_now() {
+            return Ok(kept);
+        }
         let deadline = self
             .node
             .poll_timeout()
@@ -199,6 +234,11 @@ impl NodeThread {
     }
 
     fn handle(&mut self, now: u64, msg: ToNode) {
+        let verdict = matches!(msg, ToNode::Input(Input::SignaturesChecked { .. }));
+        if self.node.checks_backlogged() && !verdict {
+            self.kept.push_back(msg);
+            return;
+        }
         match msg {
             ToNode::Accept { token, remote } => {
                 let link = match remote {
@@ -215,6 +255,13 @@ impl NodeThread {
                 }
             }
         }
+        // Checks go to the pool at once, not at the next drain: it works
+        // on them while this thread stores what was checked before.
+        while let Some(check) = self.node.poll_check() {
+            if let Output::CheckSignatures { ticket, posts } = check {
+                self.pool.submit(ticket, posts);
+            }
+        }
     }
 
     /// Carry everything the node wants done out of the thread. The first
@@ -226,6 +273,7 @@ impl NodeThread {
         while let Some(out) = self.node.poll_output() {
             match out {
                 Output::Event(e) => self.events.emit(e),
+                Output::CheckSignatures { ticket, posts } => self.pool.submit(ticket, posts),
                 send @ Output::Send { .. } => {
                     outputs.push(send);
                     let _ = self.io.send(ToIo::Outputs(std::mem::take(&mut outputs)));

@@ -639,6 +639,25 @@ enum Item {
     Other(Frame),
 }
 
+/// The signed room items of a batch whose signatures must be checked, by
+/// item index: every one not held already with the same signature and
+/// timestamp (rule 3: a copy of what is stored needs no second check).
+fn to_check(items: &[Item]) -> Vec<(usize, &SignedPost)> {
+    items
+        .iter()
+        .enumerate()
+        .filter_map(|(i, item)| match item {
+            Item::Signed(post, held) => {
+                let same = held.as_ref().is_some_and(|h| {
+                    h.signature == Some(post.signature().0) && h.timestamp_ms == post.timestamp_ms()
+                });
+                (!same).then_some((i, post))
+            }
+            Item::Invalid(_) | Item::Other(_) => None,
+        })
+        .collect()
+}
+
 /// The direct messages of a batch after the insert: ids of the new ones,
 /// and those whose (author, id) was already held.
 #[derive(Default)]
@@ -989,7 +1008,8 @@ impl Chat {
     /// to `from`, while the node has links to `connected` (which may or may
     /// not include `from`). All new messages are stored in one transaction
     /// and all acks applied in another, before anything is returned; the
-    /// returned acks may therefore be sent at once.
+    /// returned acks may therefore be sent at once. Signatures are checked
+    /// here, by the [`SignatureCheck`].
     pub fn on_frames(
         &mut self,
         now_ms: u64,
@@ -997,17 +1017,50 @@ impl Chat {
         frames: Vec<Frame>,
         connected: &(impl Linked + ?Sized),
     ) -> Result<Actions, ChatError> {
-        let mut actions = Actions::default();
-        // Messages to store, with the public frame to relay if new.
-        let mut incoming: Vec<(StoredMessage, Option<SignedPost>)> = Vec::new();
-        // (author, id) → the message, for the messages of this batch.
-        let mut batch: HashMap<(IdentityKey, MessageId), StoredMessage> = HashMap::new();
-        let mut to_ack = AckList::default();
-        let mut acked: Vec<MessageId> = Vec::new();
-        let mut sync_requests: Vec<u64> = Vec::new();
+        let items = self.items(frames)?;
+        // Signatures first, all at once: the checker may spread them over
+        // cores. Only items not already held identically need one.
+        let verified = self.verify_batch(&items);
+        self.take_items(now_ms, from, items, &verified, connected)
+    }
 
-        // Room items with what the store holds under their (author, id),
-        // looked up once: for the signature checks and for `seen`.
+    /// The signatures a batch of frames needs checked, by the index of the
+    /// frame among the batch's chat frames: what the caller checks
+    /// elsewhere (off its thread) before handing the same frames to
+    /// [`Chat::on_checked_frames`]. Room items already held with the same
+    /// content need none.
+    pub fn signatures_to_check(
+        &self,
+        frames: &[Frame],
+    ) -> Result<Vec<(usize, SignedPost)>, ChatError> {
+        let items = self.items(frames.to_vec())?;
+        Ok(to_check(&items)
+            .into_iter()
+            .map(|(i, post)| (i, post.clone()))
+            .collect())
+    }
+
+    /// [`Chat::on_frames`] for a batch whose signatures were checked
+    /// elsewhere: `checked` holds the verdicts by the index
+    /// [`Chat::signatures_to_check`] gave. A signature it lacks (say the
+    /// store changed in between) is checked here, so a verdict is never
+    /// skipped, only moved.
+    pub fn on_checked_frames(
+        &mut self,
+        now_ms: u64,
+        from: IdentityKey,
+        frames: Vec<Frame>,
+        checked: &HashMap<usize, bool>,
+        connected: &(impl Linked + ?Sized),
+    ) -> Result<Actions, ChatError> {
+        let items = self.items(frames)?;
+        self.take_items(now_ms, from, items, checked, connected)
+    }
+
+    /// A batch's chat frames after their wire checks, each with what the
+    /// store holds under its (author, id): one item per chat frame, in
+    /// order (other frames are not the chat core's and are left out).
+    fn items(&self, frames: Vec<Frame>) -> Result<Vec<Item>, ChatError> {
         let mut items = Vec::with_capacity(frames.len());
         for frame in frames {
             if !is_chat_frame(&frame) {
@@ -1031,9 +1084,28 @@ impl Chat {
                 }
             });
         }
-        // Signatures first, all at once: the checker may spread them over
-        // cores. Only items not already held identically need one.
-        let verified = self.verify_batch(&items);
+        Ok(items)
+    }
+
+    /// The rules of [`Chat::on_frames`] applied to a batch's items, with
+    /// the signature verdicts known so far.
+    fn take_items(
+        &mut self,
+        now_ms: u64,
+        from: IdentityKey,
+        items: Vec<Item>,
+        verified: &HashMap<usize, bool>,
+        connected: &(impl Linked + ?Sized),
+    ) -> Result<Actions, ChatError> {
+        let mut actions = Actions::default();
+        // Messages to store, with the public frame to relay if new.
+        let mut incoming: Vec<(StoredMessage, Option<SignedPost>)> = Vec::new();
+        // (author, id) → the message, for the messages of this batch.
+        let mut batch: HashMap<(IdentityKey, MessageId), StoredMessage> = HashMap::new();
+        let mut to_ack = AckList::default();
+        let mut acked: Vec<MessageId> = Vec::new();
+        let mut sync_requests: Vec<u64> = Vec::new();
+
         for (index, item) in items.into_iter().enumerate() {
             let frame = match item {
                 Item::Invalid(e) => {
@@ -1172,23 +1244,10 @@ impl Chat {
     }
 
     /// The signature checks of a batch's signed room items that are not
-    /// held already with the same content, by frame index, done by the
+    /// held already with the same content, by item index, done by the
     /// [`SignatureCheck`] (which may use every core).
     fn verify_batch(&self, items: &[Item]) -> HashMap<usize, bool> {
-        let todo: Vec<(usize, &SignedPost)> = items
-            .iter()
-            .enumerate()
-            .filter_map(|(i, item)| match item {
-                Item::Signed(post, held) => {
-                    let same = held.as_ref().is_some_and(|h| {
-                        h.signature == Some(post.signature().0)
-                            && h.timestamp_ms == post.timestamp_ms()
-                    });
-                    (!same).then_some((i, post))
-                }
-                Item::Invalid(_) | Item::Other(_) => None,
-            })
-            .collect();
+        let todo = to_check(items);
         if todo.len() < 2 {
             return HashMap::new();
         }

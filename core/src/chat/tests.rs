@@ -2341,3 +2341,61 @@ fn posts_a_signer_leaves_unsigned_are_refused_not_lost() {
     assert!(matches!(out[2], Err(ChatError::Unsigned)), "{:?}", out[2]);
     assert_eq!(chat.store().message_count().unwrap(), 2);
 }
+
+/// Checks done elsewhere (the node's pool): the chat core asks for the
+/// signatures a batch needs, by index among its chat frames, and takes the
+/// verdicts it is given; one it is not given it checks itself.
+#[test]
+fn verdicts_from_elsewhere_are_taken_and_missing_ones_checked_here() {
+    let a = identity(1);
+    let relay = identity(3).identity_key();
+    let linked = [relay, a.identity_key()];
+    let good = signed(&a, 1, T0, "authentic");
+    let also_good = signed(&a, 2, T0, "also authentic");
+    let mut forged = signed(&a, 3, T0, "forged");
+    forged.signature.0[5] ^= 0x10;
+    let frames = vec![
+        Frame::Ack(vec![[9; 16]]),
+        Frame::Public(good.clone()),
+        Frame::Public(also_good.clone()),
+        Frame::Public(forged.clone()),
+    ];
+    let (_, mut b) = lone_chat(2);
+    let asked: Vec<usize> = b
+        .signatures_to_check(&frames)
+        .unwrap()
+        .iter()
+        .map(|(i, _)| *i)
+        .collect();
+    assert_eq!(asked, [1, 2, 3], "every post, none of the rest");
+
+    // The pool's word is taken: `also_good` said bad is refused; `forged`
+    // has no verdict and is checked here.
+    let verdicts = HashMap::from([(1, true), (2, false)]);
+    let actions = b
+        .on_checked_frames(T0, relay, frames.clone(), &verdicts, &linked)
+        .unwrap();
+    let refused: Vec<MessageId> = actions
+        .rejected
+        .iter()
+        .map(|v| match v {
+            Violation::BadSignature { id, .. } => *id,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(refused, [also_good.id, forged.id]);
+    assert!(b
+        .store()
+        .get_message(&a.identity_key().0, &good.id)
+        .unwrap()
+        .is_some());
+    assert!(b
+        .store()
+        .get_message(&a.identity_key().0, &also_good.id)
+        .unwrap()
+        .is_none());
+
+    // What is now held identically needs no second check.
+    let again = b.signatures_to_check(&frames[1..2]).unwrap();
+    assert!(again.is_empty());
+}

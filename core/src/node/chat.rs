@@ -11,6 +11,7 @@ use crate::identity::{safety_number, IdentityKey};
 use crate::peer::LinkId;
 use crate::trust::{self, TrustState};
 use crate::wire::{CloseReason, Frame};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 
 /// Remembered peers dialled at start.
@@ -88,18 +89,27 @@ impl Node {
         self.files_link_up(id);
     }
 
-    /// Chat frames from one read of a link, handled as one batch (one
-    /// SQLite transaction, acks after the commit).
-    pub(super) fn chat_frames(&mut self, link: LinkId, frames: Vec<Frame>) {
-        let Some(from) = self.conns.get(&link).and_then(|c| c.peer()) else {
-            return;
-        };
+    /// Chat frames from one read of `link` (authenticated as `from`),
+    /// handled as one batch (one SQLite transaction, acks after the
+    /// commit), with the signature verdicts the pool gave (`checks`), if
+    /// it was asked.
+    pub(super) fn take_chat_frames(
+        &mut self,
+        link: LinkId,
+        from: IdentityKey,
+        frames: Vec<Frame>,
+        verdicts: Option<HashMap<usize, bool>>,
+    ) {
         let now = self.wall_ms(self.now_ms);
         let linked = LinkedNow {
             peers: &self.peers,
             conns: &self.conns,
         };
-        match self.chat.on_frames(now, from, frames, &linked) {
+        let taken = match verdicts {
+            Some(v) => self.chat.on_checked_frames(now, from, frames, &v, &linked),
+            None => self.chat.on_frames(now, from, frames, &linked),
+        };
+        match taken {
             Ok(actions) => {
                 for (to, f) in actions.send {
                     self.queue_frame(&to, f);

@@ -74,6 +74,8 @@ impl Node {
 
     /// Close every link, telling each peer why, and stop.
     fn quit(&mut self) {
+        // What arrived before the quit is stored and acked first.
+        self.finish_checks();
         self.save_wan_contacts();
         self.shutting_down = true;
         let links: Vec<LinkId> = self.conns.keys().copied().collect();

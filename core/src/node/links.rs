@@ -46,8 +46,11 @@ impl Node {
             } else {
                 // Chat frames before a Close are handled (stored, acked)
                 // before the link goes.
-                if matches!(f, Frame::Close(_)) && !chat.is_empty() {
-                    self.chat_frames(link_id, std::mem::take(&mut chat));
+                if matches!(f, Frame::Close(_)) {
+                    if !chat.is_empty() {
+                        self.chat_frames(link_id, std::mem::take(&mut chat));
+                    }
+                    self.finish_checks();
                 }
                 self.on_frame(link_id, f);
             }

@@ -61,6 +61,9 @@ pub struct SimNode {
     /// poll_output, poll_timeout, accept): its share of the CPU the
     /// simulation used, without the simulator's own bookkeeping.
     pub busy: Duration,
+    /// Starts of this host's node: verdicts of signature checks asked by
+    /// an earlier instance are not handed to a later one.
+    instance: u64,
 }
 
 /// What one simulated host sent and received. Beacons are the only
@@ -121,6 +124,13 @@ enum Delivery {
         conn: u64,
         to_dialer: bool,
     },
+    /// The verdicts of a node's `Output::CheckSignatures`.
+    Checked {
+        node: usize,
+        instance: u64,
+        ticket: u64,
+        valid: Vec<bool>,
+    },
 }
 
 /// A simulated TCP connection between a dialer's and an acceptor's link.
@@ -165,6 +175,12 @@ pub struct Sim {
     timers: BTreeSet<(u64, usize)>,
     /// The entry each node has in `timers`.
     timer_of: Vec<Option<u64>>,
+    /// Nodes check signatures on a simulated pool, as natter's shell does
+    /// (`Node::set_check_pool`): the verdicts of a batch come back
+    /// [`Sim::check_ms`] later, as an input. Set before adding nodes.
+    pub check_pool: bool,
+    /// How long the simulated pool takes per batch.
+    pub check_ms: u64,
 }
 
 /// A fresh in-memory store. Restarting a simulated node with a new one models
@@ -215,6 +231,8 @@ impl Sim {
             wan_cut: false,
             timers: BTreeSet::new(),
             timer_of: Vec::new(),
+            check_pool: true,
+            check_ms: 1,
         }
     }
 
@@ -263,6 +281,7 @@ impl Sim {
         );
         let disk = MemoryDisk::default();
         node.set_file_store(Box::new(MemoryFileStore::new(disk.clone())));
+        node.set_check_pool(self.check_pool);
         self.nodes.push(SimNode {
             node,
             addr,
@@ -271,6 +290,7 @@ impl Sim {
             disk,
             traffic: Traffic::default(),
             busy: Duration::ZERO,
+            instance: 0,
         });
         self.timer_of.push(None);
         self.by_addr.entry(addr).or_insert(i);
@@ -398,6 +418,8 @@ impl Sim {
         let now = self.now_ms;
         self.nodes[i].node =
             Node::new(id, cfg, store, Rng::new(seed), now, 1_700_000_000_000 + now);
+        self.nodes[i].node.set_check_pool(self.check_pool);
+        self.nodes[i].instance += 1;
         self.nodes[i].up = true;
         self.link_conn.retain(|(n, _), _| *n != i);
         self.pump(i);
@@ -509,6 +531,19 @@ impl Sim {
                 Output::HashFile { transfer, path } => {
                     let result = self.nodes[i].disk.digest(&path);
                     self.feed(i, Input::FileHashed { transfer, result });
+                }
+                Output::CheckSignatures { ticket, posts } => {
+                    let valid = posts.iter().map(|p| p.verify().is_ok()).collect();
+                    let instance = self.nodes[i].instance;
+                    self.schedule(
+                        self.check_ms,
+                        Delivery::Checked {
+                            node: i,
+                            instance,
+                            ticket,
+                            valid,
+                        },
+                    );
                 }
                 Output::Datagram { to, data } => {
                     let from = self.nodes[i].addr;
@@ -625,6 +660,16 @@ impl Sim {
 
     fn deliver(&mut self, d: Delivery) {
         match d {
+            Delivery::Checked {
+                node,
+                instance,
+                ticket,
+                valid,
+            } => {
+                if self.nodes[node].instance == instance {
+                    self.input(node, Input::SignaturesChecked { ticket, valid });
+                }
+            }
             Delivery::Datagram { to, from, data } => {
                 if self.nodes[to].up {
                     let t = &mut self.nodes[to].traffic;
