@@ -18,10 +18,16 @@
 //! - the node's link table is exactly the open links the driver knows;
 //!   an accepted link never takes it past `max_links`;
 //! - everything the node sends to a genuine peer opens and decodes there;
+//! - no batch waits unless the pool holds a check (after `Quit`, none);
 //! - after `Quit`, no link is left.
+//!
+//! The node has a signature-check pool (`Node::set_check_pool`) played by
+//! the driver: it holds every `CheckSignatures` until [`op::CHECKED`]
+//! answers one, in any order, truthfully, short, twice or under a ticket
+//! never asked for.
 
 use super::{alice, identity, local, peer_party, source, Party, Reader, LOCAL, WALL_MS};
-use crate::chat::sign_public;
+use crate::chat::{sign_public, SignedPost};
 use crate::handshake::{Initiator, Responder, ResponderAwaitingMsg3};
 use crate::node::{Command, Input, Node, NodeConfig, Output};
 use crate::peer::LinkId;
@@ -64,7 +70,11 @@ pub mod op {
     /// `dt`: time advances dt² ms, then timers run; 255 jumps to the
     /// node's next deadline.
     pub const WAIT: u8 = 11;
-    pub const COUNT: u8 = 12;
+    /// `pick how`: the pool answers the check `pick` (among those held);
+    /// how 0 truthfully, 1 without the last verdict, 2 under a ticket never
+    /// asked for (the check stays held), 3 truthfully and then again.
+    pub const CHECKED: u8 = 12;
+    pub const COUNT: u8 = 13;
 }
 
 /// [`op::FRAMES`] kinds (modulo [`frame::COUNT`]) and their arguments.
@@ -185,6 +195,8 @@ struct Driver {
     links: BTreeMap<LinkId, LinkInfo>,
     /// Highest link id the node ever handed out.
     last_id: LinkId,
+    /// Checks the node asked for and the pool has not answered.
+    checks: Vec<(u64, Vec<SignedPost>)>,
 }
 
 #[derive(Default)]
@@ -201,13 +213,15 @@ impl Driver {
         let cfg = config();
         let max_links = cfg.max_links;
         let store = Box::new(crate::chat::MemoryStore::new());
-        let node = Node::new(identity(LOCAL), cfg, store, Rng::new(1), 0, WALL_MS);
+        let mut node = Node::new(identity(LOCAL), cfg, store, Rng::new(1), 0, WALL_MS);
+        node.set_check_pool(true);
         Driver {
             node,
             max_links,
             now: 0,
             links: BTreeMap::new(),
             last_id: 0,
+            checks: Vec::new(),
         }
     }
 
@@ -337,6 +351,39 @@ impl Driver {
                     self.drain();
                     assert_eq!(self.node.link_count(), 0, "links left after quit");
                     assert!(self.node.is_shut_down());
+                    assert_eq!(self.node.parked_batches(), 0, "batches left after quit");
+                }
+            }
+            op::CHECKED => {
+                let pick = usize::from(input.byte());
+                let how = input.byte() % 4;
+                if self.checks.is_empty() {
+                    return;
+                }
+                let (ticket, posts) = self.checks.remove(pick % self.checks.len());
+                let mut valid: Vec<bool> = posts.iter().map(|p| p.verify().is_ok()).collect();
+                match how {
+                    1 => {
+                        valid.pop();
+                    }
+                    2 => {
+                        let ticket = ticket + 1_000_000;
+                        self.handle(Input::SignaturesChecked { ticket, valid });
+                        self.checks.push((ticket - 1_000_000, posts));
+                        return;
+                    }
+                    _ => {}
+                }
+                if how == 3 {
+                    let again = valid.clone();
+                    self.handle(Input::SignaturesChecked { ticket, valid });
+                    self.drain();
+                    self.handle(Input::SignaturesChecked {
+                        ticket,
+                        valid: again,
+                    });
+                } else {
+                    self.handle(Input::SignaturesChecked { ticket, valid });
                 }
             }
             _ => {
@@ -397,11 +444,15 @@ impl Driver {
                         };
                         self.links.insert(link, info);
                     }
-                    // Nothing to hash here: the file cannot be read.
-                    // Not asked: the fuzzed node checks on its own thread.
-                    Output::CheckSignatures { .. } => {
-                        panic!("a node without a pool asked for signature checks")
+                    Output::CheckSignatures { ticket, posts } => {
+                        assert!(!posts.is_empty(), "a check of nothing");
+                        assert!(
+                            self.checks.iter().all(|(t, _)| *t != ticket),
+                            "ticket {ticket} asked for twice"
+                        );
+                        self.checks.push((ticket, posts));
                     }
+                    // Nothing to hash here: the file cannot be read.
                     Output::HashFile { transfer, .. } => {
                         let now = self.now;
                         let result = Err("not in the fuzz target".into());
@@ -434,6 +485,10 @@ impl Driver {
     }
 
     fn check(&self) {
+        // A batch waits only behind a check the pool still holds.
+        if self.checks.is_empty() {
+            assert_eq!(self.node.parked_batches(), 0, "a batch waits for nothing");
+        }
         assert_eq!(
             self.node.link_count(),
             self.links.len(),
