@@ -2,19 +2,14 @@
 //! simulator answers `Output::CheckSignatures` after `Sim::check_ms`, so
 //! batches wait for their verdicts as they do behind natter's pool.
 
+use super::tests::{chat_events, forged_public, lost_to_chat_rules};
 use super::*;
-use crate::event::ChatLine;
 use crate::testkit::sim::{NetConfig, Sim};
 
 fn texts(s: &Sim, i: usize) -> Vec<String> {
-    s.nodes[i]
-        .events
+    chat_events(s, i)
         .iter()
-        .filter_map(|e| match e {
-            Event::MessageReceived { message } => Some(message),
-            _ => None,
-        })
-        .map(|l: &ChatLine| l.message.text.clone())
+        .map(|l| l.message.text.clone())
         .collect()
 }
 
@@ -81,24 +76,15 @@ fn a_forged_post_behind_honest_ones_closes_the_link_once_its_verdict_is_in() {
     let mut s = mesh(43, 2, 1_000);
     let author = s.identity_of(0);
     cmd(&mut s, 1, Command::Say("honest".into()));
-    let forged = crate::wire::Frame::Public(crate::wire::PublicMessage {
-        id: [7; 16],
-        author,
-        timestamp_ms: 1_700_000_000_000,
-        text: "not theirs".into(),
-        signature: crate::identity::SignatureBytes([1; 64]),
-    });
+    let forged = forged_public(author, [7; 16], "not theirs");
     assert!(s.nodes[1].node.queue_frame(&author, forged));
     s.run_for(500);
-    let lost = |s: &Sim| {
-        s.nodes[0].events.iter().any(|e| {
-            matches!(e, Event::PeerLost { reason, .. }
-                if matches!(**reason, CloseCause::ChatRules(_)))
-        })
-    };
-    assert!(!lost(&s), "closed before the verdict");
+    assert!(!lost_to_chat_rules(&s, 0), "closed before the verdict");
     s.run_for(1_000);
-    assert!(lost(&s), "the forger's link was not closed");
+    assert!(
+        lost_to_chat_rules(&s, 0),
+        "the forger's link was not closed"
+    );
     assert_eq!(texts(&s, 0), ["honest"]);
     assert!(s.nodes[0]
         .node

@@ -310,7 +310,7 @@ fn beacons_never_tear_down_or_redirect_a_live_link() {
 
 // ---- chat over the simulated network --------------------------------------
 
-fn chat_events(s: &Sim, i: usize) -> Vec<&crate::event::ChatLine> {
+pub(super) fn chat_events(s: &Sim, i: usize) -> Vec<&crate::event::ChatLine> {
     s.nodes[i]
         .events
         .iter()
@@ -422,13 +422,7 @@ fn a_relayed_public_message_with_a_broken_signature_is_rejected_and_closes_that_
     assert!(mesh_time(&mut s, 30_000).is_some());
     // Node 1 is hostile: it sends a public message "by node 0" it cannot sign.
     let author = s.identity_of(0);
-    let forged = crate::wire::Frame::Public(crate::wire::PublicMessage {
-        id: [9; 16],
-        author,
-        timestamp_ms: 1_700_000_000_000,
-        text: "I owe you nothing".into(),
-        signature: crate::identity::SignatureBytes([0; 64]),
-    });
+    let forged = forged_public(author, [9; 16], "I owe you nothing");
     assert!(s.nodes[1].node.queue_frame(&author, forged));
     let now = s.now_ms;
     s.nodes[1].node.handle_timeout(now);
@@ -440,11 +434,29 @@ fn a_relayed_public_message_with_a_broken_signature_is_rejected_and_closes_that_
         .get_message(&author.0, &[9; 16])
         .unwrap()
         .is_none());
-    let lost = s.nodes[0]
-        .events
-        .iter()
-        .any(|e| matches!(e, Event::PeerLost { reason, .. } if matches!(**reason, CloseCause::ChatRules(_))));
-    assert!(lost, "the offending link was not closed");
+    assert!(
+        lost_to_chat_rules(&s, 0),
+        "the offending link was not closed"
+    );
+}
+
+/// A public message "by" `author` that nobody signed.
+pub(super) fn forged_public(author: IdentityKey, id: [u8; 16], text: &str) -> Frame {
+    Frame::Public(crate::wire::PublicMessage {
+        id,
+        author,
+        timestamp_ms: 1_700_000_000_000,
+        text: text.into(),
+        signature: crate::identity::SignatureBytes([0; 64]),
+    })
+}
+
+/// Node `i` closed a link for breaking the chat rules.
+pub(super) fn lost_to_chat_rules(s: &Sim, i: usize) -> bool {
+    s.nodes[i].events.iter().any(|e| {
+        matches!(e, Event::PeerLost { reason, .. }
+            if matches!(**reason, CloseCause::ChatRules(_)))
+    })
 }
 
 /// One node with nobody around, at time 0, for tests that drive it by hand.
