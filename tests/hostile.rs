@@ -623,6 +623,64 @@ async fn a_strangers_flood_of_valid_messages_is_capped_at_its_daily_share() {
     still_serving(&mut v, &mut h, "flood").await;
 }
 
+/// A peer writes posts far faster than they can be checked (6,000 signed
+/// posts at once, one forged after them): the node parks at most
+/// `MAX_PARKED_POSTS` for its check pool and stops reading meanwhile, takes
+/// every valid post in the order sent, closes the link at the forgery, and
+/// serves the honest peer throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn posts_faster_than_the_check_pool_are_taken_whole_and_in_order() {
+    let _serial = SERIAL.lock().await;
+    let (mut v, mut h) = pair(|_| {}).await;
+    let poster = identity(69);
+    let mut a = linked_attacker(&mut v, &poster, "poster").await;
+    const POSTS: u32 = 6_000;
+    assert!(POSTS as usize > natter_core::node::MAX_PARKED_POSTS);
+    let room = natter_core::chat::default_room();
+    let at = now_wall();
+    let post = |n: u32, text: String| {
+        let mut id = [0x69; 16];
+        id[..4].copy_from_slice(&n.to_be_bytes());
+        natter_core::chat::sign_room_post(&poster, room, id, at, text)
+    };
+    let frames: Vec<Frame> = (0..POSTS)
+        .map(|n| Frame::RoomPost(post(n, format!("post {n}"))))
+        .collect();
+    let mut forged = post(POSTS, "forged".into());
+    forged.text.push('!');
+    let mut wire = Vec::new();
+    for chunk in frames.chunks(300) {
+        a.transport.seal(chunk, &mut wire).unwrap();
+    }
+    a.transport
+        .seal(&[Frame::RoomPost(forged)], &mut wire)
+        .unwrap();
+    a.stream.write_all(&wire).await.unwrap();
+
+    let mut texts = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while texts.len() < POSTS as usize && Instant::now() < deadline {
+        match tokio::time::timeout(Duration::from_secs(5), v.events.recv()).await {
+            Ok(Some(Event::MessageReceived { message })) => texts.push(message.message.text),
+            Ok(Some(_)) => {}
+            _ => break,
+        }
+    }
+    assert_eq!(texts.len(), POSTS as usize, "every valid post is taken");
+    assert!(
+        texts
+            .iter()
+            .zip(0..)
+            .all(|(t, n)| *t == format!("post {n}")),
+        "in the order sent"
+    );
+    assert!(
+        closed_within(&mut a.stream, 5_000).await,
+        "the forger's link is closed"
+    );
+    still_serving(&mut v, &mut h, "posts").await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_that_never_reads_is_disconnected_and_gets_everything_when_it_returns() {
     let _serial = SERIAL.lock().await;
