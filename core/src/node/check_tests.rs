@@ -123,3 +123,23 @@ fn without_a_pool_nothing_is_parked() {
     assert_eq!(texts(&s, 1), ["here"]);
     assert_eq!(s.nodes[1].node.parked_batches(), 0);
 }
+
+#[test]
+fn a_close_finishes_only_up_to_the_closing_links_batches() {
+    let mut s = mesh(46, 3, 10_000);
+    // Node 2 does not hear node 0 (else it would relay node 0's post to
+    // node 1 as it quits, which rightly finishes it there).
+    s.partition(&[2], &[0]);
+    // Node 1 holds a post of node 0's, parked for 10 s.
+    cmd(&mut s, 0, Command::Say("from zero".into()));
+    s.run_for(300);
+    assert_eq!(s.nodes[1].node.parked_batches(), 1);
+    // Node 2 quits: its link to node 1 closes with nothing of its parked
+    // there, so node 0's post keeps waiting for the pool.
+    cmd(&mut s, 2, Command::Quit);
+    s.run_for(300);
+    assert!(texts(&s, 1).is_empty());
+    assert_eq!(s.nodes[1].node.parked_batches(), 1);
+    s.run_for(10_000);
+    assert_eq!(texts(&s, 1), ["from zero"]);
+}

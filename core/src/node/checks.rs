@@ -9,10 +9,12 @@
 //! Batches are handed to the chat core in the order they arrived, whatever
 //! order their verdicts come back in: a batch waits for every batch before
 //! it, even one with nothing to check (a direct message never overtakes a
-//! post that came before it). A `Close` frame and `/quit` finish every
-//! parked batch at once, checking what the pool has not answered yet on
-//! the node's thread, so what came before a close is stored and acked
-//! before the link goes. The shell stops feeding reads while
+//! post that came before it). A `Close` frame finishes the closing link's
+//! parked batches (and every batch before them) at once, checking what the
+//! pool has not answered yet on the node's thread, so what came before a
+//! close is stored and acked before the link goes; `/quit` finishes them
+//! all. (A link with nothing parked costs nothing at its close, so closing
+//! links cannot make the node check more than the pool would.) The shell stops feeding reads while
 //! [`MAX_PARKED_POSTS`] posts wait ([`Node::checks_backlogged`]), so TCP
 //! pushes back on a sender faster than the pool.
 //!
@@ -168,6 +170,22 @@ impl Node {
             self.take_parked();
         }
         self.checks.waiting_posts = 0;
+    }
+
+    /// [`Node::finish_checks`] up to `link`'s last parked batch (batches
+    /// are taken in order, so the ones before it go too); nothing if it
+    /// has none.
+    pub(super) fn finish_checks_of(&mut self, link: LinkId) {
+        let Some(last) = self.checks.queue.iter().rposition(|p| p.link == link) else {
+            return;
+        };
+        for _ in 0..=last {
+            self.take_parked();
+        }
+        // What the pool answers for them later finds nothing waiting.
+        while self.checks.queue.front().is_some_and(Parked::ready) {
+            self.take_parked();
+        }
     }
 
     fn take_parked(&mut self) {

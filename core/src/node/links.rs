@@ -50,7 +50,7 @@ impl Node {
                     if !chat.is_empty() {
                         self.chat_frames(link_id, std::mem::take(&mut chat));
                     }
-                    self.finish_checks();
+                    self.finish_checks_of(link_id);
                 }
                 self.on_frame(link_id, f);
             }
