@@ -29,6 +29,10 @@ use crate::signatures::{CheckPool, Deliver};
 
 /// Inputs handled back to back before outputs are drained.
 const BATCH_INPUTS: usize = 1024;
+/// The longest the thread waits before it looks whether the IO side still
+/// exists: the check pool holds a sender of the input channel, so the
+/// channel alone no longer says when the shell was dropped.
+const IO_CHECK: Duration = Duration::from_secs(1);
 /// Reads and beacons queued for the node thread: when it falls behind,
 /// reader tasks wait and stop reading, so TCP pushes back on fast senders.
 const SOCKET_QUEUE: usize = 64;
@@ -185,8 +189,9 @@ impl NodeThread {
                         }
                     }
                 }
-                Err(RecvTimeoutError::Timeout) => {}
                 // The shell was dropped without waiting for us.
+                Err(RecvTimeoutError::Timeout) if self.io_gone() => return,
+                Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => return,
             }
             // Checked after every batch, so a steady stream of inputs
@@ -213,24 +218,26 @@ impl NodeThread {
         self.inputs.try_recv().ok()
     }
 
-    /// The next input, or `Timeout` once the node's deadline has come.
+    /// Every handle on the input queue the IO side held is gone (only
+    /// this thread's share of the bounds is left).
+    fn io_gone(&self) -> bool {
+        Arc::strong_count(&self.bounds) == 1
+    }
+
+    /// The next input, or `Timeout` once the node's deadline has come or
+    /// [`IO_CHECK`] has passed.
     fn wait(&mut self) -> Result<ToNode, RecvTimeoutError> {
         if let Some(kept) = self.next_now() {
             return Ok(kept);
         }
-        let deadline = self
+        let check = Instant::now() + IO_CHECK;
+        let until = self
             .node
             .poll_timeout()
-            .and_then(|t| self.clock.checked_add(Duration::from_millis(t)));
-        match deadline {
-            Some(d) => self
-                .inputs
-                .recv_timeout(d.saturating_duration_since(Instant::now())),
-            None => self
-                .inputs
-                .recv()
-                .map_err(|_| RecvTimeoutError::Disconnected),
-        }
+            .and_then(|t| self.clock.checked_add(Duration::from_millis(t)))
+            .map_or(check, |deadline| deadline.min(check));
+        self.inputs
+            .recv_timeout(until.saturating_duration_since(Instant::now()))
     }
 
     fn handle(&mut self, now: u64, msg: ToNode) {
@@ -321,6 +328,35 @@ impl UiEvents {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use natter_core::chat::MemoryStore;
+    use natter_core::identity::LocalIdentity;
+    use natter_core::node::NodeConfig;
+    use natter_core::rng::Rng;
+
+    /// The check pool keeps a sender of the input queue; dropping the IO
+    /// side's handles must still end the thread (and free the node's
+    /// store) without a `Quit`.
+    #[test]
+    fn the_thread_ends_when_the_io_side_is_dropped_without_a_quit() {
+        let id = LocalIdentity::from_secrets([3; 32], [4; 32]).unwrap();
+        let cfg = NodeConfig {
+            discovery: None,
+            ..NodeConfig::default()
+        };
+        let node = Node::new(id, cfg, Box::new(MemoryStore::new()), Rng::new(1), 0, 0);
+        let (events, _ui) = mpsc::channel(16);
+        let (tx, from_node, thread) = spawn(node, events, Instant::now()).unwrap();
+        drop(tx);
+        drop(from_node);
+        let deadline = Instant::now() + 3 * IO_CHECK;
+        while !thread.is_finished() {
+            assert!(
+                Instant::now() < deadline,
+                "the node thread outlived its shell"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 
     #[test]
     fn a_ui_that_falls_behind_misses_the_newest_events_and_is_told_how_many() {
