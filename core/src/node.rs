@@ -535,8 +535,8 @@ impl Node {
     /// shell starts draining: small frames then share Noise messages and
     /// writes, which is what makes bursts of small messages cheap.
     pub fn poll_output(&mut self) -> Option<Output> {
-        if let Some(check) = self.poll_check() {
-            return Some(check);
+        if let Some((ticket, posts)) = self.poll_check() {
+            return Some(Output::CheckSignatures { ticket, posts });
         }
         if self.out.is_empty() {
             self.flush();

@@ -264,10 +264,8 @@ impl NodeThread {
         }
         // Checks go to the pool at once, not at the next drain: it works
         // on them while this thread stores what was checked before.
-        while let Some(check) = self.node.poll_check() {
-            if let Output::CheckSignatures { ticket, posts } = check {
-                self.pool.submit(ticket, posts);
-            }
+        while let Some((ticket, posts)) = self.node.poll_check() {
+            self.pool.submit(ticket, posts);
         }
     }
 

@@ -2,6 +2,7 @@
 //! simulator answers `Output::CheckSignatures` after `Sim::check_ms`, so
 //! batches wait for their verdicts as they do behind natter's pool.
 
+use super::room_tests::cmd;
 use super::tests::{chat_events, forged_public, lost_to_chat_rules};
 use super::*;
 use crate::testkit::sim::{NetConfig, Sim};
@@ -11,10 +12,6 @@ fn texts(s: &Sim, i: usize) -> Vec<String> {
         .iter()
         .map(|l| l.message.text.clone())
         .collect()
-}
-
-fn cmd(s: &mut Sim, i: usize, c: Command) {
-    s.input(i, Input::Command(c));
 }
 
 /// A full mesh of `n` nodes whose pool answers `check_ms` after a batch.

@@ -14,14 +14,15 @@
 //! pool has not answered yet on the node's thread, so what came before a
 //! close is stored and acked before the link goes; `/quit` finishes them
 //! all. (A link with nothing parked costs nothing at its close, so closing
-//! links cannot make the node check more than the pool would.) The shell stops feeding reads while
-//! [`MAX_PARKED_POSTS`] posts wait ([`Node::checks_backlogged`]), so TCP
-//! pushes back on a sender faster than the pool.
+//! links cannot make the node check more than the pool would.) The shell
+//! stops feeding reads while [`MAX_PARKED_POSTS`] posts wait
+//! ([`Node::checks_backlogged`]), so TCP pushes back on a sender faster
+//! than the pool.
 //!
 //! Off unless the shell says it has a pool ([`Node::set_check_pool`]): the
 //! chat core then checks each batch itself, with its `SignatureCheck`.
 
-use super::{Node, NodeError, Output};
+use super::{Node, NodeError};
 use crate::chat::SignedPost;
 use crate::identity::IdentityKey;
 use crate::peer::LinkId;
@@ -134,11 +135,8 @@ impl Node {
     /// outputs takes these after each input, so the pool checks one batch
     /// while the node stores another. [`Node::poll_output`] gives whatever
     /// is left here first.
-    pub fn poll_check(&mut self) -> Option<Output> {
-        self.checks
-            .requests
-            .pop_front()
-            .map(|(ticket, posts)| Output::CheckSignatures { ticket, posts })
+    pub fn poll_check(&mut self) -> Option<(u64, Vec<SignedPost>)> {
+        self.checks.requests.pop_front()
     }
 
     /// The pool's verdicts for `ticket`, in the order of its posts. A
@@ -158,9 +156,7 @@ impl Node {
             .waiting_posts
             .saturating_sub(parked.indices.len());
         parked.verdicts = Some(parked.indices.iter().copied().zip(valid).collect());
-        while self.checks.queue.front().is_some_and(Parked::ready) {
-            self.take_parked();
-        }
+        self.take_ready();
     }
 
     /// Hand every parked batch to the chat core now, in order; what the
@@ -169,7 +165,6 @@ impl Node {
         while !self.checks.queue.is_empty() {
             self.take_parked();
         }
-        self.checks.waiting_posts = 0;
     }
 
     /// [`Node::finish_checks`] up to `link`'s last parked batch (batches
@@ -179,10 +174,15 @@ impl Node {
         let Some(last) = self.checks.queue.iter().rposition(|p| p.link == link) else {
             return;
         };
+        // What the pool answers for these later finds nothing waiting.
         for _ in 0..=last {
             self.take_parked();
         }
-        // What the pool answers for them later finds nothing waiting.
+        self.take_ready();
+    }
+
+    /// Take the oldest batches as long as they are ready.
+    fn take_ready(&mut self) {
         while self.checks.queue.front().is_some_and(Parked::ready) {
             self.take_parked();
         }

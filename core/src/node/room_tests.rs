@@ -22,7 +22,7 @@ fn room_lines<'a>(s: &'a Sim, i: usize, room: &str) -> Vec<&'a ChatLine> {
         .collect()
 }
 
-fn cmd(s: &mut Sim, i: usize, c: Command) {
+pub(super) fn cmd(s: &mut Sim, i: usize, c: Command) {
     s.input(i, Input::Command(c));
 }
 
