@@ -30,6 +30,12 @@ impl ChatStore for Store {
     ) -> Result<Option<StoredMessage>, StoreError> {
         Ok(Store::get_message(self, author, id)?)
     }
+    fn get_messages(
+        &self,
+        keys: &[(IdentityBytes, MessageId)],
+    ) -> Result<Vec<Option<StoredMessage>>, StoreError> {
+        Ok(Store::get_messages(self, keys)?)
+    }
     fn message_count(&self) -> Result<u64, StoreError> {
         Ok(Store::message_count(self)?)
     }

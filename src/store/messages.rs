@@ -290,6 +290,34 @@ impl Store {
         raw.map(StoredMessage::try_from).transpose()
     }
 
+    /// [`Store::get_message`] for each (author, id) in `keys`, in order,
+    /// inside one read transaction: outside one, every query takes and
+    /// drops the WAL read lock (two `fcntl` calls), which cost a received
+    /// public post as much as the look-up itself.
+    pub fn get_messages(
+        &self,
+        keys: &[(IdentityBytes, MessageId)],
+    ) -> Result<Vec<Option<StoredMessage>>, DbError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Read-only: ending it by rollback or commit is the same.
+        let tx = self.conn.unchecked_transaction()?;
+        let mut stmt = tx.prepare_cached(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages AS m WHERE m.id = ?2 AND m.author = ?1"
+        ))?;
+        let mut out = Vec::with_capacity(keys.len());
+        for (author, id) in keys {
+            let raw = stmt
+                .query_row([&author[..], &id[..]], RawMessage::from_row)
+                .optional()?;
+            out.push(raw.map(StoredMessage::try_from).transpose()?);
+        }
+        drop(stmt);
+        tx.commit()?;
+        Ok(out)
+    }
+
     /// Number of stored messages.
     pub fn message_count(&self) -> Result<u64, DbError> {
         let n: i64 = self

@@ -691,6 +691,36 @@ fn hot_queries_do_not_sort_or_scan() {
     }
 }
 
+/// The batch look-up answers each key as the single one does, in order,
+/// duplicates and misses included, and an empty batch with nothing.
+#[test]
+fn get_messages_answers_each_key_as_get_message_does() {
+    let mut s = mem();
+    s.insert_messages(&[public(1, ALICE, 100, "one"), public(2, BOB, 200, "two")])
+        .unwrap();
+    let keys = [
+        (BOB, id(2)),
+        (ALICE, id(2)),
+        (ALICE, id(1)),
+        (BOB, id(2)),
+        (ME, id(9)),
+    ];
+    let batch = s.get_messages(&keys).unwrap();
+    let single: Vec<_> = keys
+        .iter()
+        .map(|(a, i)| s.get_message(a, i).unwrap())
+        .collect();
+    assert_eq!(batch, single);
+    assert_eq!(
+        batch.iter().map(Option::is_some).collect::<Vec<_>>(),
+        [true, false, true, true, false]
+    );
+    assert!(s.get_messages(&[]).unwrap().is_empty());
+    // The read transaction is over: a write goes through.
+    s.insert_messages(&[public(3, ALICE, 300, "three")])
+        .unwrap();
+}
+
 // ------------------------------------------------------------------ outbox
 
 #[test]

@@ -133,6 +133,10 @@ pub enum StoreError {
     /// A number does not fit in the store's signed 64-bit integers.
     #[error("{field} = {value} is too large to store")]
     OutOfRange { field: &'static str, value: u64 },
+    /// A batch look-up came back with a different number of answers than
+    /// keys: the store broke its contract, so nothing of the batch is used.
+    #[error("the store answered {got} of {asked} look-ups")]
+    ShortAnswer { asked: usize, got: usize },
     /// The storage engine failed (disk, database); the source says how.
     #[error(transparent)]
     Backend(Box<dyn std::error::Error + Send + Sync + 'static>),
@@ -190,6 +194,17 @@ pub trait ChatStore: Send + std::fmt::Debug {
         author: &IdentityBytes,
         id: &MessageId,
     ) -> Result<Option<StoredMessage>, StoreError>;
+    /// [`ChatStore::get_message`] for each (author, id) in `keys`, in
+    /// order. One call per received batch: a store with per-call costs (a
+    /// read transaction each) pays them once.
+    fn get_messages(
+        &self,
+        keys: &[(IdentityBytes, MessageId)],
+    ) -> Result<Vec<Option<StoredMessage>>, StoreError> {
+        keys.iter()
+            .map(|(author, id)| self.get_message(author, id))
+            .collect()
+    }
     /// Messages written by the local user whose id, after its
     /// [`ID_CLOCK_BYTES`](crate::chat::ID_CLOCK_BYTES) clock bytes, starts
     /// with `tag` (what `/info` takes), at most `limit`, in id order.
