@@ -43,7 +43,7 @@
 //! `PRAGMA user_version` counts how many have been applied, and each one runs
 //! in its own transaction together with the version bump. The current schema
 //! is [`MIGRATIONS`] applied in order (`schema_v1.sql`, then `schema_v2.sql`
-//! to `schema_v7.sql`; version 1 is reproduced here, the later steps say
+//! to `schema_v8.sql`; version 1 is reproduced here, the later steps say
 //! what they change):
 //!
 //! ```sql
