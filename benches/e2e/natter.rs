@@ -525,15 +525,27 @@ pub async fn public_intake(count: usize) -> Result<f64> {
     let room = natter_core::chat::default_room();
     // The node's wall clock starts at this instant (`start_node_with`).
     let at = 1_764_000_000_000u64;
+    // Ids as an author's node makes them: its clock, then random bytes.
+    // The author posts POSTS_PER_MS a millisecond, about the row's rate, so
+    // ids sort by time as a real author's do (a counter in the random part
+    // would scatter them over the (id, author) index like random ids).
+    const POSTS_PER_MS: u64 = 32;
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
     let mut random = [0u8; 16 - natter_core::chat::ID_CLOCK_BYTES];
     let posts: Vec<Frame> = (0..count)
         .map(|i| {
-            random[..8].copy_from_slice(&(i as u64).to_le_bytes());
+            for chunk in random.chunks_mut(8) {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                chunk.copy_from_slice(&state.to_le_bytes()[..chunk.len()]);
+            }
+            let clock = at + i as u64 / POSTS_PER_MS;
             Frame::RoomPost(natter_core::chat::sign_room_post(
                 &author,
                 room,
-                natter_core::chat::message_id_at(at, &random),
-                at,
+                natter_core::chat::message_id_at(clock, &random),
+                clock,
                 format!("message {i} of the chat benchmark"),
             ))
         })
