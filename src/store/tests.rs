@@ -1112,13 +1112,20 @@ fn acks_reach_our_message_when_another_author_shares_its_id() {
     assert_eq!(s.pending_count(&id(1)).unwrap(), 0);
 }
 
+/// A database in memory migrated to `version` only, foreign keys on as
+/// `Store::open` has them: where a migration test writes the old rows.
+fn db_at_version(version: usize) -> rusqlite::Connection {
+    let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+    conn.pragma_update(None, "foreign_keys", "ON").unwrap();
+    super::schema::migrate(&mut conn, &super::MIGRATIONS[..version]).unwrap();
+    conn
+}
+
 /// Version 3 rebuilds the messages table: a version-2 database keeps every
 /// message, its outbox rows, receipts and full-text index.
 #[test]
 fn migration_to_v3_keeps_messages_outbox_receipts_and_search() {
-    let mut conn = rusqlite::Connection::open_in_memory().unwrap();
-    conn.pragma_update(None, "foreign_keys", "ON").unwrap();
-    super::schema::migrate(&mut conn, &super::MIGRATIONS[..2]).unwrap();
+    let mut conn = db_at_version(2);
     conn.execute_batch(
         "INSERT INTO messages (seq, id, conv_peer, author, timestamp_ms, text, signature, outgoing, received_ms)
            VALUES (7, zeroblob(16), NULL, zeroblob(32), 100, 'zebra crossing', NULL, 1, 100);
@@ -1406,8 +1413,7 @@ fn pruning_forgets_stale_and_surplus_unverified_peers_only() {
 /// its search and catch-up.
 #[test]
 fn migration_to_v5_puts_the_public_room_into_lobby() {
-    let mut conn = rusqlite::Connection::open_in_memory().unwrap();
-    super::schema::migrate(&mut conn, &super::MIGRATIONS[..4]).unwrap();
+    let mut conn = db_at_version(4);
     conn.execute_batch(
         "INSERT INTO messages (seq, id, conv_peer, author, timestamp_ms, text, signature, outgoing, received_ms, order_ms)
            VALUES (7, zeroblob(16), NULL, zeroblob(32), 100, 'zebra crossing', zeroblob(64), 0, 100, 100);
@@ -1573,9 +1579,7 @@ fn a_direct_message_waits_in_its_own_row() {
 /// what it refused.
 #[test]
 fn migration_to_v8_keeps_every_message_and_its_rules() {
-    let mut conn = rusqlite::Connection::open_in_memory().unwrap();
-    conn.pragma_update(None, "foreign_keys", "ON").unwrap();
-    super::schema::migrate(&mut conn, &super::MIGRATIONS[..7]).unwrap();
+    let mut conn = db_at_version(7);
     let hex = natter_core::hex;
     let (bob, me) = (hex(&BOB), hex(&ME));
     conn.execute_batch(&format!(
@@ -1655,9 +1659,7 @@ fn migration_to_v8_keeps_every_message_and_its_rules() {
 /// row and leaves room messages' rows where they are.
 #[test]
 fn migration_to_v7_moves_direct_messages_into_their_rows() {
-    let mut conn = rusqlite::Connection::open_in_memory().unwrap();
-    conn.pragma_update(None, "foreign_keys", "ON").unwrap();
-    super::schema::migrate(&mut conn, &super::MIGRATIONS[..6]).unwrap();
+    let mut conn = db_at_version(6);
     let hex = natter_core::hex;
     let (bob, carol) = (hex(&BOB), hex(&CAROL));
     conn.execute_batch(&format!(
