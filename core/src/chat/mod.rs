@@ -1061,43 +1061,48 @@ impl Chat {
     /// store holds under its (author, id): one item per chat frame, in
     /// order (other frames are not the chat core's and are left out).
     fn items(&self, frames: Vec<Frame>) -> Result<Vec<Item>, ChatError> {
-        // Signed posts first wait for what the store holds, looked up for
-        // the whole batch at once (`None` marks them here).
-        let mut items: Vec<Result<Item, SignedPost>> = Vec::with_capacity(frames.len());
+        let mut items = Vec::with_capacity(frames.len());
+        // The (author, id) of each signed item, in order: what the store
+        // holds is looked up for the whole batch at once, below.
+        let mut keys: Vec<(store::IdentityBytes, MessageId)> = Vec::new();
         for frame in frames {
             if !is_chat_frame(&frame) {
                 continue;
             }
-            items.push(match frame.validate() {
-                Err(e) => Ok(Item::Invalid(e)),
+            let m = match frame.validate() {
+                Err(e) => {
+                    items.push(Item::Invalid(e));
+                    continue;
+                }
                 Ok(()) => match frame {
-                    Frame::Public(m) => Err(SignedPost::Legacy(m)),
-                    Frame::RoomPost(p) => Err(SignedPost::Room(p)),
-                    Frame::SealedPost(p) => Err(SignedPost::Sealed(p)),
-                    Frame::RoomControl(c) => Err(SignedPost::Control(c)),
-                    other => Ok(Item::Other(other)),
+                    Frame::Public(m) => SignedPost::Legacy(m),
+                    Frame::RoomPost(p) => SignedPost::Room(p),
+                    Frame::SealedPost(p) => SignedPost::Sealed(p),
+                    Frame::RoomControl(c) => SignedPost::Control(c),
+                    other => {
+                        items.push(Item::Other(other));
+                        continue;
+                    }
                 },
-            });
+            };
+            keys.push((m.author().0, m.id()));
+            items.push(Item::Signed(m, None));
         }
-        let keys: Vec<(store::IdentityBytes, MessageId)> = items
-            .iter()
-            .filter_map(|i| i.as_ref().err().map(|m| (m.author().0, m.id())))
-            .collect();
-        let held = self.store.get_messages(&keys)?;
-        if held.len() != keys.len() {
+        let answers = self.store.get_messages(&keys)?;
+        if answers.len() != keys.len() {
             return Err(ChatError::Store(StoreError::ShortAnswer {
                 asked: keys.len(),
-                got: held.len(),
+                got: answers.len(),
             }));
         }
-        let mut held = held.into_iter();
-        Ok(items
-            .into_iter()
-            .map(|i| match i {
-                Ok(item) => item,
-                Err(m) => Item::Signed(m, held.next().flatten()),
-            })
-            .collect())
+        let signed = items.iter_mut().filter_map(|item| match item {
+            Item::Signed(_, held) => Some(held),
+            _ => None,
+        });
+        for (held, answer) in signed.zip(answers) {
+            *held = answer;
+        }
+        Ok(items)
     }
 
     /// The rules of [`Chat::on_frames`] applied to a batch's items, with
