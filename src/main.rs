@@ -230,7 +230,14 @@ fn main() -> Result<()> {
     }
 
     // One process per data directory: the store holds a lock.
-    let mut store = Store::open(&dir)?;
+    let mut store = Store::open_telling(&dir, |u| {
+        eprintln!(
+            "updating the history in {} from schema version {} to {}; a long history takes a while, once",
+            dir.display(),
+            u.from,
+            u.to
+        );
+    })?;
     let nick = match &cli.nick {
         Some(n) => {
             let clean = sanitize_nick(n);

@@ -104,6 +104,15 @@ pub use messages::{INDEX_INSERTED, INSERT_MESSAGE};
 pub use outbox::ACK_OWN_ROW;
 pub use schema::{MIGRATIONS, SCHEMA_VERSION};
 
+/// An existing history about to be migrated ([`Store::open_telling`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Upgrade {
+    /// The schema version the file has.
+    pub from: u32,
+    /// The version it is migrated to ([`SCHEMA_VERSION`]).
+    pub to: u32,
+}
+
 /// File name of the lock file inside the data directory.
 pub const LOCK_FILE: &str = "natter.lock";
 /// File name of the SQLite database inside the data directory.
@@ -207,6 +216,17 @@ impl Store {
     /// then switches on WAL, `synchronous=FULL` and foreign keys and applies
     /// any pending migrations.
     pub fn open(data_dir: &Path) -> Result<Store, DbError> {
+        Self::open_telling(data_dir, |_| {})
+    }
+
+    /// [`Store::open`], calling `before_upgrade` first when an existing
+    /// history is about to be migrated: a migration may rebuild a table
+    /// (schema v8 took 12 s for a million messages), and a person at the
+    /// terminal should know why nothing happens. Not called for a new file.
+    pub fn open_telling(
+        data_dir: &Path,
+        before_upgrade: impl FnOnce(Upgrade),
+    ) -> Result<Store, DbError> {
         create_private_dir(data_dir)?;
         let lock = lock_data_dir(data_dir)?;
         let db_path = data_dir.join(DB_FILE);
@@ -224,7 +244,14 @@ impl Store {
             .map_err(open_err)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
         quick_check(&conn, &db_path)?;
-        check_version(&conn, MIGRATIONS).map_err(|e| corrupt_if_damaged(e, &db_path))?;
+        let found =
+            check_version(&conn, MIGRATIONS).map_err(|e| corrupt_if_damaged(e, &db_path))?;
+        if found > 0 && found < SCHEMA_VERSION {
+            before_upgrade(Upgrade {
+                from: found,
+                to: SCHEMA_VERSION,
+            });
+        }
         conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, false)
             .map_err(open_err)?;
 
@@ -409,13 +436,14 @@ fn quick_check(conn: &Connection, path: &Path) -> Result<(), DbError> {
 
 /// Fails with [`DbError::TooNew`] if the database has more migrations
 /// applied than `migrations` holds.
-fn check_version(conn: &Connection, migrations: &[&str]) -> Result<(), DbError> {
+/// The file's schema version, refused if newer than `migrations` reach.
+fn check_version(conn: &Connection, migrations: &[&str]) -> Result<u32, DbError> {
     let found = schema::user_version(conn)?;
     let supported = schema::version_of(migrations);
     if found > supported {
         return Err(DbError::TooNew { found, supported });
     }
-    Ok(())
+    Ok(found)
 }
 
 /// Whether SQLite says the file is damaged or not a database at all.

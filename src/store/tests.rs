@@ -99,6 +99,36 @@ fn open_creates_dir_and_applies_all_migrations() {
     }
 }
 
+/// Opening an existing history that needs migrating says so first, with
+/// the versions; a new file and an up-to-date one say nothing.
+#[test]
+fn open_tells_before_it_upgrades_an_existing_history() {
+    let tmp = tempfile::tempdir().unwrap();
+    let told = |dir: &Path| {
+        let mut upgrades = Vec::new();
+        let store = Store::open_telling(dir, |u| upgrades.push(u)).unwrap();
+        assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+        upgrades
+    };
+    let fresh = tmp.path().join("fresh");
+    assert_eq!(told(&fresh), []);
+    assert_eq!(told(&fresh), [], "already up to date");
+    let old = tmp.path().join("old");
+    fs::create_dir_all(&old).unwrap();
+    {
+        let mut conn = rusqlite::Connection::open(old.join(DB_FILE)).unwrap();
+        super::schema::migrate(&mut conn, &super::MIGRATIONS[..7]).unwrap();
+    }
+    assert_eq!(
+        told(&old),
+        [Upgrade {
+            from: 7,
+            to: SCHEMA_VERSION
+        }]
+    );
+    assert_eq!(told(&old), []);
+}
+
 #[test]
 fn in_memory_store_has_latest_schema() {
     let store = mem();
