@@ -1,7 +1,7 @@
 //! Messages: insert with duplicate dropping, history, full-text search and
 //! public catch-up.
 
-use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
+use rusqlite::{params, CachedStatement, Connection, OptionalExtension, Row, TransactionBehavior};
 
 use natter_core::chat::store::order_ms;
 
@@ -153,6 +153,26 @@ impl SeqRange {
     }
 }
 
+/// The statement that reads one message by its (author, id), ?1 and ?2:
+/// what [`Store::get_message`] and [`Store::get_messages`] run.
+fn by_key_statement(conn: &Connection) -> Result<CachedStatement<'_>, DbError> {
+    Ok(conn.prepare_cached(&format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages AS m WHERE m.id = ?2 AND m.author = ?1"
+    ))?)
+}
+
+/// `author`'s message with this id, by [`by_key_statement`].
+fn read_by_key(
+    stmt: &mut CachedStatement<'_>,
+    author: &IdentityBytes,
+    id: &MessageId,
+) -> Result<Option<StoredMessage>, DbError> {
+    let raw = stmt
+        .query_row([&author[..], &id[..]], RawMessage::from_row)
+        .optional()?;
+    raw.map(StoredMessage::try_from).transpose()
+}
+
 /// Inserts one message: `id`, `conv_peer`, `author`, `timestamp_ms`,
 /// `text`, `signature`, `outgoing`, `received_ms`, `order_ms`, `room`,
 /// `legacy`, `wire`, `awaiting_ack` as ?1 to ?13. Public (with
@@ -281,13 +301,7 @@ impl Store {
         author: &IdentityBytes,
         id: &MessageId,
     ) -> Result<Option<StoredMessage>, DbError> {
-        let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages AS m WHERE m.id = ?2 AND m.author = ?1"
-        ))?;
-        let raw = stmt
-            .query_row([&author[..], &id[..]], RawMessage::from_row)
-            .optional()?;
-        raw.map(StoredMessage::try_from).transpose()
+        read_by_key(&mut by_key_statement(&self.conn)?, author, id)
     }
 
     /// [`Store::get_message`] for each (author, id) in `keys`, in order,
@@ -303,16 +317,11 @@ impl Store {
         }
         // Read-only: ending it by rollback or commit is the same.
         let tx = self.conn.unchecked_transaction()?;
-        let mut stmt = tx.prepare_cached(&format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages AS m WHERE m.id = ?2 AND m.author = ?1"
-        ))?;
-        let mut out = Vec::with_capacity(keys.len());
-        for (author, id) in keys {
-            let raw = stmt
-                .query_row([&author[..], &id[..]], RawMessage::from_row)
-                .optional()?;
-            out.push(raw.map(StoredMessage::try_from).transpose()?);
-        }
+        let mut stmt = by_key_statement(&tx)?;
+        let out = keys
+            .iter()
+            .map(|(author, id)| read_by_key(&mut stmt, author, id))
+            .collect::<Result<Vec<_>, _>>()?;
         drop(stmt);
         tx.commit()?;
         Ok(out)

@@ -434,9 +434,8 @@ fn quick_check(conn: &Connection, path: &Path) -> Result<(), DbError> {
     }
 }
 
-/// Fails with [`DbError::TooNew`] if the database has more migrations
-/// applied than `migrations` holds.
-/// The file's schema version, refused if newer than `migrations` reach.
+/// The file's schema version; [`DbError::TooNew`] if the database has
+/// more migrations applied than `migrations` holds.
 fn check_version(conn: &Connection, migrations: &[&str]) -> Result<u32, DbError> {
     let found = schema::user_version(conn)?;
     let supported = schema::version_of(migrations);
