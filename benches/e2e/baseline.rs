@@ -144,11 +144,18 @@ pub fn aead_seal_ring(size: usize, duration: Duration) -> f64 {
 /// secrecy). The raw SQLite floor and the store-only row both use it, so
 /// they store "the same rows" as the chat rows do.
 pub fn natter_ids() -> impl FnMut() -> ([u8; 16], u64) {
+    natter_ids_at(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64)
+    })
+}
+
+/// [`natter_ids`] with each id's clock (milliseconds) from `clock`.
+pub fn natter_ids_at(mut clock: impl FnMut() -> u64) -> impl FnMut() -> ([u8; 16], u64) {
     let mut state = 0x9e37_79b9_7f4a_7c15u64;
     move || {
-        let clock = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
+        let clock = clock();
         let mut random = [0u8; 16 - natter_core::chat::ID_CLOCK_BYTES];
         for chunk in random.chunks_mut(8) {
             state ^= state << 13;

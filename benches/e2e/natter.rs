@@ -530,21 +530,18 @@ pub async fn public_intake(count: usize) -> Result<f64> {
     // ids sort by time as a real author's do (a counter in the random part
     // would scatter them over the (id, author) index like random ids).
     const POSTS_PER_MS: u64 = 32;
-    let mut state = 0x9e37_79b9_7f4a_7c15u64;
-    let mut random = [0u8; 16 - natter_core::chat::ID_CLOCK_BYTES];
+    let mut posted = 0u64;
+    let mut next_id = crate::baseline::natter_ids_at(move || {
+        posted += 1;
+        at + (posted - 1) / POSTS_PER_MS
+    });
     let posts: Vec<Frame> = (0..count)
         .map(|i| {
-            for chunk in random.chunks_mut(8) {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                chunk.copy_from_slice(&state.to_le_bytes()[..chunk.len()]);
-            }
-            let clock = at + i as u64 / POSTS_PER_MS;
+            let (id, clock) = next_id();
             Frame::RoomPost(natter_core::chat::sign_room_post(
                 &author,
                 room,
-                natter_core::chat::message_id_at(clock, &random),
+                id,
                 clock,
                 format!("message {i} of the chat benchmark"),
             ))
