@@ -370,7 +370,7 @@ async fn run(
 
     let (cmd_tx, cmd_rx) = mpsc::channel::<Command>(64);
     let (ev_tx, ev_rx) = net::event_channel();
-    let _ = ev_tx.try_send(started);
+    ev_tx.send(started);
     let opts = net::Options {
         files_dir: Some(files_dir),
         #[cfg(feature = "wan")]

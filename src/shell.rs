@@ -14,7 +14,7 @@
 //!            Connected, Closed, … ──┘                 handle_timeout
 //!  io loop ◀─ Outputs(Send, Dial, Close, Datagram), ─ poll_output
 //!             Accepted{token, link}  (tokio unbounded)
-//!  UI ◀──────────────────────── Event ────────────── (straight from the thread)
+//!  UI ◀──────────────────────── Event ────────────── (a drain's at once: events)
 //! ```
 //!
 //! - The **io loop** accepts (parking the stream until the node answers
@@ -33,7 +33,10 @@
 //!   stream, a **path task** per WAN link reports relayed or direct, and a
 //!   **reach task** reports where our endpoint can be reached.
 
+mod events;
 mod node_thread;
+
+pub use events::{event_queue, EventRx, EventTx, TryRecvError};
 
 use natter_core::event::Event;
 use natter_core::link::Remote;
@@ -164,14 +167,9 @@ pub fn default_beacon_targets(port: u16) -> Vec<SocketAddr> {
 /// themselves are in the history. Bounded, so a flood cannot grow it.
 pub const EVENT_QUEUE: usize = 65_536;
 
-/// The node's side of the UI's event queue.
-pub type EventTx = mpsc::Sender<Event>;
-/// The UI's side of it.
-pub type EventRx = mpsc::Receiver<Event>;
-
 /// A queue of [`EVENT_QUEUE`] events for [`run`].
 pub fn event_channel() -> (EventTx, EventRx) {
-    mpsc::channel(EVENT_QUEUE)
+    event_queue(EVENT_QUEUE)
 }
 
 /// Run the node until it shuts down (`Command::Quit`, or the command channel
@@ -216,7 +214,7 @@ pub async fn run_with(
         Ok(started) => started,
         Err(e) => {
             let text = format!("cannot start the node thread: {e}");
-            let _ = events.try_send(shell_error(text));
+            events.send(shell_error(text));
             return;
         }
     };
@@ -274,7 +272,7 @@ pub async fn run_with(
     }
     if let Ok(Err(panic)) = tokio::task::spawn_blocking(move || thread.join()).await {
         let text = format!("the node stopped unexpectedly: {}", panic_text(&*panic));
-        let _ = events.try_send(shell_error(text));
+        events.send(shell_error(text));
     }
 }
 

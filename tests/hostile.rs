@@ -25,7 +25,7 @@ const DEADLINE_MS: u64 = 1_500;
 
 struct Running {
     cmd: mpsc::Sender<Command>,
-    events: mpsc::Receiver<Event>,
+    events: natter::shell::EventRx,
     addr: SocketAddr,
     beacon_port: u16,
     id: LocalIdentity,

@@ -22,7 +22,7 @@ use tokio::sync::mpsc;
 
 struct InProcess {
     cmd: mpsc::Sender<Command>,
-    events: mpsc::Receiver<Event>,
+    events: natter::shell::EventRx,
     addr: SocketAddr,
     id: LocalIdentity,
     shell: tokio::task::JoinHandle<()>,
@@ -72,7 +72,7 @@ async fn start_with(seed: u8, store: Box<dyn ChatStore>) -> InProcess {
 }
 
 async fn wait_for(
-    events: &mut mpsc::Receiver<Event>,
+    events: &mut natter::shell::EventRx,
     what: &str,
     pred: impl Fn(&Event) -> bool,
 ) -> Event {

@@ -301,7 +301,7 @@ pub fn ping_pong(size: usize, warmup: usize, rounds: usize) -> Result<Latency> {
 /// A node on 127.0.0.1 with its store in `dir`, driven through channels.
 pub struct RunningNode {
     pub cmd: mpsc::Sender<Command>,
-    pub events: mpsc::Receiver<Event>,
+    pub events: natter::shell::EventRx,
     pub addr: std::net::SocketAddr,
 }
 

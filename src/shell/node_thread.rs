@@ -1,8 +1,8 @@
 //! The thread that owns the [`Node`]: every `Node::handle`, and the SQLite
 //! commits inside it, runs here and never on a tokio worker.
 //!
-//! The loop: drain `poll_output` (events straight to the UI, everything
-//! else to the IO side, each `Send` as soon as it is sealed, so a link's
+//! The loop: drain `poll_output` (events to the UI, handed over together
+//! with one wake-up per drain ([`super::events`]), everything else to the IO side, each `Send` as soon as it is sealed, so a link's
 //! writer writes it while the node seals the next), wait for the next input until
 //! `poll_timeout`, handle it and whatever else is already queued (up to
 //! [`BATCH_INPUTS`], so the replies to many reads share Noise messages and
@@ -22,8 +22,9 @@ use std::collections::VecDeque;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, Semaphore};
+
+use super::events::EventTx;
 
 use crate::signatures::{CheckPool, Deliver};
 
@@ -123,7 +124,7 @@ impl NodeTx {
 /// receiver, which closes when the thread ends.
 pub(super) fn spawn(
     node: Node,
-    events: mpsc::Sender<Event>,
+    events: EventTx,
     clock: Instant,
 ) -> std::io::Result<(
     NodeTx,
@@ -145,10 +146,8 @@ pub(super) fn spawn(
         kept: VecDeque::new(),
         inputs,
         io,
-        events: UiEvents {
-            tx: events,
-            dropped: 0,
-        },
+        events,
+        drained: Vec::new(),
         bounds: Arc::clone(&bounds),
         clock,
     };
@@ -166,7 +165,9 @@ struct NodeThread {
     kept: VecDeque<ToNode>,
     inputs: Receiver<ToNode>,
     io: mpsc::UnboundedSender<ToIo>,
-    events: UiEvents,
+    events: EventTx,
+    /// The events of one drain, handed to the UI together.
+    drained: Vec<Event>,
     bounds: Arc<Bounds>,
     clock: Instant,
 }
@@ -277,7 +278,7 @@ impl NodeThread {
         let mut outputs = Vec::new();
         while let Some(out) = self.node.poll_output() {
             match out {
-                Output::Event(e) => self.events.emit(e),
+                Output::Event(e) => self.drained.push(e),
                 Output::CheckSignatures { ticket, posts } => self.pool.submit(ticket, posts),
                 send @ Output::Send { .. } => {
                     outputs.push(send);
@@ -289,37 +290,7 @@ impl NodeThread {
         if !outputs.is_empty() {
             let _ = self.io.send(ToIo::Outputs(outputs));
         }
-    }
-}
-
-/// The UI's bounded event queue, seen from the node thread.
-struct UiEvents {
-    tx: mpsc::Sender<Event>,
-    /// Events the full queue could not take since the last one it did.
-    dropped: u64,
-}
-
-impl UiEvents {
-    /// Hand an event to the UI without ever waiting for it: a UI whose
-    /// queue is full misses the event, and is told how many it missed
-    /// (`Event::EventsDropped`) as soon as it has room again.
-    fn emit(&mut self, event: Event) {
-        if self.dropped > 0 {
-            let notice = Event::EventsDropped {
-                count: self.dropped,
-            };
-            match self.tx.try_send(notice) {
-                Ok(()) => self.dropped = 0,
-                Err(TrySendError::Full(_)) => {
-                    self.dropped += 1;
-                    return;
-                }
-                Err(TrySendError::Closed(_)) => return,
-            }
-        }
-        if let Err(TrySendError::Full(_)) = self.tx.try_send(event) {
-            self.dropped += 1;
-        }
+        self.events.push_all(self.drained.drain(..));
     }
 }
 
@@ -342,7 +313,7 @@ mod tests {
             ..NodeConfig::default()
         };
         let node = Node::new(id, cfg, Box::new(MemoryStore::new()), Rng::new(1), 0, 0);
-        let (events, _ui) = mpsc::channel(16);
+        let (events, _ui) = crate::shell::event_queue(16);
         let (tx, from_node, thread) = spawn(node, events, Instant::now()).unwrap();
         drop(tx);
         drop(from_node);
@@ -354,28 +325,5 @@ mod tests {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-    }
-
-    #[test]
-    fn a_ui_that_falls_behind_misses_the_newest_events_and_is_told_how_many() {
-        let (tx, mut rx) = mpsc::channel(2);
-        let mut ui = UiEvents { tx, dropped: 0 };
-        for count in 0..5 {
-            ui.emit(Event::Marker(count));
-        }
-        assert!(matches!(rx.try_recv(), Ok(Event::Marker(0))));
-        assert!(matches!(rx.try_recv(), Ok(Event::Marker(1))));
-        assert!(rx.try_recv().is_err(), "the queue held two");
-        ui.emit(Event::Marker(5));
-        assert!(matches!(
-            rx.try_recv(),
-            Ok(Event::EventsDropped { count: 3 })
-        ));
-        assert!(matches!(rx.try_recv(), Ok(Event::Marker(5))));
-        ui.emit(Event::Marker(6));
-        assert!(
-            matches!(rx.try_recv(), Ok(Event::Marker(6))),
-            "no notice twice"
-        );
     }
 }

@@ -5,6 +5,7 @@
 use super::frontend::{describe_in, describe_reply, handle_line, Reply};
 use super::render::Style;
 use super::session::{lock, Receipts, SharedSession};
+use crate::shell::EventRx;
 use natter_core::event::Event;
 use natter_core::node::Command;
 use std::collections::BTreeMap;
@@ -12,7 +13,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::mpsc;
 
 /// Run line mode until the node shuts down. EOF on stdin quits.
-pub async fn run(commands: mpsc::Sender<Command>, mut events: mpsc::Receiver<Event>, json: bool) {
+pub async fn run(commands: mpsc::Sender<Command>, mut events: EventRx, json: bool) {
     let style = Style::from_env(false);
     let print_reply = |r: &Reply| {
         if json {

@@ -27,6 +27,7 @@ use super::frontend::{describe, describe_in, describe_reply, dispatch, Reply};
 use super::render::Style;
 use super::sanitize::sanitize_nick;
 use super::session::{self, Receipts, SharedSession, StartOutcome, StartSummary};
+use crate::shell::EventRx;
 use natter_core::event::{Event, PeerInfo};
 use natter_core::identity::IdentityKey;
 use natter_core::node::Command;
@@ -116,7 +117,7 @@ const BELL: &str = "\u{7}";
 /// set up (for example `TERM=dumb`), falls back to line mode.
 pub async fn run(
     commands: mpsc::Sender<Command>,
-    mut events: mpsc::Receiver<Event>,
+    mut events: EventRx,
     data_dir: &Path,
     bell: bool,
 ) {
