@@ -1826,6 +1826,41 @@ fn a_room_post_travels_as_a_room_post_and_lands_in_its_room_only() {
         .is_empty());
 }
 
+/// A store that answers a batch's look-up with fewer answers than keys
+/// is refused, not trusted: zipping the answers onto the posts would pair
+/// a post with another's held copy, or with none.
+#[test]
+fn a_store_that_answers_a_batch_short_is_an_error_and_nothing_is_taken_in() {
+    let me = identity(1);
+    let mut store = MemoryStore::new();
+    store.answers_short = true;
+    let mut chat = Chat::new(Box::new(store), me.identity_key());
+    let author = identity(2);
+    let frames: Vec<Frame> = (0..3u8)
+        .map(|i| {
+            let room = open_room_id("ops");
+            Frame::RoomPost(rooms::sign_room_post(
+                &author,
+                room,
+                [i; 16],
+                T0,
+                "x".into(),
+            ))
+        })
+        .collect();
+    let short = |e| {
+        matches!(
+            e,
+            ChatError::Store(StoreError::ShortAnswer { asked: 3, got: 2 })
+        )
+    };
+    assert!(chat.signatures_to_check(&frames).is_err_and(short));
+    assert!(chat
+        .on_frames(T0, author.identity_key(), frames, &[])
+        .is_err_and(short));
+    assert_eq!(chat.store().message_count().unwrap(), 0);
+}
+
 #[test]
 fn a_post_moved_to_another_room_is_a_bad_signature() {
     let (_, mut chat) = lone_chat(1);
