@@ -396,7 +396,7 @@ async fn start_node_with(
     node.set_file_store(Box::new(fs));
     node.set_signature_check(Box::new(natter::signatures::AllCores::new()));
     let (cmd, cmd_rx) = mpsc::channel(1024);
-    let (ev_tx, events) = natter::shell::event_channel();
+    let (ev_tx, events) = natter::shell::event_queue(BENCH_EVENT_QUEUE);
     let opts = natter::shell::Options {
         files_dir: Some(files_dir),
         wan,
@@ -461,6 +461,17 @@ async fn ticket_of(n: &mut RunningNode) -> Result<natter_core::wire::Ticket> {
     }
 }
 
+/// Events a benchmark node may hold for the benchmark, which reads them
+/// on the runtime's own thread. The app's queue (`EVENT_QUEUE`, 65,536)
+/// drops the newest events when its reader falls behind, as a UI on a
+/// starved core may: the node never waits for its UI. A chat row counts
+/// every `message_delivered`, so here the bound covers every event of the
+/// largest row (500,000 messages, two events each): with the app's bound,
+/// a reader that lost its core for a moment (a busy loop beside the run
+/// was enough) missed deliveries and waited for them in vain. Memory
+/// grows only while the reader is behind.
+const BENCH_EVENT_QUEUE: usize = 2 << 20;
+
 pub async fn next_event(n: &mut RunningNode) -> Result<Event> {
     match tokio::time::timeout(Duration::from_secs(30), n.events.recv()).await {
         Ok(Some(e)) => Ok(e),
@@ -497,8 +508,12 @@ pub async fn chat(count: usize, direct: bool) -> Result<f64> {
     };
     let mut delivered = 0;
     while delivered < count {
-        if let Event::MessageDelivered { .. } = next_event(&mut a).await? {
-            delivered += 1;
+        match next_event(&mut a).await? {
+            Event::MessageDelivered { .. } => delivered += 1,
+            Event::EventsDropped { count } => {
+                bail!("the benchmark fell behind: {count} events dropped after {delivered} deliveries")
+            }
+            _ => {}
         }
     }
     let secs = start.elapsed().as_secs_f64();
