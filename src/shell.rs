@@ -14,7 +14,7 @@
 //!            Connected, Closed, … ──┘                 handle_timeout
 //!  io loop ◀─ Outputs(Send, Dial, Close, Datagram), ─ poll_output
 //!             Accepted{token, link}  (tokio unbounded)
-//!  UI ◀──────────────────────── Event ────────────── (a drain's at once: events)
+//!  UI ◀──────────────────────── Event ────────────── (a drain's events, one wake-up)
 //! ```
 //!
 //! - The **io loop** accepts (parking the stream until the node answers

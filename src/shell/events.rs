@@ -126,7 +126,11 @@ impl EventTx {
     /// Queues `events` in order under one lock, then wakes the receiver
     /// once (if any were given).
     pub fn push_all(&self, events: impl IntoIterator<Item = Event>) {
-        let mut any = false;
+        // Most drains carry no event: no lock and no wake-up for those.
+        let mut events = events.into_iter().peekable();
+        if events.peek().is_none() {
+            return;
+        }
         {
             let mut state = self.shared.lock();
             // Read under the lock: a refill, which raises it, cannot
@@ -135,12 +139,9 @@ impl EventTx {
             let held = self.shared.unread.load(Ordering::Acquire);
             for event in events {
                 state.push(event, self.shared.capacity, held);
-                any = true;
             }
         }
-        if any {
-            self.shared.ready.notify_one();
-        }
+        self.shared.ready.notify_one();
     }
 }
 
@@ -213,9 +214,8 @@ impl EventRx {
             None => Err(TryRecvError::Empty),
         }
     }
-}
 
-impl EventRx {
+    /// The next event already taken, counted as read.
     fn read_taken(&mut self) -> Option<Event> {
         let event = self.taken.pop_front()?;
         self.shared.unread.fetch_sub(1, Ordering::Release);

@@ -1,9 +1,10 @@
 //! The thread that owns the [`Node`]: every `Node::handle`, and the SQLite
 //! commits inside it, runs here and never on a tokio worker.
 //!
-//! The loop: drain `poll_output` (events to the UI, handed over together
-//! with one wake-up per drain ([`super::events`]), everything else to the IO side, each `Send` as soon as it is sealed, so a link's
-//! writer writes it while the node seals the next), wait for the next input until
+//! The loop: drain `poll_output` (the drain's events to the UI together,
+//! with one wake-up ([`super::events`]); everything else to the IO side,
+//! each `Send` as soon as it is sealed, so a link's writer writes it while
+//! the node seals the next), wait for the next input until
 //! `poll_timeout`, handle it and whatever else is already queued (up to
 //! [`BATCH_INPUTS`], so the replies to many reads share Noise messages and
 //! a burst of posts shares one transaction), run the timers that are due.
