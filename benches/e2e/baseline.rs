@@ -172,13 +172,14 @@ pub fn natter_ids_at(mut clock: impl FnMut() -> u64) -> impl FnMut() -> ([u8; 16
 /// (every migration, so every index and trigger of the app's file), closed,
 /// and reopened by plain rusqlite with the store's pragmas; then `count`
 /// direct messages are written with the statements the store runs
-/// (`natter::store::INSERT_MESSAGE`, `INDEX_INSERTED`, `ACK_OWN_ROW`), in
-/// transactions of `batch` (the insert with `awaiting_ack = 1`, then the
-/// batch's full-text entries), and each batch is then acked by the ack's
-/// `UPDATE`, one transaction. No natter code runs while the clock does.
-/// Sets apart what natter's rows cost SQLite (this against the floor) from
-/// what natter's code adds (`natter store alone` against this). Returns
-/// messages per second.
+/// (`natter::store::INSERT_MESSAGE`, `INDEX_INSERTED`, `WAIT_FOR_ACKS`,
+/// then for the acks `FIND_OWN_DIRECT`, `END_WAITING` and `RECEIPTS`), in
+/// transactions of `batch` (the inserts, the batch's full-text entries and
+/// its waiting rows), and each batch is then acked in one transaction: each
+/// id looked up, then the batch's run of `seq`s ended and given receipts.
+/// No natter code runs while the clock does. Sets apart what natter's rows
+/// cost SQLite (this against the floor) from what natter's code adds
+/// (`natter store alone` against this). Returns messages per second.
 pub fn sqlite_natter_rows(count: usize, batch: usize) -> Result<f64> {
     let dir = tempfile::tempdir()?;
     drop(natter::store::Store::open(dir.path())?);
@@ -201,33 +202,40 @@ pub fn sqlite_natter_rows(count: usize, batch: usize) -> Result<f64> {
                 let (id, at) = next_id();
                 let at = i64::try_from(at)?;
                 let text = format!("message {i} of the chat benchmark");
-                // A direct message of ours, awaiting its ack: no signature,
-                // room or wire form; `legacy` 0 as for every direct message.
+                // A direct message of ours: no signature, room or wire
+                // form; `legacy` 0 as for every direct message.
                 let none: Option<&[u8]> = None;
                 insert.execute(rusqlite::params![
-                    id, peer, me, at, text, none, true, at, at, none, 0, none, true
+                    id, peer, me, at, text, none, true, at, at, none, 0, none
                 ])?;
                 last = tx.last_insert_rowid();
                 first.get_or_insert(last);
                 ids.push(id);
             }
         }
-        tx.execute(natter::store::INDEX_INSERTED, [first.unwrap_or(0), last])?;
+        let first = first.unwrap_or(0);
+        tx.execute(natter::store::INDEX_INSERTED, [first, last])?;
+        tx.execute(natter::store::WAIT_FOR_ACKS, [first, last])?;
         tx.commit()?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         {
-            let mut ack = tx.prepare_cached(natter::store::ACK_OWN_ROW)?;
             let now = i64::try_from(
                 std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)?
                     .as_millis(),
             )?;
+            let mut find = tx.prepare_cached(natter::store::FIND_OWN_DIRECT)?;
+            let (mut lo, mut hi) = (i64::MAX, i64::MIN);
             for id in &ids {
-                anyhow::ensure!(
-                    ack.execute(rusqlite::params![id, peer, now])? == 1,
-                    "an ack found no row"
-                );
+                let seq: i64 = find.query_row(rusqlite::params![id, peer], |r| r.get(0))?;
+                (lo, hi) = (lo.min(seq), hi.max(seq));
             }
+            let mut end = tx.prepare_cached(natter::store::END_WAITING)?;
+            let ended = end
+                .query_map(rusqlite::params![peer, lo, hi], |r| r.get::<_, i64>(0))?
+                .count();
+            anyhow::ensure!(ended == ids.len(), "an ack found no waiting row");
+            tx.execute(natter::store::RECEIPTS, [lo, hi, now])?;
         }
         tx.commit()?;
         done += n;

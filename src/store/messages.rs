@@ -175,13 +175,13 @@ fn read_by_key(
 
 /// Inserts one message: `id`, `conv_peer`, `author`, `timestamp_ms`,
 /// `text`, `signature`, `outgoing`, `received_ms`, `order_ms`, `room`,
-/// `legacy`, `wire`, `awaiting_ack` as ?1 to ?13. Public (with
-/// [`INDEX_INSERTED`] and `outbox::ACK_OWN_ROW`) so that the benchmark of
+/// `legacy`, `wire` as ?1 to ?12. Public (with [`INDEX_INSERTED`] and the
+/// direct outbox's statements in `outbox`) so that the benchmark of
 /// natter's rows on plain SQLite runs these very statements.
 pub const INSERT_MESSAGE: &str = "INSERT INTO messages \
      (id, conv_peer, author, timestamp_ms, text, signature, outgoing, received_ms, \
-      order_ms, room, legacy, wire, awaiting_ack) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) \
+      order_ms, room, legacy, wire) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) \
      ON CONFLICT (id, author) DO NOTHING";
 
 /// Adds the full-text entries of the messages stored as `seq` ?1 to ?2
@@ -205,14 +205,8 @@ impl<'c> MessageInsert<'c> {
 
     /// Inserts one message, returning its `seq`, or `None` if that
     /// author's message with that id is stored. The full-text entry is
-    /// added per batch ([`SeqRange::index`]). `awaiting_ack` marks our own
-    /// direct message as waiting for its peer's ack: its outbox entry
-    /// (schema version 7).
-    pub(super) fn insert(
-        &mut self,
-        msg: &StoredMessage,
-        awaiting_ack: bool,
-    ) -> Result<Option<i64>, DbError> {
+    /// added per batch ([`SeqRange::index`]).
+    pub(super) fn insert(&mut self, msg: &StoredMessage) -> Result<Option<i64>, DbError> {
         let inserted = self.stmt.execute(params![
             &msg.id[..],
             conv_peer(&msg.conversation),
@@ -226,7 +220,6 @@ impl<'c> MessageInsert<'c> {
             room_column(&msg.conversation),
             form(&msg.conversation),
             msg.wire,
-            awaiting_ack,
         ])?;
         Ok((inserted == 1).then(|| self.conn.last_insert_rowid()))
     }
@@ -277,7 +270,7 @@ impl Store {
         {
             let mut insert = MessageInsert::new(&tx)?;
             for msg in msgs {
-                let seq = insert.insert(msg, false)?;
+                let seq = insert.insert(msg)?;
                 seqs.add(seq);
                 new.push(seq.is_some());
             }

@@ -71,12 +71,12 @@
 //!   order is therefore *most recently stored* first, which is the author's
 //!   time order except for messages that arrived late (catch-up).
 //! - `outbox(peer, message_seq)` holds what a peer has not acked yet;
-//!   `deliveries` records who acked what and when. Since version 7 our own
-//!   direct message, which waits for one peer only, says both in its own row
-//!   (`awaiting_ack`, `acked_ms`, and a partial index of the waiting rows):
-//!   sending it is one insert and its ack one update, instead of an outbox
-//!   row, a look-up, a delete and a receipt row (`outbox.rs` reads both
-//!   forms).
+//!   `deliveries` records who acked what and when. Our own direct message,
+//!   which waits for one peer only, has narrower tables of its own (version
+//!   9): `direct_waiting (peer, seq)` and `direct_receipts (seq, acked_ms)`,
+//!   written a run of consecutive messages at a time, one statement per run,
+//!   so the message's own row never changes after it is written
+//!   (`outbox.rs` reads both forms).
 //! - `peers` is the trust store: identity key → Noise static key, nickname,
 //!   first/last seen, last address (dialled at start when broadcast is
 //!   blocked), trust level.
@@ -101,7 +101,7 @@ use rusqlite::config::DbConfig;
 use rusqlite::{Connection, ErrorCode, OptionalExtension};
 
 pub use messages::{INDEX_INSERTED, INSERT_MESSAGE};
-pub use outbox::ACK_OWN_ROW;
+pub use outbox::{END_WAITING, FIND_OWN_DIRECT, RECEIPTS, WAIT_FOR_ACKS};
 pub use schema::{MIGRATIONS, SCHEMA_VERSION};
 
 /// An existing history about to be migrated ([`Store::open_telling`]).

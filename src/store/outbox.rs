@@ -1,14 +1,18 @@
 //! The persistent outbox: which peer still has to ack which message, and the
 //! delivery receipts left behind when they do.
 //!
-//! Two forms (schema version 7). Our own direct message is waiting for one
-//! peer, the other side of its conversation: its own row says so
-//! (`messages.awaiting_ack`, and `messages.acked_ms` once acked), so
-//! sending it is one insert and its ack one update. Every other queued
-//! (message, peer) pair, a room message's, is a row of `outbox`, and its
-//! receipt a row of `deliveries`. Every query here reads both forms.
+//! Two forms (schema version 9). Our own direct message waits for one peer,
+//! the other side of its conversation: a row of `direct_waiting` says so,
+//! and its receipt is a row of `direct_receipts`. Both are written a run
+//! of consecutive `seq`s at a time (one statement per run, not per
+//! message), and the message's own row never changes after it is written.
+//! Every other queued (message, peer) pair, a room message's, is a row of
+//! `outbox`, and its receipt a row of `deliveries`. Every query here reads
+//! both forms.
 
-use rusqlite::{params, Connection, TransactionBehavior};
+use std::collections::HashSet;
+
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::messages::{query_messages, MessageInsert, SeqRange, MESSAGE_COLUMNS};
 use super::{
@@ -16,20 +20,52 @@ use super::{
     MessageId, Store, StoredMessage,
 };
 
-/// The ack of our direct message `id` ?1 by `peer` ?2 at ?3 ms: one
-/// update through the (id, author) index. At most one outgoing row has a
-/// given id (the author of every outgoing row is us). The `+`s keep SQLite
-/// from walking the peer's waiting rows instead (a partial index that also
-/// matches, and is as long as the outbox). Public for the benchmark, like
+/// Queues our own direct messages stored as `seq` ?1 to ?2 for the peers
+/// of their conversations: one statement for a run of consecutive `seq`s,
+/// every one of them our direct message. Public for the benchmark, like
 /// `messages::INSERT_MESSAGE`.
-pub const ACK_OWN_ROW: &str =
-    "UPDATE messages SET awaiting_ack = 0, acked_ms = coalesce(acked_ms, ?3) \
-     WHERE id = ?1 AND +outgoing = 1 AND +awaiting_ack = 1 AND +conv_peer = ?2";
+pub const WAIT_FOR_ACKS: &str = "INSERT INTO direct_waiting (peer, seq) \
+     SELECT conv_peer, seq FROM messages WHERE seq BETWEEN ?1 AND ?2 \
+     ON CONFLICT (peer, seq) DO NOTHING";
 
-/// Whether `peer`'s entry for `msg` is kept in the message's own row: our
-/// own direct message, to the peer of its conversation.
-fn in_own_row(msg: &StoredMessage, peer: &IdentityBytes) -> bool {
+/// The `seq` of our direct message `id` ?1 to `peer` ?2, if there is one:
+/// found through the (id, author) index (at most one outgoing row has a
+/// given id: the author of every outgoing row is us). The `+`s keep SQLite
+/// on that index.
+pub const FIND_OWN_DIRECT: &str = "SELECT seq FROM messages \
+     WHERE id = ?1 AND +outgoing = 1 AND +conv_peer = ?2";
+
+/// Ends `peer` ?1's wait for our direct messages `seq` ?2 to ?3 and names
+/// the ones that were waiting: one ranged delete for a run of acks.
+pub const END_WAITING: &str = "DELETE FROM direct_waiting \
+     WHERE peer = ?1 AND seq BETWEEN ?2 AND ?3 RETURNING seq";
+
+/// Receipts at ?3 ms for our direct messages `seq` ?1 to ?2, a run that
+/// [`END_WAITING`] ended; a message acked before keeps its first
+/// receipt.
+pub const RECEIPTS: &str = "INSERT INTO direct_receipts (seq, acked_ms) \
+     SELECT seq, ?3 FROM messages WHERE seq BETWEEN ?1 AND ?2 \
+     ON CONFLICT (seq) DO NOTHING";
+
+/// Whether `peer`'s entry for `msg` is a direct one: our own direct
+/// message, to the peer of its conversation.
+fn is_direct(msg: &StoredMessage, peer: &IdentityBytes) -> bool {
     msg.outgoing && msg.conversation == ConversationKey::Direct(*peer)
+}
+
+/// Runs of consecutive values in `seqs` as (first, last) pairs, in order;
+/// sorts and removes duplicates first.
+fn runs(seqs: &mut Vec<i64>) -> Vec<(i64, i64)> {
+    seqs.sort_unstable();
+    seqs.dedup();
+    let mut out: Vec<(i64, i64)> = Vec::new();
+    for &s in seqs.iter() {
+        match out.last_mut() {
+            Some((_, last)) if *last + 1 == s => *last = s,
+            _ => out.push((s, s)),
+        }
+    }
+    out
 }
 
 /// Queues the message stored as `seq` for `peer` in the `outbox` table;
@@ -40,6 +76,37 @@ fn queue(conn: &Connection, seq: i64, peer: &IdentityBytes) -> Result<bool, DbEr
          ON CONFLICT (peer, message_seq) DO NOTHING",
     )?;
     Ok(stmt.execute(params![&peer[..], seq])? == 1)
+}
+
+/// Ends `peer`'s wait for our direct messages `seqs` (each one ours, to
+/// `peer`) and keeps their receipts at `now`; returns the `seq`s that were
+/// waiting. Runs of consecutive `seq`s cost one delete and one insert
+/// each, whatever their length.
+fn end_waiting(
+    conn: &Connection,
+    peer: &IdentityBytes,
+    mut seqs: Vec<i64>,
+    now: i64,
+) -> Result<HashSet<i64>, DbError> {
+    let mut ended = HashSet::with_capacity(seqs.len());
+    let mut end = conn.prepare_cached(END_WAITING)?;
+    let mut receipts = conn.prepare_cached(RECEIPTS)?;
+    for (first, last) in runs(&mut seqs) {
+        let mut gone = end
+            .query_map(params![&peer[..], first, last], |row| row.get::<_, i64>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        if i64::try_from(gone.len()).ok() == Some(last - first + 1) {
+            receipts.execute([first, last, now])?;
+        } else {
+            // Some were not waiting (acked before, or never queued): a
+            // receipt only for the ones that were.
+            for (a, b) in runs(&mut gone) {
+                receipts.execute([a, b, now])?;
+            }
+        }
+        ended.extend(gone);
+    }
+    Ok(ended)
 }
 
 /// Runs a query returning one identity key per row.
@@ -80,22 +147,32 @@ impl Store {
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut out = Vec::with_capacity(items.len());
         let mut seqs = SeqRange::default();
+        let mut direct = Vec::new();
         {
             let mut insert = MessageInsert::new(&tx)?;
             for (msg, recipients) in items {
-                let awaiting = recipients.iter().any(|p| in_own_row(msg, p));
-                let Some(seq) = insert.insert(msg, awaiting)? else {
+                let Some(seq) = insert.insert(msg)? else {
                     out.push(false);
                     continue;
                 };
                 seqs.add(Some(seq));
-                for peer in recipients.iter().filter(|p| !in_own_row(msg, p)) {
-                    queue(&tx, seq, peer)?;
+                for peer in *recipients {
+                    if is_direct(msg, peer) {
+                        direct.push(seq);
+                    } else {
+                        queue(&tx, seq, peer)?;
+                    }
                 }
                 out.push(true);
             }
         }
         seqs.index(&tx)?;
+        {
+            let mut wait = tx.prepare_cached(WAIT_FOR_ACKS)?;
+            for (first, last) in runs(&mut direct) {
+                wait.execute([first, last])?;
+            }
+        }
         tx.commit()?;
         Ok(out)
     }
@@ -110,24 +187,19 @@ impl Store {
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut added = 0;
         {
-            let mut own_row = tx.prepare_cached(
-                "SELECT awaiting_ack FROM messages \
-                 WHERE seq = ?1 AND outgoing = 1 AND conv_peer = ?2",
+            let mut direct = tx.prepare_cached(
+                "SELECT 1 FROM messages WHERE seq = ?1 AND outgoing = 1 AND conv_peer = ?2",
             )?;
-            let mut wait =
-                tx.prepare_cached("UPDATE messages SET awaiting_ack = 1 WHERE seq = ?1")?;
+            let mut wait = tx.prepare_cached(
+                "INSERT INTO direct_waiting (peer, seq) VALUES (?1, ?2) \
+                 ON CONFLICT (peer, seq) DO NOTHING",
+            )?;
             for (id, peer) in entries {
                 let seq = message_seq(&tx, id)?.ok_or(DbError::UnknownMessage { id: *id })?;
-                let awaiting: Option<bool> = {
-                    use rusqlite::OptionalExtension;
-                    own_row
-                        .query_row(params![seq, &peer[..]], |row| row.get(0))
-                        .optional()?
-                };
-                let new = match awaiting {
-                    Some(true) => false,
-                    Some(false) => wait.execute([seq])? == 1,
-                    None => queue(&tx, seq, peer)?,
+                let new = if direct.exists(params![seq, &peer[..]])? {
+                    wait.execute(params![&peer[..], seq])? == 1
+                } else {
+                    queue(&tx, seq, peer)?
                 };
                 added += usize::from(new);
             }
@@ -149,7 +221,7 @@ impl Store {
                 "SELECT {MESSAGE_COLUMNS} FROM messages AS m \
                  WHERE m.seq IN (SELECT message_seq FROM outbox WHERE peer = ?1 \
                                  UNION ALL \
-                                 SELECT seq FROM messages WHERE awaiting_ack = 1 AND conv_peer = ?1) \
+                                 SELECT seq FROM direct_waiting WHERE peer = ?1) \
                  ORDER BY m.order_ms, m.seq LIMIT ?2"
             ),
             params![&peer[..], sql_limit(limit)],
@@ -158,22 +230,27 @@ impl Store {
 
     /// Records that `peer` acked `ids` at `now_ms`: ends their outbox entries
     /// and keeps delivery receipts (the first ack's time), in one
-    /// transaction. Returns the ids whose outbox entry ended; acks for
-    /// messages that were not waiting for this peer (unknown, already acked,
-    /// never queued) change nothing.
+    /// transaction. Returns the ids whose outbox entry ended, in the order
+    /// given; acks for messages that were not waiting for this peer
+    /// (unknown, already acked, never queued) change nothing.
     pub fn outbox_ack(
         &mut self,
         peer: &IdentityBytes,
         ids: &[MessageId],
         now_ms: u64,
     ) -> Result<Vec<MessageId>, DbError> {
+        enum Entry {
+            Direct(i64),
+            Room(bool),
+        }
         let now = to_sql_u64("now_ms", now_ms)?;
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let mut removed = Vec::new();
+        let mut entries = Vec::with_capacity(ids.len());
+        let mut direct = Vec::new();
         {
-            let mut own_row = tx.prepare_cached(ACK_OWN_ROW)?;
+            let mut find_direct = tx.prepare_cached(FIND_OWN_DIRECT)?;
             let mut delete =
                 tx.prepare_cached("DELETE FROM outbox WHERE peer = ?1 AND message_seq = ?2")?;
             let mut receipt = tx.prepare_cached(
@@ -181,20 +258,37 @@ impl Store {
                  ON CONFLICT (message_seq, peer) DO NOTHING",
             )?;
             for id in ids {
-                if own_row.execute(params![&id[..], &peer[..], now])? == 1 {
-                    removed.push(*id);
+                let own: Option<i64> = find_direct
+                    .query_row(params![&id[..], &peer[..]], |row| row.get(0))
+                    .optional()?;
+                if let Some(seq) = own {
+                    direct.push(seq);
+                    entries.push(Entry::Direct(seq));
                     continue;
                 }
                 let Some(seq) = message_seq(&tx, id)? else {
+                    entries.push(Entry::Room(false));
                     continue;
                 };
-                if delete.execute(params![&peer[..], seq])? == 1 {
+                let ended = delete.execute(params![&peer[..], seq])? == 1;
+                if ended {
                     receipt.execute(params![seq, &peer[..], now])?;
-                    removed.push(*id);
                 }
+                entries.push(Entry::Room(ended));
             }
         }
+        let mut ended = end_waiting(&tx, peer, direct, now)?;
         tx.commit()?;
+        // In the order given; an id given twice ended once.
+        let removed = ids
+            .iter()
+            .zip(entries)
+            .filter(|(_, entry)| match entry {
+                Entry::Direct(seq) => ended.remove(seq),
+                Entry::Room(ended) => *ended,
+            })
+            .map(|(id, _)| *id)
+            .collect();
         Ok(removed)
     }
 
@@ -203,7 +297,8 @@ impl Store {
         let mut stmt = self.conn.prepare_cached(
             "SELECT (SELECT count(*) FROM outbox AS o JOIN messages AS m \
                      ON m.seq = o.message_seq WHERE m.id = ?1) \
-                  + (SELECT count(*) FROM messages WHERE id = ?1 AND awaiting_ack = 1)",
+                  + (SELECT count(*) FROM messages AS m JOIN direct_waiting AS w \
+                     ON w.peer = m.conv_peer AND w.seq = m.seq WHERE m.id = ?1)",
         )?;
         let n: i64 = stmt.query_row([&id[..]], |row| row.get(0))?;
         let n = from_sql_i64("count", n)?;
@@ -217,7 +312,8 @@ impl Store {
             "SELECT o.peer FROM outbox AS o JOIN messages AS m ON m.seq = o.message_seq \
              WHERE m.id = ?1 \
              UNION ALL \
-             SELECT conv_peer FROM messages WHERE id = ?1 AND awaiting_ack = 1 \
+             SELECT w.peer FROM messages AS m JOIN direct_waiting AS w \
+               ON w.peer = m.conv_peer AND w.seq = m.seq WHERE m.id = ?1 \
              ORDER BY 1",
             [&id[..]],
         )
@@ -229,7 +325,7 @@ impl Store {
             &self.conn,
             "SELECT peer FROM outbox \
              UNION \
-             SELECT conv_peer FROM messages WHERE awaiting_ack = 1 \
+             SELECT peer FROM direct_waiting \
              ORDER BY 1",
             [],
         )
@@ -244,7 +340,8 @@ impl Store {
                SELECT d.peer AS peer, d.acked_ms AS at FROM deliveries AS d \
                  JOIN messages AS m ON m.seq = d.message_seq WHERE m.id = ?1 \
                UNION ALL \
-               SELECT conv_peer, acked_ms FROM messages WHERE id = ?1 AND acked_ms IS NOT NULL) \
+               SELECT m.conv_peer, r.acked_ms FROM messages AS m \
+                 JOIN direct_receipts AS r ON r.seq = m.seq WHERE m.id = ?1) \
              ORDER BY at, peer",
             [&id[..]],
         )
@@ -256,7 +353,6 @@ impl Store {
 /// queued, so another author's message under the same id is never picked
 /// while ours exists.
 fn message_seq(conn: &Connection, id: &MessageId) -> Result<Option<i64>, DbError> {
-    use rusqlite::OptionalExtension;
     let mut stmt = conn.prepare_cached(
         "SELECT seq FROM messages WHERE id = ?1 ORDER BY outgoing DESC, seq LIMIT 1",
     )?;

@@ -223,10 +223,7 @@ impl Store {
             &format!("DELETE FROM outbox WHERE peer IN ({MET_ONCE})"),
             params![since, long_known],
         )? + tx.execute(
-            &format!(
-                "UPDATE messages SET awaiting_ack = 0 \
-                 WHERE awaiting_ack = 1 AND conv_peer IN ({MET_ONCE})"
-            ),
+            &format!("DELETE FROM direct_waiting WHERE peer IN ({MET_ONCE})"),
             params![since, long_known],
         )?;
         tx.commit()?;
@@ -262,9 +259,7 @@ impl Store {
         };
         {
             let mut del_outbox = tx.prepare_cached("DELETE FROM outbox WHERE peer = ?1")?;
-            let mut end_waits = tx.prepare_cached(
-                "UPDATE messages SET awaiting_ack = 0 WHERE awaiting_ack = 1 AND conv_peer = ?1",
-            )?;
+            let mut end_waits = tx.prepare_cached("DELETE FROM direct_waiting WHERE peer = ?1")?;
             let mut del_peer = tx.prepare_cached("DELETE FROM peers WHERE identity = ?1")?;
             for id in &gone {
                 del_outbox.execute([&id[..]])?;

@@ -703,21 +703,41 @@ fn hot_queries_do_not_sort_or_scan() {
     );
     assert!(!newest.contains("TEMP B-TREE"), "{newest}");
     assert!(newest.contains("messages_by_conversation"), "{newest}");
-    // A direct message's ack (outbox.rs: outbox_ack) is found through the
-    // (id, author) index; a peer's waiting direct messages, and ending them
-    // all, through the partial index of waiting rows.
-    let ack = plan(
+    // A direct message's ack (outbox.rs: outbox_ack) finds the message
+    // through the (id, author) index, then ends a run of waits and keeps
+    // their receipts by ranges of keys: no scan of any table.
+    let find = plan(
         &s,
-        "UPDATE messages SET awaiting_ack = 0, acked_ms = coalesce(acked_ms, 5) \
-         WHERE id = x'00' AND +outgoing = 1 AND +awaiting_ack = 1 AND +conv_peer = x'01'",
+        &super::FIND_OWN_DIRECT
+            .replace("?1", "x'00'")
+            .replace("?2", "x'01'"),
     );
-    assert!(ack.contains("sqlite_autoindex_messages"), "{ack}");
+    assert!(find.contains("sqlite_autoindex_messages"), "{find}");
+    for (sql, key) in [
+        (
+            super::END_WAITING,
+            "PRIMARY KEY (peer=? AND seq>? AND seq<?)",
+        ),
+        (
+            super::WAIT_FOR_ACKS,
+            "INTEGER PRIMARY KEY (rowid>? AND rowid<?)",
+        ),
+        (super::RECEIPTS, "INTEGER PRIMARY KEY (rowid>? AND rowid<?)"),
+    ] {
+        let sql = sql
+            .replace("?1", "x'01'")
+            .replace("?2", "3")
+            .replace("?3", "9");
+        let p = plan(&s, &sql);
+        assert!(p.contains(key) && !p.contains("SCAN"), "{sql}: {p}");
+    }
+    // A peer's waiting direct messages, and ending them all.
     for sql in [
-        "SELECT seq FROM messages WHERE awaiting_ack = 1 AND conv_peer = x'01'",
-        "UPDATE messages SET awaiting_ack = 0 WHERE awaiting_ack = 1 AND conv_peer = x'01'",
+        "SELECT seq FROM direct_waiting WHERE peer = x'01'",
+        "DELETE FROM direct_waiting WHERE peer = x'01'",
     ] {
         let waiting = plan(&s, sql);
-        assert!(waiting.contains("messages_awaiting_ack"), "{waiting}");
+        assert!(waiting.contains("PRIMARY KEY (peer=?)"), "{sql}: {waiting}");
     }
 }
 
@@ -1300,11 +1320,18 @@ fn memory_store_answers_like_sqlite() {
                 memory.insert_outgoing(&msg, &[peer]).unwrap(),
                 "{ctx}"
             ),
-            3 => assert_eq!(
-                ChatStore::outbox_ack(&mut sqlite, &peer, &[mid], ts).unwrap(),
-                memory.outbox_ack(&peer, &[mid], ts).unwrap(),
-                "{ctx}"
-            ),
+            3 => {
+                // Several ids in one ack, as a peer's ack frame carries them:
+                // runs of consecutive messages with gaps, repeats and ids
+                // that were not waiting.
+                let mut acked: Vec<MessageId> = (0..next(6)).map(|_| id(next(40) as u32)).collect();
+                acked.insert(next(acked.len() as u64 + 1) as usize, mid);
+                assert_eq!(
+                    ChatStore::outbox_ack(&mut sqlite, &peer, &acked, ts).unwrap(),
+                    memory.outbox_ack(&peer, &acked, ts).unwrap(),
+                    "{ctx}"
+                );
+            }
             4 => {
                 let nick = words[next(4) as usize];
                 let addr = (next(2) == 0).then_some("10.0.0.1:1");
@@ -1543,11 +1570,13 @@ fn own_messages_are_found_by_short_id() {
     );
 }
 
-/// Our direct message waits for its peer in its own row (schema version 7):
-/// sending it writes no `outbox` row and its ack no `deliveries` row, and
-/// every outbox query still sees it. A room message keeps the tables.
+/// Our direct message waits for its peer in `direct_waiting` and its
+/// receipt is a row of `direct_receipts` (schema version 9): sending it
+/// writes no `outbox` row and its ack no `deliveries` row, its own row
+/// never changes, and every outbox query still sees it. A room message
+/// keeps the tables.
 #[test]
-fn a_direct_message_waits_in_its_own_row() {
+fn a_direct_message_waits_in_its_own_tables() {
     let mut s = mem();
     let count = |s: &Store, sql: &str| -> i64 { s.conn.query_row(sql, [], |r| r.get(0)).unwrap() };
     let dm = direct(1, BOB, ME, 10, "to bob");
@@ -1578,10 +1607,7 @@ fn a_direct_message_waits_in_its_own_row() {
     );
     assert_eq!(s.delivered_to(&id(1)).unwrap(), [BOB]);
     assert_eq!(
-        count(
-            &s,
-            "SELECT acked_ms FROM messages WHERE awaiting_ack = 0 AND conv_peer IS NOT NULL"
-        ),
+        count(&s, "SELECT acked_ms FROM direct_receipts"),
         40,
         "the first ack's time"
     );
@@ -1599,8 +1625,12 @@ fn a_direct_message_waits_in_its_own_row() {
              WHERE m.conv_peer IS NOT NULL"
         ),
         0,
-        "still in its own row"
+        "still in its own table"
     );
+    // Acked again: the first ack's time stays.
+    assert_eq!(s.outbox_ack(&BOB, &[id(1)], 60).unwrap(), [id(1)]);
+    assert_eq!(count(&s, "SELECT acked_ms FROM direct_receipts"), 40);
+    assert_eq!(s.delivered_to(&id(1)).unwrap(), [BOB]);
 }
 
 /// Version 8 rebuilds the messages table (a CHECK written as a range): a
@@ -1637,7 +1667,7 @@ fn migration_to_v8_keeps_every_message_and_its_rules() {
             .collect()
     };
     let before = dump(&conn);
-    super::schema::migrate(&mut conn, super::MIGRATIONS).unwrap();
+    super::schema::migrate(&mut conn, &super::MIGRATIONS[..8]).unwrap();
     assert_eq!(dump(&conn), before);
     let count = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
     assert_eq!(
@@ -1666,7 +1696,7 @@ fn migration_to_v8_keeps_every_message_and_its_rules() {
             .collect()
     };
     let mut fresh = rusqlite::Connection::open_in_memory().unwrap();
-    super::schema::migrate(&mut fresh, super::MIGRATIONS).unwrap();
+    super::schema::migrate(&mut fresh, &super::MIGRATIONS[..8]).unwrap();
     assert_eq!(names(&conn), names(&fresh));
     // The range refuses what the list refused.
     for bad in [-1, 3] {
@@ -1704,7 +1734,7 @@ fn migration_to_v7_moves_direct_messages_into_their_rows() {
         me = hex(&ME)
     ))
     .unwrap();
-    super::schema::migrate(&mut conn, super::MIGRATIONS).unwrap();
+    super::schema::migrate(&mut conn, &super::MIGRATIONS[..7]).unwrap();
     let rows = |sql: &str| -> Vec<(i64, Option<i64>)> {
         let mut st = conn.prepare(sql).unwrap();
         st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
@@ -1725,4 +1755,152 @@ fn migration_to_v7_moves_direct_messages_into_their_rows() {
         rows("SELECT message_seq, acked_ms FROM deliveries"),
         [(3, Some(35))]
     );
+}
+
+/// An ack of many direct messages ends them a run of consecutive `seq`s at
+/// a time: the ids come back in the order given, each once; messages that
+/// were not waiting (acked before, another peer's, unknown) in the middle
+/// of a run change nothing and get no new receipt.
+#[test]
+fn a_direct_ack_ends_runs_and_names_each_message_once() {
+    let mut s = mem();
+    let msgs: Vec<StoredMessage> = (1..=6)
+        .map(|n| direct(n, BOB, ME, 10 * u64::from(n), "m"))
+        .collect();
+    let to_carol = direct(7, CAROL, ME, 70, "for carol");
+    let items: Vec<(&StoredMessage, &[IdentityBytes])> = msgs
+        .iter()
+        .map(|m| (m, &[BOB][..]))
+        .chain([(&to_carol, &[CAROL][..])])
+        .collect();
+    assert_eq!(s.insert_outgoing_batch(&items).unwrap(), [true; 7]);
+    // Message 3 is acked first, alone.
+    assert_eq!(s.outbox_ack(&BOB, &[id(3)], 5).unwrap(), [id(3)]);
+    // Then everything, out of order, with repeats, Carol's and an unknown id.
+    assert_eq!(
+        s.outbox_ack(
+            &BOB,
+            &[id(5), id(2), id(3), id(99), id(2), id(7), id(1), id(6)],
+            9
+        )
+        .unwrap(),
+        [id(5), id(2), id(1), id(6)]
+    );
+    let receipts: Vec<(i64, i64)> = {
+        let mut st = s
+            .conn
+            .prepare("SELECT seq, acked_ms FROM direct_receipts ORDER BY seq")
+            .unwrap();
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    assert_eq!(
+        receipts,
+        [(1, 9), (2, 9), (3, 5), (5, 9), (6, 9)],
+        "3 keeps its first"
+    );
+    assert_eq!(ids(&s.outbox_for_peer(&BOB, 10).unwrap()), [id(4)]);
+    assert_eq!(ids(&s.outbox_for_peer(&CAROL, 10).unwrap()), [id(7)]);
+    assert_eq!(s.pending_peers(&id(7)).unwrap(), [CAROL]);
+    assert!(s.delivered_to(&id(4)).unwrap().is_empty());
+    assert_eq!(s.delivered_to(&id(3)).unwrap(), [BOB]);
+    assert_eq!(s.outbox_peers().unwrap(), [BOB, CAROL]);
+}
+
+/// Version 9 moves our direct messages' waits and receipts out of their
+/// rows into `direct_waiting` and `direct_receipts`, drops the two columns
+/// and their index, and leaves room messages' rows where they are; the
+/// store reads the result as it read version 8.
+#[test]
+fn migration_to_v9_moves_direct_waits_and_receipts_into_their_tables() {
+    let mut conn = db_at_version(8);
+    let hex = natter_core::hex;
+    let (bob, me) = (hex(&BOB), hex(&ME));
+    conn.execute_batch(&format!(
+        "INSERT INTO messages (seq, id, conv_peer, author, timestamp_ms, text, outgoing, \
+           received_ms, order_ms, awaiting_ack, acked_ms) VALUES \
+           (1, x'{id1}', x'{bob}', x'{me}', 10, 'waiting', 1, 10, 10, 1, NULL), \
+           (2, x'{id2}', x'{bob}', x'{me}', 20, 'acked', 1, 20, 20, 0, 25), \
+           (3, x'{id3}', x'{bob}', x'{me}', 30, 'queued again', 1, 30, 30, 1, 35), \
+           (4, x'{id4}', NULL, x'{me}', 40, 'room', 1, 40, 40, 0, NULL), \
+           (5, x'{id5}', x'{bob}', x'{bob}', 50, 'from bob', 0, 50, 50, 0, NULL);
+         INSERT INTO messages_fts (rowid, text) SELECT seq, text FROM messages;
+         INSERT INTO outbox (peer, message_seq) VALUES (x'{bob}', 4);
+         INSERT INTO deliveries (message_seq, peer, acked_ms) VALUES (4, x'{me}', 45);",
+        id1 = hex(&id(1)),
+        id2 = hex(&id(2)),
+        id3 = hex(&id(3)),
+        id4 = hex(&id(4)),
+        id5 = hex(&id(5)),
+    ))
+    .unwrap();
+    super::schema::migrate(&mut conn, super::MIGRATIONS).unwrap();
+    let pairs = |conn: &rusqlite::Connection, sql: &str| -> Vec<(i64, i64)> {
+        let mut st = conn.prepare(sql).unwrap();
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    assert_eq!(
+        pairs(
+            &conn,
+            &format!("SELECT seq, peer = x'{bob}' FROM direct_waiting ORDER BY seq")
+        ),
+        [(1, 1), (3, 1)]
+    );
+    assert_eq!(
+        pairs(
+            &conn,
+            "SELECT seq, acked_ms FROM direct_receipts ORDER BY seq"
+        ),
+        [(2, 25), (3, 35)]
+    );
+    let columns: Vec<String> = {
+        let mut st = conn
+            .prepare("SELECT name FROM pragma_table_info('messages')")
+            .unwrap();
+        st.query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    assert!(
+        !columns
+            .iter()
+            .any(|c| c == "awaiting_ack" || c == "acked_ms"),
+        "{columns:?}"
+    );
+    // The same tables, indexes and triggers as a database made at version
+    // 9 from the start.
+    let names = |conn: &rusqlite::Connection| -> Vec<String> {
+        let mut st = conn
+            .prepare("SELECT type || ' ' || name || ' ' || tbl_name FROM sqlite_schema ORDER BY 1")
+            .unwrap();
+        st.query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    let mut fresh = rusqlite::Connection::open_in_memory().unwrap();
+    super::schema::migrate(&mut fresh, super::MIGRATIONS).unwrap();
+    assert_eq!(names(&conn), names(&fresh));
+    let s = Store::from_connection_for_tests(conn);
+    assert_eq!(
+        ids(&s.outbox_for_peer(&BOB, 10).unwrap()),
+        [id(1), id(3), id(4)]
+    );
+    assert_eq!(s.delivered_to(&id(2)).unwrap(), [BOB]);
+    assert_eq!(s.delivered_to(&id(4)).unwrap(), [ME]);
+    assert_eq!(s.pending_peers(&id(3)).unwrap(), [BOB]);
+    assert_eq!(s.search("waiting", None, 10).unwrap().len(), 1);
+    // Deleting a message cascades into its wait and its receipt.
+    s.conn
+        .execute("DELETE FROM messages WHERE seq IN (2, 3)", [])
+        .unwrap();
+    let count = |sql: &str| -> i64 { s.conn.query_row(sql, [], |r| r.get(0)).unwrap() };
+    assert_eq!(count("SELECT count(*) FROM direct_waiting"), 1);
+    assert_eq!(count("SELECT count(*) FROM direct_receipts"), 0);
 }
