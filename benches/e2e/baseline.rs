@@ -171,15 +171,17 @@ pub fn natter_ids_at(mut clock: impl FnMut() -> u64) -> impl FnMut() -> ([u8; 16
 /// sending node's rows. A store is created by `natter::store::Store::open`
 /// (every migration, so every index and trigger of the app's file), closed,
 /// and reopened by plain rusqlite with the store's pragmas; then `count`
-/// direct messages are written with the statements the store runs
-/// (`natter::store::INSERT_MESSAGE`, `INDEX_INSERTED`, `WAIT_FOR_ACKS`,
-/// then for the acks `FIND_OWN_DIRECT`, `END_WAITING` and `RECEIPTS`), in
-/// transactions of `batch` (the inserts, the batch's full-text entries and
-/// its waiting rows), and each batch is then acked in one transaction: each
-/// id looked up, then the batch's run of `seq`s ended and given receipts.
-/// No natter code runs while the clock does. Sets apart what natter's rows
-/// cost SQLite (this against the floor) from what natter's code adds
-/// (`natter store alone` against this). Returns messages per second.
+/// direct messages are written with the statements the store runs, in
+/// transactions of `batch`: the inserts (`natter::store::INSERT_MESSAGE`),
+/// the batch's full-text entries (`INDEX_INSERTED`) and its waiting run
+/// (`ADD_WAITING`); each batch is then acked in one transaction as the
+/// store acks a burst: each id looked up (`FIND_OWN_DIRECT`), the waiting
+/// runs before the last read (`WAITING_BEFORE`) and the batch's ended
+/// (`DELETE_WAITING`), the receipts before it read (`RECEIPTS_BEFORE`) and
+/// its receipt run written (`ADD_RECEIPTS`). No natter code runs while the
+/// clock does. Sets apart what natter's rows cost SQLite (this against the
+/// floor) from what natter's code adds (`natter store alone` against
+/// this). Returns messages per second.
 pub fn sqlite_natter_rows(count: usize, batch: usize) -> Result<f64> {
     let dir = tempfile::tempdir()?;
     drop(natter::store::Store::open(dir.path())?);
@@ -215,7 +217,7 @@ pub fn sqlite_natter_rows(count: usize, batch: usize) -> Result<f64> {
         }
         let first = first.unwrap_or(0);
         tx.execute(natter::store::INDEX_INSERTED, [first, last])?;
-        tx.execute(natter::store::WAIT_FOR_ACKS, [first, last])?;
+        tx.execute(natter::store::ADD_WAITING, rusqlite::params![peer, first, last])?;
         tx.commit()?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         {
@@ -230,12 +232,20 @@ pub fn sqlite_natter_rows(count: usize, batch: usize) -> Result<f64> {
                 let seq: i64 = find.query_row(rusqlite::params![id, peer], |r| r.get(0))?;
                 (lo, hi) = (lo.min(seq), hi.max(seq));
             }
-            let mut end = tx.prepare_cached(natter::store::END_WAITING)?;
-            let ended = end
-                .query_map(rusqlite::params![peer, lo, hi], |r| r.get::<_, i64>(0))?
-                .count();
-            anyhow::ensure!(ended == ids.len(), "an ack found no waiting row");
-            tx.execute(natter::store::RECEIPTS, [lo, hi, now])?;
+            let runs: Vec<(i64, i64)> = tx
+                .prepare_cached(natter::store::WAITING_BEFORE)?
+                .query_map(rusqlite::params![peer, hi], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .take(2)
+                .collect::<Result<_, _>>()?;
+            anyhow::ensure!(runs.first() == Some(&(lo, hi)), "an ack found no waiting run");
+            tx.execute(natter::store::DELETE_WAITING, rusqlite::params![peer, lo])?;
+            let held: Option<(i64, i64)> = tx
+                .prepare_cached(natter::store::RECEIPTS_BEFORE)?
+                .query_map([hi], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .next()
+                .transpose()?;
+            anyhow::ensure!(held.is_none_or(|(_, last)| last < lo), "a receipt was there");
+            tx.execute(natter::store::ADD_RECEIPTS, [lo, hi, now])?;
         }
         tx.commit()?;
         done += n;

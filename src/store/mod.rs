@@ -72,11 +72,11 @@
 //!   time order except for messages that arrived late (catch-up).
 //! - `outbox(peer, message_seq)` holds what a peer has not acked yet;
 //!   `deliveries` records who acked what and when. Our own direct message,
-//!   which waits for one peer only, has narrower tables of its own (version
-//!   9): `direct_waiting (peer, seq)` and `direct_receipts (seq, acked_ms)`,
-//!   written a run of consecutive messages at a time, one statement per run,
-//!   so the message's own row never changes after it is written
-//!   (`outbox.rs` reads both forms).
+//!   which waits for one peer only, is kept in runs of consecutive messages
+//!   instead (version 9): `direct_waiting (peer, first_seq, last_seq)` and
+//!   `direct_receipts (first_seq, last_seq, acked_ms)`, a burst one row, so
+//!   the message's own row never changes after it is written
+//!   (`direct_outbox.rs`; `outbox.rs` reads both forms).
 //! - `peers` is the trust store: identity key → Noise static key, nickname,
 //!   first/last seen, last address (dialled at start when broadcast is
 //!   blocked), trust level.
@@ -86,6 +86,7 @@
 //! Everything read back from disk is checked again when it is turned into the
 //! plain row types below; a bad row is an error, never a panic.
 
+mod direct_outbox;
 mod messages;
 mod outbox;
 mod peers;
@@ -100,8 +101,11 @@ use std::time::Duration;
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, ErrorCode, OptionalExtension};
 
+pub use direct_outbox::{
+    ADD_RECEIPTS, ADD_WAITING, DELETE_WAITING, RECEIPTS_BEFORE, WAITING_BEFORE,
+};
 pub use messages::{INDEX_INSERTED, INSERT_MESSAGE};
-pub use outbox::{END_WAITING, FIND_OWN_DIRECT, RECEIPTS, WAIT_FOR_ACKS};
+pub use outbox::FIND_OWN_DIRECT;
 pub use schema::{MIGRATIONS, SCHEMA_VERSION};
 
 /// An existing history about to be migrated ([`Store::open_telling`]).

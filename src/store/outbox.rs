@@ -2,70 +2,36 @@
 //! delivery receipts left behind when they do.
 //!
 //! Two forms (schema version 9). Our own direct message waits for one peer,
-//! the other side of its conversation: a row of `direct_waiting` says so,
-//! and its receipt is a row of `direct_receipts`. Both are written a run
-//! of consecutive `seq`s at a time (one statement per run, not per
-//! message), and the message's own row never changes after it is written.
-//! Every other queued (message, peer) pair, a room message's, is a row of
-//! `outbox`, and its receipt a row of `deliveries`. Every query here reads
-//! both forms.
+//! the other side of its conversation: it is kept in runs of consecutive
+//! messages, a burst as one row, waiting and receipt alike
+//! (`direct_outbox`), and the message's own row never changes after it is
+//! written. Every other queued (message, peer) pair, a room message's, is a
+//! row of `outbox`, and its receipt a row of `deliveries`. Every query here
+//! reads both forms.
 
 use std::collections::HashSet;
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
+use super::direct_outbox::{self as direct, runs_of, Run};
 use super::messages::{query_messages, MessageInsert, SeqRange, MESSAGE_COLUMNS};
 use super::{
-    from_sql_i64, sql_limit, to_array, to_sql_u64, ConversationKey, DbError, IdentityBytes,
-    MessageId, Store, StoredMessage,
+    sql_limit, to_array, to_sql_u64, ConversationKey, DbError, IdentityBytes, MessageId, Store,
+    StoredMessage,
 };
-
-/// Queues our own direct messages stored as `seq` ?1 to ?2 for the peers
-/// of their conversations: one statement for a run of consecutive `seq`s,
-/// every one of them our direct message. Public for the benchmark, like
-/// `messages::INSERT_MESSAGE`.
-pub const WAIT_FOR_ACKS: &str = "INSERT INTO direct_waiting (peer, seq) \
-     SELECT conv_peer, seq FROM messages WHERE seq BETWEEN ?1 AND ?2 \
-     ON CONFLICT (peer, seq) DO NOTHING";
 
 /// The `seq` of our direct message `id` ?1 to `peer` ?2, if there is one:
 /// found through the (id, author) index (at most one outgoing row has a
 /// given id: the author of every outgoing row is us). The `+`s keep SQLite
-/// on that index.
+/// on that index. Public for the benchmark, like
+/// `messages::INSERT_MESSAGE`.
 pub const FIND_OWN_DIRECT: &str = "SELECT seq FROM messages \
      WHERE id = ?1 AND +outgoing = 1 AND +conv_peer = ?2";
-
-/// Ends `peer` ?1's wait for our direct messages `seq` ?2 to ?3 and names
-/// the ones that were waiting: one ranged delete for a run of acks.
-pub const END_WAITING: &str = "DELETE FROM direct_waiting \
-     WHERE peer = ?1 AND seq BETWEEN ?2 AND ?3 RETURNING seq";
-
-/// Receipts at ?3 ms for our direct messages `seq` ?1 to ?2, a run that
-/// [`END_WAITING`] ended; a message acked before keeps its first
-/// receipt.
-pub const RECEIPTS: &str = "INSERT INTO direct_receipts (seq, acked_ms) \
-     SELECT seq, ?3 FROM messages WHERE seq BETWEEN ?1 AND ?2 \
-     ON CONFLICT (seq) DO NOTHING";
 
 /// Whether `peer`'s entry for `msg` is a direct one: our own direct
 /// message, to the peer of its conversation.
 fn is_direct(msg: &StoredMessage, peer: &IdentityBytes) -> bool {
     msg.outgoing && msg.conversation == ConversationKey::Direct(*peer)
-}
-
-/// Runs of consecutive values in `seqs` as (first, last) pairs, in order;
-/// sorts and removes duplicates first.
-fn runs(seqs: &mut Vec<i64>) -> Vec<(i64, i64)> {
-    seqs.sort_unstable();
-    seqs.dedup();
-    let mut out: Vec<(i64, i64)> = Vec::new();
-    for &s in seqs.iter() {
-        match out.last_mut() {
-            Some((_, last)) if *last + 1 == s => *last = s,
-            _ => out.push((s, s)),
-        }
-    }
-    out
 }
 
 /// Queues the message stored as `seq` for `peer` in the `outbox` table;
@@ -76,37 +42,6 @@ fn queue(conn: &Connection, seq: i64, peer: &IdentityBytes) -> Result<bool, DbEr
          ON CONFLICT (peer, message_seq) DO NOTHING",
     )?;
     Ok(stmt.execute(params![&peer[..], seq])? == 1)
-}
-
-/// Ends `peer`'s wait for our direct messages `seqs` (each one ours, to
-/// `peer`) and keeps their receipts at `now`; returns the `seq`s that were
-/// waiting. Runs of consecutive `seq`s cost one delete and one insert
-/// each, whatever their length.
-fn end_waiting(
-    conn: &Connection,
-    peer: &IdentityBytes,
-    mut seqs: Vec<i64>,
-    now: i64,
-) -> Result<HashSet<i64>, DbError> {
-    let mut ended = HashSet::with_capacity(seqs.len());
-    let mut end = conn.prepare_cached(END_WAITING)?;
-    let mut receipts = conn.prepare_cached(RECEIPTS)?;
-    for (first, last) in runs(&mut seqs) {
-        let mut gone = end
-            .query_map(params![&peer[..], first, last], |row| row.get::<_, i64>(0))?
-            .collect::<Result<Vec<_>, _>>()?;
-        if i64::try_from(gone.len()).ok() == Some(last - first + 1) {
-            receipts.execute([first, last, now])?;
-        } else {
-            // Some were not waiting (acked before, or never queued): a
-            // receipt only for the ones that were.
-            for (a, b) in runs(&mut gone) {
-                receipts.execute([a, b, now])?;
-            }
-        }
-        ended.extend(gone);
-    }
-    Ok(ended)
 }
 
 /// Runs a query returning one identity key per row.
@@ -147,7 +82,8 @@ impl Store {
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut out = Vec::with_capacity(items.len());
         let mut seqs = SeqRange::default();
-        let mut direct = Vec::new();
+        // Our direct messages, a run per peer and burst of consecutive seqs.
+        let mut waiting: Vec<(IdentityBytes, Run)> = Vec::new();
         {
             let mut insert = MessageInsert::new(&tx)?;
             for (msg, recipients) in items {
@@ -157,21 +93,24 @@ impl Store {
                 };
                 seqs.add(Some(seq));
                 for peer in *recipients {
-                    if is_direct(msg, peer) {
-                        direct.push(seq);
-                    } else {
+                    if !is_direct(msg, peer) {
                         queue(&tx, seq, peer)?;
+                        continue;
+                    }
+                    match waiting.last_mut() {
+                        Some((p, run)) if p == peer && *run.end() == seq => {}
+                        Some((p, run)) if p == peer && *run.end() + 1 == seq => {
+                            *run = *run.start()..=seq;
+                        }
+                        _ => waiting.push((*peer, seq..=seq)),
                     }
                 }
                 out.push(true);
             }
         }
         seqs.index(&tx)?;
-        {
-            let mut wait = tx.prepare_cached(WAIT_FOR_ACKS)?;
-            for (first, last) in runs(&mut direct) {
-                wait.execute([first, last])?;
-            }
+        for (peer, run) in &waiting {
+            direct::add_waiting(&tx, peer, run)?;
         }
         tx.commit()?;
         Ok(out)
@@ -187,19 +126,18 @@ impl Store {
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut added = 0;
         {
-            let mut direct = tx.prepare_cached(
+            let mut own = tx.prepare_cached(
                 "SELECT 1 FROM messages WHERE seq = ?1 AND outgoing = 1 AND conv_peer = ?2",
-            )?;
-            let mut wait = tx.prepare_cached(
-                "INSERT INTO direct_waiting (peer, seq) VALUES (?1, ?2) \
-                 ON CONFLICT (peer, seq) DO NOTHING",
             )?;
             for (id, peer) in entries {
                 let seq = message_seq(&tx, id)?.ok_or(DbError::UnknownMessage { id: *id })?;
-                let new = if direct.exists(params![seq, &peer[..]])? {
-                    wait.execute(params![&peer[..], seq])? == 1
-                } else {
+                let new = if !own.exists(params![seq, &peer[..]])? {
                     queue(&tx, seq, peer)?
+                } else if direct::is_waiting(&tx, peer, seq)? {
+                    false
+                } else {
+                    direct::add_waiting(&tx, peer, &(seq..=seq))?;
+                    true
                 };
                 added += usize::from(new);
             }
@@ -221,7 +159,10 @@ impl Store {
                 "SELECT {MESSAGE_COLUMNS} FROM messages AS m \
                  WHERE m.seq IN (SELECT message_seq FROM outbox WHERE peer = ?1 \
                                  UNION ALL \
-                                 SELECT seq FROM direct_waiting WHERE peer = ?1) \
+                                 SELECT d.seq FROM direct_waiting AS w \
+                                   JOIN messages AS d \
+                                   ON d.seq BETWEEN w.first_seq AND w.last_seq \
+                                 WHERE w.peer = ?1) \
                  ORDER BY m.order_ms, m.seq LIMIT ?2"
             ),
             params![&peer[..], sql_limit(limit)],
@@ -277,7 +218,15 @@ impl Store {
                 entries.push(Entry::Room(ended));
             }
         }
-        let mut ended = end_waiting(&tx, peer, direct, now)?;
+        direct.sort_unstable();
+        direct.dedup();
+        let mut ended = HashSet::with_capacity(direct.len());
+        for run in runs_of(&direct) {
+            for part in direct::end_waiting(&tx, peer, &run)? {
+                direct::add_receipts(&tx, &part, now)?;
+                ended.extend(part);
+            }
+        }
         tx.commit()?;
         // In the order given; an id given twice ended once.
         let removed = ids
@@ -294,29 +243,24 @@ impl Store {
 
     /// How many peers have not acked this message yet.
     pub fn pending_count(&self, id: &MessageId) -> Result<usize, DbError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT (SELECT count(*) FROM outbox AS o JOIN messages AS m \
-                     ON m.seq = o.message_seq WHERE m.id = ?1) \
-                  + (SELECT count(*) FROM messages AS m JOIN direct_waiting AS w \
-                     ON w.peer = m.conv_peer AND w.seq = m.seq WHERE m.id = ?1)",
-        )?;
-        let n: i64 = stmt.query_row([&id[..]], |row| row.get(0))?;
-        let n = from_sql_i64("count", n)?;
-        usize::try_from(n).map_err(|_| DbError::InvalidData(format!("count {n}")))
+        Ok(self.pending_peers(id)?.len())
     }
 
     /// The peers that have not acked this message yet, in key order.
     pub fn pending_peers(&self, id: &MessageId) -> Result<Vec<IdentityBytes>, DbError> {
-        query_keys(
+        let mut peers = query_keys(
             &self.conn,
             "SELECT o.peer FROM outbox AS o JOIN messages AS m ON m.seq = o.message_seq \
-             WHERE m.id = ?1 \
-             UNION ALL \
-             SELECT w.peer FROM messages AS m JOIN direct_waiting AS w \
-               ON w.peer = m.conv_peer AND w.seq = m.seq WHERE m.id = ?1 \
-             ORDER BY 1",
+             WHERE m.id = ?1",
             [&id[..]],
-        )
+        )?;
+        if let Some((seq, peer)) = own_direct(&self.conn, id)? {
+            if direct::is_waiting(&self.conn, &peer, seq)? {
+                peers.push(peer);
+            }
+        }
+        peers.sort_unstable();
+        Ok(peers)
     }
 
     /// Every peer with at least one unacked message, in key order.
@@ -334,18 +278,42 @@ impl Store {
     /// The peers that acked this message (after it was queued for them), in
     /// the order their acks arrived. Empty if nobody has acked it yet.
     pub fn delivered_to(&self, id: &MessageId) -> Result<Vec<IdentityBytes>, DbError> {
-        query_keys(
-            &self.conn,
-            "SELECT peer FROM ( \
-               SELECT d.peer AS peer, d.acked_ms AS at FROM deliveries AS d \
-                 JOIN messages AS m ON m.seq = d.message_seq WHERE m.id = ?1 \
-               UNION ALL \
-               SELECT m.conv_peer, r.acked_ms FROM messages AS m \
-                 JOIN direct_receipts AS r ON r.seq = m.seq WHERE m.id = ?1) \
-             ORDER BY at, peer",
-            [&id[..]],
-        )
+        let mut acks: Vec<(i64, IdentityBytes)> = {
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT d.acked_ms, d.peer FROM deliveries AS d \
+                 JOIN messages AS m ON m.seq = d.message_seq WHERE m.id = ?1",
+            )?;
+            let rows = stmt.query_map([&id[..]], |row| {
+                Ok((row.get::<_, i64>(0)?, row.get::<_, Vec<u8>>(1)?))
+            })?;
+            rows.map(|row| {
+                let (at, peer) = row?;
+                Ok((at, to_array("peer", peer)?))
+            })
+            .collect::<Result<_, DbError>>()?
+        };
+        if let Some((seq, peer)) = own_direct(&self.conn, id)? {
+            if let Some(at) = direct::receipt_of(&self.conn, seq)? {
+                acks.push((at, peer));
+            }
+        }
+        acks.sort_unstable();
+        Ok(acks.into_iter().map(|(_, peer)| peer).collect())
     }
+}
+
+/// Our own direct message with this id, if there is one: its `seq` and
+/// the peer of its conversation.
+fn own_direct(conn: &Connection, id: &MessageId) -> Result<Option<(i64, IdentityBytes)>, DbError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT seq, conv_peer FROM messages \
+         WHERE id = ?1 AND +outgoing = 1 AND +conv_peer IS NOT NULL",
+    )?;
+    let row: Option<(i64, Vec<u8>)> = stmt
+        .query_row([&id[..]], |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()?;
+    row.map(|(seq, peer)| Ok((seq, to_array("messages.conv_peer", peer)?)))
+        .transpose()
 }
 
 /// The `seq` of the message with this id, if stored; our own first. Acks and

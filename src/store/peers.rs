@@ -218,11 +218,23 @@ impl Store {
         const MET_ONCE: &str = "SELECT identity FROM peers \
              WHERE trust = 'unverified' AND last_seen_ms < ?1 \
                AND last_seen_ms - first_seen_ms < ?2";
-        // Both forms of outbox entry (see `outbox`).
+        // Both forms of outbox entry (see `outbox`); a direct run counts
+        // every message it holds.
+        let runs: i64 = tx.query_row(
+            &format!(
+                "SELECT coalesce(sum(last_seq - first_seq + 1), 0) FROM direct_waiting \
+                 WHERE peer IN ({MET_ONCE})"
+            ),
+            params![since, long_known],
+            |row| row.get(0),
+        )?;
+        let runs = usize::try_from(runs)
+            .map_err(|_| DbError::InvalidData(format!("direct_waiting holds {runs}")))?;
         let n = tx.execute(
             &format!("DELETE FROM outbox WHERE peer IN ({MET_ONCE})"),
             params![since, long_known],
-        )? + tx.execute(
+        )? + runs;
+        tx.execute(
             &format!("DELETE FROM direct_waiting WHERE peer IN ({MET_ONCE})"),
             params![since, long_known],
         )?;

@@ -704,8 +704,8 @@ fn hot_queries_do_not_sort_or_scan() {
     assert!(!newest.contains("TEMP B-TREE"), "{newest}");
     assert!(newest.contains("messages_by_conversation"), "{newest}");
     // A direct message's ack (outbox.rs: outbox_ack) finds the message
-    // through the (id, author) index, then ends a run of waits and keeps
-    // their receipts by ranges of keys: no scan of any table.
+    // through the (id, author) index, then the runs that hold it by their
+    // keys: no scan of any table, no sort.
     let find = plan(
         &s,
         &super::FIND_OWN_DIRECT
@@ -715,25 +715,25 @@ fn hot_queries_do_not_sort_or_scan() {
     assert!(find.contains("sqlite_autoindex_messages"), "{find}");
     for (sql, key) in [
         (
-            super::END_WAITING,
-            "PRIMARY KEY (peer=? AND seq>? AND seq<?)",
+            super::WAITING_BEFORE,
+            "PRIMARY KEY (peer=? AND first_seq<?)",
         ),
         (
-            super::WAIT_FOR_ACKS,
-            "INTEGER PRIMARY KEY (rowid>? AND rowid<?)",
+            super::DELETE_WAITING,
+            "PRIMARY KEY (peer=? AND first_seq=?)",
         ),
-        (super::RECEIPTS, "INTEGER PRIMARY KEY (rowid>? AND rowid<?)"),
+        (super::RECEIPTS_BEFORE, "INTEGER PRIMARY KEY (rowid<?)"),
     ] {
-        let sql = sql
-            .replace("?1", "x'01'")
-            .replace("?2", "3")
-            .replace("?3", "9");
+        let sql = sql.replace("?1", "x'01'").replace("?2", "3");
         let p = plan(&s, &sql);
-        assert!(p.contains(key) && !p.contains("SCAN"), "{sql}: {p}");
+        assert!(
+            p.contains(key) && !p.contains("SCAN") && !p.contains("TEMP B-TREE"),
+            "{sql}: {p}"
+        );
     }
     // A peer's waiting direct messages, and ending them all.
     for sql in [
-        "SELECT seq FROM direct_waiting WHERE peer = x'01'",
+        "SELECT first_seq FROM direct_waiting WHERE peer = x'01'",
         "DELETE FROM direct_waiting WHERE peer = x'01'",
     ] {
         let waiting = plan(&s, sql);
@@ -1786,20 +1786,26 @@ fn a_direct_ack_ends_runs_and_names_each_message_once() {
         .unwrap(),
         [id(5), id(2), id(1), id(6)]
     );
-    let receipts: Vec<(i64, i64)> = {
-        let mut st = s
-            .conn
-            .prepare("SELECT seq, acked_ms FROM direct_receipts ORDER BY seq")
-            .unwrap();
-        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+    let rows = |sql: &str| -> Vec<(i64, i64, i64)> {
+        let mut st = s.conn.prepare(sql).unwrap();
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .unwrap()
             .map(Result::unwrap)
             .collect()
     };
+    // Seven messages in one burst were two waiting runs (Bob's six,
+    // Carol's one); what is left waits, and the receipts are runs too.
     assert_eq!(
-        receipts,
-        [(1, 9), (2, 9), (3, 5), (5, 9), (6, 9)],
+        rows("SELECT first_seq, last_seq, acked_ms FROM direct_receipts ORDER BY first_seq"),
+        [(1, 2, 9), (3, 3, 5), (5, 6, 9)],
         "3 keeps its first"
+    );
+    assert_eq!(
+        rows(&format!(
+            "SELECT first_seq, last_seq, peer = x'{}' FROM direct_waiting ORDER BY first_seq",
+            natter_core::hex(&BOB)
+        )),
+        [(4, 4, 1), (7, 7, 0)]
     );
     assert_eq!(ids(&s.outbox_for_peer(&BOB, 10).unwrap()), [id(4)]);
     assert_eq!(ids(&s.outbox_for_peer(&CAROL, 10).unwrap()), [id(7)]);
@@ -1847,14 +1853,18 @@ fn migration_to_v9_moves_direct_waits_and_receipts_into_their_tables() {
     assert_eq!(
         pairs(
             &conn,
-            &format!("SELECT seq, peer = x'{bob}' FROM direct_waiting ORDER BY seq")
+            &format!(
+                "SELECT first_seq, peer = x'{bob}' FROM direct_waiting \
+                 WHERE last_seq = first_seq ORDER BY first_seq"
+            )
         ),
         [(1, 1), (3, 1)]
     );
     assert_eq!(
         pairs(
             &conn,
-            "SELECT seq, acked_ms FROM direct_receipts ORDER BY seq"
+            "SELECT first_seq, acked_ms FROM direct_receipts \
+             WHERE last_seq = first_seq ORDER BY first_seq"
         ),
         [(2, 25), (3, 35)]
     );
@@ -1896,11 +1906,49 @@ fn migration_to_v9_moves_direct_waits_and_receipts_into_their_tables() {
     assert_eq!(s.delivered_to(&id(4)).unwrap(), [ME]);
     assert_eq!(s.pending_peers(&id(3)).unwrap(), [BOB]);
     assert_eq!(s.search("waiting", None, 10).unwrap().len(), 1);
-    // Deleting a message cascades into its wait and its receipt.
+    // Deleting a message takes it out of its wait and its receipt.
     s.conn
         .execute("DELETE FROM messages WHERE seq IN (2, 3)", [])
         .unwrap();
     let count = |sql: &str| -> i64 { s.conn.query_row(sql, [], |r| r.get(0)).unwrap() };
     assert_eq!(count("SELECT count(*) FROM direct_waiting"), 1);
     assert_eq!(count("SELECT count(*) FROM direct_receipts"), 0);
+}
+
+/// A message deleted by hand (natter never deletes one) is cut out of the
+/// runs that held it, whichever place it had in them, so no run goes on
+/// naming its `seq`, which SQLite may give the next message stored.
+#[test]
+fn a_deleted_message_is_cut_out_of_its_runs() {
+    let mut s = mem();
+    let msgs: Vec<StoredMessage> = (1..=7)
+        .map(|n| direct(n, BOB, ME, 10 * u64::from(n), "m"))
+        .collect();
+    let items: Vec<(&StoredMessage, &[IdentityBytes])> =
+        msgs.iter().map(|m| (m, &[BOB][..])).collect();
+    s.insert_outgoing_batch(&items).unwrap();
+    s.outbox_ack(&BOB, &[id(1), id(2), id(3), id(4)], 9)
+        .unwrap();
+    // Receipts 1-4, waiting 5-7; delete a middle, an end and a one-off.
+    for seq in [2, 7, 5] {
+        s.conn
+            .execute("DELETE FROM messages WHERE seq = ?1", [seq])
+            .unwrap();
+    }
+    let runs = |sql: &str| -> Vec<(i64, i64)> {
+        let mut st = s.conn.prepare(sql).unwrap();
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    assert_eq!(
+        runs("SELECT first_seq, last_seq FROM direct_receipts ORDER BY 1"),
+        [(1, 1), (3, 4)]
+    );
+    assert_eq!(
+        runs("SELECT first_seq, last_seq FROM direct_waiting ORDER BY 1"),
+        [(6, 6)]
+    );
+    assert_eq!(ids(&s.outbox_for_peer(&BOB, 10).unwrap()), [id(6)]);
 }
