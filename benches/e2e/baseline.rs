@@ -217,7 +217,10 @@ pub fn sqlite_natter_rows(count: usize, batch: usize) -> Result<f64> {
         }
         let first = first.unwrap_or(0);
         tx.execute(natter::store::INDEX_INSERTED, [first, last])?;
-        tx.execute(natter::store::ADD_WAITING, rusqlite::params![peer, first, last])?;
+        tx.execute(
+            natter::store::ADD_WAITING,
+            rusqlite::params![peer, first, last],
+        )?;
         tx.commit()?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         {
@@ -237,14 +240,20 @@ pub fn sqlite_natter_rows(count: usize, batch: usize) -> Result<f64> {
                 .query_map(rusqlite::params![peer, hi], |r| Ok((r.get(0)?, r.get(1)?)))?
                 .take(2)
                 .collect::<Result<_, _>>()?;
-            anyhow::ensure!(runs.first() == Some(&(lo, hi)), "an ack found no waiting run");
+            anyhow::ensure!(
+                runs.first() == Some(&(lo, hi)),
+                "an ack found no waiting run"
+            );
             tx.execute(natter::store::DELETE_WAITING, rusqlite::params![peer, lo])?;
             let held: Option<(i64, i64)> = tx
                 .prepare_cached(natter::store::RECEIPTS_BEFORE)?
                 .query_map([hi], |r| Ok((r.get(0)?, r.get(1)?)))?
                 .next()
                 .transpose()?;
-            anyhow::ensure!(held.is_none_or(|(_, last)| last < lo), "a receipt was there");
+            anyhow::ensure!(
+                held.is_none_or(|(_, last)| last < lo),
+                "a receipt was there"
+            );
             tx.execute(natter::store::ADD_RECEIPTS, [lo, hi, now])?;
         }
         tx.commit()?;
