@@ -1171,6 +1171,32 @@ fn db_at_version(version: usize) -> rusqlite::Connection {
     conn
 }
 
+/// Every row of `sql`, as `read` reads it.
+fn rows<T>(
+    conn: &rusqlite::Connection,
+    sql: &str,
+    read: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> Vec<T> {
+    let mut st = conn.prepare(sql).unwrap();
+    st.query_map([], read)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+/// Every row of `sql`, its first two columns.
+fn pairs<A: rusqlite::types::FromSql, B: rusqlite::types::FromSql>(
+    conn: &rusqlite::Connection,
+    sql: &str,
+) -> Vec<(A, B)> {
+    rows(conn, sql, |r| Ok((r.get(0)?, r.get(1)?)))
+}
+
+/// Every row of `sql`, its first column as text.
+fn strings(conn: &rusqlite::Connection, sql: &str) -> Vec<String> {
+    rows(conn, sql, |r| r.get(0))
+}
+
 /// Version 3 rebuilds the messages table: a version-2 database keeps every
 /// message, its outbox rows, receipts and full-text index.
 #[test]
@@ -1683,17 +1709,12 @@ fn migration_to_v8_keeps_every_message_and_its_rules() {
     assert_eq!(fk, 0, "dangling references");
     // What every index and trigger of the three tables is called: the same
     // set as a database made at version 8 from the start.
-    let names = |conn: &rusqlite::Connection| -> Vec<String> {
-        let mut st = conn
-            .prepare(
-                "SELECT type || ' ' || name FROM sqlite_schema \
-                 WHERE tbl_name IN ('messages', 'outbox', 'deliveries') ORDER BY 1",
-            )
-            .unwrap();
-        st.query_map([], |r| r.get(0))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect()
+    let names = |conn: &rusqlite::Connection| {
+        strings(
+            conn,
+            "SELECT type || ' ' || name FROM sqlite_schema \
+             WHERE tbl_name IN ('messages', 'outbox', 'deliveries') ORDER BY 1",
+        )
     };
     let mut fresh = rusqlite::Connection::open_in_memory().unwrap();
     super::schema::migrate(&mut fresh, &super::MIGRATIONS[..8]).unwrap();
@@ -1735,13 +1756,7 @@ fn migration_to_v7_moves_direct_messages_into_their_rows() {
     ))
     .unwrap();
     super::schema::migrate(&mut conn, &super::MIGRATIONS[..7]).unwrap();
-    let rows = |sql: &str| -> Vec<(i64, Option<i64>)> {
-        let mut st = conn.prepare(sql).unwrap();
-        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect()
-    };
+    let rows = |sql: &str| -> Vec<(i64, Option<i64>)> { pairs(&conn, sql) };
     assert_eq!(
         rows("SELECT awaiting_ack, acked_ms FROM messages ORDER BY seq"),
         [(1, None), (0, Some(25)), (0, None), (0, None)]
@@ -1786,22 +1801,18 @@ fn a_direct_ack_ends_runs_and_names_each_message_once() {
         .unwrap(),
         [id(5), id(2), id(1), id(6)]
     );
-    let rows = |sql: &str| -> Vec<(i64, i64, i64)> {
-        let mut st = s.conn.prepare(sql).unwrap();
-        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect()
+    let triples = |sql: &str| -> Vec<(i64, i64, i64)> {
+        rows(&s.conn, sql, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
     };
     // Seven messages in one burst were two waiting runs (Bob's six,
     // Carol's one); what is left waits, and the receipts are runs too.
     assert_eq!(
-        rows("SELECT first_seq, last_seq, acked_ms FROM direct_receipts ORDER BY first_seq"),
+        triples("SELECT first_seq, last_seq, acked_ms FROM direct_receipts ORDER BY first_seq"),
         [(1, 2, 9), (3, 3, 5), (5, 6, 9)],
         "3 keeps its first"
     );
     assert_eq!(
-        rows(&format!(
+        triples(&format!(
             "SELECT first_seq, last_seq, peer = x'{}' FROM direct_waiting ORDER BY first_seq",
             natter_core::hex(&BOB)
         )),
@@ -1816,7 +1827,8 @@ fn a_direct_ack_ends_runs_and_names_each_message_once() {
 }
 
 /// Version 9 moves our direct messages' waits and receipts out of their
-/// rows into `direct_waiting` and `direct_receipts`, drops the two columns
+/// rows into `direct_waiting` and `direct_receipts` (a run of one each),
+/// drops the two columns
 /// and their index, and leaves room messages' rows where they are; the
 /// store reads the result as it read version 8.
 #[test]
@@ -1843,15 +1855,8 @@ fn migration_to_v9_moves_direct_waits_and_receipts_into_their_tables() {
     ))
     .unwrap();
     super::schema::migrate(&mut conn, super::MIGRATIONS).unwrap();
-    let pairs = |conn: &rusqlite::Connection, sql: &str| -> Vec<(i64, i64)> {
-        let mut st = conn.prepare(sql).unwrap();
-        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect()
-    };
     assert_eq!(
-        pairs(
+        pairs::<i64, i64>(
             &conn,
             &format!(
                 "SELECT first_seq, peer = x'{bob}' FROM direct_waiting \
@@ -1861,22 +1866,14 @@ fn migration_to_v9_moves_direct_waits_and_receipts_into_their_tables() {
         [(1, 1), (3, 1)]
     );
     assert_eq!(
-        pairs(
+        pairs::<i64, i64>(
             &conn,
             "SELECT first_seq, acked_ms FROM direct_receipts \
              WHERE last_seq = first_seq ORDER BY first_seq"
         ),
         [(2, 25), (3, 35)]
     );
-    let columns: Vec<String> = {
-        let mut st = conn
-            .prepare("SELECT name FROM pragma_table_info('messages')")
-            .unwrap();
-        st.query_map([], |r| r.get(0))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect()
-    };
+    let columns = strings(&conn, "SELECT name FROM pragma_table_info('messages')");
     assert!(
         !columns
             .iter()
@@ -1885,14 +1882,11 @@ fn migration_to_v9_moves_direct_waits_and_receipts_into_their_tables() {
     );
     // The same tables, indexes and triggers as a database made at version
     // 9 from the start.
-    let names = |conn: &rusqlite::Connection| -> Vec<String> {
-        let mut st = conn
-            .prepare("SELECT type || ' ' || name || ' ' || tbl_name FROM sqlite_schema ORDER BY 1")
-            .unwrap();
-        st.query_map([], |r| r.get(0))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect()
+    let names = |conn: &rusqlite::Connection| {
+        strings(
+            conn,
+            "SELECT type || ' ' || name || ' ' || tbl_name FROM sqlite_schema ORDER BY 1",
+        )
     };
     let mut fresh = rusqlite::Connection::open_in_memory().unwrap();
     super::schema::migrate(&mut fresh, super::MIGRATIONS).unwrap();
@@ -1935,13 +1929,7 @@ fn a_deleted_message_is_cut_out_of_its_runs() {
             .execute("DELETE FROM messages WHERE seq = ?1", [seq])
             .unwrap();
     }
-    let runs = |sql: &str| -> Vec<(i64, i64)> {
-        let mut st = s.conn.prepare(sql).unwrap();
-        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect()
-    };
+    let runs = |sql: &str| -> Vec<(i64, i64)> { pairs(&s.conn, sql) };
     assert_eq!(
         runs("SELECT first_seq, last_seq FROM direct_receipts ORDER BY 1"),
         [(1, 1), (3, 4)]
