@@ -63,20 +63,27 @@ pub(super) fn runs_of(seqs: &[i64]) -> Vec<Run> {
     out
 }
 
-/// The runs in `rows` (latest first, as [`WAITING_BEFORE`] and
-/// [`RECEIPTS_BEFORE`] give them) that overlap `run`: read until the
-/// first that ends before it.
-fn overlapping<T>(
-    rows: impl Iterator<Item = rusqlite::Result<(Run, T)>>,
+/// The runs that overlap `run`, latest first: `sql` ([`WAITING_BEFORE`]
+/// or [`RECEIPTS_BEFORE`], with `params` ending at `run`'s end) gives
+/// the runs that start at or before it, latest first, and they are read
+/// until the first that ends before `run`.
+fn overlapping<P: rusqlite::Params>(
+    conn: &Connection,
+    sql: &str,
+    params: P,
     run: &Run,
-) -> Result<Vec<(Run, T)>, DbError> {
+) -> Result<Vec<Run>, DbError> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let rows = stmt.query_map(params, |row| {
+        Ok(row.get::<_, i64>(0)?..=row.get::<_, i64>(1)?)
+    })?;
     let mut out = Vec::new();
-    for row in rows {
-        let (r, extra) = row?;
+    for r in rows {
+        let r = r?;
         if r.end() < run.start() {
             break;
         }
-        out.push((r, extra));
+        out.push(r);
     }
     Ok(out)
 }
@@ -114,19 +121,13 @@ pub(super) fn end_waiting(
     peer: &IdentityBytes,
     run: &Run,
 ) -> Result<Vec<Run>, DbError> {
-    let hit = {
-        let mut stmt = conn.prepare_cached(WAITING_BEFORE)?;
-        let rows = stmt.query_map(params![&peer[..], run.end()], |row| {
-            Ok((row.get::<_, i64>(0)?..=row.get::<_, i64>(1)?, ()))
-        })?;
-        overlapping(rows, run)?
-    };
+    let hit = overlapping(conn, WAITING_BEFORE, params![&peer[..], run.end()], run)?;
     let mut ended = Vec::with_capacity(hit.len());
     if hit.is_empty() {
         return Ok(ended);
     }
     let mut delete = conn.prepare_cached(DELETE_WAITING)?;
-    for (waiting, ()) in hit {
+    for waiting in hit {
         delete.execute(params![&peer[..], waiting.start()])?;
         if waiting.start() < run.start() {
             add_waiting(conn, peer, &(*waiting.start()..=run.start() - 1))?;
@@ -142,17 +143,11 @@ pub(super) fn end_waiting(
 
 /// Receipts at `now` for the messages of `run` that have none yet.
 pub(super) fn add_receipts(conn: &Connection, run: &Run, now: i64) -> Result<(), DbError> {
-    let held = {
-        let mut stmt = conn.prepare_cached(RECEIPTS_BEFORE)?;
-        let rows = stmt.query_map([run.end()], |row| {
-            Ok((row.get::<_, i64>(0)?..=row.get::<_, i64>(1)?, ()))
-        })?;
-        overlapping(rows, run)?
-    };
+    let held = overlapping(conn, RECEIPTS_BEFORE, [run.end()], run)?;
     let mut add = conn.prepare_cached(ADD_RECEIPTS)?;
     // The gaps between the runs that hold receipts already (latest first).
     let mut end = *run.end();
-    for (r, ()) in held {
+    for r in held {
         if *r.end() < end {
             add.execute(params![r.end() + 1, end, now])?;
         }
@@ -181,11 +176,7 @@ mod tests {
     const BOB: IdentityBytes = [0xb0; 32];
 
     fn rows(conn: &Connection, sql: &str) -> Vec<(i64, i64)> {
-        let mut st = conn.prepare(sql).unwrap();
-        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect()
+        crate::store::tests::pairs(conn, sql)
     }
 
     /// Receipts go to exactly the gaps between the runs that hold one:

@@ -220,24 +220,21 @@ impl Store {
                AND last_seen_ms - first_seen_ms < ?2";
         // Both forms of outbox entry (see `outbox`); a direct run counts
         // every message it holds.
-        let runs: i64 = tx.query_row(
-            &format!(
-                "SELECT coalesce(sum(last_seq - first_seq + 1), 0) FROM direct_waiting \
-                 WHERE peer IN ({MET_ONCE})"
-            ),
-            params![since, long_known],
-            |row| row.get(0),
-        )?;
-        let runs = usize::try_from(runs)
-            .map_err(|_| DbError::InvalidData(format!("direct_waiting holds {runs}")))?;
-        let n = tx.execute(
+        let mut n = tx.execute(
             &format!("DELETE FROM outbox WHERE peer IN ({MET_ONCE})"),
             params![since, long_known],
-        )? + runs;
-        tx.execute(
-            &format!("DELETE FROM direct_waiting WHERE peer IN ({MET_ONCE})"),
-            params![since, long_known],
         )?;
+        {
+            let mut runs = tx.prepare(&format!(
+                "DELETE FROM direct_waiting WHERE peer IN ({MET_ONCE}) \
+                 RETURNING last_seq - first_seq + 1"
+            ))?;
+            for len in runs.query_map(params![since, long_known], |row| row.get::<_, i64>(0))? {
+                let len = len?;
+                n += usize::try_from(len)
+                    .map_err(|_| DbError::InvalidData(format!("a direct run of {len}")))?;
+            }
+        }
         tx.commit()?;
         Ok(n)
     }

@@ -1172,7 +1172,7 @@ fn db_at_version(version: usize) -> rusqlite::Connection {
 }
 
 /// Every row of `sql`, as `read` reads it.
-fn rows<T>(
+pub(super) fn rows<T>(
     conn: &rusqlite::Connection,
     sql: &str,
     read: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
@@ -1185,7 +1185,7 @@ fn rows<T>(
 }
 
 /// Every row of `sql`, its first two columns.
-fn pairs<A: rusqlite::types::FromSql, B: rusqlite::types::FromSql>(
+pub(super) fn pairs<A: rusqlite::types::FromSql, B: rusqlite::types::FromSql>(
     conn: &rusqlite::Connection,
     sql: &str,
 ) -> Vec<(A, B)> {
