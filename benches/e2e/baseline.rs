@@ -175,7 +175,9 @@ pub fn natter_ids_at(mut clock: impl FnMut() -> u64) -> impl FnMut() -> ([u8; 16
 /// transactions of `batch`: the inserts (`natter::store::INSERT_MESSAGE`),
 /// the batch's full-text entries (`INDEX_INSERTED`) and its waiting run
 /// (`ADD_WAITING`); each batch is then acked in one transaction as the
-/// store acks a burst: each id looked up (`FIND_OWN_DIRECT`), the waiting
+/// store acks a burst it stored lately (each id's `seq` known from its
+/// insert, as the store remembers them, `natter::store::SENT_LATELY`;
+/// older ones it looks up with `FIND_OWN_DIRECT`): the waiting
 /// runs before the last read (`WAITING_BEFORE`) and the batch's ended
 /// (`DELETE_WAITING`), the receipts before it read (`RECEIPTS_BEFORE`) and
 /// its receipt run written (`ADD_RECEIPTS`). No natter code runs while the
@@ -195,7 +197,6 @@ pub fn sqlite_natter_rows(count: usize, batch: usize) -> Result<f64> {
     let mut done = 0usize;
     while done < count {
         let n = batch.min(count - done);
-        let mut ids = Vec::with_capacity(n);
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let (mut first, mut last) = (None, 0);
         {
@@ -212,7 +213,6 @@ pub fn sqlite_natter_rows(count: usize, batch: usize) -> Result<f64> {
                 ])?;
                 last = tx.last_insert_rowid();
                 first.get_or_insert(last);
-                ids.push(id);
             }
         }
         let first = first.unwrap_or(0);
@@ -229,12 +229,7 @@ pub fn sqlite_natter_rows(count: usize, batch: usize) -> Result<f64> {
                     .duration_since(std::time::UNIX_EPOCH)?
                     .as_millis(),
             )?;
-            let mut find = tx.prepare_cached(natter::store::FIND_OWN_DIRECT)?;
-            let (mut lo, mut hi) = (i64::MAX, i64::MIN);
-            for id in &ids {
-                let seq: i64 = find.query_row(rusqlite::params![id, peer], |r| r.get(0))?;
-                (lo, hi) = (lo.min(seq), hi.max(seq));
-            }
+            let (lo, hi) = (first, last);
             let runs: Vec<(i64, i64)> = tx
                 .prepare_cached(natter::store::WAITING_BEFORE)?
                 .query_map(rusqlite::params![peer, hi], |r| Ok((r.get(0)?, r.get(1)?)))?

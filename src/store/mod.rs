@@ -91,6 +91,7 @@ mod messages;
 mod outbox;
 mod peers;
 mod schema;
+mod sent_lately;
 
 use std::fmt;
 use std::fs::{self, File, OpenOptions, TryLockError};
@@ -107,6 +108,7 @@ pub use direct_outbox::{
 pub use messages::{INDEX_INSERTED, INSERT_MESSAGE};
 pub use outbox::FIND_OWN_DIRECT;
 pub use schema::{MIGRATIONS, SCHEMA_VERSION};
+pub use sent_lately::SENT_LATELY;
 
 /// An existing history about to be migrated ([`Store::open_telling`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -210,6 +212,8 @@ pub struct Store {
     // Field order matters: the connection closes before the lock is released.
     conn: Connection,
     _lock: Option<File>,
+    /// Our direct messages stored lately, for their acks.
+    sent_lately: sent_lately::SentLately,
 }
 
 impl Store {
@@ -265,6 +269,7 @@ impl Store {
         Ok(Store {
             conn,
             _lock: Some(lock),
+            sent_lately: Default::default(),
         })
     }
 
@@ -273,13 +278,21 @@ impl Store {
     pub fn open_in_memory() -> Result<Store, DbError> {
         let mut conn = Connection::open_in_memory()?;
         Self::setup(&mut conn)?;
-        Ok(Store { conn, _lock: None })
+        Ok(Store {
+            conn,
+            _lock: None,
+            sent_lately: Default::default(),
+        })
     }
 
     /// A store over a connection a test has migrated itself.
     #[cfg(test)]
     pub(crate) fn from_connection_for_tests(conn: Connection) -> Store {
-        Store { conn, _lock: None }
+        Store {
+            conn,
+            _lock: None,
+            sent_lately: Default::default(),
+        }
     }
 
     fn setup(conn: &mut Connection) -> Result<(), DbError> {

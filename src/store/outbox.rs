@@ -84,6 +84,7 @@ impl Store {
         let mut seqs = SeqRange::default();
         // Our direct messages, a run per peer and burst of consecutive seqs.
         let mut waiting: Vec<(IdentityBytes, Run)> = Vec::new();
+        let mut sent = Vec::new();
         {
             let mut insert = MessageInsert::new(&tx)?;
             for (msg, recipients) in items {
@@ -97,6 +98,7 @@ impl Store {
                         queue(&tx, seq, peer)?;
                         continue;
                     }
+                    sent.push((msg.id, seq, *peer));
                     match waiting.last_mut() {
                         Some((p, run)) if p == peer && *run.end() == seq => {}
                         Some((p, run)) if p == peer && *run.end() + 1 == seq => {
@@ -113,6 +115,9 @@ impl Store {
             direct::add_waiting(&tx, peer, run)?;
         }
         tx.commit()?;
+        for (id, seq, peer) in sent {
+            self.sent_lately.note(id, seq, peer);
+        }
         Ok(out)
     }
 
@@ -199,9 +204,12 @@ impl Store {
                  ON CONFLICT (message_seq, peer) DO NOTHING",
             )?;
             for id in ids {
-                let own: Option<i64> = find_direct
-                    .query_row(params![&id[..], &peer[..]], |row| row.get(0))
-                    .optional()?;
+                let own = match self.sent_lately.take(id, peer) {
+                    Some(seq) => Some(seq),
+                    None => find_direct
+                        .query_row(params![&id[..], &peer[..]], |row| row.get(0))
+                        .optional()?,
+                };
                 if let Some(seq) = own {
                     direct.push(seq);
                     entries.push(Entry::Direct(seq));

@@ -1778,6 +1778,18 @@ fn migration_to_v7_moves_direct_messages_into_their_rows() {
 /// of a run change nothing and get no new receipt.
 #[test]
 fn a_direct_ack_ends_runs_and_names_each_message_once() {
+    direct_acks(false);
+}
+
+/// The same acks, with the store no longer remembering the messages it
+/// stored (as after a restart, or once `SENT_LATELY` later ones came):
+/// every id is looked up in the index, and the outcome is the same.
+#[test]
+fn a_direct_ack_of_messages_not_remembered_ends_the_same_runs() {
+    direct_acks(true);
+}
+
+fn direct_acks(forget: bool) {
     let mut s = mem();
     let msgs: Vec<StoredMessage> = (1..=6)
         .map(|n| direct(n, BOB, ME, 10 * u64::from(n), "m"))
@@ -1789,6 +1801,10 @@ fn a_direct_ack_ends_runs_and_names_each_message_once() {
         .chain([(&to_carol, &[CAROL][..])])
         .collect();
     assert_eq!(s.insert_outgoing_batch(&items).unwrap(), [true; 7]);
+    assert_eq!(s.sent_lately.len(), 7);
+    if forget {
+        s.sent_lately = Default::default();
+    }
     // Message 3 is acked first, alone.
     assert_eq!(s.outbox_ack(&BOB, &[id(3)], 5).unwrap(), [id(3)]);
     // Then everything, out of order, with repeats, Carol's and an unknown id.
