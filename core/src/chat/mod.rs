@@ -1603,9 +1603,10 @@ impl Chat {
     }
 
     /// Many posts in one store transaction (group commit): each item is a
-    /// room or a peer (direct message), with its text. Returns per item the stored message and the frames to send
-    /// now, or why that item was refused (other items are unaffected). A
-    /// store failure fails the whole batch and stores nothing.
+    /// room or a peer (direct message), with its text. Returns per item
+    /// the stored message and the frames to send now, or why that item was
+    /// refused (other items are unaffected). A store failure, or no random
+    /// bytes for the ids, fails the whole batch and stores nothing.
     pub fn post_many(
         &mut self,
         now_ms: u64,
@@ -1621,10 +1622,14 @@ impl Chat {
         // signer may spread them over cores; `None` marks their places.
         let mut unsigned: Vec<UnsignedPost> = Vec::new();
         let mut prepared: Vec<Result<Option<Prepared>, ChatError>> = Vec::new();
-        for (to, text) in items {
+        // The random part of every id at once: one call to the operating
+        // system per burst, not one per message.
+        let mut random = vec![[0u8; 16 - ID_CLOCK_BYTES]; items.len()];
+        random_bytes(random.as_flattened_mut())?;
+        for ((to, text), random) in items.iter().zip(&random) {
             let item = (|| {
                 check_text(text)?;
-                let id = new_message_id(now_ms)?;
+                let id = message_id_at(now_ms, random);
                 match to {
                     Target::Room(room) if self.private.contains(room) => {
                         let m = self.seal_post(local, *room, id, now_ms, text)?;
@@ -1872,14 +1877,6 @@ pub const ID_CLOCK_BYTES: usize = 6;
 
 /// Bytes of a message id its short id shows: the first of its random part.
 const SHORT_ID_BYTES: usize = 4;
-
-/// A fresh message id made at `now_ms` ([`message_id_at`] with random
-/// bytes from the operating system).
-fn new_message_id(now_ms: u64) -> Result<MessageId, ChatError> {
-    let mut random = [0u8; 16 - ID_CLOCK_BYTES];
-    random_bytes(&mut random)?;
-    Ok(message_id_at(now_ms, &random))
-}
 
 /// natter's id layout: [`ID_CLOCK_BYTES`] of `now_ms`, then `random`.
 /// Public so that benchmarks store ids of the same shape.
