@@ -480,6 +480,32 @@ pub async fn next_event(n: &mut RunningNode) -> Result<Event> {
     }
 }
 
+/// Reads a node's events as the app's UI does, until it has read
+/// `messages` `message_received`. A node whose events nobody reads keeps
+/// them all (up to [`BENCH_EVENT_QUEUE`]): the queue then grows by the
+/// row's volume, and its page faults and copies on growth were a sixth of
+/// the receiving node's thread in the chat row, a cost no app with a UI
+/// pays. Fails if the node dropped events or stopped first.
+pub fn read_like_a_ui(
+    mut events: natter::shell::EventRx,
+    messages: usize,
+) -> tokio::task::JoinHandle<Result<()>> {
+    tokio::spawn(async move {
+        let mut received = 0;
+        while received < messages {
+            match events.recv().await {
+                Some(Event::MessageReceived { .. }) => received += 1,
+                Some(Event::EventsDropped { count }) => {
+                    bail!("the UI fell behind: {count} events dropped after {received} messages")
+                }
+                Some(_) => {}
+                None => bail!("the node stopped after {received} of {messages} messages"),
+            }
+        }
+        Ok(())
+    })
+}
+
 /// Chat messages per second end to end: `count` messages (public, signed
 /// by the author and verified by the receiver, or direct) posted on one
 /// node, stored (SQLite file, synchronous=FULL) and sent, stored by the
@@ -487,6 +513,7 @@ pub async fn next_event(n: &mut RunningNode) -> Result<Event> {
 pub async fn chat(count: usize, direct: bool) -> Result<f64> {
     let (da, db) = (tempfile::tempdir()?, tempfile::tempdir()?);
     let (mut a, b) = linked_pair(da.path(), db.path()).await?;
+    let ui = read_like_a_ui(b.events, count);
     let start = Instant::now();
     let feeder = {
         let cmd = a.cmd.clone();
@@ -518,6 +545,10 @@ pub async fn chat(count: usize, direct: bool) -> Result<f64> {
     }
     let secs = start.elapsed().as_secs_f64();
     feeder.await??;
+    // Every message delivered was stored and shown by node 2.
+    tokio::time::timeout(Duration::from_secs(30), ui)
+        .await
+        .context("node 2 showed too few messages within 30 s")???;
     let _ = a.cmd.send(Command::Quit).await;
     let _ = b.cmd.send(Command::Quit).await;
     Ok(count as f64 / secs)
@@ -571,6 +602,7 @@ pub async fn public_intake(count: usize) -> Result<f64> {
     }
     drop(posts);
     let (mut rx, mut tx) = s.into_split();
+    let ui = read_like_a_ui(node.events, count);
     let start = Instant::now();
     let writer = tokio::spawn(async move {
         tx.write_all(&sealed).await?;
@@ -596,6 +628,9 @@ pub async fn public_intake(count: usize) -> Result<f64> {
     }
     let secs = start.elapsed().as_secs_f64();
     drop(writer.await??);
+    tokio::time::timeout(Duration::from_secs(30), ui)
+        .await
+        .context("the node showed too few posts within 30 s")???;
     let _ = node.cmd.send(Command::Quit).await;
     Ok(count as f64 / secs)
 }
