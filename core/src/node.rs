@@ -529,6 +529,13 @@ impl Node {
         self.shutting_down
     }
 
+    /// How many outputs wait for [`Node::poll_output`] (not counting the
+    /// frames that the next drain seals): a shell that handles inputs in
+    /// batches ends one here when it grows long.
+    pub fn queued_outputs(&self) -> usize {
+        self.out.len()
+    }
+
     /// Next action for the shell.
     ///
     /// Frames queued by several inputs in a row are sealed together when the

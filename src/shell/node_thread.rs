@@ -7,8 +7,8 @@
 //! the node seals the next), wait for the next input until
 //! `poll_timeout`, handle it and whatever else is already queued (up to
 //! [`BATCH_INPUTS`], so the replies to many reads share Noise messages and
-//! a burst of posts shares one transaction, and for at most
-//! [`BATCH_TIME`]), run the timers that are due.
+//! a burst of posts shares one transaction, until
+//! [`BATCH_OUTPUTS`] wait), run the timers that are due.
 //!
 //! Signature checks of received posts run on a [`CheckPool`] beside this
 //! thread; while the node has [`natter_core::node::MAX_PARKED_POSTS`]
@@ -32,16 +32,20 @@ use crate::signatures::{CheckPool, Deliver};
 
 /// Inputs handled back to back before outputs are drained.
 const BATCH_INPUTS: usize = 1024;
-/// The longest a batch of inputs holds back what they produced. Inputs
+/// The most outputs a batch of inputs holds back: once the node has this
+/// many queued (events, mostly), the batch ends and they go out. Inputs
 /// are not alike: one read of a fast peer can carry a thousand messages,
 /// each stored (the read's transaction) before the next read. Bounded by
-/// count alone, a batch lasted as long as the peer kept sending: in the
-/// chat benchmark the receiver stored 43,000 messages in one batch of a
-/// third of a second before it sent a single ack or event, so its peer's
-/// outbox grew all along and the two nodes took turns instead of working
-/// at once. A read's own transaction is already the group commit; what
-/// follows it waits at most this long.
-const BATCH_TIME: Duration = Duration::from_millis(2);
+/// input count alone, a batch lasted as long as the peer kept sending:
+/// in the chat benchmark the receiver stored 43,000 messages in one batch
+/// of a third of a second before it sent a single ack or event, so its
+/// peer's outbox grew all along and the two nodes took turns instead of
+/// working at once. A read's own transaction is already the group commit.
+/// Not a time bound: with many nodes on few cores (50 in the room
+/// benchmark, on 2) a bound of 2 ms, of wall or even of CPU time, cut
+/// batches of small reads short, each with its own seals and writes, and
+/// the room row lost a third.
+const BATCH_OUTPUTS: usize = 1024;
 /// The longest the thread waits before it looks whether the IO side still
 /// exists: the check pool holds a sender of the input channel, so the
 /// channel alone no longer says when the shell was dropped.
@@ -193,11 +197,10 @@ impl NodeThread {
             }
             match self.wait() {
                 Ok(first) => {
-                    let started = Instant::now();
                     let now = self.now();
                     self.handle(now, first);
                     for _ in 0..BATCH_INPUTS {
-                        if started.elapsed() >= BATCH_TIME {
+                        if self.node.queued_outputs() >= BATCH_OUTPUTS {
                             break;
                         }
                         match self.next_now() {
