@@ -615,15 +615,31 @@ enum Seen {
 /// batch, or `stored`: what the store held before the batch) with the same
 /// content or with other content.
 fn seen(
-    batch: &HashMap<(IdentityKey, MessageId), StoredMessage>,
+    batch: &BatchIndex,
+    incoming: &[(StoredMessage, Option<SignedPost>)],
     stored: Option<&StoredMessage>,
     m: &StoredMessage,
 ) -> Seen {
-    match batch.get(&(IdentityKey(m.author), m.id)).or(stored) {
+    match in_batch(batch, incoming, IdentityKey(m.author), m.id).or(stored) {
         None => Seen::New,
         Some(h) if same_content(h, m) => Seen::Same,
         Some(_) => Seen::Different,
     }
+}
+
+/// Where each new message of a received batch is in its list, by
+/// (author, id).
+type BatchIndex = HashMap<(IdentityKey, MessageId), usize>;
+
+/// The message of this batch stored under (`author`, `id`), if any.
+fn in_batch<'a>(
+    batch: &BatchIndex,
+    incoming: &'a [(StoredMessage, Option<SignedPost>)],
+    author: IdentityKey,
+    id: MessageId,
+) -> Option<&'a StoredMessage> {
+    let at = *batch.get(&(author, id))?;
+    incoming.get(at).map(|(m, _)| m)
 }
 
 /// A chat frame of a received batch, after its wire checks. Items live
@@ -1118,8 +1134,9 @@ impl Chat {
         let mut actions = Actions::default();
         // Messages to store, with the public frame to relay if new.
         let mut incoming: Vec<(StoredMessage, Option<SignedPost>)> = Vec::new();
-        // (author, id) → the message, for the messages of this batch.
-        let mut batch: HashMap<(IdentityKey, MessageId), StoredMessage> = HashMap::new();
+        // (author, id) → where in `incoming`, for the messages of this
+        // batch (an index, not a copy of each message and its text).
+        let mut batch = BatchIndex::new();
         let mut to_ack = AckList::default();
         let mut acked: Vec<MessageId> = Vec::new();
         let mut sync_requests: Vec<u64> = Vec::new();
@@ -1163,7 +1180,7 @@ impl Chat {
                         _ => String::new(),
                     };
                     let stored = stored_post(&m, self.local, now_ms, &text);
-                    let seen = seen(&batch, held.as_ref(), &stored);
+                    let seen = seen(&batch, &incoming, held.as_ref(), &stored);
                     // Only a message that would be stored, or one that
                     // differs from what is stored under its (author, id),
                     // needs its signature checked (rule 3).
@@ -1195,7 +1212,7 @@ impl Chat {
                     }
                     to_ack.push(m.id());
                     if seen == Seen::New {
-                        batch.insert((m.author(), m.id()), stored.clone());
+                        batch.insert((m.author(), m.id()), incoming.len());
                         incoming.push((stored, Some(m)));
                     } else {
                         self.stats.duplicates += 1;
@@ -1220,12 +1237,12 @@ impl Chat {
                     // Not looked up first: the insert tells a new message
                     // from a held one, and only held ones are compared
                     // (after the commit, in `settle_directs`).
-                    match batch.get(&(from, m.id)) {
+                    match in_batch(&batch, &incoming, from, m.id) {
                         None => {
                             if !self.admit(now_ms, from, stored.text.len(), from, &mut actions)? {
                                 continue;
                             }
-                            batch.insert((from, m.id), stored.clone());
+                            batch.insert((from, m.id), incoming.len());
                             incoming.push((stored, None));
                         }
                         Some(b) if same_content(b, &stored) => {
@@ -1717,10 +1734,13 @@ impl Chat {
                     Target::Direct(peer) if connected.is_linked(peer) => vec![*peer],
                     Target::Direct(_) => Vec::new(),
                 };
-                let frames = targets
-                    .into_iter()
-                    .map(|peer| (peer, frame.clone()))
-                    .collect();
+                // The last target takes the frame itself (a direct
+                // message's only one): a copy of the text fewer.
+                let mut frames = Vec::with_capacity(targets.len());
+                if let Some((last, rest)) = targets.split_last() {
+                    frames.extend(rest.iter().map(|peer| (*peer, frame.clone())));
+                    frames.push((*last, frame));
+                }
                 Ok((MessageView::new(stored, 0), frames))
             }));
         }
