@@ -16,6 +16,7 @@
 //! while this store is open). An entry answers only for the peer the
 //! message went to; for any other peer the index decides, as before.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
@@ -57,17 +58,14 @@ pub(super) struct SentLately {
 impl SentLately {
     /// Remembers that our direct message `id` to `peer` is stored as
     /// `seq` (in a committed transaction). When full, the older half
-    /// (by `seq`) is forgotten: acks come for recent messages.
+    /// (by `seq`) is forgotten: acks come for recent messages. Each entry
+    /// is another message, so another `seq`: at most half of the map is
+    /// newer than the newest less `SENT_LATELY / 2`.
     pub(super) fn note(&mut self, id: MessageId, seq: i64, peer: IdentityBytes) {
         if self.by_id.len() >= SENT_LATELY {
-            let newest = self.by_id.values().map(|(s, _)| *s).max().unwrap_or(seq);
+            let newest = self.by_id.values().map(|(s, _)| *s).fold(seq, i64::max);
             let keep_from = newest.saturating_sub(i64::try_from(SENT_LATELY / 2).unwrap_or(0));
             self.by_id.retain(|_, (s, _)| *s > keep_from);
-            if self.by_id.len() >= SENT_LATELY {
-                // Seqs far apart (messages stored out of order by a
-                // migration, say): start over rather than grow.
-                self.by_id.clear();
-            }
         }
         self.by_id.insert(id, (seq, peer));
     }
@@ -76,12 +74,8 @@ impl SentLately {
     /// given (its ack ends its wait); `None` if not remembered, or if it
     /// went to another peer.
     pub(super) fn take(&mut self, id: &MessageId, peer: &IdentityBytes) -> Option<i64> {
-        match self.by_id.get(id) {
-            Some((seq, to)) if to == peer => {
-                let seq = *seq;
-                self.by_id.remove(id);
-                Some(seq)
-            }
+        match self.by_id.entry(*id) {
+            Entry::Occupied(entry) if entry.get().1 == *peer => Some(entry.remove().0),
             _ => None,
         }
     }

@@ -1844,9 +1844,8 @@ fn direct_acks(forget: bool) {
 
 /// Version 9 moves our direct messages' waits and receipts out of their
 /// rows into `direct_waiting` and `direct_receipts` (a run of one each),
-/// drops the two columns
-/// and their index, and leaves room messages' rows where they are; the
-/// store reads the result as it read version 8.
+/// drops the two columns and their index, and leaves room messages' rows
+/// where they are; the store reads the result as it read version 8.
 #[test]
 fn migration_to_v9_moves_direct_waits_and_receipts_into_their_tables() {
     let mut conn = db_at_version(8);
