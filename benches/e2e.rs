@@ -791,7 +791,13 @@ fn ed25519_verify(ctx: &mut Ctx) -> Result<()> {
             let mut id = [0u8; 16];
             id[..4].copy_from_slice(&i.to_le_bytes());
             let text = format!("message {i} of the chat benchmark");
-            SignedPost::Room(sign_room_post(&me, open_room_id("lobby"), id, 1, text))
+            SignedPost::Room(Box::new(sign_room_post(
+                &me,
+                open_room_id("lobby"),
+                id,
+                1,
+                text,
+            )))
         })
         .collect();
     let refs: Vec<&SignedPost> = posts.iter().collect();

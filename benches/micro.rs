@@ -158,13 +158,13 @@ fn chat_frames(c: &mut Criterion) {
         timestamp_ms: 1,
         text: &text,
     };
-    let public = Frame::Public(PublicMessage {
+    let public = Frame::Public(Box::new(PublicMessage {
         id: [1; 16],
         author: me.identity_key(),
         timestamp_ms: 1,
         text: text.clone(),
         signature: me.sign(domain::PUBLIC_MESSAGE, &encode(&signed)),
-    });
+    }));
     let direct = Frame::Direct(DirectMessage {
         id: [2; 16],
         timestamp_ms: 1,

@@ -238,7 +238,7 @@ mod tests {
                 if i % 5 == 0 {
                     p.text.push('!');
                 }
-                SignedPost::Room(p)
+                SignedPost::Room(Box::new(p))
             })
             .collect();
         let refs: Vec<&SignedPost> = posts.iter().collect();
@@ -260,7 +260,7 @@ mod tests {
         assert!(spread
             .iter()
             .zip(&unsigned)
-            .all(|(p, u)| p.id == u.id && SignedPost::Room(p.clone()).verify().is_ok()));
+            .all(|(p, u)| p.id == u.id && SignedPost::Room(Box::new(p.clone())).verify().is_ok()));
         assert_eq!(many.iter().filter(|v| !**v).count(), 8);
         assert!(many[0..5]
             .iter()
@@ -277,7 +277,7 @@ mod tests {
                 if i % 5 == 0 {
                     p.text.push('!');
                 }
-                SignedPost::Room(p)
+                SignedPost::Room(Box::new(p))
             })
             .collect()
     }

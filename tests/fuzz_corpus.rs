@@ -151,15 +151,15 @@ fn seeds(target: &str) -> Vec<(&'static str, Vec<u8>)> {
                 Frame::Ack(vec![[0x11; 16], [0x22; 16]]),
                 Frame::SyncRequest(SyncRequest { since_ms: 5 }),
                 Frame::Nick("bobby".into()),
-                Frame::RoomPost(natter_core::chat::sign_room_post(
+                Frame::RoomPost(Box::new(natter_core::chat::sign_room_post(
                     &alice().id,
                     natter_core::chat::open_room_id("ops"),
                     [0x11; 16],
                     1_764_000_000_123,
                     "hello, world".into(),
-                )),
+                ))),
                 Frame::Rooms(vec!["lobby".into(), "ops".into()]),
-                Frame::RoomControl(natter_core::wire::RoomControl {
+                Frame::RoomControl(Box::new(natter_core::wire::RoomControl {
                     founding: natter_core::wire::RoomFounding {
                         name: "team".into(),
                         founder: alice().id.identity_key(),
@@ -180,8 +180,8 @@ fn seeds(target: &str) -> Vec<(&'static str, Vec<u8>)> {
                         )],
                     },
                     signature: natter_core::identity::SignatureBytes([6; 64]),
-                }),
-                Frame::SealedPost(natter_core::wire::SealedPost {
+                })),
+                Frame::SealedPost(Box::new(natter_core::wire::SealedPost {
                     room: natter_core::wire::RoomId([7; 32]),
                     id: [0x11; 16],
                     author: bob().id.identity_key(),
@@ -190,7 +190,7 @@ fn seeds(target: &str) -> Vec<(&'static str, Vec<u8>)> {
                     nonce: [8; 24],
                     ciphertext: vec![9; 28],
                     signature: natter_core::identity::SignatureBytes([6; 64]),
-                }),
+                })),
                 Frame::Reach(reach()),
             ];
             let all = frames.iter().flat_map(encode).collect();

@@ -644,7 +644,7 @@ async fn posts_faster_than_the_check_pool_are_taken_whole_and_in_order() {
         natter_core::chat::sign_room_post(&poster, room, id, at, text)
     };
     let frames: Vec<Frame> = (0..POSTS)
-        .map(|n| Frame::RoomPost(post(n, format!("post {n}"))))
+        .map(|n| Frame::RoomPost(Box::new(post(n, format!("post {n}")))))
         .collect();
     let mut forged = post(POSTS, "forged".into());
     forged.text.push('!');
@@ -653,7 +653,7 @@ async fn posts_faster_than_the_check_pool_are_taken_whole_and_in_order() {
         a.transport.seal(chunk, &mut wire).unwrap();
     }
     a.transport
-        .seal(&[Frame::RoomPost(forged)], &mut wire)
+        .seal(&[Frame::RoomPost(Box::new(forged))], &mut wire)
         .unwrap();
     a.stream.write_all(&wire).await.unwrap();
 
@@ -1185,7 +1185,7 @@ async fn all_attacks_at_once_leave_honest_peers_unharmed() {
             i64::MAX as u64,
             "I stay last forever".into(),
         );
-        let bytes = a.transport.seal_one(&Frame::Public(m)).unwrap();
+        let bytes = a.transport.seal_one(&Frame::Public(Box::new(m))).unwrap();
         a.stream.write_all(&bytes).await.unwrap();
         a
     };

@@ -122,7 +122,7 @@ fn compute() -> Vec<(&'static str, String)> {
             }),
         ),
         ("frame.data", Frame::Data(vec![0xde, 0xad, 0xbe, 0xef])),
-        ("frame.public", Frame::Public(public)),
+        ("frame.public", Frame::Public(Box::new(public))),
         (
             "frame.direct",
             Frame::Direct(DirectMessage {
@@ -158,7 +158,7 @@ fn compute() -> Vec<(&'static str, String)> {
         timestamp_ms: ts,
         text,
     });
-    let frame = Frame::RoomPost(post);
+    let frame = Frame::RoomPost(Box::new(post));
     let bytes = encode(&frame);
     assert_eq!(&bytes[1..bytes.len() - 64], &signed_post[..]);
     ak.identity
@@ -216,7 +216,7 @@ fn compute() -> Vec<(&'static str, String)> {
     };
     control.signature = alice.sign(domain::ROOM_CONTROL, &signed_control_bytes(&control));
     natter_core::chat::private::check_control(&control).unwrap();
-    let frame = Frame::RoomControl(control);
+    let frame = Frame::RoomControl(Box::new(control));
     let bytes = encode(&frame);
     assert_eq!(decode_frames(&bytes).unwrap(), vec![frame]);
     v.push(("frame.room_control", hex(&bytes)));
@@ -236,7 +236,7 @@ fn compute() -> Vec<(&'static str, String)> {
     };
     sealed.signature = bob.sign(domain::SEALED_POST, &signed_sealed_bytes(&sealed));
     assert_eq!(decrypt_post(&room_key, &sealed).unwrap(), text);
-    let frame = Frame::SealedPost(sealed);
+    let frame = Frame::SealedPost(Box::new(sealed));
     let bytes = encode(&frame);
     assert_eq!(decode_frames(&bytes).unwrap(), vec![frame]);
     v.push(("frame.sealed_post", hex(&bytes)));

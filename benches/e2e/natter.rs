@@ -584,13 +584,13 @@ pub async fn public_intake(count: usize) -> Result<f64> {
     let posts: Vec<Frame> = (0..count)
         .map(|i| {
             let (id, clock) = next_id();
-            Frame::RoomPost(natter_core::chat::sign_room_post(
+            Frame::RoomPost(Box::new(natter_core::chat::sign_room_post(
                 &author,
                 room,
                 id,
                 clock,
                 format!("message {i} of the chat benchmark"),
-            ))
+            )))
         })
         .collect();
     let mut s = TcpStream::connect(node.addr).await?;

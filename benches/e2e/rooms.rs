@@ -47,7 +47,7 @@ fn post_frame_len(text_len: usize) -> usize {
         1_764_000_000_000,
         "x".repeat(text_len),
     );
-    encode(&Frame::RoomPost(post)).len()
+    encode(&Frame::RoomPost(Box::new(post))).len()
 }
 
 /// `n` nodes on a random sparse graph (a spanning tree plus n/2 chords),

@@ -8,9 +8,10 @@
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, CHACHA20_POLY1305};
 
 use crate::wire::codec::WireError;
+use crate::wire::frame::decode_frames_into;
 use crate::wire::framing::write_framed;
 use crate::wire::limits::{MAX_PLAINTEXT_LEN, NOISE_TAG_LEN};
-use crate::wire::{decode_frames, Frame};
+use crate::wire::Frame;
 
 /// Why a transport message could not be sealed or opened.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -200,14 +201,21 @@ impl Transport {
         let mut plain = std::mem::take(&mut self.plain);
         plain.clear();
         plain.extend_from_slice(msg);
-        let frames = self.open_in_place(&mut plain);
+        let mut frames = Vec::new();
+        let opened = self.open_into(&mut plain, &mut frames);
         self.plain = plain;
-        frames
+        opened.map(|()| frames)
     }
 
     /// [`Transport::open`] of a message the caller may overwrite: it is
-    /// decrypted where it lies (the link's receive buffer), saving a copy.
-    pub fn open_in_place(&mut self, msg: &mut [u8]) -> Result<Vec<Frame>, TransportError> {
+    /// decrypted where it lies (the link's receive buffer), saving a copy,
+    /// and its frames are appended to `frames` (on error, perhaps some of
+    /// them: the link is dead then).
+    pub fn open_into(
+        &mut self,
+        msg: &mut [u8],
+        frames: &mut Vec<Frame>,
+    ) -> Result<(), TransportError> {
         if msg.len() <= NOISE_TAG_LEN {
             return Err(TransportError::Decrypt);
         }
@@ -220,7 +228,7 @@ impl Transport {
             .open_in_place(nonce, Aad::empty(), msg)
             .map_err(|_| TransportError::Decrypt)?;
         self.recv.advance();
-        Ok(decode_frames(plain)?)
+        Ok(decode_frames_into(plain, frames)?)
     }
 }
 

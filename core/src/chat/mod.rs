@@ -582,21 +582,21 @@ fn post_from_stored(m: StoredMessage) -> Option<SignedPost> {
     let signature = SignatureBytes(m.signature?);
     let (id, author, timestamp_ms, text) = (m.id, IdentityKey(m.author), m.timestamp_ms, m.text);
     match m.conversation {
-        ConversationKey::Public => Some(SignedPost::Legacy(PublicMessage {
+        ConversationKey::Public => Some(SignedPost::Legacy(Box::new(PublicMessage {
             id,
             author,
             timestamp_ms,
             text,
             signature,
-        })),
-        ConversationKey::Room(room) => Some(SignedPost::Room(crate::wire::RoomPost {
+        }))),
+        ConversationKey::Room(room) => Some(SignedPost::Room(Box::new(crate::wire::RoomPost {
             room: RoomId(room),
             id,
             author,
             timestamp_ms,
             text,
             signature,
-        })),
+        }))),
         ConversationKey::Direct(_) | ConversationKey::RoomControl(_) => None,
     }
 }
@@ -1430,7 +1430,7 @@ impl Chat {
                 continue;
             }
             if let Some(SignedPost::Control(c)) = &relay {
-                let changes = self.private.take(c.clone());
+                let changes = self.private.take((**c).clone());
                 actions
                     .events
                     .extend(changes.into_iter().map(ChatEvent::RoomChanged));
@@ -1700,7 +1700,7 @@ impl Chat {
             .map(|item| match item? {
                 Some(ready) => Ok(ready),
                 None => {
-                    let m = SignedPost::Room(signed.next().ok_or(ChatError::Unsigned)?);
+                    let m = SignedPost::Room(Box::new(signed.next().ok_or(ChatError::Unsigned)?));
                     Ok((
                         stored_post(&m, self.local, now_ms, ""),
                         everyone.clone(),

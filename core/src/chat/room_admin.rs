@@ -48,7 +48,7 @@ impl Chat {
         for m in self.store.room_controls()? {
             let entry = m.wire.as_deref().and_then(SignedPost::from_wire);
             if let Some(SignedPost::Control(c)) = entry {
-                changes.extend(self.private.take(c));
+                changes.extend(self.private.take(*c));
             }
         }
         Ok(changes)
@@ -99,7 +99,7 @@ impl Chat {
             signature: SignatureBytes([0; 64]),
         };
         p.signature = local.sign(domain::SEALED_POST, &signed_sealed_bytes(&p));
-        Ok(SignedPost::Sealed(p))
+        Ok(SignedPost::Sealed(Box::new(p)))
     }
 
     /// Founds an invite-only room named `name` (already checked): its
@@ -250,8 +250,11 @@ impl Chat {
         };
         c.signature = local.sign(domain::ROOM_CONTROL, &signed_control_bytes(&c));
         let room = private_room_id(&c.founding);
-        debug_assert_eq!(SignedPost::Control(c.clone()).id(), control_id(&room, seq));
-        let post = SignedPost::Control(c.clone());
+        debug_assert_eq!(
+            SignedPost::Control(Box::new(c.clone())).id(),
+            control_id(&room, seq)
+        );
+        let post = SignedPost::Control(Box::new(c.clone()));
         let stored = stored_post(&post, self.local, now_ms, "");
         let everyone = self.outbox_recipients(now_ms)?;
         let new = self.store.insert_outgoing(&stored, &everyone)?;

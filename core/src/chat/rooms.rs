@@ -164,10 +164,10 @@ pub fn sign_room_post(
 /// (the log by the room's founder) and relayed, stored and served alike.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SignedPost {
-    Room(RoomPost),
-    Legacy(PublicMessage),
-    Sealed(SealedPost),
-    Control(RoomControl),
+    Room(Box<RoomPost>),
+    Legacy(Box<PublicMessage>),
+    Sealed(Box<SealedPost>),
+    Control(Box<RoomControl>),
 }
 
 /// The bytes an author signs for a sealed post.
@@ -338,10 +338,10 @@ mod tests {
     fn a_post_verifies_only_in_its_own_room() {
         let me = LocalIdentity::from_secrets([7; 32], [8; 32]).unwrap();
         let post = sign_room_post(&me, open_room_id("ops"), [1; 16], 5, "hi".into());
-        assert!(SignedPost::Room(post.clone()).verify().is_ok());
+        assert!(SignedPost::Room(Box::new(post.clone())).verify().is_ok());
         let mut moved = post.clone();
         moved.room = open_room_id("dev");
-        assert!(SignedPost::Room(moved).verify().is_err());
+        assert!(SignedPost::Room(Box::new(moved)).verify().is_err());
         // The same signature is no good as an old public message either.
         let legacy = PublicMessage {
             id: post.id,
@@ -350,6 +350,6 @@ mod tests {
             text: post.text,
             signature: post.signature,
         };
-        assert!(SignedPost::Legacy(legacy).verify().is_err());
+        assert!(SignedPost::Legacy(Box::new(legacy)).verify().is_err());
     }
 }

@@ -432,7 +432,7 @@ fn same_frame_twice_is_received_once_and_acked_twice() {
     let (a, _) = lone_chat(1);
     let (_, mut b) = lone_chat(2);
     let m = signed(&a, 7, T0, "echo");
-    let frame = Frame::Public(m.clone());
+    let frame = Frame::Public(Box::new(m.clone()));
     let first = b
         .on_frame(T0, a.identity_key(), frame.clone(), &[])
         .unwrap();
@@ -471,7 +471,7 @@ fn same_frame_twice_is_received_once_and_acked_twice() {
 fn duplicates_are_dropped_across_restarts() {
     let a = identity(1);
     let b = identity(2);
-    let public = Frame::Public(signed(&a, 1, T0, "before the restart"));
+    let public = Frame::Public(Box::new(signed(&a, 1, T0, "before the restart")));
     let direct = Frame::Direct(DirectMessage {
         id: [2; 16],
         timestamp_ms: T0,
@@ -550,12 +550,12 @@ fn relay_skips_the_author_even_when_linked() {
     let m = signed(&a, 1, T0, "via R");
     let connected = [relay, a.identity_key(), b.identity_key(), other];
     let actions = chat
-        .on_frame(T0, relay, Frame::Public(m.clone()), &connected)
+        .on_frame(T0, relay, Frame::Public(Box::new(m.clone())), &connected)
         .unwrap();
     assert_eq!(
         actions.send,
         [
-            (other, Frame::Public(m.clone())),
+            (other, Frame::Public(Box::new(m.clone()))),
             (relay, Frame::Ack(vec![m.id]))
         ]
     );
@@ -660,7 +660,7 @@ fn sync_request_since_follows_the_newest_public_message() {
 
     // A recent message: resume from it, minus the slack.
     let recent = signed(&a, 1, now - 3_600_000, "an hour ago");
-    chat.on_frame(now, peer, Frame::Public(recent), &[])
+    chat.on_frame(now, peer, Frame::Public(Box::new(recent)), &[])
         .unwrap();
     assert_eq!(
         since(chat.on_link_up(now, peer).unwrap()),
@@ -669,7 +669,7 @@ fn sync_request_since_follows_the_newest_public_message() {
 
     // A message from an author whose clock runs ahead changes nothing.
     let future = signed(&a, 2, now + SYNC_WINDOW_MS, "from the future");
-    chat.on_frame(now, peer, Frame::Public(future), &[])
+    chat.on_frame(now, peer, Frame::Public(Box::new(future)), &[])
         .unwrap();
     assert_eq!(
         since(chat.on_link_up(now, peer).unwrap()),
@@ -694,7 +694,12 @@ fn chat_with_public(author: &LocalIdentity, n: usize, start: u64, len: usize) ->
             text.push_str(&"x".repeat(len.saturating_sub(text.len())));
             let mut id = [0u8; 16];
             id[..8].copy_from_slice(&(i as u64).to_be_bytes());
-            Frame::Public(sign_public(author, id, start + 1_000 * i as u64, text))
+            Frame::Public(Box::new(sign_public(
+                author,
+                id,
+                start + 1_000 * i as u64,
+                text,
+            )))
         })
         .collect();
     let actions = chat
@@ -720,7 +725,7 @@ fn sync_answer(chat: &mut Chat, now: u64, since_ms: u64) -> Vec<PublicMessage> {
         .map(|(to, f)| {
             assert_eq!(to, asker);
             match f {
-                Frame::Public(m) => m,
+                Frame::Public(m) => *m,
                 other => panic!("unexpected {other:?}"),
             }
         })
@@ -771,12 +776,12 @@ fn catch_up_continues_past_one_page() {
         .map(|i| {
             let mut id = [0u8; 16];
             id[..8].copy_from_slice(&(i as u64).to_be_bytes());
-            Frame::Public(sign_public(
+            Frame::Public(Box::new(sign_public(
                 &net.nodes[0].me,
                 id,
                 T0 + 1_000 * i as u64,
                 format!("backlog {i}"),
-            ))
+            )))
         })
         .collect();
     let (k0, now) = (net.key(0), T0 + 1_000 * total as u64);
@@ -814,7 +819,7 @@ fn relayed_public_message_with_a_broken_signature_is_rejected() {
             .on_frame(
                 T0,
                 relay,
-                Frame::Public(bad.clone()),
+                Frame::Public(Box::new(bad.clone())),
                 &[relay, a.identity_key()],
             )
             .unwrap();
@@ -839,7 +844,10 @@ fn relayed_public_message_with_a_broken_signature_is_rejected() {
         .on_frames(
             T0,
             relay,
-            vec![Frame::Public(bad), Frame::Public(good.clone())],
+            vec![
+                Frame::Public(Box::new(bad)),
+                Frame::Public(Box::new(good.clone())),
+            ],
             &[relay],
         )
         .unwrap();
@@ -857,7 +865,12 @@ fn a_public_frame_cannot_claim_someone_elses_authorship() {
     forged.author = a.identity_key();
     let (_, mut b) = lone_chat(2);
     let actions = b
-        .on_frame(T0, mallory.identity_key(), Frame::Public(forged), &[])
+        .on_frame(
+            T0,
+            mallory.identity_key(),
+            Frame::Public(Box::new(forged)),
+            &[],
+        )
         .unwrap();
     assert_eq!(actions.rejected.len(), 1);
     assert_eq!(b.store().message_count().unwrap(), 0);
@@ -933,13 +946,13 @@ fn oversize_and_blank_text_is_refused_on_send_and_receive() {
             text: too_long.clone(),
         }),
         // Signed, but too long all the same.
-        Frame::Public(sign_public(&a, [2; 16], T0, too_long)),
+        Frame::Public(Box::new(sign_public(&a, [2; 16], T0, too_long))),
         Frame::Direct(DirectMessage {
             id: [3; 16],
             timestamp_ms: T0,
             text: " \n".into(),
         }),
-        Frame::Public(sign_public(&a, [4; 16], T0, "\t".into())),
+        Frame::Public(Box::new(sign_public(&a, [4; 16], T0, "\t".into()))),
         Frame::Direct(DirectMessage {
             id: [5; 16],
             timestamp_ms: u64::MAX,
@@ -1051,7 +1064,7 @@ fn our_own_public_message_coming_back_is_restored_as_outgoing() {
     let peer = identity(2).identity_key();
     let mine = signed(&a, 3, T0, "I wrote this before losing my disk");
     let actions = chat
-        .on_frame(T0, peer, Frame::Public(mine.clone()), &[peer])
+        .on_frame(T0, peer, Frame::Public(Box::new(mine.clone())), &[peer])
         .unwrap();
     let Some(ChatEvent::Received(v)) = actions.events.first() else {
         panic!("{actions:?}")
@@ -1191,7 +1204,7 @@ fn throughput_of_received_batches() {
     let public: Vec<Vec<Frame>> = (0..BATCHES / 4)
         .map(|_| {
             (0..BATCH)
-                .map(|_| Frame::Public(sign_public(&a, next_id(), T0, text.into())))
+                .map(|_| Frame::Public(Box::new(sign_public(&a, next_id(), T0, text.into()))))
                 .collect()
         })
         .collect();
@@ -1290,11 +1303,21 @@ fn a_public_message_under_someone_elses_id_does_not_hide_theirs() {
     let genuine = signed(&alice, 7, T0, "the genuine message");
     let squat = signed(&mallory, 7, T0 - 1, "the squatter's text");
     let first = carol_chat
-        .on_frames(T0, mallory.identity_key(), vec![Frame::Public(squat)], &[])
+        .on_frames(
+            T0,
+            mallory.identity_key(),
+            vec![Frame::Public(Box::new(squat))],
+            &[],
+        )
         .unwrap();
     assert_eq!(first.events.len(), 1);
     let second = carol_chat
-        .on_frames(T0, alice.identity_key(), vec![Frame::Public(genuine)], &[])
+        .on_frames(
+            T0,
+            alice.identity_key(),
+            vec![Frame::Public(Box::new(genuine))],
+            &[],
+        )
         .unwrap();
     let Some(ChatEvent::Received(v)) = second.events.first() else {
         panic!("the genuine message was not stored: {second:?}")
@@ -1326,7 +1349,12 @@ fn a_direct_message_under_a_public_id_does_not_hide_it() {
         .unwrap();
     let genuine = signed(&alice, 8, T0, "public, by alice");
     let actions = carol_chat
-        .on_frames(T0, alice.identity_key(), vec![Frame::Public(genuine)], &[])
+        .on_frames(
+            T0,
+            alice.identity_key(),
+            vec![Frame::Public(Box::new(genuine))],
+            &[],
+        )
         .unwrap();
     assert!(
         matches!(actions.events.first(), Some(ChatEvent::Received(v)) if v.author == alice.identity_key())
@@ -1344,7 +1372,7 @@ fn two_different_signed_messages_under_one_author_and_id_are_a_collision() {
         .on_frames(
             T0,
             alice.identity_key(),
-            vec![Frame::Public(signed(&alice, 9, T0, "first"))],
+            vec![Frame::Public(Box::new(signed(&alice, 9, T0, "first")))],
             &[],
         )
         .unwrap();
@@ -1352,7 +1380,7 @@ fn two_different_signed_messages_under_one_author_and_id_are_a_collision() {
         .on_frames(
             T0,
             bob.identity_key(),
-            vec![Frame::Public(signed(&alice, 9, T0, "second"))],
+            vec![Frame::Public(Box::new(signed(&alice, 9, T0, "second")))],
             &[],
         )
         .unwrap();
@@ -1375,7 +1403,7 @@ fn two_different_signed_messages_under_one_author_and_id_are_a_collision() {
         .on_frames(
             T0,
             bob.identity_key(),
-            vec![Frame::Public(signed(&alice, 9, T0, "first"))],
+            vec![Frame::Public(Box::new(signed(&alice, 9, T0, "first")))],
             &[],
         )
         .unwrap();
@@ -1393,14 +1421,19 @@ fn a_forged_variant_of_a_held_message_is_a_violation() {
         .on_frames(
             T0,
             alice.identity_key(),
-            vec![Frame::Public(real.clone())],
+            vec![Frame::Public(Box::new(real.clone()))],
             &[],
         )
         .unwrap();
     let mut forged = real;
     forged.text = "forged".into();
     let actions = carol_chat
-        .on_frames(T0, bob.identity_key(), vec![Frame::Public(forged)], &[])
+        .on_frames(
+            T0,
+            bob.identity_key(),
+            vec![Frame::Public(Box::new(forged))],
+            &[],
+        )
         .unwrap();
     assert!(acks_in(&actions).is_empty());
     assert!(matches!(
@@ -1448,7 +1481,12 @@ fn a_far_future_timestamp_neither_pins_history_nor_spreads_by_catch_up() {
     let (_carol, mut carol_chat) = lone_chat(3);
     let far = signed(&mallory, 1, i64::MAX as u64, "I stay last forever");
     carol_chat
-        .on_frames(T0, mallory.identity_key(), vec![Frame::Public(far)], &[])
+        .on_frames(
+            T0,
+            mallory.identity_key(),
+            vec![Frame::Public(Box::new(far))],
+            &[],
+        )
         .unwrap();
     let later = T0 + store::MAX_CLOCK_SKEW_MS + 1;
     let genuine = signed(&alice, 2, later, "a later genuine message");
@@ -1456,7 +1494,7 @@ fn a_far_future_timestamp_neither_pins_history_nor_spreads_by_catch_up() {
         .on_frames(
             later,
             alice.identity_key(),
-            vec![Frame::Public(genuine)],
+            vec![Frame::Public(Box::new(genuine))],
             &[],
         )
         .unwrap();
@@ -1580,7 +1618,12 @@ fn catch_up_answers_are_paced_per_peer() {
         .map(|n| {
             let mut id = [0u8; 16];
             id[..4].copy_from_slice(&n.to_le_bytes());
-            Frame::Public(sign_public(&author, id, T0 + u64::from(n), text.clone()))
+            Frame::Public(Box::new(sign_public(
+                &author,
+                id,
+                T0 + u64::from(n),
+                text.clone(),
+            )))
         })
         .collect();
     chat.on_frames(T0 + 3_000, author.identity_key(), frames, &[])
@@ -1631,8 +1674,13 @@ fn catch_up_waits_while_the_peers_link_is_backed_up() {
     let (_me, mut chat) = lone_chat(1);
     let author = identity(2);
     let m = sign_public(&author, [1; 16], T0, "hello".into());
-    chat.on_frames(T0, author.identity_key(), vec![Frame::Public(m)], &[])
-        .unwrap();
+    chat.on_frames(
+        T0,
+        author.identity_key(),
+        vec![Frame::Public(Box::new(m))],
+        &[],
+    )
+    .unwrap();
     let slow = identity(6).identity_key();
     assert!(chat.set_backlogged(slow, true));
     let ask = vec![Frame::SyncRequest(SyncRequest { since_ms: T0 - 1 })];
@@ -1732,8 +1780,13 @@ fn a_refused_public_message_is_not_relayed_and_verified_authors_are_not_counted(
     // The relay floods its own messages and relays the friend's.
     let mut frames = Vec::new();
     for n in 0..20u8 {
-        frames.push(Frame::Public(signed(&relay, n, T0, "spam")));
-        frames.push(Frame::Public(signed(&friend, n + 100, T0, "real")));
+        frames.push(Frame::Public(Box::new(signed(&relay, n, T0, "spam"))));
+        frames.push(Frame::Public(Box::new(signed(
+            &friend,
+            n + 100,
+            T0,
+            "real",
+        ))));
     }
     let a = chat
         .on_frames(T0, relay.identity_key(), frames, &connected)
@@ -1839,13 +1892,13 @@ fn a_store_that_answers_a_batch_short_is_an_error_and_nothing_is_taken_in() {
     let frames: Vec<Frame> = (0..3u8)
         .map(|i| {
             let room = open_room_id("ops");
-            Frame::RoomPost(rooms::sign_room_post(
+            Frame::RoomPost(Box::new(rooms::sign_room_post(
                 &author,
                 room,
                 [i; 16],
                 T0,
                 "x".into(),
-            ))
+            )))
         })
         .collect();
     let short = |e| {
@@ -1868,7 +1921,12 @@ fn a_post_moved_to_another_room_is_a_bad_signature() {
     let mut post = rooms::sign_room_post(&author, open_room_id("ops"), [5; 16], T0, "x".into());
     post.room = open_room_id("dev");
     let a = chat
-        .on_frame(T0, author.identity_key(), Frame::RoomPost(post), &[])
+        .on_frame(
+            T0,
+            author.identity_key(),
+            Frame::RoomPost(Box::new(post)),
+            &[],
+        )
         .unwrap();
     assert!(matches!(a.rejected[..], [Violation::BadSignature { .. }]));
     assert_eq!(chat.store().message_count().unwrap(), 0);
@@ -1887,7 +1945,12 @@ fn old_public_frames_are_lobby_messages_and_are_served_back_as_they_were_signed(
     let legacy = signed(&old, 1, T0 - 5_000, "from before rooms");
     net.nodes[0]
         .chat
-        .on_frame(T0, old.identity_key(), Frame::Public(legacy.clone()), &[])
+        .on_frame(
+            T0,
+            old.identity_key(),
+            Frame::Public(Box::new(legacy.clone())),
+            &[],
+        )
         .unwrap();
     net.post(0, "after rooms");
     let lobby = net.chat(0).history(Conversation::lobby(), 10).unwrap();
@@ -1901,7 +1964,7 @@ fn old_public_frames_are_lobby_messages_and_are_served_back_as_they_were_signed(
     net.link_up(0, 1);
     net.pump();
     assert_eq!(
-        net.count_delivered(0, 1, |f| matches!(f, Frame::Public(m) if *m == legacy)),
+        net.count_delivered(0, 1, |f| matches!(f, Frame::Public(m) if **m == legacy)),
         1
     );
     assert!(
@@ -2080,7 +2143,7 @@ fn forged_and_malformed_membership_changes_are_refused() {
     let k3 = net.key(3);
     let a = net.nodes[1]
         .chat
-        .on_frame(T0, k3, Frame::RoomControl(forged), &[])
+        .on_frame(T0, k3, Frame::RoomControl(Box::new(forged)), &[])
         .unwrap();
     assert!(matches!(a.rejected[..], [Violation::BadSignature { .. }]));
     assert!(!net.chat(1).private_rooms()[0]
@@ -2146,7 +2209,7 @@ fn posts_without_the_current_key_are_refused_and_shown_nowhere() {
             signature: SignatureBytes([0; 64]),
         };
         p.signature = kicked.sign(domain::SEALED_POST, &rooms::signed_sealed_bytes(&p));
-        Frame::SealedPost(p)
+        Frame::SealedPost(Box::new(p))
     };
     for (n, epoch) in [(40u8, 0u32), (41, 1)] {
         for to in [0, 1, 3] {
@@ -2187,7 +2250,7 @@ fn posts_without_the_current_key_are_refused_and_shown_nowhere() {
             signature: SignatureBytes([0; 64]),
         };
         p.signature = me1.sign(domain::SEALED_POST, &rooms::signed_sealed_bytes(&p));
-        Frame::SealedPost(p)
+        Frame::SealedPost(Box::new(p))
     };
     let k1 = net.key(1);
     let a = net.nodes[0].chat.on_frame(T0, k1, garbage, &[]).unwrap();
@@ -2205,7 +2268,7 @@ fn posts_without_the_current_key_are_refused_and_shown_nowhere() {
                 signature: SignatureBytes([0; 64]),
             };
             p.signature = kicked.sign(domain::SEALED_POST, &rooms::signed_sealed_bytes(&p));
-            Frame::SealedPost(p)
+            Frame::SealedPost(Box::new(p))
         })
         .collect();
     let before = net.chat(3).store().message_count().unwrap();
@@ -2228,7 +2291,7 @@ fn a_clear_text_post_to_an_invite_only_room_is_refused_and_shown_nowhere() {
         let k2 = net.key(2);
         let a = net.nodes[to]
             .chat
-            .on_frame(T0, k2, Frame::RoomPost(plain.clone()), &[])
+            .on_frame(T0, k2, Frame::RoomPost(Box::new(plain.clone())), &[])
             .unwrap();
         assert!(a.events.is_empty() && a.send.is_empty(), "node {to}");
         assert!(net
@@ -2391,9 +2454,9 @@ fn verdicts_from_elsewhere_are_taken_and_missing_ones_checked_here() {
     forged.signature.0[5] ^= 0x10;
     let frames = vec![
         Frame::Ack(vec![[9; 16]]),
-        Frame::Public(good.clone()),
-        Frame::Public(also_good.clone()),
-        Frame::Public(forged.clone()),
+        Frame::Public(Box::new(good.clone())),
+        Frame::Public(Box::new(also_good.clone())),
+        Frame::Public(Box::new(forged.clone())),
     ];
     let (_, mut b) = lone_chat(2);
     let asked: Vec<usize> = b

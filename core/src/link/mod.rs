@@ -110,8 +110,10 @@ pub enum LinkError {
 /// What bytes from the peer produced.
 #[derive(Debug, PartialEq, Eq)]
 pub enum LinkEvent {
-    /// The handshake completed; from now on frames flow.
-    Established(PeerHello),
+    /// The handshake completed; from now on frames flow. Boxed: once per
+    /// link, while every read's list of events would otherwise be sized
+    /// for it.
+    Established(Box<PeerHello>),
     /// Frames received, in order.
     Frames(Vec<Frame>),
 }

@@ -17,10 +17,15 @@ use crate::wire::framing::write_framed;
 use crate::wire::limits::{MAX_HANDSHAKE_MSG_LEN, MAX_NOISE_MSG_LEN};
 use crate::wire::{Deframer, Frame};
 
+/// Every variant is boxed: a step moves the state out and back in, once
+/// per Noise message for the life of the link, and unboxed the handshake
+/// states (snow's `HandshakeState`) made that a copy of 960 bytes each way
+/// for every message. Boxed it is a pointer, at the price of one
+/// allocation per handshake step.
 enum State {
-    AwaitMsg1(Responder),
-    AwaitMsg2(Initiator),
-    AwaitMsg3(ResponderAwaitingMsg3),
+    AwaitMsg1(Box<Responder>),
+    AwaitMsg2(Box<Initiator>),
+    AwaitMsg3(Box<ResponderAwaitingMsg3>),
     Open(Box<Transport>),
     Closed,
 }
@@ -46,7 +51,7 @@ impl Phase {
         write_framed(&msg1, &mut out);
         Ok((
             Phase {
-                state: State::AwaitMsg2(init),
+                state: State::AwaitMsg2(Box::new(init)),
                 deframer: Deframer::new(MAX_HANDSHAKE_MSG_LEN),
                 peer: None,
                 handshake_hash: Vec::new(),
@@ -58,7 +63,7 @@ impl Phase {
     /// An accepted connection, waiting for message 1.
     pub fn inbound(local: &LocalIdentity, cfg: &HandshakeConfig) -> Result<Phase, LinkError> {
         Ok(Phase {
-            state: State::AwaitMsg1(Responder::new(local, cfg)?),
+            state: State::AwaitMsg1(Box::new(Responder::new(local, cfg)?)),
             deframer: Deframer::new(MAX_HANDSHAKE_MSG_LEN),
             peer: None,
             handshake_hash: Vec::new(),
@@ -103,14 +108,26 @@ impl Phase {
         }
         self.deframer.extend(data);
         let mut events = Vec::new();
-        let result = self.drain(out, &mut events);
+        let mut frames = Vec::new();
+        let result = self.drain(out, &mut events, &mut frames);
+        // The handshake's events all come before the first frame.
+        if !frames.is_empty() {
+            events.push(LinkEvent::Frames(frames));
+        }
         if result.is_err() {
             self.state = State::Closed;
         }
         result.map(|()| events)
     }
 
-    fn drain(&mut self, out: &mut Vec<u8>, events: &mut Vec<LinkEvent>) -> Result<(), LinkError> {
+    /// Step through every whole message buffered; the frames of all the
+    /// messages opened go to `frames`, in order.
+    fn drain(
+        &mut self,
+        out: &mut Vec<u8>,
+        events: &mut Vec<LinkEvent>,
+        frames: &mut Vec<Frame>,
+    ) -> Result<(), LinkError> {
         loop {
             let Some(msg) = self.deframer.next_message_mut()? else {
                 return Ok(());
@@ -120,7 +137,7 @@ impl Phase {
                 State::AwaitMsg1(r) => {
                     let (next, msg2) = r.read_msg1(msg)?;
                     write_framed(&msg2, out);
-                    State::AwaitMsg3(next)
+                    State::AwaitMsg3(Box::new(next))
                 }
                 State::AwaitMsg2(i) => {
                     let (est, msg3) = i.read_msg2(msg)?;
@@ -132,11 +149,7 @@ impl Phase {
                     self.open(est, events)
                 }
                 State::Open(mut t) => {
-                    let frames = t.open_in_place(msg)?;
-                    match events.last_mut() {
-                        Some(LinkEvent::Frames(v)) => v.extend(frames),
-                        _ => events.push(LinkEvent::Frames(frames)),
-                    }
+                    t.open_into(msg, frames)?;
                     State::Open(t)
                 }
                 State::Closed => return Err(LinkError::Closed),
@@ -148,7 +161,7 @@ impl Phase {
         self.deframer.set_max_len(MAX_NOISE_MSG_LEN);
         self.peer = Some(est.peer.clone());
         self.handshake_hash = est.handshake_hash;
-        events.push(LinkEvent::Established(est.peer));
+        events.push(LinkEvent::Established(Box::new(est.peer)));
         State::Open(Box::new(est.transport))
     }
 
@@ -173,6 +186,12 @@ mod tests {
 
     fn id(n: u8) -> LocalIdentity {
         LocalIdentity::from_secrets([n; 32], [n + 9; 32]).unwrap()
+    }
+
+    /// Stepping moves the state out and back for every message.
+    #[test]
+    fn the_state_is_a_pointer() {
+        assert!(std::mem::size_of::<State>() <= 16);
     }
 
     /// Shuttle bytes between two links, one byte at a time.

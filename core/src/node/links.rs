@@ -23,7 +23,7 @@ impl Node {
             Ok(events) => {
                 for ev in events {
                     match ev {
-                        LinkEvent::Established(hello) => self.on_established(link_id, hello),
+                        LinkEvent::Established(hello) => self.on_established(link_id, *hello),
                         LinkEvent::Frames(frames) => self.route_frames(link_id, frames),
                     }
                 }

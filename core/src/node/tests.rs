@@ -442,13 +442,13 @@ fn a_relayed_public_message_with_a_broken_signature_is_rejected_and_closes_that_
 
 /// A public message "by" `author` that nobody signed.
 pub(super) fn forged_public(author: IdentityKey, id: [u8; 16], text: &str) -> Frame {
-    Frame::Public(crate::wire::PublicMessage {
+    Frame::Public(Box::new(crate::wire::PublicMessage {
         id,
         author,
         timestamp_ms: 1_700_000_000_000,
         text: text.into(),
         signature: crate::identity::SignatureBytes([0; 64]),
-    })
+    }))
 }
 
 /// Node `i` closed a link for breaking the chat rules.

@@ -741,7 +741,7 @@ fn read_plaintext(input: &mut Reader, now: u64, received: &[MessageId]) -> Optio
             let author = peer_party(input.byte());
             let id = [input.byte(); 16];
             let ts = minutes_ago(input.byte());
-            Frame::Public(sign_public(&author.id, id, ts, text(input)))
+            Frame::Public(Box::new(sign_public(&author.id, id, ts, text(input))))
         }
         frame::ACK_RECEIVED if received.is_empty() => return None,
         frame::ACK_RECEIVED => Frame::Ack(received.iter().rev().take(1024).copied().collect()),
@@ -762,7 +762,7 @@ fn read_plaintext(input: &mut Reader, now: u64, received: &[MessageId]) -> Optio
             if which == 8 {
                 post.room = crate::chat::open_room_id("dev");
             }
-            Frame::RoomPost(post)
+            Frame::RoomPost(Box::new(post))
         }
         frame::ROOMS => {
             let n = input.byte() % 70;
@@ -781,14 +781,20 @@ fn read_plaintext(input: &mut Reader, now: u64, received: &[MessageId]) -> Optio
             let change = input.byte();
             let member = peer_party_or_local(input.byte());
             let epoch = u32::from(input.byte() % 4);
-            Frame::RoomControl(fuzz_control(signer, seq, change, member, epoch))
+            Frame::RoomControl(Box::new(fuzz_control(signer, seq, change, member, epoch)))
         }
         frame::SEALED_POST => {
             let author = peer_party_or_local(input.byte());
             let epoch = u32::from(input.byte() % 4);
             let id = [input.byte(); 16];
             let body = text(input);
-            Frame::SealedPost(fuzz_sealed(author, epoch, id, WALL_MS + now, &body))
+            Frame::SealedPost(Box::new(fuzz_sealed(
+                author,
+                epoch,
+                id,
+                WALL_MS + now,
+                &body,
+            )))
         }
         frame::NICK => Frame::Nick(text(input)),
         frame::PING => Frame::Ping(u64::from(input.byte())),
