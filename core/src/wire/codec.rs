@@ -40,14 +40,35 @@ pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     postcard::to_allocvec(value).unwrap_or_default()
 }
 
-/// Append the postcard encoding of `value` to `out`.
+/// Append the postcard encoding of `value` to `out`. Should encoding fail
+/// (see [`encode`]), `out` is left as it was.
 pub fn encode_into<T: Serialize>(value: &T, out: &mut Vec<u8>) {
     let start = out.len();
-    if postcard::to_extend(value, std::mem::take(out))
-        .map(|v| *out = v)
-        .is_err()
-    {
+    if postcard::serialize_with_flavor(value, AppendTo(out)).is_err() {
         out.truncate(start);
+    }
+}
+
+/// A postcard output that appends to a borrowed buffer: the bytes of a
+/// field are copied at once, and the buffer stays the caller's whatever
+/// happens (handing postcard the `Vec` itself would lose it on an error).
+struct AppendTo<'a>(&'a mut Vec<u8>);
+
+impl postcard::ser_flavors::Flavor for AppendTo<'_> {
+    type Output = ();
+
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        self.0.extend_from_slice(data);
+        Ok(())
+    }
+
+    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+        self.0.push(data);
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<()> {
+        Ok(())
     }
 }
 
@@ -104,6 +125,25 @@ pub fn check_len(what: &'static str, len: usize, max: usize) -> Result<(), WireE
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A value postcard cannot encode: a sequence of unknown length.
+    struct Unencodable;
+
+    impl Serialize for Unencodable {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.collect_seq([1u8, 2].iter().filter(|_| true))
+        }
+    }
+
+    #[test]
+    fn a_failed_encoding_leaves_the_buffer_as_it_was() {
+        let mut out = vec![9, 9];
+        encode_into(&7u8, &mut out);
+        assert_eq!(out, [9, 9, 7]);
+        // The tuple's first byte is written before the second field fails.
+        encode_into(&(5u8, Unencodable), &mut out);
+        assert_eq!(out, [9, 9, 7]);
+    }
 
     #[test]
     fn trailing_bytes_are_an_error() {
