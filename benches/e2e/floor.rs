@@ -22,7 +22,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use bao_tree::blake3;
-use natter_core::link::LinkEvent;
 use natter_core::wire::limits::{FILE_GROUP_SIZE, MAX_DATA_GROUPS};
 use natter_core::wire::Frame;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -91,15 +90,10 @@ pub async fn file_floor(source: &Path, dir: &Path, duration: Duration) -> Result
         if n == 0 {
             break;
         }
-        for ev in lb.on_bytes(&buf[..n], &mut unused)? {
-            let LinkEvent::Frames(frames) = ev else {
-                continue;
-            };
-            for f in frames {
-                if let Frame::Data(piece) = f {
-                    black_box(blake3::hash(&piece));
-                    pieces.send(piece).context("the floor's writer stopped")?;
-                }
+        for f in lb.on_bytes(&buf[..n], &mut unused)?.frames {
+            if let Frame::Data(piece) = f {
+                black_box(blake3::hash(&piece));
+                pieces.send(piece).context("the floor's writer stopped")?;
             }
         }
     }

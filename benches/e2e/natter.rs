@@ -14,7 +14,7 @@ use natter_core::chat::store::TrustLevel;
 use natter_core::event::Event;
 use natter_core::handshake::HandshakeConfig;
 use natter_core::identity::{BoundKeys, IdentityKey, LocalIdentity};
-use natter_core::link::{LinkEvent, Phase};
+use natter_core::link::Phase;
 use natter_core::node::{Command, Node, NodeConfig};
 use natter_core::rng::Rng;
 use natter_core::wire::limits::MAX_PLAINTEXT_LEN;
@@ -60,11 +60,7 @@ async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
         let n = s.read(&mut buf).await?;
         ensure!(n > 0, "EOF during the handshake");
         let mut out = Vec::new();
-        for ev in link.on_bytes(&buf[..n], &mut out)? {
-            if let LinkEvent::Frames(f) = ev {
-                frames.extend(f);
-            }
-        }
+        frames.extend(link.on_bytes(&buf[..n], &mut out)?.frames);
         if !out.is_empty() {
             s.write_all(&out).await?;
         }
@@ -173,10 +169,9 @@ async fn drain(mut rx: TcpStream, mut link: Phase, mut count: impl FnMut(&[Frame
         if n == 0 {
             break;
         }
-        for ev in link.on_bytes(&buf[..n], &mut sink)? {
-            if let LinkEvent::Frames(f) = ev {
-                count(&f);
-            }
+        let f = link.on_bytes(&buf[..n], &mut sink)?.frames;
+        if !f.is_empty() {
+            count(&f);
         }
     }
     Ok(start.elapsed().as_secs_f64())
@@ -254,13 +249,12 @@ pub fn ping_pong(size: usize, warmup: usize, rounds: usize) -> Result<Latency> {
             while served < total {
                 let n = s.read(&mut buf).await?;
                 ensure!(n > 0, "EOF during ping-pong");
-                for ev in link.on_bytes(&buf[..n], &mut out)? {
-                    if let LinkEvent::Frames(frames) = ev {
-                        out.clear();
-                        link.send(&frames, &mut out)?;
-                        s.write_all(&out).await?;
-                        served += frames.len();
-                    }
+                let frames = link.on_bytes(&buf[..n], &mut out)?.frames;
+                if !frames.is_empty() {
+                    out.clear();
+                    link.send(&frames, &mut out)?;
+                    s.write_all(&out).await?;
+                    served += frames.len();
                 }
             }
             Ok(())
@@ -280,10 +274,7 @@ pub fn ping_pong(size: usize, warmup: usize, rounds: usize) -> Result<Latency> {
                 while !got {
                     let n = s.read(&mut buf).await?;
                     ensure!(n > 0, "EOF during ping-pong");
-                    got = link
-                        .on_bytes(&buf[..n], &mut Vec::new())?
-                        .iter()
-                        .any(|e| matches!(e, LinkEvent::Frames(_)));
+                    got = !link.on_bytes(&buf[..n], &mut Vec::new())?.frames.is_empty();
                 }
                 if i >= warmup {
                     samples.push(t.elapsed());
@@ -616,13 +607,9 @@ pub async fn public_intake(count: usize) -> Result<f64> {
             .await
             .context("no ack for 30 s")??;
         ensure!(n > 0, "the node closed the link after {acked} acks");
-        for ev in link.on_bytes(&buf[..n], &mut sink)? {
-            if let LinkEvent::Frames(frames) = ev {
-                for f in frames {
-                    if let Frame::Ack(ids) = f {
-                        acked += ids.len();
-                    }
-                }
+        for f in link.on_bytes(&buf[..n], &mut sink)?.frames {
+            if let Frame::Ack(ids) = f {
+                acked += ids.len();
             }
         }
     }

@@ -16,7 +16,7 @@
 
 use super::phase::Phase;
 use super::timer::{Expiry, Timer, TimerTable};
-use super::{Direction, LinkError, LinkEvent, LinkPath, Remote};
+use super::{Direction, LinkError, LinkPath, Received, Remote};
 use crate::handshake::HandshakeConfig;
 use crate::identity::{IdentityKey, LocalIdentity};
 use crate::wire::{Close, CloseReason, Frame};
@@ -249,21 +249,19 @@ impl Connection {
 
     /// Bytes from the peer. Handshake replies wait in `poll_transmit`, also
     /// when an error follows them. On error the link must be closed.
-    pub fn on_bytes(&mut self, now_ms: u64, data: &[u8]) -> Result<Vec<LinkEvent>, LinkError> {
+    pub fn on_bytes(&mut self, now_ms: u64, data: &[u8]) -> Result<Received, LinkError> {
         let Some(phase) = self.phase.as_mut() else {
-            return Ok(Vec::new());
+            return Ok(Received::default());
         };
-        let events = phase.on_bytes(data, &mut self.transmit);
+        let received = phase.on_bytes(data, &mut self.transmit);
         if !phase.awaits_first_message() {
             self.timers.stop(Timer::FirstMessage);
         }
-        let events = events?;
-        for ev in &events {
-            if let LinkEvent::Established(hello) = ev {
-                self.peer = Some(hello.identity());
-                self.timers.stop(Timer::Handshake);
-                self.arm_stall();
-            }
+        let received = received?;
+        if let Some(hello) = &received.established {
+            self.peer = Some(hello.identity());
+            self.timers.stop(Timer::Handshake);
+            self.arm_stall();
         }
         if self.is_established() {
             // Anything heard answers the keepalive.
@@ -272,7 +270,7 @@ impl Connection {
             self.timers
                 .set(Timer::Dead, now_ms + self.cfg.dead_after_ms);
         }
-        Ok(events)
+        Ok(received)
     }
 
     /// Queue a frame; frames are sealed together by `seal_pending`.

@@ -107,13 +107,14 @@ pub enum LinkError {
     Closed,
 }
 
-/// What bytes from the peer produced.
-#[derive(Debug, PartialEq, Eq)]
-pub enum LinkEvent {
-    /// The handshake completed; from now on frames flow. Boxed: once per
-    /// link, while every read's list of events would otherwise be sized
-    /// for it.
-    Established(Box<PeerHello>),
-    /// Frames received, in order.
-    Frames(Vec<Frame>),
+/// What bytes from the peer produced: the handshake completing (once per
+/// link), then the frames that followed it, in order. A struct, not a list
+/// of events, because nothing else can happen and a read of one message
+/// then costs no list.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Received {
+    /// The handshake completed in these bytes; from now on frames flow.
+    pub established: Option<Box<PeerHello>>,
+    /// The frames received, in order, all after the handshake.
+    pub frames: Vec<Frame>,
 }

@@ -7,7 +7,7 @@
 //! the typed state out (`std::mem::replace` with `Closed`), so any error
 //! leaves it closed.
 
-use super::{LinkError, LinkEvent};
+use super::{LinkError, Received};
 use crate::handshake::{
     Established, HandshakeConfig, Initiator, PeerHello, Responder, ResponderAwaitingMsg3,
 };
@@ -98,36 +98,22 @@ impl Phase {
 
     /// Feed bytes from the socket. Handshake replies are appended to `out`.
     /// On error the link is dead and must be closed.
-    pub fn on_bytes(
-        &mut self,
-        data: &[u8],
-        out: &mut Vec<u8>,
-    ) -> Result<Vec<LinkEvent>, LinkError> {
+    pub fn on_bytes(&mut self, data: &[u8], out: &mut Vec<u8>) -> Result<Received, LinkError> {
         if matches!(self.state, State::Closed) {
             return Err(LinkError::Closed);
         }
         self.deframer.extend(data);
-        let mut events = Vec::new();
-        let mut frames = Vec::new();
-        let result = self.drain(out, &mut events, &mut frames);
-        // The handshake's events all come before the first frame.
-        if !frames.is_empty() {
-            events.push(LinkEvent::Frames(frames));
-        }
+        let mut received = Received::default();
+        let result = self.drain(out, &mut received);
         if result.is_err() {
             self.state = State::Closed;
         }
-        result.map(|()| events)
+        result.map(|()| received)
     }
 
     /// Step through every whole message buffered; the frames of all the
-    /// messages opened go to `frames`, in order.
-    fn drain(
-        &mut self,
-        out: &mut Vec<u8>,
-        events: &mut Vec<LinkEvent>,
-        frames: &mut Vec<Frame>,
-    ) -> Result<(), LinkError> {
+    /// messages opened go to one list, in order.
+    fn drain(&mut self, out: &mut Vec<u8>, received: &mut Received) -> Result<(), LinkError> {
         loop {
             let Some(msg) = self.deframer.next_message_mut()? else {
                 return Ok(());
@@ -142,14 +128,14 @@ impl Phase {
                 State::AwaitMsg2(i) => {
                     let (est, msg3) = i.read_msg2(msg)?;
                     write_framed(&msg3, out);
-                    self.open(est, events)
+                    self.open(est, received)
                 }
                 State::AwaitMsg3(r) => {
                     let est = r.read_msg3(msg)?;
-                    self.open(est, events)
+                    self.open(est, received)
                 }
                 State::Open(mut t) => {
-                    t.open_into(msg, frames)?;
+                    t.open_into(msg, &mut received.frames)?;
                     State::Open(t)
                 }
                 State::Closed => return Err(LinkError::Closed),
@@ -157,11 +143,11 @@ impl Phase {
         }
     }
 
-    fn open(&mut self, est: Established, events: &mut Vec<LinkEvent>) -> State {
+    fn open(&mut self, est: Established, received: &mut Received) -> State {
         self.deframer.set_max_len(MAX_NOISE_MSG_LEN);
         self.peer = Some(est.peer.clone());
         self.handshake_hash = est.handshake_hash;
-        events.push(LinkEvent::Established(Box::new(est.peer)));
+        received.established = Some(Box::new(est.peer));
         State::Open(Box::new(est.transport))
     }
 
@@ -202,36 +188,38 @@ mod tests {
         let (mut la, mut to_b) = Phase::outbound(&a, &cfg, Some(b.identity_key())).unwrap();
         let mut lb = Phase::inbound(&b, &cfg).unwrap();
         let mut to_a = Vec::new();
-        let mut events_a = Vec::new();
-        let mut events_b = Vec::new();
+        let mut received_a = Vec::new();
+        let mut received_b = Vec::new();
         for _ in 0..4 {
             for byte in std::mem::take(&mut to_b) {
-                events_b.extend(lb.on_bytes(&[byte], &mut to_a).unwrap());
+                received_b.push(lb.on_bytes(&[byte], &mut to_a).unwrap());
             }
             for byte in std::mem::take(&mut to_a) {
-                events_a.extend(la.on_bytes(&[byte], &mut to_b).unwrap());
+                received_a.push(la.on_bytes(&[byte], &mut to_b).unwrap());
             }
         }
         assert!(la.is_established() && lb.is_established());
-        assert!(
-            matches!(&events_a[..], [LinkEvent::Established(p)] if p.identity() == b.identity_key())
-        );
-        assert!(
-            matches!(&events_b[..], [LinkEvent::Established(p)] if p.identity() == a.identity_key())
-        );
+        // Exactly one byte completed each handshake, and no frame came.
+        for (received, other) in [(&received_a, &b), (&received_b, &a)] {
+            let up: Vec<_> = received
+                .iter()
+                .filter_map(|r| r.established.as_ref())
+                .collect();
+            assert!(matches!(&up[..], [p] if p.identity() == other.identity_key()));
+            assert!(received.iter().all(|r| r.frames.is_empty()));
+        }
 
         let mut wire = Vec::new();
         la.send(&[Frame::Ping(1), Frame::Ping(2)], &mut wire)
             .unwrap();
         la.send(&[Frame::Ping(3)], &mut wire).unwrap();
-        let ev = lb.on_bytes(&wire, &mut Vec::new()).unwrap();
+        let received = lb.on_bytes(&wire, &mut Vec::new()).unwrap();
         assert_eq!(
-            ev,
-            vec![LinkEvent::Frames(vec![
-                Frame::Ping(1),
-                Frame::Ping(2),
-                Frame::Ping(3)
-            ])]
+            received,
+            Received {
+                established: None,
+                frames: vec![Frame::Ping(1), Frame::Ping(2), Frame::Ping(3)]
+            }
         );
     }
 

@@ -5,7 +5,7 @@
 use super::{CloseCause, Node, Output};
 use crate::event::Event;
 use crate::identity::IdentityKey;
-use crate::link::{Expiry, LinkEvent, SealError};
+use crate::link::{Expiry, SealError};
 use crate::peer::LinkId;
 use crate::trust::TrustState;
 use crate::wire::{CloseReason, Frame};
@@ -20,12 +20,12 @@ impl Node {
         // Handshake replies go out even if a later message failed.
         self.transmit(link_id);
         match result {
-            Ok(events) => {
-                for ev in events {
-                    match ev {
-                        LinkEvent::Established(hello) => self.on_established(link_id, *hello),
-                        LinkEvent::Frames(frames) => self.route_frames(link_id, frames),
-                    }
+            Ok(received) => {
+                if let Some(hello) = received.established {
+                    self.on_established(link_id, *hello);
+                }
+                if !received.frames.is_empty() {
+                    self.route_frames(link_id, received.frames);
                 }
             }
             // A link whose transport failed cannot carry a Close frame.
