@@ -250,11 +250,8 @@ impl Chat {
         };
         c.signature = local.sign(domain::ROOM_CONTROL, &signed_control_bytes(&c));
         let room = private_room_id(&c.founding);
-        debug_assert_eq!(
-            SignedPost::Control(Box::new(c.clone())).id(),
-            control_id(&room, seq)
-        );
         let post = SignedPost::Control(Box::new(c.clone()));
+        debug_assert_eq!(post.id(), control_id(&room, seq));
         let stored = stored_post(&post, self.local, now_ms, "");
         let everyone = self.outbox_recipients(now_ms)?;
         let new = self.store.insert_outgoing(&stored, &everyone)?;

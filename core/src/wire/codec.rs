@@ -36,8 +36,11 @@ pub enum WireError {
 /// Encode a value with postcard.
 pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     // postcard only fails to serialise for unsupported serde features (maps
-    // with unknown length and the like), which no natter type uses.
-    postcard::to_allocvec(value).unwrap_or_default()
+    // with unknown length and the like), which no natter type uses; the
+    // result would be empty.
+    let mut out = Vec::new();
+    encode_into(value, &mut out);
+    out
 }
 
 /// Append the postcard encoding of `value` to `out`. Should encoding fail
