@@ -192,6 +192,16 @@ pub fn sqlite_natter_rows(count: usize, batch: usize) -> Result<f64> {
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     let (peer, me) = ([0x22u8; 32], [0x11u8; 32]);
+    // The two keys' rows in `identities`, as the store adds them with a
+    // peer's first message (schema version 10).
+    let ref_of = |key: [u8; 32]| -> rusqlite::Result<i64> {
+        conn.query_row(
+            "INSERT INTO identities (key) VALUES (?1) RETURNING ref",
+            [key],
+            |row| row.get(0),
+        )
+    };
+    let (peer_ref, me_ref) = (ref_of(peer)?, ref_of(me)?);
     let mut next_id = natter_ids();
     let start = Instant::now();
     let mut done = 0usize;
@@ -209,7 +219,7 @@ pub fn sqlite_natter_rows(count: usize, batch: usize) -> Result<f64> {
                 // form; `legacy` 0 as for every direct message.
                 let none: Option<&[u8]> = None;
                 insert.execute(rusqlite::params![
-                    id, peer, me, at, text, none, true, at, at, none, 0, none
+                    id, peer_ref, me_ref, at, text, none, true, at, at, none, 0, none
                 ])?;
                 last = tx.last_insert_rowid();
                 first.get_or_insert(last);

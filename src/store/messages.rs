@@ -5,14 +5,18 @@ use rusqlite::{params, CachedStatement, Connection, OptionalExtension, Row, Tran
 
 use natter_core::chat::store::order_ms;
 
+use super::identities::Interner;
 use super::{
     from_sql_i64, sql_limit, to_array, to_sql_u64, ConversationKey, DbError, IdentityBytes,
     MessageId, Store, StoredMessage,
 };
 
-/// The columns [`RawMessage::from_row`] reads, from a table aliased `m`.
-pub(super) const MESSAGE_COLUMNS: &str = "m.id, m.conv_peer, m.author, m.timestamp_ms, m.text, \
-     m.signature, m.outgoing, m.received_ms, m.room, m.legacy, m.wire";
+/// The columns [`RawMessage::from_row`] reads, from a table aliased `m`:
+/// the two identity keys read through their refs (schema version 10).
+pub(super) const MESSAGE_COLUMNS: &str = "m.id, \
+     (SELECT key FROM identities WHERE ref = m.conv_ref), \
+     (SELECT key FROM identities WHERE ref = m.author_ref), m.timestamp_ms, m.text, \
+     m.signature, m.outgoing, m.received_ms, m.room, m.legacy, m.wire, m.conv_ref";
 
 /// A message row as SQLite hands it over, before its invariants are checked.
 pub(super) struct RawMessage {
@@ -27,6 +31,7 @@ pub(super) struct RawMessage {
     room: Option<Vec<u8>>,
     legacy: i64,
     wire: Option<Vec<u8>>,
+    conv_ref: Option<i64>,
 }
 
 impl RawMessage {
@@ -43,6 +48,7 @@ impl RawMessage {
             room: row.get(8)?,
             legacy: row.get(9)?,
             wire: row.get(10)?,
+            conv_ref: row.get(11)?,
         })
     }
 }
@@ -51,6 +57,13 @@ impl TryFrom<RawMessage> for StoredMessage {
     type Error = DbError;
 
     fn try_from(raw: RawMessage) -> Result<Self, DbError> {
+        // The foreign key keeps this from happening unless the file was
+        // edited with foreign keys off; read as public, it would be wrong.
+        if raw.conv_ref.is_some() && raw.conv_peer.is_none() {
+            return Err(DbError::InvalidData(
+                "messages.conv_ref names no identity".into(),
+            ));
+        }
         Ok(StoredMessage {
             id: to_array("messages.id", raw.id)?,
             conversation: match (raw.conv_peer, raw.room, raw.legacy) {
@@ -85,8 +98,9 @@ impl TryFrom<RawMessage> for StoredMessage {
     }
 }
 
-/// The `conv_peer` column value of a conversation.
-pub(super) fn conv_peer(conv: &ConversationKey) -> Option<&[u8]> {
+/// The peer of a direct conversation, whose ref is the `conv_ref` column;
+/// `None` for the others.
+pub(super) fn conv_peer(conv: &ConversationKey) -> Option<&IdentityBytes> {
     match conv {
         ConversationKey::Public | ConversationKey::Room(_) | ConversationKey::RoomControl(_) => {
             None
@@ -153,36 +167,40 @@ impl SeqRange {
     }
 }
 
-/// The statement that reads one message by its (author, id), ?1 and ?2:
-/// what [`Store::get_message`] and [`Store::get_messages`] run.
+/// The statement that reads one message by its (author's ref, id), ?1 and
+/// ?2: what [`Store::get_message`] and [`Store::get_messages`] run.
 fn by_key_statement(conn: &Connection) -> Result<CachedStatement<'_>, DbError> {
     Ok(conn.prepare_cached(&format!(
-        "SELECT {MESSAGE_COLUMNS} FROM messages AS m WHERE m.id = ?2 AND m.author = ?1"
+        "SELECT {MESSAGE_COLUMNS} FROM messages AS m WHERE m.id = ?2 AND m.author_ref = ?1"
     ))?)
 }
 
-/// `author`'s message with this id, by [`by_key_statement`].
+/// The message with this id by the author whose ref is `author`, by
+/// [`by_key_statement`]; an author without a ref has no messages.
 fn read_by_key(
     stmt: &mut CachedStatement<'_>,
-    author: &IdentityBytes,
+    author: Option<i64>,
     id: &MessageId,
 ) -> Result<Option<StoredMessage>, DbError> {
+    let Some(author) = author else {
+        return Ok(None);
+    };
     let raw = stmt
-        .query_row([&author[..], &id[..]], RawMessage::from_row)
+        .query_row(params![author, &id[..]], RawMessage::from_row)
         .optional()?;
     raw.map(StoredMessage::try_from).transpose()
 }
 
-/// Inserts one message: `id`, `conv_peer`, `author`, `timestamp_ms`,
+/// Inserts one message: `id`, `conv_ref`, `author_ref`, `timestamp_ms`,
 /// `text`, `signature`, `outgoing`, `received_ms`, `order_ms`, `room`,
-/// `legacy`, `wire` as ?1 to ?12. Public (with [`INDEX_INSERTED`] and the
+/// `legacy`, `wire` as ?1 to ?12 (the refs are rows of `identities`). Public (with [`INDEX_INSERTED`] and the
 /// direct outbox's statements in `outbox`) so that the benchmark of
 /// natter's rows on plain SQLite runs these very statements.
 pub const INSERT_MESSAGE: &str = "INSERT INTO messages \
-     (id, conv_peer, author, timestamp_ms, text, signature, outgoing, received_ms, \
+     (id, conv_ref, author_ref, timestamp_ms, text, signature, outgoing, received_ms, \
       order_ms, room, legacy, wire) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) \
-     ON CONFLICT (id, author) DO NOTHING";
+     ON CONFLICT (id, author_ref) DO NOTHING";
 
 /// Adds the full-text entries of the messages stored as `seq` ?1 to ?2
 /// (one transaction's inserts, [`SeqRange::index`]).
@@ -205,12 +223,21 @@ impl<'c> MessageInsert<'c> {
 
     /// Inserts one message, returning its `seq`, or `None` if that
     /// author's message with that id is stored. The full-text entry is
-    /// added per batch ([`SeqRange::index`]).
-    pub(super) fn insert(&mut self, msg: &StoredMessage) -> Result<Option<i64>, DbError> {
+    /// added per batch ([`SeqRange::index`]); the keys' refs come from
+    /// `refs`, the transaction's interner.
+    pub(super) fn insert(
+        &mut self,
+        refs: &mut Interner<'_>,
+        msg: &StoredMessage,
+    ) -> Result<Option<i64>, DbError> {
+        let conv_ref = conv_peer(&msg.conversation)
+            .map(|peer| refs.intern(self.conn, peer))
+            .transpose()?;
+        let author_ref = refs.intern(self.conn, &msg.author)?;
         let inserted = self.stmt.execute(params![
             &msg.id[..],
-            conv_peer(&msg.conversation),
-            &msg.author[..],
+            conv_ref,
+            author_ref,
             to_sql_u64("timestamp_ms", msg.timestamp_ms)?,
             msg.text,
             msg.signature.as_ref().map(|s| &s[..]),
@@ -265,27 +292,32 @@ impl Store {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut refs = self.identities.interner();
         let mut new = Vec::with_capacity(msgs.len());
         let mut seqs = SeqRange::default();
         {
             let mut insert = MessageInsert::new(&tx)?;
             for msg in msgs {
-                let seq = insert.insert(msg)?;
+                let seq = insert.insert(&mut refs, msg)?;
                 seqs.add(seq);
                 new.push(seq.is_some());
             }
         }
         seqs.index(&tx)?;
         tx.commit()?;
+        refs.committed();
         Ok(new)
     }
 
     /// Whether `author`'s message with this id is stored.
     pub fn has_message(&self, author: &IdentityBytes, id: &MessageId) -> Result<bool, DbError> {
+        let Some(author) = self.identities.find(&self.conn, author)? else {
+            return Ok(false);
+        };
         let mut stmt = self
             .conn
-            .prepare_cached("SELECT 1 FROM messages WHERE id = ?2 AND author = ?1")?;
-        Ok(stmt.exists([&author[..], &id[..]])?)
+            .prepare_cached("SELECT 1 FROM messages WHERE id = ?2 AND author_ref = ?1")?;
+        Ok(stmt.exists(params![author, &id[..]])?)
     }
 
     /// `author`'s stored message with this id.
@@ -294,6 +326,7 @@ impl Store {
         author: &IdentityBytes,
         id: &MessageId,
     ) -> Result<Option<StoredMessage>, DbError> {
+        let author = self.identities.find(&self.conn, author)?;
         read_by_key(&mut by_key_statement(&self.conn)?, author, id)
     }
 
@@ -313,7 +346,10 @@ impl Store {
         let mut stmt = by_key_statement(&tx)?;
         let out = keys
             .iter()
-            .map(|(author, id)| read_by_key(&mut stmt, author, id))
+            .map(|(author, id)| {
+                let author = self.identities.find(&tx, author)?;
+                read_by_key(&mut stmt, author, id)
+            })
             .collect::<Result<Vec<_>, _>>()?;
         drop(stmt);
         tx.commit()?;
@@ -348,15 +384,26 @@ impl Store {
                 ),
                 params![&room[..], sql_limit(limit)],
             )?,
-            (None, peer) => query_messages(
-                &self.conn,
-                &format!(
-                    "SELECT {MESSAGE_COLUMNS} FROM messages AS m \
-                     WHERE m.conv_peer IS ?1 \
-                     ORDER BY m.order_ms DESC, m.seq DESC LIMIT ?2"
-                ),
-                params![peer, sql_limit(limit)],
-            )?,
+            (None, peer) => {
+                // NULL: the public room. A peer without a ref has no
+                // conversation stored.
+                let conv_ref = match peer {
+                    None => None,
+                    Some(peer) => match self.identities.find(&self.conn, peer)? {
+                        Some(r) => Some(r),
+                        None => return Ok(Vec::new()),
+                    },
+                };
+                query_messages(
+                    &self.conn,
+                    &format!(
+                        "SELECT {MESSAGE_COLUMNS} FROM messages AS m \
+                         WHERE m.conv_ref IS ?1 \
+                         ORDER BY m.order_ms DESC, m.seq DESC LIMIT ?2"
+                    ),
+                    params![conv_ref, sql_limit(limit)],
+                )?
+            }
         };
         msgs.reverse();
         Ok(msgs)
@@ -448,7 +495,7 @@ impl Store {
             &self.conn,
             &format!(
                 "SELECT {MESSAGE_COLUMNS} FROM messages AS m \
-                 WHERE m.conv_peer IS NULL AND m.order_ms >= ?1 \
+                 WHERE m.conv_ref IS NULL AND m.order_ms >= ?1 \
                    AND m.timestamp_ms <= ?2 AND m.signature IS NOT NULL \
                  ORDER BY m.order_ms, m.seq LIMIT ?3"
             ),
@@ -466,7 +513,7 @@ impl Store {
         let at_most = i64::try_from(at_most_ms).unwrap_or(i64::MAX);
         let mut stmt = self.conn.prepare_cached(
             "SELECT m.order_ms FROM messages AS m \
-             WHERE m.conv_peer IS NULL AND m.order_ms <= ?1 \
+             WHERE m.conv_ref IS NULL AND m.order_ms <= ?1 \
              ORDER BY m.order_ms DESC LIMIT 1",
         )?;
         let newest: Option<i64> = stmt.query_row([at_most], |row| row.get(0)).optional()?;

@@ -43,7 +43,7 @@
 //! `PRAGMA user_version` counts how many have been applied, and each one runs
 //! in its own transaction together with the version bump. The current schema
 //! is [`MIGRATIONS`] applied in order (`schema_v1.sql`, then `schema_v2.sql`
-//! to `schema_v8.sql`; version 1 is reproduced here, the later steps say
+//! to `schema_v10.sql`; version 1 is reproduced here, the later steps say
 //! what they change):
 //!
 //! ```sql
@@ -63,6 +63,11 @@
 //!   is the author's timestamp capped at arrival plus the clock skew; the
 //!   index `(conv_peer, order_ms, seq)` serves both history and public
 //!   catch-up without sorting.
+//! - Since version 10 a message row holds neither key itself: `author_ref`
+//!   and `conv_ref` name rows of `identities (ref, key)`, where each key is
+//!   stored once, so the row and both index keys above are small (the
+//!   `UNIQUE` rule is `(id, author_ref)`, the same rule). The store
+//!   remembers the refs it used (`identities.rs`).
 //! - `messages_fts` is an FTS5 *external-content* table over `messages.text`
 //!   (tokenizer `unicode61 remove_diacritics 2`), keyed by `seq` and kept in
 //!   sync by triggers, so the text is stored once. Search asks FTS5 for
@@ -87,6 +92,7 @@
 //! plain row types below; a bad row is an error, never a panic.
 
 mod direct_outbox;
+mod identities;
 mod messages;
 mod outbox;
 mod peers;
@@ -105,6 +111,7 @@ use rusqlite::{Connection, ErrorCode, OptionalExtension};
 pub use direct_outbox::{
     ADD_RECEIPTS, ADD_WAITING, DELETE_WAITING, RECEIPTS_BEFORE, WAITING_BEFORE,
 };
+pub use identities::REMEMBERED_REFS;
 pub use messages::{INDEX_INSERTED, INSERT_MESSAGE};
 pub use outbox::FIND_OWN_DIRECT;
 pub use schema::{MIGRATIONS, SCHEMA_VERSION};
@@ -214,6 +221,8 @@ pub struct Store {
     _lock: Option<File>,
     /// Our direct messages stored lately, for their acks.
     sent_lately: sent_lately::SentLately,
+    /// The refs of identity keys in `identities` (schema version 10).
+    identities: identities::IdentityRefs,
 }
 
 impl Store {
@@ -270,6 +279,7 @@ impl Store {
             conn,
             _lock: Some(lock),
             sent_lately: Default::default(),
+            identities: Default::default(),
         })
     }
 
@@ -282,6 +292,7 @@ impl Store {
             conn,
             _lock: None,
             sent_lately: Default::default(),
+            identities: Default::default(),
         })
     }
 
@@ -292,6 +303,7 @@ impl Store {
             conn,
             _lock: None,
             sent_lately: Default::default(),
+            identities: Default::default(),
         }
     }
 

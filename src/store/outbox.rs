@@ -20,13 +20,13 @@ use super::{
     StoredMessage,
 };
 
-/// The `seq` of our direct message `id` ?1 to `peer` ?2, if there is one:
-/// found through the (id, author) index (at most one outgoing row has a
+/// The `seq` of our direct message `id` ?1 to the peer whose ref is ?2
+/// (`identities.ref`), if there is one: found through the (id, author) index (at most one outgoing row has a
 /// given id: the author of every outgoing row is us). The `+`s keep SQLite
 /// on that index. Public for the benchmark, like
 /// `messages::INSERT_MESSAGE`.
 pub const FIND_OWN_DIRECT: &str = "SELECT seq FROM messages \
-     WHERE id = ?1 AND +outgoing = 1 AND +conv_peer = ?2";
+     WHERE id = ?1 AND +outgoing = 1 AND +conv_ref = ?2";
 
 /// Whether `peer`'s entry for `msg` is a direct one: our own direct
 /// message, to the peer of its conversation.
@@ -80,6 +80,7 @@ impl Store {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut refs = self.identities.interner();
         let mut out = Vec::with_capacity(items.len());
         let mut seqs = SeqRange::default();
         // Our direct messages, a run per peer and burst of consecutive seqs.
@@ -88,7 +89,7 @@ impl Store {
         {
             let mut insert = MessageInsert::new(&tx)?;
             for (msg, recipients) in items {
-                let Some(seq) = insert.insert(msg)? else {
+                let Some(seq) = insert.insert(&mut refs, msg)? else {
                     out.push(false);
                     continue;
                 };
@@ -115,6 +116,7 @@ impl Store {
             direct::add_waiting(&tx, peer, run)?;
         }
         tx.commit()?;
+        refs.committed();
         for (id, seq, peer) in sent {
             self.sent_lately.note(id, seq, peer);
         }
@@ -132,11 +134,13 @@ impl Store {
         let mut added = 0;
         {
             let mut own = tx.prepare_cached(
-                "SELECT 1 FROM messages WHERE seq = ?1 AND outgoing = 1 AND conv_peer = ?2",
+                "SELECT 1 FROM messages WHERE seq = ?1 AND outgoing = 1 AND conv_ref = ?2",
             )?;
             for (id, peer) in entries {
                 let seq = message_seq(&tx, id)?.ok_or(DbError::UnknownMessage { id: *id })?;
-                let new = if !own.exists(params![seq, &peer[..]])? {
+                // A peer without a ref has no direct conversation stored.
+                let peer_ref = self.identities.find(&tx, peer)?;
+                let new = if !own.exists(params![seq, peer_ref])? {
                     queue(&tx, seq, peer)?
                 } else if direct::is_waiting(&tx, peer, seq)? {
                     false
@@ -195,6 +199,9 @@ impl Store {
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut entries = Vec::with_capacity(ids.len());
         let mut direct = Vec::new();
+        // A peer without a ref has no direct message of ours (NULL matches
+        // no row of FIND_OWN_DIRECT).
+        let peer_ref = self.identities.find(&tx, peer)?;
         {
             let mut find_direct = tx.prepare_cached(FIND_OWN_DIRECT)?;
             let mut delete =
@@ -207,7 +214,7 @@ impl Store {
                 let own = match self.sent_lately.take(id, peer) {
                     Some(seq) => Some(seq),
                     None => find_direct
-                        .query_row(params![&id[..], &peer[..]], |row| row.get(0))
+                        .query_row(params![&id[..], peer_ref], |row| row.get(0))
                         .optional()?,
                 };
                 if let Some(seq) = own {
@@ -314,13 +321,13 @@ impl Store {
 /// the peer of its conversation.
 fn own_direct(conn: &Connection, id: &MessageId) -> Result<Option<(i64, IdentityBytes)>, DbError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT seq, conv_peer FROM messages \
-         WHERE id = ?1 AND +outgoing = 1 AND +conv_peer IS NOT NULL",
+        "SELECT seq, (SELECT key FROM identities WHERE ref = conv_ref) FROM messages \
+         WHERE id = ?1 AND +outgoing = 1 AND +conv_ref IS NOT NULL",
     )?;
     let row: Option<(i64, Vec<u8>)> = stmt
         .query_row([&id[..]], |row| Ok((row.get(0)?, row.get(1)?)))
         .optional()?;
-    row.map(|(seq, peer)| Ok((seq, to_array("messages.conv_peer", peer)?)))
+    row.map(|(seq, peer)| Ok((seq, to_array("messages.conv_ref's key", peer)?)))
         .transpose()
 }
 

@@ -405,7 +405,26 @@ fn a_failing_batch_stores_nothing() {
         other => panic!("expected OutOfRange, got {other:?}"),
     }
     assert!(!s.has_message(&good.author, &good.id).unwrap());
-    assert_eq!(s.insert_messages(&[good]).unwrap(), [true]);
+    // The failed transaction gave Alice's key a ref and took it back:
+    // the store must not remember it, or Bob, stored first now, would
+    // get the same ref and Alice's message would read as his.
+    assert_eq!(s.identities.remembered(&ALICE), None);
+    let bobs = public(3, BOB, 12, "bob's");
+    assert_eq!(
+        s.insert_messages(std::slice::from_ref(&bobs)).unwrap(),
+        [true]
+    );
+    assert_eq!(
+        s.insert_messages(std::slice::from_ref(&good)).unwrap(),
+        [true]
+    );
+    assert_eq!(s.get_message(&ALICE, &good.id).unwrap(), Some(good));
+    assert_eq!(s.get_message(&BOB, &bobs.id).unwrap(), Some(bobs));
+    assert!(s.identities.remembered(&ALICE).is_some());
+    assert_ne!(
+        s.identities.remembered(&ALICE),
+        s.identities.remembered(&BOB)
+    );
 }
 
 #[test]
@@ -675,11 +694,11 @@ fn hot_queries_do_not_sort_or_scan() {
     );
     assert!(!search.contains("TEMP B-TREE"), "{search}");
     assert!(search.starts_with("SCAN f VIRTUAL TABLE"), "{search}");
-    for conv in ["NULL", "x'00'"] {
+    for conv in ["NULL", "1"] {
         let history = plan(
             &s,
             &format!(
-                "SELECT {cols} FROM messages AS m WHERE m.conv_peer IS {conv} \
+                "SELECT {cols} FROM messages AS m WHERE m.conv_ref IS {conv} \
                  ORDER BY m.order_ms DESC, m.seq DESC LIMIT 10"
             ),
         );
@@ -689,7 +708,7 @@ fn hot_queries_do_not_sort_or_scan() {
     let since = plan(
         &s,
         &format!(
-            "SELECT {cols} FROM messages AS m WHERE m.conv_peer IS NULL AND m.order_ms >= 5 \
+            "SELECT {cols} FROM messages AS m WHERE m.conv_ref IS NULL AND m.order_ms >= 5 \
              AND m.timestamp_ms <= 9 AND m.signature IS NOT NULL ORDER BY m.order_ms, m.seq LIMIT 10"
         ),
     );
@@ -698,7 +717,7 @@ fn hot_queries_do_not_sort_or_scan() {
     let newest = plan(
         &s,
         "SELECT m.order_ms FROM messages AS m \
-         WHERE m.conv_peer IS NULL AND m.order_ms <= 5 \
+         WHERE m.conv_ref IS NULL AND m.order_ms <= 5 \
          ORDER BY m.order_ms DESC LIMIT 1",
     );
     assert!(!newest.contains("TEMP B-TREE"), "{newest}");
@@ -710,9 +729,23 @@ fn hot_queries_do_not_sort_or_scan() {
         &s,
         &super::FIND_OWN_DIRECT
             .replace("?1", "x'00'")
-            .replace("?2", "x'01'"),
+            .replace("?2", "1"),
     );
     assert!(find.contains("sqlite_autoindex_messages"), "{find}");
+    // Reading a row's keys through their refs, and a key's ref: by key.
+    for (sql, key) in [
+        (
+            "SELECT key FROM identities WHERE ref = 1",
+            "INTEGER PRIMARY KEY",
+        ),
+        (
+            "SELECT ref FROM identities WHERE key = x'01'",
+            "sqlite_autoindex_identities",
+        ),
+    ] {
+        let p = plan(&s, sql);
+        assert!(p.contains(key) && !p.contains("SCAN"), "{sql}: {p}");
+    }
     for (sql, key) in [
         (
             super::WAITING_BEFORE,
@@ -1648,7 +1681,7 @@ fn a_direct_message_waits_in_its_own_tables() {
         count(
             &s,
             "SELECT count(*) FROM outbox AS o JOIN messages AS m ON m.seq = o.message_seq \
-             WHERE m.conv_peer IS NOT NULL"
+             WHERE m.conv_ref IS NOT NULL"
         ),
         0,
         "still in its own table"
@@ -1922,6 +1955,134 @@ fn migration_to_v9_moves_direct_waits_and_receipts_into_their_tables() {
     let count = |sql: &str| -> i64 { s.conn.query_row(sql, [], |r| r.get(0)).unwrap() };
     assert_eq!(count("SELECT count(*) FROM direct_waiting"), 1);
     assert_eq!(count("SELECT count(*) FROM direct_receipts"), 0);
+}
+
+/// Version 10 stores each identity key once, in `identities`, and
+/// names it by ref in `messages`: a version-9 database keeps every column
+/// of every message (the keys read back through their refs), its outbox
+/// rows, receipts, waiting runs and full-text index; the `(id, author)`
+/// rule and the cascades hold as before, and a key still named by a
+/// message cannot be deleted.
+#[test]
+fn migration_to_v10_stores_each_key_once() {
+    let mut conn = db_at_version(9);
+    let hex = natter_core::hex;
+    let (bob, carol, me) = (hex(&BOB), hex(&CAROL), hex(&ME));
+    conn.execute_batch(&format!(
+        "INSERT INTO messages (seq, id, conv_peer, author, timestamp_ms, text, signature, \
+           outgoing, received_ms, order_ms, room, legacy, wire) VALUES \
+           (3, x'{id1}', x'{bob}', x'{me}', 10, 'zebra waiting', NULL, 1, 11, 10, NULL, 0, NULL), \
+           (4, x'{id2}', x'{bob}', x'{bob}', 20, 'from bob', NULL, 0, 21, 20, NULL, 0, x'0a'), \
+           (5, x'{id3}', NULL, x'{carol}', 30, 'room post', zeroblob(64), 0, 31, 30, zeroblob(32), 0, NULL), \
+           (7, x'{id3}', NULL, x'{bob}', 40, 'same id, bob', zeroblob(64), 0, 41, 40, NULL, 1, NULL), \
+           (9, x'{id4}', NULL, x'{me}', 50, 'log', zeroblob(64), 1, 51, 50, zeroblob(32), 2, x'0102');
+         INSERT INTO messages_fts (rowid, text) SELECT seq, text FROM messages;
+         INSERT INTO outbox (peer, message_seq) VALUES (x'{carol}', 9);
+         INSERT INTO deliveries (message_seq, peer, acked_ms) VALUES (9, x'{bob}', 55);
+         INSERT INTO direct_waiting (peer, first_seq, last_seq) VALUES (x'{bob}', 3, 3);",
+        id1 = hex(&id(1)),
+        id2 = hex(&id(2)),
+        id3 = hex(&id(3)),
+        id4 = hex(&id(4)),
+    ))
+    .unwrap();
+    let columns = "seq, id, {conv}, {author}, timestamp_ms, text, signature, outgoing, \
+                   received_ms, order_ms, room, legacy, wire";
+    let dump = |conn: &rusqlite::Connection, conv: &str, author: &str| {
+        let sql = format!(
+            "SELECT {} FROM messages ORDER BY seq",
+            columns.replace("{conv}", conv).replace("{author}", author)
+        );
+        rows(conn, &sql, |r| {
+            (0..13)
+                .map(|i| r.get::<_, rusqlite::types::Value>(i))
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })
+    };
+    let before = dump(&conn, "conv_peer", "author");
+    super::schema::migrate(&mut conn, &super::MIGRATIONS[..10]).unwrap();
+    let after = dump(
+        &conn,
+        "(SELECT key FROM identities WHERE ref = conv_ref)",
+        "(SELECT key FROM identities WHERE ref = author_ref)",
+    );
+    assert_eq!(after, before);
+    let count = |conn: &rusqlite::Connection, sql: &str| -> i64 {
+        conn.query_row(sql, [], |r| r.get(0)).unwrap()
+    };
+    assert_eq!(
+        count(&conn, "SELECT count(*) FROM identities"),
+        3,
+        "me, bob, carol"
+    );
+    // The rule is (id, author): one author cannot reuse an id.
+    let again = format!(
+        "INSERT INTO messages (id, conv_ref, author_ref, timestamp_ms, text, outgoing, \
+           received_ms, order_ms) SELECT x'{}', NULL, ref, 1, 'x', 0, 1, 1 \
+         FROM identities WHERE key = x'{carol}'",
+        hex(&id(3))
+    );
+    assert!(conn.execute(&again, []).is_err(), "carol's id 3 again");
+    // A key a message names cannot go; a ref that names no key is refused.
+    assert!(conn
+        .execute(&format!("DELETE FROM identities WHERE key = x'{bob}'"), [])
+        .is_err());
+    assert!(conn
+        .execute(
+            "INSERT INTO messages (id, conv_ref, author_ref, timestamp_ms, text, outgoing, \
+               received_ms, order_ms) VALUES (zeroblob(16), 99, 1, 1, 'x', 0, 1, 1)",
+            []
+        )
+        .is_err());
+    // The same tables, indexes and triggers as a database made at version
+    // 10 from the start.
+    let names = |conn: &rusqlite::Connection| {
+        strings(
+            conn,
+            "SELECT type || ' ' || name || ' ' || tbl_name FROM sqlite_schema ORDER BY 1",
+        )
+    };
+    let mut fresh = rusqlite::Connection::open_in_memory().unwrap();
+    super::schema::migrate(&mut fresh, &super::MIGRATIONS[..10]).unwrap();
+    assert_eq!(names(&conn), names(&fresh));
+    // The store reads what it read before, through the refs.
+    let mut s = Store::from_connection_for_tests(conn);
+    assert_eq!(
+        texts(&s.history(&ConversationKey::Direct(BOB), 10).unwrap()),
+        ["zebra waiting", "from bob"]
+    );
+    assert_eq!(
+        s.get_message(&BOB, &id(3)).unwrap().unwrap().text,
+        "same id, bob"
+    );
+    assert_eq!(
+        s.get_message(&CAROL, &id(3)).unwrap().unwrap().text,
+        "room post"
+    );
+    assert_eq!(s.get_message(&ME, &id(3)).unwrap(), None);
+    assert_eq!(
+        s.get_message(&ALICE, &id(3)).unwrap(),
+        None,
+        "no ref at all"
+    );
+    assert!(s
+        .history(&ConversationKey::Direct(ALICE), 10)
+        .unwrap()
+        .is_empty());
+    assert_eq!(ids(&s.outbox_for_peer(&BOB, 10).unwrap()), [id(1)]);
+    assert_eq!(ids(&s.outbox_for_peer(&CAROL, 10).unwrap()), [id(4)]);
+    assert_eq!(s.delivered_to(&id(4)).unwrap(), [BOB]);
+    assert_eq!(s.pending_peers(&id(1)).unwrap(), [BOB]);
+    assert_eq!(s.search("zebra", None, 10).unwrap().len(), 1);
+    assert_eq!(s.outbox_ack(&BOB, &[id(1)], 60).unwrap(), [id(1)]);
+    assert_eq!(s.delivered_to(&id(1)).unwrap(), [BOB]);
+    // Deleting a message cascades and leaves its runs, as before.
+    s.conn
+        .execute("DELETE FROM messages WHERE seq IN (3, 9)", [])
+        .unwrap();
+    assert_eq!(count(&s.conn, "SELECT count(*) FROM direct_receipts"), 0);
+    assert_eq!(count(&s.conn, "SELECT count(*) FROM outbox"), 0);
+    assert_eq!(count(&s.conn, "SELECT count(*) FROM deliveries"), 0);
 }
 
 /// A message deleted by hand (natter never deletes one) is cut out of the
