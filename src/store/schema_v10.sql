@@ -2,13 +2,13 @@
 -- small integer, a row of `identities`, not by the 32-byte key itself.
 --
 -- Every message row held two identity keys, and both were in an index:
--- the `(id, author)` key that drops duplicates was 48 bytes, the
--- `(conv_peer, order_ms, seq)` key of history 48 more. On a chat of one
--- peer every row repeated the same two keys. With the keys stored once,
--- in `identities`, the row is 62 bytes shorter and both index keys are
--- 17–20 bytes: SQLite's work per message stored (insert, index entries,
--- the pages a commit writes) fell by about a sixth (docs/PERFORMANCE.md,
--- "Chat rate, eighth look").
+-- the `(id, author)` key that drops duplicates and history's
+-- `(conv_peer, order_ms, seq)`. On a chat of one peer every row repeated
+-- the same two keys. With the keys stored once, in `identities`, the row
+-- is 62 bytes shorter, the duplicate rule's key holds 17 bytes of values
+-- instead of 48 and history's 31 fewer: SQLite's work per message stored
+-- (insert, index entries, the pages a commit writes) fell by about a
+-- sixth (docs/PERFORMANCE.md, "Chat rate, eighth look").
 --
 -- `identities (ref, key)`: one row per identity key that authored a
 -- stored message or is the peer of a direct conversation; `ref` is the
