@@ -43,7 +43,7 @@
 //! `PRAGMA user_version` counts how many have been applied, and each one runs
 //! in its own transaction together with the version bump. The current schema
 //! is [`MIGRATIONS`] applied in order (`schema_v1.sql`, then `schema_v2.sql`
-//! to `schema_v10.sql`; version 1 is reproduced here, the later steps say
+//! to `schema_v11.sql`; version 1 is reproduced here, the later steps say
 //! what they change):
 //!
 //! ```sql
@@ -70,7 +70,9 @@
 //!   remembers the refs it used (`identities.rs`).
 //! - `messages_fts` is an FTS5 *external-content* table over `messages.text`
 //!   (tokenizer `unicode61 remove_diacritics 2`), keyed by `seq` and kept in
-//!   sync by triggers, so the text is stored once. Search asks FTS5 for
+//!   sync by triggers, so the text is stored once. Since version 11 it keeps
+//!   no per-row token counts (`columnsize = 0`): only ranking reads them,
+//!   and natter does not rank. Search asks FTS5 for
 //!   `ORDER BY rowid DESC LIMIT n`, which it answers by walking the index
 //!   backwards and stopping after `n` hits: fast at millions of rows. The
 //!   order is therefore *most recently stored* first, which is the author's

@@ -2085,6 +2085,83 @@ fn migration_to_v10_stores_each_key_once() {
     assert_eq!(count(&s.conn, "SELECT count(*) FROM deliveries"), 0);
 }
 
+/// Version 11 builds the full-text index again without per-row token
+/// counts: every search matches what it matched before the migration
+/// (words, diacritics, a phrase), the index passes FTS5's own check, the
+/// docsize table is gone, and the triggers still take a deleted or edited
+/// message out of the index.
+#[test]
+fn migration_to_v11_keeps_every_search() {
+    let conn = db_at_version(10);
+    let hex = natter_core::hex;
+    conn.execute_batch(&format!(
+        "INSERT INTO identities (ref, key) VALUES (1, x'{me}'), (2, x'{bob}');
+         INSERT INTO messages (seq, id, conv_ref, author_ref, timestamp_ms, text, outgoing, \
+           received_ms, order_ms) VALUES \
+           (1, x'{id1}', 2, 1, 10, 'Crème brûlée at noon', 1, 10, 10), \
+           (2, x'{id2}', 2, 2, 20, 'the foo-bar meeting', 0, 20, 20), \
+           (3, x'{id3}', NULL, 2, 30, 'bar foo, not the phrase', 0, 30, 30), \
+           (4, x'{id4}', NULL, 1, 40, '', 1, 40, 40);
+         INSERT INTO messages_fts (rowid, text) SELECT seq, text FROM messages;",
+        me = hex(&ME),
+        bob = hex(&BOB),
+        id1 = hex(&id(1)),
+        id2 = hex(&id(2)),
+        id3 = hex(&id(3)),
+        id4 = hex(&id(4)),
+    ))
+    .unwrap();
+    let queries = [
+        "creme",
+        "BRULEE noon",
+        "foo-bar",
+        "foo bar",
+        "bar",
+        "nothing",
+    ];
+    let search = |s: &Store| -> Vec<Vec<MessageId>> {
+        queries
+            .iter()
+            .map(|q| ids(&s.search(q, None, 10).unwrap()))
+            .collect()
+    };
+    let s = Store::from_connection_for_tests(conn);
+    let before = search(&s);
+    assert_eq!(before[2], [id(2)], "the phrase");
+    assert_eq!(before[3], [id(3), id(2)]);
+    let mut conn = s.conn;
+    super::schema::migrate(&mut conn, &super::MIGRATIONS[..11]).unwrap();
+    let tables = strings(&conn, "SELECT name FROM sqlite_schema WHERE type = 'table'");
+    assert!(tables.iter().any(|t| t == "messages_fts"), "{tables:?}");
+    assert!(
+        !tables.iter().any(|t| t == "messages_fts_docsize"),
+        "{tables:?}"
+    );
+    conn.execute(
+        "INSERT INTO messages_fts (messages_fts, rank) VALUES ('integrity-check', 1)",
+        [],
+    )
+    .unwrap();
+    let s = Store::from_connection_for_tests(conn);
+    assert_eq!(search(&s), before);
+    // The triggers name the new table.
+    s.conn
+        .execute("DELETE FROM messages WHERE seq = 2", [])
+        .unwrap();
+    s.conn
+        .execute("UPDATE messages SET text = 'custard' WHERE seq = 1", [])
+        .unwrap();
+    assert!(s.search("foo-bar", None, 10).unwrap().is_empty());
+    assert!(s.search("creme", None, 10).unwrap().is_empty());
+    assert_eq!(ids(&s.search("custard", None, 10).unwrap()), [id(1)]);
+    s.conn
+        .execute(
+            "INSERT INTO messages_fts (messages_fts, rank) VALUES ('integrity-check', 1)",
+            [],
+        )
+        .unwrap();
+}
+
 /// A message deleted by hand (natter never deletes one) is cut out of the
 /// runs that held it, whichever place it had in them, so no run goes on
 /// naming its `seq`, which SQLite may give the next message stored.
