@@ -213,7 +213,20 @@ impl Directory {
     pub fn resolve(&self, name: &str) -> Result<IdentityKey, ResolveError> {
         let trimmed = name.trim();
         let nick = trimmed.split_once('#').map_or(trimmed, |(n, _)| n);
-        let pool: Vec<Candidate> = match self.by_nick.get(&nick.to_ascii_lowercase()) {
+        let sharing = self.by_nick.get(&nick.to_ascii_lowercase());
+        // The common case, a bare nickname one peer has: what `resolve`
+        // answers, without copying the candidates' nicknames first (a
+        // burst of `/msg` asks once per message).
+        if let Some(ids) = sharing.filter(|ids| ids.len() == 1 && nick.len() == trimmed.len()) {
+            if let Some(id) = ids.first() {
+                let named = self.entries.get(id);
+                if !nick.is_empty() && named.is_some_and(|e| e.nickname.eq_ignore_ascii_case(nick))
+                {
+                    return Ok(*id);
+                }
+            }
+        }
+        let pool: Vec<Candidate> = match sharing {
             Some(ids) if !nick.is_empty() => ids
                 .iter()
                 .filter_map(|id| {
@@ -412,6 +425,74 @@ mod tests {
         }
         // Too short a fingerprint prefix names nobody.
         assert!(resolve(&cs, &fp2.as_str()[..3]).is_err());
+    }
+
+    /// The directory's look-up through its nickname index answers every
+    /// typed name as [`resolve`] does over every identity it knows:
+    /// nicknames in any case, shared, renamed and forgotten, fingerprints
+    /// alone and after a nickname, names nobody has.
+    #[test]
+    fn the_directory_resolves_as_resolve_does_over_everyone() {
+        let mut d = Directory::default();
+        for (n, nick) in [
+            (1, "alice"),
+            (2, "bob"),
+            (3, "Bob"),
+            (4, "carol"),
+            (5, "dave"),
+            (6, "Ünïcode"),
+        ] {
+            d.learn(key(n), nick);
+        }
+        d.learn(key(4), "erin");
+        d.learn(key(7), "gone");
+        d.forget(key(7));
+        let mut names: Vec<String> = [
+            "alice",
+            "ALICE",
+            " alice ",
+            "bob",
+            "BOB",
+            "carol",
+            "erin",
+            "Erin",
+            "dave",
+            "Ünïcode",
+            "ünïcode",
+            "gone",
+            "nobody",
+            "",
+            "#",
+            "alice#",
+            "a",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        for n in [1, 2, 3, 5, 7] {
+            let fp = key(n).fingerprint();
+            names.push(fp.short());
+            names.push(fp.as_str()[..3].to_string());
+            names.push(format!("bob#{}", &fp.as_str()[..4]));
+            names.push(format!("alice#{}", &fp.as_str()[..6]));
+            names.push(format!("#{}", &fp.as_str()[..5]));
+        }
+        // The peer picked, or the candidates of an ambiguous name; an
+        // unknown name's error lists the peers it was compared with,
+        // which the index narrows on purpose.
+        let outcome = |r: Result<IdentityKey, ResolveError>| match r {
+            Ok(id) => Ok(id),
+            Err(ResolveError::Unknown { .. }) => Err(None),
+            Err(ResolveError::Ambiguous { candidates, .. }) => Err(Some(candidates)),
+        };
+        let everyone = d.candidates();
+        for name in &names {
+            assert_eq!(
+                outcome(d.resolve(name)),
+                outcome(resolve(&everyone, name)),
+                "{name:?}"
+            );
+        }
     }
 
     #[test]

@@ -330,11 +330,11 @@ impl Node {
     /// than the verified contact's is refused until the user decides.
     pub(super) fn resolve_for_sending(&self, name: &str) -> Result<IdentityKey, NodeError> {
         let id = self.resolve(name)?;
-        let nick = self.nick_of(&id);
+        let nick = self.current_nick(&id);
         let by_fingerprint = name.contains('#') || !nick.eq_ignore_ascii_case(name.trim());
-        if !by_fingerprint && self.trust_of(&id, &nick) == TrustState::KeyChanged {
+        if !by_fingerprint && self.trust_of(&id, nick) == TrustState::KeyChanged {
             return Err(NodeError::NicknameOfVerifiedContact {
-                nickname: crate::names::clamp_nick(&nick),
+                nickname: crate::names::clamp_nick(nick),
                 short_fingerprint: id.fingerprint().short(),
             });
         }
@@ -343,12 +343,17 @@ impl Node {
 
     /// Latest nickname of a key: live peer first, then the trust store.
     pub(super) fn nick_of(&self, id: &IdentityKey) -> String {
+        self.current_nick(id).to_owned()
+    }
+
+    /// [`Node::nick_of`], borrowed (empty if none is known).
+    fn current_nick(&self, id: &IdentityKey) -> &str {
         if *id == self.local.identity_key() {
-            return self.cfg.nickname.clone();
+            return &self.cfg.nickname;
         }
         match self.peers.get(id) {
-            Some(p) => p.nickname.clone(),
-            None => self.stored_nick(id),
+            Some(p) => &p.nickname,
+            None => self.names.nickname(id).unwrap_or_default(),
         }
     }
 
