@@ -193,9 +193,10 @@ fn read_by_key(
 
 /// Inserts one message: `id`, `conv_ref`, `author_ref`, `timestamp_ms`,
 /// `text`, `signature`, `outgoing`, `received_ms`, `order_ms`, `room`,
-/// `legacy`, `wire` as ?1 to ?12 (the refs are rows of `identities`). Public (with [`INDEX_INSERTED`] and the
-/// direct outbox's statements in `outbox`) so that the benchmark of
-/// natter's rows on plain SQLite runs these very statements.
+/// `legacy`, `wire` as ?1 to ?12 (the refs are rows of `identities`).
+/// Public (with [`INDEX_INSERTED`] and the direct outbox's statements in
+/// `outbox`) so that the benchmark of natter's rows on plain SQLite runs
+/// these very statements.
 pub const INSERT_MESSAGE: &str = "INSERT INTO messages \
      (id, conv_ref, author_ref, timestamp_ms, text, signature, outgoing, received_ms, \
       order_ms, room, legacy, wire) \
