@@ -217,14 +217,17 @@ impl Directory {
         // The common case, a bare nickname one peer has: what `resolve`
         // answers, without copying the candidates' nicknames first (a
         // burst of `/msg` asks once per message).
-        if let Some(ids) = sharing.filter(|ids| ids.len() == 1 && nick.len() == trimmed.len()) {
-            if let Some(id) = ids.first() {
-                let named = self.entries.get(id);
-                if !nick.is_empty() && named.is_some_and(|e| e.nickname.eq_ignore_ascii_case(nick))
-                {
-                    return Ok(*id);
-                }
-            }
+        let bare = !nick.is_empty() && nick.len() == trimmed.len();
+        let only = sharing
+            .filter(|ids| bare && ids.len() == 1)
+            .and_then(|ids| ids.first());
+        let named = |id: &&IdentityKey| {
+            self.entries
+                .get(*id)
+                .is_some_and(|e| e.nickname.eq_ignore_ascii_case(nick))
+        };
+        if let Some(id) = only.filter(named) {
+            return Ok(*id);
         }
         let pool: Vec<Candidate> = match sharing {
             Some(ids) if !nick.is_empty() => ids

@@ -77,22 +77,23 @@ pub(super) struct Interner<'a> {
 
 impl Interner<'_> {
     /// The ref of `key`, adding its row to `identities` (inside the
-    /// caller's transaction, `conn`) if it has none.
+    /// caller's transaction, `conn`) if it has none. The transaction
+    /// holds the write lock, so nothing adds the row between the look-up
+    /// and the insert.
     pub(super) fn intern(
         &mut self,
         conn: &Connection,
         key: &IdentityBytes,
     ) -> Result<i64, DbError> {
-        if let Some(r) = self.refs.known.get(key).or_else(|| self.fresh.get(key)) {
+        if let Some(r) = self.fresh.get(key) {
             return Ok(*r);
         }
-        conn.prepare_cached(
-            "INSERT INTO identities (key) VALUES (?1) ON CONFLICT (key) DO NOTHING",
-        )?
-        .execute([&key[..]])?;
-        let r: i64 = conn
-            .prepare_cached("SELECT ref FROM identities WHERE key = ?1")?
-            .query_row([&key[..]], |row| row.get(0))?;
+        let r = match self.refs.find(conn, key)? {
+            Some(r) => r,
+            None => conn
+                .prepare_cached("INSERT INTO identities (key) VALUES (?1) RETURNING ref")?
+                .query_row([&key[..]], |row| row.get(0))?,
+        };
         self.fresh.insert(*key, r);
         Ok(r)
     }

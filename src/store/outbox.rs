@@ -199,8 +199,7 @@ impl Store {
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut entries = Vec::with_capacity(ids.len());
         let mut direct = Vec::new();
-        // A peer without a ref has no direct message of ours (NULL matches
-        // no row of FIND_OWN_DIRECT).
+        // A peer without a ref has no direct message of ours.
         let peer_ref = self.identities.find(&tx, peer)?;
         {
             let mut find_direct = tx.prepare_cached(FIND_OWN_DIRECT)?;
@@ -211,11 +210,12 @@ impl Store {
                  ON CONFLICT (message_seq, peer) DO NOTHING",
             )?;
             for id in ids {
-                let own = match self.sent_lately.take(id, peer) {
-                    Some(seq) => Some(seq),
-                    None => find_direct
+                let own = match (self.sent_lately.take(id, peer), peer_ref) {
+                    (Some(seq), _) => Some(seq),
+                    (None, Some(peer_ref)) => find_direct
                         .query_row(params![&id[..], peer_ref], |row| row.get(0))
                         .optional()?,
+                    (None, None) => None,
                 };
                 if let Some(seq) = own {
                     direct.push(seq);
