@@ -242,6 +242,9 @@ impl ChatStore for PanicOnSearch {
     ) -> Result<Vec<bool>, StoreError> {
         self.0.insert_outgoing_batch(items)
     }
+    fn outbox_add(&mut self, entries: &[(MessageId, IdentityBytes)]) -> Result<usize, StoreError> {
+        self.0.outbox_add(entries)
+    }
     fn outbox_for_peer(
         &self,
         p: &IdentityBytes,

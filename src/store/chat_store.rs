@@ -81,6 +81,9 @@ impl ChatStore for Store {
     ) -> Result<Vec<bool>, StoreError> {
         Ok(Store::insert_outgoing_batch(self, items)?)
     }
+    fn outbox_add(&mut self, entries: &[(MessageId, IdentityBytes)]) -> Result<usize, StoreError> {
+        Ok(Store::outbox_add(self, entries)?)
+    }
     fn outbox_for_peer(
         &self,
         peer: &IdentityBytes,

@@ -253,6 +253,22 @@ impl ChatStore for MemoryStore {
         Ok(out)
     }
 
+    fn outbox_add(&mut self, entries: &[(MessageId, IdentityBytes)]) -> Result<usize, StoreError> {
+        let indexes = entries
+            .iter()
+            .map(|(id, peer)| {
+                let index = self
+                    .index_of_id(id)
+                    .ok_or(StoreError::UnknownMessage { id: *id })?;
+                Ok((*peer, index))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(indexes
+            .into_iter()
+            .filter(|entry| self.outbox.insert(*entry))
+            .count())
+    }
+
     fn outbox_for_peer(
         &self,
         peer: &IdentityBytes,

@@ -8,7 +8,8 @@
 //! without reading them. An entry that arrives ahead of a gap waits
 //! (at most [`MAX_PENDING_CONTROLS`] per room). An entry that is validly
 //! signed but does not fit the state (inviting a member, removing a
-//! stranger, a wrong epoch) is applied as nothing, the same way everywhere.
+//! stranger, a wrong epoch, a member beyond [`MAX_ROOM_MEMBERS`]) is
+//! applied as nothing, the same way everywhere.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -18,6 +19,7 @@ use zeroize::Zeroizing;
 use super::room_keys::{open_key, RoomKey};
 use crate::identity::{domain, BoundKeys, IdentityKey};
 use crate::wire::codec::encode;
+use crate::wire::limits::MAX_ROOM_MEMBERS;
 use crate::wire::room::SignedRoomControl;
 use crate::wire::{MessageId, RoomChange, RoomControl, RoomFounding, RoomId};
 
@@ -206,7 +208,13 @@ impl PrivateRoom {
             }
             RoomChange::Invite { member, envelope } => {
                 let id = member.identity;
-                if c.epoch != self.epoch || self.members.contains_key(&id) {
+                // The cap holds for every log, not just ours: a `Remove`
+                // carries an envelope per remaining member, and the frame
+                // allows at most MAX_ROOM_MEMBERS of them.
+                if c.epoch != self.epoch
+                    || self.members.contains_key(&id)
+                    || self.members.len() >= MAX_ROOM_MEMBERS
+                {
                     return;
                 }
                 self.members.insert(id, Some(*member));

@@ -157,7 +157,8 @@ impl Chat {
         let key = r.current_key().ok_or(ChatError::NotAMember)?;
         let (epoch, seq, founding) = (r.epoch(), r.next_seq(), r.founding.clone());
         let envelope = seal_key(key, &room, epoch, &member)?;
-        self.publish(
+        let invitee = member.identity;
+        let (frames, changes) = self.publish(
             now_ms,
             local,
             founding,
@@ -165,7 +166,42 @@ impl Chat {
             epoch,
             RoomChange::Invite { member, envelope },
             connected,
-        )
+        )?;
+        let mut earlier = self.hand_over_log(room, seq, invitee, connected)?;
+        earlier.extend(frames);
+        Ok((earlier, changes))
+    }
+
+    /// The invitee applies its `Invite` only after every earlier entry of
+    /// the log, and those may be older than catch-up serves or written
+    /// before we knew it: they go into its outbox, and to it now if it is
+    /// connected, ahead of the `Invite`.
+    fn hand_over_log(
+        &mut self,
+        room: RoomId,
+        before: u32,
+        invitee: IdentityKey,
+        connected: &[IdentityKey],
+    ) -> Result<Vec<(IdentityKey, Frame)>, ChatError> {
+        let keys: Vec<_> = (0..before)
+            .map(|seq| (self.local.0, control_id(&room, seq)))
+            .collect();
+        let entries: Vec<_> = self
+            .store
+            .get_messages(&keys)?
+            .into_iter()
+            .flatten()
+            .collect();
+        let queued: Vec<_> = entries.iter().map(|m| (m.id, invitee.0)).collect();
+        self.store.outbox_add(&queued)?;
+        if !connected.contains(&invitee) {
+            return Ok(Vec::new());
+        }
+        Ok(entries
+            .into_iter()
+            .filter_map(super::post_from_stored)
+            .map(|post| (invitee, post.into_frame()))
+            .collect())
     }
 
     /// The founder removes `member`: a new epoch whose key goes to every

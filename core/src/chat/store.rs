@@ -270,6 +270,11 @@ pub trait ChatStore: Send + std::fmt::Debug {
             .copied()
             .unwrap_or(false))
     }
+    /// Queues messages already stored for peers (`(id, peer)` pairs), in
+    /// one transaction. Returns how many entries were new. Fails with
+    /// [`StoreError::UnknownMessage`], and queues nothing, if one is not
+    /// stored.
+    fn outbox_add(&mut self, entries: &[(MessageId, IdentityBytes)]) -> Result<usize, StoreError>;
     /// Messages `peer` has not acked yet, oldest first ([`order_ms`], then
     /// storage order), at most `limit`.
     fn outbox_for_peer(

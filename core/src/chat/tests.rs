@@ -2320,6 +2320,123 @@ impl Linked for OnlyLookups {
 }
 
 #[test]
+fn an_invitee_gets_the_whole_log_however_old_and_whoever_knew_it() {
+    // 0 founds a room with 1 while 2 and 3 are strangers to it; more than
+    // the catch-up window later 0 meets both and invites them, 2 linked at
+    // the time, 3 only afterwards.
+    let mut net = Net::new(4);
+    net.meet(0, 1);
+    net.link_up(0, 1);
+    net.pump();
+    let me = identity(1);
+    let connected = net.connected(0);
+    let (room, (frames, _)) = net.nodes[0]
+        .chat
+        .create_room(net.now, &me, "team", &connected)
+        .unwrap();
+    net.send_all(0, frames);
+    let keys = *net.nodes[1].me.bound_keys();
+    let (frames, _) = net.nodes[0]
+        .chat
+        .invite(net.now, &me, room, keys, &connected)
+        .unwrap();
+    net.send_all(0, frames);
+    net.pump();
+    net.now += SYNC_WINDOW_MS + 86_400_000;
+    for i in [2, 3] {
+        net.meet(0, i);
+    }
+    net.link_up(0, 2);
+    net.pump();
+    assert!(
+        !net.chat(2).is_private(&room),
+        "catch-up does not serve a log this old"
+    );
+    let connected = net.connected(0);
+    for i in [2, 3] {
+        let keys = *net.nodes[i].me.bound_keys();
+        let (frames, _) = net.nodes[0]
+            .chat
+            .invite(net.now, &me, room, keys, &connected)
+            .unwrap();
+        net.send_all(0, frames);
+    }
+    net.pump();
+    net.link_up(0, 3);
+    net.pump();
+    for i in 1..4 {
+        assert!(net.chat(i).is_private_member(&room), "node {i} is a member");
+        assert!(net.nodes[i].rejected.is_empty(), "node {i}");
+    }
+    room_works_between(&mut net, room, "a late invitation", 0, 2, &[]);
+    room_works_between(&mut net, room, "a late invitation", 0, 3, &[]);
+}
+
+#[test]
+fn no_log_makes_a_room_larger_than_the_cap() {
+    // 0 fills its room to MAX_ROOM_MEMBERS; 1 watches the log.
+    let mut net = Net::new(2);
+    net.meet(0, 1);
+    net.link_up(0, 1);
+    net.pump();
+    let me = identity(1);
+    let connected = net.connected(0);
+    let (room, (frames, _)) = net.nodes[0]
+        .chat
+        .create_room(net.now, &me, "crowd", &connected)
+        .unwrap();
+    net.send_all(0, frames);
+    let stranger = |i: usize| {
+        let mut secret = [0x5e; 32];
+        secret[..8].copy_from_slice(&(i as u64).to_le_bytes());
+        LocalIdentity::from_secrets(secret, secret).unwrap()
+    };
+    let limit = crate::wire::limits::MAX_ROOM_MEMBERS;
+    for i in 1..limit {
+        let keys = *stranger(i).bound_keys();
+        let (frames, _) = net.nodes[0]
+            .chat
+            .invite(net.now, &me, room, keys, &connected)
+            .unwrap();
+        net.send_all(0, frames);
+    }
+    net.pump();
+    let keys = *stranger(limit).bound_keys();
+    assert!(matches!(
+        net.nodes[0]
+            .chat
+            .invite(net.now, &me, room, keys, &connected),
+        Err(ChatError::Membership(_))
+    ));
+    // Another implementation's founder writes the next one anyway: it
+    // is applied as nothing, and the log goes on past it.
+    let founding = net.chat(1).private.get(&room).unwrap().founding.clone();
+    let envelope = room_keys::seal_key(&[7; 32], &room, 0, &keys).unwrap();
+    let mut over = RoomControl {
+        founding,
+        seq: u32::try_from(limit).unwrap(),
+        epoch: 0,
+        timestamp_ms: net.now,
+        change: RoomChange::Invite {
+            member: keys,
+            envelope,
+        },
+        signature: SignatureBytes([0; 64]),
+    };
+    over.signature = me.sign(domain::ROOM_CONTROL, &private::signed_control_bytes(&over));
+    let k0 = net.key(0);
+    let a = net.nodes[1]
+        .chat
+        .on_frame(net.now, k0, Frame::RoomControl(Box::new(over)), &[])
+        .unwrap();
+    assert!(a.rejected.is_empty());
+    let seen = net.chat(1).private.get(&room).unwrap();
+    assert_eq!(seen.members().count(), limit);
+    assert!(!seen.is_member(&keys.identity));
+    assert_eq!(seen.next_seq() as usize, limit + 1);
+}
+
+#[test]
 fn direct_messages_ask_about_one_peer_not_everyone_linked() {
     let (a, mut chat) = lone_chat(1);
     let (peer, away) = (identity(2).identity_key(), identity(3).identity_key());
