@@ -20,7 +20,7 @@ pub const TICKET_PREFIX: &str = "natter";
 /// Version byte of the ticket body.
 pub const TICKET_VERSION: u8 = 1;
 /// Domain of the ticket checksum.
-const CHECKSUM_DOMAIN: &[u8] = b"natter/1 ticket";
+pub const CHECKSUM_DOMAIN: &[u8] = b"natter/1 ticket";
 /// Bytes of checksum after the body.
 const CHECKSUM_LEN: usize = 4;
 
@@ -173,10 +173,12 @@ impl Ticket {
         text
     }
 
-    /// Decode a ticket as a person pasted it: surrounding whitespace and
-    /// upper-case letters are accepted, nothing else is forgiven.
+    /// Decode a ticket as a person pasted it: surrounding ASCII white
+    /// space and upper-case letters are accepted, nothing else is forgiven
+    /// (section 12.5 of docs/PROTOCOL.md, which another implementation
+    /// follows: not Unicode's white space, which `str::trim` would take).
     pub fn decode(text: &str) -> Result<Ticket, TicketError> {
-        let text = text.trim();
+        let text = text.trim_ascii();
         if text.len() > MAX_TICKET_LEN {
             return Err(TicketError::TooLong {
                 len: text.len(),
@@ -306,6 +308,17 @@ mod tests {
             Err(TicketError::TooLong { .. })
         ));
         let text = ticket().encode();
+        assert_eq!(Ticket::decode(&format!(" \t{text}\r\n")), Ok(ticket()));
+        // Only ASCII white space is trimmed; the limit counts bytes.
+        assert_eq!(
+            Ticket::decode(&format!("\u{a0}{text}")),
+            Err(TicketError::Prefix)
+        );
+        let wide = format!("natter{}", "\u{e9}".repeat(MAX_TICKET_LEN / 2));
+        assert!(matches!(
+            Ticket::decode(&wide),
+            Err(TicketError::TooLong { .. })
+        ));
         let mut b = text.into_bytes();
         let last = b.len() - 1;
         b[last] = if b[last] == b'a' { b'b' } else { b'a' };
