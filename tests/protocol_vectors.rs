@@ -220,6 +220,50 @@ fn compute() -> Vec<(&'static str, String)> {
     let bytes = encode(&frame);
     assert_eq!(decode_frames(&bytes).unwrap(), vec![frame]);
     v.push(("frame.room_control", hex(&bytes)));
+    // Entry 1: Alice invites Bob with the envelope above.
+    let mut invite = RoomControl {
+        founding: founding.clone(),
+        seq: 1,
+        epoch: 0,
+        timestamp_ms: ts + 1,
+        change: RoomChange::Invite {
+            member: *bk,
+            envelope: env,
+        },
+        signature: SignatureBytes([0; 64]),
+    };
+    invite.signature = alice.sign(domain::ROOM_CONTROL, &signed_control_bytes(&invite));
+    natter_core::chat::private::check_control(&invite).unwrap();
+    let frame = Frame::RoomControl(Box::new(invite));
+    let bytes = encode(&frame);
+    assert_eq!(decode_frames(&bytes).unwrap(), vec![frame]);
+    v.push(("frame.room_control.invite", hex(&bytes)));
+    v.push(("room.control_id.team_1", hex(&control_id(&team, 1))));
+    // Entry 2: Alice removes Bob; epoch 1's key 57…57 goes to Alice only,
+    // one-time secret 46…46.
+    let next_key = [0x57u8; 32];
+    let alices = seal_key_with_ephemeral(&[0x46; 32], &next_key, &team, 1, ak).unwrap();
+    assert_eq!(
+        *open_key(alice.noise_secret(), ak, &alices, &team, 1).unwrap(),
+        next_key
+    );
+    let mut remove = RoomControl {
+        founding: founding.clone(),
+        seq: 2,
+        epoch: 1,
+        timestamp_ms: ts + 2,
+        change: RoomChange::Remove {
+            member: bk.identity,
+            envelopes: vec![(ak.identity, alices)],
+        },
+        signature: SignatureBytes([0; 64]),
+    };
+    remove.signature = alice.sign(domain::ROOM_CONTROL, &signed_control_bytes(&remove));
+    natter_core::chat::private::check_control(&remove).unwrap();
+    let frame = Frame::RoomControl(Box::new(remove));
+    let bytes = encode(&frame);
+    assert_eq!(decode_frames(&bytes).unwrap(), vec![frame]);
+    v.push(("frame.room_control.remove", hex(&bytes)));
     // Bob's post "hello, world" under that key, nonce 66…66.
     let nonce = [0x66u8; 24];
     let ciphertext =
@@ -683,5 +727,39 @@ fn protocol_md_states_the_limits_in_force() {
     ] {
         let row = format!("| {setting} | {place} |");
         assert!(doc.contains(&row), "docs/PROTOCOL.md lacks the row {row}");
+    }
+}
+
+/// Section 3.8 lists every domain-separation string natter uses, with its
+/// length: an implementer needs them all to check or make any signature.
+#[test]
+fn protocol_md_lists_every_domain_string() {
+    use natter_core::identity::domain;
+    let doc =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/PROTOCOL.md")).unwrap();
+    let section = doc
+        .split("### 3.8 Domain-separation strings")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .expect("section 3.8");
+    for s in [
+        domain::NOISE_BINDING,
+        domain::BEACON,
+        domain::PUBLIC_MESSAGE,
+        domain::ROOM_POST,
+        domain::OPEN_ROOM,
+        domain::PRIVATE_ROOM,
+        domain::ROOM_CONTROL,
+        domain::SEALED_POST,
+        domain::ROOM_KEY_ENVELOPE.as_bytes(),
+        domain::ROOM_CONTROL_ID,
+        domain::FINGERPRINT,
+        domain::SAFETY_NUMBER,
+        domain::NOISE_PROLOGUE,
+        natter_core::wire::ticket::CHECKSUM_DOMAIN,
+    ] {
+        let text = std::str::from_utf8(s).unwrap();
+        let row = format!("| `{text}` | {} |", s.len());
+        assert!(section.contains(&row), "section 3.8 lacks the row {row}");
     }
 }

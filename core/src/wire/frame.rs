@@ -304,6 +304,32 @@ mod tests {
         assert!(decode_frames(&[0x7f, 0]).is_err());
     }
 
+    /// An `Option`'s tag is one raw byte, 0 or 1 (PROTOCOL.md 2.3): `Reach`
+    /// (17) with no relay and no addresses, then with bad tags.
+    #[test]
+    fn an_option_tag_is_one_byte_zero_or_one() {
+        assert_eq!(
+            decode_frames(&[17, 0, 0]).unwrap(),
+            [Frame::Reach(Reach {
+                relay: None,
+                addrs: vec![]
+            })]
+        );
+        for bad in [&[17, 2, 0][..], &[17, 0x81, 0, 0], &[17, 0x80, 0, 0]] {
+            assert!(decode_frames(bad).is_err(), "{bad:02x?}");
+        }
+        let mut some = vec![17, 1, 8];
+        some.extend(b"http://h");
+        some.push(0);
+        assert_eq!(
+            decode_frames(&some).unwrap(),
+            [Frame::Reach(Reach {
+                relay: Some("http://h".into()),
+                addrs: vec![]
+            })]
+        );
+    }
+
     #[test]
     fn empty_plaintext_and_partial_frame_are_errors() {
         assert!(decode_frames(&[]).is_err());
