@@ -673,8 +673,11 @@ fn protocol_md_states_the_limits_in_force() {
 
     let pending = natter_core::chat::private::MAX_PENDING_CONTROLS;
     let row = format!(
-        "| {pending} (beyond, dropped: catch-up brings them again) | `MAX_PENDING_CONTROLS` |"
+        "| {pending} (beyond, not kept in memory: read back from the store once the gap is filled) | `MAX_PENDING_CONTROLS` |"
     );
+    assert!(doc.contains(&row), "docs/PROTOCOL.md lacks the row {row}");
+    let bytes = natter_core::chat::private::MAX_PENDING_CONTROL_BYTES;
+    let row = format!("| {bytes} (beyond, as above) | `MAX_PENDING_CONTROL_BYTES` |");
     assert!(doc.contains(&row), "docs/PROTOCOL.md lacks the row {row}");
     let who = natter_core::node::WHO_RECENT_MS;
     let row = format!("stamped within {who} ms | `WHO_RECENT_MS` |");

@@ -1430,7 +1430,7 @@ impl Chat {
                 continue;
             }
             if let Some(SignedPost::Control(c)) = &relay {
-                let changes = self.private.take(c.as_ref().clone());
+                let changes = self.take_control(c.as_ref().clone())?;
                 actions
                     .events
                     .extend(changes.into_iter().map(ChatEvent::RoomChanged));

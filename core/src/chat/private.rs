@@ -5,8 +5,10 @@
 //! gaps and are applied in that order by every node, member or not, so
 //! every node that has the same entries agrees on the members and the
 //! epoch: non-members can refuse posts from non-members and stale epochs
-//! without reading them. An entry that arrives ahead of a gap waits
-//! (at most [`MAX_PENDING_CONTROLS`] per room). An entry that is validly
+//! without reading them. An entry that arrives ahead of a gap waits in
+//! memory (at most [`MAX_PENDING_CONTROLS`] per room and
+//! [`MAX_PENDING_CONTROL_BYTES`] in all) or, beyond that, in the store only,
+//! where the chat core finds it when its turn comes. An entry that is validly
 //! signed but does not fit the state (inviting a member, removing a
 //! stranger, a wrong epoch, a member beyond [`MAX_ROOM_MEMBERS`]) is
 //! applied as nothing, the same way everywhere.
@@ -25,6 +27,23 @@ use crate::wire::{MessageId, RoomChange, RoomControl, RoomFounding, RoomId};
 
 /// Entries of one room kept while an earlier one is missing.
 pub const MAX_PENDING_CONTROLS: usize = 1024;
+/// Bytes ([`control_size`]) of such entries kept in memory, all rooms
+/// together. Beyond, an entry is not kept: it is stored like any other,
+/// and read back from the store once the gap before it is filled
+/// ([`PrivateRooms::next_wanted`]).
+pub const MAX_PENDING_CONTROL_BYTES: usize = 4 << 20;
+
+/// What an entry weighs in history, in catch-up pages and in the stranger
+/// quota: about its encoded size. A `Remove` carries an envelope for each
+/// remaining member (112 bytes each), so it may weigh 28 KiB.
+pub fn control_size(c: &RoomControl) -> usize {
+    let change = match &c.change {
+        RoomChange::Create { .. } => 80,
+        RoomChange::Invite { .. } => 208,
+        RoomChange::Remove { envelopes, .. } => 32 + 112 * envelopes.len(),
+    };
+    c.founding.name.len() + 128 + change
+}
 
 /// The id of the invite-only room this founding record names.
 pub fn private_room_id(f: &RoomFounding) -> RoomId {
@@ -176,17 +195,40 @@ impl PrivateRoom {
     }
 
     /// Takes a checked entry: applies it and every waiting one it unblocks.
-    fn take(&mut self, c: RoomControl, own: Option<&OwnKeys>, out: &mut Vec<RoomChanged>) {
-        if c.seq < self.next_seq
-            || (c.seq > self.next_seq && self.pending.len() >= MAX_PENDING_CONTROLS)
-        {
+    /// `held` counts the bytes of waiting entries of every room.
+    fn take(
+        &mut self,
+        c: RoomControl,
+        own: Option<&OwnKeys>,
+        held: &mut usize,
+        out: &mut Vec<RoomChanged>,
+    ) {
+        if c.seq < self.next_seq || self.pending.contains_key(&c.seq) {
             return;
         }
-        self.pending.entry(c.seq).or_insert(c);
+        if c.seq > self.next_seq {
+            let size = control_size(&c);
+            if self.pending.len() < MAX_PENDING_CONTROLS
+                && held.saturating_add(size) <= MAX_PENDING_CONTROL_BYTES
+            {
+                *held += size;
+                self.pending.insert(c.seq, c);
+            }
+            return;
+        }
+        self.apply(c, own, out);
+        self.next_seq += 1;
         while let Some(next) = self.pending.remove(&self.next_seq) {
+            *held = held.saturating_sub(control_size(&next));
             self.apply(next, own, out);
             self.next_seq += 1;
         }
+    }
+
+    /// Nothing applied and nothing waiting: only an entry that was not
+    /// kept made it.
+    fn is_empty(&self) -> bool {
+        self.next_seq == 0 && self.pending.is_empty()
     }
 
     fn apply(&mut self, c: RoomControl, own: Option<&OwnKeys>, out: &mut Vec<RoomChanged>) {
@@ -263,6 +305,9 @@ impl PrivateRoom {
 pub struct PrivateRooms {
     rooms: HashMap<RoomId, PrivateRoom>,
     own: Option<OwnKeys>,
+    /// Bytes of entries waiting for an earlier one, all rooms together
+    /// (at most [`MAX_PENDING_CONTROL_BYTES`]).
+    held: usize,
 }
 
 impl PrivateRooms {
@@ -286,8 +331,26 @@ impl PrivateRooms {
             .rooms
             .entry(id)
             .or_insert_with(|| PrivateRoom::new(c.founding.clone()));
-        room.take(c, self.own.as_ref(), &mut out);
+        room.take(c, self.own.as_ref(), &mut self.held, &mut out);
+        if room.is_empty() {
+            self.rooms.remove(&id);
+        }
         out
+    }
+
+    /// The founder and number of the entry room `id` needs next, when it
+    /// is not waiting in memory: the caller looks for it in the store (an
+    /// entry that arrived ahead of a gap is stored even when it is not
+    /// kept here).
+    pub fn next_wanted(&self, id: &RoomId) -> Option<(IdentityKey, u32)> {
+        let room = self.rooms.get(id)?;
+        (!room.pending.contains_key(&room.next_seq))
+            .then_some((room.founding.founder, room.next_seq))
+    }
+
+    /// Every room heard of.
+    pub fn ids(&self) -> Vec<RoomId> {
+        self.rooms.keys().copied().collect()
     }
 
     pub fn get(&self, id: &RoomId) -> Option<&PrivateRoom> {

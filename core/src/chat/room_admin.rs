@@ -51,7 +51,49 @@ impl Chat {
                 changes.extend(self.private.take(*c));
             }
         }
+        for room in self.private.ids() {
+            self.pull_stored_controls(room, &mut changes)?;
+        }
         Ok(changes)
+    }
+
+    /// Takes a checked entry just stored, then the later entries of its
+    /// room that are stored but were not kept waiting in memory.
+    pub(super) fn take_control(&mut self, c: RoomControl) -> Result<Vec<RoomChanged>, ChatError> {
+        let room = private_room_id(&c.founding);
+        let mut changes = self.private.take(c);
+        self.pull_stored_controls(room, &mut changes)?;
+        Ok(changes)
+    }
+
+    /// Applies the room's next entries from the store for as long as they
+    /// are there: the entries that came ahead of a gap beyond what
+    /// [`super::private::MAX_PENDING_CONTROL_BYTES`] keeps in memory.
+    fn pull_stored_controls(
+        &mut self,
+        room: RoomId,
+        changes: &mut Vec<RoomChanged>,
+    ) -> Result<(), ChatError> {
+        while let Some((founder, seq)) = self.private.next_wanted(&room) {
+            let Some(m) = self
+                .store
+                .get_message(&founder.0, &control_id(&room, seq))?
+            else {
+                break;
+            };
+            let Some(SignedPost::Control(c)) = m.wire.as_deref().and_then(SignedPost::from_wire)
+            else {
+                break;
+            };
+            if c.seq != seq || private_room_id(&c.founding) != room {
+                break;
+            }
+            changes.extend(self.private.take(*c));
+            if self.private.next_wanted(&room) == Some((founder, seq)) {
+                break;
+            }
+        }
+        Ok(())
     }
 
     /// The text of a sealed post, or `None` if it must be refused: an

@@ -236,7 +236,7 @@ impl SignedPost {
             SignedPost::Room(p) => p.text.len(),
             SignedPost::Legacy(m) => m.text.len(),
             SignedPost::Sealed(p) => p.ciphertext.len(),
-            SignedPost::Control(c) => c.founding.name.len() + 128,
+            SignedPost::Control(c) => super::private::control_size(c),
         }
     }
 

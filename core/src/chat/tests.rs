@@ -2437,6 +2437,74 @@ fn no_log_makes_a_room_larger_than_the_cap() {
 }
 
 #[test]
+fn entries_ahead_of_a_gap_beyond_what_memory_keeps_are_read_back_from_the_store() {
+    // 0 writes a log of 1 + 1100 entries; 1 gets 1..=1100 first (more than
+    // MAX_PENDING_CONTROLS wait), then the founding.
+    let mut net = Net::new(3);
+    net.meet(0, 1);
+    let me = identity(1);
+    let (room, (frames, _)) = net.nodes[0]
+        .chat
+        .create_room(net.now, &me, "long", &[])
+        .unwrap();
+    assert!(frames.is_empty());
+    let founding_entry = net.chat(0).store().room_controls().unwrap()[0].clone();
+    let Some(SignedPost::Control(founding)) = founding_entry
+        .wire
+        .as_deref()
+        .and_then(SignedPost::from_wire)
+    else {
+        panic!("founding entry");
+    };
+    let bob = *net.nodes[2].me.bound_keys();
+    let envelope = room_keys::seal_key(&[7; 32], &room, 0, &bob).unwrap();
+    let last = u32::try_from(private::MAX_PENDING_CONTROLS).unwrap() + 76;
+    let k0 = net.key(0);
+    for seq in 1..=last {
+        let mut c = RoomControl {
+            founding: founding.founding.clone(),
+            seq,
+            epoch: 0,
+            timestamp_ms: net.now,
+            change: RoomChange::Invite {
+                member: bob,
+                envelope: envelope.clone(),
+            },
+            signature: SignatureBytes([0; 64]),
+        };
+        c.signature = me.sign(domain::ROOM_CONTROL, &private::signed_control_bytes(&c));
+        let a = net.nodes[1]
+            .chat
+            .on_frame(net.now, k0, Frame::RoomControl(Box::new(c)), &[])
+            .unwrap();
+        assert!(a.rejected.is_empty());
+    }
+    let a = net.nodes[1]
+        .chat
+        .on_frame(net.now, k0, Frame::RoomControl(founding), &[])
+        .unwrap();
+    assert!(a.rejected.is_empty());
+    let seen = net.chat(1).private.get(&room).unwrap();
+    assert_eq!(seen.next_seq(), last + 1, "every entry applied");
+    assert!(seen.is_member(&bob.identity));
+    // An entry weighs what it carries: a Remove with many envelopes too.
+    let remove = RoomControl {
+        founding: net.chat(1).private.get(&room).unwrap().founding.clone(),
+        seq: last + 1,
+        epoch: 1,
+        timestamp_ms: net.now,
+        change: RoomChange::Remove {
+            member: bob.identity,
+            envelopes: vec![(bob.identity, envelope); 200],
+        },
+        signature: SignatureBytes([0; 64]),
+    };
+    let encoded = crate::wire::codec::encode(&Frame::RoomControl(Box::new(remove.clone()))).len();
+    let size = SignedPost::Control(Box::new(remove)).size();
+    assert!(size.abs_diff(encoded) <= 16, "{size} against {encoded}");
+}
+
+#[test]
 fn direct_messages_ask_about_one_peer_not_everyone_linked() {
     let (a, mut chat) = lone_chat(1);
     let (peer, away) = (identity(2).identity_key(), identity(3).identity_key());
