@@ -481,6 +481,18 @@ impl Files {
                 let refill = now_ms.saturating_sub(b.refilled_ms) / OFFER_EVERY_MS;
                 u64::from(b.tokens) + refill < u64::from(OFFER_BURST)
             });
+            // Still full (identities that each spent some tokens lately):
+            // the bucket refilled longest ago is nearest to full.
+            if self.offers.len() >= MAX_OFFER_BUCKETS && !self.offers.contains_key(&from) {
+                let oldest = self
+                    .offers
+                    .iter()
+                    .min_by_key(|(id, b)| (b.refilled_ms, **id))
+                    .map(|(id, _)| *id);
+                if let Some(id) = oldest {
+                    self.offers.remove(&id);
+                }
+            }
         }
         let b = self.offers.entry(from).or_insert(OfferBucket {
             tokens: OFFER_BURST,
@@ -738,17 +750,17 @@ impl Files {
         let k = (from, e.transfer);
         if e.from_sender {
             // About a transfer we receive (active, or still an offer).
-            let rec = match self.receiving.remove(&k) {
-                Some(r) => Some(r.rec),
+            let (rec, offer) = match self.receiving.remove(&k) {
+                Some(r) => (Some(r.rec), false),
                 None => match self.store.get(&from.0, false, &e.transfer) {
                     Ok(Some(rec)) if rec.state == TransferState::Offered => {
                         self.pending_offers = self.pending_offers.saturating_sub(1);
-                        Some(rec)
+                        (Some(rec), true)
                     }
-                    _ => None,
+                    _ => (None, false),
                 },
             };
-            let Some(rec) = rec else { return };
+            let Some(mut rec) = rec else { return };
             let (state, reason) = match e.reason {
                 FileEndReason::Cancelled => {
                     (TransferState::Cancelled, FileFailure::CancelledByPeer)
@@ -759,6 +771,13 @@ impl Files {
                 ),
                 _ => (TransferState::Failed, FileFailure::Unavailable),
             };
+            if offer {
+                // Withdrawn before we accepted: told, not kept.
+                let _ = self.store.forget(&rec);
+                rec.state = state;
+                actions.events.push(FileEvent::Failed { rec, reason });
+                return;
+            }
             let _ = self.record_end(rec, state, reason, actions);
             return;
         }
@@ -1006,4 +1025,30 @@ impl Files {
 /// The first 8 hex characters of a transfer id, as the UI shows it.
 pub fn short_id(id: &TransferId) -> String {
     crate::hex(id).chars().take(8).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Identities that each spend one token keep their buckets (none is
+    /// full), yet the map never holds more than MAX_OFFER_BUCKETS, and a
+    /// newcomer still gets its burst.
+    #[test]
+    fn offer_buckets_stay_bounded_under_churning_identities() {
+        let store = memory::MemoryFileStore::new(memory::MemoryDisk::default());
+        let mut files = Files::new(Box::new(store), FileLimits::default());
+        for i in 0..3 * MAX_OFFER_BUCKETS as u64 {
+            let mut key = [0u8; 32];
+            key[..8].copy_from_slice(&i.to_le_bytes());
+            assert!(files.take_offer_token(i, IdentityKey(key)));
+            assert!(files.offers.len() <= MAX_OFFER_BUCKETS);
+        }
+        let newcomer = IdentityKey([0xff; 32]);
+        let now = 3 * MAX_OFFER_BUCKETS as u64;
+        for _ in 0..OFFER_BURST {
+            assert!(files.take_offer_token(now, newcomer));
+        }
+        assert!(!files.take_offer_token(now, newcomer));
+    }
 }
