@@ -527,6 +527,17 @@ impl FileStore for FsFileStore {
         )
     }
 
+    fn forget(&mut self, rec: &TransferRecord) -> Result<(), FileStoreError> {
+        self.conn
+            .execute(
+                "DELETE FROM transfers WHERE peer = ?1 AND outgoing = ?2 AND id = ?3",
+                params![&rec.peer[..], rec.outgoing, &rec.id[..]],
+            )
+            .map_err(db_error)?;
+        self.clean_up(rec, TransferState::Cancelled);
+        Ok(())
+    }
+
     fn set_state(
         &mut self,
         rec: &TransferRecord,

@@ -136,6 +136,12 @@ impl FileStore for MemoryFileStore {
             .collect())
     }
 
+    fn forget(&mut self, rec: &TransferRecord) -> Result<(), FileStoreError> {
+        self.records.remove(&key(rec));
+        self.partial.remove(&key(rec));
+        Ok(())
+    }
+
     fn set_state(
         &mut self,
         rec: &TransferRecord,

@@ -129,6 +129,11 @@ pub trait FileStore: Send + std::fmt::Debug {
         state: TransferState,
     ) -> Result<(), FileStoreError>;
 
+    /// Removes a transfer that never started, an offer its sender withdrew
+    /// before it was accepted: nothing of it is worth keeping, and a peer
+    /// that offers and withdraws must not grow the table.
+    fn forget(&mut self, rec: &TransferRecord) -> Result<(), FileStoreError>;
+
     /// Sender: appends the bao encoding of groups `first .. first + count`
     /// of the offered file to `out` (see [`super::proof::encode`]).
     fn encode(

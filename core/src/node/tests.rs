@@ -712,6 +712,35 @@ fn a_file_is_offered_accepted_verified_and_saved_while_chat_flows() {
 }
 
 #[test]
+fn an_offer_withdrawn_before_it_is_accepted_leaves_no_record() {
+    let mut s = Sim::new(6, NetConfig::default());
+    s.add_nodes(2);
+    assert!(mesh_time(&mut s, 30_000).is_some());
+    s.nodes[0].disk.put("a.txt", file_content(10_000, 5));
+    send_file(&mut s, 0, 1, "a.txt");
+    s.run_for(300);
+    let id = offered_id(&s, 1).expect("offered");
+    s.input(0, Input::Command(Command::CancelFile(id.clone())));
+    s.run_for(300);
+    assert!(s.nodes[1]
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::FileFailed { transfer, .. } if !transfer.outgoing)));
+    s.input(1, Input::Command(Command::Files));
+    let listed = s.nodes[1].events.iter().rev().find_map(|e| match e {
+        Event::Files { transfers } => Some(transfers.len()),
+        _ => None,
+    });
+    assert_eq!(listed, Some(0), "the receiver keeps nothing of it");
+    s.input(1, Input::Command(Command::AcceptFile(id)));
+    assert!(s.nodes[1]
+        .events
+        .iter()
+        .rev()
+        .any(|e| matches!(e, Event::Error { .. })));
+}
+
+#[test]
 fn a_transfer_resumes_after_the_link_is_lost() {
     let mut s = Sim::new(4, NetConfig::default());
     s.add_nodes(2);

@@ -766,6 +766,10 @@ impl FileStore for CheckedStore {
         self.lock().set_state(rec, state)
     }
 
+    fn forget(&mut self, rec: &TransferRecord) -> Result<(), FileStoreError> {
+        self.lock().forget(rec)
+    }
+
     fn encode(
         &mut self,
         rec: &TransferRecord,
