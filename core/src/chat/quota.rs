@@ -9,14 +9,27 @@
 //! is neither stored nor acked nor relayed: its sender keeps it in its
 //! outbox and sends it again on a later link, when the window has moved on.
 //! Nothing is lost, and a flood of minted identities cannot fill the disk
-//! or crowd verified and long-known contacts out (they are never counted).
+//! or crowd verified and long-known contacts out (they are not counted).
+//!
+//! *Long known* (seen over a day) takes no more than two handshakes a day
+//! apart, which anyone can do for any number of minted identities. So only
+//! the [`MAX_EXEMPT_LONG_KNOWN`] long-known peers first seen earliest are
+//! exempt: contacts met before an attack began keep their place, and the
+//! minted ones are counted like any stranger.
 //!
 //! The accounting lives in memory: a restart gives every stranger a fresh
 //! window, which costs an attacker a restart of the victim per day's budget.
 
-use super::store::{peer_rank, ChatStore, StoreError};
+use super::store::{ChatStore, PeerRecord, StoreError, TrustLevel, LONG_KNOWN_MS};
 use crate::identity::IdentityKey;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+
+/// Long-known peers exempt from the quota at most: those first seen
+/// earliest.
+pub const MAX_EXEMPT_LONG_KNOWN: usize = 256;
+/// How often the exempt long-known peers are read from the trust store
+/// again (a peer becomes long known only after a day).
+pub const LONG_KNOWN_REFRESH_MS: u64 = 60 * 60 * 1000;
 
 /// The length of a quota window (a day).
 pub const QUOTA_WINDOW_MS: u64 = 24 * 60 * 60 * 1000;
@@ -105,6 +118,13 @@ pub struct Quota {
     limits: QuotaLimits,
     authors: HashMap<IdentityKey, Author>,
     all: Window,
+    /// The exempt long-known peers, and when they were read.
+    long_known: HashSet<IdentityKey>,
+    long_known_at_ms: Option<u64>,
+}
+
+fn is_long_known(p: &PeerRecord) -> bool {
+    p.last_seen_ms.saturating_sub(p.first_seen_ms) >= LONG_KNOWN_MS
 }
 
 impl Quota {
@@ -113,7 +133,50 @@ impl Quota {
             limits,
             authors: HashMap::new(),
             all: Window::default(),
+            long_known: HashSet::new(),
+            long_known_at_ms: None,
         }
+    }
+
+    /// Whether `author` is exempt: us, a verified contact, or one of the
+    /// long-known peers first seen earliest.
+    fn exempt(
+        &mut self,
+        now_ms: u64,
+        author: IdentityKey,
+        local: IdentityKey,
+        store: &dyn ChatStore,
+    ) -> Result<bool, StoreError> {
+        if author == local {
+            return Ok(true);
+        }
+        let Some(p) = store.get_peer(&author.0)? else {
+            return Ok(false);
+        };
+        if p.trust == TrustLevel::Verified {
+            return Ok(true);
+        }
+        if !is_long_known(&p) {
+            return Ok(false);
+        }
+        let stale = self
+            .long_known_at_ms
+            .is_none_or(|at| now_ms.saturating_sub(at) >= LONG_KNOWN_REFRESH_MS);
+        if stale {
+            let mut old: Vec<PeerRecord> = store
+                .peers()?
+                .into_iter()
+                .filter(|p| p.trust != TrustLevel::Verified && is_long_known(p))
+                .collect();
+            old.sort_unstable_by_key(|p| (p.first_seen_ms, p.identity));
+            self.long_known = old
+                .into_iter()
+                .take(MAX_EXEMPT_LONG_KNOWN)
+                .map(|p| IdentityKey(p.identity))
+                .collect();
+            self.long_known_at_ms = Some(now_ms);
+        }
+        Ok(self.long_known.contains(&author))
     }
 
     pub fn limits(&self) -> QuotaLimits {
@@ -133,10 +196,7 @@ impl Quota {
     ) -> Result<Admission, StoreError> {
         let bytes = bytes as u64;
         if !self.authors.contains_key(&author) {
-            let exempt = author == local
-                || store
-                    .get_peer(&author.0)?
-                    .is_some_and(|p| matches!(peer_rank(&p), (true, _, _) | (_, true, _)));
+            let exempt = self.exempt(now_ms, author, local, store)?;
             if !exempt && self.authors.len() >= self.limits.max_authors {
                 self.forget_ended(now_ms);
                 if self.authors.len() >= self.limits.max_authors {
@@ -299,6 +359,51 @@ mod tests {
         }
         // Strangers still have the whole shared budget.
         assert_eq!(admit(&mut q, T0, 3, 1, &s), Admission::Admitted);
+    }
+
+    /// Two handshakes a day apart make any identity long known; only the
+    /// MAX_EXEMPT_LONG_KNOWN first seen earliest are exempt.
+    #[test]
+    fn long_known_identities_minted_later_are_counted() {
+        let mut s = MemoryStore::new();
+        let long = super::super::store::LONG_KNOWN_MS;
+        let key16 = |i: u16| {
+            let mut k = [0u8; 32];
+            k[..2].copy_from_slice(&i.to_le_bytes());
+            k[31] = 1;
+            IdentityKey(k)
+        };
+        // A contact of old, then 300 identities minted later.
+        let old = key16(9999);
+        s.upsert_peer_seen(&old.0, &[9; 32], "old", T0 - 30 * long, None)
+            .unwrap();
+        s.upsert_peer_seen(&old.0, &[9; 32], "old", T0, None).unwrap();
+        for i in 0..300 {
+            let k = key16(i);
+            let first = T0 - 2 * long + u64::from(i);
+            s.upsert_peer_seen(&k.0, &[9; 32], "m", first, None).unwrap();
+            s.upsert_peer_seen(&k.0, &[9; 32], "m", T0, None).unwrap();
+        }
+        let limits = QuotaLimits {
+            all_messages: 1_000_000,
+            all_bytes: u64::MAX,
+            max_authors: 1_000,
+            ..small()
+        };
+        let mut q = Quota::new(limits);
+        let admitted = |q: &mut Quota, k: IdentityKey| {
+            (0..10)
+                .filter(|_| {
+                    q.admit(T0, k, 1, key(0), &s).unwrap() == Admission::Admitted
+                })
+                .count()
+        };
+        assert_eq!(admitted(&mut q, old), 10, "the old contact is exempt");
+        let counted: Vec<u16> = (0..300)
+            .filter(|&i| admitted(&mut q, key16(i)) < 10)
+            .collect();
+        // The old contact took one of the places.
+        assert_eq!(counted, (255..300).collect::<Vec<u16>>());
     }
 
     #[test]
