@@ -1372,6 +1372,26 @@ mod tests {
                 room: Some("+team".into())
             }
         );
+        // Which of several rooms called +team, by its founder.
+        assert_eq!(
+            ok("/room +Team#abcd-efgh"),
+            Command::Room {
+                room: "+team#ABCD-EFGH".into()
+            }
+        );
+        assert_eq!(
+            ok("/invite bob +team#abcde"),
+            Command::Invite {
+                peer: "bob".into(),
+                room: Some("+team#ABCD-E".into())
+            }
+        );
+        for bad in ["/room +team#ab", "/room +team#abc1", "/room +team#"] {
+            assert!(
+                matches!(err(bad), ParseError::InvalidArgument { .. }),
+                "{bad}"
+            );
+        }
         assert_eq!(
             ok("/kick bob"),
             Command::Kick {

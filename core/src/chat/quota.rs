@@ -377,11 +377,13 @@ mod tests {
         let old = key16(9999);
         s.upsert_peer_seen(&old.0, &[9; 32], "old", T0 - 30 * long, None)
             .unwrap();
-        s.upsert_peer_seen(&old.0, &[9; 32], "old", T0, None).unwrap();
+        s.upsert_peer_seen(&old.0, &[9; 32], "old", T0, None)
+            .unwrap();
         for i in 0..300 {
             let k = key16(i);
             let first = T0 - 2 * long + u64::from(i);
-            s.upsert_peer_seen(&k.0, &[9; 32], "m", first, None).unwrap();
+            s.upsert_peer_seen(&k.0, &[9; 32], "m", first, None)
+                .unwrap();
             s.upsert_peer_seen(&k.0, &[9; 32], "m", T0, None).unwrap();
         }
         let limits = QuotaLimits {
@@ -393,9 +395,7 @@ mod tests {
         let mut q = Quota::new(limits);
         let admitted = |q: &mut Quota, k: IdentityKey| {
             (0..10)
-                .filter(|_| {
-                    q.admit(T0, k, 1, key(0), &s).unwrap() == Admission::Admitted
-                })
+                .filter(|_| q.admit(T0, k, 1, key(0), &s).unwrap() == Admission::Admitted)
                 .count()
         };
         assert_eq!(admitted(&mut q, old), 10, "the old contact is exempt");

@@ -364,6 +364,18 @@ impl Chat {
         v
     }
 
+    /// Our invite-only rooms called `name`: id and founder, by id.
+    pub fn private_rooms_named(&self, name: &str) -> Vec<(RoomId, IdentityKey)> {
+        let mut v: Vec<(RoomId, IdentityKey)> = self
+            .private
+            .mine()
+            .filter(|r| r.name() == name)
+            .map(|r| (r.id, r.founder()))
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
     /// One invite-only room we are a member of, by id.
     pub fn private_room(&self, id: &RoomId) -> Option<PrivateRoomView> {
         let me = self.local;

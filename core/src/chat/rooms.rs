@@ -37,6 +37,10 @@ pub enum RoomNameError {
         "room names use only a-z, 0-9, '-' and '_', and start with a letter or digit: {0:?} is not one"
     )]
     Invalid(String),
+    #[error(
+        "after '#' comes the founder's fingerprint, at least 4 of its characters (as /rooms shows it): {0:?} is not one"
+    )]
+    Founder(String),
 }
 
 /// The canonical name of a room the user typed: without a leading `#`,
@@ -58,13 +62,42 @@ pub fn room_name(typed: &str) -> Result<String, RoomNameError> {
 }
 
 /// How a typed room is shown and passed around: `#name` for an open room
-/// (the `#` may be left out when typing), `+name` for an invite-only one.
+/// (the `#` may be left out when typing), `+name` for an invite-only one,
+/// or `+name#ABCD-EFGH` to say which of several invite-only rooms of that
+/// name by its founder's fingerprint (anyone may found a room with any
+/// name and invite you to it).
 pub fn room_label(typed: &str) -> Result<String, RoomNameError> {
     let t = typed.trim();
     match t.strip_prefix('+') {
-        Some(rest) => Ok(format!("+{}", room_name(rest)?)),
+        Some(rest) => {
+            let (name, founder) = split_founder(rest)?;
+            Ok(match founder {
+                Some(f) => format!("+{}#{f}", room_name(name)?),
+                None => format!("+{}", room_name(name)?),
+            })
+        }
         None => Ok(format!("#{}", room_name(t)?)),
     }
+}
+
+/// `name#FINGERPRINT` of an invite-only room as typed (without its `+`):
+/// the name, and the founder's fingerprint prefix, normalised and grouped
+/// by four, if one was given.
+pub fn split_founder(typed: &str) -> Result<(&str, Option<String>), RoomNameError> {
+    let Some((name, founder)) = typed.split_once('#') else {
+        return Ok((typed, None));
+    };
+    let f = crate::identity::Fingerprint::normalize_input(founder);
+    let base32 = |c: char| c.is_ascii_uppercase() || ('2'..='7').contains(&c);
+    if f.len() < 4 || f.len() > crate::identity::FINGERPRINT_CHARS || !f.chars().all(base32) {
+        return Err(RoomNameError::Founder(founder.to_owned()));
+    }
+    let grouped: Vec<String> = f
+        .as_bytes()
+        .chunks(4)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect();
+    Ok((name, Some(grouped.join("-"))))
 }
 
 /// The id of the open room with this (canonical) name.
@@ -313,6 +346,18 @@ impl SignedPost {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_invite_only_room_may_be_named_with_its_founder() {
+        assert_eq!(room_label("+Team").unwrap(), "+team");
+        assert_eq!(room_label("+team#abcd efgh").unwrap(), "+team#ABCD-EFGH");
+        assert_eq!(room_label(" +team#ABCDE ").unwrap(), "+team#ABCD-E");
+        for bad in ["+team#abc", "+team#abcd1", "+team#", "+#abcd"] {
+            assert!(room_label(bad).is_err(), "{bad}");
+        }
+        // An open room has no founder.
+        assert!(room_label("#ops#abcd").is_err());
+    }
 
     #[test]
     fn typed_names_are_canonicalised_or_refused_with_a_reason() {

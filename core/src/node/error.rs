@@ -67,11 +67,13 @@ pub enum NodeError {
     RoomName(#[from] crate::chat::RoomNameError),
     #[error("you are not in {room}: {hint}")]
     NotInRoom { room: String, hint: String },
-    #[error("you are in several invite-only rooms called {room}")]
-    AmbiguousRoom { room: String },
+    #[error(
+        "you are in several invite-only rooms called {room}; say which by its founder: {choices}"
+    )]
+    AmbiguousRoom { room: String, choices: String },
     #[error("{room} is invite-only: you leave it when its founder removes you")]
     CannotLeavePrivate { room: String },
-    #[error("you are already in an invite-only room called {room}")]
+    #[error("you already founded an invite-only room called {room}")]
     RoomExists { room: String },
     #[error("{0}")]
     RoomChange(#[source] ChatError),

@@ -388,3 +388,98 @@ fn an_invite_only_room_is_read_by_its_members_only_and_a_kicked_member_reads_not
         .iter()
         .any(|l| l.message.text == "after two restarted"));
 }
+
+#[test]
+fn a_room_founded_under_a_name_we_use_cannot_take_it_over() {
+    let mut s = Sim::new(22, NetConfig::default());
+    s.add_nodes(3);
+    s.run_for(5_000);
+    assert!(s.full_mesh());
+    let invite = |s: &mut Sim, from: usize, who: &str| {
+        for _ in 0..2 {
+            // The second time goes ahead despite the unverified key.
+            cmd(
+                s,
+                from,
+                Command::Invite {
+                    peer: who.into(),
+                    room: "+team".into(),
+                },
+            );
+        }
+        s.run_for(1_000);
+    };
+    // 0 founds +team with 1; then 2 founds a +team of its own and adds 1.
+    cmd(&mut s, 0, Command::CreateRoom("+team".into()));
+    s.run_for(200);
+    invite(&mut s, 0, "node1");
+    cmd(&mut s, 2, Command::CreateRoom("+team".into()));
+    s.run_for(200);
+    invite(&mut s, 2, "node1");
+    let error = |s: &Sim, i: usize| {
+        last_event(s, i, |e| match e {
+            Event::Error { error } => Some(error.to_string()),
+            _ => None,
+        })
+        .unwrap_or_default()
+    };
+    // A bare +team is ambiguous for 1, and the error says how to pick.
+    post(&mut s, 1, "+team", "hello?");
+    let e = error(&s, 1);
+    let fp = |s: &Sim, i: usize| crate::identity::Fingerprint::of(&s.identity_of(i));
+    let (fp0, fp2) = (fp(&s, 0).short(), fp(&s, 2).short());
+    assert!(
+        e.contains(&format!("+team#{fp0} (founded by node0)")),
+        "{e}"
+    );
+    assert!(
+        e.contains(&format!("+team#{fp2} (founded by node2)")),
+        "{e}"
+    );
+    // 1 names 0's room by its founder's fingerprint (a prefix will do).
+    post(
+        &mut s,
+        1,
+        &format!("+team#{}", &fp0[..4]),
+        "to the real team",
+    );
+    s.run_for(2_000);
+    let texts = |s: &Sim, i: usize, room: &str| -> Vec<String> {
+        room_lines(s, i, room)
+            .iter()
+            .map(|l| l.message.text.clone())
+            .collect()
+    };
+    assert_eq!(texts(&s, 0, "+team"), ["to the real team"]);
+    assert!(texts(&s, 2, "+team").is_empty());
+    // Once 1 verified 0, +team is 0's room; 2's shows its founder.
+    let full = fp(&s, 0).grouped();
+    cmd(
+        &mut s,
+        1,
+        Command::Trust {
+            peer: "node0".into(),
+            fingerprint: Some(full),
+        },
+    );
+    post(&mut s, 1, "+team", "now plainly");
+    post(&mut s, 2, "+team", "the other team speaking");
+    s.run_for(2_000);
+    assert_eq!(texts(&s, 0, "+team"), ["to the real team", "now plainly"]);
+    assert_eq!(
+        texts(&s, 1, &format!("+team#{fp2}")),
+        ["the other team speaking"]
+    );
+    // And 2's room does not stop 1 from founding a +team of its own,
+    // which a bare +team then means.
+    cmd(&mut s, 1, Command::CreateRoom("+team".into()));
+    s.run_for(200);
+    let mine = last_event(&s, 1, |e| match e {
+        Event::RoomMembership {
+            room,
+            change: crate::event::MembershipChange::YouJoined { .. },
+        } => Some(room.clone()),
+        _ => None,
+    });
+    assert_eq!(mine.as_deref(), Some("+team"));
+}

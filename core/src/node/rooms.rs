@@ -9,9 +9,13 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::{Command, Node, NodeError};
-use crate::chat::{default_room, open_room_id, room_name, Conversation, RoomChanged, DEFAULT_ROOM};
+use crate::chat::store::TrustLevel;
+use crate::chat::{
+    default_room, open_room_id, room_name, rooms::split_founder, Conversation, RoomChanged,
+    DEFAULT_ROOM,
+};
 use crate::event::{Event, MembershipChange, PeerInfo, RoomView};
-use crate::identity::IdentityKey;
+use crate::identity::{Fingerprint, IdentityKey};
 use crate::trust::TrustState;
 use crate::wire::limits::MAX_ROOMS_ANNOUNCED;
 use crate::wire::{Frame, RoomId};
@@ -157,9 +161,43 @@ impl Node {
     /// A room as the user sees it named: `#name` or `+name`.
     pub(super) fn room_label(&self, room: &RoomId) -> Option<String> {
         if self.chat.is_private(room) {
-            return self.chat.private_room(room).map(|r| format!("+{}", r.name));
+            let r = self.chat.private_room(room)?;
+            let same = self.chat.private_rooms_named(&r.name);
+            if same.len() > 1 && self.preferred_private(&same) != Some(r.id) {
+                let founder = Fingerprint::of(&r.founder).short();
+                return Some(format!("+{}#{founder}", r.name));
+            }
+            return Some(format!("+{}", r.name));
         }
         self.rooms.open_name_of(room).map(|n| format!("#{n}"))
+    }
+
+    /// Which of our invite-only rooms of one name a bare `+name` means:
+    /// anyone may found a room with any name and invite us to it, so the
+    /// one we founded, else the one whose founder we verified, when that
+    /// leaves exactly one. The others are shown and typed with their
+    /// founder's fingerprint (`+name#ABCD-EFGH`).
+    fn preferred_private(&self, same_name: &[(RoomId, IdentityKey)]) -> Option<RoomId> {
+        let only = |v: Vec<RoomId>| (v.len() == 1).then(|| v[0]);
+        if let [(id, _)] = same_name {
+            return Some(*id);
+        }
+        let me = self.local.identity_key();
+        let ours: Vec<RoomId> = same_name
+            .iter()
+            .filter(|(_, f)| *f == me)
+            .map(|(id, _)| *id)
+            .collect();
+        if !ours.is_empty() {
+            return only(ours);
+        }
+        only(
+            same_name
+                .iter()
+                .filter(|(_, f)| self.names.level(f) == Some(TrustLevel::Verified))
+                .map(|(id, _)| *id)
+                .collect(),
+        )
     }
 
     /// The `Rooms` frame for a link that just came up (open rooms only:
@@ -177,20 +215,42 @@ impl Node {
     pub(super) fn joined_room(&self, typed: &str) -> Result<(String, RoomId), NodeError> {
         let typed = typed.trim();
         if let Some(private) = typed.strip_prefix('+') {
-            let name = room_name(private)?;
-            let mut found = self
-                .chat
-                .private_rooms()
-                .into_iter()
-                .filter(|r| r.name == name);
-            return match (found.next(), found.next()) {
-                (Some(r), None) => Ok((format!("+{name}"), r.id)),
-                (None, _) => Err(NodeError::NotInRoom {
-                    room: format!("+{name}"),
+            let (name, founder) = split_founder(private)?;
+            let name = room_name(name)?;
+            let all = self.chat.private_rooms_named(&name);
+            let matching: Vec<(RoomId, IdentityKey)> = all
+                .iter()
+                .filter(|(_, f)| {
+                    founder
+                        .as_ref()
+                        .is_none_or(|typed| Fingerprint::of(f).matches_prefix(typed))
+                })
+                .copied()
+                .collect();
+            let pick = match (&founder, &matching[..]) {
+                (Some(_), [(id, _)]) => Some(*id),
+                (Some(_), _) => None,
+                (None, _) => self.preferred_private(&all),
+            };
+            return match pick {
+                Some(id) => Ok((
+                    self.room_label(&id).unwrap_or_else(|| format!("+{name}")),
+                    id,
+                )),
+                None if matching.is_empty() => Err(NodeError::NotInRoom {
+                    room: typed.to_owned(),
                     hint: "an invite-only room is joined when its founder invites you".into(),
                 }),
-                (Some(_), Some(_)) => Err(NodeError::AmbiguousRoom {
+                None => Err(NodeError::AmbiguousRoom {
                     room: format!("+{name}"),
+                    choices: matching
+                        .iter()
+                        .map(|(_, f)| {
+                            let fp = Fingerprint::of(f).short();
+                            format!("+{name}#{fp} (founded by {})", self.nick_of(f))
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", "),
                 }),
             };
         }
@@ -297,7 +357,15 @@ impl Node {
             Command::CreateRoom(typed) => {
                 let typed = typed.trim();
                 let name = room_name(typed.strip_prefix('+').unwrap_or(typed))?;
-                if self.chat.private_rooms().iter().any(|r| r.name == name) {
+                // Only our own: a room someone else founded under this
+                // name (and invited us to) must not take it from us.
+                let me = self.local.identity_key();
+                if self
+                    .chat
+                    .private_rooms_named(&name)
+                    .iter()
+                    .any(|(_, f)| *f == me)
+                {
                     return Err(NodeError::RoomExists {
                         room: format!("+{name}"),
                     });
