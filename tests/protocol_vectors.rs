@@ -689,7 +689,7 @@ fn protocol_md_states_the_limits_in_force() {
     assert!(doc.contains(&row), "docs/PROTOCOL.md lacks the row {row}");
     let contacts = natter_core::node::MAX_WAN_CONTACTS;
     let row = format!(
-        "| {contacts}; a new one replaces the unverified peer heard from longest ago | `MAX_WAN_CONTACTS` |"
+        "| {contacts}; a new one replaces the unverified peer kept for the shortest time | `MAX_WAN_CONTACTS` |"
     );
     assert!(doc.contains(&row), "docs/PROTOCOL.md lacks the row {row}");
     let bindings = natter_core::identity::VERIFIED_BINDINGS_MAX;

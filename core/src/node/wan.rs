@@ -42,9 +42,9 @@ pub(super) const CONTACTS_SETTING: &str = "wan_contacts";
 pub(super) struct WanBook {
     /// Ours, as the shell last reported it; `None` until iroh is up.
     own: Option<Reach>,
-    /// Each contact's reach and when we learnt it: wall ms, or for the
-    /// contacts loaded at start their place in the setting (older than
-    /// anything learnt since).
+    /// Each contact's reach and since when we have it (its first reach,
+    /// not its latest): wall ms, or for the contacts loaded at start their
+    /// place in the setting (older than anything learnt since).
     contacts: BTreeMap<IdentityKey, (Reach, u64)>,
     /// When the contacts were last saved (wall ms), and whether they
     /// changed since.
@@ -140,19 +140,24 @@ impl Node {
 
     fn remember_reach(&mut self, id: IdentityKey, reach: Reach, save_now: bool) {
         let now = self.wall_ms(self.now_ms);
+        let since = self.wan.contacts.get(&id).map_or(now, |(_, since)| *since);
         if !self.wan.contacts.contains_key(&id) && self.wan.contacts.len() >= MAX_WAN_CONTACTS {
+            // The unverified contact we have had the shortest time goes:
+            // anyone can mint identities that each send a Reach, and
+            // they must churn among themselves, not push out the
+            // contacts (tickets among them) kept from before.
             let victim = self
                 .wan
                 .contacts
                 .iter()
-                .map(|(k, (_, at))| (self.is_verified(k), *at, *k))
+                .map(|(k, (_, since))| (self.is_verified(k), std::cmp::Reverse(*since), *k))
                 .min()
                 .map(|(_, _, k)| k);
             if let Some(k) = victim {
                 self.wan.contacts.remove(&k);
             }
         }
-        self.wan.contacts.insert(id, (reach, now));
+        self.wan.contacts.insert(id, (reach, since));
         self.wan.unsaved = true;
         let due = self
             .wan

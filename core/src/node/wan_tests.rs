@@ -237,6 +237,32 @@ fn saved_contacts_survive_damage_and_stay_bounded() {
 }
 
 #[test]
+fn reaches_from_minted_identities_do_not_push_out_contacts_kept_before() {
+    let mut s = Sim::new(10, NetConfig::default());
+    s.add_node_with(sim::identity(0), wan_config(0));
+    let ticket = |i: usize| Ticket {
+        identity: sim::identity(100 + i).identity_key(),
+        reach: relay(),
+    };
+    for i in 0..10 {
+        s.input(0, Input::Command(Command::ConnectTicket(ticket(i))));
+    }
+    s.run_for(1_000);
+    for i in 0..(2 * MAX_WAN_CONTACTS) {
+        let minted = sim::identity(1_000 + i).identity_key();
+        s.nodes[0].node.on_reach_frame(minted, relay());
+    }
+    let book = &s.nodes[0].node.wan;
+    assert_eq!(book.contacts().count(), MAX_WAN_CONTACTS);
+    for i in 0..10 {
+        assert!(
+            book.reach_of(&ticket(i).identity).is_some(),
+            "ticket {i} kept"
+        );
+    }
+}
+
+#[test]
 fn a_peer_changing_its_reach_again_and_again_costs_memory_not_the_disk() {
     let mut s = Sim::new(9, NetConfig::default());
     s.add_node_with(sim::identity(0), wan_config(0));
