@@ -828,6 +828,9 @@ pub struct Chat {
     /// Bound keys of peers that completed a handshake this run (what an
     /// invitation carries), at most [`MAX_KNOWN_KEYS`].
     known_keys: HashMap<IdentityKey, BoundKeys>,
+    /// The key learnt last, the one a new key replaces when the map is
+    /// full.
+    newest_known_key: Option<IdentityKey>,
     /// Invite-only rooms, replayed from their stored membership logs.
     private: PrivateRooms,
     /// Checks the signatures of a batch of received room items.
@@ -862,6 +865,7 @@ impl Chat {
             private: PrivateRooms::default(),
             checker: Box::new(OneByOne),
             known_keys: HashMap::new(),
+            newest_known_key: None,
 
             local,
             resend: HashMap::new(),

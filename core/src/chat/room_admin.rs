@@ -388,12 +388,20 @@ impl Chat {
         if self.known_keys.len() >= super::MAX_KNOWN_KEYS
             && !self.known_keys.contains_key(&keys.identity)
         {
-            // Throwaway identities must not grow it: forget any one.
-            if let Some(k) = self.known_keys.keys().next().copied() {
+            // Throwaway identities must neither grow it nor push out the
+            // keys of peers met before them: a new key replaces the one
+            // learnt last, so a flood churns one place.
+            let last = self
+                .newest_known_key
+                .filter(|k| self.known_keys.contains_key(k))
+                .or_else(|| self.known_keys.keys().next().copied());
+            if let Some(k) = last {
                 self.known_keys.remove(&k);
             }
         }
-        self.known_keys.insert(keys.identity, keys);
+        if self.known_keys.insert(keys.identity, keys).is_none() {
+            self.newest_known_key = Some(keys.identity);
+        }
     }
 
     /// A peer's bound keys, if it completed a handshake this run.

@@ -2505,6 +2505,32 @@ fn entries_ahead_of_a_gap_beyond_what_memory_keeps_are_read_back_from_the_store(
 }
 
 #[test]
+fn keys_learnt_before_a_flood_of_handshakes_stay_known() {
+    let mut chat = Chat::new(Box::new(MemoryStore::new()), identity(1).identity_key());
+    let keys = |i: u32| {
+        let mut id = [0u8; 32];
+        id[..4].copy_from_slice(&i.to_le_bytes());
+        BoundKeys {
+            identity: IdentityKey(id),
+            noise: crate::identity::NoiseKey([9; 32]),
+            binding: SignatureBytes([0; 64]),
+        }
+    };
+    let max = u32::try_from(MAX_KNOWN_KEYS).unwrap();
+    for i in 0..max + 5_000 {
+        chat.remember_keys(keys(i));
+        if i == 10 {
+            // A contact links again mid-way: still one of the old ones.
+            chat.remember_keys(keys(3));
+        }
+    }
+    assert_eq!(chat.known_keys.len(), MAX_KNOWN_KEYS);
+    for i in 0..max - 1 {
+        assert!(chat.known_keys(&keys(i).identity).is_some(), "key {i}");
+    }
+}
+
+#[test]
 fn direct_messages_ask_about_one_peer_not_everyone_linked() {
     let (a, mut chat) = lone_chat(1);
     let (peer, away) = (identity(2).identity_key(), identity(3).identity_key());
