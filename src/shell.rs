@@ -63,8 +63,10 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// may take, its stream included.
 #[cfg(feature = "wan")]
 const WAN_CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
-/// Inbound iroh connections finishing their QUIC handshake at once; more
-/// are refused until one finishes (a stranger cannot make us hold many).
+/// Inbound iroh connections finishing their QUIC handshake (and opening
+/// their stream) at once; a new one beyond displaces the oldest, so
+/// connections that stall cannot keep an honest one out: it finishes in
+/// a round trip, long before it is the oldest of 16.
 #[cfg(feature = "wan")]
 const MAX_WAN_ACCEPTING: usize = 16;
 /// Largest single read from a socket.
@@ -240,7 +242,9 @@ pub async fn run_with(
         #[cfg(feature = "wan")]
         wan: opts.wan,
         #[cfg(feature = "wan")]
-        wan_accepting: 0,
+        wan_accepting: std::collections::VecDeque::new(),
+        #[cfg(feature = "wan")]
+        wan_tokens: 0,
     };
 
     loop {
@@ -306,7 +310,10 @@ enum LinkMsg {
     },
     /// An inbound iroh connection finished its handshake (or failed to).
     #[cfg(feature = "wan")]
-    WanIncoming(Option<(natter_core::identity::IdentityKey, crate::wan::WanStream)>),
+    WanIncoming(
+        u64,
+        Option<(natter_core::identity::IdentityKey, crate::wan::WanStream)>,
+    ),
 }
 
 /// A link's byte stream: TCP on the LAN, or a stream of an iroh connection.
@@ -365,9 +372,12 @@ struct Io {
     files_dir: Option<std::path::PathBuf>,
     #[cfg(feature = "wan")]
     wan: Option<crate::wan::Wan>,
-    /// Inbound iroh connections still in their QUIC handshake.
+    /// Inbound iroh connections still in their QUIC handshake, oldest
+    /// first: a token, and the task's handle to drop it by.
     #[cfg(feature = "wan")]
-    wan_accepting: usize,
+    wan_accepting: std::collections::VecDeque<(u64, tokio::task::AbortHandle)>,
+    #[cfg(feature = "wan")]
+    wan_tokens: u64,
 }
 
 impl Io {
@@ -470,8 +480,8 @@ impl Io {
                 }
             }
             #[cfg(feature = "wan")]
-            LinkMsg::WanIncoming(done) => {
-                self.wan_accepting = self.wan_accepting.saturating_sub(1);
+            LinkMsg::WanIncoming(token, done) => {
+                self.wan_accepting.retain(|(t, _)| *t != token);
                 if let Some((peer, stream)) = done {
                     self.park(LinkStream::Wan(stream), Remote::Wan(peer));
                 }
@@ -738,9 +748,7 @@ async fn forward_commands(mut commands: mpsc::Receiver<Command>, node: NodeTx) {
 impl Io {
     /// Whether to take the next inbound iroh connection now.
     fn wan_ready(&self) -> bool {
-        self.wan.is_some()
-            && self.parked.len() < MAX_PARKED
-            && self.wan_accepting < MAX_WAN_ACCEPTING
+        self.wan.is_some() && self.parked.len() < MAX_PARKED
     }
 
     /// The next inbound iroh connection (never, without `--wan`).
@@ -759,13 +767,20 @@ impl Io {
             self.wan = None;
             return;
         };
-        self.wan_accepting += 1;
+        if self.wan_accepting.len() >= MAX_WAN_ACCEPTING {
+            if let Some((_, oldest)) = self.wan_accepting.pop_front() {
+                oldest.abort();
+            }
+        }
+        let token = self.wan_tokens;
+        self.wan_tokens += 1;
         let ctl = self.ctl.clone();
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             let done = crate::wan::finish_accept(incoming);
             let done = tokio::time::timeout(WAN_CONNECT_TIMEOUT, done).await;
-            let _ = ctl.send(LinkMsg::WanIncoming(done.ok().and_then(Result::ok)));
+            let _ = ctl.send(LinkMsg::WanIncoming(token, done.ok().and_then(Result::ok)));
         });
+        self.wan_accepting.push_back((token, task.abort_handle()));
     }
 
     fn dial_wan(

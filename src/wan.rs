@@ -24,6 +24,12 @@ use std::net::SocketAddr;
 
 /// The ALPN of natter links over iroh.
 pub const ALPN: &[u8] = b"natter/1";
+/// How long an inbound connection may take, once its QUIC handshake is
+/// done, to open the link's stream. An honest dialler opens it at once
+/// (its Noise message 1 is what announces it); without this bound a peer
+/// could finish handshakes and open nothing, and hold the shell's few
+/// accepting slots for the whole connect timeout.
+pub const FIRST_STREAM: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Why the WAN side could not start or a WAN dial failed.
 #[derive(Debug, thiserror::Error)]
@@ -173,7 +179,12 @@ pub async fn finish_accept(
         return Err(WanError::Connect("wrong ALPN".into()));
     }
     let peer = IdentityKey(*conn.remote_id().as_bytes());
-    let (send, recv) = conn.accept_bi().await.map_err(|e| fail(&e))?;
+    let stream = tokio::time::timeout(FIRST_STREAM, conn.accept_bi()).await;
+    let Ok(stream) = stream else {
+        conn.close(0u32.into(), b"no stream");
+        return Err(WanError::Connect("no stream opened in time".into()));
+    };
+    let (send, recv) = stream.map_err(|e| fail(&e))?;
     Ok((peer, WanStream { conn, send, recv }))
 }
 
@@ -239,4 +250,76 @@ fn parse_relay(url: &str) -> Result<RelayUrl, WanError> {
             url: url.into(),
             why: e.to_string(),
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::relay::{Relay, RelayOptions};
+    use std::time::Duration;
+
+    /// A peer that finishes the QUIC handshake and opens no stream is let
+    /// go after FIRST_STREAM, not held for the whole connect timeout;
+    /// an honest dial right after is taken. Loopback and an in-process
+    /// relay only.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_connection_that_opens_no_stream_is_let_go() {
+        let relay = Relay::spawn(&RelayOptions {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            tls: None,
+        })
+        .await
+        .unwrap();
+        let cfg = WanConfig {
+            relay: Some(relay.url().to_owned()),
+            bind: Some("127.0.0.1:0".parse().unwrap()),
+            ..WanConfig::default()
+        };
+        let (a, b) = (
+            Wan::bind(&[1; 32], &cfg).await.unwrap(),
+            Wan::bind(&[2; 32], &cfg).await.unwrap(),
+        );
+        let a_id = IdentityKey(*a.endpoint.id().as_bytes());
+        let b_id = IdentityKey(*b.endpoint.id().as_bytes());
+        let a_addr = a.endpoint.addr();
+        // Every inbound connection is finished as the shell does: what
+        // came of it, and when.
+        let (tx, mut results) = tokio::sync::mpsc::unbounded_channel();
+        let acceptor = tokio::spawn(async move {
+            while let Some(incoming) = a.accept().await {
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    let started = std::time::Instant::now();
+                    let done =
+                        tokio::time::timeout(Duration::from_secs(15), finish_accept(incoming))
+                            .await;
+                    let _ = tx.send((done.map(|r| r.map(|(peer, _)| peer)), started.elapsed()));
+                });
+            }
+        });
+        // The silent one: a connection, and nothing on it.
+        let silent = b.endpoint.connect(a_addr.clone(), ALPN).await.unwrap();
+        // An honest dial: its stream is announced by its first bytes
+        // (Noise message 1).
+        let mut honest = b.dial(a_id, &reach_of(&a_addr)).await.unwrap();
+        honest.send.write_all(&[0; 32]).await.unwrap();
+        let (mut taken, mut let_go) = (None, None);
+        while taken.is_none() || let_go.is_none() {
+            let next = tokio::time::timeout(Duration::from_secs(20), results.recv()).await;
+            match next.ok().flatten() {
+                Some((Ok(Ok(peer)), _)) => taken = Some(peer),
+                Some((Ok(Err(_)), after)) => let_go = Some(after),
+                Some((Err(_), _)) => panic!("held for the whole connect timeout"),
+                None => panic!("the acceptor stopped or took too long"),
+            }
+        }
+        assert_eq!(taken, Some(b_id));
+        let after = let_go.unwrap();
+        assert!(
+            after >= FIRST_STREAM && after < Duration::from_secs(14),
+            "{after:?}"
+        );
+        drop((silent, honest));
+        acceptor.abort();
+    }
 }
