@@ -111,7 +111,7 @@ struct Cli {
 
     /// With --wan: send every packet through the relay, never directly:
     /// peers do not learn your addresses (the relay still does).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "wan_bind")]
     relay_only: bool,
 
     /// With --wan: bind the iroh endpoint's UDP socket to this address

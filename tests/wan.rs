@@ -28,9 +28,11 @@ fn wan_node(dir: &std::path::Path, nick: &str, relay: &str, extra: &[&str]) -> P
         "--wan",
         "--relay",
         relay,
-        "--wan-bind",
-        "127.0.0.1:0",
     ];
+    // --relay-only binds no UDP socket at all (and refuses --wan-bind).
+    if !extra.contains(&"--relay-only") {
+        args.extend_from_slice(&["--wan-bind", "127.0.0.1:0"]);
+    }
     args.extend_from_slice(extra);
     let p = Proc::spawn(dir, &args);
     p.wait("started", |v| v["event"] == "started");
@@ -165,6 +167,14 @@ fn bad_tickets_and_wan_off_get_clear_errors() {
     let e = err(&mut p, &format!("/connect {}", t.encode()));
     assert!(e.contains("--wan"), "{e}");
     assert!(err(&mut p, "/ticket").contains("--wan"));
+    // --relay-only binds no UDP socket, so a --wan-bind beside it is refused.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_natter"))
+        .args(["--wan", "--relay-only", "--wan-bind", "127.0.0.1:0", "id"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cannot be used with"), "{stderr}");
     // /wan on is saved for the next start, and says so.
     p.send("/wan on");
     let v = p.wait("wan", |v| v["event"] == "wan");
