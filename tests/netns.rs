@@ -89,6 +89,20 @@ fn probe() -> Result<(), String> {
     if !v.status.success() {
         return Err("`ip -V` failed".into());
     }
+    // The NAT and relay tests need these too; without them they would
+    // fail half-way instead of being skipped (.ci/run installs both).
+    for (tool, arg, package) in [
+        ("nft", "--version", "nftables"),
+        ("openssl", "version", "openssl"),
+    ] {
+        let ok = Command::new(tool)
+            .arg(arg)
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !ok {
+            return Err(format!("cannot run `{tool}` (package {package})"));
+        }
+    }
     remove_stale_namespaces();
     // Everything the tests use, once, in a throwaway namespace.
     let mut lab = Lab {
