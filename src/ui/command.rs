@@ -1,13 +1,13 @@
 //! The command parser and the command table.
 //!
 //! A line typed by the user (or read from stdin in line mode) becomes a
-//! [`Command`]. Plain text goes to the public room; a line starting with `/`
+//! [`Command`]. Plain text goes to the current room; a line starting with `/`
 //! is a command; a line starting with `//` is text whose first `/` is
 //! dropped, so text that begins with a slash can still be sent.
 //!
-//! [`COMMANDS`] is the single table of commands: the parser, `/help`,
-//! `natter --help` and tab completion all read it, so they cannot drift
-//! apart.
+//! [`COMMANDS`] is the single table of commands: the parser, `/help` and
+//! tab completion all read it, so they cannot drift apart (`natter --help`
+//! lists the command-line flags and points to `/help`).
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -197,8 +197,8 @@ pub const COMMANDS: &[CommandSpec] = &[
         args: "<host:port|ticket>",
         summary: "dial a peer by address, or by ticket beyond the LAN",
         details: "For networks where discovery broadcasts do not arrive. Examples:\n\
-                  /connect 192.168.1.20:47474, /connect laptop.local:47474,\n\
-                  /connect [fe80::1%eth0]:47474 (IPv6 goes in brackets).\n\
+                  /connect 192.168.1.20:47475, /connect laptop.local:47475,\n\
+                  /connect [fe80::1%eth0]:47475 (IPv6 goes in brackets).\n\
                   With --wan, /connect natter… dials the ticket a contact gave you\n\
                   (their /ticket); natter then finds them again after either moves.",
     },
@@ -225,7 +225,8 @@ pub const COMMANDS: &[CommandSpec] = &[
         aliases: &[],
         args: "<peer> <path>",
         summary: "offer a file to a peer",
-        details: "Everything after the peer is the path (spaces allowed, ~ is your home).\n\
+        details:
+            "Everything after the peer is the path (spaces allowed; a leading ~/ is your home).\n\
                   The file is hashed (BLAKE3), then offered; the peer accepts or rejects\n\
                   it. Data is verified as it arrives and resumes after a lost link or a\n\
                   restart. A directory cannot be sent: send an archive of it.",
@@ -316,7 +317,7 @@ impl fmt::Display for HostPort {
 /// A parsed input line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
-    /// Text for the public room, as typed.
+    /// Text for the current room, as typed.
     Say(String),
     /// `/msg <peer> <text>`: the text is kept verbatim.
     Msg { peer: String, text: String },
@@ -847,10 +848,10 @@ pub fn parse_host_port(s: &str) -> Result<HostPort, String> {
         (addr, port)
     } else {
         let Some((host, port)) = s.rsplit_once(':') else {
-            return Err("expected host:port, e.g. 192.168.1.20:47474".to_owned());
+            return Err("expected host:port, e.g. 192.168.1.20:47475".to_owned());
         };
         if host.contains(':') {
-            return Err("put an IPv6 address in brackets, e.g. [::1]:47474".to_owned());
+            return Err("put an IPv6 address in brackets, e.g. [::1]:47475".to_owned());
         }
         if host.is_empty() {
             return Err("missing host before :port".to_owned());
@@ -994,8 +995,8 @@ pub fn help_overview() -> String {
         out.push('\n');
     }
     out.push_str(
-        "Anything else you type goes to the public room. To send text that\n\
-         starts with /, begin the line with // (one / is removed).\n\
+        "Anything else you type goes to the current room (the prompt shows it).\n\
+         To send text that starts with /, begin the line with // (one / is removed).\n\
          Type /help <command> for details.",
     );
     out

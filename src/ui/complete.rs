@@ -1,8 +1,9 @@
 //! Tab completion, pure. The rustyline `Completer` wraps [`complete`].
 //!
 //! Completes command names after a leading `/`, command names after
-//! `/help`, and peer names in the peer position of `/msg`, `/trust`,
-//! `/untrust`, `/verify` and `/history`. Candidates have no trailing space.
+//! `/help`, and peer names in the peer position of `/msg`, `/send`,
+//! `/trust`, `/untrust`, `/verify` and `/history`. Candidates have no
+//! trailing space.
 
 use super::command::{find_command, COMMANDS};
 use super::sanitize::sanitize_line;
