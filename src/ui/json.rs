@@ -333,6 +333,44 @@ mod tests {
     use natter_core::event::LinkState;
     use natter_core::identity::LocalIdentity;
 
+    /// Every event name this file can print is in README's table of JSON
+    /// events: scripts rely on that list.
+    #[test]
+    fn readme_lists_every_json_event() {
+        let source = include_str!("json.rs");
+        let readme = include_str!("../../README.md");
+        let table = readme
+            .split("## JSON events")
+            .nth(1)
+            .and_then(|rest| rest.split("\n## ").next())
+            .expect("README has a JSON events section");
+        let body = source
+            .split("fn body(")
+            .nth(1)
+            .and_then(|rest| rest.split("\n}\n").next())
+            .expect("the body function");
+        let mut names = Vec::new();
+        // A tag opens a tuple: `("name",` or `(` and the name on the next line.
+        let opened = body.split("(\"").skip(1);
+        for part in opened.chain(body.split("(\n            \"").skip(1)) {
+            let part = part.trim_start().trim_start_matches('"');
+            let name: String = part
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                .collect();
+            if part[name.len()..].starts_with("\",") && !name.is_empty() {
+                names.push(name);
+            }
+        }
+        assert!(names.len() > 30, "found only {names:?}");
+        for name in names {
+            assert!(
+                table.contains(&format!("`{name}`")),
+                "README's JSON events lack `{name}`"
+            );
+        }
+    }
+
     fn key(n: u8) -> IdentityKey {
         LocalIdentity::from_secrets([n; 32], [n; 32])
             .unwrap()
