@@ -557,6 +557,8 @@ fn natter_wan(ctx: &mut Ctx) -> Result<()> {
     let relay = ctx
         .rt
         .block_on(natter::relay::Relay::spawn(&natter::relay::RelayOptions {
+            allow: None,
+            client_rate: None,
             listen: "127.0.0.1:0".parse()?,
             tls: None,
         }))?;

@@ -152,6 +152,14 @@ enum Sub {
         /// PEM private key of the certificate.
         #[arg(long, value_name = "FILE", requires = "cert")]
         key: Option<PathBuf>,
+        /// Serve only the identities whose fingerprints this file lists,
+        /// one per line (`natter id` prints yours). Without it, anyone.
+        #[arg(long, value_name = "FILE")]
+        allow: Option<PathBuf>,
+        /// Read at most this many bytes per second from each client
+        /// (`4M` = 4 MiB). Without it, no limit.
+        #[arg(long, value_name = "BYTES", value_parser = parse_size)]
+        client_rate: Option<u64>,
     },
 }
 
@@ -216,8 +224,20 @@ fn main() -> Result<()> {
             .with_writer(std::io::stderr)
             .try_init();
     }
-    if let Some(Sub::Relay { listen, cert, key }) = &cli.command {
-        return relay(*listen, cert.clone().zip(key.clone()));
+    if let Some(Sub::Relay {
+        listen,
+        cert,
+        key,
+        allow,
+        client_rate,
+    }) = &cli.command
+    {
+        return relay(
+            *listen,
+            cert.clone().zip(key.clone()),
+            allow.as_deref(),
+            *client_rate,
+        );
     }
     let dir = data_dir(&cli)?;
     let (identity, created) = keyfile::load_or_create(&dir)?;
@@ -417,14 +437,47 @@ async fn run(
 
 /// `natter relay`: serve until Ctrl-C or SIGTERM.
 #[cfg(feature = "wan")]
-fn relay(listen: SocketAddr, tls: Option<(PathBuf, PathBuf)>) -> Result<()> {
+fn relay(
+    listen: SocketAddr,
+    tls: Option<(PathBuf, PathBuf)>,
+    allow: Option<&std::path::Path>,
+    client_rate: Option<u64>,
+) -> Result<()> {
+    let allow = match allow {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the allow list {}", path.display()))?;
+            let allowed = natter::relay::Allowed::parse(&text)?;
+            eprintln!(
+                "natter relay: serving the {} identities listed in {}",
+                allowed.len(),
+                path.display()
+            );
+            Some(allowed)
+        }
+        None => None,
+    };
+    let client_rate = match client_rate {
+        Some(r) => Some(
+            u32::try_from(r)
+                .ok()
+                .and_then(std::num::NonZeroU32::new)
+                .context("--client-rate must be between 1 and 4G bytes per second")?,
+        ),
+        None => None,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
-        let opts = natter::relay::RelayOptions { listen, tls };
+        let opts = natter::relay::RelayOptions {
+            listen,
+            tls,
+            allow,
+            client_rate,
+        };
         let relay = natter::relay::Relay::spawn(&opts).await?;
         // The URL alone on its line: scripts and tests read it.
         println!("natter relay serving at {}", relay.url());
@@ -440,6 +493,11 @@ fn relay(listen: SocketAddr, tls: Option<(PathBuf, PathBuf)>) -> Result<()> {
 }
 
 #[cfg(not(feature = "wan"))]
-fn relay(_: SocketAddr, _: Option<(PathBuf, PathBuf)>) -> Result<()> {
+fn relay(
+    _: SocketAddr,
+    _: Option<(PathBuf, PathBuf)>,
+    _: Option<&std::path::Path>,
+    _: Option<u64>,
+) -> Result<()> {
     bail!("this natter was built without links beyond the LAN (cargo feature \"wan\")")
 }

@@ -10,12 +10,24 @@
 //! serves HTTPS on the listen address and QUIC address discovery (which
 //! tells endpoints their public address, for hole punching) on UDP port
 //! 7842 of the same host, iroh's default.
+//!
+//! Open to every endpoint unless given `--allow FILE`: then only the
+//! identities whose fingerprints the file lists (an endpoint id is the
+//! node's identity key, proven in the relay handshake) may use it.
+//! `--client-rate` caps what the relay reads from each client per second.
 
-use iroh_relay::server::{CertConfig, QuicConfig, RelayConfig, Server, ServerConfig, TlsConfig};
+use iroh_relay::server::{
+    Access, AccessControl, CertConfig, ClientRateLimit, ClientRequest, Limits, QuicConfig,
+    RelayConfig, Server, ServerConfig, TlsConfig,
+};
+use natter_core::identity::{Fingerprint, IdentityKey, FINGERPRINT_CHARS};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::PrivateKeyDer;
+use std::collections::HashSet;
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// UDP port of QUIC address discovery, as iroh clients expect it.
 pub const QUIC_PORT: u16 = iroh_relay::defaults::DEFAULT_RELAY_QUIC_PORT;
@@ -26,6 +38,65 @@ pub struct RelayOptions {
     pub listen: SocketAddr,
     /// PEM certificate chain and private key: HTTPS. Neither: plain HTTP.
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// Only these identities may use the relay; `None`: anyone.
+    pub allow: Option<Allowed>,
+    /// Bytes per second the relay reads from each client at most.
+    pub client_rate: Option<NonZeroU32>,
+}
+
+/// The identities a relay serves, by fingerprint.
+#[derive(Clone, Debug, Default)]
+pub struct Allowed(HashSet<String>);
+
+impl Allowed {
+    /// One fingerprint per line, all 32 characters (dashes and spaces
+    /// optional, as `natter id` and `/verify` print them); empty lines and
+    /// lines starting with `#` are skipped. A line that is not a whole
+    /// fingerprint is an error, naming the line: a typo must not lock a
+    /// contact out unnoticed.
+    pub fn parse(text: &str) -> Result<Allowed, RelayError> {
+        let mut set = HashSet::new();
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let f = Fingerprint::normalize_input(line);
+            let base32 = |c: char| c.is_ascii_uppercase() || ('2'..='7').contains(&c);
+            if f.len() != FINGERPRINT_CHARS || !f.chars().all(base32) {
+                return Err(RelayError::Allow {
+                    line: i + 1,
+                    text: line.to_owned(),
+                });
+            }
+            set.insert(f);
+        }
+        Ok(Allowed(set))
+    }
+
+    pub fn admits(&self, id: &IdentityKey) -> bool {
+        self.0.contains(Fingerprint::of(id).as_str())
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl AccessControl for Allowed {
+    async fn on_connect(&self, request: &ClientRequest) -> Access {
+        if self.admits(&IdentityKey(*request.endpoint_id().as_bytes())) {
+            Access::Allow
+        } else {
+            Access::Deny {
+                reason: Some("not on this relay's list".into()),
+            }
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +107,8 @@ pub enum RelayError {
     Tls(String),
     #[error("cannot start the relay on {addr}: {why}")]
     Spawn { addr: SocketAddr, why: String },
+    #[error("line {line} of the allow list is not a whole fingerprint (32 characters): {text:?}")]
+    Allow { line: usize, text: String },
 }
 
 /// A running relay; it stops when dropped or shut down.
@@ -48,6 +121,17 @@ impl Relay {
     /// Start serving.
     pub async fn spawn(opts: &RelayOptions) -> Result<Relay, RelayError> {
         let mut relay = RelayConfig::new(opts.listen);
+        if let Some(allowed) = &opts.allow {
+            relay.access = Arc::new(allowed.clone());
+        }
+        if let Some(rate) = opts.client_rate {
+            let mut limits = Limits::default();
+            let mut client = ClientRateLimit::new(rate);
+            // A second's worth at once: a burst of QUIC packets passes.
+            client.max_burst_bytes = Some(rate);
+            limits.client_rx = Some(client);
+            relay.limits = limits;
+        }
         let mut quic = None;
         if let Some((cert, key)) = &opts.tls {
             let server_config = tls_config(cert, key)?;

@@ -256,6 +256,7 @@ fn parse_relay(url: &str) -> Result<RelayUrl, WanError> {
 mod tests {
     use super::*;
     use crate::relay::{Relay, RelayOptions};
+    use natter_core::identity::Fingerprint;
     use std::time::Duration;
 
     /// A peer that finishes the QUIC handshake and opens no stream is let
@@ -265,6 +266,8 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_connection_that_opens_no_stream_is_let_go() {
         let relay = Relay::spawn(&RelayOptions {
+            allow: None,
+            client_rate: None,
             listen: "127.0.0.1:0".parse().unwrap(),
             tls: None,
         })
@@ -321,5 +324,86 @@ mod tests {
         );
         drop((silent, honest));
         acceptor.abort();
+    }
+
+    /// Where `w` can be reached through its relay, once it has one.
+    async fn relayed_reach(w: &Wan) -> Reach {
+        for _ in 0..100 {
+            let reach = reach_of(&w.endpoint.addr());
+            if reach.relay.is_some() {
+                return reach;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("no relay after 10 s");
+    }
+
+    /// A relay with an allow list carries the listed identities' links and
+    /// nobody else's: every endpoint here is relay-only (no UDP socket),
+    /// so the relay is the only way between them.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_relay_with_an_allow_list_serves_only_the_identities_listed() {
+        let key = |seed: u8| {
+            let secret = SecretKey::from_bytes(&[seed; 32]);
+            IdentityKey(*secret.public().as_bytes())
+        };
+        let list = format!(
+            "# the team\n{}\n\n{}\n",
+            Fingerprint::of(&key(1)).grouped(),
+            Fingerprint::of(&key(3)).as_str().to_lowercase()
+        );
+        let relay = Relay::spawn(&RelayOptions {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            tls: None,
+            allow: Some(crate::relay::Allowed::parse(&list).unwrap()),
+            client_rate: std::num::NonZeroU32::new(8 << 20),
+        })
+        .await
+        .unwrap();
+        let cfg = WanConfig {
+            relay: Some(relay.url().to_owned()),
+            relay_only: true,
+            ..WanConfig::default()
+        };
+        let a = Wan::bind(&[1; 32], &cfg).await.unwrap();
+        let reach = relayed_reach(&a).await;
+        let a_id = key(1);
+        let accepting = {
+            let a = a.clone();
+            tokio::spawn(async move {
+                let incoming = a.accept().await?;
+                finish_accept(incoming).await.ok().map(|(peer, _)| peer)
+            })
+        };
+        // 2 is not listed: it gets no link to 1.
+        let b = Wan::bind(&[2; 32], &cfg).await.unwrap();
+        let denied = tokio::time::timeout(Duration::from_secs(5), b.dial(a_id, &reach)).await;
+        assert!(!matches!(denied, Ok(Ok(_))), "an unlisted identity linked");
+        // 3 is: its link goes through.
+        let c = Wan::bind(&[3; 32], &cfg).await.unwrap();
+        let mut link = tokio::time::timeout(Duration::from_secs(10), c.dial(a_id, &reach))
+            .await
+            .expect("a listed identity links in time")
+            .unwrap();
+        link.send.write_all(&[0; 32]).await.unwrap();
+        let peer = tokio::time::timeout(Duration::from_secs(10), accepting)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(peer, Some(key(3)));
+    }
+
+    #[test]
+    fn an_allow_list_names_its_bad_line() {
+        use crate::relay::{Allowed, RelayError};
+        let good = Fingerprint::of(&IdentityKey([5; 32])).grouped();
+        let list = format!("{good}\nABCD-EFGH\n");
+        assert!(matches!(
+            Allowed::parse(&list),
+            Err(RelayError::Allow { line: 2, .. })
+        ));
+        let ok = Allowed::parse(&format!("# comment\n\n {good} \n")).unwrap();
+        assert!(ok.admits(&IdentityKey([5; 32])));
+        assert!(!ok.admits(&IdentityKey([6; 32])));
     }
 }

@@ -175,6 +175,17 @@ fn bad_tickets_and_wan_off_get_clear_errors() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("cannot be used with"), "{stderr}");
+    // A relay's allow list with a typo is refused, naming the line.
+    let list = d.join("allow.txt");
+    std::fs::write(&list, "# the team\nABCD-EFGH\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_natter"))
+        .args(["relay", "--listen", "127.0.0.1:0", "--allow"])
+        .arg(&list)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("line 2 of the allow list"), "{stderr}");
     // /wan on is saved for the next start, and says so.
     p.send("/wan on");
     let v = p.wait("wan", |v| v["event"] == "wan");
