@@ -41,8 +41,25 @@ pub fn keyfile(data: &[u8]) {
 /// terminal would act on; naming a peer never panics.
 /// A room as the parser hands it on: `#name` or `+name`, a valid name.
 fn label_ok(l: &str) -> bool {
-    l.strip_prefix(['#', '+'])
-        .is_some_and(natter_core::wire::is_room_name)
+    if let Some(open) = l.strip_prefix('#') {
+        return natter_core::wire::is_room_name(open);
+    }
+    let Some(private) = l.strip_prefix('+') else {
+        return false;
+    };
+    // `+name`, or `+name#ABCD-EFGH…`: the founder's fingerprint (or a
+    // prefix of it) in groups of four.
+    let (name, founder) = match private.split_once('#') {
+        Some((n, f)) => (n, Some(f)),
+        None => (private, None),
+    };
+    let base32 = |c: char| c.is_ascii_uppercase() || ('2'..='7').contains(&c);
+    natter_core::wire::is_room_name(name)
+        && founder.is_none_or(|f| {
+            f.split('-')
+                .all(|g| (1..=4).contains(&g.len()) && g.chars().all(base32))
+                && f.chars().filter(|c| *c != '-').count() >= 4
+        })
 }
 
 pub fn cli_parse(data: &[u8]) {

@@ -292,6 +292,7 @@ fn seeds(target: &str) -> Vec<(&'static str, Vec<u8>)> {
             ("bidi", "\u{202e}evil\u{9b}2J\u{2066}x\u{85}y\tz"),
             ("name", "b0b#"),
             ("typo", "/conect 1.2.3.4:5"),
+            ("room-founder", "/room +team#abcd-e"),
         ]
         .into_iter()
         .map(|(label, line)| (label, line.as_bytes().to_vec()))

@@ -181,10 +181,11 @@ impl Store {
         Ok(())
     }
 
-    /// Up to `limit` peers last seen at or after `seen_since_ms`: verified
-    /// first, then long known (seen over `LONG_KNOWN_MS` or more), then most
-    /// recently seen. A flood of fresh identities cannot push a genuine peer
-    /// out of the outbox of a new public message.
+    /// Up to `limit` peers last seen at or after `seen_since_ms`, best
+    /// [`natter_core::chat::store::peer_rank`] first: verified, then long
+    /// known (seen over `LONG_KNOWN_MS` or more) first seen earliest, then
+    /// most recently seen. A flood of fresh identities cannot push a genuine
+    /// peer out of the outbox of a new public message.
     pub fn outbox_recipients(
         &self,
         seen_since_ms: u64,
@@ -193,7 +194,8 @@ impl Store {
         let mut stmt = self.conn.prepare_cached(
             "SELECT identity FROM peers WHERE last_seen_ms >= ?1 \
              ORDER BY trust = 'verified' DESC, last_seen_ms - first_seen_ms >= ?2 DESC, \
-                      last_seen_ms DESC, identity LIMIT ?3",
+                      CASE WHEN last_seen_ms - first_seen_ms >= ?2 \
+                           THEN -first_seen_ms ELSE last_seen_ms END DESC, identity LIMIT ?3",
         )?;
         let since = i64::try_from(seen_since_ms).unwrap_or(i64::MAX);
         let rows = stmt.query_map(
@@ -240,9 +242,10 @@ impl Store {
     }
 
     /// Forgets unverified peers last seen before `unseen_since_ms` and the
-    /// least recently seen unverified ones beyond the newest
-    /// `keep_unverified`, with their outbox rows, in one transaction; returns
-    /// them in key order. Verified peers are never forgotten.
+    /// unverified ones ranked below the best `keep_unverified` (long known
+    /// first, first seen earliest, then most recently seen), with their
+    /// outbox rows, in one transaction; returns them in key order. Verified
+    /// peers are never forgotten.
     pub fn prune_peers(
         &mut self,
         unseen_since_ms: u64,
@@ -252,17 +255,22 @@ impl Store {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let since = i64::try_from(unseen_since_ms).unwrap_or(i64::MAX);
+        let long_known = to_sql_u64("LONG_KNOWN_MS", LONG_KNOWN_MS)?;
         let gone: Vec<IdentityBytes> = {
             let mut stmt = tx.prepare_cached(
                 "SELECT identity FROM peers WHERE trust = 'unverified' AND (last_seen_ms < ?1 \
                    OR identity IN (SELECT identity FROM peers WHERE trust = 'unverified' \
-                                   ORDER BY last_seen_ms DESC, identity LIMIT -1 OFFSET ?2)) \
+                                   ORDER BY last_seen_ms - first_seen_ms >= ?3 DESC, \
+                                            CASE WHEN last_seen_ms - first_seen_ms >= ?3 \
+                                                 THEN -first_seen_ms ELSE last_seen_ms END DESC, \
+                                            identity \
+                                   LIMIT -1 OFFSET ?2)) \
                  ORDER BY identity",
             )?;
-            let rows = stmt
-                .query_map(params![since, super::sql_limit(keep_unverified)], |row| {
-                    row.get::<_, Vec<u8>>(0)
-                })?;
+            let rows = stmt.query_map(
+                params![since, super::sql_limit(keep_unverified), long_known],
+                |row| row.get::<_, Vec<u8>>(0),
+            )?;
             rows.map(|r| to_array("peers.identity", r?))
                 .collect::<Result<_, DbError>>()?
         };
@@ -287,7 +295,8 @@ impl Store {
         let mut stmt = self.conn.prepare_cached(
             "SELECT identity, last_addr FROM peers WHERE last_addr IS NOT NULL \
              ORDER BY trust = 'verified' DESC, last_seen_ms - first_seen_ms >= ?1 DESC, \
-                      last_seen_ms DESC, identity",
+                      CASE WHEN last_seen_ms - first_seen_ms >= ?1 \
+                           THEN -first_seen_ms ELSE last_seen_ms END DESC, identity",
         )?;
         let rows = stmt.query_map([to_sql_u64("LONG_KNOWN_MS", LONG_KNOWN_MS)?], |row| {
             Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, String>(1)?))

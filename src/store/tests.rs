@@ -1327,6 +1327,37 @@ fn known_peers_rank_verified_then_long_known_then_recent() {
     assert_eq!(s.pending_peers(&id(1)).unwrap(), [ALICE, BOB]);
 }
 
+/// Long known takes two sightings a day apart: identities minted later
+/// and made long known rank below the contact met before them, in the
+/// outbox, the dials at start and what pruning keeps (both stores).
+#[test]
+fn long_known_identities_minted_later_rank_below_older_contacts() {
+    use natter_core::chat::store::ChatStore;
+    let day = natter_core::chat::store::LONG_KNOWN_MS;
+    let mut sqlite = mem();
+    let mut memory = natter_core::chat::MemoryStore::new();
+    let stores: [&mut dyn ChatStore; 2] = [&mut sqlite, &mut memory];
+    for s in stores {
+        s.upsert_peer_seen(&BOB, &[1; 32], "bob", 0, Some("10.0.0.2:1"))
+            .unwrap();
+        s.upsert_peer_seen(&BOB, &[1; 32], "bob", 2 * day, None)
+            .unwrap();
+        for n in 0..50u8 {
+            let mut minted = [0x66; 32];
+            minted[0] = n;
+            s.upsert_peer_seen(&minted, &[3; 32], "m", day, Some("10.0.0.9:1"))
+                .unwrap();
+            s.upsert_peer_seen(&minted, &[3; 32], "m", 3 * day, None)
+                .unwrap();
+        }
+        assert_eq!(s.outbox_recipients(0, 1).unwrap(), [BOB]);
+        assert_eq!(s.known_addrs().unwrap()[0].0, BOB);
+        s.prune_peers(0, 1).unwrap();
+        assert!(s.get_peer(&BOB).unwrap().is_some(), "bob kept");
+        assert_eq!(s.peers().unwrap().len(), 1);
+    }
+}
+
 /// The in-memory store the simulator and fuzz targets run on must follow
 /// the SQLite store's rules: the same operations, drawn at random with
 /// colliding ids, authors and timestamps, give the same answers.

@@ -225,7 +225,18 @@ impl Session {
     /// error says what to type instead.
     pub fn switch_to(&mut self, typed: &str) -> Result<String, String> {
         let label = room_label(typed).map_err(|e| e.to_string())?;
-        if !self.joined.contains(&label) {
+        // Invite-only rooms of one name are told apart by their founder
+        // (`+team#ABCD-EFGH`, or a prefix of it), and their labels move as
+        // rooms of that name come and go: any room of the name will do
+        // here, and the node says which it is, or asks, when it is used.
+        let name_of = |l: &str| l.split('#').next().unwrap_or(l).to_owned();
+        let known = self.joined.contains(&label)
+            || (label.starts_with('+')
+                && self
+                    .joined
+                    .iter()
+                    .any(|j| j.starts_with('+') && name_of(j) == name_of(&label)));
+        if !known {
             return Err(if label.starts_with('+') {
                 format!("you are not in {label}: its founder must invite you")
             } else {
@@ -324,5 +335,20 @@ mod tests {
             .room_or_current(None)
             .unwrap_err()
             .contains("/join #lobby"));
+    }
+
+    /// Two invite-only rooms of one name are told apart by their founder;
+    /// any room of the name may be made current, by its label, a prefix
+    /// of its founder's fingerprint or the bare name (the node then says
+    /// which it is, or asks).
+    #[test]
+    fn rooms_of_one_name_are_switched_to_by_founder() {
+        let mut s = Session::default();
+        s.observe(&started(&["#lobby", "+team#ABCD-EFGH", "+team#WXYZ-2345"]));
+        assert_eq!(s.switch_to("+team#abcd"), Ok("+team#ABCD".into()));
+        assert_eq!(s.switch_to("+Team#wxyz-2345"), Ok("+team#WXYZ-2345".into()));
+        assert_eq!(s.switch_to("+team"), Ok("+team".into()));
+        assert!(s.switch_to("+other#abcd").is_err());
+        assert!(s.switch_to("#team").is_err());
     }
 }

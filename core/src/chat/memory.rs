@@ -329,8 +329,8 @@ impl ChatStore for MemoryStore {
             .peers
             .values()
             .filter(|p| {
-                let (verified, long_known, last_seen) = peer_rank(p);
-                !verified && !long_known && last_seen < unseen_since_ms
+                let (verified, long_known, _) = peer_rank(p);
+                !verified && !long_known && p.last_seen_ms < unseen_since_ms
             })
             .map(|p| p.identity)
             .collect();
@@ -344,19 +344,22 @@ impl ChatStore for MemoryStore {
         unseen_since_ms: u64,
         keep_unverified: usize,
     ) -> Result<Vec<IdentityBytes>, StoreError> {
-        let mut unverified: Vec<(u64, IdentityBytes)> = self
+        let mut unverified: Vec<&PeerRecord> = self
             .peers
             .values()
             .filter(|p| p.trust == TrustLevel::Unverified)
-            .map(|p| (p.last_seen_ms, p.identity))
             .collect();
-        // Newest first, as the SQLite store orders them.
-        unverified.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        // Best ranked first, as the SQLite store orders them.
+        unverified.sort_by(|a, b| {
+            peer_rank(b)
+                .cmp(&peer_rank(a))
+                .then(a.identity.cmp(&b.identity))
+        });
         let gone: Vec<IdentityBytes> = unverified
             .iter()
             .enumerate()
-            .filter(|(i, (seen, _))| *seen < unseen_since_ms || *i >= keep_unverified)
-            .map(|(_, (_, id))| *id)
+            .filter(|(i, p)| p.last_seen_ms < unseen_since_ms || *i >= keep_unverified)
+            .map(|(_, p)| p.identity)
             .collect();
         for id in &gone {
             self.peers.remove(id);

@@ -163,15 +163,21 @@ pub fn order_ms(m: &StoredMessage) -> u64 {
 /// identities cannot push it out of the outbox or the start-up dials.
 pub const LONG_KNOWN_MS: u64 = 24 * 60 * 60 * 1000;
 
-/// The rank of a known peer where only some can be served (outbox rows for
-/// a public message, dials at start): verified first, then long known, then
-/// the most recently seen. Higher is first.
+/// The rank of a known peer where only some can be served or kept (outbox
+/// rows for a public message, dials at start, the unverified peers the
+/// trust store keeps): verified first, then long known, the one first seen
+/// earliest first, then the most recently seen. Higher is first. Long
+/// known takes only two sightings a day apart, so among long-known peers
+/// the older acquaintance wins: identities minted for an attack are met
+/// later than the contacts it would push out.
 pub fn peer_rank(p: &PeerRecord) -> (bool, bool, u64) {
-    (
-        p.trust == TrustLevel::Verified,
-        p.last_seen_ms.saturating_sub(p.first_seen_ms) >= LONG_KNOWN_MS,
-        p.last_seen_ms,
-    )
+    let long_known = p.last_seen_ms.saturating_sub(p.first_seen_ms) >= LONG_KNOWN_MS;
+    let then = if long_known {
+        u64::MAX - p.first_seen_ms
+    } else {
+        p.last_seen_ms
+    };
+    (p.trust == TrustLevel::Verified, long_known, then)
 }
 
 /// The largest number the store keeps (SQLite integers are signed).

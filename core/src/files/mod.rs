@@ -772,8 +772,11 @@ impl Files {
                 _ => (TransferState::Failed, FileFailure::Unavailable),
             };
             if offer {
-                // Withdrawn before we accepted: told, not kept.
-                let _ = self.store.forget(&rec);
+                // Withdrawn before we accepted: told, not kept (if the
+                // store cannot delete it, it is at least ended).
+                if self.store.forget(&rec).is_err() {
+                    let _ = self.store.set_state(&rec, state);
+                }
                 rec.state = state;
                 actions.events.push(FileEvent::Failed { rec, reason });
                 return;

@@ -470,6 +470,24 @@ fn a_room_founded_under_a_name_we_use_cannot_take_it_over() {
         texts(&s, 1, &format!("+team#{fp2}")),
         ["the other team speaking"]
     );
+    // /rooms and the list the front end starts with name each room as it
+    // can be typed back.
+    let expected = vec!["+team".to_owned(), format!("+team#{fp2}")];
+    let mut listed = s.nodes[1].node.joined_rooms();
+    listed.retain(|r| r.starts_with('+'));
+    listed.sort();
+    assert_eq!(listed, expected);
+    cmd(&mut s, 1, Command::Rooms);
+    let mut shown = last_event(&s, 1, |e| match e {
+        Event::Rooms { rooms, .. } => {
+            Some(rooms.iter().map(|r| r.name.clone()).collect::<Vec<_>>())
+        }
+        _ => None,
+    })
+    .unwrap();
+    shown.retain(|r| r.starts_with('+'));
+    shown.sort();
+    assert_eq!(shown, expected);
     // And 2's room does not stop 1 from founding a +team of its own,
     // which a bare +team then means.
     cmd(&mut s, 1, Command::CreateRoom("+team".into()));

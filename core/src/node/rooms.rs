@@ -141,14 +141,14 @@ impl RoomBook {
 
 impl Node {
     /// The rooms shown to the user: joined open rooms (`#name`) and the
-    /// invite-only rooms we are a member of (`+name`).
+    /// invite-only rooms we are a member of (`+name`, or `+name#FOUNDER`
+    /// where we are in several of that name: [`Node::room_label`]).
     pub fn joined_rooms(&self) -> Vec<String> {
         let open = self.rooms.names().into_iter().map(|n| format!("#{n}"));
-        let private = self
-            .chat
-            .private_rooms()
-            .into_iter()
-            .map(|r| format!("+{}", r.name));
+        let private = self.chat.private_rooms().into_iter().map(|r| {
+            self.room_label(&r.id)
+                .unwrap_or_else(|| format!("+{}", r.name))
+        });
         open.chain(private).collect()
     }
 
@@ -312,12 +312,10 @@ impl Node {
                     .joined
                     .iter()
                     .map(|(n, id)| (format!("#{n}"), *id))
-                    .chain(
-                        self.chat
-                            .private_rooms()
-                            .into_iter()
-                            .map(|r| (format!("+{}", r.name), r.id)),
-                    )
+                    .chain(self.chat.private_rooms().into_iter().map(|r| {
+                        let label = self.room_label(&r.id);
+                        (label.unwrap_or_else(|| format!("+{}", r.name)), r.id)
+                    }))
                     .collect();
                 let rooms = labels
                     .into_iter()

@@ -18,7 +18,7 @@ use crate::identity::IdentityKey;
 use crate::link::{Connection, LinkPath, Purpose, Remote};
 use crate::peer::{LinkId, PeerLink};
 use crate::wire::{CloseReason, Frame, Reach, Ticket};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Most WAN contacts kept (and saved). When full, a new one replaces the
 /// unverified contact heard from longest ago; verified contacts go last.
@@ -46,6 +46,10 @@ pub(super) struct WanBook {
     /// not its latest): wall ms, or for the contacts loaded at start their
     /// place in the setting (older than anything learnt since).
     contacts: BTreeMap<IdentityKey, (Reach, u64)>,
+    /// Contacts the user gave us this run (a pasted ticket): kept before
+    /// those learnt from `Reach` frames. (Saved contacts load as older
+    /// than anything learnt since, which keeps them too.)
+    chosen: BTreeSet<IdentityKey>,
     /// When the contacts were last saved (wall ms), and whether they
     /// changed since.
     saved_ms: Option<u64>,
@@ -138,19 +142,24 @@ impl Node {
         self.remember_reach(id, reach, false);
     }
 
+    /// `save_now`: the user gave us this contact (a ticket), which also
+    /// keeps it before contacts learnt from `Reach` frames.
     fn remember_reach(&mut self, id: IdentityKey, reach: Reach, save_now: bool) {
         let now = self.wall_ms(self.now_ms);
         let since = self.wan.contacts.get(&id).map_or(now, |(_, since)| *since);
         if !self.wan.contacts.contains_key(&id) && self.wan.contacts.len() >= MAX_WAN_CONTACTS {
-            // The unverified contact we have had the shortest time goes:
-            // anyone can mint identities that each send a Reach, and
-            // they must churn among themselves, not push out the
-            // contacts (tickets among them) kept from before.
+            // The unverified contact learnt from a Reach that we have
+            // had the shortest time goes: anyone can mint identities that
+            // each send one, and they must churn among themselves, not
+            // push out the contacts kept from before or a ticket pasted.
             let victim = self
                 .wan
                 .contacts
                 .iter()
-                .map(|(k, (_, since))| (self.is_verified(k), std::cmp::Reverse(*since), *k))
+                .map(|(k, (_, since))| {
+                    let kept = self.is_verified(k) || self.wan.chosen.contains(k);
+                    (kept, std::cmp::Reverse(*since), *k)
+                })
                 .min()
                 .map(|(_, _, k)| k);
             if let Some(k) = victim {
@@ -158,6 +167,9 @@ impl Node {
             }
         }
         self.wan.contacts.insert(id, (reach, since));
+        if save_now {
+            self.wan.chosen.insert(id);
+        }
         self.wan.unsaved = true;
         let due = self
             .wan

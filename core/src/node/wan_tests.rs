@@ -252,9 +252,16 @@ fn reaches_from_minted_identities_do_not_push_out_contacts_kept_before() {
         let minted = sim::identity(1_000 + i).identity_key();
         s.nodes[0].node.on_reach_frame(minted, relay());
     }
+    // A ticket pasted now, with the book full of minted contacts, stays
+    // too when more come.
+    s.input(0, Input::Command(Command::ConnectTicket(ticket(10))));
+    for i in 0..10 {
+        let minted = sim::identity(5_000 + i).identity_key();
+        s.nodes[0].node.on_reach_frame(minted, relay());
+    }
     let book = &s.nodes[0].node.wan;
     assert_eq!(book.contacts().count(), MAX_WAN_CONTACTS);
-    for i in 0..10 {
+    for i in 0..=10 {
         assert!(
             book.reach_of(&ticket(i).identity).is_some(),
             "ticket {i} kept"
