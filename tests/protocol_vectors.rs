@@ -204,40 +204,36 @@ fn compute() -> Vec<(&'static str, String)> {
         room_key
     );
     v.push(("room.envelope.bob", hex(&encode(&env))));
+    // Alice's log entries, each signed, checked as a receiver does, and
+    // encoded as the frame that carries it.
+    let entry = |seq: u32, epoch: u32, change: RoomChange| {
+        let mut c = RoomControl {
+            founding: founding.clone(),
+            seq,
+            epoch,
+            timestamp_ms: ts + u64::from(seq),
+            change,
+            signature: SignatureBytes([0; 64]),
+        };
+        c.signature = alice.sign(domain::ROOM_CONTROL, &signed_control_bytes(&c));
+        natter_core::chat::private::check_control(&c).unwrap();
+        let frame = Frame::RoomControl(Box::new(c));
+        let bytes = encode(&frame);
+        assert_eq!(decode_frames(&bytes).unwrap(), vec![frame]);
+        hex(&bytes)
+    };
     // The founding entry: Alice's own envelope, one-time secret 45…45.
     let own = seal_key_with_ephemeral(&[0x45; 32], &room_key, &team, 0, ak).unwrap();
-    let mut control = RoomControl {
-        founding: founding.clone(),
-        seq: 0,
-        epoch: 0,
-        timestamp_ms: ts,
-        change: RoomChange::Create { envelope: own },
-        signature: SignatureBytes([0; 64]),
-    };
-    control.signature = alice.sign(domain::ROOM_CONTROL, &signed_control_bytes(&control));
-    natter_core::chat::private::check_control(&control).unwrap();
-    let frame = Frame::RoomControl(Box::new(control));
-    let bytes = encode(&frame);
-    assert_eq!(decode_frames(&bytes).unwrap(), vec![frame]);
-    v.push(("frame.room_control", hex(&bytes)));
+    v.push((
+        "frame.room_control",
+        entry(0, 0, RoomChange::Create { envelope: own }),
+    ));
     // Entry 1: Alice invites Bob with the envelope above.
-    let mut invite = RoomControl {
-        founding: founding.clone(),
-        seq: 1,
-        epoch: 0,
-        timestamp_ms: ts + 1,
-        change: RoomChange::Invite {
-            member: *bk,
-            envelope: env,
-        },
-        signature: SignatureBytes([0; 64]),
+    let invite = RoomChange::Invite {
+        member: *bk,
+        envelope: env,
     };
-    invite.signature = alice.sign(domain::ROOM_CONTROL, &signed_control_bytes(&invite));
-    natter_core::chat::private::check_control(&invite).unwrap();
-    let frame = Frame::RoomControl(Box::new(invite));
-    let bytes = encode(&frame);
-    assert_eq!(decode_frames(&bytes).unwrap(), vec![frame]);
-    v.push(("frame.room_control.invite", hex(&bytes)));
+    v.push(("frame.room_control.invite", entry(1, 0, invite)));
     v.push(("room.control_id.team_1", hex(&control_id(&team, 1))));
     // Entry 2: Alice removes Bob; epoch 1's key 57…57 goes to Alice only,
     // one-time secret 46…46.
@@ -247,23 +243,11 @@ fn compute() -> Vec<(&'static str, String)> {
         *open_key(alice.noise_secret(), ak, &alices, &team, 1).unwrap(),
         next_key
     );
-    let mut remove = RoomControl {
-        founding: founding.clone(),
-        seq: 2,
-        epoch: 1,
-        timestamp_ms: ts + 2,
-        change: RoomChange::Remove {
-            member: bk.identity,
-            envelopes: vec![(ak.identity, alices)],
-        },
-        signature: SignatureBytes([0; 64]),
+    let remove = RoomChange::Remove {
+        member: bk.identity,
+        envelopes: vec![(ak.identity, alices)],
     };
-    remove.signature = alice.sign(domain::ROOM_CONTROL, &signed_control_bytes(&remove));
-    natter_core::chat::private::check_control(&remove).unwrap();
-    let frame = Frame::RoomControl(Box::new(remove));
-    let bytes = encode(&frame);
-    assert_eq!(decode_frames(&bytes).unwrap(), vec![frame]);
-    v.push(("frame.room_control.remove", hex(&bytes)));
+    v.push(("frame.room_control.remove", entry(2, 1, remove)));
     // Bob's post "hello, world" under that key, nonce 66…66.
     let nonce = [0x66u8; 24];
     let ciphertext =

@@ -2319,28 +2319,54 @@ impl Linked for OnlyLookups {
     }
 }
 
+impl Net {
+    /// Node 0 (identity 1) founds room `name` and sends the founding to
+    /// whoever it is linked to.
+    fn found(&mut self, name: &str) -> RoomId {
+        let connected = self.connected(0);
+        let (room, (frames, _)) = self.nodes[0]
+            .chat
+            .create_room(self.now, &identity(1), name, &connected)
+            .unwrap();
+        self.send_all(0, frames);
+        room
+    }
+
+    /// Node 0, the founder, invites `keys` to `room`.
+    fn invite_keys(&mut self, room: RoomId, keys: BoundKeys) -> Result<(), ChatError> {
+        let connected = self.connected(0);
+        let (frames, _) =
+            self.nodes[0]
+                .chat
+                .invite(self.now, &identity(1), room, keys, &connected)?;
+        self.send_all(0, frames);
+        Ok(())
+    }
+
+    /// Node 0, the founder, invites node `i`.
+    fn invite_node(&mut self, room: RoomId, i: usize) {
+        let keys = *self.nodes[i].me.bound_keys();
+        self.invite_keys(room, keys).unwrap();
+    }
+}
+
+/// `n` nodes, 0 linked to 1.
+fn zero_and_one_linked(n: u8) -> Net {
+    let mut net = Net::new(n);
+    net.meet(0, 1);
+    net.link_up(0, 1);
+    net.pump();
+    net
+}
+
 #[test]
 fn an_invitee_gets_the_whole_log_however_old_and_whoever_knew_it() {
     // 0 founds a room with 1 while 2 and 3 are strangers to it; more than
     // the catch-up window later 0 meets both and invites them, 2 linked at
     // the time, 3 only afterwards.
-    let mut net = Net::new(4);
-    net.meet(0, 1);
-    net.link_up(0, 1);
-    net.pump();
-    let me = identity(1);
-    let connected = net.connected(0);
-    let (room, (frames, _)) = net.nodes[0]
-        .chat
-        .create_room(net.now, &me, "team", &connected)
-        .unwrap();
-    net.send_all(0, frames);
-    let keys = *net.nodes[1].me.bound_keys();
-    let (frames, _) = net.nodes[0]
-        .chat
-        .invite(net.now, &me, room, keys, &connected)
-        .unwrap();
-    net.send_all(0, frames);
+    let mut net = zero_and_one_linked(4);
+    let room = net.found("team");
+    net.invite_node(room, 1);
     net.pump();
     net.now += SYNC_WINDOW_MS + 86_400_000;
     for i in [2, 3] {
@@ -2352,14 +2378,8 @@ fn an_invitee_gets_the_whole_log_however_old_and_whoever_knew_it() {
         !net.chat(2).is_private(&room),
         "catch-up does not serve a log this old"
     );
-    let connected = net.connected(0);
     for i in [2, 3] {
-        let keys = *net.nodes[i].me.bound_keys();
-        let (frames, _) = net.nodes[0]
-            .chat
-            .invite(net.now, &me, room, keys, &connected)
-            .unwrap();
-        net.send_all(0, frames);
+        net.invite_node(room, i);
     }
     net.pump();
     net.link_up(0, 3);
@@ -2375,17 +2395,9 @@ fn an_invitee_gets_the_whole_log_however_old_and_whoever_knew_it() {
 #[test]
 fn no_log_makes_a_room_larger_than_the_cap() {
     // 0 fills its room to MAX_ROOM_MEMBERS; 1 watches the log.
-    let mut net = Net::new(2);
-    net.meet(0, 1);
-    net.link_up(0, 1);
-    net.pump();
+    let mut net = zero_and_one_linked(2);
     let me = identity(1);
-    let connected = net.connected(0);
-    let (room, (frames, _)) = net.nodes[0]
-        .chat
-        .create_room(net.now, &me, "crowd", &connected)
-        .unwrap();
-    net.send_all(0, frames);
+    let room = net.found("crowd");
     let stranger = |i: usize| {
         let mut secret = [0x5e; 32];
         secret[..8].copy_from_slice(&(i as u64).to_le_bytes());
@@ -2393,19 +2405,12 @@ fn no_log_makes_a_room_larger_than_the_cap() {
     };
     let limit = crate::wire::limits::MAX_ROOM_MEMBERS;
     for i in 1..limit {
-        let keys = *stranger(i).bound_keys();
-        let (frames, _) = net.nodes[0]
-            .chat
-            .invite(net.now, &me, room, keys, &connected)
-            .unwrap();
-        net.send_all(0, frames);
+        net.invite_keys(room, *stranger(i).bound_keys()).unwrap();
     }
     net.pump();
     let keys = *stranger(limit).bound_keys();
     assert!(matches!(
-        net.nodes[0]
-            .chat
-            .invite(net.now, &me, room, keys, &connected),
+        net.invite_keys(room, keys),
         Err(ChatError::Membership(_))
     ));
     // Another implementation's founder writes the next one anyway: it
