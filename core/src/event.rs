@@ -209,6 +209,10 @@ pub enum Event {
         room: String,
         change: MembershipChange,
     },
+    /// An invite-only room's label changed: another room of its name came
+    /// or went, or which one a bare `+name` means did (`+team` became
+    /// `+team#ABCD-EFGH`, or back).
+    RoomRenamed { old: String, new: String },
     /// We joined an open room (or were already in it).
     RoomJoined { room: String },
     /// We left a room: its messages are still stored and relayed, not shown.

@@ -435,6 +435,7 @@ impl Node {
         };
         node.remember_known_peers();
         node.load_wan_contacts();
+        node.remember_private_labels();
         node
     }
 

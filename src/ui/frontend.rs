@@ -453,6 +453,18 @@ pub fn describe_in(ev: &Event, style: &Style, current: Option<&str>) -> String {
             }
             out
         }
+        Event::RoomRenamed { old, new } => {
+            let bare = new.split('#').next().unwrap_or(new);
+            let text = if new.contains('#') {
+                format!(
+                    "{old} is now {new}: you are in another invite-only room called {bare}, and a \
+                     bare {bare} means the one you founded, else the one whose founder you verified"
+                )
+            } else {
+                format!("{old} is now {new}: a bare {new} means this room")
+            };
+            render::info(style, &text)
+        }
         Event::RoomMembership { room, change } => match change {
             MembershipChange::YouJoined { founder } => render::info(
                 style,

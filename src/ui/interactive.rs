@@ -513,13 +513,13 @@ fn editor_thread(
                         | CliCommand::Create { room },
                     )) => {
                         let nick = lock(&shared.nick).clone();
-                        if session::lock(&shared.session).is_joined(room)
-                            || matches!(
-                                parsed,
-                                Ok(Some(CliCommand::Join { .. } | CliCommand::Create { .. }))
-                            )
-                        {
-                            *lock(&shared.prompt) = prompt_for(&nick, Some(room));
+                        let shown = if matches!(parsed, Ok(Some(CliCommand::Room { .. }))) {
+                            session::lock(&shared.session).resolve(room).ok()
+                        } else {
+                            Some(room.clone())
+                        };
+                        if let Some(shown) = shown {
+                            *lock(&shared.prompt) = prompt_for(&nick, Some(&shown));
                         }
                     }
                     _ => {}

@@ -223,6 +223,7 @@ fn body(ev: &Event) -> (&'static str, Value) {
             json!({ "conversation": conversation(c), "messages": lines(messages) }),
         ),
         Event::RoomJoined { room } => ("room_joined", json!({ "room": room })),
+        Event::RoomRenamed { old, new } => ("room_renamed", json!({ "old": old, "new": new })),
         Event::RoomLeft { room } => ("room_left", json!({ "room": room })),
         Event::RoomMembership { room, change } => {
             let (what, who) = match change {

@@ -177,6 +177,13 @@ impl Session {
                 self.joined.insert(room.clone());
                 self.current = Some(room.clone());
             }
+            Event::RoomRenamed { old, new } => {
+                self.joined.remove(old);
+                self.joined.insert(new.clone());
+                if self.current.as_deref() == Some(old) {
+                    self.current = Some(new.clone());
+                }
+            }
             Event::RoomLeft { room }
             | Event::RoomMembership {
                 room,
@@ -224,18 +231,37 @@ impl Session {
     /// `/room #name` or `/room +name`: makes a joined room current. The
     /// error says what to type instead.
     pub fn switch_to(&mut self, typed: &str) -> Result<String, String> {
+        let label = self.resolve(typed)?;
+        self.current = Some(label.clone());
+        Ok(label)
+    }
+
+    /// The joined room `/room typed` would make current, as its label.
+    pub fn resolve(&self, typed: &str) -> Result<String, String> {
         let label = room_label(typed).map_err(|e| e.to_string())?;
         // Invite-only rooms of one name are told apart by their founder
         // (`+team#ABCD-EFGH`, or a prefix of it), and their labels move as
         // rooms of that name come and go: any room of the name will do
         // here, and the node says which it is, or asks, when it is used.
         let name_of = |l: &str| l.split('#').next().unwrap_or(l).to_owned();
-        let known = self.joined.contains(&label)
-            || (label.starts_with('+')
-                && self
-                    .joined
-                    .iter()
-                    .any(|j| j.starts_with('+') && name_of(j) == name_of(&label)));
+        let same_name: Vec<&String> = self
+            .joined
+            .iter()
+            .filter(|j| {
+                label.starts_with('+') && j.starts_with('+') && name_of(j) == name_of(&label)
+            })
+            .collect();
+        // A founder's prefix names the one joined label it starts.
+        let flat = |l: &str| l.replace('-', "");
+        let expanded: Vec<&&String> = same_name
+            .iter()
+            .filter(|j| label.contains('#') && flat(j).starts_with(&flat(&label)))
+            .collect();
+        let label = match expanded[..] {
+            [one] => (*one).clone(),
+            _ => label,
+        };
+        let known = self.joined.contains(&label) || !same_name.is_empty();
         if !known {
             return Err(if label.starts_with('+') {
                 format!("you are not in {label}: its founder must invite you")
@@ -243,7 +269,6 @@ impl Session {
                 format!("you are not in {label}: /join {label} first")
             });
         }
-        self.current = Some(label.clone());
         Ok(label)
     }
 
@@ -345,10 +370,18 @@ mod tests {
     fn rooms_of_one_name_are_switched_to_by_founder() {
         let mut s = Session::default();
         s.observe(&started(&["#lobby", "+team#ABCD-EFGH", "+team#WXYZ-2345"]));
-        assert_eq!(s.switch_to("+team#abcd"), Ok("+team#ABCD".into()));
+        assert_eq!(s.switch_to("+team#abcd"), Ok("+team#ABCD-EFGH".into()));
         assert_eq!(s.switch_to("+Team#wxyz-2345"), Ok("+team#WXYZ-2345".into()));
         assert_eq!(s.switch_to("+team"), Ok("+team".into()));
         assert!(s.switch_to("+other#abcd").is_err());
         assert!(s.switch_to("#team").is_err());
+        // A label that moves takes the current room with it.
+        assert_eq!(s.switch_to("+team#ABCD-EFGH"), Ok("+team#ABCD-EFGH".into()));
+        assert!(s.observe(&Event::RoomRenamed {
+            old: "+team#ABCD-EFGH".into(),
+            new: "+team".into(),
+        }));
+        assert_eq!(s.current(), Some("+team"));
+        assert!(s.is_joined("+team") && !s.is_joined("+team#ABCD-EFGH"));
     }
 }

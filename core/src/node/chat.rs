@@ -319,6 +319,8 @@ impl Node {
         self.names.set_level(id, level);
         let peer = self.info_of(&id);
         self.emit(Event::TrustChanged { peer });
+        // A verified founder's room is what a bare +name means.
+        self.relabel_private_rooms();
         Ok(())
     }
 

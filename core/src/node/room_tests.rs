@@ -423,6 +423,13 @@ fn a_room_founded_under_a_name_we_use_cannot_take_it_over() {
         })
         .unwrap_or_default()
     };
+    // 0's room, +team until now, is renamed for 1 as the second arrives.
+    let renamed = last_event(&s, 1, |e| match e {
+        Event::RoomRenamed { old, new } => Some((old.clone(), new.clone())),
+        _ => None,
+    });
+    let fp0_now = crate::identity::Fingerprint::of(&s.identity_of(0)).short();
+    assert_eq!(renamed, Some(("+team".into(), format!("+team#{fp0_now}"))));
     // A bare +team is ambiguous for 1, and the error says how to pick.
     post(&mut s, 1, "+team", "hello?");
     let e = error(&s, 1);
@@ -462,6 +469,11 @@ fn a_room_founded_under_a_name_we_use_cannot_take_it_over() {
             fingerprint: Some(full),
         },
     );
+    let renamed = last_event(&s, 1, |e| match e {
+        Event::RoomRenamed { old, new } => Some((old.clone(), new.clone())),
+        _ => None,
+    });
+    assert_eq!(renamed, Some((format!("+team#{fp0}"), "+team".into())));
     post(&mut s, 1, "+team", "now plainly");
     post(&mut s, 2, "+team", "the other team speaking");
     s.run_for(2_000);

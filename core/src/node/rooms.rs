@@ -45,6 +45,8 @@ pub(super) struct RoomBook {
     unread_direct: HashMap<IdentityKey, u32>,
     /// The open rooms each linked peer said it joined.
     announced: HashMap<IdentityKey, Vec<String>>,
+    /// The labels of our invite-only rooms as the user last heard them.
+    private_labels: HashMap<RoomId, String>,
 }
 
 impl RoomBook {
@@ -431,6 +433,39 @@ impl Node {
         }
     }
 
+    /// Our invite-only rooms and their labels now.
+    fn private_labels(&self) -> HashMap<RoomId, String> {
+        self.chat
+            .private_rooms()
+            .into_iter()
+            .filter_map(|r| Some((r.id, self.room_label(&r.id)?)))
+            .collect()
+    }
+
+    /// Learn the labels the user knows (at start).
+    pub(super) fn remember_private_labels(&mut self) {
+        self.rooms.private_labels = self.private_labels();
+    }
+
+    /// Tell the user of every invite-only room whose label moved (a room
+    /// of its name came or went, or a founder was verified), so what the
+    /// front end shows and accepts stays what the node resolves.
+    pub(super) fn relabel_private_rooms(&mut self) {
+        let now = self.private_labels();
+        let mut moved: Vec<(String, String)> = now
+            .iter()
+            .filter_map(|(id, new)| {
+                let old = self.rooms.private_labels.get(id)?;
+                (old != new).then(|| (old.clone(), new.clone()))
+            })
+            .collect();
+        moved.sort();
+        self.rooms.private_labels = now;
+        for (old, new) in moved {
+            self.emit(Event::RoomRenamed { old, new });
+        }
+    }
+
     /// An invite-only room's membership changed: tell the user.
     pub(super) fn room_changed(&mut self, c: RoomChanged) {
         let (room, change) = match c {
@@ -461,10 +496,17 @@ impl Node {
             None if matches!(change, MembershipChange::YouWereRemoved) => "+?".to_owned(),
             None => return,
         };
+        let ours = matches!(
+            change,
+            MembershipChange::YouJoined { .. } | MembershipChange::YouWereRemoved
+        );
         self.emit(Event::RoomMembership {
             room: label,
             change,
         });
+        if ours {
+            self.relabel_private_rooms();
+        }
     }
 
     /// The founder as shown: our own name when we founded the room.
