@@ -448,6 +448,12 @@ fn relay(
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read the allow list {}", path.display()))?;
             let allowed = natter::relay::Allowed::parse(&text)?;
+            if allowed.is_empty() {
+                bail!(
+                    "the allow list {} names nobody: the relay would serve no one",
+                    path.display()
+                );
+            }
             eprintln!(
                 "natter relay: serving the {} identities listed in {}",
                 allowed.len(),
@@ -457,12 +463,15 @@ fn relay(
         }
         None => None,
     };
+    // iroh-relay's bucket refills ten times a second and refuses every
+    // client below 10 B/s; below 1 KiB/s no link would work anyway.
     let client_rate = match client_rate {
         Some(r) => Some(
             u32::try_from(r)
                 .ok()
+                .filter(|r| *r >= 1024)
                 .and_then(std::num::NonZeroU32::new)
-                .context("--client-rate must be between 1 and 4G bytes per second")?,
+                .context("--client-rate must be at least 1K and below 4G bytes per second")?,
         ),
         None => None,
     };

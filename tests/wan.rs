@@ -186,6 +186,13 @@ fn bad_tickets_and_wan_off_get_clear_errors() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("line 2 of the allow list"), "{stderr}");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_natter"))
+        .args(["relay", "--listen", "127.0.0.1:0", "--client-rate", "9"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("at least 1K"), "{stderr}");
     // /wan on is saved for the next start, and says so.
     p.send("/wan on");
     let v = p.wait("wan", |v| v["event"] == "wan");

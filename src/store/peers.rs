@@ -259,7 +259,8 @@ impl Store {
         let gone: Vec<IdentityBytes> = {
             let mut stmt = tx.prepare_cached(
                 "SELECT identity FROM peers WHERE trust = 'unverified' AND (last_seen_ms < ?1 \
-                   OR identity IN (SELECT identity FROM peers WHERE trust = 'unverified' \
+                   OR identity IN (SELECT identity FROM peers \
+                                   WHERE trust = 'unverified' AND last_seen_ms >= ?1 \
                                    ORDER BY last_seen_ms - first_seen_ms >= ?3 DESC, \
                                             CASE WHEN last_seen_ms - first_seen_ms >= ?3 \
                                                  THEN -first_seen_ms ELSE last_seen_ms END DESC, \

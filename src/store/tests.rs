@@ -1352,6 +1352,17 @@ fn long_known_identities_minted_later_rank_below_older_contacts() {
         }
         assert_eq!(s.outbox_recipients(0, 1).unwrap(), [BOB]);
         assert_eq!(s.known_addrs().unwrap()[0].0, BOB);
+        // A long-known peer unseen too long goes, and takes no place from
+        // those kept.
+        let stale = [0x01; 32];
+        s.upsert_peer_seen(&stale, &[4; 32], "old", 0, None)
+            .unwrap();
+        s.upsert_peer_seen(&stale, &[4; 32], "old", day + 1, None)
+            .unwrap();
+        s.prune_peers(2 * day, 2).unwrap();
+        assert!(s.get_peer(&stale).unwrap().is_none(), "unseen one gone");
+        assert!(s.get_peer(&BOB).unwrap().is_some(), "bob kept");
+        assert_eq!(s.peers().unwrap().len(), 2, "two kept");
         s.prune_peers(0, 1).unwrap();
         assert!(s.get_peer(&BOB).unwrap().is_some(), "bob kept");
         assert_eq!(s.peers().unwrap().len(), 1);

@@ -344,22 +344,25 @@ impl ChatStore for MemoryStore {
         unseen_since_ms: u64,
         keep_unverified: usize,
     ) -> Result<Vec<IdentityBytes>, StoreError> {
-        let mut unverified: Vec<&PeerRecord> = self
+        let unverified: Vec<&PeerRecord> = self
             .peers
             .values()
             .filter(|p| p.trust == TrustLevel::Unverified)
             .collect();
-        // Best ranked first, as the SQLite store orders them.
+        // Unseen ones go whatever their rank; the rest are kept best
+        // ranked first, as the SQLite store orders them.
+        let (stale, mut unverified): (Vec<&PeerRecord>, Vec<&PeerRecord>) = unverified
+            .into_iter()
+            .partition(|p| p.last_seen_ms < unseen_since_ms);
         unverified.sort_by(|a, b| {
             peer_rank(b)
                 .cmp(&peer_rank(a))
                 .then(a.identity.cmp(&b.identity))
         });
-        let gone: Vec<IdentityBytes> = unverified
+        let gone: Vec<IdentityBytes> = stale
             .iter()
-            .enumerate()
-            .filter(|(i, p)| p.last_seen_ms < unseen_since_ms || *i >= keep_unverified)
-            .map(|(_, p)| p.identity)
+            .chain(unverified.iter().skip(keep_unverified))
+            .map(|p| p.identity)
             .collect();
         for id in &gone {
             self.peers.remove(id);

@@ -927,8 +927,9 @@ impl Chat {
     }
 
     /// Bounds the trust store: unverified peers unseen for
-    /// [`UNVERIFIED_PEER_TTL_MS`] and those beyond the newest
-    /// [`MAX_UNVERIFIED_PEERS`] are forgotten (see [`Chat::take_pruned`]).
+    /// [`UNVERIFIED_PEER_TTL_MS`] and those beyond the best
+    /// [`MAX_UNVERIFIED_PEERS`] by [`store::peer_rank`] are forgotten (see
+    /// [`Chat::take_pruned`]).
     fn prune(&mut self, now_ms: u64) -> Result<(), ChatError> {
         self.new_peers_since_prune = 0;
         self.next_prune_ms = now_ms.saturating_add(OUTBOX_EXPIRY_EVERY_MS);
@@ -1753,8 +1754,8 @@ impl Chat {
 
     /// Who gets outbox rows for a new public message: at most
     /// [`OUTBOX_MAX_PEERS`] peers seen within [`OUTBOX_PEER_HORIZON_MS`],
-    /// verified first, then long known, then most recent
-    /// ([`store::peer_rank`]), so minted identities can neither make a post
+    /// verified first, then long known (first seen earliest first), then
+    /// most recent ([`store::peer_rank`]), so minted identities can neither make a post
     /// cost more nor push genuine peers out. Cached until a peer is seen or
     /// its trust changes; expires one-off peers' rows on the way.
     fn outbox_recipients(&mut self, now_ms: u64) -> Result<Vec<[u8; 32]>, ChatError> {

@@ -309,10 +309,11 @@ pub trait ChatStore: Send + std::fmt::Debug {
     /// verified, not long known) and not seen since `unseen_since_ms`.
     /// Returns how many rows went.
     fn expire_outbox(&mut self, unseen_since_ms: u64) -> Result<usize, StoreError>;
-    /// Forgets unverified peers last seen before `unseen_since_ms`, and the
-    /// least recently seen unverified ones beyond the newest
-    /// `keep_unverified`, with their outbox rows; verified peers are never
-    /// forgotten. Returns who was forgotten.
+    /// Forgets unverified peers last seen before `unseen_since_ms`, and of
+    /// the rest those beyond the best `keep_unverified` by [`peer_rank`]
+    /// (long known first, first seen earliest, then most recently seen),
+    /// with their outbox rows; verified peers are never forgotten. Returns
+    /// who was forgotten.
     fn prune_peers(
         &mut self,
         unseen_since_ms: u64,

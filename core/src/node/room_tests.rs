@@ -512,4 +512,35 @@ fn a_room_founded_under_a_name_we_use_cannot_take_it_over() {
         _ => None,
     });
     assert_eq!(mine.as_deref(), Some("+team"));
+    // 0's room gave up its bare label before ours took it, so a front end
+    // never holds two rooms under one label.
+    let events = &s.nodes[1].events;
+    let renamed_at = events.iter().rposition(|e| {
+        matches!(e, Event::RoomRenamed { old, new } if old == "+team" && *new == format!("+team#{fp0}"))
+    });
+    let joined_at = events.iter().rposition(|e| {
+        matches!(e, Event::RoomMembership { room, change: crate::event::MembershipChange::YouJoined { .. } } if room == "+team")
+    });
+    assert!(
+        renamed_at.is_some() && renamed_at < joined_at,
+        "{renamed_at:?} {joined_at:?}"
+    );
+    // 2 removes 1: the event names 2's room as 1 knew it.
+    cmd(
+        &mut s,
+        2,
+        Command::Kick {
+            peer: "node1".into(),
+            room: "+team".into(),
+        },
+    );
+    s.run_for(1_000);
+    let removed = last_event(&s, 1, |e| match e {
+        Event::RoomMembership {
+            room,
+            change: crate::event::MembershipChange::YouWereRemoved,
+        } => Some(room.clone()),
+        _ => None,
+    });
+    assert_eq!(removed, Some(format!("+team#{fp2}")));
 }

@@ -490,23 +490,36 @@ impl Node {
                 (room, MembershipChange::Removed(self.info_of(&member)))
             }
         };
+        // Labels move when a room of a name comes or goes. A room we
+        // joined: the others' new labels first, so the front end never
+        // holds two rooms under one label. A room we left: its label as
+        // the user knew it, then the others' (one of them may take it).
+        match change {
+            MembershipChange::YouJoined { .. } => self.relabel_private_rooms(),
+            MembershipChange::YouWereRemoved => {
+                let label = self
+                    .rooms
+                    .private_labels
+                    .get(&room)
+                    .cloned()
+                    .unwrap_or_else(|| "+?".to_owned());
+                self.emit(Event::RoomMembership {
+                    room: label,
+                    change,
+                });
+                self.relabel_private_rooms();
+                return;
+            }
+            _ => {}
+        }
         // Rooms we are not in change silently: nobody asked.
-        let label = match self.room_label(&room) {
-            Some(l) => l,
-            None if matches!(change, MembershipChange::YouWereRemoved) => "+?".to_owned(),
-            None => return,
+        let Some(label) = self.room_label(&room) else {
+            return;
         };
-        let ours = matches!(
-            change,
-            MembershipChange::YouJoined { .. } | MembershipChange::YouWereRemoved
-        );
         self.emit(Event::RoomMembership {
             room: label,
             change,
         });
-        if ours {
-            self.relabel_private_rooms();
-        }
     }
 
     /// The founder as shown: our own name when we founded the room.
