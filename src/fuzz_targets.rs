@@ -53,12 +53,10 @@ fn label_ok(l: &str) -> bool {
         Some((n, f)) => (n, Some(f)),
         None => (private, None),
     };
-    let base32 = |c: char| c.is_ascii_uppercase() || ('2'..='7').contains(&c);
+    use natter_core::identity::Fingerprint;
     natter_core::wire::is_room_name(name)
         && founder.is_none_or(|f| {
-            f.split('-')
-                .all(|g| (1..=4).contains(&g.len()) && g.chars().all(base32))
-                && f.chars().filter(|c| *c != '-').count() >= 4
+            Fingerprint::typed(f).is_some_and(|n| n.len() >= 4 && Fingerprint::group_typed(&n) == f)
         })
 }
 

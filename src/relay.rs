@@ -61,14 +61,12 @@ impl Allowed {
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            let f = Fingerprint::normalize_input(line);
-            let base32 = |c: char| c.is_ascii_uppercase() || ('2'..='7').contains(&c);
-            if f.len() != FINGERPRINT_CHARS || !f.chars().all(base32) {
-                return Err(RelayError::Allow {
+            let f = Fingerprint::typed(line)
+                .filter(|f| f.len() == FINGERPRINT_CHARS)
+                .ok_or_else(|| RelayError::Allow {
                     line: i + 1,
                     text: line.to_owned(),
-                });
-            }
+                })?;
             set.insert(f);
         }
         Ok(Allowed(set))

@@ -167,32 +167,27 @@ fn bad_tickets_and_wan_off_get_clear_errors() {
     let e = err(&mut p, &format!("/connect {}", t.encode()));
     assert!(e.contains("--wan"), "{e}");
     assert!(err(&mut p, "/ticket").contains("--wan"));
+    // What the command line refuses, with the reason on stderr.
+    let refused = |args: &[&std::ffi::OsStr]| -> String {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_natter"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?} accepted");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let os = std::ffi::OsStr::new;
     // --relay-only binds no UDP socket, so a --wan-bind beside it is refused.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_natter"))
-        .args(["--wan", "--relay-only", "--wan-bind", "127.0.0.1:0", "id"])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("cannot be used with"), "{stderr}");
+    let e = refused(&["--wan", "--relay-only", "--wan-bind", "127.0.0.1:0", "id"].map(os));
+    assert!(e.contains("cannot be used with"), "{e}");
     // A relay's allow list with a typo is refused, naming the line.
     let list = d.join("allow.txt");
     std::fs::write(&list, "# the team\nABCD-EFGH\n").unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_natter"))
-        .args(["relay", "--listen", "127.0.0.1:0", "--allow"])
-        .arg(&list)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("line 2 of the allow list"), "{stderr}");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_natter"))
-        .args(["relay", "--listen", "127.0.0.1:0", "--client-rate", "9"])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("at least 1K"), "{stderr}");
+    let serve = ["relay", "--listen", "127.0.0.1:0"].map(os);
+    let e = refused(&[&serve[..], &[os("--allow"), list.as_os_str()]].concat());
+    assert!(e.contains("line 2 of the allow list"), "{e}");
+    let e = refused(&[&serve[..], &["--client-rate", "9"].map(os)].concat());
+    assert!(e.contains("at least 1K"), "{e}");
     // /wan on is saved for the next start, and says so.
     p.send("/wan on");
     let v = p.wait("wan", |v| v["event"] == "wan");

@@ -20,7 +20,7 @@
 //! The accounting lives in memory: a restart gives every stranger a fresh
 //! window, which costs an attacker a restart of the victim per day's budget.
 
-use super::store::{ChatStore, PeerRecord, StoreError, TrustLevel, LONG_KNOWN_MS};
+use super::store::{is_long_known, ChatStore, PeerRecord, StoreError, TrustLevel};
 use crate::identity::IdentityKey;
 use std::collections::{HashMap, HashSet};
 
@@ -121,10 +121,6 @@ pub struct Quota {
     /// The exempt long-known peers, and when they were read.
     long_known: HashSet<IdentityKey>,
     long_known_at_ms: Option<u64>,
-}
-
-fn is_long_known(p: &PeerRecord) -> bool {
-    p.last_seen_ms.saturating_sub(p.first_seen_ms) >= LONG_KNOWN_MS
 }
 
 impl Quota {

@@ -87,17 +87,11 @@ pub fn split_founder(typed: &str) -> Result<(&str, Option<String>), RoomNameErro
     let Some((name, founder)) = typed.split_once('#') else {
         return Ok((typed, None));
     };
-    let f = crate::identity::Fingerprint::normalize_input(founder);
-    let base32 = |c: char| c.is_ascii_uppercase() || ('2'..='7').contains(&c);
-    if f.len() < 4 || f.len() > crate::identity::FINGERPRINT_CHARS || !f.chars().all(base32) {
-        return Err(RoomNameError::Founder(founder.to_owned()));
-    }
-    let grouped: Vec<String> = f
-        .as_bytes()
-        .chunks(4)
-        .map(|c| String::from_utf8_lossy(c).into_owned())
-        .collect();
-    Ok((name, Some(grouped.join("-"))))
+    use crate::identity::Fingerprint;
+    let f = Fingerprint::typed(founder)
+        .filter(|f| f.len() >= 4)
+        .ok_or_else(|| RoomNameError::Founder(founder.to_owned()))?;
+    Ok((name, Some(Fingerprint::group_typed(&f))))
 }
 
 /// The id of the open room with this (canonical) name.

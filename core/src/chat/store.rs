@@ -163,6 +163,11 @@ pub fn order_ms(m: &StoredMessage) -> u64 {
 /// identities cannot push it out of the outbox or the start-up dials.
 pub const LONG_KNOWN_MS: u64 = 24 * 60 * 60 * 1000;
 
+/// Whether a peer was seen over at least [`LONG_KNOWN_MS`].
+pub fn is_long_known(p: &PeerRecord) -> bool {
+    p.last_seen_ms.saturating_sub(p.first_seen_ms) >= LONG_KNOWN_MS
+}
+
 /// The rank of a known peer where only some can be served or kept (outbox
 /// rows for a public message, dials at start, the unverified peers the
 /// trust store keeps): verified first, then long known, the one first seen
@@ -171,7 +176,7 @@ pub const LONG_KNOWN_MS: u64 = 24 * 60 * 60 * 1000;
 /// the older acquaintance wins: identities minted for an attack are met
 /// later than the contacts it would push out.
 pub fn peer_rank(p: &PeerRecord) -> (bool, bool, u64) {
-    let long_known = p.last_seen_ms.saturating_sub(p.first_seen_ms) >= LONG_KNOWN_MS;
+    let long_known = is_long_known(p);
     let then = if long_known {
         u64::MAX - p.first_seen_ms
     } else {

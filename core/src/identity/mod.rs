@@ -354,6 +354,21 @@ impl Fingerprint {
             .collect()
     }
 
+    /// What a user typed as a fingerprint or a prefix of one, normalised
+    /// ([`Fingerprint::normalize_input`]): `None` unless what remains is
+    /// base32 and no longer than a whole fingerprint.
+    pub fn typed(text: &str) -> Option<String> {
+        let t = Self::normalize_input(text);
+        let base32 = |c: char| c.is_ascii_uppercase() || ('2'..='7').contains(&c);
+        (t.len() <= FINGERPRINT_CHARS && t.chars().all(base32)).then_some(t)
+    }
+
+    /// A normalised fingerprint or prefix as fingerprints are shown:
+    /// groups of four joined by `-`.
+    pub fn group_typed(normalized: &str) -> String {
+        group(normalized, 4, "-")
+    }
+
     /// True if `typed` (normalised) is a prefix of this fingerprint.
     pub fn matches_prefix(&self, typed: &str) -> bool {
         let t = Self::normalize_input(typed);
