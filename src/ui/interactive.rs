@@ -190,21 +190,15 @@ pub async fn run(
                 }
                 Some(Input::Quit) | None => break false,
             },
-            () = sleep_until(start.due()) => match start.finish() {
-                StartOutcome::Each(held) => {
-                    for ev in held {
-                        out.show(&describe(&ev, &style));
-                    }
-                }
-                StartOutcome::Summary { connected, verified, discovered } => {
-                    out.show(&start_summary(&style, &connected, verified, discovered));
-                }
-            },
+            () = sleep_until(start.due()) => show_start(&out, &style, start.finish()),
             ev = events.recv() => match ev {
                 Some(ev) => {
                     names.observe(&ev, &shared);
                     if start.hold(&ev) || !receipts.shows(&ev) {
                         continue;
+                    }
+                    if let Some(outcome) = start.interrupt() {
+                        show_start(&out, &style, outcome);
                     }
                     if bell && matches!(&ev, Event::MessageReceived { message } if message.calls_me) {
                         out.send(BELL.to_owned());
@@ -277,6 +271,22 @@ async fn sleep_until(when: Option<std::time::Instant>) {
     match when {
         Some(t) => tokio::time::sleep_until(tokio::time::Instant::from_std(t)).await,
         None => std::future::pending().await,
+    }
+}
+
+/// What the quiet time after start held, as it ends.
+fn show_start(out: &Printer, style: &Style, outcome: StartOutcome) {
+    match outcome {
+        StartOutcome::Each(held) => {
+            for ev in held {
+                out.show(&describe(&ev, style));
+            }
+        }
+        StartOutcome::Summary {
+            connected,
+            verified,
+            discovered,
+        } => out.show(&start_summary(style, &connected, verified, discovered)),
     }
 }
 

@@ -124,6 +124,17 @@ impl StartSummary {
         true
     }
 
+    /// Something else is about to be printed during the quiet time: end
+    /// it now if anything is held, so that a peer's message or file never
+    /// shows above the line saying that peer linked. `None` if nothing
+    /// needs printing first (the quiet time then goes on).
+    pub fn interrupt(&mut self) -> Option<StartOutcome> {
+        if self.until.is_none() || self.held.is_empty() {
+            return None;
+        }
+        Some(self.finish())
+    }
+
     /// Ends the quiet time.
     pub fn finish(&mut self) -> StartOutcome {
         self.until = None;
@@ -313,6 +324,67 @@ mod tests {
             addr: None,
             trust: TrustState::Unverified,
             path: None,
+        }
+    }
+
+    fn connected(n: u8) -> Event {
+        Event::PeerConnected {
+            peer: founder(n),
+            direction: natter_core::link::Direction::Inbound,
+        }
+    }
+
+    #[test]
+    fn the_quiet_time_holds_links_and_gives_them_back_in_order() {
+        let now = Instant::now();
+        let mut start = StartSummary::new(now);
+        assert_eq!(start.due(), Some(now + START_QUIET));
+        // Nothing held: another event does not end the quiet time.
+        assert!(start.interrupt().is_none());
+        assert!(start.due().is_some());
+        assert!(start.hold(&connected(2)));
+        assert!(start.hold(&connected(3)));
+        assert!(!start.hold(&Event::RoomJoined {
+            room: "#dev".into()
+        }));
+        // Something else printed now ends it, the links first.
+        match start.interrupt() {
+            Some(StartOutcome::Each(held)) => {
+                let ids: Vec<IdentityKey> = held
+                    .iter()
+                    .filter_map(|ev| match ev {
+                        Event::PeerConnected { peer, .. } => Some(peer.identity),
+                        _ => None,
+                    })
+                    .collect();
+                assert_eq!(ids, vec![IdentityKey([2; 32]), IdentityKey([3; 32])]);
+            }
+            other => panic!("expected the two held links, got {other:?}"),
+        }
+        assert!(start.due().is_none());
+        assert!(
+            !start.hold(&connected(4)),
+            "after the quiet time, print at once"
+        );
+        assert!(start.interrupt().is_none());
+    }
+
+    #[test]
+    fn many_links_at_start_make_one_summary() {
+        let mut start = StartSummary::new(Instant::now());
+        for n in 2..2 + START_SHOW_EACH as u8 + 1 {
+            assert!(start.hold(&connected(n)));
+        }
+        match start.finish() {
+            StartOutcome::Summary {
+                connected,
+                verified,
+                discovered,
+            } => {
+                assert_eq!(connected.len(), START_SHOW_EACH + 1);
+                assert_eq!((verified, discovered), (0, 0));
+            }
+            other => panic!("expected a summary, got {other:?}"),
         }
     }
 
