@@ -19,7 +19,7 @@ use super::sanitize::sanitize_line;
 use natter_core::event::TransferView;
 use natter_core::files::short_id;
 use natter_core::wire::frame::TransferId;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
 /// Width of the bar, in cells.
@@ -27,13 +27,28 @@ const BAR_CELLS: usize = 20;
 /// Longest name shown on a bar, in characters.
 const NAME_CHARS: usize = 24;
 
+/// The rate is the bytes moved over about this much time.
+const RATE_WINDOW: Duration = Duration::from_secs(2);
+/// No rate is shown until the samples span this much: progress events
+/// reach the front end in bunches (a busy node thread, a busy printer), so
+/// two taken a millisecond apart can say 1 GiB/s of a 300 MiB/s transfer.
+const RATE_MIN_SPAN: Duration = Duration::from_millis(500);
+
 #[derive(Debug)]
 struct Bar {
     view: TransferView,
-    /// When `view.done` was last seen to change, and the rate then.
-    sample: (Instant, u64),
-    /// Bytes per second, smoothed.
-    rate: f64,
+    /// When `view.done` changed, and to what, over the last
+    /// [`RATE_WINDOW`] (and the sample just before it), oldest first.
+    samples: VecDeque<(Instant, u64)>,
+}
+
+impl Bar {
+    /// Bytes per second over the window, once it spans enough time.
+    fn rate(&self) -> Option<f64> {
+        let (&(t0, d0), &(t1, d1)) = (self.samples.front()?, self.samples.back()?);
+        let span = t1.saturating_duration_since(t0);
+        (span >= RATE_MIN_SPAN && d1 > d0).then(|| (d1 - d0) as f64 / span.as_secs_f64())
+    }
 }
 
 /// The transfers running now, by id.
@@ -45,33 +60,27 @@ pub struct Board {
 impl Board {
     /// A transfer moved on (or started).
     pub fn update(&mut self, now: Instant, view: &TransferView) {
-        let key = (view.id, view.outgoing);
-        match self.bars.get_mut(&key) {
-            Some(bar) => {
-                let (at, done) = bar.sample;
-                let dt = now.saturating_duration_since(at).as_secs_f64();
-                if view.done > done && dt > 0.0 {
-                    let r = (view.done - done) as f64 / dt;
-                    bar.rate = if bar.rate == 0.0 {
-                        r
-                    } else {
-                        0.7 * bar.rate + 0.3 * r
-                    };
-                    bar.sample = (now, view.done);
-                }
-                bar.view = view.clone();
-            }
-            None => {
-                self.bars.insert(
-                    key,
-                    Bar {
-                        view: view.clone(),
-                        sample: (now, view.done),
-                        rate: 0.0,
-                    },
-                );
-            }
+        let bar = self
+            .bars
+            .entry((view.id, view.outgoing))
+            .or_insert_with(|| Bar {
+                view: view.clone(),
+                samples: VecDeque::new(),
+            });
+        if bar.samples.back().is_none_or(|&(_, done)| view.done > done) {
+            bar.samples.push_back((now, view.done));
         }
+        // Keep one sample at or before the window's start, so the span
+        // covers the whole window.
+        while bar.samples.len() > 2
+            && bar
+                .samples
+                .get(1)
+                .is_some_and(|&(t, _)| now.saturating_duration_since(t) >= RATE_WINDOW)
+        {
+            bar.samples.pop_front();
+        }
+        bar.view = view.clone();
     }
 
     /// A transfer is over: its bar goes.
@@ -103,17 +112,14 @@ fn render_bar(bar: &Bar) -> String {
     }
     let pad = BAR_CELLS.saturating_sub(cells.chars().count());
     let name: String = sanitize_line(&v.name).chars().take(NAME_CHARS).collect();
-    let rate = if bar.rate > 0.0 {
-        format!("{}/s", human_bytes(bar.rate as u64))
-    } else {
-        "–".to_owned()
-    };
-    let eta = if bar.rate > 0.0 {
-        eta(Duration::from_secs_f64(
-            v.size.saturating_sub(v.done) as f64 / bar.rate,
-        ))
-    } else {
-        "–".to_owned()
+    let (rate, eta) = match bar.rate() {
+        Some(r) => (
+            format!("{}/s", human_bytes(r as u64)),
+            eta(Duration::from_secs_f64(
+                v.size.saturating_sub(v.done) as f64 / r,
+            )),
+        ),
+        None => ("–".to_owned(), "–".to_owned()),
     };
     format!(
         "{} [{}] {name}  ▕{cells}{}▏ {:>3}%  {} / {}  {rate}  ETA {eta}",
@@ -182,6 +188,27 @@ mod tests {
         assert_eq!(l.matches('█').count(), 10, "{l}");
         b.remove(&view(0, "big.iso"));
         assert!(b.is_empty());
+    }
+
+    #[test]
+    fn bunched_events_do_not_make_up_a_rate() {
+        // 10 MiB/s for 3 s, each second's events arriving together.
+        let t0 = Instant::now();
+        let mut b = Board::default();
+        b.update(t0, &view(0, "f"));
+        let ms = |n| t0 + Duration::from_millis(n);
+        b.update(ms(1), &view(1 << 20, "f"));
+        assert!(b.render()[0].contains("–  ETA –"), "no rate from 1 ms");
+        for s in 1..=3u64 {
+            b.update(ms(s * 1000), &view((s * 10 - 1) << 20, "f"));
+            b.update(ms(s * 1000 + 1), &view((s * 10) << 20, "f"));
+        }
+        let r = b.bars.values().next().and_then(Bar::rate).unwrap_or(0.0);
+        let mib = r / f64::from(1 << 20);
+        assert!((9.0..11.0).contains(&mib), "{mib} MiB/s");
+        // The window moved on: the first second's samples are gone.
+        let oldest = b.bars.values().find_map(|bar| bar.samples.front().copied());
+        assert_eq!(oldest, Some((ms(1001), 10 << 20)));
     }
 
     #[test]
