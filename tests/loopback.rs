@@ -408,3 +408,40 @@ fn bad_command_gets_a_clear_error_and_the_node_keeps_running() {
     a.send("/peers");
     a.wait("still alive", |v| v["event"] == "peers");
 }
+
+#[test]
+fn a_closed_standard_output_stops_natter_cleanly() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::process::{Command as Process, Stdio};
+    let (_d, dir) = data_dir();
+    let mut child = Process::new(env!("CARGO_BIN_EXE_natter"))
+        .arg("--data-dir")
+        .arg(&dir)
+        .args(["--json", "--no-discovery", "--listen", "127.0.0.1:0"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("natter starts");
+    let mut stdin = child.stdin.take().expect("stdin is piped");
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().expect("stdout is piped"))
+        .read_line(&mut first)
+        .expect("a first line");
+    assert!(first.contains("\"started\""), "{first}");
+    // The reader goes away (the BufReader and its pipe end were dropped);
+    // natter's next lines find the pipe closed.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("natter can be waited for") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "natter still runs with nobody reading");
+        let _ = writeln!(stdin, "/peers");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    let _ = child.stderr.take().map(|mut e| e.read_to_string(&mut err));
+    assert!(status.success(), "{status}: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
