@@ -436,7 +436,10 @@ fn a_closed_standard_output_stops_natter_cleanly() {
         if let Some(status) = child.try_wait().expect("natter can be waited for") {
             break status;
         }
-        assert!(Instant::now() < deadline, "natter still runs with nobody reading");
+        assert!(
+            Instant::now() < deadline,
+            "natter still runs with nobody reading"
+        );
         let _ = writeln!(stdin, "/peers");
         std::thread::sleep(Duration::from_millis(50));
     };

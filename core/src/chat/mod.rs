@@ -421,9 +421,14 @@ pub enum Violation {
     /// another message.
     #[error("message {} reuses the id of another message by the same peer", hex(.id))]
     IdReused { id: MessageId },
-    /// A public message whose signature does not verify for its author.
-    #[error("public message {} does not carry a valid signature by {author:?}", hex(.id))]
+    /// A signed post (public message, room post, sealed post) whose
+    /// signature does not verify for its author.
+    #[error("post {} does not carry a valid signature by {author:?}", hex(.id))]
     BadSignature { id: MessageId, author: IdentityKey },
+    /// A room log entry that is not its founder's, or breaks the log's
+    /// shape (a founding not numbered 0, a bad member binding).
+    #[error("room log entry {} is not validly signed by its founder or is malformed", hex(.id))]
+    BadLogEntry { id: MessageId },
 }
 
 /// Why a local request failed.
@@ -449,6 +454,12 @@ pub enum ChatError {
     BadIdPrefix(String),
     #[error("you are not a member of that room")]
     NotAMember,
+    /// A member whose envelope for the current epoch did not open.
+    #[error(
+        "the room key its founder sealed to you does not open, so you can neither read nor post \
+         there: ask the founder to remove you and invite you again"
+    )]
+    NoRoomKey,
     #[error("only the room's founder can change who is in it")]
     NotFounder,
     #[error("{0}")]
@@ -1194,9 +1205,12 @@ impl Chat {
                         None => m.verify().is_ok(),
                     };
                     if seen != Seen::Same && !valid() {
-                        let v = Violation::BadSignature {
-                            id: m.id(),
-                            author: m.author(),
+                        let v = match &m {
+                            SignedPost::Control(_) => Violation::BadLogEntry { id: m.id() },
+                            _ => Violation::BadSignature {
+                                id: m.id(),
+                                author: m.author(),
+                            },
                         };
                         self.reject(&mut actions, v);
                         continue;
@@ -1806,7 +1820,10 @@ impl Chat {
     fn only_sealed_in_private(&self, msgs: Vec<StoredMessage>) -> Vec<StoredMessage> {
         msgs.into_iter()
             .filter(|m| match m.conversation {
-                ConversationKey::Room(r) if self.private.contains(&RoomId(r)) => m.wire.is_some(),
+                // An empty text: a post we carry but cannot read.
+                ConversationKey::Room(r) if self.private.contains(&RoomId(r)) => {
+                    m.wire.is_some() && !m.text.is_empty()
+                }
                 _ => true,
             })
             .collect()

@@ -13,7 +13,7 @@
 //! stranger, a wrong epoch, a member beyond [`MAX_ROOM_MEMBERS`]) is
 //! applied as nothing, the same way everywhere.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
@@ -145,6 +145,10 @@ pub enum RoomChanged {
     Invited { room: RoomId, member: IdentityKey },
     /// `member` was removed (if it is us, we can no longer read).
     Removed { room: RoomId, member: IdentityKey },
+    /// We are a member, but the envelope sealed to us for the current
+    /// epoch did not open: we can neither read nor post there. Only we can
+    /// tell (the others cannot open our envelope).
+    KeyUnopened { room: RoomId },
 }
 
 impl PrivateRoom {
@@ -261,10 +265,12 @@ impl PrivateRoom {
                 }
                 self.members.insert(id, Some(*member));
                 if me == Some(id) {
-                    if let Some(k) = open(envelope, c.epoch) {
-                        self.keys.insert(c.epoch, k);
-                    }
+                    let opened = open(envelope, c.epoch);
                     out.push(RoomChanged::Joined { room: self.id });
+                    match opened {
+                        Some(k) => drop(self.keys.insert(c.epoch, k)),
+                        None => out.push(RoomChanged::KeyUnopened { room: self.id }),
+                    }
                 } else {
                     out.push(RoomChanged::Invited {
                         room: self.id,
@@ -273,28 +279,34 @@ impl PrivateRoom {
                 }
             }
             RoomChange::Remove { member, envelopes } => {
+                // One envelope for every remaining member, the founder
+                // included: a member left without one would stay in the
+                // room unable to read it, which no node but it could see.
+                let named: BTreeSet<&IdentityKey> = envelopes.iter().map(|(to, _)| to).collect();
                 let fits = Some(c.epoch) == self.epoch.checked_add(1)
                     && *member != self.founding.founder
                     && self.members.contains_key(member)
-                    && envelopes
+                    && named.len() == envelopes.len()
+                    && envelopes.len() + 1 == self.members.len()
+                    && named
                         .iter()
-                        .all(|(to, _)| to != member && self.members.contains_key(to));
+                        .all(|to| *to != member && self.members.contains_key(to));
                 if !fits {
                     return;
                 }
                 self.members.remove(member);
                 self.epoch = c.epoch;
-                if let Some(me) = me {
-                    if let Some((_, env)) = envelopes.iter().find(|(to, _)| *to == me) {
-                        if let Some(k) = open(env, c.epoch) {
-                            self.keys.insert(c.epoch, k);
-                        }
-                    }
-                }
                 out.push(RoomChanged::Removed {
                     room: self.id,
                     member: *member,
                 });
+                // Every remaining member has an envelope (checked above).
+                if let Some((_, env)) = envelopes.iter().find(|(to, _)| Some(*to) == me) {
+                    match open(env, c.epoch) {
+                        Some(k) => drop(self.keys.insert(c.epoch, k)),
+                        None => out.push(RoomChanged::KeyUnopened { room: self.id }),
+                    }
+                }
             }
         }
     }

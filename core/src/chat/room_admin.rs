@@ -99,17 +99,18 @@ impl Chat {
     /// The text of a sealed post, or `None` if it must be refused: an
     /// unknown room, an author who is not a member, an old epoch, or (for
     /// a member) a text that does not decrypt. A non-member takes a
-    /// fitting post with no text: it carries it without reading it.
+    /// fitting post with no text: it carries it without reading it. So
+    /// does a member without the epoch's key (its envelope did not open):
+    /// refusing would only make every author resend the post for ever.
     pub(super) fn open_sealed(&self, p: &SealedPost) -> Option<String> {
         let room = self.private.get(&p.room)?;
         if !room.is_member(&p.author) || p.epoch != room.epoch() {
             return None;
         }
         let me = self.private.own_identity()?;
-        if !room.is_member(&me) {
+        let Some(key) = room.key(p.epoch).filter(|_| room.is_member(&me)) else {
             return Some(String::new());
-        }
-        let key = room.key(p.epoch)?;
+        };
         decrypt_post(key, p).ok().filter(|t| !t.trim().is_empty())
     }
 
@@ -124,10 +125,10 @@ impl Chat {
     ) -> Result<SignedPost, ChatError> {
         let r = self.private.get(&room).ok_or(ChatError::NotAMember)?;
         let author = local.identity_key();
-        let key = r
-            .current_key()
-            .filter(|_| r.is_member(&author))
-            .ok_or(ChatError::NotAMember)?;
+        if !r.is_member(&author) {
+            return Err(ChatError::NotAMember);
+        }
+        let key = r.current_key().ok_or(ChatError::NoRoomKey)?;
         let epoch = r.epoch();
         let (nonce, ciphertext) = encrypt_post(key, &room, epoch, &id, &author, now_ms, text)?;
         let mut p = SealedPost {

@@ -2093,10 +2093,17 @@ fn members_read_non_members_carry_and_every_node_agrees_on_membership() {
         assert_eq!(net.chat(i).is_private_member(&room), i < 3, "node {i}");
     }
     room_still_works(&mut net, room, "setup");
-    // 3 stored the post, sealed, and relays it, but holds no clear text.
-    let held = net.chat(3).history(Conversation::Room(room), 10).unwrap();
+    // 3 stored the post, sealed, and relays it, but holds no clear text
+    // and shows nothing of it, not even in the room's history.
+    let held = net
+        .chat(3)
+        .store()
+        .history(&ConversationKey::Room(room.0), 10)
+        .unwrap();
     assert_eq!(held.len(), 1);
-    assert!(held[0].text.is_empty());
+    assert!(held[0].text.is_empty() && held[0].wire.is_some());
+    let shown = net.chat(3).history(Conversation::Room(room), 10).unwrap();
+    assert!(shown.is_empty(), "{shown:?}");
     // A non-member cannot post: it has no key.
     let me3 = identity(4);
     assert!(matches!(
@@ -2145,7 +2152,7 @@ fn forged_and_malformed_membership_changes_are_refused() {
         .chat
         .on_frame(T0, k3, Frame::RoomControl(Box::new(forged)), &[])
         .unwrap();
-    assert!(matches!(a.rejected[..], [Violation::BadSignature { .. }]));
+    assert!(matches!(a.rejected[..], [Violation::BadLogEntry { .. }]));
     assert!(!net.chat(1).private_rooms()[0]
         .members
         .contains(&mallory.identity_key()));
@@ -2712,4 +2719,117 @@ fn verdicts_from_elsewhere_are_taken_and_missing_ones_checked_here() {
     // What is now held identically needs no second check.
     let again = b.signatures_to_check(&frames[1..2]).unwrap();
     assert!(again.is_empty());
+}
+
+#[test]
+fn a_remove_that_leaves_a_member_without_the_new_key_is_applied_as_nothing() {
+    // 0 founded "team" with 1 and 2 in it. Another implementation's founder
+    // removes 2 with an envelope for itself only (1 would stay a member
+    // unable to read), then with 1's envelope given twice instead of its
+    // own: both apply as nothing, at 1 and at 3 (which only carries).
+    let (mut net, room) = private_net();
+    let me = identity(1);
+    let founding = net.chat(1).private.get(&room).unwrap().founding.clone();
+    let next = net.chat(1).private.get(&room).unwrap().next_seq();
+    let (k0, k1, k2) = (net.key(0), net.key(1), net.key(2));
+    let founder_keys = *me.bound_keys();
+    let member_keys = *net.nodes[1].me.bound_keys();
+    let sealed = |keys: &BoundKeys| room_keys::seal_key(&[9; 32], &room, 1, keys).unwrap();
+    let bad = [
+        vec![(k0, sealed(&founder_keys))],
+        vec![(k1, sealed(&member_keys)), (k1, sealed(&member_keys))],
+    ];
+    for (i, envelopes) in bad.into_iter().enumerate() {
+        let mut c = RoomControl {
+            founding: founding.clone(),
+            seq: next + u32::try_from(i).unwrap(),
+            epoch: 1,
+            timestamp_ms: net.now,
+            change: RoomChange::Remove {
+                member: k2,
+                envelopes,
+            },
+            signature: SignatureBytes([0; 64]),
+        };
+        c.signature = me.sign(domain::ROOM_CONTROL, &private::signed_control_bytes(&c));
+        for at in [1, 3] {
+            let a = net.nodes[at]
+                .chat
+                .on_frame(net.now, k0, Frame::RoomControl(Box::new(c.clone())), &[])
+                .unwrap();
+            assert!(a.rejected.is_empty());
+        }
+    }
+    for at in [1, 3] {
+        let seen = net.chat(at).private.get(&room).unwrap();
+        assert_eq!(seen.next_seq(), next + 2, "{at}: both entries taken");
+        assert_eq!(seen.epoch(), 0, "{at}: no new epoch");
+        assert!(seen.is_member(&k2), "{at}: 2 is still a member");
+    }
+    // Posts at the epoch every node still agrees on go through.
+    room_still_works(&mut net, room, "two removes applied as nothing");
+}
+
+#[test]
+fn a_member_whose_key_does_not_open_is_told_and_carries_posts_it_cannot_read() {
+    // 0 founded "team" with 1 and 2; another implementation's founder
+    // invites 3 with an envelope sealed to someone else's keys.
+    let (mut net, room) = private_net();
+    let me = identity(1);
+    let founding = net.chat(3).private.get(&room).unwrap().founding.clone();
+    let next = net.chat(3).private.get(&room).unwrap().next_seq();
+    let key = **net.nodes[0]
+        .chat
+        .private
+        .get(&room)
+        .and_then(|r| r.current_key())
+        .unwrap();
+    let not_3 = *net.nodes[1].me.bound_keys();
+    let mut c = RoomControl {
+        founding,
+        seq: next,
+        epoch: 0,
+        timestamp_ms: net.now,
+        change: RoomChange::Invite {
+            member: *net.nodes[3].me.bound_keys(),
+            envelope: room_keys::seal_key(&key, &room, 0, &not_3).unwrap(),
+        },
+        signature: SignatureBytes([0; 64]),
+    };
+    c.signature = me.sign(domain::ROOM_CONTROL, &private::signed_control_bytes(&c));
+    let k0 = net.key(0);
+    let a = net.nodes[3]
+        .chat
+        .on_frame(net.now, k0, Frame::RoomControl(Box::new(c)), &[])
+        .unwrap();
+    let changes: Vec<&RoomChanged> = a
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            ChatEvent::RoomChanged(c) => Some(c),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            &RoomChanged::Joined { room },
+            &RoomChanged::KeyUnopened { room }
+        ]
+    );
+    // 3 cannot post, and is told why.
+    let (now, connected) = (net.now, net.connected(3));
+    let node = &mut net.nodes[3];
+    assert!(matches!(
+        node.chat
+            .post_room(now, &node.me, room, "hello?", &connected),
+        Err(ChatError::NoRoomKey)
+    ));
+    // A member's post reaches 3 through 0: carried (stored and acked, so
+    // nobody resends it), shown nowhere at 3, also not in its history.
+    let before = net.chat(3).store().message_count().unwrap();
+    room_works_between(&mut net, room, "an envelope that does not open", 1, 2, &[3]);
+    assert_eq!(net.chat(3).store().message_count().unwrap(), before + 1);
+    let history = net.chat(3).history(Conversation::Room(room), 50).unwrap();
+    assert!(history.is_empty(), "{history:?}");
 }

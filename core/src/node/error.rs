@@ -77,6 +77,12 @@ pub enum NodeError {
     RoomExists { room: String },
     #[error("{0}")]
     RoomChange(#[source] ChatError),
+    /// We are a member of `room`, but the key sealed to us did not open.
+    #[error(
+        "the room key the founder of {room} sealed to you does not open: you are a member but can \
+         neither read nor post there; ask them to remove you and invite you again"
+    )]
+    RoomKeyUnopened { room: String },
     #[error("cannot invite {nickname}: natter has not linked to them since it started (their keys are needed)")]
     KeysUnknown { nickname: String },
     #[error(

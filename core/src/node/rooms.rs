@@ -489,6 +489,13 @@ impl Node {
             RoomChanged::Removed { room, member } => {
                 (room, MembershipChange::Removed(self.info_of(&member)))
             }
+            RoomChanged::KeyUnopened { room } => {
+                let room = self
+                    .room_label(&room)
+                    .unwrap_or_else(|| "an invite-only room".into());
+                self.error(NodeError::RoomKeyUnopened { room });
+                return;
+            }
         };
         // Labels move when a room of a name comes or goes. A room we
         // joined: the others' new labels first, so the front end never
