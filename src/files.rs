@@ -433,13 +433,25 @@ impl FsFileStore {
         match self.partials.entry(key(rec)) {
             std::collections::hash_map::Entry::Occupied(e) => Ok(Arc::clone(e.get())),
             std::collections::hash_map::Entry::Vacant(e) => {
-                let f = OpenOptions::new()
-                    .read(true)
-                    .write(true)
-                    .create(true)
-                    .truncate(false)
-                    .open(&path)
-                    .map_err(io_error)?;
+                let mut options = OpenOptions::new();
+                options.read(true).write(true).create(true).truncate(false);
+                // The name is predictable, and whoever can write to the
+                // download directory could put a link to another file
+                // there: never follow one (nor block on a FIFO).
+                #[cfg(unix)]
+                {
+                    use std::os::unix::fs::OpenOptionsExt;
+                    options.custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK);
+                }
+                let f = options.open(&path).map_err(|err| {
+                    FileStoreError::Io(format!("cannot open {}: {err}", path.display()))
+                })?;
+                if !f.metadata().map_err(io_error)?.is_file() {
+                    return Err(FileStoreError::Io(format!(
+                        "{} is not a regular file",
+                        path.display()
+                    )));
+                }
                 Ok(Arc::clone(e.insert(Arc::new(f))))
             }
         }
@@ -648,7 +660,10 @@ impl FileStore for FsFileStore {
         // one if another file took it meanwhile.
         let mut final_path = None;
         for _ in 0..100 {
-            let name = free_name(&base, |n| self.download_dir.join(n).exists());
+            // A dangling link counts as taken too.
+            let name = free_name(&base, |n| {
+                std::fs::symlink_metadata(self.download_dir.join(n)).is_ok()
+            });
             let target = self.download_dir.join(&name);
             match std::fs::hard_link(&part, &target) {
                 Ok(()) => {
@@ -765,6 +780,42 @@ mod tests {
             .filter(|e| e.file_name().to_string_lossy().ends_with(".part"))
             .collect();
         assert!(left.is_empty());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_link_planted_at_the_partial_name_is_never_written_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = store(dir.path());
+        let inc = rec(false, 100, [3; 32], None);
+        s.insert(&inc).unwrap();
+        let dl = dir.path().join("dl");
+        std::fs::create_dir_all(&dl).unwrap();
+        let victim = dir.path().join("victim.txt");
+        std::fs::write(&victim, b"precious").unwrap();
+        std::os::unix::fs::symlink(&victim, partial_path(&dl, &inc)).unwrap();
+        let err = s
+            .write(&inc, 0, bytes::Bytes::from_static(&[0xee; 100]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cannot open"), "{err}");
+        assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+        // A FIFO there neither blocks the node nor is taken for a file.
+        let other = TransferRecord {
+            id: [8; 16],
+            ..inc.clone()
+        };
+        s.insert(&other).unwrap();
+        let made = std::process::Command::new("mkfifo")
+            .arg(partial_path(&dl, &other))
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let err = s
+            .write(&other, 0, bytes::Bytes::from_static(&[0xee; 100]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not a regular file"), "{err}");
     }
 
     #[test]
