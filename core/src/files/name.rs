@@ -70,7 +70,7 @@ fn clamp_keeping_extension(name: &str, max: usize) -> String {
         return name.to_owned();
     }
     let (stem, ext) = split_extension(name);
-    if ext.len() + 1 < max / 2 {
+    if !ext.is_empty() && ext.len() + 1 < max / 2 {
         let stem = truncate_to_boundary(stem, max - ext.len() - 1);
         return format!("{}.{ext}", stem.trim_end_matches([' ', '.']));
     }
@@ -109,6 +109,17 @@ pub fn free_name(base: &str, taken: impl Fn(&str) -> bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_long_name_without_an_extension_is_cut_to_the_limit_and_ends_in_no_dot() {
+        for len in [201, 255, 1000] {
+            let name = safe_file_name(&"x".repeat(len));
+            assert_eq!(name, "x".repeat(MAX_SAVED_NAME_LEN), "{len}");
+        }
+        let name = safe_file_name(&format!("{}.iso", "y".repeat(300)));
+        assert_eq!(name.len(), MAX_SAVED_NAME_LEN);
+        assert!(name.ends_with("y.iso"), "{name}");
+    }
 
     #[test]
     fn separators_and_traversal_stay_inside_one_component() {
