@@ -72,6 +72,9 @@ const MAX_OFFER_BUCKETS: usize = 1024;
 pub const MAX_QUEUED_REQUESTS: usize = 16;
 /// Progress events per transfer at most this often.
 pub const PROGRESS_EVERY_MS: u64 = 250;
+/// The largest file any receiver takes, whatever its own limit: file
+/// offsets and sizes are signed 64-bit on disk and in the store.
+pub const MAX_FILE_SIZE: u64 = i64::MAX as u64;
 
 /// What hashing a file to offer found.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -433,11 +436,9 @@ impl Files {
                 .push((from, end(o.transfer, FileEndReason::Busy, false)));
             return;
         }
-        if o.size > self.limits.max_size {
-            let reason = FileFailure::TooLarge {
-                size: o.size,
-                max: self.limits.max_size,
-            };
+        let max = self.limits.max_size.min(MAX_FILE_SIZE);
+        if o.size > max {
+            let reason = FileFailure::TooLarge { size: o.size, max };
             return refuse(reason, FileEndReason::TooLarge, actions);
         }
         if self.pending_offers >= MAX_PENDING_OFFERS {
@@ -1033,6 +1034,45 @@ pub fn short_id(id: &TransferId) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A size no file system or store can hold is refused as too large,
+    /// with an answer (a failure without one would have the sender offer
+    /// it again on every link), even when the user's limit is higher.
+    #[test]
+    fn sizes_beyond_any_file_are_too_large_whatever_the_limit() {
+        let store = memory::MemoryFileStore::new(memory::MemoryDisk::default());
+        let limits = FileLimits {
+            max_size: u64::MAX,
+            auto_accept_verified: true,
+        };
+        let mut files = Files::new(Box::new(store), limits);
+        let from = IdentityKey([5; 32]);
+        for (n, size) in [(1u8, MAX_FILE_SIZE + 1), (2, u64::MAX)] {
+            let offer = FileOffer {
+                transfer: [n; 16],
+                name: "huge".into(),
+                size,
+                root: [0; 32],
+            };
+            let mut actions = FileActions::default();
+            files.on_offer(0, 0, from, true, offer, &mut actions);
+            assert!(
+                matches!(
+                    &actions.send[..],
+                    [(_, Frame::FileEnd(e))] if e.reason == FileEndReason::TooLarge
+                ),
+                "{size}: {:?}",
+                actions.send
+            );
+            assert!(matches!(
+                &actions.events[..],
+                [FileEvent::Refused {
+                    reason: FileFailure::TooLarge { .. },
+                    ..
+                }]
+            ));
+        }
+    }
 
     /// Identities that each spend one token keep their buckets (none is
     /// full), yet the map never holds more than MAX_OFFER_BUCKETS, and a
