@@ -63,6 +63,8 @@ pub const COMMIT_GROUPS: u64 = 256;
 /// rate; 1 MiB and 128 KiB gave 2.4 times but a lower rate.
 pub const WINDOW_GROUPS: u64 = 128;
 pub const PEER_WINDOW_GROUPS: u64 = 256;
+/// The least window a transfer gets when a peer sends many at once.
+pub const MIN_SHARE_GROUPS: u64 = 8;
 /// A sender adds file data to a link only while it has less than this
 /// unwritten (256 KiB).
 pub const SEND_BACKLOG: usize = 256 << 10;
@@ -722,8 +724,18 @@ impl Files {
         if mine.is_empty() {
             return;
         }
-        // The peer's window is shared by its transfers.
-        let share = (PEER_WINDOW_GROUPS / mine.len() as u64).clamp(8, WINDOW_GROUPS);
+        // The peer's window is shared by its transfers: a share each, and
+        // never more than the window in all; with more than 32 transfers a
+        // transfer with nothing in flight may still ask for its least
+        // share (beyond the window rather than waiting its turn).
+        let mine_count = mine.len();
+        let share = (PEER_WINDOW_GROUPS / mine_count as u64).clamp(MIN_SHARE_GROUPS, WINDOW_GROUPS);
+        let crowded = mine_count as u64 * MIN_SHARE_GROUPS > PEER_WINDOW_GROUPS;
+        let mut in_flight_all: u64 = mine
+            .iter()
+            .filter_map(|k| self.receiving.get(k))
+            .map(|r| r.next_request - r.next_expected)
+            .sum();
         for k in mine {
             let Some(r) = self.receiving.get_mut(&k) else {
                 continue;
@@ -732,9 +744,20 @@ impl Files {
             if in_flight > share / 2 || r.next_request >= r.groups {
                 continue;
             }
+            let room = PEER_WINDOW_GROUPS.saturating_sub(in_flight_all);
+            let room = if crowded && in_flight == 0 {
+                room.max(MIN_SHARE_GROUPS)
+            } else {
+                room
+            };
             let count = (share - in_flight)
+                .min(room)
                 .min(r.groups - r.next_request)
                 .min(u64::from(MAX_REQUEST_GROUPS));
+            if count == 0 {
+                continue;
+            }
+            in_flight_all += count;
             actions.send.push((
                 peer,
                 Frame::FileRequest(FileRequest {
@@ -1072,6 +1095,40 @@ mod tests {
                 }]
             ));
         }
+    }
+
+    /// Transfers accepted one after another from one peer never have more
+    /// than the peer's window requested and not yet received.
+    #[test]
+    fn transfers_from_one_peer_share_its_window() {
+        let store = memory::MemoryFileStore::new(memory::MemoryDisk::default());
+        let limits = FileLimits {
+            max_size: u64::MAX,
+            auto_accept_verified: true,
+        };
+        let mut files = Files::new(Box::new(store), limits);
+        let from = IdentityKey([5; 32]);
+        let mut asked = 0u64;
+        for n in 1..=4u8 {
+            let offer = FileOffer {
+                transfer: [n; 16],
+                name: format!("f{n}"),
+                size: 100 << 20,
+                root: [n; 32],
+            };
+            let mut actions = FileActions::default();
+            files.on_offer(0, 0, from, true, offer, &mut actions);
+            for (_, f) in &actions.send {
+                if let Frame::FileRequest(r) = f {
+                    asked += u64::from(r.count);
+                }
+            }
+            assert!(
+                asked <= PEER_WINDOW_GROUPS,
+                "after {n} offers: {asked} groups asked"
+            );
+        }
+        assert!(asked >= PEER_WINDOW_GROUPS / 2, "{asked}");
     }
 
     /// Identities that each spend one token keep their buckets (none is
