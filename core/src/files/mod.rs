@@ -884,11 +884,20 @@ impl Files {
         wire: FileEndReason,
         actions: &mut FileActions,
     ) {
-        let Some(r) = self.receiving.remove(&k) else {
+        let Some(mut r) = self.receiving.remove(&k) else {
             return;
         };
         // What was verified and written stays: the partial file and the
-        // progress made durable so far (a resume starts there).
+        // progress made durable so far (a resume starts there). After the
+        // peer's bad data, everything verified before it is made durable
+        // now, so `/accept` asks again only from there; not after our own
+        // store failed, which is what would have to do it.
+        if wire == FileEndReason::Invalid
+            && r.next_expected > r.committed
+            && self.store.commit(&r.rec, r.next_expected).is_ok()
+        {
+            r.rec.done_groups = r.next_expected;
+        }
         actions.send.push((k.0, end(k.1, wire, false)));
         let _ = self.record_end(r.rec, TransferState::Failed, reason, actions);
     }
@@ -1057,6 +1066,7 @@ pub fn short_id(id: &TransferId) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::VecDeque;
 
     /// A size no file system or store can hold is refused as too large,
     /// with an answer (a failure without one would have the sender offer
@@ -1095,6 +1105,69 @@ mod tests {
                 }]
             ));
         }
+    }
+
+    /// Bad data from the sender fails the transfer, but what was verified
+    /// before it is kept, made durable, and is where `/accept` resumes.
+    #[test]
+    fn after_bad_data_accepting_again_resumes_after_what_was_verified() {
+        let (a, b) = (IdentityKey([1; 32]), IdentityKey([2; 32]));
+        let src = memory::MemoryDisk::default();
+        let content: Vec<u8> = (0..100 * FILE_GROUP_SIZE as usize)
+            .map(|i| (i % 251) as u8)
+            .collect();
+        src.put("f.bin", content);
+        let digest = src.digest("f.bin").unwrap();
+        let mut sender = Files::new(
+            Box::new(memory::MemoryFileStore::new(src)),
+            FileLimits::default(),
+        );
+        let dst = memory::MemoryDisk::default();
+        let mut receiver = Files::new(
+            Box::new(memory::MemoryFileStore::new(dst.clone())),
+            FileLimits {
+                auto_accept_verified: true,
+                ..FileLimits::default()
+            },
+        );
+        let offer = sender
+            .offer([9; 16], b, "f.bin".into(), digest, 0, true)
+            .unwrap();
+        let mut to_receiver: VecDeque<Frame> = offer.send.into_iter().map(|(_, f)| f).collect();
+        let mut data_frames = 0;
+        let mut failed = None;
+        while let Some(mut frame) = to_receiver.pop_front() {
+            if let Frame::FileData(d) = &mut frame {
+                data_frames += 1;
+                if data_frames == 8 {
+                    // Past the first groups: one byte of data flipped.
+                    let last = d.encoded.len() - 1;
+                    d.encoded[last] ^= 1;
+                }
+            }
+            let back = receiver.on_frame(0, 0, a, true, frame);
+            for e in &back.events {
+                if let FileEvent::Failed { rec, .. } = e {
+                    failed = Some(rec.clone());
+                }
+            }
+            for (_, f) in back.send {
+                sender.on_frame(0, 0, b, true, f);
+            }
+            to_receiver.extend(sender.pump(0, b, 1 << 20).send.into_iter().map(|(_, f)| f));
+        }
+        let failed = failed.expect("the bad frame failed the transfer");
+        assert!(
+            failed.done_groups >= 7,
+            "the groups verified before the bad frame are kept: {}",
+            failed.done_groups
+        );
+        let resumed = receiver.accept(failed.clone(), true).unwrap();
+        let first = resumed.send.iter().find_map(|(_, f)| match f {
+            Frame::FileRequest(r) => Some(r.first_group),
+            _ => None,
+        });
+        assert_eq!(first, Some(failed.done_groups));
     }
 
     /// Transfers accepted one after another from one peer never have more
