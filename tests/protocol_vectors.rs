@@ -683,6 +683,7 @@ fn protocol_md_states_the_limits_in_force() {
     // File transfer's behavioural values: "| setting | where |".
     use natter_core::files::*;
     let max_size = FileLimits::default().max_size;
+    assert_eq!(MAX_FILE_SIZE, (1u64 << 63) - 1, "the table says 2^63 − 1");
     for (setting, place) in [
         (
             format!("{OFFER_BURST} at once, then one per {OFFER_EVERY_MS} ms; beyond, `FileEnd(Busy)`"),
@@ -693,14 +694,19 @@ fn protocol_md_states_the_limits_in_force() {
             "`MAX_PENDING_OFFERS`",
         ),
         (
-            format!("{max_size} bytes (16 GiB), `--max-file-size`; beyond, `FileEnd(TooLarge)`"),
-            "`FileLimits::default`",
+            format!(
+                "{max_size} bytes (16 GiB), `--max-file-size` (at most 2^63 − 1, `MAX_FILE_SIZE`, \
+                 whatever the setting); beyond, `FileEnd(TooLarge)`"
+            ),
+            "`FileLimits::default`, `MAX_FILE_SIZE`",
         ),
         (
             format!(
-                "{WINDOW_GROUPS} per transfer, {PEER_WINDOW_GROUPS} per peer shared by its transfers (at least 8 each)"
+                "{WINDOW_GROUPS} per transfer, {PEER_WINDOW_GROUPS} per peer shared by its transfers \
+                 (at least {MIN_SHARE_GROUPS} each, beyond the peer's {PEER_WINDOW_GROUPS} only with \
+                 more than 32)"
             ),
-            "`WINDOW_GROUPS` / `PEER_WINDOW_GROUPS`",
+            "`WINDOW_GROUPS` / `PEER_WINDOW_GROUPS` / `MIN_SHARE_GROUPS`",
         ),
         (format!("every {COMMIT_GROUPS} groups"), "`COMMIT_GROUPS`"),
         (
