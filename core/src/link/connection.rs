@@ -25,8 +25,20 @@ use crate::wire::{Close, CloseReason, Frame};
 /// a short burst; beyond it the link is dropped at once.
 pub const HARD_QUEUE_FACTOR: usize = 16;
 
-/// Most bytes of the reason put in a `Close` frame.
-const CLOSE_DETAIL_CHARS: usize = 100;
+/// Most bytes of the reason put in a `Close` frame (the wire allows
+/// `MAX_CLOSE_DETAIL_LEN`, 256).
+const CLOSE_DETAIL_BYTES: usize = 200;
+
+/// `why` for a `Close` frame: at most [`CLOSE_DETAIL_BYTES`], cut at a
+/// character and marked with `…` when cut, so that a cut number is not
+/// read as a whole one.
+fn close_detail(why: &str) -> String {
+    if why.len() <= CLOSE_DETAIL_BYTES {
+        return why.to_owned();
+    }
+    let kept = crate::names::truncate_to_boundary(why, CLOSE_DETAIL_BYTES - '…'.len_utf8());
+    format!("{kept}…")
+}
 
 /// The per-link tunables (taken from the node's configuration).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -283,7 +295,7 @@ impl Connection {
         if self.is_established() {
             self.queue(Frame::Close(Close {
                 reason,
-                detail: why.chars().take(CLOSE_DETAIL_CHARS).collect(),
+                detail: close_detail(why),
             }));
         }
     }
@@ -381,6 +393,24 @@ impl Connection {
 mod tests {
     use super::*;
     use std::net::SocketAddr;
+
+    #[test]
+    fn close_details_fit_the_wire_and_say_when_they_were_cut() {
+        use crate::wire::limits::MAX_CLOSE_DETAIL_LEN;
+        assert_eq!(close_detail("short"), "short");
+        let number = format!("timestamp {}", u64::MAX);
+        let long = format!("{} {number}", "x".repeat(CLOSE_DETAIL_BYTES));
+        let cut = close_detail(&long);
+        assert!(
+            cut.len() <= CLOSE_DETAIL_BYTES && cut.ends_with('…'),
+            "{cut}"
+        );
+        // Four-byte characters: cut at a character, within the wire limit.
+        let wide = "🦀".repeat(100);
+        let cut = close_detail(&wide);
+        assert!(cut.len() <= MAX_CLOSE_DETAIL_LEN, "{}", cut.len());
+        assert!(cut.trim_end_matches('…').chars().all(|c| c == '🦀'));
+    }
 
     fn id(n: u8) -> LocalIdentity {
         LocalIdentity::from_secrets([n; 32], [n + 9; 32]).unwrap()
