@@ -705,6 +705,8 @@ impl Files {
                     .send
                     .push((k.0, end(k.1, FileEndReason::Completed, false)));
                 actions.events.push(FileEvent::Completed(rec));
+                // Its window is free for the peer's other transfers.
+                self.request_more(k.0, actions);
             }
             Err(e) => {
                 self.receiving.insert(k, r);
@@ -750,11 +752,14 @@ impl Files {
             } else {
                 room
             };
-            let count = (share - in_flight)
-                .min(room)
+            let want = (share - in_flight)
                 .min(r.groups - r.next_request)
                 .min(u64::from(MAX_REQUEST_GROUPS));
-            if count == 0 {
+            let count = want.min(room);
+            // Rather wait for room than ask in crumbs: every request is at
+            // least half a share (or all that is wanted), so few are ever
+            // outstanding at the sender.
+            if count == 0 || (count < want && count < share / 2) {
                 continue;
             }
             in_flight_all += count;
@@ -806,6 +811,7 @@ impl Files {
                 return;
             }
             let _ = self.record_end(rec, state, reason, actions);
+            self.request_more(from, actions);
             return;
         }
         let Some(s) = self.sending.remove(&k) else {
@@ -900,6 +906,7 @@ impl Files {
         }
         actions.send.push((k.0, end(k.1, wire, false)));
         let _ = self.record_end(r.rec, TransferState::Failed, reason, actions);
+        self.request_more(k.0, actions);
     }
 
     /// The transfer whose hex id starts with `prefix` (at least 4
@@ -1015,12 +1022,16 @@ impl Files {
         actions
             .send
             .push((k.0, end(rec.id, FileEndReason::Cancelled, rec.outgoing)));
+        let incoming = !rec.outgoing;
         self.record_end(
             rec,
             TransferState::Cancelled,
             FileFailure::Cancelled,
             &mut actions,
         )?;
+        if incoming {
+            self.request_more(k.0, &mut actions);
+        }
         Ok(actions)
     }
 
@@ -1162,7 +1173,12 @@ mod tests {
             "the groups verified before the bad frame are kept: {}",
             failed.done_groups
         );
-        let resumed = receiver.accept(failed.clone(), true).unwrap();
+        // What the store says, as `/accept` reads it.
+        let held = receiver
+            .find(&crate::hex(&[9; 16]), |r| !r.outgoing)
+            .unwrap();
+        assert_eq!(held.done_groups, failed.done_groups);
+        let resumed = receiver.accept(held, true).unwrap();
         let first = resumed.send.iter().find_map(|(_, f)| match f {
             Frame::FileRequest(r) => Some(r.first_group),
             _ => None,
@@ -1202,6 +1218,23 @@ mod tests {
             );
         }
         assert!(asked >= PEER_WINDOW_GROUPS / 2, "{asked}");
+        // The two that asked are cancelled: the two that waited ask at once
+        // (nothing else would wake them on a quiet link), each for a whole
+        // share, not in crumbs.
+        let mut asking = Vec::new();
+        for n in 1..=2u8 {
+            let rec = files.find(&crate::hex(&[n; 16]), |_| true).unwrap();
+            for (_, f) in files.cancel(rec).unwrap().send {
+                if let Frame::FileRequest(r) = f {
+                    asking.push((r.transfer[0], r.count));
+                }
+            }
+        }
+        asking.sort_unstable();
+        let share = (PEER_WINDOW_GROUPS / 4) as u32;
+        assert_eq!(asking.first().map(|a| a.0), Some(3), "{asking:?}");
+        assert!(asking.iter().any(|a| a.0 == 4), "{asking:?}");
+        assert!(asking.iter().all(|a| a.1 >= share / 2), "{asking:?}");
     }
 
     /// Identities that each spend one token keep their buckets (none is
