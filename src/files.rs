@@ -43,6 +43,22 @@ fn partial_path(download_dir: &Path, rec: &TransferRecord) -> PathBuf {
     download_dir.join(format!(".natter-{peer}-{}.part", natter_core::hex(&rec.id)))
 }
 
+/// Whether `path` (not followed if a link) is the file `meta` describes.
+fn same_file(meta: &std::fs::Metadata, path: &Path) -> bool {
+    let Ok(now) = std::fs::symlink_metadata(path) else {
+        return false;
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        now.dev() == meta.dev() && now.ino() == meta.ino()
+    }
+    #[cfg(not(unix))]
+    {
+        now.is_file() && now.len() == meta.len()
+    }
+}
+
 /// The default download directory: the user's, else `<data-dir>/downloads`.
 pub fn default_download_dir(data_dir: &Path) -> PathBuf {
     directories::UserDirs::new()
@@ -446,11 +462,24 @@ impl FsFileStore {
                 let f = options.open(&path).map_err(|err| {
                     FileStoreError::Io(format!("cannot open {}: {err}", path.display()))
                 })?;
-                if !f.metadata().map_err(io_error)?.is_file() {
+                let meta = f.metadata().map_err(io_error)?;
+                if !meta.is_file() {
                     return Err(FileStoreError::Io(format!(
                         "{} is not a regular file",
                         path.display()
                     )));
+                }
+                // Made by someone else, or linked elsewhere too: whoever
+                // holds it could change the file after it was verified.
+                #[cfg(unix)]
+                {
+                    use std::os::unix::fs::MetadataExt;
+                    if meta.uid() != nix::unistd::geteuid().as_raw() || meta.nlink() != 1 {
+                        return Err(FileStoreError::Io(format!(
+                            "{} is not natter's own partial file (another owner, or other links to it)",
+                            path.display()
+                        )));
+                    }
                 }
                 Ok(Arc::clone(e.insert(Arc::new(f))))
             }
@@ -649,11 +678,12 @@ impl FileStore for FsFileStore {
         self.flush_run()?;
         self.writer.drain()?;
         self.writer.error(&key(rec))?;
-        {
+        let written = {
             let f = self.partial(rec)?;
             f.set_len(rec.size).map_err(io_error)?;
             f.sync_all().map_err(io_error)?;
-        }
+            f.metadata().map_err(io_error)?
+        };
         self.partials.remove(&key(rec));
         let base = safe_file_name(&rec.name);
         // A hard link never replaces an existing name; try the next free
@@ -667,6 +697,16 @@ impl FileStore for FsFileStore {
             let target = self.download_dir.join(&name);
             match std::fs::hard_link(&part, &target) {
                 Ok(()) => {
+                    // The name must now be the file natter wrote and
+                    // verified, not whatever was put at the partial's name
+                    // meanwhile (a link to it would be linked, not followed).
+                    if !same_file(&written, &target) {
+                        let _ = std::fs::remove_file(&target);
+                        return Err(FileStoreError::Io(format!(
+                            "{} was replaced while the file was received",
+                            part.display()
+                        )));
+                    }
                     final_path = Some(target);
                     break;
                 }
@@ -816,6 +856,50 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("not a regular file"), "{err}");
+        // A file planted there with another name linked to it (its planter
+        // could rewrite it after verification) is refused too.
+        let third = TransferRecord {
+            id: [9; 16],
+            ..inc.clone()
+        };
+        s.insert(&third).unwrap();
+        let planted = dir.path().join("planted");
+        std::fs::write(&planted, b"").unwrap();
+        std::fs::hard_link(&planted, partial_path(&dl, &third)).unwrap();
+        let err = s
+            .write(&third, 0, bytes::Bytes::from_static(&[0xee; 100]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not natter's own"), "{err}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_partial_swapped_for_a_link_while_receiving_is_never_saved() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = store(dir.path());
+        let content = vec![0x5a; 100];
+        let inc = rec(false, 100, *blake3::hash(&content).as_bytes(), None);
+        s.insert(&inc).unwrap();
+        let dl = dir.path().join("dl");
+        std::fs::create_dir_all(&dl).unwrap();
+        s.write(&inc, 0, bytes::Bytes::from(content)).unwrap();
+        s.commit(&inc, 1).unwrap();
+        // Someone with write access to the directory swaps the name.
+        let victim = dir.path().join("victim.txt");
+        std::fs::write(&victim, b"precious").unwrap();
+        let part = partial_path(&dl, &inc);
+        std::fs::remove_file(&part).unwrap();
+        std::os::unix::fs::symlink(&victim, &part).unwrap();
+        let err = s.complete(&inc).unwrap_err().to_string();
+        assert!(err.contains("was replaced"), "{err}");
+        assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+        let saved: Vec<_> = std::fs::read_dir(&dl)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| !e.file_name().to_string_lossy().starts_with(".natter-"))
+            .collect();
+        assert!(saved.is_empty(), "{saved:?}");
     }
 
     #[test]

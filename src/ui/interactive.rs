@@ -197,8 +197,12 @@ pub async fn run(
                     if start.hold(&ev) || !receipts.shows(&ev) {
                         continue;
                     }
-                    if let Some(outcome) = start.interrupt() {
-                        show_start(&out, &style, outcome);
+                    // Bars are redrawn as they go, and would end the
+                    // summary on any start with a transfer to resume.
+                    if !matches!(ev, Event::FileProgress { .. }) {
+                        if let Some(outcome) = start.interrupt() {
+                            show_start(&out, &style, outcome);
+                        }
                     }
                     if bell && matches!(&ev, Event::MessageReceived { message } if message.calls_me) {
                         out.send(BELL.to_owned());

@@ -353,6 +353,15 @@ impl Chat {
         self.private.get(room).is_some_and(|r| r.is_member(&me))
     }
 
+    /// A member of this invite-only room without its current epoch's key
+    /// (the envelope sealed to us did not open).
+    pub fn lacks_room_key(&self, room: &RoomId) -> bool {
+        let me = self.local;
+        self.private
+            .get(room)
+            .is_some_and(|r| r.is_member(&me) && r.current_key().is_none())
+    }
+
     /// Whether this room id names an invite-only room we know.
     pub fn is_private(&self, room: &RoomId) -> bool {
         self.private.contains(room)

@@ -2833,3 +2833,78 @@ fn a_member_whose_key_does_not_open_is_told_and_carries_posts_it_cannot_read() {
     let history = net.chat(3).history(Conversation::Room(room), 50).unwrap();
     assert!(history.is_empty(), "{history:?}");
 }
+
+#[test]
+fn a_remove_whose_envelope_does_not_open_leaves_the_member_keyless_until_a_later_one_opens() {
+    // 0 founded "team" with 1 and 2. Another implementation's founder
+    // removes 2 and seals 1's new key to the wrong keys; then invites 3
+    // and removes it again, this time with a good envelope for 1.
+    let (mut net, room) = private_net();
+    let me = identity(1);
+    let founding = net.chat(1).private.get(&room).unwrap().founding.clone();
+    let next = net.chat(1).private.get(&room).unwrap().next_seq();
+    let (k0, k1, k2, k3) = (net.key(0), net.key(1), net.key(2), net.key(3));
+    let keys = |i: usize| *net.nodes[i].me.bound_keys();
+    let (founder_keys, member_keys, wrong_keys, k3_keys) = (keys(0), keys(1), keys(2), keys(3));
+    let seal = |key: u8, epoch: u32, to: &BoundKeys| {
+        room_keys::seal_key(&[key; 32], &room, epoch, to).unwrap()
+    };
+    let entry = |seq: u32, epoch: u32, change: RoomChange| {
+        let mut c = RoomControl {
+            founding: founding.clone(),
+            seq,
+            epoch,
+            timestamp_ms: T0,
+            change,
+            signature: SignatureBytes([0; 64]),
+        };
+        c.signature = me.sign(domain::ROOM_CONTROL, &private::signed_control_bytes(&c));
+        Frame::RoomControl(Box::new(c))
+    };
+    let entries = [
+        entry(
+            next,
+            1,
+            RoomChange::Remove {
+                member: k2,
+                envelopes: vec![
+                    (k0, seal(1, 1, &founder_keys)),
+                    (k1, seal(1, 1, &wrong_keys)),
+                ],
+            },
+        ),
+        entry(
+            next + 1,
+            1,
+            RoomChange::Invite {
+                member: k3_keys,
+                envelope: seal(1, 1, &k3_keys),
+            },
+        ),
+        entry(
+            next + 2,
+            2,
+            RoomChange::Remove {
+                member: k3,
+                envelopes: vec![
+                    (k0, seal(2, 2, &founder_keys)),
+                    (k1, seal(2, 2, &member_keys)),
+                ],
+            },
+        ),
+    ];
+    let mut lacked = Vec::new();
+    for frame in entries {
+        let a = net.nodes[1].chat.on_frame(T0, k0, frame, &[]).unwrap();
+        let unopened = a.events.iter().any(|e| {
+            matches!(e, ChatEvent::RoomChanged(RoomChanged::KeyUnopened { room: r }) if *r == room)
+        });
+        lacked.push((unopened, net.chat(1).lacks_room_key(&room)));
+    }
+    assert_eq!(lacked, [(true, true), (false, true), (false, false)]);
+    let r = net.chat(1).private.get(&room).unwrap();
+    assert_eq!(
+        (r.epoch(), r.current_key().map(|k| **k)),
+        (2, Some([2; 32]))
+    );
+}

@@ -490,6 +490,11 @@ impl Node {
                 (room, MembershipChange::Removed(self.info_of(&member)))
             }
             RoomChanged::KeyUnopened { room } => {
+                // Entries applied together (a catch-up page) may have
+                // moved on to an epoch whose key did open.
+                if !self.chat.lacks_room_key(&room) {
+                    return;
+                }
                 let room = self
                     .room_label(&room)
                     .unwrap_or_else(|| "an invite-only room".into());
