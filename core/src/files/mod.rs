@@ -1079,17 +1079,23 @@ mod tests {
     use super::*;
     use std::collections::VecDeque;
 
-    /// A size no file system or store can hold is refused as too large,
-    /// with an answer (a failure without one would have the sender offer
-    /// it again on every link), even when the user's limit is higher.
-    #[test]
-    fn sizes_beyond_any_file_are_too_large_whatever_the_limit() {
+    /// A receiver with no size limit that takes offers from verified keys
+    /// at once.
+    fn taking_everything() -> Files {
         let store = memory::MemoryFileStore::new(memory::MemoryDisk::default());
         let limits = FileLimits {
             max_size: u64::MAX,
             auto_accept_verified: true,
         };
-        let mut files = Files::new(Box::new(store), limits);
+        Files::new(Box::new(store), limits)
+    }
+
+    /// A size no file system or store can hold is refused as too large,
+    /// with an answer (a failure without one would have the sender offer
+    /// it again on every link), even when the user's limit is higher.
+    #[test]
+    fn sizes_beyond_any_file_are_too_large_whatever_the_limit() {
+        let mut files = taking_everything();
         let from = IdentityKey([5; 32]);
         for (n, size) in [(1u8, MAX_FILE_SIZE + 1), (2, u64::MAX)] {
             let offer = FileOffer {
@@ -1190,12 +1196,7 @@ mod tests {
     /// than the peer's window requested and not yet received.
     #[test]
     fn transfers_from_one_peer_share_its_window() {
-        let store = memory::MemoryFileStore::new(memory::MemoryDisk::default());
-        let limits = FileLimits {
-            max_size: u64::MAX,
-            auto_accept_verified: true,
-        };
-        let mut files = Files::new(Box::new(store), limits);
+        let mut files = taking_everything();
         let from = IdentityKey([5; 32]);
         let mut asked = 0u64;
         for n in 1..=4u8 {
