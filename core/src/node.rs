@@ -436,6 +436,7 @@ impl Node {
         node.remember_known_peers();
         node.load_wan_contacts();
         node.remember_private_labels();
+        node.report_keyless_rooms();
         node
     }
 

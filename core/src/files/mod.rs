@@ -438,6 +438,13 @@ impl Files {
                 .push((from, end(o.transfer, FileEndReason::Busy, false)));
             return;
         }
+        // Ids are random (section 11.1): an offer under the id of a
+        // transfer we send this peer only echoes ours, to make our
+        // commands ambiguous (`/cancel <id>` could not say which).
+        if matches!(self.store.get(&from.0, true, &o.transfer), Ok(Some(_))) {
+            let reason = FileFailure::Invalid("offered under the id of a transfer we send it");
+            return refuse(reason, FileEndReason::Invalid, actions);
+        }
         let max = self.limits.max_size.min(MAX_FILE_SIZE);
         if o.size > max {
             let reason = FileFailure::TooLarge { size: o.size, max };
@@ -1190,6 +1197,44 @@ mod tests {
             _ => None,
         });
         assert_eq!(first, Some(failed.done_groups));
+    }
+
+    /// A peer that offers a file under the id of one we send it is
+    /// refused: otherwise no command could name ours alone.
+    #[test]
+    fn an_offer_echoing_the_id_of_our_own_transfer_is_refused() {
+        let src = memory::MemoryDisk::default();
+        src.put("mine.bin", vec![7; 1000]);
+        let digest = src.digest("mine.bin").unwrap();
+        let mut files = Files::new(
+            Box::new(memory::MemoryFileStore::new(src)),
+            FileLimits {
+                auto_accept_verified: true,
+                ..FileLimits::default()
+            },
+        );
+        let peer = IdentityKey([5; 32]);
+        files
+            .offer([4; 16], peer, "mine.bin".into(), digest, 0, true)
+            .unwrap();
+        let echo = FileOffer {
+            transfer: [4; 16],
+            name: "theirs".into(),
+            size: 10,
+            root: [1; 32],
+        };
+        let mut actions = FileActions::default();
+        files.on_offer(0, 0, peer, true, echo, &mut actions);
+        assert!(
+            matches!(
+                &actions.send[..],
+                [(_, Frame::FileEnd(e))] if e.reason == FileEndReason::Invalid && !e.from_sender
+            ),
+            "{:?}",
+            actions.send
+        );
+        let ours = files.find(&crate::hex(&[4; 16]), |_| true).unwrap();
+        assert!(ours.outgoing, "one transfer has that id: ours");
     }
 
     /// Transfers accepted one after another from one peer never have more

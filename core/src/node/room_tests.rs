@@ -544,3 +544,66 @@ fn a_room_founded_under_a_name_we_use_cannot_take_it_over() {
     });
     assert_eq!(removed, Some(format!("+team#{fp2}")));
 }
+
+#[test]
+fn a_room_whose_key_does_not_open_is_reported_again_at_start() {
+    use crate::chat::private::signed_control_bytes;
+    use crate::chat::room_keys::seal_key;
+    use crate::chat::{Chat, MemoryStore, SignedPost};
+    use crate::identity::{domain, LocalIdentity, SignatureBytes};
+    use crate::wire::{RoomChange, RoomControl};
+    const T: u64 = 1_764_000_000_000;
+    let founder = LocalIdentity::from_secrets([0x41; 32], [0x42; 32]).unwrap();
+    let member = LocalIdentity::from_secrets([0x51; 32], [0x52; 32]).unwrap();
+    let other = LocalIdentity::from_secrets([0x61; 32], [0x62; 32]).unwrap();
+    // The founder's chat writes the founding entry; another implementation
+    // then invites `member` with a key sealed to someone else.
+    let mut f = Chat::new(Box::new(MemoryStore::new()), founder.identity_key());
+    f.set_own_keys(&founder).unwrap();
+    let (room, _) = f.create_room(T, &founder, "team", &[]).unwrap();
+    let create = f.store().room_controls().unwrap()[0].clone();
+    let Some(SignedPost::Control(create)) = create.wire.as_deref().and_then(SignedPost::from_wire)
+    else {
+        panic!("the founding entry");
+    };
+    let mut invite = RoomControl {
+        founding: create.founding.clone(),
+        seq: 1,
+        epoch: 0,
+        timestamp_ms: T,
+        change: RoomChange::Invite {
+            member: *member.bound_keys(),
+            envelope: seal_key(&[7; 32], &room, 0, other.bound_keys()).unwrap(),
+        },
+        signature: SignatureBytes([0; 64]),
+    };
+    invite.signature = founder.sign(domain::ROOM_CONTROL, &signed_control_bytes(&invite));
+    let mut m = Chat::new(Box::new(MemoryStore::new()), member.identity_key());
+    m.set_own_keys(&member).unwrap();
+    for c in [create, Box::new(invite)] {
+        m.on_frame(T, founder.identity_key(), Frame::RoomControl(c), &[])
+            .unwrap();
+    }
+    assert!(m.lacks_room_key(&room));
+    // natter starts again on that history: the user is told at once.
+    let mut node = Node::new(
+        member,
+        NodeConfig::default(),
+        m.into_store(),
+        crate::rng::Rng::new(1),
+        0,
+        T,
+    );
+    let mut errors = Vec::new();
+    while let Some(out) = node.poll_output() {
+        if let Output::Event(Event::Error { error }) = out {
+            errors.push(error.to_string());
+        }
+    }
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("+team") && e.contains("does not open")),
+        "{errors:?}"
+    );
+}

@@ -443,6 +443,22 @@ impl Node {
     }
 
     /// Learn the labels the user knows (at start).
+    /// At start: the user is told again of every invite-only room whose
+    /// key sealed to us did not open (the replay of the logs reports
+    /// nothing), after the `started` event.
+    pub(super) fn report_keyless_rooms(&mut self) {
+        let keyless: Vec<RoomId> = self
+            .chat
+            .private_rooms()
+            .into_iter()
+            .map(|r| r.id)
+            .filter(|id| self.chat.lacks_room_key(id))
+            .collect();
+        for room in keyless {
+            self.room_changed(RoomChanged::KeyUnopened { room });
+        }
+    }
+
     pub(super) fn remember_private_labels(&mut self) {
         self.rooms.private_labels = self.private_labels();
     }
