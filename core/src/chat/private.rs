@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use super::room_keys::{open_key, RoomKey};
-use crate::identity::{domain, BoundKeys, IdentityKey};
+use crate::identity::{domain, BoundKeys, IdentityKey, LocalIdentity, SignatureBytes};
 use crate::wire::codec::encode;
 use crate::wire::limits::MAX_ROOM_MEMBERS;
 use crate::wire::room::SignedRoomControl;
@@ -75,6 +75,28 @@ pub fn signed_control_bytes(c: &RoomControl) -> Vec<u8> {
         timestamp_ms: c.timestamp_ms,
         change: &c.change,
     })
+}
+
+/// An entry of `founding`'s log, signed by `signer` (only the founder's
+/// signature makes it count).
+pub fn sign_control(
+    signer: &LocalIdentity,
+    founding: RoomFounding,
+    seq: u32,
+    epoch: u32,
+    timestamp_ms: u64,
+    change: RoomChange,
+) -> RoomControl {
+    let mut c = RoomControl {
+        founding,
+        seq,
+        epoch,
+        timestamp_ms,
+        change,
+        signature: SignatureBytes([0; 64]),
+    };
+    c.signature = signer.sign(domain::ROOM_CONTROL, &signed_control_bytes(&c));
+    c
 }
 
 /// Why an entry is refused before any state is looked at. Each is a

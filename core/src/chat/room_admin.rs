@@ -3,7 +3,7 @@
 //! (create, invite, remove), which travel like room posts: stored, put in
 //! the outbox of every known peer, relayed, served in catch-up.
 
-use super::private::{control_id, private_room_id, signed_control_bytes, OwnKeys, RoomChanged};
+use super::private::{control_id, private_room_id, sign_control, OwnKeys, RoomChanged};
 use super::room_keys::{decrypt_post, encrypt_post, new_room_key, seal_key};
 use super::rooms::signed_sealed_bytes;
 use super::{stored_post, Chat, ChatError, SignedPost};
@@ -319,15 +319,7 @@ impl Chat {
         change: RoomChange,
         connected: &[IdentityKey],
     ) -> Result<Published, ChatError> {
-        let mut c = RoomControl {
-            founding,
-            seq,
-            epoch,
-            timestamp_ms: now_ms,
-            change,
-            signature: SignatureBytes([0; 64]),
-        };
-        c.signature = local.sign(domain::ROOM_CONTROL, &signed_control_bytes(&c));
+        let c = sign_control(local, founding, seq, epoch, now_ms, change);
         let room = private_room_id(&c.founding);
         let post = SignedPost::Control(Box::new(c.clone()));
         debug_assert_eq!(post.id(), control_id(&room, seq));

@@ -2132,20 +2132,16 @@ fn forged_and_malformed_membership_changes_are_refused() {
     };
     let member_keys = *mallory.bound_keys();
     let envelope = room_keys::seal_key(&[7; 32], &room, 0, &member_keys).unwrap();
-    let mut forged = RoomControl {
-        founding: first.founding.clone(),
-        seq: 3,
-        epoch: 0,
-        timestamp_ms: T0,
-        change: RoomChange::Invite {
+    let forged = private::sign_control(
+        &mallory,
+        first.founding.clone(),
+        3,
+        0,
+        T0,
+        RoomChange::Invite {
             member: member_keys,
             envelope,
         },
-        signature: SignatureBytes([0; 64]),
-    };
-    forged.signature = mallory.sign(
-        domain::ROOM_CONTROL,
-        &private::signed_control_bytes(&forged),
     );
     let k3 = net.key(3);
     let a = net.nodes[1]
@@ -2158,18 +2154,21 @@ fn forged_and_malformed_membership_changes_are_refused() {
         .contains(&mallory.identity_key()));
     room_still_works(&mut net, room, "a forged invitation");
     // A founder's entry numbered 0 that is not a founding is refused too.
-    let mut odd = first.clone();
-    odd.change = RoomChange::Remove {
-        member: net.key(2),
-        envelopes: vec![],
-    };
-    odd.epoch = 0;
-    let me0 = identity(1);
-    odd.signature = me0.sign(domain::ROOM_CONTROL, &private::signed_control_bytes(&odd));
+    let odd = private::sign_control(
+        &identity(1),
+        first.founding.clone(),
+        first.seq,
+        0,
+        first.timestamp_ms,
+        RoomChange::Remove {
+            member: net.key(2),
+            envelopes: vec![],
+        },
+    );
     let k0 = net.key(0);
     let a = net.nodes[1]
         .chat
-        .on_frame(T0, k0, Frame::RoomControl(odd), &[])
+        .on_frame(T0, k0, Frame::RoomControl(Box::new(odd)), &[])
         .unwrap();
     assert!(!a.rejected.is_empty());
     room_still_works(&mut net, room, "a malformed entry");
@@ -2424,18 +2423,17 @@ fn no_log_makes_a_room_larger_than_the_cap() {
     // is applied as nothing, and the log goes on past it.
     let founding = net.chat(1).private.get(&room).unwrap().founding.clone();
     let envelope = room_keys::seal_key(&[7; 32], &room, 0, &keys).unwrap();
-    let mut over = RoomControl {
+    let over = private::sign_control(
+        &me,
         founding,
-        seq: u32::try_from(limit).unwrap(),
-        epoch: 0,
-        timestamp_ms: net.now,
-        change: RoomChange::Invite {
+        u32::try_from(limit).unwrap(),
+        0,
+        net.now,
+        RoomChange::Invite {
             member: keys,
             envelope,
         },
-        signature: SignatureBytes([0; 64]),
-    };
-    over.signature = me.sign(domain::ROOM_CONTROL, &private::signed_control_bytes(&over));
+    );
     let k0 = net.key(0);
     let a = net.nodes[1]
         .chat
@@ -2473,18 +2471,17 @@ fn entries_ahead_of_a_gap_beyond_what_memory_keeps_are_read_back_from_the_store(
     let last = u32::try_from(private::MAX_PENDING_CONTROLS).unwrap() + 76;
     let k0 = net.key(0);
     for seq in 1..=last {
-        let mut c = RoomControl {
-            founding: founding.founding.clone(),
+        let c = private::sign_control(
+            &me,
+            founding.founding.clone(),
             seq,
-            epoch: 0,
-            timestamp_ms: net.now,
-            change: RoomChange::Invite {
+            0,
+            net.now,
+            RoomChange::Invite {
                 member: bob,
                 envelope: envelope.clone(),
             },
-            signature: SignatureBytes([0; 64]),
-        };
-        c.signature = me.sign(domain::ROOM_CONTROL, &private::signed_control_bytes(&c));
+        );
         let a = net.nodes[1]
             .chat
             .on_frame(net.now, k0, Frame::RoomControl(Box::new(c)), &[])
@@ -2740,18 +2737,17 @@ fn a_remove_that_leaves_a_member_without_the_new_key_is_applied_as_nothing() {
         vec![(k1, sealed(&member_keys)), (k1, sealed(&member_keys))],
     ];
     for (i, envelopes) in bad.into_iter().enumerate() {
-        let mut c = RoomControl {
-            founding: founding.clone(),
-            seq: next + u32::try_from(i).unwrap(),
-            epoch: 1,
-            timestamp_ms: net.now,
-            change: RoomChange::Remove {
+        let c = private::sign_control(
+            &me,
+            founding.clone(),
+            next + u32::try_from(i).unwrap(),
+            1,
+            net.now,
+            RoomChange::Remove {
                 member: k2,
                 envelopes,
             },
-            signature: SignatureBytes([0; 64]),
-        };
-        c.signature = me.sign(domain::ROOM_CONTROL, &private::signed_control_bytes(&c));
+        );
         for at in [1, 3] {
             let a = net.nodes[at]
                 .chat
@@ -2785,18 +2781,17 @@ fn a_member_whose_key_does_not_open_is_told_and_carries_posts_it_cannot_read() {
         .and_then(|r| r.current_key())
         .unwrap();
     let not_3 = *net.nodes[1].me.bound_keys();
-    let mut c = RoomControl {
+    let c = private::sign_control(
+        &me,
         founding,
-        seq: next,
-        epoch: 0,
-        timestamp_ms: net.now,
-        change: RoomChange::Invite {
+        next,
+        0,
+        net.now,
+        RoomChange::Invite {
             member: *net.nodes[3].me.bound_keys(),
             envelope: room_keys::seal_key(&key, &room, 0, &not_3).unwrap(),
         },
-        signature: SignatureBytes([0; 64]),
-    };
-    c.signature = me.sign(domain::ROOM_CONTROL, &private::signed_control_bytes(&c));
+    );
     let k0 = net.key(0);
     let a = net.nodes[3]
         .chat
@@ -2850,15 +2845,7 @@ fn a_remove_whose_envelope_does_not_open_leaves_the_member_keyless_until_a_later
         room_keys::seal_key(&[key; 32], &room, epoch, to).unwrap()
     };
     let entry = |seq: u32, epoch: u32, change: RoomChange| {
-        let mut c = RoomControl {
-            founding: founding.clone(),
-            seq,
-            epoch,
-            timestamp_ms: T0,
-            change,
-            signature: SignatureBytes([0; 64]),
-        };
-        c.signature = me.sign(domain::ROOM_CONTROL, &private::signed_control_bytes(&c));
+        let c = private::sign_control(&me, founding.clone(), seq, epoch, T0, change);
         Frame::RoomControl(Box::new(c))
     };
     let entries = [

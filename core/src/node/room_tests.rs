@@ -547,11 +547,11 @@ fn a_room_founded_under_a_name_we_use_cannot_take_it_over() {
 
 #[test]
 fn a_room_whose_key_does_not_open_is_reported_again_at_start() {
-    use crate::chat::private::signed_control_bytes;
+    use crate::chat::private::sign_control;
     use crate::chat::room_keys::seal_key;
     use crate::chat::{Chat, MemoryStore, SignedPost};
-    use crate::identity::{domain, LocalIdentity, SignatureBytes};
-    use crate::wire::{RoomChange, RoomControl};
+    use crate::identity::LocalIdentity;
+    use crate::wire::RoomChange;
     const T: u64 = 1_764_000_000_000;
     let founder = LocalIdentity::from_secrets([0x41; 32], [0x42; 32]).unwrap();
     let member = LocalIdentity::from_secrets([0x51; 32], [0x52; 32]).unwrap();
@@ -566,18 +566,17 @@ fn a_room_whose_key_does_not_open_is_reported_again_at_start() {
     else {
         panic!("the founding entry");
     };
-    let mut invite = RoomControl {
-        founding: create.founding.clone(),
-        seq: 1,
-        epoch: 0,
-        timestamp_ms: T,
-        change: RoomChange::Invite {
+    let invite = sign_control(
+        &founder,
+        create.founding.clone(),
+        1,
+        0,
+        T,
+        RoomChange::Invite {
             member: *member.bound_keys(),
             envelope: seal_key(&[7; 32], &room, 0, other.bound_keys()).unwrap(),
         },
-        signature: SignatureBytes([0; 64]),
-    };
-    invite.signature = founder.sign(domain::ROOM_CONTROL, &signed_control_bytes(&invite));
+    );
     let mut m = Chat::new(Box::new(MemoryStore::new()), member.identity_key());
     m.set_own_keys(&member).unwrap();
     for c in [create, Box::new(invite)] {

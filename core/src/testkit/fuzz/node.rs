@@ -643,7 +643,7 @@ fn fuzz_control(
     member: &Party,
     epoch: u32,
 ) -> crate::wire::RoomControl {
-    use crate::chat::private::{private_room_id, signed_control_bytes};
+    use crate::chat::private::{private_room_id, sign_control};
     use crate::chat::room_keys::seal_key_with_ephemeral;
     use crate::wire::RoomChange;
     let founding = fuzz_founding();
@@ -668,19 +668,7 @@ fn fuzz_control(
                 .collect(),
         },
     };
-    let mut c = crate::wire::RoomControl {
-        founding,
-        seq,
-        epoch,
-        timestamp_ms: WALL_MS,
-        change,
-        signature: crate::identity::SignatureBytes([0; 64]),
-    };
-    c.signature = signer.id.sign(
-        crate::identity::domain::ROOM_CONTROL,
-        &signed_control_bytes(&c),
-    );
-    c
+    sign_control(&signer.id, founding, seq, epoch, WALL_MS, change)
 }
 
 /// A post to Alice's room by `author`, under the room's fixed key.
