@@ -137,8 +137,11 @@ impl FileStore for MemoryFileStore {
     }
 
     fn forget(&mut self, rec: &TransferRecord) -> Result<(), FileStoreError> {
-        self.records.remove(&key(rec));
-        self.partial.remove(&key(rec));
+        let k = key(rec);
+        self.records.remove(&k);
+        self.partial.remove(&k);
+        // Else the same offer made again would be listed twice.
+        self.order.retain(|o| *o != k);
         Ok(())
     }
 
@@ -223,5 +226,35 @@ impl FileStore for MemoryFileStore {
         r.done_groups = proof::group_count(r.size);
         r.path = Some(path.clone());
         Ok(path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An offer withdrawn and made again is one transfer, listed once
+    /// (found by the `files` fuzz target: the store and the running
+    /// transfers disagreed).
+    #[test]
+    fn a_forgotten_transfer_made_again_is_listed_once() {
+        let mut store = MemoryFileStore::new(MemoryDisk::default());
+        let rec = TransferRecord {
+            id: [8; 16],
+            peer: [1; 32],
+            outgoing: false,
+            name: "f".into(),
+            size: 1,
+            root: [0; 32],
+            state: TransferState::Offered,
+            done_groups: 0,
+            path: None,
+            created_ms: 0,
+        };
+        store.insert(&rec).unwrap();
+        store.forget(&rec).unwrap();
+        store.insert(&rec).unwrap();
+        assert_eq!(store.list(usize::MAX).unwrap().len(), 1);
+        assert_eq!(store.unfinished().unwrap().len(), 1);
     }
 }
