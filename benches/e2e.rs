@@ -99,6 +99,10 @@ pub struct Budget {
     pub run: Duration,
     /// Throughput runs per figure; the table shows their median.
     pub runs: usize,
+    /// Rounds of the rows whose ratio to a reference is a target, measured
+    /// in turn with it: their ratio is the median of the rounds' ratios,
+    /// and a natter row at 1.0 × its reference moves ±5 % between rounds.
+    pub in_turn: usize,
     /// Length of one raw-seal run per size.
     pub seal: Duration,
     /// Length of one handshake run, and a cap on handshakes per run (ports).
@@ -136,6 +140,7 @@ impl Budget {
             mode: "full",
             run: Duration::from_millis(1500),
             runs: 5,
+            in_turn: 5,
             seal: Duration::from_millis(400),
             handshake: Duration::from_millis(1500),
             handshake_max: 10_000,
@@ -161,6 +166,7 @@ impl Budget {
             mode: "quick",
             run: Duration::from_millis(300),
             runs: 3,
+            in_turn: 5,
             seal: Duration::from_millis(100),
             handshake: Duration::from_millis(300),
             handshake_max: 2_000,
@@ -187,6 +193,7 @@ impl Budget {
             mode: "smoke test",
             run: Duration::from_millis(50),
             runs: 1,
+            in_turn: 1,
             seal: Duration::from_millis(20),
             handshake: Duration::from_millis(50),
             handshake_max: 200,
@@ -215,7 +222,26 @@ pub struct Ctx<'a> {
     pub report: &'a mut Report,
     /// natter rows a baseline group measured in turn with its own rows
     /// (`stats::repeat_interleaved`), for their natter group to report.
-    pub paired: std::collections::HashMap<&'static str, stats::Runs>,
+    pub paired: std::collections::HashMap<&'static str, Paired>,
+}
+
+/// A natter row measured in turn with baseline rows.
+pub struct Paired {
+    pub runs: Runs,
+    /// The row's round-by-round ratio to each baseline measured with it.
+    pub ratios: Vec<(&'static str, Option<f64>)>,
+}
+
+impl Paired {
+    /// The round-by-round ratio to `baseline`; `None` if the two were not
+    /// measured together.
+    fn ratio(paired: Option<&Paired>, baseline: &str) -> Option<f64> {
+        paired?
+            .ratios
+            .iter()
+            .find(|(name, _)| *name == baseline)
+            .and_then(|(_, r)| *r)
+    }
 }
 
 /// A named set of rows measured together; `section` is the table section its
@@ -296,8 +322,10 @@ fn natter_handshakes(ctx: &mut Ctx) -> Result<()> {
     ] {
         // Measured in turn with the reference by `ref_handshakes`, unless
         // only this group runs.
-        let runs = match ctx.paired.remove(name) {
-            Some(runs) => runs,
+        let paired = ctx.paired.remove(name);
+        let ratio = Paired::ratio(paired.as_ref(), reference);
+        let runs = match paired {
+            Some(p) => p.runs,
             None => stats::repeat(b.runs, || {
                 ctx.rt.block_on(natter_rows::handshakes(
                     in_flight,
@@ -307,15 +335,18 @@ fn natter_handshakes(ctx: &mut Ctx) -> Result<()> {
                 ))
             })?,
         };
+        let m_note = runs.describe();
         let m = throughput(name, runs, 1.0, "handshakes/s");
         ctx.report.add(if first_contact {
-            m.ratio_to(reference)
+            m.in_turn(reference, ratio, None)
                 .note("as above, but no binding remembered: one verify_strict more per side")
         } else {
-            m.vs(reference, Target::AtLeast(0.95)).note(
-                "identity payloads and checks; a binding verified before is remembered; \
-                 measured in turn with the reference",
-            )
+            m.in_turn(reference, ratio, Some(Target::AtLeast(0.95)))
+                .note(format!(
+                    "identity payloads and checks; a binding verified before is remembered; \
+                 measured in turn with the reference, {}",
+                    m_note
+                ))
         });
     }
     Ok(())
@@ -325,16 +356,19 @@ fn natter_bulk(ctx: &mut Ctx) -> Result<()> {
     let b = ctx.budget;
     // Measured in turn with the reference by `ref_bulk`, unless only this
     // group runs.
-    let runs = match ctx.paired.remove(names::NATTER_BULK) {
-        Some(runs) => runs,
+    let paired = ctx.paired.remove(names::NATTER_BULK);
+    let ratio = |baseline| Paired::ratio(paired.as_ref(), baseline);
+    let (to_ref, to_ring) = (ratio(names::REF_BULK), ratio(names::REF_BULK_RING));
+    let runs = match paired {
+        Some(p) => p.runs,
         None => stats::repeat(b.runs, || ctx.rt.block_on(natter_rows::bulk(b.run)))?,
     };
     ctx.report.add(
         throughput(names::NATTER_BULK, runs, GB, "GB/s")
-            .vs(names::REF_BULK, Target::AtLeast(1.0))
+            .in_turn(names::REF_BULK, to_ref, Some(Target::AtLeast(1.0)))
             // Like for like, on the same cipher: about 1.0 (PERFORMANCE.md,
             // "Bulk against the reference on ring's cipher"); not a target.
-            .ratio_to(names::REF_BULK_RING)
+            .in_turn(names::REF_BULK_RING, to_ring, None)
             .vs(names::AEAD_SEAL_MAX_RING, Target::AtLeast(0.6)),
     );
     Ok(())
@@ -905,18 +939,40 @@ fn ref_handshakes(ctx: &mut Ctx) -> Result<()> {
     let reference = |n| move || rt.block_on(reference::handshakes(n, hs, max));
     let natter = |n, first| move || rt.block_on(natter_rows::handshakes(n, hs, max, first));
     let (mut r1, mut n1, mut f1) = (reference(1), natter(1, false), natter(1, true));
-    let serial = stats::repeat_interleaved(b.runs, &mut [&mut r1, &mut n1, &mut f1])?;
+    let serial = stats::repeat_interleaved(b.in_turn, &mut [&mut r1, &mut n1, &mut f1])?;
     let (mut r16, mut n16) = (reference(16), natter(16, false));
-    let parallel = stats::repeat_interleaved(b.runs, &mut [&mut r16, &mut n16])?;
+    let parallel = stats::repeat_interleaved(b.in_turn, &mut [&mut r16, &mut n16])?;
     let [ref_serial, natter_serial, natter_first] =
-        <[stats::Runs; 3]>::try_from(serial).map_err(|_| anyhow::anyhow!("three rows measured"))?;
-    let [ref_16, natter_16] =
-        <[stats::Runs; 2]>::try_from(parallel).map_err(|_| anyhow::anyhow!("two rows measured"))?;
-    ctx.paired
-        .insert(names::NATTER_HANDSHAKES_SERIAL, natter_serial);
-    ctx.paired
-        .insert(names::NATTER_HANDSHAKES_FIRST, natter_first);
-    ctx.paired.insert(names::NATTER_HANDSHAKES_16, natter_16);
+        <[stats::Runs; 3]>::try_from(serial.rows.clone())
+            .map_err(|_| anyhow::anyhow!("three rows measured"))?;
+    let [ref_16, natter_16] = <[stats::Runs; 2]>::try_from(parallel.rows.clone())
+        .map_err(|_| anyhow::anyhow!("two rows measured"))?;
+    for (name, runs, measured, row, reference) in [
+        (
+            names::NATTER_HANDSHAKES_SERIAL,
+            natter_serial,
+            &serial,
+            1,
+            names::REF_HANDSHAKES_SERIAL,
+        ),
+        (
+            names::NATTER_HANDSHAKES_FIRST,
+            natter_first,
+            &serial,
+            2,
+            names::REF_HANDSHAKES_SERIAL,
+        ),
+        (
+            names::NATTER_HANDSHAKES_16,
+            natter_16,
+            &parallel,
+            1,
+            names::REF_HANDSHAKES_16,
+        ),
+    ] {
+        let ratios = vec![(reference, measured.paired_ratio(row, 0))];
+        ctx.paired.insert(name, Paired { runs, ratios });
+    }
     ctx.report.add(throughput(
         names::REF_HANDSHAKES_SERIAL,
         ref_serial,
@@ -939,10 +995,20 @@ fn ref_bulk(ctx: &mut Ctx) -> Result<()> {
     let mut snow = || rt.block_on(reference::bulk(Cipher::SnowDefault, run));
     let mut ring = || rt.block_on(reference::bulk(Cipher::Ring, run));
     let mut natter = || rt.block_on(natter_rows::bulk(run));
-    let rows = stats::repeat_interleaved(b.runs, &mut [&mut snow, &mut ring, &mut natter])?;
-    let [snow, ring, natter] =
-        <[stats::Runs; 3]>::try_from(rows).map_err(|_| anyhow::anyhow!("three rows measured"))?;
-    ctx.paired.insert(names::NATTER_BULK, natter);
+    let measured = stats::repeat_interleaved(b.in_turn, &mut [&mut snow, &mut ring, &mut natter])?;
+    let [snow, ring, natter] = <[stats::Runs; 3]>::try_from(measured.rows.clone())
+        .map_err(|_| anyhow::anyhow!("three rows measured"))?;
+    let ratios = vec![
+        (names::REF_BULK, measured.paired_ratio(2, 0)),
+        (names::REF_BULK_RING, measured.paired_ratio(2, 1)),
+    ];
+    ctx.paired.insert(
+        names::NATTER_BULK,
+        Paired {
+            runs: natter,
+            ratios,
+        },
+    );
     for (runs, name, seal) in [
         (snow, names::REF_BULK, names::AEAD_SEAL_MAX),
         (ring, names::REF_BULK_RING, names::AEAD_SEAL_MAX_RING),

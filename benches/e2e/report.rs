@@ -38,6 +38,10 @@ pub struct Measurement {
 pub struct Compare {
     pub baseline: String,
     pub target: Option<Target>,
+    /// For a row measured in turn with its baseline: the median of the
+    /// rounds' ratios ([`crate::stats::InTurn::paired_ratio`]), shown
+    /// instead of the ratio of the two medians.
+    pub in_turn: Option<f64>,
 }
 
 /// A target for `value / baseline` (in [`Measurement::vs`]) or for the value
@@ -91,6 +95,20 @@ impl Measurement {
         self.compare.push(Compare {
             baseline: baseline.to_owned(),
             target: Some(target),
+            in_turn: None,
+        });
+        self
+    }
+
+    /// [`Measurement::vs`] or [`Measurement::ratio_to`] for a row measured
+    /// in turn with `baseline`, round by round: `ratio` is the median of
+    /// the rounds' ratios (`None`: the two were not measured together, and
+    /// the ratio of the medians is shown).
+    pub fn in_turn(mut self, baseline: &str, ratio: Option<f64>, target: Option<Target>) -> Self {
+        self.compare.push(Compare {
+            baseline: baseline.to_owned(),
+            target,
+            in_turn: ratio,
         });
         self
     }
@@ -107,6 +125,7 @@ impl Measurement {
         self.compare.push(Compare {
             baseline: baseline.to_owned(),
             target: None,
+            in_turn: None,
         });
         self
     }
@@ -245,8 +264,11 @@ impl Report {
                         format!(" [target {sym} {v:.2}: {verdict}]")
                     }
                 };
-                match self.get(&c.baseline) {
-                    Some(b) if b.value != 0.0 => {
+                match (self.get(&c.baseline), c.in_turn) {
+                    (Some(_), Some(r)) => {
+                        format!("{r:.2}× {}, round by round{}", c.baseline, target(Some(r)))
+                    }
+                    (Some(b), None) if b.value != 0.0 => {
                         let r = m.value / b.value;
                         format!("{r:.2}× {}{}", c.baseline, target(Some(r)))
                     }

@@ -102,8 +102,34 @@ impl Runs {
 /// Runs `f` `runs` times (at least once) and summarises the values it
 /// returns, with the cores used over all runs.
 pub fn repeat<E>(runs: usize, mut f: impl FnMut() -> Result<f64, E>) -> Result<Runs, E> {
-    let mut rows = repeat_interleaved(runs, &mut [&mut f])?;
-    Ok(rows.remove(0))
+    let mut measured = repeat_interleaved(runs, &mut [&mut f])?;
+    Ok(measured.rows.remove(0))
+}
+
+/// Rows measured in turn: each row's summary, and every round's values so
+/// that two rows can be compared round by round.
+pub struct InTurn {
+    pub rows: Vec<Runs>,
+    /// `values[row][round]`.
+    values: Vec<Vec<f64>>,
+}
+
+impl InTurn {
+    /// The median over the rounds of row `a`'s value divided by row `b`'s
+    /// in the same round. Each round's two figures were taken back to back,
+    /// so a round's ratio compares the machine at one moment; the ratio of
+    /// the two medians can pair a fast round of one row with a slow round
+    /// of the other. `None` if `b` measured zero in a round.
+    pub fn paired_ratio(&self, a: usize, b: usize) -> Option<f64> {
+        let ratios: Option<Vec<f64>> = self
+            .values
+            .get(a)?
+            .iter()
+            .zip(self.values.get(b)?)
+            .map(|(x, y)| (*y != 0.0).then(|| x / y))
+            .collect();
+        Runs::from_values(&ratios?).map(|r| r.median)
+    }
 }
 
 /// Runs every measurement of `fs` once per round, in turn, for `runs`
@@ -115,7 +141,7 @@ pub fn repeat<E>(runs: usize, mut f: impl FnMut() -> Result<f64, E>) -> Result<R
 pub fn repeat_interleaved<E>(
     runs: usize,
     fs: &mut [&mut dyn FnMut() -> Result<f64, E>],
-) -> Result<Vec<Runs>, E> {
+) -> Result<InTurn, E> {
     let mut values = vec![Vec::with_capacity(runs.max(1)); fs.len()];
     let mut cpu = vec![Some(0.0); fs.len()];
     let mut wall = vec![0.0; fs.len()];
@@ -131,7 +157,7 @@ pub fn repeat_interleaved<E>(
             };
         }
     }
-    Ok(values
+    let rows = values
         .iter()
         .zip(cpu.iter().zip(&wall))
         .map(|(v, (cpu, wall))| {
@@ -139,5 +165,6 @@ pub fn repeat_interleaved<E>(
             summary.cores = cpu.map(|c| c / wall);
             summary
         })
-        .collect())
+        .collect();
+    Ok(InTurn { rows, values })
 }
