@@ -222,14 +222,14 @@ pub struct Ctx<'a> {
     pub report: &'a mut Report,
     /// natter rows a baseline group measured in turn with its own rows
     /// (`stats::repeat_interleaved`), for their natter group to report.
-    pub paired: std::collections::HashMap<&'static str, Paired>,
+    pub paired: std::collections::HashMap<String, Paired>,
 }
 
 /// A natter row measured in turn with baseline rows.
 pub struct Paired {
     pub runs: Runs,
     /// The row's round-by-round ratio to each baseline measured with it.
-    pub ratios: Vec<(&'static str, Option<f64>)>,
+    pub ratios: Vec<(String, Option<f64>)>,
 }
 
 impl Paired {
@@ -239,7 +239,7 @@ impl Paired {
         paired?
             .ratios
             .iter()
-            .find(|(name, _)| *name == baseline)
+            .find(|(name, _)| name == baseline)
             .and_then(|(_, r)| *r)
     }
 }
@@ -490,25 +490,58 @@ fn store_sender_row(count: usize) -> String {
 
 fn sqlite_inserts(ctx: &mut Ctx) -> Result<()> {
     let b = ctx.budget;
+    let rt = ctx.rt;
     for &count in b.chat_curve {
-        let runs = if count > 100_000 { 1 } else { b.runs.min(3) };
-        let r = stats::repeat(runs, || baseline::sqlite_inserts(count, SQLITE_BATCH))?;
+        // The floor, natter's rows on plain SQLite, natter's store alone
+        // and the chat row, in turn: the chat row's ratio to the floor is
+        // a target (stashed for `natter_chat_curve`).
+        let rounds = if count > 100_000 { 1 } else { b.in_turn };
+        let mut floor = || baseline::sqlite_inserts(count, SQLITE_BATCH);
+        let mut rows = || baseline::sqlite_natter_rows(count, SQLITE_BATCH);
+        let mut store = || natter_rows::store_sender(count, SQLITE_BATCH);
+        let mut chat = || rt.block_on(natter_rows::chat(count, true));
+        let measured =
+            stats::repeat_interleaved(rounds, &mut [&mut floor, &mut rows, &mut store, &mut chat])?;
+        let [r, natter_rows_runs, store_runs, chat_runs] =
+            <[stats::Runs; 4]>::try_from(measured.rows.clone())
+                .map_err(|_| anyhow::anyhow!("four rows measured"))?;
         ctx.report.add(
             throughput(&sqlite_row(count), r, 1.0, "msgs/s").note(format!(
             "rusqlite, one file, WAL, synchronous=FULL, {SQLITE_BATCH} per transaction, FTS5, {}",
             r.describe()
         )),
         );
-        let r = stats::repeat(runs, || baseline::sqlite_natter_rows(count, SQLITE_BATCH))?;
         ctx.report.add(
-            throughput(&sqlite_natter_row(count), r, 1.0, "msgs/s")
-                .ratio_to(&sqlite_row(count))
+            throughput(&sqlite_natter_row(count), natter_rows_runs, 1.0, "msgs/s")
+                .in_turn(&sqlite_row(count), measured.paired_ratio(1, 0), None)
                 .note(format!(
                     "natter's schema and statements by plain rusqlite: the sender's inserts \
                      (awaiting their ack), {SQLITE_BATCH} per transaction, each batch then acked; \
                      no natter code, {}",
-                    r.describe()
+                    natter_rows_runs.describe()
                 )),
+        );
+        let floor_and_rows = |row| {
+            vec![
+                (sqlite_row(count), measured.paired_ratio(row, 0)),
+                (sqlite_natter_row(count), measured.paired_ratio(row, 1)),
+            ]
+        };
+        ctx.paired.insert(
+            store_sender_row(count),
+            Paired {
+                runs: store_runs,
+                ratios: floor_and_rows(2),
+            },
+        );
+        let mut ratios = floor_and_rows(3);
+        ratios.push((store_sender_row(count), measured.paired_ratio(3, 2)));
+        ctx.paired.insert(
+            chat_curve_row(count),
+            Paired {
+                runs: chat_runs,
+                ratios,
+            },
         );
     }
     Ok(())
@@ -520,11 +553,19 @@ fn natter_chat_curve(ctx: &mut Ctx) -> Result<()> {
     let b = ctx.budget;
     for &count in b.chat_curve {
         let runs = if count > 100_000 { 1 } else { b.runs.min(3) };
-        let r = stats::repeat(runs, || natter_rows::store_sender(count, SQLITE_BATCH))?;
+        // Measured in turn with the floor by `sqlite_inserts`, unless only
+        // this group runs.
+        let paired = ctx.paired.remove(&store_sender_row(count));
+        let ratio = |baseline: &str| Paired::ratio(paired.as_ref(), baseline);
+        let (to_floor, to_rows) = (ratio(&sqlite_row(count)), ratio(&sqlite_natter_row(count)));
+        let r = match paired {
+            Some(p) => p.runs,
+            None => stats::repeat(runs, || natter_rows::store_sender(count, SQLITE_BATCH))?,
+        };
         ctx.report.add(
             throughput(&store_sender_row(count), r, 1.0, "msgs/s")
-                .ratio_to(&sqlite_row(count))
-                .ratio_to(&sqlite_natter_row(count))
+                .in_turn(&sqlite_row(count), to_floor, None)
+                .in_turn(&sqlite_natter_row(count), to_rows, None)
                 .note(format!(
                     "no node, no link: the sender's inserts with outbox entries, {SQLITE_BATCH} per \
                      transaction, each batch then acked; what the chat row's sender reaches if \
@@ -532,12 +573,18 @@ fn natter_chat_curve(ctx: &mut Ctx) -> Result<()> {
                     r.describe()
                 )),
         );
-        let r = stats::repeat(runs, || ctx.rt.block_on(natter_rows::chat(count, true)))?;
+        let paired = ctx.paired.remove(&chat_curve_row(count));
+        let ratio = |baseline: &str| Paired::ratio(paired.as_ref(), baseline);
+        let (to_floor, to_store) = (ratio(&sqlite_row(count)), ratio(&store_sender_row(count)));
+        let r = match paired {
+            Some(p) => p.runs,
+            None => stats::repeat(runs, || ctx.rt.block_on(natter_rows::chat(count, true)))?,
+        };
         ctx.report.add(
             throughput(&chat_curve_row(count), r, 1.0, "msgs/s")
                 .goal(Target::AtLeast(50_000.0))
-                .vs(&sqlite_row(count), Target::AtLeast(0.5))
-                .ratio_to(&store_sender_row(count))
+                .in_turn(&sqlite_row(count), to_floor, Some(Target::AtLeast(0.5)))
+                .in_turn(&store_sender_row(count), to_store, None)
                 .note(format!(
                     "stored and acked by two nodes (each stores, the sender also records the ack), {}",
                     r.describe()
@@ -975,8 +1022,8 @@ fn ref_handshakes(ctx: &mut Ctx) -> Result<()> {
             names::REF_HANDSHAKES_16,
         ),
     ] {
-        let ratios = vec![(reference, measured.paired_ratio(row, 0))];
-        ctx.paired.insert(name, Paired { runs, ratios });
+        let ratios = vec![(reference.to_owned(), measured.paired_ratio(row, 0))];
+        ctx.paired.insert(name.to_owned(), Paired { runs, ratios });
     }
     ctx.report.add(throughput(
         names::REF_HANDSHAKES_SERIAL,
@@ -1012,12 +1059,15 @@ fn ref_bulk(ctx: &mut Ctx) -> Result<()> {
     let [snow, ring, natter, _seal] = <[stats::Runs; 4]>::try_from(measured.rows.clone())
         .map_err(|_| anyhow::anyhow!("four rows measured"))?;
     let ratios = vec![
-        (names::REF_BULK, measured.paired_ratio(2, 0)),
-        (names::REF_BULK_RING, measured.paired_ratio(2, 1)),
-        (names::AEAD_SEAL_MAX_RING, measured.paired_ratio(2, 3)),
+        (names::REF_BULK.to_owned(), measured.paired_ratio(2, 0)),
+        (names::REF_BULK_RING.to_owned(), measured.paired_ratio(2, 1)),
+        (
+            names::AEAD_SEAL_MAX_RING.to_owned(),
+            measured.paired_ratio(2, 3),
+        ),
     ];
     ctx.paired.insert(
-        names::NATTER_BULK,
+        names::NATTER_BULK.to_owned(),
         Paired {
             runs: natter,
             ratios,
