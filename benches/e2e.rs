@@ -223,6 +223,9 @@ pub struct Ctx<'a> {
     /// natter rows a baseline group measured in turn with its own rows
     /// (`stats::repeat_interleaved`), for their natter group to report.
     pub paired: std::collections::HashMap<String, Paired>,
+    /// natter's ping-pong, measured in turn with raw TCP's, and the median
+    /// of the rounds' p50 ratios.
+    pub paired_latency: Option<(Latency, Option<f64>)>,
 }
 
 /// A natter row measured in turn with baseline rows.
@@ -392,10 +395,18 @@ fn natter_one_way(ctx: &mut Ctx) -> Result<()> {
 
 fn natter_ping_pong(ctx: &mut Ctx) -> Result<()> {
     let b = ctx.budget;
-    let l = natter_rows::ping_pong(64, b.ping_warmup, b.ping_rounds)?;
+    // Measured in turn with raw TCP by `raw_tcp_ping_pong`, unless only
+    // this group runs.
+    let (l, ratio) = match ctx.paired_latency.take() {
+        Some(measured) => measured,
+        None => (
+            natter_rows::ping_pong(64, b.ping_warmup, b.ping_rounds)?,
+            None,
+        ),
+    };
     let (p50, p99) = latency_rows("natter ping-pong 64 B p50", "natter ping-pong 64 B p99", &l);
     ctx.report.add(
-        p50.vs(names::RAW_TCP_PING_P50, Target::AtMost(1.2))
+        p50.in_turn(names::RAW_TCP_PING_P50, ratio, Some(Target::AtMost(1.2)))
             .ratio_to(names::REF_PING_P50)
             .ratio_to(names::REF_PING_P50_RING),
     );
@@ -858,12 +869,37 @@ fn raw_tcp_bulk(ctx: &mut Ctx) -> Result<()> {
     Ok(())
 }
 
+/// Raw TCP ping-pong, measured in turn with natter's (its p50 has a target
+/// against this one): `in_turn` rounds of each, a share of the round trips
+/// in each; the rows summarise all of a row's round trips, and natter's
+/// ratio (stashed for `natter_ping_pong`) is the median of the rounds' p50
+/// ratios.
 fn raw_tcp_ping_pong(ctx: &mut Ctx) -> Result<()> {
     let b = ctx.budget;
-    let l = baseline::tcp_ping_pong(b.ping_warmup, b.ping_rounds)?;
-    let (p50, p99) = latency_rows(names::RAW_TCP_PING_P50, names::RAW_TCP_PING_P99, &l);
+    let rounds = b.in_turn.max(1);
+    let per_round = (b.ping_rounds / rounds).max(1);
+    let (mut raw, mut natter, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let r = baseline::tcp_ping_pong_samples(b.ping_warmup, per_round)?;
+        let n = natter_rows::ping_pong_samples(64, b.ping_warmup, per_round)?;
+        if let (Some(rl), Some(nl)) = (
+            Latency::from_samples(r.clone()),
+            Latency::from_samples(n.clone()),
+        ) {
+            ratios.push(micros(nl.p50) / micros(rl.p50));
+        }
+        raw.extend(r);
+        natter.extend(n);
+    }
+    let (Some(raw), Some(natter)) = (Latency::from_samples(raw), Latency::from_samples(natter))
+    else {
+        anyhow::bail!("no ping-pong samples");
+    };
+    let (p50, p99) = latency_rows(names::RAW_TCP_PING_P50, names::RAW_TCP_PING_P99, &raw);
     ctx.report.add(p50);
     ctx.report.add(p99);
+    let ratio = Runs::from_values(&ratios).map(|r| r.median);
+    ctx.paired_latency = Some((natter, ratio));
     Ok(())
 }
 
@@ -1168,6 +1204,7 @@ fn main() {
         budget: &budget,
         report: &mut report,
         paired: std::collections::HashMap::new(),
+        paired_latency: None,
     };
     for group in GROUPS {
         if !filters.is_empty() && !filters.iter().any(|f| group.name.contains(f)) {

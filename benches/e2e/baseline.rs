@@ -4,14 +4,13 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use chacha20poly1305::aead::{AeadInPlace, KeyInit};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::net;
-use crate::stats::Latency;
 
 /// Size of each write in the bulk runs.
 pub const BULK_WRITE: usize = 64 * 1024;
@@ -50,10 +49,10 @@ pub async fn tcp_bulk(duration: Duration) -> Result<f64> {
 
 /// Raw TCP ping-pong of `PING_SIZE` bytes: `warmup` round trips that are not
 /// recorded, then `rounds` recorded ones, on a current-thread runtime (see
-/// [`net::ping_pong`]).
-pub fn tcp_ping_pong(warmup: usize, rounds: usize) -> Result<Latency> {
+/// [`net::ping_pong`]); each recorded round trip's time.
+pub fn tcp_ping_pong_samples(warmup: usize, rounds: usize) -> Result<Vec<std::time::Duration>> {
     let total = warmup + rounds;
-    let samples = net::ping_pong(
+    net::ping_pong(
         move |mut s: TcpStream| async move {
             let mut buf = [0u8; PING_SIZE];
             for _ in 0..total {
@@ -75,11 +74,7 @@ pub fn tcp_ping_pong(warmup: usize, rounds: usize) -> Result<Latency> {
             }
             Ok(samples)
         },
-    )?;
-    match Latency::from_samples(samples) {
-        Some(l) => Ok(l),
-        None => bail!("no ping-pong samples"),
-    }
+    )
 }
 
 /// The plaintext sizes measured for the raw seal: a small chat frame, 1 KiB,

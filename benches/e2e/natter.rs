@@ -235,8 +235,16 @@ pub async fn one_way(size: usize, duration: Duration) -> Result<f64> {
 /// Ping-pong of `size`-byte `Data` frames over natter links, on one
 /// current-thread runtime like the baselines.
 pub fn ping_pong(size: usize, warmup: usize, rounds: usize) -> Result<Latency> {
+    match Latency::from_samples(ping_pong_samples(size, warmup, rounds)?) {
+        Some(l) => Ok(l),
+        None => bail!("no ping-pong samples"),
+    }
+}
+
+/// [`ping_pong`]'s round trips, each one's time.
+pub fn ping_pong_samples(size: usize, warmup: usize, rounds: usize) -> Result<Vec<Duration>> {
     let total = warmup + rounds;
-    let samples = net::ping_pong(
+    net::ping_pong(
         move |mut s: TcpStream| async move {
             let (mut link, early) = answer_with_frames(&mut s, &identity(2)).await?;
             let mut buf = vec![0u8; 65_536];
@@ -282,11 +290,7 @@ pub fn ping_pong(size: usize, warmup: usize, rounds: usize) -> Result<Latency> {
             }
             Ok(samples)
         },
-    )?;
-    match Latency::from_samples(samples) {
-        Some(l) => Ok(l),
-        None => bail!("no ping-pong samples"),
-    }
+    )
 }
 
 /// A node on 127.0.0.1 with its store in `dir`, driven through channels.
