@@ -442,7 +442,6 @@ impl Node {
             .collect()
     }
 
-    /// Learn the labels the user knows (at start).
     /// At start: the user is told again of every invite-only room whose
     /// key sealed to us did not open (the replay of the logs reports
     /// nothing), after the `started` event.
@@ -459,6 +458,7 @@ impl Node {
         }
     }
 
+    /// Learn the labels the user knows (at start).
     pub(super) fn remember_private_labels(&mut self) {
         self.rooms.private_labels = self.private_labels();
     }
