@@ -228,6 +228,21 @@ pub struct Ctx<'a> {
     pub paired_latency: Option<(Latency, Option<f64>)>,
 }
 
+impl Ctx<'_> {
+    /// natter's row `name` as its baseline group measured it in turn, or,
+    /// when only the natter group runs, measured now by `alone` (with no
+    /// round-by-round ratios then).
+    fn paired_or(&mut self, name: &str, alone: impl FnOnce() -> Result<Runs>) -> Result<Paired> {
+        match self.paired.remove(name) {
+            Some(p) => Ok(p),
+            None => Ok(Paired {
+                runs: alone()?,
+                ratios: Vec::new(),
+            }),
+        }
+    }
+}
+
 /// A natter row measured in turn with baseline rows.
 pub struct Paired {
     pub runs: Runs,
@@ -238,9 +253,8 @@ pub struct Paired {
 impl Paired {
     /// The round-by-round ratio to `baseline`; `None` if the two were not
     /// measured together.
-    fn ratio(paired: Option<&Paired>, baseline: &str) -> Option<f64> {
-        paired?
-            .ratios
+    fn ratio(&self, baseline: &str) -> Option<f64> {
+        self.ratios
             .iter()
             .find(|(name, _)| name == baseline)
             .and_then(|(_, r)| *r)
@@ -325,21 +339,20 @@ fn natter_handshakes(ctx: &mut Ctx) -> Result<()> {
     ] {
         // Measured in turn with the reference by `ref_handshakes`, unless
         // only this group runs.
-        let paired = ctx.paired.remove(name);
-        let ratio = Paired::ratio(paired.as_ref(), reference);
-        let runs = match paired {
-            Some(p) => p.runs,
-            None => stats::repeat(b.runs, || {
-                ctx.rt.block_on(natter_rows::handshakes(
+        let rt = ctx.rt;
+        let paired = ctx.paired_or(name, || {
+            stats::repeat(b.runs, || {
+                rt.block_on(natter_rows::handshakes(
                     in_flight,
                     b.handshake,
                     b.handshake_max,
                     first_contact,
                 ))
-            })?,
-        };
-        let m_note = runs.describe();
-        let m = throughput(name, runs, 1.0, "handshakes/s");
+            })
+        })?;
+        let ratio = paired.ratio(reference);
+        let spread = paired.runs.describe();
+        let m = throughput(name, paired.runs, 1.0, "handshakes/s");
         ctx.report.add(if first_contact {
             m.in_turn(reference, ratio, None)
                 .note("as above, but no binding remembered: one verify_strict more per side")
@@ -347,8 +360,7 @@ fn natter_handshakes(ctx: &mut Ctx) -> Result<()> {
             m.in_turn(reference, ratio, Some(Target::AtLeast(0.95)))
                 .note(format!(
                     "identity payloads and checks; a binding verified before is remembered; \
-                 measured in turn with the reference, {}",
-                    m_note
+                 measured in turn with the reference, {spread}"
                 ))
         });
     }
@@ -359,16 +371,14 @@ fn natter_bulk(ctx: &mut Ctx) -> Result<()> {
     let b = ctx.budget;
     // Measured in turn with the reference by `ref_bulk`, unless only this
     // group runs.
-    let paired = ctx.paired.remove(names::NATTER_BULK);
-    let ratio = |baseline| Paired::ratio(paired.as_ref(), baseline);
-    let (to_ref, to_ring) = (ratio(names::REF_BULK), ratio(names::REF_BULK_RING));
-    let to_seal = ratio(names::AEAD_SEAL_MAX_RING);
-    let runs = match paired {
-        Some(p) => p.runs,
-        None => stats::repeat(b.runs, || ctx.rt.block_on(natter_rows::bulk(b.run)))?,
-    };
+    let rt = ctx.rt;
+    let p = ctx.paired_or(names::NATTER_BULK, || {
+        stats::repeat(b.runs, || rt.block_on(natter_rows::bulk(b.run)))
+    })?;
+    let (to_ref, to_ring) = (p.ratio(names::REF_BULK), p.ratio(names::REF_BULK_RING));
+    let to_seal = p.ratio(names::AEAD_SEAL_MAX_RING);
     ctx.report.add(
-        throughput(names::NATTER_BULK, runs, GB, "GB/s")
+        throughput(names::NATTER_BULK, p.runs, GB, "GB/s")
             .in_turn(names::REF_BULK, to_ref, Some(Target::AtLeast(1.0)))
             // Like for like, on the same cipher: about 1.0 (PERFORMANCE.md,
             // "Bulk against the reference on ring's cipher"); not a target.
@@ -566,17 +576,18 @@ fn natter_chat_curve(ctx: &mut Ctx) -> Result<()> {
         let runs = if count > 100_000 { 1 } else { b.runs.min(3) };
         // Measured in turn with the floor by `sqlite_inserts`, unless only
         // this group runs.
-        let paired = ctx.paired.remove(&store_sender_row(count));
-        let ratio = |baseline: &str| Paired::ratio(paired.as_ref(), baseline);
-        let (to_floor, to_rows) = (ratio(&sqlite_row(count)), ratio(&sqlite_natter_row(count)));
-        let r = match paired {
-            Some(p) => p.runs,
-            None => stats::repeat(runs, || natter_rows::store_sender(count, SQLITE_BATCH))?,
-        };
+        let p = ctx.paired_or(&store_sender_row(count), || {
+            stats::repeat(runs, || natter_rows::store_sender(count, SQLITE_BATCH))
+        })?;
+        let r = p.runs;
         ctx.report.add(
             throughput(&store_sender_row(count), r, 1.0, "msgs/s")
-                .in_turn(&sqlite_row(count), to_floor, None)
-                .in_turn(&sqlite_natter_row(count), to_rows, None)
+                .in_turn(&sqlite_row(count), p.ratio(&sqlite_row(count)), None)
+                .in_turn(
+                    &sqlite_natter_row(count),
+                    p.ratio(&sqlite_natter_row(count)),
+                    None,
+                )
                 .note(format!(
                     "no node, no link: the sender's inserts with outbox entries, {SQLITE_BATCH} per \
                      transaction, each batch then acked; what the chat row's sender reaches if \
@@ -584,18 +595,20 @@ fn natter_chat_curve(ctx: &mut Ctx) -> Result<()> {
                     r.describe()
                 )),
         );
-        let paired = ctx.paired.remove(&chat_curve_row(count));
-        let ratio = |baseline: &str| Paired::ratio(paired.as_ref(), baseline);
-        let (to_floor, to_store) = (ratio(&sqlite_row(count)), ratio(&store_sender_row(count)));
-        let r = match paired {
-            Some(p) => p.runs,
-            None => stats::repeat(runs, || ctx.rt.block_on(natter_rows::chat(count, true)))?,
-        };
+        let rt = ctx.rt;
+        let p = ctx.paired_or(&chat_curve_row(count), || {
+            stats::repeat(runs, || rt.block_on(natter_rows::chat(count, true)))
+        })?;
+        let r = p.runs;
         ctx.report.add(
             throughput(&chat_curve_row(count), r, 1.0, "msgs/s")
                 .goal(Target::AtLeast(50_000.0))
-                .in_turn(&sqlite_row(count), to_floor, Some(Target::AtLeast(0.5)))
-                .in_turn(&store_sender_row(count), to_store, None)
+                .in_turn(
+                    &sqlite_row(count),
+                    p.ratio(&sqlite_row(count)),
+                    Some(Target::AtLeast(0.5)),
+                )
+                .in_turn(&store_sender_row(count), p.ratio(&store_sender_row(count)), None)
                 .note(format!(
                     "stored and acked by two nodes (each stores, the sender also records the ack), {}",
                     r.describe()
@@ -876,21 +889,28 @@ fn raw_tcp_bulk(ctx: &mut Ctx) -> Result<()> {
 /// ratios.
 fn raw_tcp_ping_pong(ctx: &mut Ctx) -> Result<()> {
     let b = ctx.budget;
-    let rounds = b.in_turn.max(1);
-    let per_round = (b.ping_rounds / rounds).max(1);
-    let (mut raw, mut natter, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
-    for _ in 0..rounds {
-        let r = baseline::tcp_ping_pong_samples(b.ping_warmup, per_round)?;
-        let n = natter_rows::ping_pong_samples(64, b.ping_warmup, per_round)?;
-        if let (Some(rl), Some(nl)) = (
-            Latency::from_samples(r.clone()),
-            Latency::from_samples(n.clone()),
-        ) {
-            ratios.push(micros(nl.p50) / micros(rl.p50));
-        }
-        raw.extend(r);
-        natter.extend(n);
-    }
+    let per_round = (b.ping_rounds / b.in_turn.max(1)).max(1);
+    // Each round keeps its round trips and gives its p50 (µs) to pair.
+    let round = |samples: Result<Vec<Duration>>, all: &mut Vec<Duration>| {
+        let samples = samples?;
+        let p50 = Latency::from_samples(samples.clone()).map(|l| micros(l.p50));
+        all.extend(samples);
+        p50.ok_or_else(|| anyhow::anyhow!("no ping-pong samples"))
+    };
+    let (mut raw, mut natter) = (Vec::new(), Vec::new());
+    let mut raw_round = || {
+        round(
+            baseline::tcp_ping_pong_samples(b.ping_warmup, per_round),
+            &mut raw,
+        )
+    };
+    let mut natter_round = || {
+        round(
+            natter_rows::ping_pong_samples(64, b.ping_warmup, per_round),
+            &mut natter,
+        )
+    };
+    let measured = stats::repeat_interleaved(b.in_turn, &mut [&mut raw_round, &mut natter_round])?;
     let (Some(raw), Some(natter)) = (Latency::from_samples(raw), Latency::from_samples(natter))
     else {
         anyhow::bail!("no ping-pong samples");
@@ -898,8 +918,7 @@ fn raw_tcp_ping_pong(ctx: &mut Ctx) -> Result<()> {
     let (p50, p99) = latency_rows(names::RAW_TCP_PING_P50, names::RAW_TCP_PING_P99, &raw);
     ctx.report.add(p50);
     ctx.report.add(p99);
-    let ratio = Runs::from_values(&ratios).map(|r| r.median);
-    ctx.paired_latency = Some((natter, ratio));
+    ctx.paired_latency = Some((natter, measured.paired_ratio(1, 0)));
     Ok(())
 }
 
