@@ -110,8 +110,10 @@ impl RoomBook {
     pub(super) fn count_unread_direct(&mut self, peer: IdentityKey) {
         // Throwaway identities could each add a counter: beyond the cap,
         // new senders are not counted (their messages still show).
-        if self.unread_direct.len() < MAX_UNREAD_PEERS || self.unread_direct.contains_key(&peer) {
-            *self.unread_direct.entry(peer).or_default() += 1;
+        if let Some(n) = self.unread_direct.get_mut(&peer) {
+            *n += 1;
+        } else if self.unread_direct.len() < MAX_UNREAD_PEERS {
+            self.unread_direct.insert(peer, 1);
         }
     }
 
