@@ -52,6 +52,7 @@ impl IdentityRefs {
         Interner {
             refs: self,
             fresh: HashMap::new(),
+            recent: [None; 2],
         }
     }
 
@@ -73,6 +74,10 @@ impl IdentityRefs {
 pub(super) struct Interner<'a> {
     refs: &'a mut IdentityRefs,
     fresh: HashMap<IdentityBytes, i64>,
+    /// The last two keys interned, newest first: a batch names the same
+    /// one or two keys for every message (a peer's; ours and a peer's),
+    /// and comparing 32 bytes costs less than hashing them.
+    recent: [Option<(IdentityBytes, i64)>; 2],
 }
 
 impl Interner<'_> {
@@ -85,16 +90,23 @@ impl Interner<'_> {
         conn: &Connection,
         key: &IdentityBytes,
     ) -> Result<i64, DbError> {
-        if let Some(r) = self.fresh.get(key) {
+        if let Some((_, r)) = self.recent.iter().flatten().find(|(k, _)| k == key) {
             return Ok(*r);
         }
-        let r = match self.refs.find(conn, key)? {
-            Some(r) => r,
-            None => conn
-                .prepare_cached("INSERT INTO identities (key) VALUES (?1) RETURNING ref")?
-                .query_row([&key[..]], |row| row.get(0))?,
+        let r = match self.fresh.get(key) {
+            Some(r) => *r,
+            None => {
+                let r = match self.refs.find(conn, key)? {
+                    Some(r) => r,
+                    None => conn
+                        .prepare_cached("INSERT INTO identities (key) VALUES (?1) RETURNING ref")?
+                        .query_row([&key[..]], |row| row.get(0))?,
+                };
+                self.fresh.insert(*key, r);
+                r
+            }
         };
-        self.fresh.insert(*key, r);
+        self.recent = [Some((*key, r)), self.recent[0]];
         Ok(r)
     }
 

@@ -375,6 +375,37 @@ fn duplicate_ids_are_dropped_in_a_batch_and_later() {
     assert!(s.search("impostor", None, 10).unwrap().is_empty());
 }
 
+/// A batch names its keys in any order: the interner's memory of the
+/// last keys it used must never hand one key's ref to another. Three
+/// authors in turn, two of them in direct conversations with a third key,
+/// new keys and known ones, in one transaction and then another.
+#[test]
+fn a_batch_of_interleaved_keys_keeps_each_message_with_its_own() {
+    let mut s = mem();
+    let keys = [ALICE, BOB, CAROL];
+    let batch = |from: u32| -> Vec<StoredMessage> {
+        (from..from + 12)
+            .map(|n| {
+                let author = keys[n as usize % 3];
+                match n % 4 {
+                    0 => public(n, author, u64::from(n), "room"),
+                    1 => direct(n, author, author, u64::from(n), "to me"),
+                    2 => direct(n, CAROL, ME, u64::from(n), "from me"),
+                    _ => direct(n, BOB, author, u64::from(n), "odd"),
+                }
+            })
+            .collect()
+    };
+    for from in [0, 12] {
+        let msgs = batch(from);
+        assert!(s.insert_messages(&msgs).unwrap().iter().all(|new| *new));
+        for m in &msgs {
+            assert_eq!(s.get_message(&m.author, &m.id).unwrap().as_ref(), Some(m));
+        }
+    }
+    assert_eq!(s.message_count().unwrap(), 24);
+}
+
 #[test]
 fn duplicates_are_dropped_across_restarts() {
     let tmp = tempfile::tempdir().unwrap();
