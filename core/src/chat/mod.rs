@@ -704,13 +704,19 @@ fn same_content(a: &StoredMessage, b: &StoredMessage) -> bool {
 
 /// The ids to ack for one batch, in order, each once: acks name bare ids,
 /// so two authors' messages with one id need one ack.
-#[derive(Default)]
 struct AckList {
     ids: Vec<MessageId>,
     seen: HashSet<MessageId>,
 }
 
 impl AckList {
+    fn with_capacity(n: usize) -> Self {
+        AckList {
+            ids: Vec::with_capacity(n),
+            seen: HashSet::with_capacity(n),
+        }
+    }
+
     fn push(&mut self, id: MessageId) {
         if self.seen.insert(id) {
             self.ids.push(id);
@@ -1152,8 +1158,8 @@ impl Chat {
         let mut incoming: Vec<(StoredMessage, Option<SignedPost>)> = Vec::new();
         // (author, id) → where in `incoming`, for the messages of this
         // batch (an index, not a copy of each message and its text).
-        let mut batch = BatchIndex::new();
-        let mut to_ack = AckList::default();
+        let mut batch = BatchIndex::with_capacity(items.len());
+        let mut to_ack = AckList::with_capacity(items.len());
         let mut acked: Vec<MessageId> = Vec::new();
         let mut sync_requests: Vec<u64> = Vec::new();
 
