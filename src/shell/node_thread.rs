@@ -75,6 +75,13 @@ pub(super) enum ToIo {
     Accepted { token: u64, link: Option<LinkId> },
 }
 
+/// Which of [`Bounds`]' queues an input took a permit of.
+#[derive(Clone, Copy)]
+enum Bound {
+    Socket,
+    Commands,
+}
+
 /// Permits for the inputs that come from outside at a rate we do not
 /// choose. The IO side takes one before queueing such an input; the node
 /// thread gives it back once the input is handled.
@@ -92,10 +99,21 @@ impl Bounds {
     }
 
     fn of(&self, input: &Input) -> Option<&Semaphore> {
+        self.kind_of(input).map(|k| self.semaphore(k))
+    }
+
+    fn kind_of(&self, input: &Input) -> Option<Bound> {
         match input {
-            Input::Received { .. } | Input::Datagram { .. } => Some(&self.socket),
-            Input::Command(_) => Some(&self.commands),
+            Input::Received { .. } | Input::Datagram { .. } => Some(Bound::Socket),
+            Input::Command(_) => Some(Bound::Commands),
             _ => None,
+        }
+    }
+
+    fn semaphore(&self, kind: Bound) -> &Semaphore {
+        match kind {
+            Bound::Socket => &self.socket,
+            Bound::Commands => &self.commands,
         }
     }
 
@@ -165,6 +183,7 @@ pub(super) fn spawn(
         events,
         drained: Vec::new(),
         bounds: Arc::clone(&bounds),
+        handled: (0, 0),
         clock,
     };
     let handle = std::thread::Builder::new()
@@ -185,6 +204,9 @@ struct NodeThread {
     /// The events of one drain, handed to the UI together.
     drained: Vec<Event>,
     bounds: Arc<Bounds>,
+    /// Bounded inputs handled in this batch, (socket, commands): their
+    /// permits go back when the batch ends ([`NodeThread::give_back_permits`]).
+    handled: (usize, usize),
     clock: Instant,
 }
 
@@ -208,6 +230,7 @@ impl NodeThread {
                             None => break,
                         }
                     }
+                    self.give_back_permits();
                 }
                 // The shell was dropped without waiting for us.
                 Err(RecvTimeoutError::Timeout) if self.io_gone() => return,
@@ -219,6 +242,20 @@ impl NodeThread {
             let now = self.now();
             if self.node.poll_timeout().is_some_and(|t| t <= now) {
                 self.node.handle_timeout(now);
+            }
+        }
+    }
+
+    /// The permits of the inputs the batch handled, given back at once:
+    /// one lock of each semaphore and at most one wake-up of the task that
+    /// waits for a permit, instead of one per input (a pasted burst or a
+    /// fast peer's reads would otherwise wake that task a thousand times
+    /// a batch).
+    fn give_back_permits(&mut self) {
+        let (socket, commands) = std::mem::take(&mut self.handled);
+        for (kind, n) in [(Bound::Socket, socket), (Bound::Commands, commands)] {
+            if n > 0 {
+                self.bounds.semaphore(kind).add_permits(n);
             }
         }
     }
@@ -275,10 +312,12 @@ impl NodeThread {
                 let _ = self.io.send(ToIo::Accepted { token, link });
             }
             ToNode::Input(input) => {
-                let bound = self.bounds.of(&input);
+                let bound = self.bounds.kind_of(&input);
                 self.node.handle(now, input);
-                if let Some(b) = bound {
-                    b.add_permits(1);
+                match bound {
+                    Some(Bound::Socket) => self.handled.0 += 1,
+                    Some(Bound::Commands) => self.handled.1 += 1,
+                    None => {}
                 }
             }
         }
@@ -318,8 +357,53 @@ mod tests {
     use super::*;
     use natter_core::chat::MemoryStore;
     use natter_core::identity::LocalIdentity;
-    use natter_core::node::NodeConfig;
+    use natter_core::node::{Command, NodeConfig};
     use natter_core::rng::Rng;
+
+    /// Permits go back a batch at a time: three queues' worth of commands
+    /// sent as fast as permits allow are all handled, in order (a lost
+    /// permit would stall the sender at the queue's bound), and once the
+    /// thread has answered, every permit is back.
+    #[test]
+    fn permits_given_back_by_the_batch_let_every_command_through() {
+        let id = LocalIdentity::from_secrets([3; 32], [4; 32]).unwrap();
+        let cfg = NodeConfig {
+            discovery: None,
+            ..NodeConfig::default()
+        };
+        let node = Node::new(id, cfg, Box::new(MemoryStore::new()), Rng::new(1), 0, 0);
+        let (events, mut ui) = crate::shell::event_queue(8 * COMMAND_QUEUE);
+        let (tx, _from_node, thread) = spawn(node, events, Instant::now()).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let total = 3 * COMMAND_QUEUE as u64;
+        rt.block_on(async {
+            let sending = async {
+                for n in 0..total {
+                    assert!(tx.input(Input::Command(Command::Marker(n))).await);
+                }
+            };
+            tokio::time::timeout(Duration::from_secs(20), sending)
+                .await
+                .expect("a permit was not given back");
+            let mut next = 0;
+            while next < total {
+                match tokio::time::timeout(Duration::from_secs(20), ui.recv()).await {
+                    Ok(Some(Event::Marker(n))) => {
+                        assert_eq!(n, next);
+                        next += 1;
+                    }
+                    Ok(Some(_)) => {}
+                    other => panic!("marker {next} missing: {other:?}"),
+                }
+            }
+        });
+        assert_eq!(tx.bounds.commands.available_permits(), COMMAND_QUEUE);
+        assert!(tx.send(ToNode::Input(Input::Command(Command::Quit))));
+        thread.join().unwrap();
+    }
 
     /// The check pool keeps a sender of the input queue; dropping the IO
     /// side's handles must still end the thread (and free the node's
