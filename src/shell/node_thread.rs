@@ -360,18 +360,23 @@ mod tests {
     use natter_core::node::{Command, NodeConfig};
     use natter_core::rng::Rng;
 
+    /// A node with no discovery and a store in memory.
+    fn lone_node() -> Node {
+        let id = LocalIdentity::from_secrets([3; 32], [4; 32]).unwrap();
+        let cfg = NodeConfig {
+            discovery: None,
+            ..NodeConfig::default()
+        };
+        Node::new(id, cfg, Box::new(MemoryStore::new()), Rng::new(1), 0, 0)
+    }
+
     /// Permits go back a batch at a time: three queues' worth of commands
     /// sent as fast as permits allow are all handled, in order (a lost
     /// permit would stall the sender at the queue's bound), and once the
     /// thread has answered, every permit is back.
     #[test]
     fn permits_given_back_by_the_batch_let_every_command_through() {
-        let id = LocalIdentity::from_secrets([3; 32], [4; 32]).unwrap();
-        let cfg = NodeConfig {
-            discovery: None,
-            ..NodeConfig::default()
-        };
-        let node = Node::new(id, cfg, Box::new(MemoryStore::new()), Rng::new(1), 0, 0);
+        let node = lone_node();
         let (events, mut ui) = crate::shell::event_queue(8 * COMMAND_QUEUE);
         let (tx, _from_node, thread) = spawn(node, events, Instant::now()).unwrap();
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -410,12 +415,7 @@ mod tests {
     /// store) without a `Quit`.
     #[test]
     fn the_thread_ends_when_the_io_side_is_dropped_without_a_quit() {
-        let id = LocalIdentity::from_secrets([3; 32], [4; 32]).unwrap();
-        let cfg = NodeConfig {
-            discovery: None,
-            ..NodeConfig::default()
-        };
-        let node = Node::new(id, cfg, Box::new(MemoryStore::new()), Rng::new(1), 0, 0);
+        let node = lone_node();
         let (events, _ui) = crate::shell::event_queue(16);
         let (tx, from_node, thread) = spawn(node, events, Instant::now()).unwrap();
         drop(tx);
