@@ -533,9 +533,7 @@ fn sqlite_inserts(ctx: &mut Ctx) -> Result<()> {
         let mut chat = || rt.block_on(natter_rows::chat(count, true));
         let measured =
             stats::repeat_interleaved(rounds, &mut [&mut floor, &mut rows, &mut store, &mut chat])?;
-        let [r, natter_rows_runs, store_runs, chat_runs] =
-            <[stats::Runs; 4]>::try_from(measured.rows.clone())
-                .map_err(|_| anyhow::anyhow!("four rows measured"))?;
+        let [r, natter_rows_runs, store_runs, chat_runs] = measured.summaries()?;
         ctx.report.add(
             throughput(&sqlite_row(count), r, 1.0, "msgs/s").note(format!(
             "rusqlite, one file, WAL, synchronous=FULL, {SQLITE_BATCH} per transaction, FTS5, {}",
@@ -976,8 +974,7 @@ fn ed25519_verify(ctx: &mut Ctx) -> Result<()> {
     let mut verify_all = || verify_rate(&all);
     let mut intake = || rt.block_on(natter_rows::public_intake(b.chat_messages));
     let measured = stats::repeat_interleaved(b.in_turn, &mut [&mut verify_all, &mut intake])?;
-    let [all_runs, intake_runs] = <[stats::Runs; 2]>::try_from(measured.rows.clone())
-        .map_err(|_| anyhow::anyhow!("two rows measured"))?;
+    let [all_runs, intake_runs] = measured.summaries()?;
     ctx.report.add(
         throughput(names::VERIFY_ALL_CORES, all_runs, 1.0, "verifies/s")
             .note("batches of 256 room posts"),
@@ -1078,11 +1075,8 @@ fn ref_handshakes(ctx: &mut Ctx) -> Result<()> {
     let serial = stats::repeat_interleaved(b.in_turn, &mut [&mut r1, &mut n1, &mut f1])?;
     let (mut r16, mut n16) = (reference(16), natter(16, false));
     let parallel = stats::repeat_interleaved(b.in_turn, &mut [&mut r16, &mut n16])?;
-    let [ref_serial, natter_serial, natter_first] =
-        <[stats::Runs; 3]>::try_from(serial.rows.clone())
-            .map_err(|_| anyhow::anyhow!("three rows measured"))?;
-    let [ref_16, natter_16] = <[stats::Runs; 2]>::try_from(parallel.rows.clone())
-        .map_err(|_| anyhow::anyhow!("two rows measured"))?;
+    let [ref_serial, natter_serial, natter_first] = serial.summaries()?;
+    let [ref_16, natter_16] = parallel.summaries()?;
     for (name, runs, measured, row, reference) in [
         (
             names::NATTER_HANDSHAKES_SERIAL,
@@ -1140,8 +1134,7 @@ fn ref_bulk(ctx: &mut Ctx) -> Result<()> {
         b.in_turn,
         &mut [&mut snow, &mut ring, &mut natter, &mut seal],
     )?;
-    let [snow, ring, natter, _seal] = <[stats::Runs; 4]>::try_from(measured.rows.clone())
-        .map_err(|_| anyhow::anyhow!("four rows measured"))?;
+    let [snow, ring, natter, _seal] = measured.summaries()?;
     let ratios = vec![
         (names::REF_BULK.to_owned(), measured.paired_ratio(2, 0)),
         (names::REF_BULK_RING.to_owned(), measured.paired_ratio(2, 1)),

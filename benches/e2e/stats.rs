@@ -115,6 +115,13 @@ pub struct InTurn {
 }
 
 impl InTurn {
+    /// The summaries of the `N` rows measured, in the order given to
+    /// [`repeat_interleaved`].
+    pub fn summaries<const N: usize>(&self) -> anyhow::Result<[Runs; N]> {
+        <[Runs; N]>::try_from(self.rows.as_slice())
+            .map_err(|_| anyhow::anyhow!("{} rows measured, {N} expected", self.rows.len()))
+    }
+
     /// The median over the rounds of row `a`'s value divided by row `b`'s
     /// in the same round. Each round's two figures were taken back to back,
     /// so a round's ratio compares the machine at one moment; the ratio of
