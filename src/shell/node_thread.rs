@@ -82,6 +82,10 @@ enum Bound {
     Commands,
 }
 
+impl Bound {
+    const ALL: [Bound; 2] = [Bound::Socket, Bound::Commands];
+}
+
 /// Permits for the inputs that come from outside at a rate we do not
 /// choose. The IO side takes one before queueing such an input; the node
 /// thread gives it back once the input is handled.
@@ -183,7 +187,7 @@ pub(super) fn spawn(
         events,
         drained: Vec::new(),
         bounds: Arc::clone(&bounds),
-        handled: (0, 0),
+        handled: [0; Bound::ALL.len()],
         clock,
     };
     let handle = std::thread::Builder::new()
@@ -204,9 +208,9 @@ struct NodeThread {
     /// The events of one drain, handed to the UI together.
     drained: Vec<Event>,
     bounds: Arc<Bounds>,
-    /// Bounded inputs handled in this batch, (socket, commands): their
-    /// permits go back when the batch ends ([`NodeThread::give_back_permits`]).
-    handled: (usize, usize),
+    /// Bounded inputs handled in this batch, by [`Bound`]: their permits
+    /// go back when the batch ends ([`NodeThread::give_back_permits`]).
+    handled: [usize; Bound::ALL.len()],
     clock: Instant,
 }
 
@@ -252,8 +256,8 @@ impl NodeThread {
     /// fast peer's reads would otherwise wake that task a thousand times
     /// a batch).
     fn give_back_permits(&mut self) {
-        let (socket, commands) = std::mem::take(&mut self.handled);
-        for (kind, n) in [(Bound::Socket, socket), (Bound::Commands, commands)] {
+        for kind in Bound::ALL {
+            let n = std::mem::take(&mut self.handled[kind as usize]);
             if n > 0 {
                 self.bounds.semaphore(kind).add_permits(n);
             }
@@ -314,10 +318,8 @@ impl NodeThread {
             ToNode::Input(input) => {
                 let bound = self.bounds.kind_of(&input);
                 self.node.handle(now, input);
-                match bound {
-                    Some(Bound::Socket) => self.handled.0 += 1,
-                    Some(Bound::Commands) => self.handled.1 += 1,
-                    None => {}
+                if let Some(kind) = bound {
+                    self.handled[kind as usize] += 1;
                 }
             }
         }
