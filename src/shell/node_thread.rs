@@ -88,7 +88,8 @@ impl Bound {
 
 /// Permits for the inputs that come from outside at a rate we do not
 /// choose. The IO side takes one before queueing such an input; the node
-/// thread gives it back once the input is handled.
+/// thread gives it back once the input is handled, with the rest of its
+/// batch's ([`NodeThread::give_back_permits`]).
 pub(super) struct Bounds {
     socket: Semaphore,
     commands: Semaphore,
