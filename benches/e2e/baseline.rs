@@ -162,6 +162,55 @@ pub fn natter_ids_at(mut clock: impl FnMut() -> u64) -> impl FnMut() -> ([u8; 16
     }
 }
 
+/// `verify_strict` on every core at once, the most the machine checks: one
+/// thread per core, each taking the next [`VERIFY_CHUNK`] posts of `posts`
+/// (round and round) from a shared counter until `duration` is up, so a
+/// core that is slow for a while (another process, an interrupt) holds up
+/// nobody: what a worker pool at its best reaches. Not natter's checker
+/// (`AllCores` splits each batch in equal parts and waits for the slowest
+/// one). Returns checks per second; fails if one did not verify.
+pub fn verify_on_every_core(
+    posts: &[natter_core::chat::SignedPost],
+    duration: Duration,
+) -> Result<f64> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    anyhow::ensure!(!posts.is_empty(), "no posts to check");
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let next = AtomicUsize::new(0);
+    let start = Instant::now();
+    let counts = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..cores)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut done = 0u64;
+                    while start.elapsed() < duration {
+                        let first = next.fetch_add(VERIFY_CHUNK, Ordering::Relaxed);
+                        for i in first..first + VERIFY_CHUNK {
+                            let post = &posts[i % posts.len()];
+                            anyhow::ensure!(post.verify().is_ok(), "a signature did not verify");
+                            done += 1;
+                        }
+                    }
+                    anyhow::Ok(done)
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| {
+                w.join()
+                    .map_err(|_| anyhow::anyhow!("a check thread panicked"))?
+            })
+            .collect::<Result<Vec<u64>>>()
+    })?;
+    let elapsed = start.elapsed().as_secs_f64();
+    Ok(counts.iter().sum::<u64>() as f64 / elapsed)
+}
+
+/// Posts a verify thread takes at a time: a few hundred microseconds of
+/// work, so the counter is touched rarely and the clock checked often.
+pub const VERIFY_CHUNK: usize = 16;
+
 /// Raw SQLite on natter's own schema: what SQLite alone needs for the
 /// sending node's rows. A store is created by `natter::store::Store::open`
 /// (every migration, so every index and trigger of the app's file), closed,
