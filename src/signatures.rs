@@ -10,7 +10,7 @@
 //!   the calling thread and scoped helper threads.
 
 use natter_core::chat::{SignatureCheck, SignedPost, UnsignedPost};
-use natter_core::identity::LocalIdentity;
+use natter_core::identity::{LocalIdentity, ParsedKeys};
 use natter_core::wire::RoomPost;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -181,29 +181,38 @@ impl CheckPool {
                 None => Some(part),
             };
             if let Some(part) = unsent {
-                check(part);
+                check(part, &mut ParsedKeys::default());
             }
         }
     }
 }
 
-/// A worker: parts until the pool is dropped.
+/// A worker: parts until the pool is dropped, with the authors' keys it
+/// has made points of.
 fn work(parts: &Mutex<Receiver<Part>>) {
+    let mut keys = ParsedKeys::default();
     loop {
         let next = parts.lock().unwrap_or_else(PoisonError::into_inner).recv();
         match next {
-            Ok(part) => check(part),
+            Ok(part) => check(part, &mut keys),
             Err(_) => return,
         }
     }
 }
 
 /// Check one part; the last part of a batch delivers it.
-fn check(part: Part) {
+fn check(part: Part, keys: &mut ParsedKeys) {
     let batch = &part.batch;
     let mine: Vec<bool> = batch.posts[part.start..part.end]
         .iter()
-        .map(|p| catch_unwind(AssertUnwindSafe(|| p.verify().is_ok())).unwrap_or(false))
+        .map(|p| {
+            // A check that panicked verified nothing; the worker's keys
+            // start over, in case the panic left them half made.
+            catch_unwind(AssertUnwindSafe(|| p.verify_with(keys).is_ok())).unwrap_or_else(|_| {
+                *keys = ParsedKeys::default();
+                false
+            })
+        })
         .collect();
     {
         let mut all = batch

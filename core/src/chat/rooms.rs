@@ -14,7 +14,9 @@
 use sha2::{Digest, Sha256};
 
 use super::private::{check_control, control_id, private_room_id};
-use crate::identity::{domain, IdentityError, IdentityKey, LocalIdentity, SignatureBytes};
+use crate::identity::{
+    domain, IdentityError, IdentityKey, LocalIdentity, ParsedKeys, SignatureBytes,
+};
 use crate::wire::codec::encode;
 use crate::wire::frame::SignedPublic;
 use crate::wire::room::{SignedRoomPost, SignedSealedPost};
@@ -294,18 +296,36 @@ impl SignedPost {
     /// Checks the author's signature (strict), each form under its own
     /// domain string; a log entry also its shape (`private::check_control`).
     pub fn verify(&self) -> Result<(), IdentityError> {
+        self.verify_by(|author, domain, msg, sig| author.verify(domain, msg, sig))
+    }
+
+    /// [`SignedPost::verify`] with the authors' keys made points once, in
+    /// `keys` (a check worker's): the same verdicts.
+    pub fn verify_with(&self, keys: &mut ParsedKeys) -> Result<(), IdentityError> {
+        self.verify_by(|author, domain, msg, sig| author.verify_with(keys, domain, msg, sig))
+    }
+
+    /// The author's signature over the form's bytes, checked by `verify`.
+    fn verify_by(
+        &self,
+        mut verify: impl FnMut(&IdentityKey, &[u8], &[u8], &SignatureBytes) -> Result<(), IdentityError>,
+    ) -> Result<(), IdentityError> {
         match self {
-            SignedPost::Sealed(p) => {
-                p.author
-                    .verify(domain::SEALED_POST, &signed_sealed_bytes(p), &p.signature)
-            }
+            SignedPost::Sealed(p) => verify(
+                &p.author,
+                domain::SEALED_POST,
+                &signed_sealed_bytes(p),
+                &p.signature,
+            ),
             SignedPost::Control(c) => check_control(c).map_err(|_| IdentityError::BadSignature),
-            SignedPost::Room(p) => p.author.verify(
+            SignedPost::Room(p) => verify(
+                &p.author,
                 domain::ROOM_POST,
                 &signed_room_bytes(&p.room, &p.id, &p.author, p.timestamp_ms, &p.text),
                 &p.signature,
             ),
-            SignedPost::Legacy(m) => m.author.verify(
+            SignedPost::Legacy(m) => verify(
+                &m.author,
                 domain::PUBLIC_MESSAGE,
                 &encode(&SignedPublic {
                     id: &m.id,

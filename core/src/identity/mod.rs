@@ -13,7 +13,9 @@ use x25519_dalek::{PublicKey, StaticSecret};
 use zeroize::Zeroizing;
 
 mod bindings;
+mod parsed_keys;
 pub use bindings::{VerifiedBindings, VERIFIED_BINDINGS_MAX};
+pub use parsed_keys::{ParsedKeys, PARSED_KEYS_MAX};
 
 /// Domain separation strings. Every signature and hash in natter starts with
 /// one of these, so a signature made for one purpose is never valid for another.
@@ -112,19 +114,40 @@ impl IdentityKey {
         msg: &[u8],
         sig: &SignatureBytes,
     ) -> Result<(), IdentityError> {
-        let key = VerifyingKey::from_bytes(&self.0).map_err(|_| IdentityError::BadIdentityKey)?;
-        let sig = Signature::from_bytes(&sig.0);
-        let mut data = Vec::with_capacity(domain.len() + msg.len());
-        data.extend_from_slice(domain);
-        data.extend_from_slice(msg);
-        key.verify_strict(&data, &sig)
-            .map_err(|_| IdentityError::BadSignature)
+        verify_strict(&parsed_keys::parse(self)?, domain, msg, sig)
+    }
+
+    /// [`IdentityKey::verify`], taking the key's point from `keys` (made
+    /// once per key): the same verdicts, for checking many posts.
+    pub fn verify_with(
+        &self,
+        keys: &mut ParsedKeys,
+        domain: &[u8],
+        msg: &[u8],
+        sig: &SignatureBytes,
+    ) -> Result<(), IdentityError> {
+        verify_strict(keys.get(self)?, domain, msg, sig)
     }
 
     /// The human-readable fingerprint of this key.
     pub fn fingerprint(&self) -> Fingerprint {
         Fingerprint::of(self)
     }
+}
+
+/// `sig` over `domain || msg` by `key`, strictly.
+fn verify_strict(
+    key: &VerifyingKey,
+    domain: &[u8],
+    msg: &[u8],
+    sig: &SignatureBytes,
+) -> Result<(), IdentityError> {
+    let sig = Signature::from_bytes(&sig.0);
+    let mut data = Vec::with_capacity(domain.len() + msg.len());
+    data.extend_from_slice(domain);
+    data.extend_from_slice(msg);
+    key.verify_strict(&data, &sig)
+        .map_err(|_| IdentityError::BadSignature)
 }
 
 impl NoiseKey {
