@@ -930,11 +930,10 @@ fn raw_tcp_ping_pong(ctx: &mut Ctx) -> Result<()> {
     Ok(())
 }
 
-/// verify_strict of signed room posts per second: on one core, and on
-/// every core at once with the work shared as it comes
-/// ([`baseline::verify_on_every_core`]).
+/// verify_strict of signed room posts per second ([`baseline::verify_rate`]):
+/// on one core, and on every core at once with the work shared as it comes.
 fn ed25519_verify(ctx: &mut Ctx) -> Result<()> {
-    use natter_core::chat::{open_room_id, sign_room_post, OneByOne, SignatureCheck, SignedPost};
+    use natter_core::chat::{open_room_id, sign_room_post, SignedPost};
     let b = ctx.budget;
     let me = natter_core::identity::LocalIdentity::from_secrets([3; 32], [4; 32])?;
     let posts: Vec<SignedPost> = (0..256u32)
@@ -951,32 +950,22 @@ fn ed25519_verify(ctx: &mut Ctx) -> Result<()> {
             )))
         })
         .collect();
-    let refs: Vec<&SignedPost> = posts.iter().collect();
-    let verify_rate = |checker: &dyn SignatureCheck| {
-        let start = std::time::Instant::now();
-        let mut n = 0u64;
-        while start.elapsed() < b.seal {
-            let ok = checker.verify_all(&refs);
-            anyhow::ensure!(ok.iter().all(|v| *v), "a signature did not verify");
-            n += ok.len() as u64;
-        }
-        anyhow::Ok(n as f64 / start.elapsed().as_secs_f64())
-    };
-    let runs = stats::repeat(b.runs, || verify_rate(&OneByOne))?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let runs = stats::repeat(b.runs, || baseline::verify_rate(&posts, 1, b.seal))?;
     ctx.report.add(
         throughput(names::VERIFY_ONE_CORE, runs, 1.0, "verifies/s")
-            .note("batches of 256 room posts"),
+            .note("one thread, 256 room posts by one author, round and round"),
     );
     // All cores, in turn with the public intake row whose target is a
     // ratio to it (stashed for `natter_chat`).
     let rt = ctx.rt;
-    let mut verify_all = || baseline::verify_on_every_core(&posts, b.seal);
+    let mut verify_all = || baseline::verify_rate(&posts, cores, b.seal);
     let mut intake = || rt.block_on(natter_rows::public_intake(b.chat_messages));
     let measured = stats::repeat_interleaved(b.in_turn, &mut [&mut verify_all, &mut intake])?;
     let [all_runs, intake_runs] = measured.summaries()?;
     ctx.report.add(
         throughput(names::VERIFY_ALL_CORES, all_runs, 1.0, "verifies/s").note(format!(
-            "a thread per core, each taking the next {} of 256 room posts until the time is up",
+            "a thread per core, each taking the next {} of the 256 posts until the time is up",
             baseline::VERIFY_CHUNK
         )),
     );
@@ -1020,7 +1009,7 @@ fn ed25519_verify(ctx: &mut Ctx) -> Result<()> {
         .report
         .get(names::VERIFY_ONE_CORE)
         .map_or(f64::NAN, |m| m.value);
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let cores = cores as f64;
     let bound = cores / (1.0 / sign + 1.0 / verify);
     ctx.report.add(
         Measurement::new(names::SIGN_VERIFY_BOUND, bound, "msgs/s")
