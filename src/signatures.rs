@@ -41,17 +41,17 @@ impl Default for AllCores {
 }
 
 impl AllCores {
-    /// `work` applied to every item of `items`, in order: on this thread
-    /// for a small batch, else split between it and scoped helpers. A
-    /// helper that panicked gives `failed()` for each of its items.
+    /// `all` applied to `items`, one result per item in order: on this
+    /// thread for a small batch, else to parts of it on this thread and
+    /// scoped helpers. A helper that panicked gives `failed()` for each
+    /// of its part's items.
     fn spread<T: Sync, R: Send>(
         &self,
         items: &[T],
-        work: impl Fn(&T) -> R + Sync,
+        all: impl Fn(&[T]) -> Vec<R> + Sync,
         failed: impl Fn() -> R,
     ) -> Vec<R> {
-        let work = &work;
-        let all = |part: &[T]| part.iter().map(work).collect::<Vec<R>>();
+        let all = &all;
         if items.len() < SPLIT_FROM || self.threads < 2 {
             return all(items);
         }
@@ -79,11 +79,15 @@ impl AllCores {
 impl SignatureCheck for AllCores {
     fn verify_all(&self, posts: &[&SignedPost]) -> Vec<bool> {
         // A check that panicked verified nothing.
-        self.spread(posts, |p| p.verify().is_ok(), || false)
+        self.spread(posts, SignedPost::verify_each, || false)
     }
 
     fn sign_all(&self, local: &LocalIdentity, posts: Vec<UnsignedPost>) -> Vec<RoomPost> {
-        let signatures = self.spread(&posts, |p| Some(p.signature(local)), || None);
+        let signatures = self.spread(
+            &posts,
+            |part| part.iter().map(|p| Some(p.signature(local))).collect(),
+            || None,
+        );
         let author = local.identity_key();
         // Signing cannot fail; a helper that panicked leaves the batch
         // short, and the chat core refuses the posts left unsigned
@@ -169,6 +173,8 @@ impl CheckPool {
             parts_left: AtomicUsize::new(parts),
             deliver: Arc::clone(&self.deliver),
         });
+        // Used only if a part is checked here.
+        let mut keys = ParsedKeys::default();
         for k in 0..parts {
             let part = Part {
                 batch: Arc::clone(&batch),
@@ -181,7 +187,7 @@ impl CheckPool {
                 None => Some(part),
             };
             if let Some(part) = unsent {
-                check(part, &mut ParsedKeys::default());
+                check(part, &mut keys);
             }
         }
     }

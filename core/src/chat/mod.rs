@@ -318,7 +318,7 @@ pub struct OneByOne;
 
 impl SignatureCheck for OneByOne {
     fn verify_all(&self, posts: &[&SignedPost]) -> Vec<bool> {
-        posts.iter().map(|p| p.verify().is_ok()).collect()
+        SignedPost::verify_each(posts)
     }
 }
 
