@@ -441,7 +441,9 @@ pub fn safety_number(a: &IdentityKey, b: &IdentityKey) -> String {
 mod tests {
     use super::*;
 
-    fn fixed(n: u8) -> LocalIdentity {
+    /// An identity from fixed secrets (the tests of this module's
+    /// submodules use it too).
+    pub(super) fn fixed(n: u8) -> LocalIdentity {
         LocalIdentity::from_secrets([n; 32], [n.wrapping_add(100); 32]).unwrap()
     }
 

@@ -53,15 +53,12 @@ pub(super) fn parse(key: &IdentityKey) -> Result<VerifyingKey, IdentityError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::identity::tests::fixed;
     use crate::identity::{LocalIdentity, SignatureBytes};
-
-    fn identity(n: u8) -> LocalIdentity {
-        LocalIdentity::from_secrets([n; 32], [n.wrapping_add(1); 32]).unwrap()
-    }
 
     #[test]
     fn a_kept_key_checks_every_signature_in_full() {
-        let me = identity(7);
+        let me = fixed(7);
         let key = me.identity_key();
         let sig = me.sign(b"dom", b"hello");
         let mut keys = ParsedKeys::default();
@@ -80,7 +77,7 @@ mod tests {
             Err(IdentityError::BadSignature)
         );
         // Another author's signature under this key fails.
-        let other = identity(9).sign(b"dom", b"hello");
+        let other = fixed(9).sign(b"dom", b"hello");
         assert_eq!(
             key.verify_with(&mut keys, b"dom", b"hello", &other),
             Err(IdentityError::BadSignature)
