@@ -20,7 +20,10 @@
 //! good as the commit, so the database runs with `journal_mode=WAL` (readers
 //! do not block the writer, commits append to one file) and
 //! `synchronous=FULL` (the WAL is fsynced on every commit, so a transaction
-//! that returned is on disk even if power fails right after the ack is sent).
+//! that returned is on disk even if power fails right after the ack is sent),
+//! until [`Store::group_commit`] moves the fsync off the commit: natter runs
+//! that way, and its node thread then holds the ack, and everything else a
+//! commit leads to, until the WAL is synced ([`group_commit`]).
 //! Every multi-row write ([`Store::insert_messages`],
 //! [`Store::insert_outgoing`], [`Store::outbox_ack`]) is one transaction, so a
 //! crash never leaves a message without its outbox rows or an ack half-applied.
@@ -94,6 +97,7 @@
 //! plain row types below; a bad row is an error, never a panic.
 
 mod direct_outbox;
+mod group_commit;
 mod identities;
 mod messages;
 mod outbox;
@@ -113,6 +117,7 @@ use rusqlite::{Connection, ErrorCode, OptionalExtension};
 pub use direct_outbox::{
     ADD_RECEIPTS, ADD_WAITING, DELETE_WAITING, RECEIPTS_BEFORE, WAITING_BEFORE,
 };
+pub use group_commit::{CommitCount, GroupCommit, LogSync, WalFile};
 pub use identities::REMEMBERED_REFS;
 pub use messages::{INDEX_INSERTED, INSERT_MESSAGE};
 pub use outbox::FIND_OWN_DIRECT;
@@ -184,6 +189,9 @@ pub enum DbError {
         #[source]
         source: rusqlite::Error,
     },
+    /// Group commit needs a database file ([`Store::group_commit`]).
+    #[error("a history in memory has no log to sync: group commit needs a file")]
+    InMemory,
     /// A search contained no word to look for.
     #[error("nothing to search for: give at least one word")]
     EmptyQuery,
@@ -314,6 +322,30 @@ impl Store {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         schema::migrate(conn, MIGRATIONS)?;
         Ok(())
+    }
+
+    /// Switches the store to group commit ([`group_commit`]): from now on a
+    /// commit returns before its `fsync`, and it is durable only once the
+    /// returned [`GroupCommit`]'s log has been synced after it. Whoever
+    /// calls this must keep that rule for everything the store's commits
+    /// lead to; the node thread does (`shell::Options::group_commit`).
+    /// A store in memory has no log to sync: [`DbError::InMemory`].
+    pub fn group_commit(&mut self) -> Result<GroupCommit, DbError> {
+        let path = match self.conn.path() {
+            Some(p) if !p.is_empty() => PathBuf::from(p),
+            _ => return Err(DbError::InMemory),
+        };
+        let commits = CommitCount::default();
+        let count = commits.clone();
+        self.conn.commit_hook(Some(move || {
+            count.bump();
+            false // let the commit go ahead
+        }));
+        self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+        Ok(GroupCommit {
+            commits,
+            log: Box::new(WalFile::of(&path)),
+        })
     }
 
     /// The schema version of the open database (`PRAGMA user_version`).
