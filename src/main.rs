@@ -302,7 +302,7 @@ fn main() -> Result<()> {
 async fn run(
     cli: Cli,
     identity: natter_core::identity::LocalIdentity,
-    store: Store,
+    mut store: Store,
     nick: String,
     dir: PathBuf,
     wan: bool,
@@ -366,6 +366,11 @@ async fn run(
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(0))
         .unwrap_or(0);
     let local = identity.identity_key();
+    // Commits return before their fsync; the node thread holds what follows
+    // one until the log is synced (natter::shell::Options::group_commit).
+    let group_commit = store
+        .group_commit()
+        .context("cannot set up the history's commits")?;
     let mut node = Node::new(identity, cfg, Box::new(store), rng, 0, wall);
     node.set_signature_check(Box::new(natter::signatures::AllCores::new()));
     let started = Event::Started {
@@ -393,6 +398,7 @@ async fn run(
     ev_tx.send(started);
     let opts = net::Options {
         files_dir: Some(files_dir),
+        group_commit: Some(group_commit),
         #[cfg(feature = "wan")]
         wan: endpoint,
     };

@@ -33,6 +33,7 @@
 //!   stream, a **path task** per WAN link reports relayed or direct, and a
 //!   **reach task** reports where our endpoint can be reached.
 
+mod durable;
 mod events;
 mod node_thread;
 
@@ -196,6 +197,11 @@ pub struct Options {
     /// Where offered files' trees are written (`Output::HashFile`);
     /// without one, offering a file fails with a reason.
     pub files_dir: Option<std::path::PathBuf>,
+    /// The node's store in group commit ([`crate::store::Store::group_commit`]):
+    /// its commits return before their `fsync`, and what follows a commit
+    /// leaves the node thread once the log is synced ([`durable`]).
+    /// Without it the store syncs each commit itself.
+    pub group_commit: Option<crate::store::GroupCommit>,
     /// The iroh endpoint for links beyond the LAN (`--wan`).
     #[cfg(feature = "wan")]
     pub wan: Option<crate::wan::Wan>,
@@ -212,7 +218,8 @@ pub async fn run_with(
     opts: Options,
 ) {
     let files_dir = opts.files_dir;
-    let (tx, mut from_node, thread) = match node_thread::spawn(node, events.clone(), clock) {
+    let spawned = node_thread::spawn(node, events.clone(), clock, opts.group_commit);
+    let (tx, mut from_node, thread) = match spawned {
         Ok(started) => started,
         Err(e) => {
             let text = format!("cannot start the node thread: {e}");

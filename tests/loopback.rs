@@ -33,6 +33,10 @@ async fn start(seed: u8) -> InProcess {
 }
 
 async fn start_with(seed: u8, store: Box<dyn ChatStore>) -> InProcess {
+    start_with_options(seed, store, net::Options::default()).await
+}
+
+async fn start_with_options(seed: u8, store: Box<dyn ChatStore>, opts: net::Options) -> InProcess {
     let id = LocalIdentity::from_secrets([seed; 32], [seed + 1; 32]).unwrap();
     let listener = net::listen("127.0.0.1:0".parse().unwrap(), false)
         .await
@@ -54,13 +58,14 @@ async fn start_with(seed: u8, store: Box<dyn ChatStore>) -> InProcess {
     );
     let (cmd, cmd_rx) = mpsc::channel(16);
     let (ev_tx, events) = natter::shell::event_channel();
-    let shell = tokio::spawn(net::run(
+    let shell = tokio::spawn(net::run_with(
         node,
         listener,
         None,
         cmd_rx,
         ev_tx,
         Instant::now(),
+        opts,
     ));
     InProcess {
         cmd,
@@ -305,6 +310,70 @@ impl ChatStore for PanicOnSearch {
     }
     fn set_meta(&mut self, key: &str, value: &str) -> Result<(), StoreError> {
         self.0.set_meta(key, value)
+    }
+}
+
+/// Two nodes whose stores are files in group commit, as natter runs them:
+/// every message sent both ways is received, acked and, once both nodes
+/// have quit, in both histories.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_in_group_commit_deliver_ack_and_keep_every_message() {
+    const EACH_WAY: usize = 300;
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let in_group_commit = |dir: &std::path::Path| {
+        let mut store = Store::open(dir).unwrap();
+        let group = store.group_commit().unwrap();
+        let opts = net::Options {
+            group_commit: Some(group),
+            ..net::Options::default()
+        };
+        (Box::new(store) as Box<dyn ChatStore>, opts)
+    };
+    let (store_a, opts_a) = in_group_commit(da.path());
+    let (store_b, opts_b) = in_group_commit(db.path());
+    let mut a = start_with_options(70, store_a, opts_a).await;
+    let mut b = start_with_options(80, store_b, opts_b).await;
+    a.cmd.send(Command::Connect(b.addr)).await.unwrap();
+    for n in [&mut a, &mut b] {
+        wait_for(&mut n.events, "connected", |e| {
+            matches!(e, Event::PeerConnected { .. })
+        })
+        .await;
+    }
+    for i in 0..EACH_WAY {
+        for (from, to) in [(&a, "n80"), (&b, "n70")] {
+            let text = format!("message {i} to {to}");
+            let peer = to.into();
+            from.cmd.send(Command::Msg { peer, text }).await.unwrap();
+        }
+    }
+    for n in [&mut a, &mut b] {
+        let (mut received, mut delivered) = (0, 0);
+        while received < EACH_WAY || delivered < EACH_WAY {
+            match wait_for(&mut n.events, "messages and acks", |e| {
+                matches!(
+                    e,
+                    Event::MessageReceived { .. } | Event::MessageDelivered { .. }
+                )
+            })
+            .await
+            {
+                Event::MessageReceived { .. } => received += 1,
+                _ => delivered += 1,
+            }
+        }
+        assert_eq!((received, delivered), (EACH_WAY, EACH_WAY));
+    }
+    for n in [a, b] {
+        n.cmd.send(Command::Quit).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(10), n.shell)
+            .await
+            .expect("the shell returns")
+            .unwrap();
+    }
+    for dir in [da.path(), db.path()] {
+        let store = Store::open(dir).unwrap();
+        assert_eq!(store.message_count().unwrap(), 2 * EACH_WAY as u64);
     }
 }
 

@@ -322,7 +322,8 @@ pub fn sqlite_natter_rows(count: usize, batch: usize) -> Result<f64> {
 /// then random bytes (`natter_core::chat::ID_CLOCK_BYTES`), 32-byte peer
 /// and author, timestamp, ~34 bytes of text)
 /// inserted by rusqlite into a file with `journal_mode=WAL` and
-/// `synchronous=FULL` (one fsync per commit, as natter), in transactions of
+/// `synchronous=FULL` (one fsync per commit, on the writing thread; natter
+/// makes at most one per commit, on its sync thread), in transactions of
 /// `batch`, with a conversation index and an external-content FTS5 index
 /// filled once per transaction, as natter's store does. No natter code, no
 /// sockets, one thread. Returns messages per second.

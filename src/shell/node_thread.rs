@@ -10,6 +10,11 @@
 //! a burst of posts shares one transaction, until
 //! [`BATCH_OUTPUTS`] wait), run the timers that are due.
 //!
+//! With group commit ([`super::Options::group_commit`]) a drain that
+//! follows a commit goes out through the [`Barrier`] instead, once the
+//! write-ahead log is synced, while this thread goes on with the next
+//! batch ([`super::durable`]).
+//!
 //! Signature checks of received posts run on a [`CheckPool`] beside this
 //! thread; while the node has [`natter_core::node::MAX_PARKED_POSTS`]
 //! waiting for their verdicts, the loop handles verdicts only and keeps
@@ -26,12 +31,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, Semaphore};
 
+use super::durable::Barrier;
 use super::events::EventTx;
+use crate::store::GroupCommit;
 
 use crate::signatures::{CheckPool, Deliver};
 
 /// Inputs handled back to back before outputs are drained.
-const BATCH_INPUTS: usize = 1024;
+pub(super) const BATCH_INPUTS: usize = 1024;
 /// The most outputs a batch of inputs holds back: once the node has this
 /// many queued (events, mostly), the batch ends and they go out. Inputs
 /// are not alike: one read of a fast peer can carry a thousand messages,
@@ -45,7 +52,7 @@ const BATCH_INPUTS: usize = 1024;
 /// benchmark, on 2) a bound of 2 ms, of wall or even of CPU time, cut
 /// batches of small reads short, each with its own seals and writes, and
 /// the room row lost a third.
-const BATCH_OUTPUTS: usize = 1024;
+pub(super) const BATCH_OUTPUTS: usize = 1024;
 /// The longest the thread waits before it looks whether the IO side still
 /// exists: the check pool holds a sender of the input channel, so the
 /// channel alone no longer says when the shell was dropped.
@@ -160,11 +167,14 @@ impl NodeTx {
 }
 
 /// Start the node thread. Events go to `events`, the rest to the returned
-/// receiver, which closes when the thread ends.
+/// receiver, which closes when the thread ends. With `group_commit`, the
+/// node's store commits without waiting for the disk and the thread's
+/// outputs wait for the log's sync instead ([`super::durable`]).
 pub(super) fn spawn(
     node: Node,
     events: EventTx,
     clock: Instant,
+    group_commit: Option<GroupCommit>,
 ) -> std::io::Result<(
     NodeTx,
     mpsc::UnboundedReceiver<ToIo>,
@@ -177,9 +187,19 @@ pub(super) fn spawn(
     let deliver: Deliver = Arc::new(move |ticket, valid| {
         let _ = verdicts.send(ToNode::Input(Input::SignaturesChecked { ticket, valid }));
     });
+    let barrier = match group_commit {
+        Some(group) => Some(Barrier::start(
+            group,
+            io.clone(),
+            events.clone(),
+            tx.clone(),
+        )?),
+        None => None,
+    };
     let mut node = node;
     node.set_check_pool(true);
     let thread = NodeThread {
+        barrier,
         node,
         pool: CheckPool::new(deliver),
         kept: VecDeque::new(),
@@ -198,6 +218,9 @@ pub(super) fn spawn(
 }
 
 struct NodeThread {
+    /// First, so it is dropped first: what it holds is synced and released
+    /// while the node's store is still open, also when the thread panics.
+    barrier: Option<Barrier>,
     node: Node,
     /// Checks the signatures of received posts.
     pool: CheckPool,
@@ -217,6 +240,14 @@ struct NodeThread {
 
 impl NodeThread {
     fn run(mut self) {
+        self.serve();
+        // Everything held goes out before the thread (and the store) ends.
+        if let Some(barrier) = &mut self.barrier {
+            barrier.finish();
+        }
+    }
+
+    fn serve(&mut self) {
         loop {
             self.drain();
             if self.node.is_shut_down() {
@@ -335,21 +366,44 @@ impl NodeThread {
     /// `poll_output` makes the node seal what the batch queued; a `Send`
     /// goes out with what came before it at once, not after the rest is
     /// sealed (file data is sealed half a send backlog at a time).
+    ///
+    /// With group commit, once a commit has come before an output (in the
+    /// batch, or inside `poll_output`, where the node stores the posts it
+    /// collected before sealing them), that output and the rest of the
+    /// drain are held by the [`Barrier`]; what came before the commit goes
+    /// out at once.
     fn drain(&mut self) {
         let mut outputs = Vec::new();
+        let mut holding = self.must_hold();
         while let Some(out) = self.node.poll_output() {
+            if !holding && self.must_hold() {
+                holding = true;
+                self.release(&mut outputs);
+            }
             match out {
                 Output::Event(e) => self.drained.push(e),
                 Output::CheckSignatures { ticket, posts } => self.pool.submit(ticket, posts),
-                send @ Output::Send { .. } => {
+                send @ Output::Send { .. } if !holding => {
                     outputs.push(send);
                     let _ = self.io.send(ToIo::Outputs(std::mem::take(&mut outputs)));
                 }
                 other => outputs.push(other),
             }
         }
+        match &mut self.barrier {
+            Some(barrier) if holding => barrier.hold(outputs, std::mem::take(&mut self.drained)),
+            _ => self.release(&mut outputs),
+        }
+    }
+
+    fn must_hold(&self) -> bool {
+        self.barrier.as_ref().is_some_and(Barrier::must_hold)
+    }
+
+    /// Outputs and events out now.
+    fn release(&mut self, outputs: &mut Vec<Output>) {
         if !outputs.is_empty() {
-            let _ = self.io.send(ToIo::Outputs(outputs));
+            let _ = self.io.send(ToIo::Outputs(std::mem::take(outputs)));
         }
         self.events.push_all(self.drained.drain(..));
     }
@@ -381,7 +435,7 @@ mod tests {
     fn permits_given_back_by_the_batch_let_every_command_through() {
         let node = lone_node();
         let (events, mut ui) = crate::shell::event_queue(8 * COMMAND_QUEUE);
-        let (tx, _from_node, thread) = spawn(node, events, Instant::now()).unwrap();
+        let (tx, _from_node, thread) = spawn(node, events, Instant::now(), None).unwrap();
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -420,7 +474,7 @@ mod tests {
     fn the_thread_ends_when_the_io_side_is_dropped_without_a_quit() {
         let node = lone_node();
         let (events, _ui) = crate::shell::event_queue(16);
-        let (tx, from_node, thread) = spawn(node, events, Instant::now()).unwrap();
+        let (tx, from_node, thread) = spawn(node, events, Instant::now(), None).unwrap();
         drop(tx);
         drop(from_node);
         let deadline = Instant::now() + 3 * IO_CHECK;
