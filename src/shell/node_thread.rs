@@ -38,7 +38,7 @@ use crate::store::GroupCommit;
 use crate::signatures::{CheckPool, Deliver};
 
 /// Inputs handled back to back before outputs are drained.
-pub(super) const BATCH_INPUTS: usize = 1024;
+const BATCH_INPUTS: usize = 1024;
 /// The most outputs a batch of inputs holds back: once the node has this
 /// many queued (events, mostly), the batch ends and they go out. Inputs
 /// are not alike: one read of a fast peer can carry a thousand messages,
@@ -52,7 +52,7 @@ pub(super) const BATCH_INPUTS: usize = 1024;
 /// benchmark, on 2) a bound of 2 ms, of wall or even of CPU time, cut
 /// batches of small reads short, each with its own seals and writes, and
 /// the room row lost a third.
-pub(super) const BATCH_OUTPUTS: usize = 1024;
+const BATCH_OUTPUTS: usize = 1024;
 /// The longest the thread waits before it looks whether the IO side still
 /// exists: the check pool holds a sender of the input channel, so the
 /// channel alone no longer says when the shell was dropped.
