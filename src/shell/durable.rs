@@ -18,7 +18,7 @@
 use natter_core::event::Event;
 use natter_core::node::{Command, Input, Output};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, Sender, SyncSender, TrySendError};
+use std::sync::mpsc::{Receiver, Sender, SyncSender};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
@@ -30,16 +30,16 @@ use crate::store::{CommitCount, GroupCommit, LogSync};
 /// it, as it did when it synced each commit itself. With up to
 /// `node_thread::BATCH_OUTPUTS` outputs a drain, this bounds the outputs
 /// held.
-pub(super) const HELD_DRAINS: usize = 4;
+const HELD_DRAINS: usize = 4;
 
 /// One drain's outputs, held until the log is synced.
-pub(super) struct Held {
-    pub(super) outputs: Vec<Output>,
-    pub(super) events: Vec<Event>,
+struct Held {
+    outputs: Vec<Output>,
+    events: Vec<Event>,
     /// A commit came before these outputs and after the last drain handed
     /// over: they need a sync. Otherwise they only keep their place behind
     /// drains that do.
-    pub(super) sync: bool,
+    sync: bool,
 }
 
 /// The node thread's side of the barrier.
@@ -118,31 +118,22 @@ impl Barrier {
             events,
             sync,
         };
-        // `send` blocks while the queue is full; it fails only if the
-        // syncing thread is gone, which it is not while we hold its queue.
-        if let Err(e) = to_syncer.try_send(held) {
-            let sent = match e {
-                TrySendError::Full(held) => to_syncer.send(held).is_ok(),
-                TrySendError::Disconnected(_) => false,
-            };
-            if !sent {
-                self.in_flight.fetch_sub(1, Ordering::AcqRel);
-            }
-        }
-    }
-
-    /// Releases what is held (syncing first) and ends the syncing thread.
-    pub(super) fn finish(&mut self) {
-        self.to_syncer = None;
-        if let Some(thread) = self.syncer.take() {
-            let _ = thread.join();
+        // Blocks while the queue is full; fails only if the syncing thread
+        // is gone, which it is not while we hold its queue.
+        if to_syncer.send(held).is_err() {
+            self.in_flight.fetch_sub(1, Ordering::AcqRel);
         }
     }
 }
 
 impl Drop for Barrier {
+    /// Releases what is held (syncing first) and ends the syncing thread:
+    /// closing its queue ends its loop once the queue is empty.
     fn drop(&mut self) {
-        self.finish();
+        self.to_syncer = None;
+        if let Some(thread) = self.syncer.take() {
+            let _ = thread.join();
+        }
     }
 }
 

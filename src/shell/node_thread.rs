@@ -218,8 +218,9 @@ pub(super) fn spawn(
 }
 
 struct NodeThread {
-    /// First, so it is dropped first: what it holds is synced and released
-    /// while the node's store is still open, also when the thread panics.
+    /// First, so it is dropped first when the thread ends or panics: what
+    /// it holds is synced and released while the node's store is still
+    /// open.
     barrier: Option<Barrier>,
     node: Node,
     /// Checks the signatures of received posts.
@@ -240,14 +241,6 @@ struct NodeThread {
 
 impl NodeThread {
     fn run(mut self) {
-        self.serve();
-        // Everything held goes out before the thread (and the store) ends.
-        if let Some(barrier) = &mut self.barrier {
-            barrier.finish();
-        }
-    }
-
-    fn serve(&mut self) {
         loop {
             self.drain();
             if self.node.is_shut_down() {

@@ -81,34 +81,31 @@ impl WalFile {
         }
     }
 
-    /// The open WAL, opened again if the name now holds another file.
-    fn current(&mut self) -> io::Result<&File> {
+    /// Syncs the WAL, opened again first if the name now holds another
+    /// file.
+    fn sync_current(&mut self) -> io::Result<()> {
         let now = file_id(&std::fs::metadata(&self.path)?);
-        if self.open.as_ref().map(|(_, id)| *id) != Some(now) {
-            let file = File::open(&self.path)?;
-            let id = file_id(&file.metadata()?);
-            // A new WAL's name must survive a power cut as well as its
-            // contents; SQLite does not sync the directory for it.
-            if let Some(dir) = self.path.parent() {
-                File::open(dir)?.sync_all()?;
+        let (file, _) = match self.open.take() {
+            Some((file, id)) if id == now => self.open.insert((file, id)),
+            _ => {
+                let file = File::open(&self.path)?;
+                let id = file_id(&file.metadata()?);
+                // A new WAL's name must survive a power cut as well as its
+                // contents; SQLite does not sync the directory for it.
+                if let Some(dir) = self.path.parent() {
+                    File::open(dir)?.sync_all()?;
+                }
+                self.open.insert((file, id))
             }
-            self.open = Some((file, id));
-        }
-        match &self.open {
-            Some((file, _)) => Ok(file),
-            None => Err(io::Error::other("the WAL is not open")),
-        }
+        };
+        file.sync_data()
     }
 }
 
 impl LogSync for WalFile {
     fn sync(&mut self) -> io::Result<()> {
-        let path = self.path.clone();
-        let with_path = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
-        self.current()
-            .map_err(with_path)?
-            .sync_data()
-            .map_err(with_path)
+        self.sync_current()
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", self.path.display())))
     }
 }
 
