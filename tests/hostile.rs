@@ -234,24 +234,47 @@ async fn attacker_from(
     id: &LocalIdentity,
     nick: &str,
 ) -> Attacker {
-    let sock = tokio::net::TcpSocket::new_v4().unwrap();
-    sock.bind(SocketAddr::new(from.into(), 0)).unwrap();
-    let stream = sock.connect(victim).await.unwrap();
-    handshake_as(stream, id, nick).await
+    // A victim at its connection cap lets go the oldest connection whose
+    // message 1 it has not read yet (as designed); a loaded victim may not
+    // have read ours. An attacker that needs the link connects again, as a
+    // real one would.
+    for _ in 0..HANDSHAKE_TRIES {
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.bind(SocketAddr::new(from.into(), 0)).unwrap();
+        let stream = sock.connect(victim).await.unwrap();
+        if let Some(a) = try_handshake_as(stream, id, nick).await {
+            return a;
+        }
+    }
+    panic!("{nick}: no handshake in {HANDSHAKE_TRIES} tries");
 }
 
+/// Connections [`attacker_from`] and [`greedy_reader_from`] try.
+const HANDSHAKE_TRIES: usize = 5;
+
 /// A genuine handshake as `id` over `stream`.
-async fn handshake_as(mut stream: TcpStream, id: &LocalIdentity, nick: &str) -> Attacker {
+async fn handshake_as(stream: TcpStream, id: &LocalIdentity, nick: &str) -> Attacker {
+    try_handshake_as(stream, id, nick)
+        .await
+        .expect("the victim closed the connection during the handshake")
+}
+
+/// [`handshake_as`], or `None` if the victim closed the connection first.
+async fn try_handshake_as(
+    mut stream: TcpStream,
+    id: &LocalIdentity,
+    nick: &str,
+) -> Option<Attacker> {
     let cfg = HandshakeConfig::new(nick, 0);
     let (init, m1) = Initiator::start(id, &cfg, None).unwrap();
-    stream.write_all(&framed(&m1)).await.unwrap();
-    let m2 = read_framed(&mut stream).await.unwrap();
+    stream.write_all(&framed(&m1)).await.ok()?;
+    let m2 = read_framed(&mut stream).await.ok()?;
     let (est, m3) = init.read_msg2(&m2).unwrap();
-    stream.write_all(&framed(&m3)).await.unwrap();
-    Attacker {
+    stream.write_all(&framed(&m3)).await.ok()?;
+    Some(Attacker {
         stream,
         transport: est.transport,
-    }
+    })
 }
 
 /// True once the victim has closed `stream` (EOF or reset) within `ms`.
@@ -834,20 +857,30 @@ async fn greedy_reader(victim: SocketAddr, seed: u8) -> TcpStream {
 async fn greedy_reader_from(from: [u8; 4], victim: SocketAddr, seed: u8) -> TcpStream {
     use natter_core::wire::frame::SyncRequest;
     let id = identity(seed);
-    let sock = tokio::net::TcpSocket::new_v4().unwrap();
-    sock.bind(SocketAddr::new(from.into(), 0)).unwrap();
-    sock.set_recv_buffer_size(4096).unwrap();
-    let mut stream = sock.connect(victim).await.unwrap();
-    stream.set_nodelay(true).unwrap();
-    let cfg = HandshakeConfig::new(format!("greedy{seed}"), 0);
-    let (init, m1) = Initiator::start(&id, &cfg, None).unwrap();
-    stream.write_all(&framed(&m1)).await.unwrap();
-    let m2 = read_framed(&mut stream).await.unwrap();
-    let (mut est, m3) = init.read_msg2(&m2).unwrap();
-    stream.write_all(&framed(&m3)).await.unwrap();
+    let nick = format!("greedy{seed}");
+    // Connects again if let go during the handshake (see attacker_from).
+    let mut linked = None;
+    for _ in 0..HANDSHAKE_TRIES {
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.bind(SocketAddr::new(from.into(), 0)).unwrap();
+        sock.set_recv_buffer_size(4096).unwrap();
+        let stream = sock.connect(victim).await.unwrap();
+        stream.set_nodelay(true).unwrap();
+        linked = try_handshake_as(stream, &id, &nick).await;
+        if linked.is_some() {
+            break;
+        }
+    }
+    let Some(Attacker {
+        mut stream,
+        mut transport,
+    }) = linked
+    else {
+        panic!("{nick}: no handshake in {HANDSHAKE_TRIES} tries");
+    };
     for _ in 0..90 {
         let ask = Frame::SyncRequest(SyncRequest { since_ms: 0 });
-        let bytes = est.transport.seal_one(&ask).unwrap();
+        let bytes = transport.seal_one(&ask).unwrap();
         if stream.write_all(&bytes).await.is_err() {
             break;
         }
