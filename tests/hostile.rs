@@ -234,13 +234,25 @@ async fn attacker_from(
     id: &LocalIdentity,
     nick: &str,
 ) -> Attacker {
-    // A victim at its connection cap lets go the oldest connection whose
-    // message 1 it has not read yet (as designed); a loaded victim may not
-    // have read ours. An attacker that needs the link connects again, as a
-    // real one would.
+    linked_from(from, victim, id, nick, |_| {}).await
+}
+
+/// A handshake as `id` from the loopback address `from`, on a socket
+/// `prepare` has set up. A victim at its connection cap lets go the oldest
+/// connection whose message 1 it has not read yet (as designed); a loaded
+/// victim may not have read ours. An attacker that needs the link connects
+/// again, as a real one would.
+async fn linked_from(
+    from: [u8; 4],
+    victim: SocketAddr,
+    id: &LocalIdentity,
+    nick: &str,
+    prepare: impl Fn(&tokio::net::TcpSocket),
+) -> Attacker {
     for _ in 0..HANDSHAKE_TRIES {
         let sock = tokio::net::TcpSocket::new_v4().unwrap();
         sock.bind(SocketAddr::new(from.into(), 0)).unwrap();
+        prepare(&sock);
         let stream = sock.connect(victim).await.unwrap();
         if let Some(a) = try_handshake_as(stream, id, nick).await {
             return a;
@@ -249,7 +261,7 @@ async fn attacker_from(
     panic!("{nick}: no handshake in {HANDSHAKE_TRIES} tries");
 }
 
-/// Connections [`attacker_from`] and [`greedy_reader_from`] try.
+/// Connections [`linked_from`] tries.
 const HANDSHAKE_TRIES: usize = 5;
 
 /// A genuine handshake as `id` over `stream`.
@@ -858,26 +870,14 @@ async fn greedy_reader_from(from: [u8; 4], victim: SocketAddr, seed: u8) -> TcpS
     use natter_core::wire::frame::SyncRequest;
     let id = identity(seed);
     let nick = format!("greedy{seed}");
-    // Connects again if let go during the handshake (see attacker_from).
-    let mut linked = None;
-    for _ in 0..HANDSHAKE_TRIES {
-        let sock = tokio::net::TcpSocket::new_v4().unwrap();
-        sock.bind(SocketAddr::new(from.into(), 0)).unwrap();
-        sock.set_recv_buffer_size(4096).unwrap();
-        let stream = sock.connect(victim).await.unwrap();
-        stream.set_nodelay(true).unwrap();
-        linked = try_handshake_as(stream, &id, &nick).await;
-        if linked.is_some() {
-            break;
-        }
-    }
-    let Some(Attacker {
+    let Attacker {
         mut stream,
         mut transport,
-    }) = linked
-    else {
-        panic!("{nick}: no handshake in {HANDSHAKE_TRIES} tries");
-    };
+    } = linked_from(from, victim, &id, &nick, |sock| {
+        sock.set_recv_buffer_size(4096).unwrap();
+        sock.set_nodelay(true).unwrap();
+    })
+    .await;
     for _ in 0..90 {
         let ask = Frame::SyncRequest(SyncRequest { since_ms: 0 });
         let bytes = transport.seal_one(&ask).unwrap();
