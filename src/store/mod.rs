@@ -117,7 +117,8 @@ use rusqlite::{Connection, ErrorCode, OptionalExtension};
 pub use direct_outbox::{
     ADD_RECEIPTS, ADD_WAITING, DELETE_WAITING, RECEIPTS_BEFORE, WAITING_BEFORE,
 };
-pub use group_commit::{CommitCount, GroupCommit, LogSync, WalFile};
+use group_commit::WalFile;
+pub use group_commit::{CommitCount, GroupCommit, LogSync};
 pub use identities::REMEMBERED_REFS;
 pub use messages::{INDEX_INSERTED, INSERT_MESSAGE};
 pub use outbox::FIND_OWN_DIRECT;
