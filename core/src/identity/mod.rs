@@ -164,7 +164,7 @@ impl NoiseKey {
 /// 255, so the check does too. A table lookup costs nothing next to the
 /// scalar multiplication the handshake does anyway; the tests check every
 /// entry against x25519-dalek's own contributory check.
-const SMALL_ORDER: [[u8; 32]; 7] = [
+pub(crate) const SMALL_ORDER: [[u8; 32]; 7] = [
     [0; 32],
     [
         1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
