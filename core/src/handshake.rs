@@ -150,7 +150,7 @@ impl std::fmt::Debug for Established {
 /// ChaCha20-Poly1305 is ring's (RFC 8439 with Noise's 64-bit little-endian
 /// counter nonce): 0.17 µs on a 64-byte message where the pure-Rust one
 /// costs 1.6 µs, which is most of what a link adds to a small message's
-/// round trip. X25519 is graviola's where the CPU allows it (`x25519.rs`):
+/// round trip. X25519 is graviola's where the CPU allows it (`crate::x25519`):
 /// less than half of x25519-dalek's time, and X25519 was most of a
 /// handshake's.
 struct NatterResolver;
@@ -162,7 +162,7 @@ impl snow::resolvers::CryptoResolver for NatterResolver {
 
     fn resolve_dh(&self, choice: &snow::params::DHChoice) -> Option<Box<dyn snow::types::Dh>> {
         match choice {
-            snow::params::DHChoice::Curve25519 => Some(Box::new(x25519::NoiseX25519::new())),
+            snow::params::DHChoice::Curve25519 => Some(Box::new(noise_dh::NoiseX25519::new())),
             _ => snow::resolvers::DefaultResolver.resolve_dh(choice),
         }
     }
@@ -432,8 +432,6 @@ impl ResponderAwaitingMsg3 {
     }
 }
 
+mod noise_dh;
 #[cfg(test)]
 mod tests;
-mod x25519;
-
-pub use x25519::Backend as X25519Backend;

@@ -21,6 +21,7 @@ pub mod rng;
 pub mod transport;
 pub mod trust;
 pub mod wire;
+pub mod x25519;
 
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;

@@ -19,11 +19,11 @@
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Nonce, XChaCha20Poly1305, XNonce};
-use x25519_dalek::{PublicKey, StaticSecret};
 use zeroize::Zeroizing;
 
 use crate::identity::{domain, random_bytes, BoundKeys, IdentityKey};
 use crate::wire::{KeyEnvelope, MessageId, RoomId, SealedPost};
+use crate::x25519;
 
 /// A room key of one epoch.
 pub type RoomKey = Zeroizing<[u8; 32]>;
@@ -85,13 +85,9 @@ pub fn seal_key_with_ephemeral(
     if member.noise.is_low_order() {
         return Err(RoomKeyError::LowOrder);
     }
-    let secret = StaticSecret::from(*ephemeral);
-    let eph_pub = PublicKey::from(&secret).to_bytes();
-    let dh = secret.diffie_hellman(&PublicKey::from(member.noise.0));
-    if !dh.was_contributory() {
-        return Err(RoomKeyError::LowOrder);
-    }
-    let k = Zeroizing::new(envelope_key(&eph_pub, &member.noise.0, dh.as_bytes()));
+    let eph_pub = x25519::public_key(ephemeral);
+    let dh = x25519::diffie_hellman(ephemeral, &member.noise.0).ok_or(RoomKeyError::LowOrder)?;
+    let k = Zeroizing::new(envelope_key(&eph_pub, &member.noise.0, &dh));
     let aad = envelope_aad(room, epoch, &member.identity);
     let sealed = ChaCha20Poly1305::new(k.as_ref().into())
         .encrypt(
@@ -118,16 +114,9 @@ pub fn open_key(
     room: &RoomId,
     epoch: u32,
 ) -> Result<RoomKey, RoomKeyError> {
-    let secret = StaticSecret::from(*noise_secret);
-    let dh = secret.diffie_hellman(&PublicKey::from(envelope.ephemeral));
-    if !dh.was_contributory() {
-        return Err(RoomKeyError::Envelope);
-    }
-    let k = Zeroizing::new(envelope_key(
-        &envelope.ephemeral,
-        &me.noise.0,
-        dh.as_bytes(),
-    ));
+    let dh =
+        x25519::diffie_hellman(noise_secret, &envelope.ephemeral).ok_or(RoomKeyError::Envelope)?;
+    let k = Zeroizing::new(envelope_key(&envelope.ephemeral, &me.noise.0, &dh));
     let aad = envelope_aad(room, epoch, &me.identity);
     let plain = Zeroizing::new(
         ChaCha20Poly1305::new(k.as_ref().into())

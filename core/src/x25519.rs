@@ -1,29 +1,30 @@
-//! X25519 for the Noise handshake: graviola's where the CPU allows it,
-//! x25519-dalek (what snow's default resolver uses) everywhere else.
+//! X25519, for every Diffie-Hellman natter does (the Noise handshake, room
+//! key envelopes): graviola's where the CPU allows it, x25519-dalek (what
+//! snow's default resolver uses) everywhere else.
 //!
-//! Why: a handshake is four X25519 scalar multiplications by the fixed base
-//! and six by a peer's key (both sides together), and with x25519-dalek
-//! they were most of its CPU time. graviola runs s2n-bignum's X25519, x86_64
-//! and aarch64 assembly proved correct in HOL Light, constant-time by
-//! construction: 2.2 × faster than x25519-dalek's ladder and twice as fast by
-//! the base on the reference machine (docs/PERFORMANCE.md, "Handshakes on
-//! graviola's X25519"). Both compute RFC 7748's function, byte for byte; the
-//! tests hold them to its vectors and to each other.
+//! Why: a handshake is four X25519 multiplications by the base and six by
+//! a peer's key (both sides together), and with x25519-dalek they were most
+//! of its CPU time. graviola runs s2n-bignum's X25519, x86_64 and aarch64
+//! assembly proved correct in HOL Light, constant-time by construction:
+//! 2.2 × x25519-dalek's speed per Diffie-Hellman and twice its speed by the
+//! base on the reference machine (docs/PERFORMANCE.md, "Handshakes on
+//! graviola's X25519"). Both compute RFC 7748's function, byte for byte;
+//! the tests hold them to its vectors and to each other.
 //!
 //! graviola needs a few CPU features (x86_64: AES-NI, PCLMULQDQ, BMI1/2,
 //! ADX, AVX, AVX2; aarch64: NEON, AES, PMULL, SHA2) and panics without them,
 //! so the choice is made once, at run time, from what the CPU reports.
-//! Results of all zeros (a peer key of low order) are returned as they are,
-//! as snow's default does: the handshake refuses such keys itself
-//! (PROTOCOL.md 3.4), before or right after the Diffie-Hellman.
 
 use std::sync::OnceLock;
 
 use zeroize::Zeroizing;
 
-const KEY_LEN: usize = 32;
+/// Length of a key, a u-coordinate and a result.
+pub const KEY_LEN: usize = 32;
 
-/// Which implementation computes X25519 in this process.
+/// Which implementation computes X25519 in this process
+/// ([`Backend::current`]; graviola on a CPU without its features would
+/// stop the process, so nothing else chooses).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
     /// graviola (s2n-bignum's assembly): the CPU has what it needs.
@@ -46,7 +47,7 @@ impl Backend {
     }
 
     /// X25519(`secret`, `u`): RFC 7748 section 5, the scalar clamped.
-    pub fn scalar_mult(self, secret: &[u8; KEY_LEN], u: &[u8; KEY_LEN]) -> [u8; KEY_LEN] {
+    pub(crate) fn scalar_mult(self, secret: &[u8; KEY_LEN], u: &[u8; KEY_LEN]) -> [u8; KEY_LEN] {
         match self {
             #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
             Backend::Graviola => {
@@ -64,7 +65,7 @@ impl Backend {
     }
 
     /// The public key of `secret`: X25519(`secret`, 9).
-    pub fn public_key(self, secret: &[u8; KEY_LEN]) -> [u8; KEY_LEN] {
+    pub(crate) fn public_key(self, secret: &[u8; KEY_LEN]) -> [u8; KEY_LEN] {
         match self {
             #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
             Backend::Graviola => {
@@ -77,9 +78,27 @@ impl Backend {
     }
 }
 
+/// X25519(`secret`, `public`) on [`Backend::current`], or `None` when the
+/// result is 32 zero bytes: `public` is of low order and the result would
+/// be known to anyone (RFC 7748 section 6.1). The check reads every byte
+/// whatever their values.
+pub fn diffie_hellman(
+    secret: &[u8; KEY_LEN],
+    public: &[u8; KEY_LEN],
+) -> Option<Zeroizing<[u8; KEY_LEN]>> {
+    let shared = Zeroizing::new(Backend::current().scalar_mult(secret, public));
+    let any = shared.iter().fold(0u8, |acc, b| acc | b);
+    (any != 0).then_some(shared)
+}
+
+/// The public key of `secret` on [`Backend::current`].
+pub fn public_key(secret: &[u8; KEY_LEN]) -> [u8; KEY_LEN] {
+    Backend::current().public_key(secret)
+}
+
 /// Whether this CPU has every feature graviola requires: a superset of its
 /// own check (`is_cpu_supported`), which it asserts on every call.
-fn graviola_runs_here() -> bool {
+pub(crate) fn graviola_runs_here() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         std::is_x86_feature_detected!("aes")
@@ -103,79 +122,9 @@ fn graviola_runs_here() -> bool {
     }
 }
 
-/// snow's `Dh` for `25519` on [`Backend::current`]: what the handshake's
-/// resolver hands snow for its static and ephemeral keys.
-pub(super) struct NoiseX25519 {
-    backend: Backend,
-    secret: Zeroizing<[u8; KEY_LEN]>,
-    public: [u8; KEY_LEN],
-}
-
-impl NoiseX25519 {
-    pub(super) fn new() -> NoiseX25519 {
-        NoiseX25519 {
-            backend: Backend::current(),
-            secret: Zeroizing::new([0; KEY_LEN]),
-            public: [0; KEY_LEN],
-        }
-    }
-
-    fn derive_public(&mut self) {
-        self.public = self.backend.public_key(&self.secret);
-    }
-}
-
-impl snow::types::Dh for NoiseX25519 {
-    fn name(&self) -> &'static str {
-        "25519"
-    }
-
-    fn pub_len(&self) -> usize {
-        KEY_LEN
-    }
-
-    fn priv_len(&self) -> usize {
-        KEY_LEN
-    }
-
-    fn set(&mut self, privkey: &[u8]) {
-        // snow hands over `priv_len` bytes (the builder checks the length).
-        let n = privkey.len().min(KEY_LEN);
-        *self.secret = [0; KEY_LEN];
-        self.secret[..n].copy_from_slice(&privkey[..n]);
-        self.derive_public();
-    }
-
-    fn generate(&mut self, rng: &mut dyn snow::types::Random) -> Result<(), snow::Error> {
-        rng.try_fill_bytes(&mut self.secret[..])?;
-        self.derive_public();
-        Ok(())
-    }
-
-    fn pubkey(&self) -> &[u8] {
-        &self.public
-    }
-
-    fn privkey(&self) -> &[u8] {
-        &self.secret[..]
-    }
-
-    fn dh(&self, pubkey: &[u8], out: &mut [u8]) -> Result<(), snow::Error> {
-        let (Some(u), Some(out)) = (pubkey.get(..KEY_LEN), out.get_mut(..KEY_LEN)) else {
-            return Err(snow::Error::Dh);
-        };
-        let mut peer = [0; KEY_LEN];
-        peer.copy_from_slice(u);
-        out.copy_from_slice(&self.backend.scalar_mult(&self.secret, &peer));
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use snow::resolvers::CryptoResolver;
-    use snow::types::Dh;
 
     fn hex32(s: &str) -> [u8; 32] {
         let v = hex::decode(s).unwrap();
@@ -310,33 +259,24 @@ mod tests {
         }
     }
 
-    /// snow's view: a key set or generated has the public key the function
-    /// gives, and two parties reach the same secret.
+    /// What room key envelopes use: the shared secret, or nothing for a
+    /// low-order peer key, whose result anyone knows.
     #[test]
-    fn snow_dh_sets_generates_and_agrees() {
-        let mut a = NoiseX25519::new();
-        a.set(&hex32(
-            "77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a",
-        ));
+    fn diffie_hellman_refuses_low_order_keys() {
+        let alice = hex32("77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a");
+        let bob_pub = hex32("de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f");
+        let shared = diffie_hellman(&alice, &bob_pub).expect("a contributory result");
         assert_eq!(
-            a.pubkey(),
-            hex32("8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a")
+            *shared,
+            hex32("4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742")
         );
-        let mut rng = snow::resolvers::DefaultResolver
-            .resolve_rng()
-            .expect("snow's default random source");
-        let mut b = NoiseX25519::new();
-        b.generate(&mut *rng).unwrap();
-        assert_eq!(
-            b.pubkey(),
-            Backend::Dalek.public_key(b.privkey().try_into().unwrap())
-        );
-        let (mut ab, mut ba) = ([0u8; 32], [0u8; 32]);
-        a.dh(b.pubkey(), &mut ab).unwrap();
-        b.dh(a.pubkey(), &mut ba).unwrap();
-        assert_eq!(ab, ba);
-        assert_ne!(ab, [0; 32]);
-        assert_eq!(a.dh(&[9; 31], &mut ab), Err(snow::Error::Dh));
-        assert_eq!(a.dh(b.pubkey(), &mut [0; 31]), Err(snow::Error::Dh));
+        assert_eq!(public_key(&alice), Backend::Dalek.public_key(&alice));
+        for low in crate::identity::SMALL_ORDER {
+            assert!(
+                diffie_hellman(&alice, &low).is_none(),
+                "{}",
+                hex::encode(low)
+            );
+        }
     }
 }
