@@ -9,7 +9,6 @@ use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use serde_big_array::BigArray;
 use sha2::{Digest, Sha256, Sha512};
-use x25519_dalek::{PublicKey, StaticSecret};
 use zeroize::Zeroizing;
 
 mod bindings;
@@ -210,9 +209,9 @@ pub fn is_low_order(public: &[u8; 32]) -> bool {
 /// x25519-dalek reports as non-contributory. The tests hold the table to it.
 #[cfg(test)]
 fn is_low_order_by_dh(public: &[u8; 32]) -> bool {
-    let probe = StaticSecret::from([0x5a; 32]);
+    let probe = x25519_dalek::StaticSecret::from([0x5a; 32]);
     !probe
-        .diffie_hellman(&PublicKey::from(*public))
+        .diffie_hellman(&x25519_dalek::PublicKey::from(*public))
         .was_contributory()
 }
 
@@ -271,8 +270,7 @@ impl LocalIdentity {
         x25519_secret: [u8; 32],
     ) -> Result<Self, IdentityError> {
         let signing = SigningKey::from_bytes(&ed25519_seed);
-        let noise_public = PublicKey::from(&StaticSecret::from(x25519_secret));
-        let noise = NoiseKey(noise_public.to_bytes());
+        let noise = NoiseKey(crate::x25519::public_key(&x25519_secret));
         if noise.is_low_order() {
             return Err(IdentityError::LowOrderNoiseKey);
         }
