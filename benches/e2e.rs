@@ -526,6 +526,10 @@ fn sqlite_natter_row(count: usize) -> String {
     format!("raw SQLite, natter's rows+acks, {count} msgs")
 }
 
+fn sqlite_pipeline_row(count: usize) -> String {
+    format!("raw SQLite pipeline, two files, {count} msgs")
+}
+
 fn store_sender_row(count: usize) -> String {
     format!("natter store alone, sender's writes, {count} msgs")
 }
@@ -534,17 +538,21 @@ fn sqlite_inserts(ctx: &mut Ctx) -> Result<()> {
     let b = ctx.budget;
     let rt = ctx.rt;
     for &count in b.chat_curve {
-        // The floor, natter's rows on plain SQLite, natter's store alone
-        // and the chat row, in turn: the chat row's ratio to the floor is
-        // a target (stashed for `natter_chat_curve`).
+        // The floor, natter's rows on plain SQLite, natter's store alone,
+        // the floor's work as a two-file pipeline and the chat row, in
+        // turn: the chat row's ratio to the floor is a target (stashed for
+        // `natter_chat_curve`).
         let rounds = if count > 100_000 { 1 } else { b.in_turn };
         let mut floor = || baseline::sqlite_inserts(count, SQLITE_BATCH);
         let mut rows = || baseline::sqlite_natter_rows(count, SQLITE_BATCH);
         let mut store = || natter_rows::store_sender(count, SQLITE_BATCH);
+        let mut pipeline = || baseline::sqlite_pipeline(count, SQLITE_BATCH);
         let mut chat = || rt.block_on(natter_rows::chat(count, true));
-        let measured =
-            stats::repeat_interleaved(rounds, &mut [&mut floor, &mut rows, &mut store, &mut chat])?;
-        let [r, natter_rows_runs, store_runs, chat_runs] = measured.summaries()?;
+        let measured = stats::repeat_interleaved(
+            rounds,
+            &mut [&mut floor, &mut rows, &mut store, &mut pipeline, &mut chat],
+        )?;
+        let [r, natter_rows_runs, store_runs, pipeline_runs, chat_runs] = measured.summaries()?;
         ctx.report.add(
             throughput(&sqlite_row(count), r, 1.0, "msgs/s").note(format!(
             "rusqlite, one file, WAL, synchronous=FULL, {SQLITE_BATCH} per transaction, FTS5, {}",
@@ -561,6 +569,17 @@ fn sqlite_inserts(ctx: &mut Ctx) -> Result<()> {
                     natter_rows_runs.describe()
                 )),
         );
+        ctx.report.add(
+            throughput(&sqlite_pipeline_row(count), pipeline_runs, 1.0, "msgs/s")
+                .in_turn(&sqlite_row(count), measured.paired_ratio(3, 0), None)
+                .note(format!(
+                    "the floor's work twice, as two threads on two files: one stores each batch \
+                     of {SQLITE_BATCH} (fsynced) and hands it over, the other stores what it was \
+                     handed (fsynced) and acks it, the first records the acks; no natter code, \
+                     no link: what the chat row could reach, {}",
+                    pipeline_runs.describe()
+                )),
+        );
         let floor_and_rows = |row| {
             vec![
                 (sqlite_row(count), measured.paired_ratio(row, 0)),
@@ -574,8 +593,9 @@ fn sqlite_inserts(ctx: &mut Ctx) -> Result<()> {
                 ratios: floor_and_rows(2),
             },
         );
-        let mut ratios = floor_and_rows(3);
-        ratios.push((store_sender_row(count), measured.paired_ratio(3, 2)));
+        let mut ratios = floor_and_rows(4);
+        ratios.push((store_sender_row(count), measured.paired_ratio(4, 2)));
+        ratios.push((sqlite_pipeline_row(count), measured.paired_ratio(4, 3)));
         ctx.paired.insert(
             chat_curve_row(count),
             Paired {
@@ -628,6 +648,11 @@ fn natter_chat_curve(ctx: &mut Ctx) -> Result<()> {
                     Some(Target::AtLeast(0.5)),
                 )
                 .in_turn(&store_sender_row(count), p.ratio(&store_sender_row(count)), None)
+                .in_turn(
+                    &sqlite_pipeline_row(count),
+                    p.ratio(&sqlite_pipeline_row(count)),
+                    None,
+                )
                 .note(format!(
                     "stored and acked by two nodes (each stores, the sender also records the ack), {}",
                     r.describe()
