@@ -356,7 +356,7 @@ fn floor_row(next_id: &mut impl FnMut() -> ([u8; 16], u64), i: usize) -> FloorRo
 }
 
 /// A file as the floor writes it: WAL, `synchronous=FULL`, the message
-/// table with its two indexes and FTS5, and a table of acked runs.
+/// table with its two indexes and FTS5.
 fn floor_file(path: &std::path::Path) -> Result<rusqlite::Connection> {
     let conn = rusqlite::Connection::open(path)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -368,15 +368,16 @@ fn floor_file(path: &std::path::Path) -> Result<rusqlite::Connection> {
             outgoing INTEGER NOT NULL, received_ms INTEGER NOT NULL) STRICT;
          CREATE INDEX messages_by_conversation ON messages (conv_peer, timestamp_ms, seq);
          CREATE VIRTUAL TABLE messages_fts USING fts5 (text, content = 'messages',
-            content_rowid = 'seq', tokenize = 'unicode61 remove_diacritics 2');
-         CREATE TABLE acked (first INTEGER PRIMARY KEY, last INTEGER NOT NULL) STRICT;",
+            content_rowid = 'seq', tokenize = 'unicode61 remove_diacritics 2');",
     )?;
     Ok(conn)
 }
 
 /// One transaction of the floor: `rows` inserted, their full-text entries
 /// added in one statement, and the acked runs `acks` (first and last
-/// timestamp) recorded.
+/// timestamp) recorded, if any (only the pipeline's sender has them, in
+/// the `acked` table it adds to its file; the floor's transaction stays
+/// its inserts and their index).
 fn floor_store(
     conn: &mut rusqlite::Connection,
     rows: &[FloorRow],
@@ -394,9 +395,11 @@ fn floor_store(
             insert.execute(rusqlite::params![id, peer, author, at, text])?;
             first.get_or_insert(tx.last_insert_rowid());
         }
-        let mut ack = tx.prepare_cached("INSERT INTO acked (first, last) VALUES (?1, ?2)")?;
-        for (a, b) in acks {
-            ack.execute([a, b])?;
+        if !acks.is_empty() {
+            let mut ack = tx.prepare_cached("INSERT INTO acked (first, last) VALUES (?1, ?2)")?;
+            for (a, b) in acks {
+                ack.execute([a, b])?;
+            }
         }
     }
     if let Some(first) = first {
@@ -423,6 +426,9 @@ pub fn sqlite_pipeline(count: usize, batch: usize) -> Result<f64> {
     use std::sync::mpsc;
     let dir = tempfile::tempdir()?;
     let mut sender = floor_file(&dir.path().join("sender.sqlite"))?;
+    sender.execute_batch(
+        "CREATE TABLE acked (first INTEGER PRIMARY KEY, last INTEGER NOT NULL) STRICT;",
+    )?;
     let mut receiver = floor_file(&dir.path().join("receiver.sqlite"))?;
     let (hand_over, handed) = mpsc::channel::<Vec<FloorRow>>();
     let (ack, acks) = mpsc::channel::<(i64, i64)>();
@@ -440,11 +446,10 @@ pub fn sqlite_pipeline(count: usize, batch: usize) -> Result<f64> {
     });
     let mut next_id = natter_ids();
     let (mut done, mut acked) = (0usize, 0usize);
-    let mut count_acked = |runs: &[(i64, i64)]| {
-        for (first, last) in runs {
-            acked += usize::try_from(last - first + 1).unwrap_or(0);
-        }
-        acked
+    let messages_in = |runs: &[(i64, i64)]| -> usize {
+        runs.iter()
+            .map(|(first, last)| usize::try_from(last - first + 1).unwrap_or(0))
+            .sum()
     };
     let sent = (|| -> Result<()> {
         while done < count {
@@ -453,15 +458,15 @@ pub fn sqlite_pipeline(count: usize, batch: usize) -> Result<f64> {
                 .map(|i| floor_row(&mut next_id, i))
                 .collect();
             let runs: Vec<_> = acks.try_iter().collect();
-            count_acked(&runs);
+            acked += messages_in(&runs);
             floor_store(&mut sender, &rows, &runs)?;
             hand_over.send(rows)?;
             done += n;
         }
-        while count_acked(&[]) < count {
+        while acked < count {
             let mut runs = vec![acks.recv()?];
             runs.extend(acks.try_iter());
-            count_acked(&runs);
+            acked += messages_in(&runs);
             floor_store(&mut sender, &[], &runs)?;
         }
         Ok(())
